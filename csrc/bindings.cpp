@@ -1,0 +1,125 @@
+// The only file that includes pybind11.  It checks that the arrays it is handed agree with
+// each other (the Python layer has already validated the user's arguments and produced these
+// arrays), builds one Geometry, releases the GIL and calls a pure kernel.  Arrays must already
+// be C-contiguous and of the exact dtype: nothing is converted here (.noconvert()).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tconv/kernels.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+using In = py::array_t<T, py::array::c_style>;
+using Sizes = std::vector<int64_t>;
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+// coarse: (N, C_coarse, *coarse), fine: (N, C_fine, *fine), weight: (C_coarse, C_fine/g, *k).
+tconv::Geometry make_geometry(const py::array& coarse, const py::array& fine,
+                              const py::array& weight, const Sizes& stride, const Sizes& pad,
+                              const Sizes& dilation, int64_t groups) {
+  const py::ssize_t nd = coarse.ndim() - 2;
+  if (nd < 1 || nd > tconv::kMaxDims) fail("_core: coarse array must have 3 to 5 dims");
+  if (fine.ndim() != coarse.ndim() || weight.ndim() != coarse.ndim())
+    fail("_core: coarse, fine and weight arrays must have the same ndim");
+  if (static_cast<py::ssize_t>(stride.size()) != nd ||
+      static_cast<py::ssize_t>(pad.size()) != nd ||
+      static_cast<py::ssize_t>(dilation.size()) != nd)
+    fail("_core: stride, pad and dilation need one entry per spatial dim");
+  if (groups < 1) fail("_core: groups must be >= 1");
+  tconv::Geometry g;
+  g.batch = coarse.shape(0);
+  g.groups = groups;
+  g.coarse_channels = coarse.shape(1);
+  g.fine_channels = fine.shape(1);
+  if (fine.shape(0) != g.batch) fail("_core: batch sizes differ");
+  if (g.coarse_channels % groups != 0 || g.fine_channels % groups != 0)
+    fail("_core: groups must divide both channel counts");
+  if (weight.shape(0) != g.coarse_channels || weight.shape(1) * groups != g.fine_channels)
+    fail("_core: weight shape does not match the channel counts");
+  const py::ssize_t offset = tconv::kMaxDims - nd;
+  for (py::ssize_t d = 0; d < nd; ++d) {
+    const auto k = static_cast<size_t>(offset + d);
+    const auto s = static_cast<size_t>(d);
+    g.coarse[k] = coarse.shape(2 + d);
+    g.fine[k] = fine.shape(2 + d);
+    g.kernel[k] = weight.shape(2 + d);
+    g.stride[k] = stride[s];
+    g.pad[k] = pad[s];
+    g.dilation[k] = dilation[s];
+    if (g.stride[k] < 1 || g.dilation[k] < 1) fail("_core: stride and dilation must be >= 1");
+    if (g.pad[k] < 0) fail("_core: padding must be >= 0");
+  }
+  return g;
+}
+
+template <typename T>
+const T* bias_ptr(const std::optional<In<T>>& bias, int64_t channels) {
+  if (!bias) return nullptr;
+  if (bias->ndim() != 1 || bias->shape(0) != channels)
+    fail("_core: bias must be 1-D with one entry per output channel");
+  return bias->data();
+}
+
+template <typename T>
+void bind_dtype(py::module_& m) {
+  m.def(
+      "scatter",
+      [](const In<T>& x, const In<T>& w, const std::optional<In<T>>& bias, In<T>& y,
+         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
+        const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
+        const T* b = bias_ptr(bias, g.fine_channels);
+        T* out = y.mutable_data();
+        py::gil_scoped_release release;
+        tconv::scatter<T>(g, x.data(), w.data(), b, out);
+      },
+      py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
+      py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
+      py::arg("groups"),
+      "y = C^T x: transposed convolution (scatter-add) into the preallocated y.");
+  m.def(
+      "gather",
+      [](const In<T>& y, const In<T>& w, const std::optional<In<T>>& bias, In<T>& x,
+         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
+        const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
+        const T* b = bias_ptr(bias, g.coarse_channels);
+        T* out = x.mutable_data();
+        py::gil_scoped_release release;
+        tconv::gather<T>(g, y.data(), w.data(), b, out);
+      },
+      py::arg("y").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
+      py::arg("x").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
+      py::arg("groups"), "x = C y: ordinary convolution (gather) into the preallocated x.");
+  m.def(
+      "weight_grad",
+      [](const In<T>& coarse, const In<T>& fine, In<T>& dw, const Sizes& stride,
+         const Sizes& pad, const Sizes& dilation, int64_t groups) {
+        const tconv::Geometry g = make_geometry(coarse, fine, dw, stride, pad, dilation, groups);
+        T* out = dw.mutable_data();
+        py::gil_scoped_release release;
+        tconv::weight_grad<T>(g, coarse.data(), fine.data(), out);
+      },
+      py::arg("coarse").noconvert(), py::arg("fine").noconvert(), py::arg("dw").noconvert(),
+      py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
+      "dW[c][f][k] = sum coarse[n][c][i] * fine[n][f][i*s-p+k*d] into the preallocated dw.");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "tconv's C++ kernels (scatter, gather, weight_grad); use tconv's Python API.";
+  bind_dtype<float>(m);
+  bind_dtype<double>(m);
+  m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
+  m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
+        "Set the threads the kernels use (>= 1).");
+}

@@ -1,0 +1,3 @@
+from tconv.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,334 @@
+"""Normalise and validate user arguments into one :class:`Geometry`, in one place.
+
+Every public entry point funnels its arguments through here, so each check (and each shape
+formula) exists exactly once.  Errors name the argument and the value received:
+``TypeError`` for a wrong kind or dtype, ``ValueError`` for a wrong shape or parameter.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+IntOrTuple = Union[int, Sequence[int]]
+#: ``padding`` accepts an int, one int per spatial dim, or one ``(low, high)`` pair per dim.
+PaddingArg = Union[int, Sequence[int], Sequence[Sequence[int]]]
+FloatArray = npt.NDArray[np.floating[Any]]
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_MAX_ELEMENTS = 2**62  # element counts beyond this overflow the kernels' int64 byte offsets
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """One validated problem, in the kernels' terms.
+
+    ``coarse`` is the transposed convolution's input (the ordinary convolution's output),
+    ``fine`` its output.  Per spatial dim: ``fine = coarse * stride - pad_lo + tap * dilation``.
+    """
+
+    batch: int
+    groups: int
+    coarse_channels: int
+    fine_channels: int
+    coarse: tuple[int, ...]
+    fine: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel)
+
+    @property
+    def pad_lo(self) -> list[int]:
+        return [lo for lo, _ in self.padding]
+
+    @property
+    def coarse_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.coarse_channels, *self.coarse)
+
+    @property
+    def fine_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.fine_channels, *self.fine)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.coarse_channels, self.fine_channels // self.groups, *self.kernel)
+
+    def kernel_args(self) -> tuple[list[int], list[int], list[int], int]:
+        """(stride, pad_lo, dilation, groups) as the C++ kernels take them."""
+        return list(self.stride), self.pad_lo, list(self.dilation), self.groups
+
+
+def _fmt(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def as_float_array(value: object, name: str) -> FloatArray:
+    """``np.asarray`` the value and check it is a real float32/float64 array."""
+    if value is None:
+        raise TypeError(f"{name} must be an array of float32 or float64, got None")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{name} must have dtype float32 or float64, got dtype {arr.dtype} "
+            f"(convert explicitly, e.g. {name}.astype(np.float32))"
+        )
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def contiguous(arr: FloatArray) -> FloatArray:
+    """C-contiguous view of ``arr``; copies only when needed."""
+    return np.ascontiguousarray(arr)
+
+
+def check_same_dtype(reference: FloatArray, ref_name: str, **others: FloatArray | None) -> None:
+    for name, arr in others.items():
+        if arr is not None and arr.dtype != reference.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {ref_name} has dtype {reference.dtype}; "
+                "all arrays must share one dtype"
+            )
+
+
+def _as_int(value: object, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {_fmt(value)}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {_fmt(value)}") from None
+
+
+def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
+    """An int or a sequence of ``ndim`` ints, each ``>= minimum``."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [_as_int(v, name) for v in value]
+        if len(items) != ndim:
+            raise ValueError(
+                f"{name} must be an int or a tuple of {ndim} ints for {ndim}-D input, "
+                f"got {_fmt(value)}"
+            )
+        result = tuple(items)
+    else:
+        result = (_as_int(value, name),) * ndim
+    for v in result:
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum} in every dim, got {_fmt(value)}")
+    return result
+
+
+def padding_pairs(value: object, ndim: int, name: str = "padding") -> tuple[tuple[int, int], ...]:
+    """Padding as one ``(low, high)`` pair per spatial dim, each side ``>= 0``."""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in value):
+        if len(value) != ndim or not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+            raise ValueError(
+                f"{name} given as pairs must hold one (low, high) pair per spatial dim "
+                f"({ndim}), got {_fmt(value)}"
+            )
+        pairs = tuple((_as_int(lo, name), _as_int(hi, name)) for lo, hi in value)
+    else:
+        pairs = tuple((p, p) for p in int_tuple(value, ndim, name, minimum=-(2**62)))
+    for lo, hi in pairs:
+        if lo < 0 or hi < 0:
+            raise ValueError(f"{name} must be >= 0, got {_fmt(value)}")
+    return pairs
+
+
+def spatial_ndim(shape: Sequence[int], name: str, ndim: int | None = None) -> int:
+    """Number of spatial dims, ``len(shape) - 2``, checked to be 1, 2 or 3 (or ``ndim``)."""
+    nd = len(shape) - 2
+    if ndim is not None and nd != ndim:
+        raise ValueError(
+            f"{name} must be {ndim + 2}-D (N, C, *{ndim} spatial dims) for a {ndim}-D op, "
+            f"got {len(shape)}-D shape {tuple(shape)}"
+        )
+    if nd not in (1, 2, 3):
+        raise ValueError(
+            f"{name} must be 3-D, 4-D or 5-D (N, C, *spatial), got {len(shape)}-D shape "
+            f"{tuple(shape)}"
+        )
+    return nd
+
+
+def check_element_count(shape: Sequence[int], name: str) -> None:
+    count = 1
+    for s in shape:
+        count *= int(s)
+    if count >= _MAX_ELEMENTS:
+        raise ValueError(f"{name} of shape {tuple(shape)} has too many elements ({count})")
+
+
+def _weight_and_groups(
+    input: Sequence[int], weight: Sequence[int], groups: object
+) -> tuple[int, int]:
+    """Validate weight against input channels; return (groups, other side's channel count)."""
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"groups must be an int, got {_fmt(groups)}")
+    g = int(groups)
+    if g < 1:
+        raise ValueError(f"groups must be >= 1, got {g}")
+    if len(weight) != len(input):
+        raise ValueError(
+            f"weight must be {len(input)}-D to match input of shape {tuple(input)}, "
+            f"got weight of shape {tuple(weight)}"
+        )
+    channels = int(input[1])
+    if channels % g != 0:
+        raise ValueError(f"groups={g} must divide the input channels ({channels})")
+    return g, channels
+
+
+def transposed_geometry(
+    input: Sequence[int],
+    weight: Sequence[int],
+    stride: object,
+    padding: object,
+    output_padding: object,
+    groups: object,
+    dilation: object,
+) -> Geometry:
+    """Geometry of ``conv_transpose``, from the input and weight shapes; weight is
+    (C_in, C_out/groups, *k)."""
+    input, weight = tuple(int(v) for v in input), tuple(int(v) for v in weight)
+    nd = spatial_ndim(input, "input")
+    g, c_in = _weight_and_groups(input, weight, groups)
+    if weight[0] != c_in:
+        raise ValueError(
+            f"weight.shape[0] ({weight[0]}) must equal the input channels ({c_in}); "
+            f"conv_transpose weights are laid out (C_in, C_out/groups, *kernel), "
+            f"got weight of shape {weight}"
+        )
+    s = int_tuple(stride, nd, "stride", 1)
+    d = int_tuple(dilation, nd, "dilation", 1)
+    pads = padding_pairs(padding, nd)
+    op = int_tuple(output_padding, nd, "output_padding", 0)
+    for i in range(nd):
+        if op[i] >= max(s[i], d[i]):
+            raise ValueError(
+                f"output_padding must be smaller than either stride or dilation in every dim, "
+                f"got output_padding={op}, stride={s}, dilation={d}"
+            )
+    kernel = weight[2:]
+    fine = []
+    for i in range(nd):
+        size = (input[2 + i] - 1) * s[i] - sum(pads[i]) + d[i] * (kernel[i] - 1) + op[i] + 1
+        if size < 1:
+            raise ValueError(
+                f"computed output size {size} in spatial dim {i} is not positive "
+                f"(input size {input[2 + i]}, kernel {kernel[i]}, stride {s[i]}, "
+                f"padding {pads[i]}, dilation {d[i]}, output_padding {op[i]})"
+            )
+        fine.append(size)
+    geom = Geometry(
+        batch=int(input[0]),
+        groups=g,
+        coarse_channels=c_in,
+        fine_channels=int(weight[1]) * g,
+        coarse=tuple(int(v) for v in input[2:]),
+        fine=tuple(fine),
+        kernel=kernel,
+        stride=s,
+        padding=pads,
+        dilation=d,
+    )
+    check_element_count(geom.fine_shape, "output")
+    return geom
+
+
+def conv_geometry(
+    input: Sequence[int],
+    weight: Sequence[int],
+    stride: object,
+    padding: object,
+    dilation: object,
+    groups: object,
+) -> Geometry:
+    """Geometry of ``conv``, from the input and weight shapes; weight is (C_out, C_in/groups, *k).
+
+    The conv's input is the fine side, its output the coarse side.
+    """
+    input, weight = tuple(int(v) for v in input), tuple(int(v) for v in weight)
+    nd = spatial_ndim(input, "input")
+    g, c_in = _weight_and_groups(input, weight, groups)
+    if weight[1] * g != c_in:
+        raise ValueError(
+            f"weight.shape[1] * groups ({weight[1]} * {g}) must equal the input channels "
+            f"({c_in}); conv weights are laid out (C_out, C_in/groups, *kernel), "
+            f"got weight of shape {weight}"
+        )
+    if weight[0] % g != 0:
+        raise ValueError(f"groups={g} must divide the output channels ({weight[0]})")
+    s = int_tuple(stride, nd, "stride", 1)
+    d = int_tuple(dilation, nd, "dilation", 1)
+    pads = padding_pairs(padding, nd)
+    kernel = weight[2:]
+    coarse = []
+    for i in range(nd):
+        span = input[2 + i] + sum(pads[i]) - d[i] * (kernel[i] - 1) - 1
+        if span < 0:
+            raise ValueError(
+                f"computed output size in spatial dim {i} is not positive: padded input "
+                f"{input[2 + i] + sum(pads[i])} is smaller than the dilated kernel "
+                f"{d[i] * (kernel[i] - 1) + 1}"
+            )
+        coarse.append(span // s[i] + 1)
+    return Geometry(
+        batch=int(input[0]),
+        groups=g,
+        coarse_channels=int(weight[0]),
+        fine_channels=c_in,
+        coarse=tuple(coarse),
+        fine=tuple(int(v) for v in input[2:]),
+        kernel=kernel,
+        stride=s,
+        padding=pads,
+        dilation=d,
+    )
+
+
+def check_bias(bias: FloatArray | None, channels: int) -> None:
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != channels):
+        raise ValueError(
+            f"bias must be 1-D with one entry per output channel ({channels}), "
+            f"got shape {bias.shape}"
+        )
+
+
+def check_shape(arr: FloatArray, expected: Sequence[int], name: str) -> None:
+    if tuple(arr.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(arr.shape)}")
+
+
+def output_array(
+    out: object, shape: Sequence[int], dtype: np.dtype[Any], inputs: Sequence[FloatArray]
+) -> FloatArray:
+    """A fresh C-contiguous result, or the validated user-provided ``out``."""
+    if out is None:
+        return np.empty(tuple(shape), dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
+    check_shape(out, shape, "out")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    for arr in inputs:
+        if np.shares_memory(out, arr):
+            raise ValueError("out must not overlap any input array")
+    return out

@@ -1,0 +1,250 @@
+"""Pure-NumPy reference: the dense matrix ``C`` of a convolution, the oracle of every test.
+
+A convolution is a matrix product.  Flatten one sample of the conv's input (channels, then
+spatial dims, C order) into a vector ``v``; then ``conv(v) = C v`` with ``C`` of shape
+``(C_out * prod(out), C_in * prod(in))``.  Row ``(c, i)`` holds ``W[c, f, k]`` in column
+``(f, i*s - p + k*d)`` for every tap ``k`` whose position falls inside the input; taps that
+fall in the zero padding contribute nothing.  The transposed convolution multiplies by
+``C^T``.  Everything here is computed in float64 and is deliberately simple: it shares no
+code with the C++ kernels or with :mod:`tconv._args`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "conv_matrix",
+    "conv_transpose_matrix",
+    "conv",
+    "conv_transpose",
+    "conv_transpose_backward",
+    "format_matrix",
+]
+
+Array = npt.NDArray[Any]
+
+
+def _per_dim(value: Any, nd: int) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        assert len(value) == nd, f"expected {nd} entries, got {value!r}"
+        return list(value)
+    return [value] * nd
+
+
+def _pairs(padding: Any, nd: int) -> list[tuple[int, int]]:
+    """Padding as (low, high) per dim: accepts int, tuple of ints or tuple of pairs."""
+    return [p if isinstance(p, (list, tuple)) else (p, p) for p in _per_dim(padding, nd)]
+
+
+def _entries(
+    weight_shape: Sequence[int],
+    coarse: Sequence[int],
+    fine: Sequence[int],
+    stride: Any,
+    pad_lo: Sequence[int],
+    dilation: Any,
+    groups: int,
+) -> tuple[Array, Array, Array]:
+    """The non-structural-zero entries of C as (row, column, flat weight index) triples.
+
+    Rows run over the coarse side (C_coarse, *coarse), columns over the fine side
+    (C_fine, *fine); the weight is (C_coarse, C_fine/groups, *k).  Entry (c, i), (f, o) holds
+    W[c, f mod fpg, k] exactly when o = i*s - p + k*d lies inside the fine grid.
+    """
+    nd = len(weight_shape) - 2
+    s, d = np.array(_per_dim(stride, nd)), np.array(_per_dim(dilation, nd))
+    c_coarse, fpg = int(weight_shape[0]), int(weight_shape[1])
+    kernel = [int(v) for v in weight_shape[2:]]
+    cpg = c_coarse // groups
+    n_coarse, n_fine, n_taps = int(np.prod(coarse)), int(np.prod(fine)), int(np.prod(kernel))
+    i_pos = np.indices(coarse).reshape(nd, -1).T  # (n_coarse, nd)
+    taps = np.indices(kernel).reshape(nd, -1).T  # (n_taps, nd)
+    o_pos = i_pos[:, None, :] * s - np.array(pad_lo) + taps[None, :, :] * d
+    inside = np.all((o_pos >= 0) & (o_pos < np.array(fine)), axis=-1)
+    i_idx, t_idx = np.nonzero(inside)
+    o_flat = np.ravel_multi_index(tuple(o_pos[i_idx, t_idx].T), tuple(fine)) if i_idx.size else i_idx
+    c = np.arange(c_coarse)[:, None, None]
+    f_local = np.arange(fpg)[None, :, None]
+    f = (c // cpg) * fpg + f_local
+    rows = c * n_coarse + i_idx[None, None, :] + 0 * f_local
+    cols = f * n_fine + o_flat[None, None, :]
+    widx = (c * fpg + f_local) * n_taps + t_idx[None, None, :]
+    return rows.ravel(), cols.ravel(), widx.ravel()
+
+
+def _matrix(
+    weight: Array,
+    coarse: Sequence[int],
+    fine: Sequence[int],
+    stride: Any,
+    pad_lo: Sequence[int],
+    dilation: Any,
+    groups: int,
+) -> Array:
+    """Dense C: C[(c, i), (f, i*s - p + k*d)] = W[c, f, k]; shape (C_coarse*prod(coarse), C_fine*prod(fine))."""
+    w = np.asarray(weight, dtype=np.float64)
+    rows, cols, widx = _entries(w.shape, coarse, fine, stride, pad_lo, dilation, groups)
+    c_fine = w.shape[1] * groups
+    mat = np.zeros((w.shape[0] * int(np.prod(coarse)), c_fine * int(np.prod(fine))))
+    np.add.at(mat, (rows, cols), w.ravel()[widx])
+    return mat
+
+
+def _conv_out(size: int, k: int, s: int, lo: int, hi: int, d: int) -> int:
+    return (size + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def _tconv_out(size: int, k: int, s: int, lo: int, hi: int, d: int, op: int) -> int:
+    return (size - 1) * s - lo - hi + d * (k - 1) + op + 1
+
+
+def conv_matrix(
+    weight: Array,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """Dense ``C`` of ``conv`` with ``weight`` (C_out, C_in/groups, *k) on ``input_shape``
+    ``(C_in, *spatial)``: ``conv(x)[n].ravel() == C @ x[n].ravel()``."""
+    w = np.asarray(weight, dtype=np.float64)
+    nd = w.ndim - 2
+    fine = list(input_shape[1:])
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    coarse = [_conv_out(fine[a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)]
+    return _matrix(w, coarse, fine, s, [p[0] for p in pads], d, groups)
+
+
+def conv_transpose_matrix(
+    weight: Array,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """Dense ``C^T`` of ``conv_transpose`` with ``weight`` (C_in, C_out/groups, *k) on
+    ``input_shape`` ``(C_in, *spatial)``: ``conv_transpose(x)[n].ravel() == M @ x[n].ravel()``.
+
+    It is the transpose of the matrix of the convolution with the same weight that maps the
+    output size back to the input size."""
+    w = np.asarray(weight, dtype=np.float64)
+    nd = w.ndim - 2
+    coarse = list(input_shape[1:])
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    op = _per_dim(output_padding, nd)
+    fine = [_tconv_out(coarse[a], w.shape[2 + a], s[a], *pads[a], d[a], op[a]) for a in range(nd)]
+    return _matrix(w, coarse, fine, s, [p[0] for p in pads], d, groups).T
+
+
+def _apply(mat: Array, x: Array, out_channels: int, bias: Array | None) -> Array:
+    x64 = np.asarray(x, dtype=np.float64)
+    flat = x64.reshape(x64.shape[0], mat.shape[1]) @ mat.T
+    y = flat.reshape(x64.shape[0], out_channels, mat.shape[0] // max(out_channels, 1))
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float64)[None, :, None]
+    return y
+
+
+def conv(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """``conv`` as ``C @ x`` per sample, in float64."""
+    x = np.asarray(input)
+    w = np.asarray(weight)
+    nd = w.ndim - 2
+    mat = conv_matrix(w, x.shape[1:], stride, padding, dilation, groups)
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    out = [_conv_out(x.shape[2 + a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)]
+    return _apply(mat, x, w.shape[0], bias).reshape(x.shape[0], w.shape[0], *out)
+
+
+def conv_transpose(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Array:
+    """``conv_transpose`` as ``C^T @ x`` per sample, in float64."""
+    x = np.asarray(input)
+    w = np.asarray(weight)
+    nd = w.ndim - 2
+    mat = conv_transpose_matrix(w, x.shape[1:], stride, padding, output_padding, dilation, groups)
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    op = _per_dim(output_padding, nd)
+    out = [_tconv_out(x.shape[2 + a], w.shape[2 + a], s[a], *pads[a], d[a], op[a]) for a in range(nd)]
+    c_out = w.shape[1] * groups
+    return _apply(mat, x, c_out, bias).reshape(x.shape[0], c_out, *out)
+
+
+def conv_transpose_backward(
+    grad_output: Array,
+    input: Array,
+    weight: Array,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> tuple[Array, Array, Array]:
+    """Gradients of ``conv_transpose`` through its matrix, in float64.
+
+    With ``y[n] = M x[n]`` (``M = C^T``): ``grad_input[n] = M^T g[n] = C g[n]``; each weight
+    entry's gradient is ``sum_n g[n] . (dM/dW) x[n]``, obtained column by column from the
+    matrix of a unit weight; ``grad_bias`` sums ``g`` over batch and space.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    g = np.asarray(grad_output, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    n = x.shape[0]
+    args = (stride, padding, output_padding, dilation, groups)
+    mat = conv_transpose_matrix(w, x.shape[1:], *args)
+    g_flat = g.reshape(n, mat.shape[0])
+    x_flat = x.reshape(n, mat.shape[1])
+    grad_input = (g_flat @ mat).reshape(x.shape)
+    # M = sum_j W_j E_j with E_j the 0/1 pattern of weight entry j, so
+    # dL/dW_j = sum_n g[n] . E_j x[n] = sum over the entries (r, c) of E_j of sum_n g[n, r] x[n, c].
+    nd = w.ndim - 2
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    fine = g.shape[2:]
+    rows, cols, widx = _entries(w.shape, x.shape[2:], fine, s, [p[0] for p in pads], d, groups)
+    # in M = C^T the coarse side is the column: entry ((f, o), (c, i)) of M is row (c, i) of C
+    products = np.einsum("nr,nr->r", g_flat[:, cols], x_flat[:, rows]) if n else np.zeros(rows.size)
+    grad_weight = np.zeros(w.size)
+    np.add.at(grad_weight, widx, products)
+    grad_weight = grad_weight.reshape(w.shape)
+    grad_bias = g.sum(axis=(0, *range(2, g.ndim)))
+    return grad_input, grad_weight, grad_bias
+
+
+def format_matrix(mat: Array, names: dict[float, str] | None = None, width: int = 4) -> str:
+    """Render a (small) matrix as text; values found in ``names`` print as their symbol.
+
+    With a weight whose entries are the codes 11, 12, ..., 33 and
+    ``names = {11.0: "w11", ...}`` this prints the notes' symbolic matrix ``C``.
+    """
+    lookup = names or {}
+    rows = []
+    for row in np.asarray(mat):
+        cells = []
+        for v in row:
+            label = lookup.get(float(v))
+            cells.append((label if label is not None else ("0" if v == 0 else f"{v:g}")).rjust(width))
+        rows.append(" ".join(cells))
+    return "\n".join(rows)

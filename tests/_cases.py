@@ -1,0 +1,94 @@
+"""Random problem configurations shared by the equivalence tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+
+@dataclass(frozen=True)
+class Case:
+    batch: int
+    groups: int
+    c_in_per_group: int
+    c_out_per_group: int
+    spatial: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    bias: bool
+
+    @property
+    def c_in(self) -> int:
+        return self.c_in_per_group * self.groups
+
+    @property
+    def c_out(self) -> int:
+        return self.c_out_per_group * self.groups
+
+    def arrays(self, dtype, seed=0):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((self.batch, self.c_in, *self.spatial)).astype(dtype)
+        w = rng.standard_normal((self.c_in, self.c_out_per_group, *self.kernel)).astype(dtype)
+        b = rng.standard_normal(self.c_out).astype(dtype) if self.bias else None
+        return x, w, b
+
+    def params(self):
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
+                    groups=self.groups, dilation=self.dilation)
+
+    def output_spatial(self):
+        return tuple(
+            (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for i, k, s, p, op, d in zip(self.spatial, self.kernel, self.stride, self.padding,
+                                         self.output_padding, self.dilation)
+        )
+
+
+@st.composite
+def cases(draw, ndim=None, max_size=6):
+    nd = draw(st.integers(1, 3)) if ndim is None else ndim
+    size_cap = {1: max_size + 4, 2: max_size, 3: max(3, max_size - 2)}[nd]
+    spatial, kernel, stride, padding, op, dilation = [], [], [], [], [], []
+    for _ in range(nd):
+        i = draw(st.integers(1, size_cap))
+        k = draw(st.integers(1, 4))
+        s = draw(st.integers(1, 4))
+        d = draw(st.integers(1, 3))
+        o = draw(st.integers(0, max(s, d) - 1))
+        full = (i - 1) * s + d * (k - 1) + o + 1
+        p = draw(st.integers(0, (full - 1) // 2))
+        spatial.append(i); kernel.append(k); stride.append(s); dilation.append(d)
+        op.append(o); padding.append(p)
+    groups = draw(st.integers(1, 3))
+    return Case(
+        batch=draw(st.integers(0, 3)),
+        groups=groups,
+        c_in_per_group=draw(st.integers(1, 3)),
+        c_out_per_group=draw(st.integers(1, 3)),
+        spatial=tuple(spatial), kernel=tuple(kernel), stride=tuple(stride),
+        padding=tuple(padding), output_padding=tuple(op), dilation=tuple(dilation),
+        bias=draw(st.booleans()),
+    )
+
+
+# Hand-picked cases: the layers users run, sizes that miss tiles, and edge cases.
+FIXED = [
+    Case(2, 1, 3, 4, (5, 5), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),      # DCGAN-like k4s2p1
+    Case(2, 1, 4, 3, (6, 7), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), True),      # k3s2p1op1
+    Case(1, 1, 3, 2, (4, 4), (2, 2), (2, 2), (0, 0), (0, 0), (1, 1), False),     # U-Net k2s2
+    Case(1, 1, 2, 2, (3, 4), (16, 16), (8, 8), (4, 4), (0, 0), (1, 1), True),    # FCN k16s8p4
+    Case(2, 1, 3, 3, (11,), (16,), (8,), (4,), (0,), (1,), True),                # HiFi-GAN 1-D
+    Case(1, 1, 2, 3, (3, 4, 3), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), True),
+    Case(2, 2, 2, 3, (5, 4), (3, 2), (3, 1), (2, 0), (2, 0), (2, 1), True),      # groups + dilation
+    Case(2, 4, 1, 1, (7,), (3,), (2,), (1,), (1,), (1,), False),                 # depthwise
+    Case(1, 1, 2, 2, (1, 1), (1, 1), (1, 1), (0, 0), (0, 0), (1, 1), True),      # 1x1
+    Case(0, 1, 2, 3, (4,), (3,), (2,), (0,), (0,), (1,), True),                  # empty batch
+    Case(1, 1, 2, 2, (3,), (2,), (5,), (0,), (4,), (1,), True),                  # stride > kernel
+    Case(1, 1, 2, 2, (3, 2), (2, 3), (1, 2), (0, 1), (2, 1), (3, 2), False),     # op >= stride (d > s)
+    Case(3, 1, 5, 3, (2 * 8 + 3,), (5,), (3,), (2,), (2,), (2,), True),          # misses a tile
+]
