@@ -9,13 +9,14 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import demo
+from . import bench, demo
 
 # name -> (help text, add-arguments function, run function)
 _COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {
     "demo": (demo.HELP, demo.add_arguments, demo.run),
+    "bench": (bench.HELP, bench.add_arguments, bench.run),
 }
 
 

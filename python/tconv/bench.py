@@ -1,0 +1,617 @@
+"""``python -m tconv bench``: time tconv against PyTorch on the layers of :mod:`tconv.bench_cases`.
+
+For every case, pass (``fwd``, ``grad_input``, ``grad_weight``) and dtype, tconv and torch are
+timed in the same process, their repetitions interleaved (so a noisy neighbour or a clock change
+hits both alike), after a warm-up; each reported time is the median of ``--repeat`` repetitions,
+and one repetition runs the call enough times to last ``--min-time`` seconds.  Both libraries
+use the same number of threads.  What torch runs is what a training step runs:
+
+* ``fwd``: ``torch.nn.functional.conv_transpose{1,2,3}d`` under ``torch.no_grad()``;
+* ``grad_input`` / ``grad_weight``: ``torch.ops.aten.convolution_backward(..., transposed=True,
+  output_mask=...)``, the op autograd calls for the backward of ``conv_transpose``.
+
+Every tconv result is also compared with torch's (or, without torch, nothing is compared and
+the table says so); a mismatch marks the row ``FAIL`` and makes the command exit with status 1.
+
+GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
+"% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
+FLOP/cycle/core of the ISA tconv runs (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
+generic SSE: 8) x threads x the clock in ``/proc/cpuinfo``; float64 peak is half.  The estimate
+ignores turbo, so a kernel can exceed "100 %" of it; measure the peak with an FMA loop and pass
+``--peak-gflops`` for a firm number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _core
+from . import reference as _reference
+from .bench_cases import CASES, PASSES, BenchCase, select_cases
+from .functional import conv_transpose, conv_transpose_backward
+
+HELP = ("Benchmark tconv against PyTorch on real transposed-convolution layers: GF/s, ratio, "
+        "% of peak; optional JSON + PNG.")
+
+#: fp32 FLOP per cycle per core for each ISA family (2 FMA pipes x lanes x 2 FLOP per FMA).
+FP32_FLOPS_PER_CYCLE: dict[str, int] = {"avx512": 64, "avx2": 32, "generic": 8}
+
+DTYPES: dict[str, tuple[np.dtype[Any], ...]] = {
+    "float32": (np.dtype(np.float32),),
+    "float64": (np.dtype(np.float64),),
+    "both": (np.dtype(np.float32), np.dtype(np.float64)),
+}
+
+#: Largest acceptable ``max|tconv - torch| / max|torch|``: a correct float32 kernel is ~1e-6
+#: off; a wrong one is O(1) off.
+MISMATCH_TOLERANCE: dict[str, float] = {"float32": 1e-3, "float64": 1e-10}
+
+
+# --------------------------------------------------------------------------------------------
+# the workload of one (case, pass, dtype): inputs and one callable per implementation
+
+
+def _torch() -> Any | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@dataclass
+class Workload:
+    """Random inputs of one case in one dtype; ``call(impl, pass)`` returns a thunk.
+
+    Arrays: ``x`` (N, C_in, *in), ``w`` (C_in, C_out/g, *k), ``g`` (N, C_out, *out), all
+    standard normal from ``seed``.
+    """
+
+    case: BenchCase
+    dtype: np.dtype[Any]
+    seed: int = 0
+    x: np.ndarray[Any, Any] = field(init=False)
+    w: np.ndarray[Any, Any] = field(init=False)
+    g: np.ndarray[Any, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        c = self.case
+        self.x = rng.standard_normal(c.input_shape).astype(self.dtype)
+        self.w = rng.standard_normal(c.weight_shape).astype(self.dtype)
+        self.g = rng.standard_normal(c.output_shape).astype(self.dtype)
+
+    def _mask(self, pass_: str) -> tuple[bool, bool, bool]:
+        if pass_ not in PASSES:
+            raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
+        return pass_ == "grad_input", pass_ == "grad_weight", False
+
+    def tconv(self, pass_: str) -> Callable[[], np.ndarray[Any, Any]]:
+        """Thunk running tconv's ``pass_`` and returning its result."""
+        c, x, w, g = self.case, self.x, self.w, self.g
+        if pass_ == "fwd":
+            return lambda: conv_transpose(x, w, None, groups=c.groups, **c.params())
+        mask = self._mask(pass_)
+        index = 0 if mask[0] else 1
+
+        def run() -> np.ndarray[Any, Any]:
+            out = conv_transpose_backward(g, x, w, groups=c.groups, output_mask=mask, **c.params())
+            result = out[index]
+            assert result is not None
+            return result
+
+        return run
+
+    def torch(self, pass_: str) -> Callable[[], Any]:
+        """Thunk running what PyTorch runs for ``pass_`` (returns a tensor)."""
+        torch = _torch()
+        if torch is None:
+            raise RuntimeError("torch is not importable")
+        c = self.case
+        x, w, g = (torch.from_numpy(a) for a in (self.x, self.w, self.g))
+        p = {k: list(v) for k, v in c.params().items()}
+        if pass_ == "fwd":
+            fn = getattr(torch.nn.functional, f"conv_transpose{c.dims}d")
+
+            def forward() -> Any:
+                with torch.no_grad():
+                    return fn(x, w, None, p["stride"], p["padding"], p["output_padding"],
+                              c.groups, p["dilation"])
+
+            return forward
+        mask = list(self._mask(pass_))
+        index = 0 if mask[0] else 1
+        op = torch.ops.aten.convolution_backward
+
+        def backward() -> Any:
+            # the call autograd makes for ConvTranspose's backward (bias_sizes None: no bias)
+            return op(g, x, w, None, p["stride"], p["padding"], p["dilation"], True,
+                      p["output_padding"], c.groups, mask)[index]
+
+        return backward
+
+    def reference(self, pass_: str) -> Callable[[], np.ndarray[Any, Any]]:
+        """Thunk running the float64 dense-matrix oracle (only sensible for small cases)."""
+        c, x, w, g = self.case, self.x, self.w, self.g
+        if pass_ == "fwd":
+            return lambda: _reference.conv_transpose(x, w, None, groups=c.groups, **c.params())
+        index = 0 if self._mask(pass_)[0] else 1
+        return lambda: _reference.conv_transpose_backward(g, x, w, groups=c.groups,
+                                                          **c.params())[index]
+
+
+def as_numpy(result: Any) -> np.ndarray[Any, Any]:
+    """A NumPy view of a NumPy array or a (CPU) torch tensor."""
+    if hasattr(result, "detach"):
+        return np.asarray(result.detach().numpy())
+    return np.asarray(result)
+
+
+def relative_error(actual: Any, expected: Any) -> float:
+    """``max|actual - expected| / max|expected|`` in float64 (``inf`` on a shape mismatch)."""
+    a = as_numpy(actual).astype(np.float64)
+    e = as_numpy(expected).astype(np.float64)
+    if a.shape != e.shape:
+        return math.inf
+    if e.size == 0:
+        return 0.0
+    scale = float(np.max(np.abs(e))) or 1.0
+    return float(np.max(np.abs(a - e))) / scale
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int, min_time: float
+) -> dict[str, list[float]]:
+    """Seconds per call of each thunk, ``repeat`` samples each, repetitions interleaved.
+
+    Each thunk is run once to warm up (allocations, page faults, lazy init) and once more to
+    calibrate ``number`` = calls per sample, so a sample lasts at least ``min_time``.  Then each
+    round times every thunk once, alternating the order between rounds.
+    """
+    numbers: dict[str, int] = {}
+    for name, fn in fns.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        once = time.perf_counter() - start
+        numbers[name] = max(1, math.ceil(min_time / max(once, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(repeat):
+            for name in names if r % 2 == 0 else names[::-1]:
+                fn, number = fns[name], numbers[name]
+                start = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                samples[name].append((time.perf_counter() - start) / number)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return samples
+
+
+# --------------------------------------------------------------------------------------------
+# machine description and peak
+
+
+def _cpuinfo() -> dict[str, str]:
+    """First processor's fields of /proc/cpuinfo (empty off Linux)."""
+    info: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
+
+
+def detect_isa() -> tuple[str, str]:
+    """(ISA family for the peak table, where the answer came from).
+
+    Prefers ``tconv.isa()`` (the kernel path actually dispatched, when tconv provides it),
+    else the CPU flags in /proc/cpuinfo.
+    """
+    import tconv
+
+    isa_fn = getattr(tconv, "isa", None)
+    if callable(isa_fn):
+        name = str(isa_fn()).lower()
+        family = "avx512" if "512" in name else "avx2" if "avx2" in name else "generic"
+        return family, f"tconv.isa() = {name!r}"
+    flags = set(_cpuinfo().get("flags", "").split())
+    if "avx512f" in flags:
+        return "avx512", "CPU flags (avx512f)"
+    if {"avx2", "fma"} <= flags:
+        return "avx2", "CPU flags (avx2, fma)"
+    return "generic", "CPU flags (no avx2+fma)"
+
+
+def clock_ghz() -> float | None:
+    """Current clock of the first core from /proc/cpuinfo, in GHz (None if unknown)."""
+    mhz = _cpuinfo().get("cpu MHz")
+    try:
+        return float(mhz) / 1000.0 if mhz else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Peak:
+    """Machine peak in GF/s for float32 (float64 is half) and how it was obtained."""
+
+    fp32_gflops: float | None
+    source: str
+
+    def for_dtype(self, dtype: np.dtype[Any]) -> float | None:
+        if self.fp32_gflops is None:
+            return None
+        return self.fp32_gflops / (2.0 if dtype == np.float64 else 1.0)
+
+
+def estimate_peak(threads: int, given: float | None) -> Peak:
+    """``--peak-gflops`` if given, else FLOP/cycle(ISA) x threads x /proc/cpuinfo clock."""
+    if given is not None:
+        return Peak(given, f"--peak-gflops {given:g} (float32; float64 = half)")
+    family, isa_source = detect_isa()
+    ghz = clock_ghz()
+    if ghz is None:
+        return Peak(None, "unknown (no clock in /proc/cpuinfo); pass --peak-gflops")
+    per_cycle = FP32_FLOPS_PER_CYCLE[family]
+    peak = per_cycle * threads * ghz
+    return Peak(peak, (
+        f"ESTIMATE {peak:.1f} GF/s float32 = {per_cycle} FLOP/cycle/core ({family}, from "
+        f"{isa_source}) x {threads} threads x {ghz:.3f} GHz (/proc/cpuinfo, no turbo); "
+        "float64 = half; pass --peak-gflops for a measured value"))
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """CPU, ISA, library versions and the date, for the JSON record and the table header."""
+    import tconv
+
+    torch = _torch()
+    family, isa_source = detect_isa()
+    cpu = _cpuinfo()
+    return {
+        "cpu_model": cpu.get("model name") or platform.processor() or "unknown",
+        "cpu_family_model": f"{cpu.get('cpu family', '?')}/{cpu.get('model', '?')}",
+        "logical_cpus": os.cpu_count(),
+        "threads": threads,
+        "isa": family,
+        "isa_source": isa_source,
+        "clock_ghz": clock_ghz(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tconv": getattr(tconv, "__version__", "unknown"),
+        "torch": None if torch is None else torch.__version__,
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class Row:
+    """One measured (case, pass, dtype)."""
+
+    case: str
+    geometry: str
+    pass_: str
+    dtype: str
+    flops: int
+    tconv_seconds: float
+    tconv_gflops: float
+    torch_seconds: float | None = None
+    torch_gflops: float | None = None
+    ratio: float | None = None
+    peak_percent: float | None = None
+    max_rel_error: float | None = None
+    check: str = "unchecked"
+    tconv_samples: list[float] = field(default_factory=list)
+    torch_samples: list[float] = field(default_factory=list)
+
+
+def run_benchmarks(
+    cases: list[BenchCase],
+    passes: list[str],
+    dtypes: tuple[np.dtype[Any], ...],
+    repeat: int,
+    min_time: float,
+    peak: Peak,
+    use_torch: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """Measure every (case, pass, dtype); see the module docstring for the method."""
+    torch = _torch() if use_torch else None
+    rows: list[Row] = []
+    total = len(cases) * len(passes) * len(dtypes)
+    started = time.perf_counter()
+    for case in cases:
+        for dtype in dtypes:
+            work = Workload(case, dtype)
+            for pass_ in passes:
+                if progress is not None:
+                    progress(f"[{len(rows) + 1}/{total}] {case.name} {pass_} {dtype.name} "
+                             f"({case.flops / 1e9:.3g} GFLOP), {time.perf_counter() - started:.0f} s elapsed")
+                fns: dict[str, Callable[[], Any]] = {"tconv": work.tconv(pass_)}
+                if torch is not None:
+                    fns["torch"] = work.torch(pass_)
+                samples = time_interleaved(fns, repeat, min_time)
+                t_tconv = statistics.median(samples["tconv"])
+                row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
+                          dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
+                          tconv_gflops=case.flops / t_tconv / 1e9,
+                          tconv_samples=samples["tconv"])
+                peak_dtype = peak.for_dtype(dtype)
+                if peak_dtype:
+                    row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
+                if torch is not None:
+                    t_torch = statistics.median(samples["torch"])
+                    row.torch_seconds, row.torch_samples = t_torch, samples["torch"]
+                    row.torch_gflops = case.flops / t_torch / 1e9
+                    row.ratio = t_torch / t_tconv
+                    err = relative_error(fns["tconv"](), fns["torch"]())
+                    row.max_rel_error = err
+                    row.check = "ok" if err <= MISMATCH_TOLERANCE[dtype.name] else "FAIL"
+                rows.append(row)
+    return rows
+
+
+def geomean(values: list[float]) -> float:
+    """Geometric mean of positive values (nan if empty)."""
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def summary(rows: list[Row]) -> dict[str, Any]:
+    """Per (pass, dtype): geomean and min of tconv/torch; float64/float32 GF/s geomean."""
+    out: dict[str, Any] = {"ratio": {}, "float64_over_float32": {}}
+    for pass_ in PASSES:
+        for dtype in ("float32", "float64"):
+            ratios = [r.ratio for r in rows if r.pass_ == pass_ and r.dtype == dtype and r.ratio]
+            if ratios:
+                out["ratio"][f"{pass_} {dtype}"] = {
+                    "geomean": geomean(ratios), "min": min(ratios), "cases": len(ratios)}
+        by_key = {(r.case, r.dtype): r.tconv_gflops for r in rows if r.pass_ == pass_}
+        pairs = [by_key[(c, "float64")] / g32 for (c, d), g32 in by_key.items()
+                 if d == "float32" and (c, "float64") in by_key]
+        if pairs:
+            out["float64_over_float32"][pass_] = geomean(pairs)
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(rows: list[Row], peak: Peak) -> str:
+    """The result table plus the geomean lines, as text."""
+    has_torch = any(r.torch_gflops is not None for r in rows)
+    head = ["case", "geometry", "pass", "dtype", "tconv GF/s"]
+    if has_torch:
+        head += ["torch GF/s", "tconv/torch"]
+    head += ["% peak"]
+    if has_torch:
+        head += ["check"]
+    body = []
+    for r in rows:
+        line = [r.case, r.geometry, r.pass_, r.dtype, _fmt(r.tconv_gflops, ".1f")]
+        if has_torch:
+            line += [_fmt(r.torch_gflops, ".1f"), _fmt(r.ratio, ".2f") + "x"]
+        line += [_fmt(r.peak_percent, ".1f")]
+        if has_torch:
+            line += [r.check if r.max_rel_error is None else f"{r.check} ({r.max_rel_error:.0e})"]
+        body.append(line)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    numeric = {"tconv GF/s", "torch GF/s", "tconv/torch", "% peak"}
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if h in numeric else c.ljust(w)
+                         for c, w, h in zip(cells, widths, head)).rstrip()
+
+    lines = [render(head), render(["-" * w for w in widths])] + [render(b) for b in body]
+    stats = summary(rows)
+    if stats["ratio"]:
+        lines.append("")
+        for key, s in stats["ratio"].items():
+            lines.append(f"geomean tconv/torch {key:20s} {s['geomean']:.2f}x "
+                         f"(min {s['min']:.2f}x over {s['cases']} cases)")
+    elif not has_torch:
+        lines.append("\ntorch not importable (or --no-torch): tconv-only columns, results unchecked")
+    for pass_, ratio in stats["float64_over_float32"].items():
+        lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
+    lines.append(f"% peak relative to: {peak.source}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak,
+               options: dict[str, Any]) -> None:
+    """Everything measured (all samples included) plus machine and options."""
+    record = {
+        "machine": machine,
+        "peak": {"fp32_gflops": peak.fp32_gflops, "source": peak.source},
+        "options": options,
+        "flops_formula": "2 * N * C_in * (C_out/groups) * prod(input spatial) * prod(kernel)",
+        "summary": summary(rows),
+        "results": [{("pass" if k == "pass_" else k): v for k, v in asdict(r).items()}
+                    for r in rows],
+    }
+    path.write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")
+
+
+def write_png(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak) -> bool:
+    """Grouped bar chart (tconv vs torch GF/s per case), one panel per pass x dtype.
+
+    Returns False (and writes nothing) if matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    panels = [(p, d) for p in PASSES for d in ("float32", "float64")
+              if any(r.pass_ == p and r.dtype == d for r in rows)]
+    cases = list(dict.fromkeys(r.case for r in rows))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.9 * len(cases) + 2), 3.2 * len(panels)),
+                             squeeze=False)
+    width = 0.4
+    for ax, (pass_, dtype) in zip(axes[:, 0], panels):
+        sel = {r.case: r for r in rows if r.pass_ == pass_ and r.dtype == dtype}
+        xs = np.arange(len(cases))
+        ours = [sel[c].tconv_gflops if c in sel else 0.0 for c in cases]
+        theirs = [(sel[c].torch_gflops or 0.0) if c in sel else 0.0 for c in cases]
+        ax.bar(xs - width / 2, ours, width, label="tconv")
+        if any(theirs):
+            ax.bar(xs + width / 2, theirs, width, label="torch")
+            for x, c in zip(xs, cases):  # the same-run ratio above each pair
+                if c in sel and sel[c].ratio:
+                    ax.annotate(f"{sel[c].ratio:.2f}x", (x, max(ours[x], theirs[x])),
+                                ha="center", va="bottom", fontsize=7)
+        title = f"{pass_}, {dtype}"
+        limit = peak.for_dtype(np.dtype(dtype))
+        if limit:
+            title += f" (peak {limit:.0f} GF/s)"
+            if max(ours + theirs) >= 0.25 * limit:  # otherwise the line squashes the bars
+                ax.axhline(limit, color="grey", linestyle="--", linewidth=1, label="peak")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("GF/s")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(cases, rotation=30, ha="right", fontsize=8)
+        ax.margins(y=0.15)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"tconv {machine['tconv']} vs torch {machine['torch']} - {machine['cpu_model']}, "
+                 f"{machine['threads']} threads, {machine['date_utc'][:10]}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cases", default=None,
+                        help="comma-separated substrings of case names (default: all); "
+                             "--list shows them")
+    parser.add_argument("--passes", default=",".join(PASSES),
+                        help=f"comma-separated subset of {','.join(PASSES)} (default: all)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="timed repetitions per implementation; the median is reported")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="minimum seconds per repetition (default 0.05, --quick 0.002)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for tconv and torch alike (default: tconv's current count)")
+    parser.add_argument("--quick", action="store_true",
+                        help="scaled-down shapes (batch 2, <= 8 channels): a smoke test, "
+                             "not a measurement")
+    parser.add_argument("--peak-gflops", type=float, default=None,
+                        help="machine float32 peak for the threads used, in GF/s "
+                             "(default: an estimate, printed)")
+    parser.add_argument("--no-torch", action="store_true", help="time tconv only")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="directory for bench.json and bench.png")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+
+
+def _progress(message: str) -> None:
+    """One status line on stderr: rewritten in place on a terminal, appended otherwise."""
+    if sys.stderr.isatty():
+        print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cases = select_cases(args.cases)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.quick:
+        cases = [c.quick() for c in cases]
+    if args.list:
+        for c in cases:
+            print(f"{c.name:16s} {c.describe():36s} {c.flops / 1e9:8.3f} GFLOP  {c.note}")
+        return 0
+    passes = [p.strip() for p in args.passes.split(",") if p.strip()]
+    bad = [p for p in passes if p not in PASSES]
+    if bad or not passes:
+        print(f"error: --passes must be a subset of {','.join(PASSES)}, got {args.passes!r}",
+              file=sys.stderr)
+        return 2
+    if args.repeat < 1:
+        print(f"error: --repeat must be >= 1, got {args.repeat}", file=sys.stderr)
+        return 2
+    min_time = args.min_time if args.min_time is not None else (0.002 if args.quick else 0.05)
+
+    threads = args.threads if args.threads is not None else _core.get_num_threads()
+    if threads < 1:
+        print(f"error: --threads must be >= 1, got {threads}", file=sys.stderr)
+        return 2
+    _core.set_num_threads(threads)
+    torch = None if args.no_torch else _torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+    peak = estimate_peak(threads, args.peak_gflops)
+    machine = machine_info(threads)
+    print(f"tconv {machine['tconv']}, torch {machine['torch'] or 'absent'}, "
+          f"{machine['cpu_model']} ({machine['logical_cpus']} logical CPUs, ISA {machine['isa']}), "
+          f"{threads} threads, {machine['date_utc']}")
+    if args.quick:
+        print("--quick: scaled-down shapes, for smoke tests only (not representative speeds)")
+    rows = run_benchmarks(cases, passes, DTYPES[args.dtype], args.repeat, min_time, peak,
+                          use_torch=torch is not None, progress=_progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(format_table(rows, peak))
+
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        options = {"cases": [c.name for c in cases], "passes": passes, "dtype": args.dtype,
+                   "repeat": args.repeat, "min_time": min_time, "quick": args.quick,
+                   "threads": threads}
+        write_json(args.out / "bench.json", rows, machine, peak, options)
+        print(f"wrote {args.out / 'bench.json'}")
+        if write_png(args.out / "bench.png", rows, machine, peak):
+            print(f"wrote {args.out / 'bench.png'}")
+        else:
+            print("matplotlib is not installed, no bench.png: pip install '.[plot]' "
+                  "(or pip install matplotlib)")
+    failed = [r for r in rows if r.check == "FAIL"]
+    if failed:
+        print(f"\nFAIL: {len(failed)} result(s) differ from torch beyond tolerance "
+              f"{MISMATCH_TOLERANCE}", file=sys.stderr)
+        return 1
+    return 0
