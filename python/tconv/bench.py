@@ -95,6 +95,24 @@ class Workload:
         self.w = rng.standard_normal(c.weight_shape).astype(self.dtype)
         self.g = rng.standard_normal(c.output_shape).astype(self.dtype)
 
+    def converted(self, dtype: np.dtype[Any], absolute: bool = False) -> Workload:
+        """The same inputs (exactly, if ``dtype`` is wider) in ``dtype``; ``|.|`` of them if
+        ``absolute`` (an oracle run on those gives the error-bound scale ``sum |products|``)."""
+        other = Workload.__new__(Workload)
+        other.case, other.dtype, other.seed = self.case, np.dtype(dtype), self.seed
+        fix = np.abs if absolute else (lambda a: a)
+        other.x, other.w, other.g = (fix(a).astype(dtype) for a in (self.x, self.w, self.g))
+        return other
+
+    def reduction_length(self, pass_: str) -> int:
+        """Most products summed into one output element of ``pass_`` (for error bounds)."""
+        c = self.case
+        if pass_ == "fwd":
+            return c.c_in // c.groups * math.prod(c.kernel)
+        if pass_ == "grad_input":
+            return c.c_out // c.groups * math.prod(c.kernel)
+        return c.batch * math.prod(c.spatial)
+
     def _mask(self, pass_: str) -> tuple[bool, bool, bool]:
         if pass_ not in PASSES:
             raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
