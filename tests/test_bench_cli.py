@@ -1,0 +1,93 @@
+"""``python -m tconv bench`` through the CLI's ``main()``: the table, JSON and PNG appear.
+
+A smoke test of the benchmark command on one tiny case (``--quick``); the numbers themselves
+are not checked (they depend on the machine), only that each row was measured, checked
+against torch when torch is importable, and recorded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tconv.bench_cases import CASES, select_cases
+from tconv.cli import main
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def test_bench_quick_writes_table_json_png(tmp_path, capsys):
+    argv = ["bench", "--quick", "--cases", "dcgan-64-3", "--dtype", "both", "--repeat", "2",
+            "--min-time", "0", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tconv GF/s" in out and "dcgan-64-3" in out
+    for pass_ in ("fwd", "grad_input", "grad_weight"):
+        assert pass_ in out
+    assert "% peak relative to:" in out
+
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["machine"]["threads"] >= 1 and record["machine"]["tconv"]
+    assert record["options"]["quick"] is True
+    rows = record["results"]
+    assert {(r["pass"], r["dtype"]) for r in rows} == {
+        (p, d) for p in ("fwd", "grad_input", "grad_weight") for d in ("float32", "float64")}
+    quick = CASES[[c.name for c in CASES].index("dcgan-64-3")].quick()
+    for r in rows:
+        assert r["case"] == "dcgan-64-3" and r["flops"] == quick.flops
+        assert r["tconv_gflops"] > 0 and len(r["tconv_samples"]) == 2
+        if HAS_TORCH:
+            assert r["torch_gflops"] > 0 and r["ratio"] > 0
+            assert r["check"] == "ok", r
+        else:
+            assert r["torch_gflops"] is None and r["check"] == "unchecked"
+    if HAS_TORCH:
+        assert "geomean tconv/torch fwd float32" in out
+        assert set(record["summary"]["ratio"]) >= {"fwd float32", "grad_weight float64"}
+
+    png = tmp_path / "bench.png"
+    if HAS_MATPLOTLIB:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert not png.exists() and "pip install '.[plot]'" in out
+
+
+def test_bench_without_torch_columns(tmp_path, capsys):
+    argv = ["bench", "--quick", "--cases", "hifigan-k4s2", "--passes", "fwd", "--repeat", "1",
+            "--min-time", "0", "--no-torch", "--peak-gflops", "100"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "torch GF/s" not in out and "tconv-only" in out
+    assert "--peak-gflops 100" in out
+
+
+@pytest.mark.parametrize("bad", [["--cases", "no-such-layer"], ["--passes", "fwd,sideways"],
+                                 ["--repeat", "0"]])
+def test_bench_rejects_bad_options(bad, capsys):
+    assert main(["bench", "--quick", *bad]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_case_list_matches_issue():
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names)) == 12
+    by_name = {c.name: c for c in CASES}
+    dcgan = by_name["dcgan-256-128"]
+    assert (dcgan.batch, dcgan.c_in, dcgan.c_out, dcgan.spatial) == (64, 256, 128, (8, 8))
+    assert (dcgan.kernel, dcgan.stride, dcgan.padding) == ((4, 4), (2, 2), (1, 1))
+    assert dcgan.output_shape == (64, 128, 16, 16)
+    # FLOPs = 2 N C_in (C_out/g) prod(in) prod(k), counted independently here
+    assert dcgan.flops == 2 * 64 * 256 * 128 * 8 * 8 * 4 * 4
+    assert by_name["k3s2p1op1"].output_shape == (8, 64, 128, 128)
+    assert by_name["unet3d-k3s2op1"].output_shape == (2, 32, 32, 32, 32)
+    assert by_name["hifigan-k16s8"].output_shape == (8, 256, 2048)
+    assert by_name["fcn8s-k16s8"].output_shape == (4, 21, 512, 512)
+    assert [c.name for c in select_cases("dcgan")] == names[:4]
+    for c in CASES:
+        q = c.quick()
+        assert (q.kernel, q.stride, q.padding, q.output_padding) == (
+            c.kernel, c.stride, c.padding, c.output_padding)
+        assert q.dense_entries <= 2**21
