@@ -5,4 +5,4 @@ The one list lives in :mod:`tconv.bench_cases`; see there for each layer and the
 
 from tconv.bench_cases import CASES, PASSES, QUICK_DENSE_LIMIT, BenchCase, select_cases
 
-__all__ = ["BenchCase", "CASES", "PASSES", "QUICK_DENSE_LIMIT", "select_cases"]
+__all__ = ["CASES", "PASSES", "QUICK_DENSE_LIMIT", "BenchCase", "select_cases"]

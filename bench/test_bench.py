@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from cases import CASES, PASSES, BenchCase
 from tconv.bench import Workload, as_numpy
 

@@ -11,7 +11,6 @@ import importlib.util
 import json
 
 import pytest
-
 from tconv.bench_cases import CASES, select_cases
 from tconv.cli import main
 

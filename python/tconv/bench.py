@@ -33,15 +33,16 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import _core
 from . import reference as _reference
-from .bench_cases import CASES, PASSES, BenchCase, select_cases
+from .bench_cases import PASSES, BenchCase, select_cases
 from .functional import conv_transpose, conv_transpose_backward
 
 HELP = ("Benchmark tconv against PyTorch on real transposed-convolution layers: GF/s, ratio, "
@@ -121,13 +122,14 @@ class Workload:
     def tconv(self, pass_: str) -> Callable[[], np.ndarray[Any, Any]]:
         """Thunk running tconv's ``pass_`` and returning its result."""
         c, x, w, g = self.case, self.x, self.w, self.g
+        geometry = (c.stride, c.padding, c.output_padding, c.groups, c.dilation)
         if pass_ == "fwd":
-            return lambda: conv_transpose(x, w, None, groups=c.groups, **c.params())
+            return lambda: conv_transpose(x, w, None, *geometry)
         mask = self._mask(pass_)
         index = 0 if mask[0] else 1
 
         def run() -> np.ndarray[Any, Any]:
-            out = conv_transpose_backward(g, x, w, groups=c.groups, output_mask=mask, **c.params())
+            out = conv_transpose_backward(g, x, w, *geometry, output_mask=mask)
             result = out[index]
             assert result is not None
             return result
