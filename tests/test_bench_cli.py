@@ -90,3 +90,12 @@ def test_case_list_matches_issue():
         assert (q.kernel, q.stride, q.padding, q.output_padding) == (
             c.kernel, c.stride, c.padding, c.output_padding)
         assert q.dense_entries <= 2**21
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"]])
+def test_help_renders(argv, capsys):
+    # argparse %-formats help texts: a stray "%" in the bench help once crashed --help
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert "bench" in capsys.readouterr().out

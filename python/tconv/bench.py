@@ -15,8 +15,8 @@ the table says so); a mismatch marks the row ``FAIL`` and makes the command exit
 
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
 "% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
-FLOP/cycle/core of the ISA tconv runs (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
-generic SSE: 8) x threads x the clock in ``/proc/cpuinfo``; float64 peak is half.  The estimate
+FLOP/cycle/core of the CPU's widest ISA (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
+generic SSE: 8) x cores used x the clock in ``/proc/cpuinfo``; float64 peak is half.  The estimate
 ignores turbo, so a kernel can exceed "100 %" of it; measure the peak with an FMA loop and pass
 ``--peak-gflops`` for a firm number.
 """
@@ -45,8 +45,9 @@ from . import reference as _reference
 from .bench_cases import PASSES, BenchCase, select_cases
 from .functional import conv_transpose, conv_transpose_backward
 
+# (argparse %-formats help texts: a literal percent sign must be written %%)
 HELP = ("Benchmark tconv against PyTorch on real transposed-convolution layers: GF/s, ratio, "
-        "% of peak; optional JSON + PNG.")
+        "%% of peak; optional JSON + PNG.")
 
 #: fp32 FLOP per cycle per core for each ISA family (2 FMA pipes x lanes x 2 FLOP per FMA).
 FP32_FLOPS_PER_CYCLE: dict[str, int] = {"avx512": 64, "avx2": 32, "generic": 8}
@@ -250,25 +251,26 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
-def detect_isa() -> tuple[str, str]:
-    """(ISA family for the peak table, where the answer came from).
+def cpu_isa() -> tuple[str, str]:
+    """(ISA family of this CPU for the peak table, the evidence), from /proc/cpuinfo flags.
 
-    Prefers ``tconv.isa()`` (the kernel path actually dispatched, when tconv provides it),
-    else the CPU flags in /proc/cpuinfo.
+    The machine's peak depends on what the CPU can do, not on which kernel path tconv picked
+    (``TCONV_ISA=generic`` does not lower the peak), so this ignores ``tconv.isa()``.
     """
-    import tconv
-
-    isa_fn = getattr(tconv, "isa", None)
-    if callable(isa_fn):
-        name = str(isa_fn()).lower()
-        family = "avx512" if "512" in name else "avx2" if "avx2" in name else "generic"
-        return family, f"tconv.isa() = {name!r}"
     flags = set(_cpuinfo().get("flags", "").split())
     if "avx512f" in flags:
         return "avx512", "CPU flags (avx512f)"
     if {"avx2", "fma"} <= flags:
         return "avx2", "CPU flags (avx2, fma)"
     return "generic", "CPU flags (no avx2+fma)"
+
+
+def tconv_isa() -> str | None:
+    """The kernel path tconv dispatched to, if this tconv reports it (``tconv.isa()``)."""
+    import tconv
+
+    isa_fn = getattr(tconv, "isa", None)
+    return str(isa_fn()) if callable(isa_fn) else None
 
 
 def clock_ghz() -> float | None:
@@ -297,15 +299,16 @@ def estimate_peak(threads: int, given: float | None) -> Peak:
     """``--peak-gflops`` if given, else FLOP/cycle(ISA) x threads x /proc/cpuinfo clock."""
     if given is not None:
         return Peak(given, f"--peak-gflops {given:g} (float32; float64 = half)")
-    family, isa_source = detect_isa()
+    family, isa_source = cpu_isa()
     ghz = clock_ghz()
     if ghz is None:
         return Peak(None, "unknown (no clock in /proc/cpuinfo); pass --peak-gflops")
     per_cycle = FP32_FLOPS_PER_CYCLE[family]
-    peak = per_cycle * threads * ghz
+    cores = min(threads, os.cpu_count() or threads)  # more threads than CPUs add no FLOPs
+    peak = per_cycle * cores * ghz
     return Peak(peak, (
         f"ESTIMATE {peak:.1f} GF/s float32 = {per_cycle} FLOP/cycle/core ({family}, from "
-        f"{isa_source}) x {threads} threads x {ghz:.3f} GHz (/proc/cpuinfo, no turbo); "
+        f"{isa_source}) x {cores} cores x {ghz:.3f} GHz (/proc/cpuinfo, no turbo); "
         "float64 = half; pass --peak-gflops for a measured value"))
 
 
@@ -314,7 +317,7 @@ def machine_info(threads: int) -> dict[str, Any]:
     import tconv
 
     torch = _torch()
-    family, isa_source = detect_isa()
+    family, isa_source = cpu_isa()
     cpu = _cpuinfo()
     return {
         "cpu_model": cpu.get("model name") or platform.processor() or "unknown",
@@ -323,6 +326,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         "threads": threads,
         "isa": family,
         "isa_source": isa_source,
+        "tconv_isa": tconv_isa(),
         "clock_ghz": clock_ghz(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -607,7 +611,8 @@ def run(args: argparse.Namespace) -> int:
     peak = estimate_peak(threads, args.peak_gflops)
     machine = machine_info(threads)
     print(f"tconv {machine['tconv']}, torch {machine['torch'] or 'absent'}, "
-          f"{machine['cpu_model']} ({machine['logical_cpus']} logical CPUs, ISA {machine['isa']}), "
+          f"{machine['cpu_model']} ({machine['logical_cpus']} logical CPUs, {machine['isa']}), "
+          f"tconv kernels: {machine['tconv_isa'] or 'not reported'}, "
           f"{threads} threads, {machine['date_utc']}")
     if args.quick:
         print("--quick: scaled-down shapes, for smoke tests only (not representative speeds)")
