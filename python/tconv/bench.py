@@ -203,16 +203,20 @@ def time_interleaved(
 ) -> dict[str, list[float]]:
     """Seconds per call of each thunk, ``repeat`` samples each, repetitions interleaved.
 
-    Each thunk is run once to warm up (allocations, page faults, lazy init) and once more to
-    calibrate ``number`` = calls per sample, so a sample lasts at least ``min_time``.  Then each
-    round times every thunk once, alternating the order between rounds.
+    Each thunk is run once to warm up (allocations, page faults, lazy init) and, unless that
+    call already lasted ``min_time`` (then one call per sample it is), once more to calibrate
+    ``number`` = calls per sample, so a sample lasts at least ``min_time``.  Then each round
+    times every thunk once, alternating the order between rounds.
     """
     numbers: dict[str, int] = {}
     for name, fn in fns.items():
-        fn()
         start = time.perf_counter()
         fn()
         once = time.perf_counter() - start
+        if once < min_time:  # a cold first call overestimates: calibrate on a warm one
+            start = time.perf_counter()
+            fn()
+            once = time.perf_counter() - start
         numbers[name] = max(1, math.ceil(min_time / max(once, 1e-9)))
     samples: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
