@@ -338,7 +338,24 @@ def machine_info(threads: int) -> dict[str, Any]:
         "tconv": getattr(tconv, "__version__", "unknown"),
         "torch": None if torch is None else torch.__version__,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_1min_before": _load_average(),
     }
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_warning(load: float | None) -> str | None:
+    """A warning if other processes were already using the CPUs when the run started."""
+    if load is None or load < 0.5:
+        return None
+    return (f"WARNING: load average {load:.2f} on {os.cpu_count()} CPUs before the run: other "
+            "processes compete for the cores, absolute GF/s are unreliable (same-run ratios "
+            "less so, but noisy too)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,6 +637,9 @@ def run(args: argparse.Namespace) -> int:
           f"{threads} threads, {machine['date_utc']}")
     if args.quick:
         print("--quick: scaled-down shapes, for smoke tests only (not representative speeds)")
+    warning = busy_warning(machine["load_average_1min_before"])
+    if warning:
+        print(warning)
     rows = run_benchmarks(cases, passes, DTYPES[args.dtype], args.repeat, min_time, peak,
                           use_torch=torch is not None, progress=_progress)
     if sys.stderr.isatty():
