@@ -455,6 +455,11 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _gflops(value: float | None) -> str:
+    """GF/s with three significant digits below 100 (quick runs are well below 1 GF/s)."""
+    return "-" if value is None else f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def format_table(rows: list[Row], peak: Peak) -> str:
     """The result table plus the geomean lines, as text."""
     has_torch = any(r.torch_gflops is not None for r in rows)
@@ -466,9 +471,9 @@ def format_table(rows: list[Row], peak: Peak) -> str:
         head += ["check"]
     body = []
     for r in rows:
-        line = [r.case, r.geometry, r.pass_, r.dtype, _fmt(r.tconv_gflops, ".1f")]
+        line = [r.case, r.geometry, r.pass_, r.dtype, _gflops(r.tconv_gflops)]
         if has_torch:
-            line += [_fmt(r.torch_gflops, ".1f"), _fmt(r.ratio, ".2f") + "x"]
+            line += [_gflops(r.torch_gflops), _fmt(r.ratio, ".2f") + "x"]
         line += [_fmt(r.peak_percent, ".1f")]
         if has_torch:
             line += [r.check if r.max_rel_error is None else f"{r.check} ({r.max_rel_error:.0e})"]
