@@ -200,8 +200,9 @@ def relative_error(actual: Any, expected: Any) -> float:
 
 def time_interleaved(
     fns: dict[str, Callable[[], Any]], repeat: int, min_time: float
-) -> dict[str, list[float]]:
-    """Seconds per call of each thunk, ``repeat`` samples each, repetitions interleaved.
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Seconds per call of each thunk, ``repeat`` samples each, repetitions interleaved; and
+    each thunk's result (from its warm-up call, kept for the correctness check).
 
     Each thunk is run once to warm up (allocations, page faults, lazy init) and, unless that
     call already lasted ``min_time`` (then one call per sample it is), once more to calibrate
@@ -209,9 +210,10 @@ def time_interleaved(
     times every thunk once, alternating the order between rounds.
     """
     numbers: dict[str, int] = {}
+    results: dict[str, Any] = {}
     for name, fn in fns.items():
         start = time.perf_counter()
-        fn()
+        results[name] = fn()
         once = time.perf_counter() - start
         if once < min_time:  # a cold first call overestimates: calibrate on a warm one
             start = time.perf_counter()
@@ -233,7 +235,7 @@ def time_interleaved(
     finally:
         if was_enabled:
             gc.enable()
-    return samples
+    return samples, results
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,7 +410,7 @@ def run_benchmarks(
                 fns: dict[str, Callable[[], Any]] = {"tconv": work.tconv(pass_)}
                 if torch is not None:
                     fns["torch"] = work.torch(pass_)
-                samples = time_interleaved(fns, repeat, min_time)
+                samples, results = time_interleaved(fns, repeat, min_time)
                 t_tconv = statistics.median(samples["tconv"])
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
                           dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
@@ -422,7 +424,7 @@ def run_benchmarks(
                     row.torch_seconds, row.torch_samples = t_torch, samples["torch"]
                     row.torch_gflops = case.flops / t_torch / 1e9
                     row.ratio = t_torch / t_tconv
-                    err = relative_error(fns["tconv"](), fns["torch"]())
+                    err = relative_error(results["tconv"], results["torch"])
                     row.max_rel_error = err
                     row.check = "ok" if err <= MISMATCH_TOLERANCE[dtype.name] else "FAIL"
                 rows.append(row)
