@@ -141,7 +141,7 @@ def conv_transpose(
     dask.array.Array, shape (N, C_out, *o), the input's dtype
         Chunks: the input's batch chunks, one channel chunk, the spatial chunks above.
     """
-    x = input if isinstance(input, da.Array) else da.asarray(input)
+    x = input if isinstance(input, da.Array) else da.asarray(input)  # type: ignore[no-untyped-call]
     if any(math.isnan(s) for s in x.shape):
         raise ValueError(f"input must have known chunk sizes, got shape {x.shape} "
                          "(call input.compute_chunk_sizes() first)")
@@ -171,7 +171,8 @@ def conv_transpose(
             for i in range(nd)
         )
     else:
-        spatial_chunks = da.core.normalize_chunks(chunks, shape=geom.fine, dtype=x.dtype)
+        spatial_chunks = da.core.normalize_chunks(  # type: ignore[no-untyped-call]
+            chunks, shape=geom.fine, dtype=x.dtype)
     out_chunks = (x.chunks[0], (geom.fine_channels,), *spatial_chunks)
 
     token = tokenize(x, w, b, geom, spatial_chunks)
@@ -207,8 +208,9 @@ def conv_transpose(
                 list(geom.dilation), geom.groups,
             )
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=[x])
-    return da.Array(hlg, name, chunks=out_chunks, dtype=x.dtype,
-                    meta=np.empty((0,) * (nd + 2), dtype=x.dtype))
+    result: da.Array = da.Array(  # type: ignore[no-untyped-call]
+        hlg, name, chunks=out_chunks, dtype=x.dtype, meta=np.empty((0,) * (nd + 2), dtype=x.dtype))
+    return result
 
 
 def _nested_keys(name: str, nb: int, ranges: list[range]) -> Any:

@@ -15,7 +15,7 @@ for the same weight, so each is the other's adjoint and the other's gradient.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -138,7 +138,26 @@ def conv_transpose(
     return y
 
 
-def _conv_transpose_nd(nd: int):  # type: ignore[no-untyped-def]
+class _ConvTransposeNd(Protocol):
+    """The signature of :func:`conv_transpose1d`, ``2d`` and ``3d``."""
+
+    def __call__(
+        self,
+        input: object,
+        weight: object,
+        bias: object = None,
+        stride: IntOrTuple = 1,
+        padding: PaddingArg = 0,
+        output_padding: IntOrTuple = 0,
+        groups: int = 1,
+        dilation: IntOrTuple = 1,
+        *,
+        output_size: Sequence[int] | None = None,
+        out: FloatArray | None = None,
+    ) -> FloatArray: ...
+
+
+def _conv_transpose_nd(nd: int) -> _ConvTransposeNd:
     def op(
         input: object,
         weight: object,

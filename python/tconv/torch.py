@@ -95,7 +95,7 @@ class _ConvTransposeFunction(torch.autograd.Function):
     """Autograd node: forward = tconv scatter kernel, backward = gather + weight-grad kernels."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: FunctionCtx,
         input: torch.Tensor,
         weight: torch.Tensor,
@@ -159,7 +159,8 @@ def _conv_transpose(
     unbatched = input.dim() == nd + 1
     batched = input.unsqueeze(0) if unbatched else input
     s, p, op, d = _params(nd, stride, padding, output_padding, dilation)
-    out = _ConvTransposeFunction.apply(batched, weight, bias, s, p, op, int(groups), d)
+    out = _ConvTransposeFunction.apply(  # type: ignore[no-untyped-call]
+        batched, weight, bias, s, p, op, int(groups), d)
     assert isinstance(out, torch.Tensor)
     return out.squeeze(0) if unbatched else out
 
