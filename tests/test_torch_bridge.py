@@ -259,3 +259,9 @@ def test_example_trains():
     losses = module.train(steps=40, seed=0, verbose=False)
     assert len(losses) == 40
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_readme_torch_example_runs():
+    text = (ROOT / "README.md").read_text()
+    code = text.split("<!-- torch-example -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README torch example", "exec"), {})
