@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 import tconv.torch as tt
+import torch
 
 
 def smooth_images(n: int, size: int, generator: torch.Generator) -> torch.Tensor:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tconv
+from _cases import FIXED, Case, cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tconv
-
-from _cases import FIXED, Case, cases
-
 da = pytest.importorskip("dask.array")
 td = pytest.importorskip("tconv.dask")
-import dask  # noqa: E402
 
 SYNC = dict(scheduler="sync")
 
@@ -60,7 +57,7 @@ def test_fixed_cases_unit_and_uneven_chunks(case, dtype):
     _check(case, dtype, x_shape, out_chunks=tuple(_split(n, [3, 1, 4, 2]) for n in fine))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases(max_size=7), data=st.data())
 def test_random_cases_random_chunks(case, data):
     lengths = st.lists(st.integers(1, 4), min_size=1, max_size=6)
@@ -73,7 +70,8 @@ def test_random_cases_random_chunks(case, data):
     if data.draw(st.booleans()):
         out_chunks = tuple(_split(n, data.draw(lengths)) for n in case.output_spatial())
     dtype = data.draw(st.sampled_from([np.float32, np.float64]))
-    _check(case, dtype, in_chunks, out_chunks, seed=data.draw(st.integers(0, 100)))
+    with tconv.threads(1):  # many tiny blocks: skip OpenMP start-up (fixed cases use N threads)
+        _check(case, dtype, in_chunks, out_chunks, seed=data.draw(st.integers(0, 100)))
 
 
 def test_large_padding_blocks_with_no_input():
@@ -150,7 +148,6 @@ def test_errors():
     unknown = da.zeros((1, 2, 5), chunks=2)[:, :, da.arange(5) > 1]  # nan chunk sizes
     with pytest.raises(ValueError, match="known chunk sizes"):
         td.conv_transpose(unknown.astype(np.float32), w)
-    assert dask is not None
 
 
 def _readme_block(marker: str) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tconv
 
 PYTHON_DIR = str(Path(tconv.__file__).resolve().parent.parent)
@@ -54,13 +53,11 @@ def test_context_manager_restores_even_on_error():
             assert tconv.get_num_threads() == 3
         assert tconv.get_num_threads() == 1
     assert tconv.get_num_threads() == 2
-    with pytest.raises(RuntimeError):
-        with tconv.threads(1):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), tconv.threads(1):
+        raise RuntimeError("boom")
     assert tconv.get_num_threads() == 2
-    with pytest.raises(ValueError):
-        with tconv.threads(0):
-            pass
+    with pytest.raises(ValueError), tconv.threads(0):
+        pass
     assert tconv.get_num_threads() == 2
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tconv
 
 torch = pytest.importorskip("torch")

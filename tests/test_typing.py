@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import tconv
 from tconv import _core
 
@@ -35,7 +34,7 @@ def _extension() -> dict[str, list[list[str]]]:
         obj = getattr(_core, name)
         if name.startswith("_") or not callable(obj):
             continue
-        sigs = re.findall(rf"^(?:\d+\. )?{name}\((.*)\) ->", obj.__doc__ or "", re.M)
+        sigs = re.findall(rf"^(?:\d+\. )?{name}\((.*)\) ->", obj.__doc__ or "", re.MULTILINE)
         sigs = [s for s in sigs if s != "*args, **kwargs"]
         found[name] = [re.findall(r"(\w+):", s) for s in sigs]
     return found

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import operator
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from . import _core
 

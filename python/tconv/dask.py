@@ -34,12 +34,12 @@ group).  Spatial output chunks default to the input's, scaled by the stride (out
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import product
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Any
 
 import dask.array as da
+import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 

@@ -27,7 +27,8 @@ Anything else raises ``TypeError`` / ``ValueError``.  Double backward is not sup
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -37,12 +38,12 @@ from tconv import functional
 from tconv._args import FloatArray
 
 __all__ = [
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
 ]
 
 IntOrTuple = Union[int, Sequence[int]]
@@ -99,7 +100,7 @@ class _ConvTransposeFunction(torch.autograd.Function):
         ctx: FunctionCtx,
         input: torch.Tensor,
         weight: torch.Tensor,
-        bias: Optional[torch.Tensor],
+        bias: torch.Tensor | None,
         stride: tuple[int, ...],
         padding: tuple[int, ...],
         output_padding: tuple[int, ...],
@@ -117,7 +118,7 @@ class _ConvTransposeFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         input, weight = ctx.saved_tensors
         stride, padding, output_padding, groups, dilation = ctx.geometry
         want = ctx.needs_input_grad
@@ -134,7 +135,7 @@ def _conv_transpose(
     nd: int,
     input: torch.Tensor,
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor],
+    bias: torch.Tensor | None,
     stride: IntOrTuple,
     padding: IntOrTuple,
     output_padding: IntOrTuple,
@@ -168,7 +169,7 @@ def _conv_transpose(
 def conv_transpose1d(
     input: torch.Tensor,
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     stride: IntOrTuple = 1,
     padding: IntOrTuple = 0,
     output_padding: IntOrTuple = 0,
@@ -199,7 +200,7 @@ def conv_transpose1d(
 def conv_transpose2d(
     input: torch.Tensor,
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     stride: IntOrTuple = 1,
     padding: IntOrTuple = 0,
     output_padding: IntOrTuple = 0,
@@ -230,7 +231,7 @@ def conv_transpose2d(
 def conv_transpose3d(
     input: torch.Tensor,
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     stride: IntOrTuple = 1,
     padding: IntOrTuple = 0,
     output_padding: IntOrTuple = 0,
@@ -266,7 +267,7 @@ class _ConvTransposeNd(torch.nn.Module):
                      "output_padding", "in_channels", "out_channels", "kernel_size"]
 
     weight: torch.nn.Parameter
-    bias: Optional[torch.nn.Parameter]
+    bias: torch.nn.Parameter | None
 
     def __init__(
         self,
@@ -281,7 +282,7 @@ class _ConvTransposeNd(torch.nn.Module):
         dilation: IntOrTuple = 1,
         padding_mode: str = "zeros",
         device: Any = None,
-        dtype: Optional[torch.dtype] = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         nd = self._nd
@@ -372,7 +373,7 @@ class _ConvTransposeNd(torch.nn.Module):
                 )
         return tuple(want - lo for want, lo in zip(size, min_sizes))
 
-    def forward(self, input: torch.Tensor, output_size: Optional[Sequence[int]] = None
+    def forward(self, input: torch.Tensor, output_size: Sequence[int] | None = None
                 ) -> torch.Tensor:
         """Transposed convolution of ``input`` (N, C_in, *spatial) or (C_in, *spatial).
 
