@@ -36,6 +36,19 @@ CONFIGS = [
 IDS = [f"{c[0]}d-{i}" for i, c in enumerate(CONFIGS)]
 
 
+@pytest.fixture
+def one_thread():
+    """Gradcheck and training run hundreds of tiny kernels; on a busy machine waking an OpenMP
+    team costs more than the work.  (Thread count never changes results.)"""
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tconv.threads(1):
+            yield
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 def _tensors(cfg, dtype, batch=2, c_in_per_group=2, c_out_per_group=2, seed=0):
     nd, spatial, kernel, _, _, _, _, groups, bias = cfg
     gen = torch.Generator().manual_seed(seed)
@@ -87,7 +100,7 @@ def test_function_matches_torch_forward_and_backward(cfg, dtype):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_gradcheck_float64(cfg):
+def test_gradcheck_float64(cfg, one_thread):
     x, w, b = _tensors(cfg, torch.float64, batch=1, c_in_per_group=1, c_out_per_group=1)
     fn = TCONV_FN[cfg[0]]
     kwargs = _kwargs(cfg)
@@ -198,7 +211,7 @@ def test_layer_output_size_out_of_range():
         layer(torch.randn(1, 2, 4, 5), output_size=[9])
 
 
-def test_layer_in_optimizer_step_tracks_torch():
+def test_layer_in_optimizer_step_tracks_torch(one_thread):
     torch.manual_seed(3)
     ref = torch.nn.ConvTranspose3d(2, 2, 2, stride=2, dtype=torch.float64)
     mine = tt.ConvTranspose3d(2, 2, 2, stride=2, dtype=torch.float64)
@@ -249,7 +262,7 @@ def test_cuda_tensor_rejected():
         tt.conv_transpose1d(x, torch.randn(2, 3, 3, device="cuda"))
 
 
-def test_example_trains():
+def test_example_trains(one_thread):
     path = ROOT / "examples" / "train_upsampler.py"
     spec = importlib.util.spec_from_file_location("train_upsampler", path)
     assert spec is not None and spec.loader is not None

@@ -71,3 +71,14 @@ def test_public_functions_fully_annotated(qualname, func):
     assert not missing, f"{qualname}: parameters without annotations: {missing}"
     assert sig.return_annotation is not inspect.Signature.empty, f"{qualname}: no return type"
     assert func.__doc__, f"{qualname}: no docstring"
+
+
+def test_import_tconv_imports_neither_torch_nor_dask():
+    """The bridges are optional: ``import tconv`` must not pull in PyTorch or Dask."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tconv; bad = {'torch', 'dask'} & set(sys.modules); "
+            "assert not bad, bad; print(tconv.__all__[0])")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
+                   env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"})
