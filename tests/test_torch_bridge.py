@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cases import cases
+from hypothesis import given, settings
 import tconv
 
 torch = pytest.importorskip("torch")
@@ -106,6 +108,30 @@ def test_gradcheck_float64(cfg, one_thread):
     kwargs = _kwargs(cfg)
     inputs = (x, w) if b is None else (x, w, b)
     assert torch.autograd.gradcheck(lambda *t: fn(*t, **kwargs), inputs, eps=1e-6, atol=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=cases(max_size=5))
+def test_random_cases_match_torch(case):
+    """Forward and all three gradients against torch.nn.functional on random float64 configs."""
+    x, w, b = (None if a is None else torch.from_numpy(a).requires_grad_()
+               for a in case.arrays(np.float64))
+    params = case.params()
+    nd = len(case.spatial)
+    with tconv.threads(1):
+        y = TCONV_FN[nd](x, w, b, **params)
+    ref_in = [None if a is None else a.detach().clone().requires_grad_() for a in (x, w, b)]
+    ref = TORCH_FN[nd](*ref_in, **params)
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    if y.numel() == 0:
+        return
+    grad = torch.randn_like(ref)
+    with tconv.threads(1):
+        y.backward(grad)
+    ref.backward(grad)
+    for mine, theirs in zip((x, w, b), ref_in):
+        if mine is not None:
+            torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-10, atol=1e-10)
 
 
 def test_only_requested_gradients_are_computed():
