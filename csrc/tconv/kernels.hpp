@@ -25,8 +25,10 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
 template <typename T>
 void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw);
 
-// OpenMP thread control (the pool used by every kernel).
+// OpenMP thread control (the pool used by every kernel), process-wide: set_num_threads
+// stores the count, apply_num_threads makes the calling thread use it (call it before a kernel).
 int get_num_threads();
 void set_num_threads(int n);
+void apply_num_threads();
 
 }  // namespace tconv

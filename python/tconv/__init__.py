@@ -6,7 +6,7 @@ its gradient multiplies by ``C`` again (a gather: an ordinary strided convolutio
 """
 
 from . import reference
-from ._core import get_num_threads, set_num_threads
+from ._threads import get_num_threads, set_num_threads, threads
 from .functional import (
     conv,
     conv_backward,
@@ -20,6 +20,18 @@ from .functional import (
 
 __version__ = "0.1.0"
 
+# Optional bridges, imported on first use so that ``import tconv`` needs neither PyTorch nor
+# Dask: ``tconv.torch`` (autograd functions, ConvTranspose*d layers), ``tconv.dask``.
+_LAZY_SUBMODULES = ("torch", "dask")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "conv",
     "conv_backward",
@@ -31,5 +43,6 @@ __all__ = [
     "output_shape",
     "get_num_threads",
     "set_num_threads",
+    "threads",
     "reference",
 ]

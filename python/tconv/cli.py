@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tconv",
         description="tconv: fast, exact transposed convolution, and the mathematics made concrete.",
+        epilog="Run 'python -m tconv COMMAND --help' for the options of one command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add_arguments, _) in _COMMANDS.items():

@@ -15,7 +15,7 @@ for the same weight, so each is the other's adjoint and the other's gradient.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -138,7 +138,26 @@ def conv_transpose(
     return y
 
 
-def _conv_transpose_nd(nd: int):  # type: ignore[no-untyped-def]
+class _ConvTransposeNd(Protocol):
+    """The signature of :func:`conv_transpose1d`, ``2d`` and ``3d``."""
+
+    def __call__(
+        self,
+        input: object,
+        weight: object,
+        bias: object = None,
+        stride: IntOrTuple = 1,
+        padding: PaddingArg = 0,
+        output_padding: IntOrTuple = 0,
+        groups: int = 1,
+        dilation: IntOrTuple = 1,
+        *,
+        output_size: Sequence[int] | None = None,
+        out: FloatArray | None = None,
+    ) -> FloatArray: ...
+
+
+def _conv_transpose_nd(nd: int) -> _ConvTransposeNd:
     def op(
         input: object,
         weight: object,
@@ -228,10 +247,27 @@ def conv_transpose_backward(
 ) -> tuple[FloatArray | None, FloatArray | None, FloatArray | None]:
     """Gradients of :func:`conv_transpose`.
 
-    Returns ``(grad_input, grad_weight, grad_bias)`` with ``None`` where ``output_mask`` is
-    False.  ``grad_input = C g`` is an ordinary strided convolution of ``grad_output`` (the
-    gather kernel); ``grad_weight[c, f, k] = sum_{n,i} x[n,c,i] g[n,f,i*s - p + k*d]``;
-    ``grad_bias = g.sum over (N, *spatial)``.
+    ``grad_input = C g`` is an ordinary strided convolution of ``grad_output`` (the gather
+    kernel); ``grad_weight[c, f, k] = sum_{n,i} x[n,c,i] g[n,f,i*s - p + k*d]`` (the
+    weight-gradient kernel); ``grad_bias = g.sum over (N, *spatial)``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, *o)
+        Gradient of the loss with respect to ``conv_transpose``'s output.
+    input : array_like, shape (N, C_in, *i)
+        The forward pass's input.
+    weight : array_like, shape (C_in, C_out/groups, *k)
+    stride, padding, output_padding, groups, dilation
+        As in the forward call.
+    output_mask : sequence of 3 bool
+        Which of ``(grad_input, grad_weight, grad_bias)`` to compute.
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C_in, *i), or None
+    grad_weight : ndarray, shape (C_in, C_out/groups, *k), or None
+    grad_bias : ndarray, shape (C_out,), or None
     """
     want_input, want_weight, want_bias = _mask(output_mask)
     x, w, _ = _arrays(input, weight, None)
@@ -258,6 +294,22 @@ def conv_backward(
 
     ``grad_input = C^T g`` is a transposed convolution of ``grad_output`` (the scatter kernel)
     cropped to the input's size; ``grad_weight[c, f, k] = sum_{n,i} g[n,c,i] y[n,f,i*s-p+k*d]``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, *o)
+    input : array_like, shape (N, C_in, *i)
+    weight : array_like, shape (C_out, C_in/groups, *k)
+    stride, padding, dilation, groups
+        As in the forward call.
+    output_mask : sequence of 3 bool
+        Which of ``(grad_input, grad_weight, grad_bias)`` to compute.
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C_in, *i), or None
+    grad_weight : ndarray, shape (C_out, C_in/groups, *k), or None
+    grad_bias : ndarray, shape (C_out,), or None
     """
     want_input, want_weight, want_bias = _mask(output_mask)
     y, w, _ = _arrays(input, weight, None)
