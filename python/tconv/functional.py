@@ -120,12 +120,16 @@ def _output_padding_for_size(
     """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule)."""
     nd = spatial_ndim(input.shape, "input")
     size = _spatial_size(output_size, nd)
-    base = transposed_geometry(input.shape, weight.shape, stride, padding, 0, groups, dilation)
-    op = tuple(want - got for want, got in zip(size, base.fine))
+    # Measure with the largest output_padding: the size at output_padding 0 may be 0 while a
+    # larger output_padding still gives a valid output.
+    s, d = int_tuple(stride, nd, "stride", 1), int_tuple(dilation, nd, "dilation", 1)
+    largest = tuple(max(si, di) - 1 for si, di in zip(s, d))
+    top = transposed_geometry(input.shape, weight.shape, s, padding, largest, groups, d)
+    op = tuple(want - (got - big) for want, got, big in zip(size, top.fine, largest))
     for i, extra in enumerate(op):
-        limit = max(base.stride[i], base.dilation[i])
+        limit = largest[i] + 1
         if not 0 <= extra < limit:
-            lo, hi = base.fine[i], base.fine[i] + limit - 1
+            lo, hi = top.fine[i] - largest[i], top.fine[i]
             raise ValueError(
                 f"output_size {tuple(size)} is not reachable: spatial dim {i} must lie in "
                 f"[{lo}, {hi}] for this input, stride, padding and dilation"
