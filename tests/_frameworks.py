@@ -20,7 +20,6 @@ import itertools
 import math
 
 import numpy as np
-
 from tconv import reference
 
 

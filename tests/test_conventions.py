@@ -8,16 +8,14 @@ TensorFlow/Keras, ONNX and MXNet are not installed here: their documented formul
 
 from __future__ import annotations
 
+import _frameworks as fw
 import numpy as np
 import pytest
+import tconv
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-import tconv
 from tconv import reference
 from tconv.arithmetic import CONVENTIONS, convert, solve
-
-import _frameworks as fw
 
 FRAMEWORKS = [c for c in CONVENTIONS if c != "tconv"]
 

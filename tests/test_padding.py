@@ -15,14 +15,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 import tconv
 import tconv.arithmetic
-from tconv import reference
-
 from conftest import assert_matches_oracle
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tconv import reference
 
 MODES = ["zeros", "circular", "reflect", "replicate"]
 TORCH_MODE = {"circular": "circular", "reflect": "reflect", "replicate": "replicate",

@@ -21,17 +21,18 @@ too (:func:`same_transposed`, :func:`valid_transposed`, :func:`same_conv`).
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "CONVENTIONS",
     "Solution",
-    "solve",
     "convert",
-    "same_transposed",
-    "valid_transposed",
     "same_conv",
+    "same_transposed",
+    "solve",
+    "valid_transposed",
 ]
 
 #: Conventions :func:`solve` and :func:`convert` understand ("tconv" is tconv's own terms).
@@ -289,7 +290,7 @@ def _placement(conv: str, i: int, k: int, s: int, d: int, p: Params) -> Placemen
 
 
 def _inverse_all(conv: str, i: int, k: int, s: int, d: int, target: Placement) -> list[Params]:
-    found = []
+    found: list[Params] = []
     try:
         candidates = list(_candidates(conv, i, k, s, d, *target))
     except ValueError:  # e.g. a placement tconv cannot express (lo < 0)

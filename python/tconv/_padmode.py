@@ -22,7 +22,8 @@ convolution with padding 0 on the padded grid), so the transposed convolution wi
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

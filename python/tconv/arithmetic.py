@@ -6,4 +6,4 @@
 
 from ._conventions import CONVENTIONS, Solution, convert, solve
 
-__all__ = ["solve", "convert", "Solution", "CONVENTIONS"]
+__all__ = ["CONVENTIONS", "Solution", "convert", "solve"]

@@ -188,10 +188,9 @@ def conv_transpose(
     """
     x, w, b = _arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
-    if output_size is not None:
-        padding, output_padding = _padding_for_size(x, w, output_size, stride, padding,
-                                                    output_padding, dilation, groups)
-    geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
+    pad_arg, op_arg = (padding, output_padding) if output_size is None else _padding_for_size(
+        x, w, output_size, stride, padding, output_padding, dilation, groups)
+    geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
     check_bias(b, geom.fine_channels)
     y = output_array(out, geom.fine_shape, x.dtype, [a for a in (x, w, b) if a is not None])
     if mode == "zeros":

@@ -118,7 +118,7 @@ def padding_matrix(input_shape: Sequence[int], padding: Any, padding_mode: str) 
     """Dense 0/1 matrix ``P`` of padding one sample ``(C, *spatial)`` by ``padding`` (int, ints
     or (lo, hi) pairs) with ``padding_mode``: ``pad(x).ravel() == P @ x.ravel()``."""
     channels, spatial = int(input_shape[0]), [int(v) for v in input_shape[1:]]
-    mat = np.eye(channels)
+    mat: Array = np.eye(channels)
     for n, (lo, hi) in zip(spatial, _pairs(padding, len(spatial))):
         one = np.zeros((n + lo + hi, n))
         for j in range(-lo, n + hi):
