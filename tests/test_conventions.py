@@ -94,7 +94,7 @@ def torch_can_reach(i, k, s, d, size):
 
 
 @pytest.mark.parametrize("conv", FRAMEWORKS + ["tconv"])
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(geom=geometry(), mode=st.sampled_from(["same", "valid"]))
 def test_solve_default_size_matches_framework(conv, geom, mode):
     i, k, s, d = geom
@@ -124,7 +124,7 @@ def test_solve_default_size_matches_framework(conv, geom, mode):
 
 @pytest.mark.parametrize("conv", ["torch", "tf", "keras", "onnx-same-upper", "onnx-same-lower",
                                   "mxnet", "tconv"])
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(geom=geometry(max_nd=1), mode=st.sampled_from(["same", "valid"]), data=st.data())
 def test_solve_output_size_matches_framework(conv, geom, mode, data):
     i, k, s, d = geom
@@ -205,7 +205,7 @@ def test_jax_explicit_pairs_roundtrip():
 # --- torch itself -------------------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(geom=geometry(max_nd=3), mode=st.sampled_from(["same", "valid"]))
 def test_torch_solution_runs_in_torch(geom, mode):
     torch = pytest.importorskip("torch")

@@ -616,8 +616,9 @@ def convert(
     chosen = _consistent(options)
     if chosen is None:
         raise ValueError(
-            f"{dst} cannot express this {src} transposed conv: placements (lo, size) per dim "
-            f"{placements} relative to the full output"
+            f"{dst} cannot express this {src} transposed conv: it keeps, per dim, the window "
+            f"(start, size) = {placements} of the full (unpadded) output, and no {dst} "
+            "parameters give that window (a same-size result would be shifted)"
         )
     result = {key: params[key] for key in ("input_size", "kernel_size", "stride") if key in params}
     result["dilation"] = params.get("dilation", 1)
