@@ -95,6 +95,13 @@ def test_same_with_output_size_matches_tf(problem, data):
     y = tconv.conv_transpose(x, w, stride=s, padding="SAME", dilation=d, output_size=size)
     np.testing.assert_allclose(y, tf_conv_transpose(x, w, s, d, size, "SAME"), rtol=1e-10,
                                atol=1e-10)
+    # the backward infers the size from grad_output; compare with the explicit pairs' oracle
+    sol = tconv.arithmetic.solve(i, k, s, d, output_size=size, padding="same", convention="tconv")
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    got = tconv.conv_transpose_backward(g, x, w, stride=s, padding="same", dilation=d)
+    want = reference.conv_transpose_backward(g, x, w, stride=s, dilation=d, **sol.kwargs())
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_same_odd_total_extra_goes_to_end():

@@ -327,7 +327,13 @@ def conv_transpose_backward(
     x, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(x, "input", grad_output=g)
-    geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
+    pad_arg: object = padding
+    op_arg: object = output_padding
+    if padding_string(padding) is not None and g.ndim == x.ndim:
+        # "same"/"valid" forward may have used output_size=: grad_output's size says which
+        pad_arg, op_arg = _padding_for_size(x, w, g.shape[2:], stride, padding, output_padding,
+                                            dilation, groups)
+    geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
     check_shape(g, geom.fine_shape, "grad_output")
     g = contiguous(g)
     if mode == "zeros":

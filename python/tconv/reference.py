@@ -42,7 +42,7 @@ def _per_dim(value: Any, nd: int) -> list[Any]:
 
 def _pairs(padding: Any, nd: int) -> list[tuple[int, int]]:
     """Padding as (low, high) per dim: accepts int, tuple of ints or tuple of pairs."""
-    return [p if isinstance(p, (list, tuple)) else (p, p) for p in _per_dim(padding, nd)]
+    return [(p[0], p[1]) if isinstance(p, (list, tuple)) else (p, p) for p in _per_dim(padding, nd)]
 
 
 def _entries(
@@ -282,9 +282,9 @@ def conv_transpose_backward(
     rows, cols, widx = _entries(w.shape, x.shape[2:], fine, s, pad_lo, d, groups)
     # in M = C^T the coarse side is the column: entry ((f, o), (c, i)) of M is row (c, i) of C
     products = np.einsum("nr,nr->r", g_flat[:, cols], x_flat[:, rows]) if n else np.zeros(rows.size)
-    grad_weight = np.zeros(w.size)
-    np.add.at(grad_weight, widx, products)
-    grad_weight = grad_weight.reshape(w.shape)
+    grad_weight_flat = np.zeros(w.size)
+    np.add.at(grad_weight_flat, widx, products)
+    grad_weight = grad_weight_flat.reshape(w.shape)
     grad_bias = g.sum(axis=(0, *range(2, g.ndim)))
     return grad_input, grad_weight, grad_bias
 
