@@ -83,20 +83,22 @@ def pad(x: Array, padding: Sequence[tuple[int, int]], mode: str) -> Array:
 def fold(y: Array, padding: Sequence[tuple[int, int]], mode: str) -> Array:
     """``P_m^T y``: the adjoint of :func:`pad`, from the padded grid back to the unpadded one.
 
-    Per axis: take the interior ``[lo, lo + n)`` and add every border slice onto the slice it
-    copies; the border slices are added in position order, so the result is deterministic.
+    Per axis, every border slice is added onto the interior slice it copies (in position order,
+    so the result is deterministic), then the view narrows to the interior.  Works IN PLACE:
+    ``y`` (a temporary of the caller's) is consumed and the result is a strided view into it.
+    Border slices never alias interior ones (a source index lies in ``[0, n)``), so the in-place
+    adds are exact.
     """
     nd = len(padding)
-    out = y
+    view = y
     for axis, (lo, hi) in enumerate(padding):
         if not (lo or hi):
             continue
         ax = y.ndim - nd + axis
-        n = out.shape[ax] - lo - hi
-        moved = np.moveaxis(out, ax, 0)
-        folded = moved[lo:lo + n].copy()
+        moved = np.moveaxis(view, ax, 0)
+        n = moved.shape[0] - lo - hi
         src = source_index(n, lo, hi, mode)
         for j in (*range(lo), *range(lo + n, lo + n + hi)):
-            folded[src[j]] += moved[j]
-        out = np.moveaxis(folded, 0, ax)
-    return np.ascontiguousarray(out)
+            moved[lo + src[j]] += moved[j]
+        view = np.moveaxis(moved[lo:lo + n], 0, ax)
+    return view

@@ -380,7 +380,7 @@ def conv_backward(
         _unpadded(geom), fine=_padmode.pad(y, geom.padding, mode), coarse=g, w=w,
         fine_is_grad=False, want=(want_input, want_weight, want_bias))
     if grad_input is not None:
-        grad_input = _padmode.fold(grad_input, geom.padding, mode)
+        grad_input = np.ascontiguousarray(_padmode.fold(grad_input, geom.padding, mode))
     return grad_input, grad_weight, grad_bias
 
 
