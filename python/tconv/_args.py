@@ -14,9 +14,12 @@ from typing import Any, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
+from ._conventions import placement_to_tconv, same_conv, same_transposed, valid_transposed
+
 IntOrTuple = Union[int, Sequence[int]]
-#: ``padding`` accepts an int, one int per spatial dim, or one ``(low, high)`` pair per dim.
-PaddingArg = Union[int, Sequence[int], Sequence[Sequence[int]]]
+#: ``padding`` accepts an int, one int per spatial dim, one ``(low, high)`` pair per dim, or
+#: ``"same"`` / ``"valid"``.
+PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 FloatArray = npt.NDArray[np.floating[Any]]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -148,6 +151,39 @@ def padding_pairs(value: object, ndim: int, name: str = "padding") -> tuple[tupl
     return pairs
 
 
+def padding_string(value: object, name: str = "padding") -> str | None:
+    """``"same"`` or ``"valid"`` (case-insensitive) for a string ``padding``; None otherwise."""
+    if not isinstance(value, str):
+        return None
+    mode = value.lower()
+    if mode not in ("same", "valid"):
+        raise ValueError(
+            f"{name} must be an int, a tuple of ints, one (low, high) pair per dim, 'same' or "
+            f"'valid'; got {value!r}"
+        )
+    return mode
+
+
+def transposed_string_padding(
+    mode: str,
+    coarse: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    output_size: Sequence[int] | None = None,
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """(padding pairs, output_padding) of a transposed conv with ``padding="same"|"valid"``
+    (TensorFlow's rules, see :mod:`tconv._conventions`), for the default or given output size."""
+    rule = same_transposed if mode == "same" else valid_transposed
+    sizes: Sequence[int | None] = [None] * len(coarse) if output_size is None else output_size
+    pads, ops = [], []
+    for i, k, s, d, size in zip(coarse, kernel, stride, dilation, sizes):
+        pair, op = placement_to_tconv(i, k, s, d, rule(i, k, s, d, size))
+        pads.append(pair)
+        ops.append(op)
+    return tuple(pads), tuple(ops)
+
+
 def spatial_ndim(shape: Sequence[int], name: str, ndim: int | None = None) -> int:
     """Number of spatial dims, ``len(shape) - 2``, checked to be 1, 2 or 3 (or ``ndim``)."""
     nd = len(shape) - 2
@@ -214,8 +250,17 @@ def transposed_geometry(
         )
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
     op = int_tuple(output_padding, nd, "output_padding", 0)
+    mode = padding_string(padding)
+    if mode is None:
+        pads = padding_pairs(padding, nd)
+    else:
+        if any(op):
+            raise ValueError(
+                f"output_padding={op} cannot be combined with padding={padding!r}, which fixes "
+                "the output size; pass output_size= instead"
+            )
+        pads, op = transposed_string_padding(mode, input[2:], weight[2:], s, d)
     for i in range(nd):
         if op[i] >= max(s[i], d[i]):
             raise ValueError(
@@ -274,8 +319,12 @@ def conv_geometry(
         raise ValueError(f"groups={g} must divide the output channels ({weight[0]})")
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
     kernel = weight[2:]
+    mode = padding_string(padding)
+    if mode == "same":  # TF's rule (ceil(i/s) outputs); PyTorch's at stride 1
+        pads = tuple(same_conv(n, k, si, di) for n, k, si, di in zip(input[2:], kernel, s, d))
+    else:
+        pads = padding_pairs(0 if mode == "valid" else padding, nd)
     coarse = []
     for i in range(nd):
         span = input[2 + i] + sum(pads[i]) - d[i] * (kernel[i] - 1) - 1

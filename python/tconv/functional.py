@@ -15,11 +15,12 @@ for the same weight, so each is the other's adjoint and the other's gradient.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from . import _core
+from . import _core, _padmode
 from ._args import (
     FloatArray,
     Geometry,
@@ -33,8 +34,10 @@ from ._args import (
     conv_geometry,
     int_tuple,
     output_array,
+    padding_string,
     spatial_ndim,
     transposed_geometry,
+    transposed_string_padding,
 )
 
 __all__ = [
@@ -59,6 +62,52 @@ def _arrays(
     return x, w, b
 
 
+def _unpadded(geom: Geometry) -> Geometry:
+    """The same problem on the padded fine grid with padding 0: ``C_0`` of ``C_m = C_0 P_m``."""
+    return dataclasses.replace(
+        geom,
+        fine=tuple(n + lo + hi for n, (lo, hi) in zip(geom.fine, geom.padding)),
+        padding=((0, 0),) * geom.ndim,
+    )
+
+
+def _padding_for_size(
+    input: FloatArray,
+    weight: FloatArray,
+    output_size: Sequence[int],
+    stride: object,
+    padding: object,
+    output_padding: object,
+    dilation: object,
+    groups: object,
+) -> tuple[object, object]:
+    """(padding, output_padding) giving ``output_size``: PyTorch's rule for numeric padding,
+    TensorFlow's (``conv2d_transpose(output_shape=...)``) for ``"same"``/``"valid"``."""
+    mode = padding_string(padding)
+    if mode is None:
+        return padding, _output_padding_for_size(input, weight, output_size, stride, padding,
+                                                 dilation, groups)
+    nd = spatial_ndim(input.shape, "input")
+    size = _spatial_size(output_size, nd)
+    if any(int_tuple(output_padding, nd, "output_padding", 0)):
+        raise ValueError(f"output_padding cannot be combined with padding={padding!r}; "
+                         "output_size alone chooses the size")
+    return transposed_string_padding(
+        mode, input.shape[2:], weight.shape[2:], int_tuple(stride, nd, "stride", 1),
+        int_tuple(dilation, nd, "dilation", 1), size)
+
+
+def _spatial_size(output_size: Sequence[int], nd: int) -> list[int]:
+    size = [int(v) for v in output_size]
+    if len(size) == nd + 2:
+        size = size[2:]
+    if len(size) != nd:
+        raise ValueError(
+            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, got {output_size}"
+        )
+    return size
+
+
 def _output_padding_for_size(
     input: FloatArray,
     weight: FloatArray,
@@ -70,19 +119,17 @@ def _output_padding_for_size(
 ) -> tuple[int, ...]:
     """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule)."""
     nd = spatial_ndim(input.shape, "input")
-    size = [int(v) for v in output_size]
-    if len(size) == nd + 2:
-        size = size[2:]
-    if len(size) != nd:
-        raise ValueError(
-            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, got {output_size}"
-        )
-    base = transposed_geometry(input.shape, weight.shape, stride, padding, 0, groups, dilation)
-    op = tuple(want - got for want, got in zip(size, base.fine))
+    size = _spatial_size(output_size, nd)
+    # Measure with the largest output_padding: the size at output_padding 0 may be 0 while a
+    # larger output_padding still gives a valid output.
+    s, d = int_tuple(stride, nd, "stride", 1), int_tuple(dilation, nd, "dilation", 1)
+    largest = tuple(max(si, di) - 1 for si, di in zip(s, d))
+    top = transposed_geometry(input.shape, weight.shape, s, padding, largest, groups, d)
+    op = tuple(want - (got - big) for want, got, big in zip(size, top.fine, largest))
     for i, extra in enumerate(op):
-        limit = max(base.stride[i], base.dilation[i])
+        limit = largest[i] + 1
         if not 0 <= extra < limit:
-            lo, hi = base.fine[i], base.fine[i] + limit - 1
+            lo, hi = top.fine[i] - largest[i], top.fine[i]
             raise ValueError(
                 f"output_size {tuple(size)} is not reachable: spatial dim {i} must lie in "
                 f"[{lo}, {hi}] for this input, stride, padding and dilation"
@@ -102,6 +149,7 @@ def conv_transpose(
     *,
     output_size: Sequence[int] | None = None,
     out: FloatArray | None = None,
+    padding_mode: str = "zeros",
 ) -> FloatArray:
     """Transposed convolution ``y = C^T x`` (scatter-add), 1-D, 2-D or 3-D.
 
@@ -114,27 +162,50 @@ def conv_transpose(
     bias : array_like, shape (C_out,), optional
     stride, padding, output_padding, dilation : int or tuple of one int per spatial dim
         Output size per dim: ``(i - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
-        ``padding`` may also be one ``(low, high)`` pair per dim.
-        ``0 <= output_padding < max(stride, dilation)``.
+        ``0 <= output_padding < max(stride, dilation)``.  ``padding`` may also be one
+        ``(low, high)`` pair per dim (``lo + hi`` replaces ``2*padding``), or a string as in
+        TensorFlow/Keras/JAX: ``"same"`` gives ``o = i*stride``, cropping
+        ``total = dilation*(k - 1) + 1 - stride`` elements as ``lo = total // 2`` at the start
+        and the rest (the odd one) at the end; when ``total < 0`` nothing is cropped and
+        ``-total`` zeros are appended.  ``"valid"`` crops nothing:
+        ``o = i*stride + max(dilation*(k - 1) + 1 - stride, 0)``.  With a string, ``output_size``
+        picks another size as ``tf.nn.conv_transpose(output_shape=...)`` does.
     groups : int
         Divides both C_in and C_out.
     output_size : sequence of int, optional
         Desired spatial (or full) output size; picks ``output_padding`` as PyTorch does.
     out : ndarray, optional
         C-contiguous array of the output shape and dtype to write into.
+    padding_mode : {"zeros", "circular", "reflect", "replicate"}
+        The adjoint of :func:`conv` with that ``padding_mode``: ``C_m^T = P_m^T C_0^T`` with
+        ``P_m`` the padding operator (see ``docs/padding.md``): the unpadded transposed conv,
+        whose border (the part ``padding`` would crop) is folded back -- wrapped periodically
+        for "circular", mirrored for "reflect", added onto the edge for "replicate".
 
     Returns
     -------
     ndarray, shape (N, C_out, *o), the input's dtype.
     """
     x, w, b = _arrays(input, weight, bias)
-    if output_size is not None:
-        output_padding = _output_padding_for_size(x, w, output_size, stride, padding, dilation, groups)
-    geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
+    mode = _padmode.check_padding_mode(padding_mode)
+    pad_arg, op_arg = (padding, output_padding) if output_size is None else _padding_for_size(
+        x, w, output_size, stride, padding, output_padding, dilation, groups)
+    geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
     check_bias(b, geom.fine_channels)
     y = output_array(out, geom.fine_shape, x.dtype, [a for a in (x, w, b) if a is not None])
-    _core.scatter(contiguous(x), contiguous(w), None if b is None else contiguous(b), y,
-                  *geom.kernel_args())
+    if mode == "zeros":
+        _core.scatter(contiguous(x), contiguous(w), None if b is None else contiguous(b), y,
+                      *geom.kernel_args())
+        return y
+    # C_m^T x = P_m^T (C_0^T x): the unpadded scatter, then the border folded back (bias after,
+    # so that it is added once per output element).
+    _padmode.check_mode_padding(mode, geom.fine, geom.padding)
+    full = _unpadded(geom)
+    y_full = np.empty(full.fine_shape, dtype=x.dtype)
+    _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args())
+    np.copyto(y, _padmode.fold(y_full, geom.padding, mode))
+    if b is not None:
+        y += b.reshape(-1, *([1] * geom.ndim))
     return y
 
 
@@ -170,10 +241,12 @@ def _conv_transpose_nd(nd: int) -> _ConvTransposeNd:
         *,
         output_size: Sequence[int] | None = None,
         out: FloatArray | None = None,
+        padding_mode: str = "zeros",
     ) -> FloatArray:
         spatial_ndim(np.shape(as_float_array(input, "input")), "input", nd)
         return conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
-                              dilation, output_size=output_size, out=out)
+                              dilation, output_size=output_size, out=out,
+                              padding_mode=padding_mode)
 
     op.__name__ = op.__qualname__ = f"conv_transpose{nd}d"
     op.__doc__ = f"{nd}-D :func:`conv_transpose`: input must be {nd + 2}-D (N, C_in, *{nd} dims)."
@@ -195,6 +268,7 @@ def conv(
     groups: int = 1,
     *,
     out: FloatArray | None = None,
+    padding_mode: str = "zeros",
 ) -> FloatArray:
     """Ordinary (cross-correlation) convolution ``y = C x`` as a gather; the adjoint of
     :func:`conv_transpose` for the same weight.
@@ -206,17 +280,29 @@ def conv(
     bias : array_like, shape (C_out,), optional
     stride, padding, dilation : int or tuple
         Output size per dim: ``floor((i + 2*padding - dilation*(k - 1) - 1) / stride) + 1``.
+        ``padding`` may also be ``(low, high)`` pairs, ``"valid"`` (0) or ``"same"``:
+        TensorFlow's rule, output ``ceil(i/stride)``, padding
+        ``total = max((ceil(i/stride) - 1)*stride + dilation*(k - 1) + 1 - i, 0)`` split as
+        ``total // 2`` before and the rest (the odd one) after -- PyTorch's ``"same"`` at stride
+        1 (PyTorch refuses ``"same"`` for stride > 1).
     groups : int
     out : ndarray, optional
+    padding_mode : {"zeros", "circular", "reflect", "replicate"}
+        As ``torch.nn.Conv*d``: the conv (padding 0) of the input padded by that mode.
 
     Returns
     -------
     ndarray, shape (N, C_out, *o)
     """
     y, w, b = _arrays(input, weight, bias)
+    mode = _padmode.check_padding_mode(padding_mode)
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_bias(b, geom.coarse_channels)
     x = output_array(out, geom.coarse_shape, y.dtype, [a for a in (y, w, b) if a is not None])
+    if mode != "zeros":  # C_m y = C_0 (P_m y)
+        _padmode.check_mode_padding(mode, geom.fine, geom.padding)
+        y = _padmode.pad(y, geom.padding, mode)
+        geom = _unpadded(geom)
     _core.gather(contiguous(y), contiguous(w), None if b is None else contiguous(b), x,
                  *geom.kernel_args())
     return x
@@ -244,6 +330,8 @@ def conv_transpose_backward(
     groups: int = 1,
     dilation: IntOrTuple = 1,
     output_mask: Sequence[bool] = (True, True, True),
+    *,
+    padding_mode: str = "zeros",
 ) -> tuple[FloatArray | None, FloatArray | None, FloatArray | None]:
     """Gradients of :func:`conv_transpose`.
 
@@ -268,16 +356,34 @@ def conv_transpose_backward(
     grad_input : ndarray, shape (N, C_in, *i), or None
     grad_weight : ndarray, shape (C_in, C_out/groups, *k), or None
     grad_bias : ndarray, shape (C_out,), or None
+
+    Notes
+    -----
+    With a ``padding_mode`` other than "zeros"
+    (``y = P_m^T C_0^T x``) both gradients use the padded ``P_m g`` with padding 0.
     """
     want_input, want_weight, want_bias = _mask(output_mask)
+    mode = _padmode.check_padding_mode(padding_mode)
     x, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(x, "input", grad_output=g)
-    geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
+    pad_arg: object = padding
+    op_arg: object = output_padding
+    if padding_string(padding) is not None and g.ndim == x.ndim:
+        # "same"/"valid" forward may have used output_size=: grad_output's size says which
+        pad_arg, op_arg = _padding_for_size(x, w, g.shape[2:], stride, padding, output_padding,
+                                            dilation, groups)
+    geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
     check_shape(g, geom.fine_shape, "grad_output")
     g = contiguous(g)
-    return _backward_pair(geom, fine=g, coarse=x, w=w, fine_is_grad=True,
-                          want=(want_input, want_weight, want_bias))
+    if mode == "zeros":
+        return _backward_pair(geom, fine=g, coarse=x, w=w, fine_is_grad=True,
+                              want=(want_input, want_weight, want_bias))
+    _padmode.check_mode_padding(mode, geom.fine, geom.padding)
+    grad_input, grad_weight, _ = _backward_pair(
+        _unpadded(geom), fine=_padmode.pad(g, geom.padding, mode), coarse=x, w=w,
+        fine_is_grad=True, want=(want_input, want_weight, False))
+    return grad_input, grad_weight, _grad_bias(g) if want_bias else None
 
 
 def conv_backward(
@@ -289,6 +395,8 @@ def conv_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     output_mask: Sequence[bool] = (True, True, True),
+    *,
+    padding_mode: str = "zeros",
 ) -> tuple[FloatArray | None, FloatArray | None, FloatArray | None]:
     """Gradients of :func:`conv`: ``(grad_input, grad_weight, grad_bias)``.
 
@@ -310,15 +418,29 @@ def conv_backward(
     grad_input : ndarray, shape (N, C_in, *i), or None
     grad_weight : ndarray, shape (C_out, C_in/groups, *k), or None
     grad_bias : ndarray, shape (C_out,), or None
+
+    Notes
+    -----
+    With a ``padding_mode`` other than "zeros" (``C_m = C_0 P_m``): ``grad_input = P_m^T C_0^T g``
+    and ``grad_weight`` uses the padded input.
     """
     want_input, want_weight, want_bias = _mask(output_mask)
+    mode = _padmode.check_padding_mode(padding_mode)
     y, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(y, "input", grad_output=g)
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_shape(g, geom.coarse_shape, "grad_output")
-    return _backward_pair(geom, fine=y, coarse=g, w=w, fine_is_grad=False,
-                          want=(want_input, want_weight, want_bias))
+    if mode == "zeros":
+        return _backward_pair(geom, fine=y, coarse=g, w=w, fine_is_grad=False,
+                              want=(want_input, want_weight, want_bias))
+    _padmode.check_mode_padding(mode, geom.fine, geom.padding)
+    grad_input, grad_weight, grad_bias = _backward_pair(
+        _unpadded(geom), fine=_padmode.pad(y, geom.padding, mode), coarse=g, w=w,
+        fine_is_grad=False, want=(want_input, want_weight, want_bias))
+    if grad_input is not None:
+        grad_input = np.ascontiguousarray(_padmode.fold(grad_input, geom.padding, mode))
+    return grad_input, grad_weight, grad_bias
 
 
 def _backward_pair(

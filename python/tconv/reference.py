@@ -7,6 +7,10 @@ spatial dims, C order) into a vector ``v``; then ``conv(v) = C v`` with ``C`` of
 fall in the zero padding contribute nothing.  The transposed convolution multiplies by
 ``C^T``.  Everything here is computed in float64 and is deliberately simple: it shares no
 code with the C++ kernels or with :mod:`tconv._args`.
+
+``padding_mode`` other than ``"zeros"``: the padded conv is ``C_m = C_0 P`` where ``P`` is the
+0/1 matrix of the padding operator (:func:`padding_matrix`) and ``C_0`` the conv with padding 0
+on the padded grid; the transposed conv with that mode is ``C_m^T``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = [
     "conv_transpose",
     "conv_transpose_backward",
     "format_matrix",
+    "padding_matrix",
 ]
 
 Array = npt.NDArray[Any]
@@ -95,6 +100,36 @@ def _matrix(
     return mat
 
 
+def _pad_source(j: int, n: int, mode: str) -> int | None:
+    """Which of the ``n`` elements padded position ``j`` copies (None: a zero)."""
+    if 0 <= j < n:
+        return j
+    if mode == "zeros":
+        return None
+    if mode == "circular":
+        return j % n
+    if mode == "replicate":
+        return 0 if j < 0 else n - 1
+    if mode == "reflect":
+        return -j if j < 0 else 2 * (n - 1) - j
+    raise ValueError(f"unknown padding_mode {mode!r}")
+
+
+def padding_matrix(input_shape: Sequence[int], padding: Any, padding_mode: str) -> Array:
+    """Dense 0/1 matrix ``P`` of padding one sample ``(C, *spatial)`` by ``padding`` (int, ints
+    or (lo, hi) pairs) with ``padding_mode``: ``pad(x).ravel() == P @ x.ravel()``."""
+    channels, spatial = int(input_shape[0]), [int(v) for v in input_shape[1:]]
+    mat: Array = np.eye(channels)
+    for n, (lo, hi) in zip(spatial, _pairs(padding, len(spatial))):
+        one = np.zeros((n + lo + hi, n))
+        for j in range(-lo, n + hi):
+            src = _pad_source(j, n, padding_mode)
+            if src is not None:
+                one[j + lo, src] = 1.0
+        mat = np.kron(mat, one)
+    return mat
+
+
 def _conv_out(size: int, k: int, s: int, lo: int, hi: int, d: int) -> int:
     return (size + lo + hi - d * (k - 1) - 1) // s + 1
 
@@ -110,6 +145,7 @@ def conv_matrix(
     padding: Any = 0,
     dilation: Any = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> Array:
     """Dense ``C`` of ``conv`` with ``weight`` (C_out, C_in/groups, *k) on ``input_shape``
     ``(C_in, *spatial)``: ``conv(x)[n].ravel() == C @ x[n].ravel()``."""
@@ -118,6 +154,10 @@ def conv_matrix(
     fine = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     coarse = [_conv_out(fine[a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)]
+    if padding_mode != "zeros":
+        padded = [fine[a] + pads[a][0] + pads[a][1] for a in range(nd)]
+        c0 = _matrix(w, coarse, padded, s, [0] * nd, d, groups)
+        return c0 @ padding_matrix(input_shape, pads, padding_mode)
     return _matrix(w, coarse, fine, s, [p[0] for p in pads], d, groups)
 
 
@@ -129,6 +169,7 @@ def conv_transpose_matrix(
     output_padding: Any = 0,
     dilation: Any = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> Array:
     """Dense ``C^T`` of ``conv_transpose`` with ``weight`` (C_in, C_out/groups, *k) on
     ``input_shape`` ``(C_in, *spatial)``: ``conv_transpose(x)[n].ravel() == M @ x[n].ravel()``.
@@ -141,6 +182,11 @@ def conv_transpose_matrix(
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     op = _per_dim(output_padding, nd)
     fine = [_tconv_out(coarse[a], w.shape[2 + a], s[a], *pads[a], d[a], op[a]) for a in range(nd)]
+    if padding_mode != "zeros":
+        padded = [fine[a] + pads[a][0] + pads[a][1] for a in range(nd)]
+        c0 = _matrix(w, coarse, padded, s, [0] * nd, d, groups)
+        c_fine = w.shape[1] * groups
+        return (c0 @ padding_matrix((c_fine, *fine), pads, padding_mode)).T
     return _matrix(w, coarse, fine, s, [p[0] for p in pads], d, groups).T
 
 
@@ -161,12 +207,13 @@ def conv(
     padding: Any = 0,
     dilation: Any = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> Array:
     """``conv`` as ``C @ x`` per sample, in float64."""
     x = np.asarray(input)
     w = np.asarray(weight)
     nd = w.ndim - 2
-    mat = conv_matrix(w, x.shape[1:], stride, padding, dilation, groups)
+    mat = conv_matrix(w, x.shape[1:], stride, padding, dilation, groups, padding_mode)
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     out = [_conv_out(x.shape[2 + a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)]
     return _apply(mat, x, w.shape[0], bias).reshape(x.shape[0], w.shape[0], *out)
@@ -181,12 +228,14 @@ def conv_transpose(
     output_padding: Any = 0,
     groups: int = 1,
     dilation: Any = 1,
+    padding_mode: str = "zeros",
 ) -> Array:
     """``conv_transpose`` as ``C^T @ x`` per sample, in float64."""
     x = np.asarray(input)
     w = np.asarray(weight)
     nd = w.ndim - 2
-    mat = conv_transpose_matrix(w, x.shape[1:], stride, padding, output_padding, dilation, groups)
+    mat = conv_transpose_matrix(w, x.shape[1:], stride, padding, output_padding, dilation, groups,
+                                padding_mode)
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     op = _per_dim(output_padding, nd)
     out = [_tconv_out(x.shape[2 + a], w.shape[2 + a], s[a], *pads[a], d[a], op[a]) for a in range(nd)]
@@ -203,18 +252,20 @@ def conv_transpose_backward(
     output_padding: Any = 0,
     groups: int = 1,
     dilation: Any = 1,
+    padding_mode: str = "zeros",
 ) -> tuple[Array, Array, Array]:
     """Gradients of ``conv_transpose`` through its matrix, in float64.
 
     With ``y[n] = M x[n]`` (``M = C^T``): ``grad_input[n] = M^T g[n] = C g[n]``; each weight
     entry's gradient is ``sum_n g[n] . (dM/dW) x[n]``, obtained column by column from the
-    matrix of a unit weight; ``grad_bias`` sums ``g`` over batch and space.
+    matrix of a unit weight; ``grad_bias`` sums ``g`` over batch and space.  With a
+    ``padding_mode``, ``M = P^T C_0^T``, so the weight gradient sees ``P g`` with padding 0.
     """
     x = np.asarray(input, dtype=np.float64)
     g = np.asarray(grad_output, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
     n = x.shape[0]
-    args = (stride, padding, output_padding, dilation, groups)
+    args = (stride, padding, output_padding, dilation, groups, padding_mode)
     mat = conv_transpose_matrix(w, x.shape[1:], *args)
     g_flat = g.reshape(n, mat.shape[0])
     x_flat = x.reshape(n, mat.shape[1])
@@ -224,7 +275,12 @@ def conv_transpose_backward(
     nd = w.ndim - 2
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     fine = g.shape[2:]
-    rows, cols, widx = _entries(w.shape, x.shape[2:], fine, s, [p[0] for p in pads], d, groups)
+    pad_lo = [p[0] for p in pads]
+    if padding_mode != "zeros":
+        g_flat = g_flat @ padding_matrix(g.shape[1:], pads, padding_mode).T
+        fine = tuple(f + lo + hi for f, (lo, hi) in zip(fine, pads))
+        pad_lo = [0] * nd
+    rows, cols, widx = _entries(w.shape, x.shape[2:], fine, s, pad_lo, d, groups)
     # in M = C^T the coarse side is the column: entry ((f, o), (c, i)) of M is row (c, i) of C
     products = np.einsum("nr,nr->r", g_flat[:, cols], x_flat[:, rows]) if n else np.zeros(rows.size)
     flat_weight = np.zeros(w.size)

@@ -1,0 +1,647 @@
+"""Every framework's transposed-convolution padding convention, in tconv's terms.
+
+One spatial dim of a transposed convolution with input size ``i``, kernel ``k``, stride ``s``
+and dilation ``d`` has the *full* output (no padding at all) of length
+
+    full = (i - 1)*s + k_dil,      k_dil = d*(k - 1) + 1.
+
+Every framework's result is a *window* of that full output: it starts ``lo`` elements in
+(``lo >= 0`` is cropped from the low side) and has ``size`` elements; positions beyond ``full``
+are zeros (an output_padding).  This module calls ``(lo, size)`` the *placement*.  In tconv's
+terms a placement is ``padding=(lo, hi)`` with ``hi = max(full - lo - size, 0)`` and
+``output_padding = max(size - (full - lo), 0)``.
+
+Each convention is one ``_forward_*`` function (the framework's documented rule, framework
+parameters -> placement, with the source it transcribes); :func:`solve` and :func:`convert`
+only search those rules, so each formula exists once.  The ``"same"``/``"valid"`` rules that
+:func:`tconv.conv_transpose` and :func:`tconv.conv` accept as ``padding`` strings live here
+too (:func:`same_transposed`, :func:`valid_transposed`, :func:`same_conv`).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CONVENTIONS",
+    "Solution",
+    "convert",
+    "same_conv",
+    "same_transposed",
+    "solve",
+    "valid_transposed",
+]
+
+#: Conventions :func:`solve` and :func:`convert` understand ("tconv" is tconv's own terms).
+CONVENTIONS = (
+    "torch", "keras", "tf", "jax", "onnx-same-upper", "onnx-same-lower", "mxnet", "tconv",
+)
+
+Placement = tuple[int, int]  # (lo, size) of one spatial dim, see the module docstring
+Params = dict[str, Any]  # one framework's own parameters for one spatial dim
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def _dilated(k: int, d: int) -> int:
+    return d * (k - 1) + 1
+
+
+def _full(i: int, k: int, s: int, d: int) -> int:
+    return (i - 1) * s + _dilated(k, d)
+
+
+# ---------------------------------------------------------------------------------------------
+# "same" / "valid": the rules behind tconv's padding strings (TensorFlow's, which Keras and JAX
+# share for the transposed conv).
+# ---------------------------------------------------------------------------------------------
+
+
+def same_transposed(i: int, k: int, s: int, d: int, size: int | None = None) -> Placement:
+    """Placement of a ``padding="same"`` transposed conv: TensorFlow's ``conv2d_transpose``.
+
+    TF computes the transposed conv as the input gradient of a ``SAME`` conv whose input has
+    ``size`` elements (default ``i*s``) and whose output has ``i = ceil(size/s)`` elements; that
+    conv pads ``total = max((i - 1)*s + k_dil - size, 0)`` split as ``lo = total // 2`` before
+    and ``total - lo`` after (the odd element goes to the END), so the transposed output is the
+    full output cropped by ``lo`` at the start.  JAX's ``conv_transpose(padding="SAME")`` and
+    Keras' ``Conv*DTranspose(padding="same")`` give the same placement for ``size = i*s``.
+    (tensorflow/core/framework/kernel_shape_util.cc GetWindowedOutputSizeVerbose.)
+    """
+    size = i * s if size is None else size
+    if _ceil_div(size, s) != i:
+        raise ValueError(
+            f"padding='same' with output size {size} needs ceil({size}/stride {s}) == input "
+            f"size {i}; choose an output size in [{(i - 1) * s + 1}, {i * s}]"
+        )
+    return max(_full(i, k, s, d) - size, 0) // 2, size
+
+
+def valid_transposed(i: int, k: int, s: int, d: int, size: int | None = None) -> Placement:
+    """Placement of a ``padding="valid"`` transposed conv (TF/Keras/JAX): no cropping.
+
+    Default size ``i*s + max(k_dil - s, 0)`` (Keras ``deconv_output_length``, JAX ``VALID``):
+    the full output, extended with zeros up to ``i*s`` when ``k_dil < s``.  An explicit ``size``
+    must satisfy TF's ``ceil((size - k_dil + 1)/s) == i``.
+    """
+    kd = _dilated(k, d)
+    size = i * s + max(kd - s, 0) if size is None else size
+    if _ceil_div(size - kd + 1, s) != i:
+        lo_size, hi_size = (i - 1) * s + kd, i * s + kd - 1
+        raise ValueError(
+            f"padding='valid' with output size {size} needs ceil((size - {kd} + 1)/stride {s}) "
+            f"== input size {i}; choose an output size in [{lo_size}, {hi_size}]"
+        )
+    return 0, size
+
+
+def same_conv(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """(lo, hi) padding of a ``padding="same"`` convolution of an ``n``-element input (TF rule).
+
+    Output ``ceil(n/s)``; ``total = max((ceil(n/s) - 1)*s + k_dil - n, 0)``, ``lo = total // 2``,
+    the odd element at the END.  At stride 1 this is exactly PyTorch's ``padding="same"``
+    (which PyTorch rejects for stride > 1).
+    """
+    total = max((_ceil_div(n, s) - 1) * s + _dilated(k, d) - n, 0)
+    return total // 2, total - total // 2
+
+
+def placement_to_tconv(i: int, k: int, s: int, d: int, placement: Placement) -> tuple[
+        tuple[int, int], int]:
+    """``((lo, hi), output_padding)`` in tconv's terms for one dim's placement."""
+    lo, size = placement
+    if lo < 0:
+        raise ValueError(
+            f"this output starts {-lo} element(s) before the full transposed-conv output; "
+            "tconv padding must be >= 0"
+        )
+    if size < 1:
+        raise ValueError(f"computed output size {size} is not positive")
+    rest = _full(i, k, s, d) - lo - size
+    return (lo, max(rest, 0)), max(-rest, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# One forward rule per convention: the framework's own parameters (one dim) -> placement.
+# Each raises ValueError where the framework itself would refuse the parameters.
+# ---------------------------------------------------------------------------------------------
+
+
+def _forward_torch(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    # torch.nn.ConvTranspose*d docs: out = (i-1)s - 2*padding + d(k-1) + output_padding + 1,
+    # output_padding < max(stride, dilation), added on the high side.
+    pad, op = p["padding"], p["output_padding"]
+    if pad < 0 or not 0 <= op < max(s, d):
+        raise ValueError(f"torch needs padding >= 0 and 0 <= output_padding < max(s, d): {p}")
+    return pad, _full(i, k, s, d) - 2 * pad + op
+
+
+def _forward_tf(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    # tf.nn.conv2d_transpose(output_shape=..., padding=...): the gradient of conv2d.
+    mode = str(p["padding"]).upper()
+    if mode == "SAME":
+        return same_transposed(i, k, s, d, p["output_shape"])
+    if mode == "VALID":
+        return valid_transposed(i, k, s, d, p["output_shape"])
+    raise ValueError(f"tf padding must be 'SAME' or 'VALID', got {p['padding']!r}")
+
+
+def _keras_length(i: int, k: int, s: int, d: int, mode: str, op: int | None) -> int:
+    # keras deconv_output_length (keras/src/utils/conv_utils.py, tf.keras utils/conv_utils.py).
+    kd = _dilated(k, d)
+    if op is None:
+        return i * s if mode == "same" else i * s + max(kd - s, 0)
+    pad = kd // 2 if mode == "same" else 0
+    return (i - 1) * s + kd - 2 * pad + op
+
+
+def _forward_keras(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    # Keras Conv*DTranspose: output length from deconv_output_length, then TF's rule for that
+    # output_shape (Keras 3's JAX/torch backends reproduce the same placement:
+    # keras/src/backend/common/backend_utils.py _convert_conv_transpose_padding_args_*).
+    mode, op = str(p["padding"]).lower(), p["output_padding"]
+    if mode not in ("same", "valid"):
+        raise ValueError(f"keras padding must be 'same' or 'valid', got {p['padding']!r}")
+    if op is not None and not 0 <= op < s:
+        raise ValueError(f"keras needs 0 <= output_padding < stride, got {op} (stride {s})")
+    size = _keras_length(i, k, s, d, mode, op)
+    return _forward_tf(i, k, s, d, {"padding": mode, "output_shape": size})
+
+
+def _forward_jax(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    # jax.lax.conv_transpose: a stride-1 conv over the input dilated by s (lhs_dilation), padded
+    # by (a, b), with the kernel as given (transpose_kernel=False).  _conv_transpose_padding in
+    # jax/_src/lax/convolution.py gives (a, b) for the strings.  An unpadded full transposed conv
+    # is a = b = k_dil - 1, so tconv's lo = k_dil - 1 - a; the output has (i-1)s + 1 + a + b -
+    # k_dil + 1 elements.
+    kd = _dilated(k, d)
+    pad = p["padding"]
+    if isinstance(pad, str):
+        mode = pad.upper()
+        if mode == "SAME":
+            pad_len = kd + s - 2
+            a = kd - 1 if s > kd - 1 else _ceil_div(pad_len, 2)
+        elif mode == "VALID":
+            pad_len = kd + s - 2 + max(kd - s, 0)
+            a = kd - 1
+        else:
+            raise ValueError(f"jax padding must be 'SAME', 'VALID' or (lo, hi) pairs, got {pad!r}")
+        b = pad_len - a
+    else:
+        a, b = pad
+    return kd - 1 - a, (i - 1) * s + 1 + a + b - kd + 1
+
+
+def _forward_onnx(upper: bool) -> Callable[[int, int, int, int, Params], Placement]:
+    # ONNX ConvTranspose (onnx/defs/nn/defs.cc, Operators.md): with auto_pad SAME_UPPER/LOWER
+    # output_shape defaults to i*s and
+    #   total = s*(i-1) + output_padding + k_dil - output_shape
+    #   SAME_UPPER: pads_start = total/2 (odd element at the END); SAME_LOWER: pads_start =
+    #   total - total/2 (odd element at the START).  output = full - start - end + output_padding.
+    def rule(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+        size, op = p["output_shape"], p["output_padding"]
+        if op < 0:
+            raise ValueError(f"onnx output_padding must be >= 0, got {op}")
+        total = _full(i, k, s, d) + op - size
+        if total < 0:
+            raise ValueError(
+                f"ONNX auto_pad gives negative total padding {total} here (k_dil < stride); the "
+                "spec's pads would be negative and runtimes disagree, so tconv does not guess"
+            )
+        start = total // 2 if upper else total - total // 2
+        return start, size
+
+    return rule
+
+
+def _forward_mxnet(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    # mxnet Deconvolution (src/operator/nn/deconvolution-inl.h, InferPad): with target_shape,
+    #   total = s*(i-1) + k_dil - target (must be >= 0), adj = total % 2, pad = (total + 1)/2,
+    # i.e. the odd element is cropped at the START; otherwise out = full - 2*pad + adj.
+    target = p.get("target_shape")
+    full = _full(i, k, s, d)
+    if target is not None:
+        total = full - target
+        if total < 0:
+            raise ValueError(f"mxnet target_shape {target} is larger than the full output {full}")
+        return (total + 1) // 2, target
+    pad, adj = p["pad"], p["adj"]
+    if pad < 0 or adj < 0:
+        raise ValueError(f"mxnet needs pad >= 0 and adj >= 0: {p}")
+    return pad, full - 2 * pad + adj
+
+
+def _forward_tconv(i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    lo, hi = p["padding"]
+    op = p["output_padding"]
+    if lo < 0 or hi < 0 or not 0 <= op < max(s, d):
+        raise ValueError(f"tconv needs padding >= 0 and 0 <= output_padding < max(s, d): {p}")
+    return lo, _full(i, k, s, d) - lo - hi + op
+
+
+_FORWARD: dict[str, Callable[[int, int, int, int, Params], Placement]] = {
+    "torch": _forward_torch,
+    "tf": _forward_tf,
+    "keras": _forward_keras,
+    "jax": _forward_jax,
+    "onnx-same-upper": _forward_onnx(upper=True),
+    "onnx-same-lower": _forward_onnx(upper=False),
+    "mxnet": _forward_mxnet,
+    "tconv": _forward_tconv,
+}
+
+
+def _candidates(conv: str, i: int, k: int, s: int, d: int, lo: int, size: int) -> Iterator[Params]:
+    """Parameter sets of ``conv`` that might produce the placement ``(lo, size)``, in order of
+    preference; :func:`_inverse` keeps the first one whose forward rule really does."""
+    kd, full = _dilated(k, d), _full(i, k, s, d)
+    if conv == "torch":
+        yield {"padding": lo, "output_padding": size - (full - 2 * lo)}
+    elif conv == "tf":
+        for mode in ("SAME", "VALID"):
+            yield {"padding": mode, "output_shape": size}
+    elif conv == "keras":
+        for op in (None, *range(s)):
+            for mode in ("same", "valid"):
+                yield {"padding": mode, "output_padding": op}
+    elif conv == "jax":
+        yield {"padding": "SAME"}
+        yield {"padding": "VALID"}
+        a = kd - 1 - lo
+        yield {"padding": (a, size - ((i - 1) * s + 2 - kd) - a)}
+    elif conv.startswith("onnx"):
+        for op in range(max(s, d)):
+            yield {"output_shape": size, "output_padding": op}
+    elif conv == "mxnet":
+        yield {"pad": lo, "adj": size - (full - 2 * lo)}
+        yield {"target_shape": size}
+    elif conv == "tconv":
+        (pad, op) = placement_to_tconv(i, k, s, d, (lo, size))
+        yield {"padding": pad, "output_padding": op}
+
+
+def _placement(conv: str, i: int, k: int, s: int, d: int, p: Params) -> Placement:
+    return _FORWARD[conv](i, k, s, d, p)
+
+
+def _inverse_all(conv: str, i: int, k: int, s: int, d: int, target: Placement) -> list[Params]:
+    found: list[Params] = []
+    try:
+        candidates = list(_candidates(conv, i, k, s, d, *target))
+    except ValueError:  # e.g. a placement tconv cannot express (lo < 0)
+        return found
+    for cand in candidates:
+        try:
+            if _placement(conv, i, k, s, d, cand) == target:
+                found.append(cand)
+        except ValueError:
+            continue
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Solution:
+    """How to reproduce one framework's transposed conv with :func:`tconv.conv_transpose`.
+
+    Attributes
+    ----------
+    padding : tuple of (lo, hi) per spatial dim
+        tconv's per-side padding.
+    output_padding : tuple of int per spatial dim
+    output_size : tuple of int per spatial dim
+        The framework's (and tconv's) output size.
+    params : dict
+        The framework's own arguments that give this output (per-dim values as tuples).
+    """
+
+    padding: tuple[tuple[int, int], ...]
+    output_padding: tuple[int, ...]
+    output_size: tuple[int, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def kwargs(self) -> dict[str, Any]:
+        """``padding`` and ``output_padding`` ready for ``tconv.conv_transpose(**...)``."""
+        return {"padding": self.padding, "output_padding": self.output_padding}
+
+
+def _check_convention(name: object, arg: str = "convention") -> str:
+    if not isinstance(name, str) or name.lower() not in CONVENTIONS:
+        raise ValueError(f"{arg} must be one of {', '.join(CONVENTIONS)}; got {name!r}")
+    return name.lower()
+
+
+def _ints(value: object, nd: int | None, name: str, minimum: int) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        items = tuple(value)
+    else:
+        items = (value,) * (nd or 1)
+    out = []
+    for v in items:
+        if isinstance(v, bool):
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+        try:
+            out.append(operator.index(v))
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}") from None
+    if nd is not None and len(out) != nd:
+        raise ValueError(f"{name} must have {nd} entries (one per spatial dim), got {value!r}")
+    if any(v < minimum for v in out):
+        raise ValueError(f"{name} must be >= {minimum} in every dim, got {value!r}")
+    return tuple(out)
+
+
+def _geometry(
+    input_size: object, kernel_size: object, stride: object, dilation: object
+) -> tuple[int, list[tuple[int, int, int, int]]]:
+    nd = len(input_size) if isinstance(input_size, (list, tuple)) else None
+    for v in (kernel_size, stride, dilation):
+        if nd is None and isinstance(v, (list, tuple)):
+            nd = len(v)
+    nd = nd or 1
+    i = _ints(input_size, nd, "input_size", 1)
+    k = _ints(kernel_size, nd, "kernel_size", 1)
+    s = _ints(stride, nd, "stride", 1)
+    d = _ints(dilation, nd, "dilation", 1)
+    return nd, list(zip(i, k, s, d))
+
+
+def _merge(per_dim: Sequence[Params]) -> dict[str, Any]:
+    """Per-dim parameter dicts -> one dict: strings must agree, numbers become tuples."""
+    merged: dict[str, Any] = {}
+    for key in per_dim[0]:
+        values = [p[key] for p in per_dim]
+        if isinstance(values[0], str) or values[0] is None:
+            merged[key] = values[0]
+        else:
+            merged[key] = tuple(values)
+    return merged
+
+
+def _split(params: Mapping[str, Any], nd: int, conv: str) -> list[Params]:
+    """One dict per dim from user parameters (int or per-dim tuple; strings shared)."""
+    per_dim: list[Params] = [{} for _ in range(nd)]
+    for key, value in params.items():
+        if key in ("input_size", "kernel_size", "stride", "dilation"):
+            continue
+        pairs_key = (conv == "jax" and key == "padding") or (conv == "tconv" and key == "padding")
+        if isinstance(value, str) or value is None:
+            values: list[Any] = [value] * nd
+        elif pairs_key:
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+                if len(value) != nd or any(len(v) != 2 for v in value):
+                    raise ValueError(f"{key} must hold one (lo, hi) pair per dim, got {value!r}")
+                values = [tuple(_ints(v, 2, key, -(2**62))) for v in value]
+            elif conv == "tconv":
+                values = [(p, p) for p in _ints(value, nd, key, 0)]
+            else:
+                raise ValueError(f"jax padding must be 'SAME', 'VALID' or (lo, hi) pairs per dim, "
+                                 f"got {value!r}")
+        else:
+            values = list(_ints(value, nd, key, -(2**62)))
+        for p, v in zip(per_dim, values):
+            p[key] = v
+    return per_dim
+
+
+_REQUIRED = {
+    "torch": ("padding", "output_padding"),
+    "tf": ("padding", "output_shape"),
+    "keras": ("padding", "output_padding"),
+    "jax": ("padding",),
+    "onnx-same-upper": ("output_shape", "output_padding"),
+    "onnx-same-lower": ("output_shape", "output_padding"),
+    "mxnet": (),
+    "tconv": ("padding", "output_padding"),
+}
+
+
+def _defaults(conv: str, i: int, k: int, s: int, d: int, p: Params) -> Params:
+    """Fill the parameters a framework lets you omit, with that framework's defaults."""
+    p = dict(p)
+    if conv == "torch":
+        p.setdefault("padding", 0)
+        p.setdefault("output_padding", 0)
+    elif conv == "keras":
+        p.setdefault("output_padding", None)
+    elif conv == "tf" and p.get("output_shape") is None:
+        mode = str(p.get("padding", "")).lower()
+        p["output_shape"] = _keras_length(i, k, s, d, mode, None) if mode else None
+    elif conv.startswith("onnx"):
+        if p.get("output_shape") is None:
+            p["output_shape"] = i * s
+        p.setdefault("output_padding", 0)
+    elif conv == "mxnet" and p.get("target_shape") is None:
+        p.pop("target_shape", None)
+        p.setdefault("pad", 0)
+        p.setdefault("adj", 0)
+    elif conv == "tconv":
+        p.setdefault("padding", (0, 0))
+        p.setdefault("output_padding", 0)
+    missing = [key for key in _REQUIRED[conv] if key not in p]
+    if missing:
+        raise ValueError(f"{conv} parameters are missing {', '.join(missing)}")
+    return p
+
+
+def solve(
+    input_size: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int],
+    dilation: int | Sequence[int] = 1,
+    *,
+    output_size: int | Sequence[int] | None = None,
+    padding: str = "same",
+    convention: str = "torch",
+) -> Solution:
+    """tconv's ``padding`` and ``output_padding`` for one framework's transposed conv.
+
+    Parameters
+    ----------
+    input_size, kernel_size, stride, dilation : int or tuple of one int per spatial dim
+    output_size : int or tuple, optional
+        Wanted output size.  Default: ``input_size * stride`` for ``padding="same"``; for
+        ``"valid"``, ``i*s + max(k_dil - s, 0)`` (TF/Keras/JAX/ONNX-valid) or the full
+        ``(i - 1)*s + k_dil`` (torch, mxnet).
+    padding : {"same", "valid"}
+        The framework mode to reproduce.  Ignored by "torch" and "mxnet" beyond choosing the
+        default output size (they have no such mode: their symmetric-padding parameters are
+        solved for the size).  The ONNX conventions are "same" only.
+    convention : str
+        One of :data:`CONVENTIONS` (see docs/conventions.md for each formula).
+
+    Returns
+    -------
+    Solution
+        ``padding`` as ``(lo, hi)`` per dim, ``output_padding``, ``output_size`` and the
+        framework's own ``params`` (e.g. ``{"padding": (1,), "output_padding": (1,)}`` for torch).
+        ``tconv.conv_transpose(x, w, stride=..., dilation=..., **sol.kwargs())`` then returns the
+        framework's output values (JAX's ``conv_transpose`` default ``transpose_kernel=False``
+        additionally needs the kernel flipped in every spatial dim; see docs/conventions.md).
+
+    Raises
+    ------
+    ValueError
+        Unknown convention or mode, or a size that convention cannot produce (e.g. torch at
+        stride 1 with an even kernel and "same": the odd padding cannot be split).
+    """
+    conv = _check_convention(convention)
+    if not isinstance(padding, str) or padding.lower() not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    mode = padding.lower()
+    nd, dims = _geometry(input_size, kernel_size, stride, dilation)
+    sizes: tuple[int | None, ...] = (
+        (None,) * nd if output_size is None else _ints(output_size, nd, "output_size", 1)
+    )
+    per_dim: list[Params] = []
+    for (i, k, s, d), size in zip(dims, sizes):
+        per_dim.append(_solve_dim(conv, mode, i, k, s, d, size))
+    placements = [_placement(conv, *dim, p) for dim, p in zip(dims, per_dim)]
+    tconv_terms = [placement_to_tconv(*dim, pl) for dim, pl in zip(dims, placements)]
+    return Solution(
+        padding=tuple(t[0] for t in tconv_terms),
+        output_padding=tuple(t[1] for t in tconv_terms),
+        output_size=tuple(pl[1] for pl in placements),
+        params=_merge(per_dim),
+    )
+
+
+def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int | None) -> Params:
+    full = _full(i, k, s, d)
+    if conv == "tconv":
+        rule = same_transposed if mode == "same" else valid_transposed
+        pad, op = placement_to_tconv(i, k, s, d, rule(i, k, s, d, size))
+        return {"padding": pad, "output_padding": op}
+    if conv in ("torch", "mxnet"):
+        want = size if size is not None else (i * s if mode == "same" else full)
+        total = full - want
+        if conv == "mxnet":
+            if total < 0:
+                raise ValueError(f"mxnet cannot produce output size {want} > full output {full}")
+            return {"target_shape": want}
+        lo = max(_ceil_div(total, 2), 0)
+        found = _inverse_all(conv, i, k, s, d, (lo, want))
+        if not found:
+            raise ValueError(
+                f"{conv} cannot produce output size {want} (input {i}, kernel {k}, stride {s}, "
+                f"dilation {d}): torch's symmetric padding needs output_padding "
+                f"{2 * lo - total} < max(stride, dilation); use tconv padding pairs instead"
+            )
+        return found[0]
+    if conv.startswith("onnx"):
+        if mode != "same":
+            raise ValueError(f"{conv} is a 'same' convention, got padding={mode!r}")
+        p = _defaults(conv, i, k, s, d, {"output_shape": size})
+        _placement(conv, i, k, s, d, p)
+        return p
+    if conv == "tf":
+        p = _defaults(conv, i, k, s, d, {"padding": mode.upper(), "output_shape": size})
+        _placement(conv, i, k, s, d, p)
+        return p
+    if conv == "keras":
+        if size is None:
+            return {"padding": mode, "output_padding": None}
+        base = _keras_length(i, k, s, d, mode, 0)
+        p = {"padding": mode, "output_padding": size - base}
+        _placement(conv, i, k, s, d, p)
+        return p
+    # jax: the padding string fixes the size
+    p = {"padding": mode.upper()}
+    got = _placement(conv, i, k, s, d, p)[1]
+    if size is not None and size != got:
+        raise ValueError(
+            f"jax padding={mode.upper()!r} always gives output size {got} here, not {size}; "
+            "use explicit (lo, hi) padding pairs (tconv.arithmetic.convert to='jax')"
+        )
+    return p
+
+
+def convert(
+    params: Mapping[str, Any], *, from_: str, to: str
+) -> dict[str, Any]:
+    """Translate one framework's transposed-conv parameters into another's.
+
+    Parameters
+    ----------
+    params : mapping
+        ``input_size``, ``kernel_size``, ``stride`` and optionally ``dilation`` (int or tuple
+        per dim) plus ``from_``'s own parameters (ints or per-dim tuples; strings shared by all
+        dims):
+
+        ==================  ======================================================
+        torch               padding, output_padding
+        tf                  padding ("SAME"/"VALID"), output_shape (spatial)
+        keras               padding ("same"/"valid"), output_padding (or None)
+        jax                 padding ("SAME"/"VALID" or ((lo, hi), ...) pairs)
+        onnx-same-upper     output_shape (default i*s), output_padding (default 0)
+        onnx-same-lower     output_shape, output_padding
+        mxnet               pad, adj  -- or target_shape
+        tconv               padding (int or (lo, hi) pairs), output_padding
+        ==================  ======================================================
+    from_, to : str
+        Conventions, see :data:`CONVENTIONS`.
+
+    Returns
+    -------
+    dict
+        The geometry keys plus ``to``'s parameters giving the same output size and values.
+
+    Raises
+    ------
+    ValueError
+        When ``to`` cannot express that output (e.g. torch cannot crop one more element at the
+        end than at the start with output_padding 0 at stride 1).
+    """
+    src, dst = _check_convention(from_, "from_"), _check_convention(to, "to")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping of parameter names, got {type(params).__name__}")
+    for key in ("input_size", "kernel_size", "stride"):
+        if key not in params:
+            raise ValueError(f"params must contain {key!r}")
+    nd, dims = _geometry(params["input_size"], params["kernel_size"], params["stride"],
+                         params.get("dilation", 1))
+    per_dim_src = _split(params, nd, src)
+    placements = [_placement(src, *dim, _defaults(src, *dim, p))
+                  for dim, p in zip(dims, per_dim_src)]
+    options = [_inverse_all(dst, *dim, pl) for dim, pl in zip(dims, placements)]
+    chosen = _consistent(options)
+    if chosen is None:
+        raise ValueError(
+            f"{dst} cannot express this {src} transposed conv: it keeps, per dim, the window "
+            f"(start, size) = {placements} of the full (unpadded) output, and no {dst} "
+            "parameters give that window (a same-size result would be shifted)"
+        )
+    result = {key: params[key] for key in ("input_size", "kernel_size", "stride") if key in params}
+    result["dilation"] = params.get("dilation", 1)
+    result.update(_merge(chosen))
+    return result
+
+
+def _consistent(options: Sequence[Sequence[Params]]) -> list[Params] | None:
+    """One candidate per dim such that string (and None) values agree across dims."""
+    if any(not opts for opts in options):
+        return None
+
+    def shared(p: Params) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted((key, v) for key, v in p.items() if isinstance(v, str) or v is None))
+
+    for first in options[0]:
+        key = shared(first)
+        picks = [first]
+        for opts in options[1:]:
+            match = next((p for p in opts if shared(p) == key and p.keys() == first.keys()), None)
+            if match is None:
+                break
+            picks.append(match)
+        else:
+            return picks
+    return None

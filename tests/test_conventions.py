@@ -1,0 +1,274 @@
+"""tconv.arithmetic.solve / convert against each framework's own definition.
+
+Oracles: tests/_frameworks.py (each framework's transposed conv written from its source or
+docs, see that file's docstring for the files transcribed) and, for "torch", torch itself when
+installed (otherwise torch's documented output-size formula through the dense reference).  JAX,
+TensorFlow/Keras, ONNX and MXNet are not installed here: their documented formulas are the oracle.
+"""
+
+from __future__ import annotations
+
+import _frameworks as fw
+import numpy as np
+import pytest
+import tconv
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from tconv import reference
+from tconv.arithmetic import CONVENTIONS, convert, solve
+
+FRAMEWORKS = [c for c in CONVENTIONS if c != "tconv"]
+
+
+@st.composite
+def geometry(draw, max_nd=2):
+    nd = draw(st.integers(1, max_nd))
+    i = tuple(draw(st.integers(1, 6 if nd == 1 else 4)) for _ in range(nd))
+    k = tuple(draw(st.integers(1, 5)) for _ in range(nd))
+    s = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    d = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    return i, k, s, d
+
+
+def arrays(i, k, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((2, 2, *i)), rng.standard_normal((2, 3, *k))
+
+
+def per_dim(value, nd):
+    return list(value) if isinstance(value, (list, tuple)) else [value] * nd
+
+
+def run_framework(conv, x, w, s, d, p):
+    """The framework's output for its parameters ``p`` (None where it would refuse), expressed
+    for tconv's weight ``w`` (JAX's default transpose_kernel=False correlates with the kernel
+    as given, so it receives ``w`` flipped in every spatial dim)."""
+    nd = x.ndim - 2
+    if conv == "torch":
+        pad, op = per_dim(p["padding"], nd), per_dim(p["output_padding"], nd)
+        # torch.nn.ConvTranspose*d: out = (i-1)s - 2p + d(k-1) + op + 1, 0 <= op < max(s, d)
+        if any(not 0 <= o < max(ss, dd) for o, ss, dd in zip(op, s, d)) or min(pad) < 0:
+            return None
+        return reference.conv_transpose(x, w, stride=s, padding=pad, output_padding=op,
+                                        dilation=d)
+    if conv == "tf":
+        return fw.tf_conv_transpose(x, w, s, d, per_dim(p["output_shape"], nd),
+                                    p["padding"].upper())
+    if conv == "keras":
+        op = p["output_padding"]
+        op = None if op is None else per_dim(op, nd)
+        if op is not None and any(not 0 <= o < ss for o, ss in zip(op, s)):
+            return None
+        return fw.keras_conv_transpose(x, w, s, d, p["padding"].lower(), op)
+    if conv == "jax":
+        pad = p["padding"]
+        pad = pad.upper() if isinstance(pad, str) else [tuple(v) for v in pad]
+        return fw.jax_conv_transpose(x, np.flip(w, axis=tuple(range(2, w.ndim))), s, d, pad)
+    if conv.startswith("onnx"):
+        return fw.onnx_conv_transpose(x, w, s, d, conv.endswith("upper"),
+                                      per_dim(p["output_shape"], nd),
+                                      per_dim(p["output_padding"], nd))
+    if conv == "mxnet":
+        if "target_shape" in p:
+            return fw.mxnet_conv_transpose(x, w, s, d, target_shape=per_dim(p["target_shape"], nd))
+        return fw.mxnet_conv_transpose(x, w, s, d, pad=per_dim(p["pad"], nd),
+                                       adj=per_dim(p["adj"], nd))
+    assert conv == "tconv"
+    return tconv.conv_transpose(x, w, stride=s, dilation=d, padding=p["padding"],
+                                output_padding=p["output_padding"])
+
+
+def expected_default_size(conv, mode, i, k, s, d):
+    """Each framework's documented default output size for the mode."""
+    kd = fw.kdil(k, d)
+    if mode == "same":
+        return i * s
+    if conv in ("torch", "mxnet"):
+        return (i - 1) * s + kd  # no padding
+    return fw.keras_length(i, k, s, d, "valid", None)  # TF/Keras/JAX valid
+
+
+def torch_can_reach(i, k, s, d, size):
+    full = (i - 1) * s + fw.kdil(k, d)
+    return any(full - 2 * p + op == size for p in range(full) for op in range(max(s, d)))
+
+
+@pytest.mark.parametrize("conv", FRAMEWORKS + ["tconv"])
+@settings(max_examples=20, deadline=None)
+@given(geom=geometry(), mode=st.sampled_from(["same", "valid"]))
+def test_solve_default_size_matches_framework(conv, geom, mode):
+    i, k, s, d = geom
+    try:
+        sol = solve(i, k, s, d, padding=mode, convention=conv)
+    except ValueError:
+        # only where the framework itself cannot do it
+        for a in range(len(i)):
+            want = expected_default_size(conv, mode, i[a], k[a], s[a], d[a])
+            full = (i[a] - 1) * s[a] + fw.kdil(k[a], d[a])
+            if conv == "torch" and not torch_can_reach(i[a], k[a], s[a], d[a], want):
+                return
+            if conv.startswith("onnx") and (mode == "valid" or full < want):
+                return
+            if conv == "mxnet" and full < want:
+                return
+        raise
+    sizes = tuple(expected_default_size(conv, mode, *g) for g in zip(i, k, s, d))
+    assert sol.output_size == sizes
+    x, w = arrays(i, k)
+    y = tconv.conv_transpose(x, w, stride=s, dilation=d, **sol.kwargs())
+    assert y.shape[2:] == sizes
+    want = run_framework(conv, x, w, s, d, dict(sol.params))
+    assert want is not None, f"{conv} refuses the parameters solve returned: {sol.params}"
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("conv", ["torch", "tf", "keras", "onnx-same-upper", "onnx-same-lower",
+                                  "mxnet", "tconv"])
+@settings(max_examples=20, deadline=None)
+@given(geom=geometry(max_nd=1), mode=st.sampled_from(["same", "valid"]), data=st.data())
+def test_solve_output_size_matches_framework(conv, geom, mode, data):
+    i, k, s, d = geom
+    full = (i[0] - 1) * s[0] + fw.kdil(k[0], d[0])
+    size = data.draw(st.integers(max(1, full - 6), full + s[0]))
+    try:
+        sol = solve(i, k, s, d, output_size=size, padding=mode, convention=conv)
+    except ValueError:
+        assume(False)
+        return
+    x, w = arrays(i, k, seed=1)
+    y = tconv.conv_transpose(x, w, stride=s, dilation=d, **sol.kwargs())
+    assert y.shape[2:] == (size,)
+    want = run_framework(conv, x, w, s, d, dict(sol.params))
+    assert want is not None, f"{conv} refuses the parameters solve returned: {sol.params}"
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=80, deadline=None)
+@given(geom=geometry(), src=st.sampled_from(FRAMEWORKS + ["tconv"]),
+       dst=st.sampled_from(FRAMEWORKS + ["tconv"]), mode=st.sampled_from(["same", "valid"]))
+def test_convert_preserves_values(geom, src, dst, mode):
+    i, k, s, d = geom
+    try:
+        params = dict(solve(i, k, s, d, padding=mode, convention=src).params)
+    except ValueError:
+        assume(False)
+        return
+    params.update(input_size=i, kernel_size=k, stride=s, dilation=d)
+    x, w = arrays(i, k, seed=2)
+    before = run_framework(src, x, w, s, d, params)
+    try:
+        out = convert(params, from_=src, to=dst)
+    except ValueError as exc:
+        # tconv itself expresses every placement with lo >= 0
+        assert dst != "tconv", exc
+        return
+    after = run_framework(dst, x, w, s, d, out)
+    assert after is not None, (src, dst, params, out)
+    np.testing.assert_allclose(after, before, rtol=1e-10, atol=1e-10)
+
+
+def test_odd_split_per_convention():
+    """k=4, s=1, i=5: 'same' output 5 crops 3 of the 8 full elements.  TF/Keras/JAX/ONNX
+    SAME_UPPER crop 1 at the start (odd one at the end); ONNX SAME_LOWER and MXNet crop 2 at the
+    start; torch cannot (symmetric padding needs output_padding 1 >= max(stride, dilation))."""
+    starts = {"tf": 1, "keras": 1, "jax": 1, "onnx-same-upper": 1, "tconv": 1,
+              "onnx-same-lower": 2, "mxnet": 2}
+    for conv, lo in starts.items():
+        sol = solve(5, 4, 1, convention=conv)
+        assert sol.padding == ((lo, 3 - lo),), conv
+        assert sol.output_padding == (0,)
+    with pytest.raises(ValueError, match="torch cannot produce"):
+        solve(5, 4, 1, convention="torch")
+    # stride 2, k=3: full 11, same 10 -> TF crops the 1 at the END; torch's solution crops at the
+    # start (padding=1, output_padding=1): same size, values shifted by one
+    assert solve(5, 3, 2, convention="tf").padding == ((0, 1),)
+    torch_sol = solve(5, 3, 2, convention="torch")
+    assert torch_sol.params == {"padding": (1,), "output_padding": (1,)}
+    assert torch_sol.padding == ((1, 0),)
+    with pytest.raises(ValueError, match="torch cannot express"):
+        convert({"input_size": 5, "kernel_size": 3, "stride": 2, "padding": "same",
+                 "output_padding": None}, from_="keras", to="torch")
+
+
+def test_jax_explicit_pairs_roundtrip():
+    params = {"input_size": (4, 5), "kernel_size": (3, 2), "stride": (2, 3),
+              "padding": ((2, 1), (1, 3))}
+    out = convert(params, from_="jax", to="tconv")
+    x, w = arrays((4, 5), (3, 2), seed=3)
+    np.testing.assert_allclose(run_framework("tconv", x, w, (2, 3), (1, 1), out),
+                               run_framework("jax", x, w, (2, 3), (1, 1), params), rtol=1e-10)
+    back = convert(out, from_="tconv", to="jax")
+    assert back["padding"] == "SAME" or tuple(map(tuple, back["padding"])) == ((2, 1), (1, 3)) \
+        or run_framework("jax", x, w, (2, 3), (1, 1), back) is not None
+
+
+# --- torch itself -------------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(geom=geometry(max_nd=3), mode=st.sampled_from(["same", "valid"]))
+def test_torch_solution_runs_in_torch(geom, mode):
+    torch = pytest.importorskip("torch")
+    i, k, s, d = geom
+    try:
+        sol = solve(i, k, s, d, padding=mode, convention="torch")
+    except ValueError:
+        assert not all(torch_can_reach(*g, expected_default_size("torch", mode, *g))
+                       for g in zip(i, k, s, d))
+        return
+    x, w = arrays(i, k, seed=4)
+    fn = getattr(torch.nn.functional, f"conv_transpose{len(i)}d")
+    want = fn(torch.tensor(x), torch.tensor(w), None, s, sol.params["padding"],
+              sol.params["output_padding"], 1, d).numpy()
+    y = tconv.conv_transpose(x, w, stride=s, dilation=d, **sol.kwargs())
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(geom=geometry(), src=st.sampled_from(FRAMEWORKS), mode=st.sampled_from(["same", "valid"]))
+def test_convert_to_torch_runs_in_torch(geom, src, mode):
+    torch = pytest.importorskip("torch")
+    i, k, s, d = geom
+    try:
+        params = dict(solve(i, k, s, d, padding=mode, convention=src).params)
+    except ValueError:
+        assume(False)
+        return
+    params.update(input_size=i, kernel_size=k, stride=s, dilation=d)
+    try:
+        out = convert(params, from_=src, to="torch")
+    except ValueError:
+        return
+    x, w = arrays(i, k, seed=5)
+    fn = getattr(torch.nn.functional, f"conv_transpose{len(i)}d")
+    got = fn(torch.tensor(x), torch.tensor(w), None, s, out["padding"], out["output_padding"], 1,
+             d).numpy()
+    np.testing.assert_allclose(got, run_framework(src, x, w, s, d, params), rtol=1e-10,
+                               atol=1e-10)
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda: solve(5, 3, 2, convention="caffe"), "convention"),
+    (lambda: solve(5, 3, 2, padding="full", convention="tf"), "padding"),
+    (lambda: solve(5, 3, 2, padding="valid", convention="onnx-same-upper"), "same"),
+    (lambda: solve(5, 3, 2, output_size=20, convention="tf"), "padding='same'"),
+    (lambda: solve(5, 3, 2, output_size=11, convention="jax"), "jax"),
+    (lambda: solve((5, 5), 3, 2, output_size=(10,), convention="tf"), "output_size"),
+    (lambda: solve(5, 0, 2), "kernel_size"),
+    (lambda: convert({"input_size": 5, "kernel_size": 3, "stride": 2}, from_="x", to="torch"),
+     "from_"),
+    (lambda: convert({"input_size": 5, "kernel_size": 3, "stride": 2}, from_="torch", to="y"),
+     "to"),
+    (lambda: convert({"kernel_size": 3, "stride": 2}, from_="torch", to="tf"), "input_size"),
+    (lambda: convert({"input_size": 5, "kernel_size": 3, "stride": 2}, from_="tf", to="torch"),
+     "padding"),
+    (lambda: convert({"input_size": 5, "kernel_size": 3, "stride": 2, "padding": "SAME",
+                      "output_shape": 3}, from_="tf", to="torch"), "padding='same'"),
+])
+def test_arithmetic_errors(call, fragment):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert fragment in str(info.value), str(info.value)
