@@ -36,6 +36,7 @@ from ._args import (
     spatial_ndim,
     transposed_geometry,
 )
+from .arithmetic import output_padding_for
 
 __all__ = [
     "conv_transpose",
@@ -57,37 +58,6 @@ def _arrays(
     b = None if bias is None else as_float_array(bias, "bias")
     check_same_dtype(x, "input", weight=w, bias=b)
     return x, w, b
-
-
-def _output_padding_for_size(
-    input: FloatArray,
-    weight: FloatArray,
-    output_size: Sequence[int],
-    stride: object,
-    padding: object,
-    dilation: object,
-    groups: object,
-) -> tuple[int, ...]:
-    """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule)."""
-    nd = spatial_ndim(input.shape, "input")
-    size = [int(v) for v in output_size]
-    if len(size) == nd + 2:
-        size = size[2:]
-    if len(size) != nd:
-        raise ValueError(
-            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, got {output_size}"
-        )
-    base = transposed_geometry(input.shape, weight.shape, stride, padding, 0, groups, dilation)
-    op = tuple(want - got for want, got in zip(size, base.fine))
-    for i, extra in enumerate(op):
-        limit = max(base.stride[i], base.dilation[i])
-        if not 0 <= extra < limit:
-            lo, hi = base.fine[i], base.fine[i] + limit - 1
-            raise ValueError(
-                f"output_size {tuple(size)} is not reachable: spatial dim {i} must lie in "
-                f"[{lo}, {hi}] for this input, stride, padding and dilation"
-            )
-    return op
 
 
 def conv_transpose(
@@ -129,7 +99,10 @@ def conv_transpose(
     """
     x, w, b = _arrays(input, weight, bias)
     if output_size is not None:
-        output_padding = _output_padding_for_size(x, w, output_size, stride, padding, dilation, groups)
+        # Channels, groups and ranks first, so their errors name the real problem.
+        transposed_geometry(x.shape, w.shape, stride, padding, 0, groups, dilation)
+        output_padding = output_padding_for(output_size, x.shape, w.shape[2:], stride, padding,
+                                            dilation)
     geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
     check_bias(b, geom.fine_channels)
     y = output_array(out, geom.fine_shape, x.dtype, [a for a in (x, w, b) if a is not None])
