@@ -99,8 +99,8 @@ def conv_transpose(
     """
     x, w, b = _arrays(input, weight, bias)
     if output_size is not None:
-        # Channels, groups and ranks first, so their errors name the real problem.
-        transposed_geometry(x.shape, w.shape, stride, padding, 0, groups, dilation)
+        if w.ndim != x.ndim:  # let the geometry check name the real problem (the weight)
+            transposed_geometry(x.shape, w.shape, stride, padding, 0, groups, dilation)
         output_padding = output_padding_for(output_size, x.shape, w.shape[2:], stride, padding,
                                             dilation)
     geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
