@@ -2,23 +2,27 @@
 followed by a pixel shuffle (Shi et al. 2016, "Is the deconvolution layer the same as a
 convolutional layer?").
 
-Per spatial dim write the output position as ``o = m*s + r`` (coarse position ``m``, phase
-``0 <= r < s``).  Tap ``t`` of a transposed convolution writes ``x[n]*w[t]`` into
-``o = n*s - p + t*d``; with ``e_t = t*d - p = a_t*s + r_t`` (``a_t = floor(e_t / s)``) that is
-phase ``r_t`` at ``m = n + a_t``.  So each phase is an ordinary stride-1 correlation of the
-input,
+Per spatial dim, ignore the padding for a moment (it only decides which window of the result
+is kept).  Tap ``t`` of a transposed convolution writes ``x[n]*w[t]`` into position
+``q = n*s + t*d``.  With ``t*d = a_t*s + r_t`` (``0 <= r_t < s``) that is phase ``r_t`` of
+coarse position ``m = n + a_t``, so each phase is an ordinary stride-1 correlation of the input
+with its own sub-kernel:
 
-    y[m*s + r] = sum_{t : r_t = r} w[t] * x[m - a_t],
+    y_full[m*s + r] = sum_{t : r_t = r} w[t] * x[m - a_t].
 
-with its own sub-kernel.  Stacking the ``s`` sub-kernels (``prod(s)`` in N-D) along the output
-channels gives one convolution weight ``V`` (:func:`to_subpixel`) of length
-``A = max(a) - min(a) + 1`` per dim, ``V[f*prod(s) + r, c, max(a) - a_t] = w[c, f, t]``;
-:func:`pixel_shuffle` interleaves the phases back into space, and a crop to the output size
-finishes the job (:func:`conv_transpose_subpixel`).  No multiply touches an inserted zero —
-this is how fast deconvolution implementations (e.g. XNNPACK's subconvolutions) work.
+Stacking the ``s`` sub-kernels (``prod(s)`` in N-D) along the output channels gives one
+convolution weight ``V`` (:func:`to_subpixel`) of length ``A = floor(d*(k-1)/s) + 1`` per dim,
+``V[f*prod(s) + r, c, a_max - a_t] = w[c, f, t]``.  :func:`pixel_shuffle` interleaves the
+phases back into space, and cutting out the window ``[p, p + o)`` (:func:`subpixel_geometry`;
+whole multiples of ``s`` of it are folded into the conv's padding) finishes the job
+(:func:`conv_transpose_subpixel`).  No multiply touches an inserted zero when ``s`` divides
+``d*(k-1) + 1`` (e.g. k=4, s=2) — this is how fast deconvolution implementations (e.g.
+XNNPACK's subconvolutions) work.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,7 +45,8 @@ __all__ = [
     "pixel_shuffle",
     "pixel_unshuffle",
     "to_subpixel",
-    "subpixel_padding",
+    "SubpixelGeometry",
+    "subpixel_geometry",
     "conv_transpose_subpixel",
 ]
 
@@ -92,10 +97,10 @@ def pixel_unshuffle(input: object, downscale_factor: IntOrTuple) -> FloatArray:
     return np.ascontiguousarray(out)
 
 
-def _tap_offsets(kernel: int, stride: int, pad_lo: int, dilation: int) -> tuple[list[int], list[int]]:
-    """Per tap: (phase r_t, coarse offset a_t) with ``t*d - p = a_t*s + r_t``."""
-    e = [t * dilation - pad_lo for t in range(kernel)]
-    return [v % stride for v in e], [v // stride for v in e]
+def _tap_offsets(kernel: int, stride: int, dilation: int) -> tuple[list[int], list[int]]:
+    """Per tap: (phase r_t, coarse offset a_t) with ``t*d = a_t*s + r_t``."""
+    return [t * dilation % stride for t in range(kernel)], [t * dilation // stride
+                                                             for t in range(kernel)]
 
 
 def to_subpixel(
@@ -111,15 +116,20 @@ def to_subpixel(
     ----------
     weight : array_like, shape (C_in, C_out/groups, *k)
         A transposed-convolution weight (PyTorch layout).
-    stride, padding, groups, dilation : as for :func:`tconv.conv_transpose`
-        Only the low-side padding matters here (it picks which phase each tap lands in).
+    stride, groups, dilation : as for :func:`tconv.conv_transpose`
+    padding : as for :func:`tconv.conv_transpose`
+        Validated but it does not change ``V``: padding only moves the window that is cut out
+        of the shuffled result (:func:`subpixel_geometry`).  Phases are counted from the
+        unpadded origin, which gives the shortest sub-kernels, ``A = floor(d*(k-1)/s) + 1``.
 
     Returns
     -------
-    ndarray ``V`` of shape ``(C_out*prod(s), C_in/groups, *A)``, a :func:`tconv.conv` weight,
-    with ``A = max(a) - min(a) + 1`` per dim (module docstring).  Then, with the padding
-    from :func:`subpixel_padding`,
-    ``pixel_shuffle(conv(x, V, padding=pads, groups=groups), s)[..., :o1, :o2]`` equals
+    ndarray ``V`` of shape ``(C_out*prod(s), C_in/groups, *A)``, a :func:`tconv.conv` weight:
+    ``V[g*C_out/g*P + f*P + flat(r), c, a_max - a_t] = weight[g*C_in/g + c, f, t]`` for every
+    tap ``t`` with ``t*d = a_t*s + r_t`` (``P = prod(s)``).  With ``geo =
+    subpixel_geometry(...)``,
+    ``pixel_shuffle(conv(x, V, padding=geo.padding, groups=groups), s)`` cropped to
+    ``[geo.crop_start, geo.crop_start + geo.output_size)`` per dim equals
     ``conv_transpose(x, weight, ...)``.
     """
     w = as_float_array(weight, "weight")
@@ -130,7 +140,7 @@ def to_subpixel(
     nd = w.ndim - 2
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
+    padding_pairs(padding, nd)
     if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups must be an int, got {groups!r}")
     g = int(groups)
@@ -140,14 +150,13 @@ def to_subpixel(
     lengths = []
     for dim in range(nd):
         k = w.shape[2 + dim]
-        phase, offset = _tap_offsets(k, s[dim], pads[dim][0], d[dim])
-        a_max, a_min = max(offset), min(offset)
-        length = a_max - a_min + 1
+        phase, offset = _tap_offsets(k, s[dim], d[dim])
+        a_max = max(offset)
         # scatter[t, r, j] = 1 when tap t goes to phase r, sub-kernel position j = a_max - a_t
-        scatter = np.zeros((k, s[dim], length), dtype=w.dtype)
+        scatter = np.zeros((k, s[dim], a_max + 1), dtype=w.dtype)
         scatter[np.arange(k), phase, [a_max - a for a in offset]] = 1
         out = np.tensordot(out, scatter.reshape(k, -1), axes=([2], [0]))
-        lengths.append(length)
+        lengths.append(a_max + 1)
     c_in_g, c_out_g = w.shape[0] // g, w.shape[1]
     split = out.reshape(g, c_in_g, c_out_g, *(v for pair in zip(s, lengths) for v in pair))
     # -> (g, C_out/g, s1..sk, C_in/g, A1..Ak)
@@ -157,18 +166,33 @@ def to_subpixel(
     return np.ascontiguousarray(conv_w)
 
 
-def subpixel_padding(
+class SubpixelGeometry(NamedTuple):
+    """Where the sub-pixel convolution runs and what to keep of its shuffled output.
+
+    ``padding``: ``(low, high)`` per dim for the stride-1 conv (negative = crop the input);
+    ``crop_start``, ``output_size``: per dim, the window of the shuffled result to keep.
+    """
+
+    padding: tuple[tuple[int, int], ...]
+    crop_start: tuple[int, ...]
+    output_size: tuple[int, ...]
+
+
+def subpixel_geometry(
     input_size: IntOrTuple,
     kernel_size: IntOrTuple,
     stride: IntOrTuple = 1,
     padding: PaddingArg = 0,
     output_padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
-) -> tuple[tuple[int, int], ...]:
-    """``(low, high)`` padding per dim of the sub-pixel convolution of :func:`to_subpixel`.
+) -> SubpixelGeometry:
+    """Padding and crop of the sub-pixel form, per dim.
 
-    ``low = max(a)``, ``high = M - i - min(a)`` where ``M = ceil(o / s)`` coarse positions cover
-    the output ``o``; a negative amount means cropping the input.
+    Write the low padding as ``p = alpha*s + beta`` (``0 <= beta < s``).  Output ``o`` is the
+    unpadded position ``o + p``, i.e. coarse position ``m + alpha`` and phase ``r`` where
+    ``o + beta = m*s + r``.  So the conv computes ``M = ceil((o_size + beta)/s)`` coarse
+    positions starting at ``alpha``: padding ``low = a_max - alpha``,
+    ``high = M - i + alpha``; the shuffled result is cropped to ``[beta, beta + o_size)``.
     """
     from .arithmetic import _ndim, conv_transpose_output_size
 
@@ -180,12 +204,14 @@ def subpixel_padding(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     pads = padding_pairs(padding, nd)
-    result = []
+    conv_pads, crops = [], []
     for dim in range(nd):
-        _, offset = _tap_offsets(k[dim], s[dim], pads[dim][0], d[dim])
-        coarse_needed = -(-out[dim] // s[dim])
-        result.append((max(offset), coarse_needed - i[dim] - min(offset)))
-    return tuple(result)
+        alpha, beta = divmod(pads[dim][0], s[dim])
+        a_max = d[dim] * (k[dim] - 1) // s[dim]
+        coarse_needed = -(-(out[dim] + beta) // s[dim])
+        conv_pads.append((a_max - alpha, coarse_needed - i[dim] + alpha))
+        crops.append(beta)
+    return SubpixelGeometry(tuple(conv_pads), tuple(crops), out)
 
 
 def conv_transpose_subpixel(
@@ -222,8 +248,9 @@ def conv_transpose_subpixel(
         for f, c, s, (lo, hi), d, k in zip(geom.fine, geom.coarse, geom.stride, geom.padding,
                                            geom.dilation, geom.kernel)
     )
-    pads = subpixel_padding(geom.coarse, geom.kernel, geom.stride, geom.padding, op,
+    geo = subpixel_geometry(geom.coarse, geom.kernel, geom.stride, geom.padding, op,
                             geom.dilation)
+    pads = geo.padding
     v = to_subpixel(w, geom.stride, geom.padding, geom.groups, geom.dilation)
     phases = int(np.prod(geom.stride))
     b_rep = None if b is None else np.repeat(b, phases)
@@ -234,6 +261,7 @@ def conv_transpose_subpixel(
         window = place(x, [lo for lo, _ in pads], [1] * geom.ndim, size)
         coarse_out = conv(window, v, b_rep, stride=1, padding=0, groups=geom.groups)
     fine = pixel_shuffle(coarse_out, geom.stride)
-    crop = (slice(None), slice(None), *(slice(0, n) for n in geom.fine))
+    crop = (slice(None), slice(None),
+            *(slice(b, b + n) for b, n in zip(geo.crop_start, geo.output_size)))
     return np.ascontiguousarray(fine[crop])
 
