@@ -9,13 +9,14 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import demo
+from . import checkerboard_cmd, demo
 
 # name -> (help text, add-arguments function, run function)
 _COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {
     "demo": (demo.HELP, demo.add_arguments, demo.run),
+    "checkerboard": (checkerboard_cmd.HELP, checkerboard_cmd.add_arguments, checkerboard_cmd.run),
 }
 
 
