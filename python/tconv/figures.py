@@ -269,55 +269,69 @@ def artifact_comparison(path: str, kernel: int = 3, stride: int = 2, seed: int =
 
 def matrix_picture(path: str, c: np.ndarray[Any, Any], labels: Callable[[float], str]) -> str:
     """The notes' matrix C (4 x 16) and its transpose, as labelled grids."""
-    fig = _figure(13.0, 6.6)
+    fig = _figure(13.0, 5.8)
     ax_c, ax_t = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3.2, 1]})
-    for ax, mat, title in ((ax_c, c, "C (4 x 16): conv(x) = C x"),
-                           (ax_t, c.T, "C^T (16 x 4):\nconv_transpose(y) = C^T y")):
-        ax.imshow(mat != 0, cmap="Blues", vmin=0, vmax=1.6, aspect="equal")
+    side_in = int(round(np.sqrt(c.shape[1])))
+    side_out = int(round(np.sqrt(c.shape[0])))
+    x_names = [f"x{r + 1}{q + 1}" for r in range(side_in) for q in range(side_in)]
+    y_names = [f"y{r + 1}{q + 1}" for r in range(side_out) for q in range(side_out)]
+    for ax, mat, title, cols, rows in (
+        (ax_c, c, "C (4 x 16):  conv(x) = C x", x_names, y_names),
+        (ax_t, c.T, "C^T (16 x 4):\nconv_transpose(y) = C^T y", y_names, x_names),
+    ):
+        ax.imshow(mat != 0, cmap="Blues", vmin=0, vmax=2.5, aspect="equal")
         for (r, col), v in np.ndenumerate(mat):
             if v != 0:
                 ax.text(col, r, labels(float(v)), ha="center", va="center", fontsize=8)
         ax.set_title(title, fontsize=11)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    ax_c.set_xlabel("input pixel x11 ... x44 (row-major)")
-    ax_c.set_ylabel("output y11 ... y22")
-    fig.suptitle("A 3x3 convolution of a 4x4 image is a matrix product; the transposed "
-                 "convolution multiplies by the transpose", fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+        ax.set_xticks(range(len(cols)))
+        ax.set_xticklabels(cols, fontsize=7, rotation=90)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels(rows, fontsize=7)
+    fig.suptitle("A 3x3 convolution of a 4x4 image is a matrix product y = C x; the transposed "
+                 "convolution multiplies by C^T", fontsize=12)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
     return _save(fig, path)
 
 
 def emulation_diagram(path: str, x: np.ndarray[Any, Any], stretched: np.ndarray[Any, Any],
-                      flipped: np.ndarray[Any, Any], result: np.ndarray[Any, Any],
-                      stride: int, padding: tuple[int, int]) -> str:
+                      kernel: np.ndarray[Any, Any], flipped: np.ndarray[Any, Any],
+                      result: np.ndarray[Any, Any], stride: int, padding: tuple[int, int]) -> str:
     """The notes' "emulate with a direct convolution": zero-insert and pad the input, flip the
     kernel, slide it with stride 1."""
-    fig = _figure(14.0, 4.6)
-    axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [x.shape[1], stretched.shape[1],
-                                                            flipped.shape[1], result.shape[1]]})
+    fig = _figure(15.5, 4.8)
+    widths = [x.shape[1], stretched.shape[1], kernel.shape[1], kernel.shape[1], result.shape[1]]
+    axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": widths})
     inserted = np.zeros(stretched.shape, dtype=bool)
     lo = padding[0]
     inserted[lo: lo + (x.shape[0] - 1) * stride + 1: stride,
              lo: lo + (x.shape[1] - 1) * stride + 1: stride] = True
     items = [
         (x, f"input x ({x.shape[0]}x{x.shape[1]})", None),
-        (stretched, f"{stride - 1} zero(s) inserted, padded by {lo}\n"
-                    f"({stretched.shape[0]}x{stretched.shape[1]}; grey = zeros)", inserted),
-        (flipped, "kernel flipped\n(rows and columns reversed)", None),
-        (result, f"stride-1 conv = conv_transpose\n({result.shape[0]}x{result.shape[1]})", None),
+        (stretched, f"{stride - 1} zero inserted between samples,\npadded by d(k-1)-p = {lo}: "
+                    f"{stretched.shape[0]}x{stretched.shape[1]}", inserted),
+        (kernel, "kernel w", None),
+        (flipped, "w flipped\n(rows and columns reversed)", None),
+        (result, "stride-1 conv of the two\n= conv_transpose(x, w, stride=%d)" % stride, None),
     ]
     for ax, (arr, title, real) in zip(axes, items):
+        limit = float(np.abs(arr).max()) or 1.0
         shown = np.ma.masked_where(~real, arr) if real is not None else arr
-        ax.set_facecolor("#dddddd")
-        ax.imshow(shown, cmap="coolwarm", vmin=-np.abs(arr).max(), vmax=np.abs(arr).max())
+        ax.set_facecolor("#e6e6e6")
+        ax.imshow(shown, cmap="coolwarm", vmin=-limit, vmax=limit)
         for (r, col), v in np.ndenumerate(arr):
-            if real is None or real[r, col]:
-                ax.text(col, r, f"{v:.1f}", ha="center", va="center", fontsize=7.5)
-        ax.set_title(title, fontsize=10)
+            inside = real is None or real[r, col]
+            text = f"{v:.1f}".replace("-0.0", "0.0")
+            ax.text(col, r, text if inside else "0", ha="center", va="center",
+                    fontsize=7.5, color="black" if inside else "#9a9a9a")
+        ax.set_xticks(np.arange(arr.shape[1] + 1) - 0.5, minor=True)
+        ax.set_yticks(np.arange(arr.shape[0] + 1) - 0.5, minor=True)
+        ax.grid(which="minor", color="white", lw=1)
+        ax.tick_params(which="both", length=0)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Emulating a stride-{stride} transposed convolution with a direct convolution "
-                 "(tconv.emulate)", fontsize=12)
+        ax.set_title(title, fontsize=10)
+    fig.suptitle(f"Emulating a stride-{stride} transposed convolution with a direct "
+                 "convolution (tconv.emulate): most multiplies hit the grey zeros", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     return _save(fig, path)
