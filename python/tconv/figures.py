@@ -219,7 +219,7 @@ def artifact_comparison(path: str, kernel: int = 3, stride: int = 2, seed: int =
         panels.append(("ICNR init", None, f"impossible: kernel {kernel} < stride {stride}"))
     conv_w = rng.uniform(0.2, 1.0, (1, 1, kernel, kernel))
     panels.append(("resize-conv", resize_conv(img, conv_w, stride, "nearest"),
-                   "nearest x%d, then %dx%d conv" % (stride, kernel, kernel)))
+                   f"nearest x{stride}, then {kernel}x{kernel} conv"))
 
     scores: dict[str, float] = {}
     fig = _figure(15.0, 7.6)
@@ -271,8 +271,8 @@ def matrix_picture(path: str, c: np.ndarray[Any, Any], labels: Callable[[float],
     """The notes' matrix C (4 x 16) and its transpose, as labelled grids."""
     fig = _figure(13.0, 5.8)
     ax_c, ax_t = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3.2, 1]})
-    side_in = int(round(np.sqrt(c.shape[1])))
-    side_out = int(round(np.sqrt(c.shape[0])))
+    side_in = round(float(np.sqrt(c.shape[1])))
+    side_out = round(float(np.sqrt(c.shape[0])))
     x_names = [f"x{r + 1}{q + 1}" for r in range(side_in) for q in range(side_in)]
     y_names = [f"y{r + 1}{q + 1}" for r in range(side_out) for q in range(side_out)]
     for ax, mat, title, cols, rows in (
@@ -308,11 +308,11 @@ def emulation_diagram(path: str, x: np.ndarray[Any, Any], stretched: np.ndarray[
              lo: lo + (x.shape[1] - 1) * stride + 1: stride] = True
     items = [
         (x, f"input x ({x.shape[0]}x{x.shape[1]})", None),
-        (stretched, f"{stride - 1} zero inserted between samples,\npadded by d(k-1)-p = {lo}: "
-                    f"{stretched.shape[0]}x{stretched.shape[1]}", inserted),
+        (stretched, (f"{stride - 1} zero inserted between samples,\npadded by d(k-1)-p = {lo}: "
+                     f"{stretched.shape[0]}x{stretched.shape[1]}"), inserted),
         (kernel, "kernel w", None),
         (flipped, "w flipped\n(rows and columns reversed)", None),
-        (result, "stride-1 conv of the two\n= conv_transpose(x, w, stride=%d)" % stride, None),
+        (result, f"stride-1 conv of the two\n= conv_transpose(x, w, stride={stride})", None),
     ]
     for ax, (arr, title, real) in zip(axes, items):
         limit = float(np.abs(arr).max()) or 1.0
