@@ -102,6 +102,7 @@ def test_constant_stays_constant():
         assert np.allclose(y, 1.5, rtol=0, atol=1e-15)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_resize_conv_vs_torch(nd, mode):
