@@ -92,7 +92,7 @@ def test_project_is_the_least_squares_projection(seed, c, dims):
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((c, 2, *k))
     p = project(w, s, d)
-    assert is_artifact_free(p, s, d, rtol=1e-9)
+    assert is_artifact_free(p, s, rtol=1e-9, dilation=d)
     np.testing.assert_allclose(project(p, s, d), p, atol=1e-12)          # idempotent
     np.testing.assert_allclose(p, _lstsq_projection(w, s, d), atol=1e-10)
     # closer than any other artifact-free kernel we can construct
@@ -102,7 +102,7 @@ def test_project_is_the_least_squares_projection(seed, c, dims):
         assert best <= np.linalg.norm(w - other) + 1e-12
         direction = project(rng.standard_normal(w.shape), s, d)            # stay feasible
         nearby = p + 1e-3 * (trial + 1) * direction
-        assert is_artifact_free(nearby, s, d, rtol=1e-9)
+        assert is_artifact_free(nearby, s, rtol=1e-9, dilation=d)
         assert best <= np.linalg.norm(w - nearby) + 1e-12
 
 
@@ -205,3 +205,18 @@ def test_score_errors():
         score(np.zeros((1, 1, 6)), 2, margin=2)
     with pytest.raises(ValueError, match="signal"):
         score(np.zeros((6,)), 2)
+
+
+@pytest.mark.parametrize("call,exc,fragment", [
+    (lambda: phase_sums(np.zeros((2, 3)), 2), ValueError, "weight"),
+    (lambda: phase_sums(np.zeros((1, 1, 3), np.int32), 2), TypeError, "weight"),
+    (lambda: overlap(3, 0), ValueError, "stride"),
+    (lambda: overlap((3, 3), (2, 2, 2)), ValueError, "spatial dims"),
+    (lambda: project(np.zeros((1, 1, 3, 3)), (2, 2, 2)), ValueError, "stride"),
+    (lambda: is_artifact_free(np.zeros((1, 1, 3)), 2, rtol=-1.0), ValueError, "rtol"),
+    (lambda: icnr((1, 1, 3), 2, rng="seed"), TypeError, "rng"),
+    (lambda: score(np.zeros((1, 1, 8)), 0), ValueError, "stride"),
+])
+def test_checkerboard_errors(call, exc, fragment):
+    with pytest.raises(exc, match=fragment):
+        call()

@@ -109,7 +109,7 @@ def phase_sums(weight: object, stride: IntOrTuple, dilation: IntOrTuple = 1) -> 
 
 
 def is_artifact_free(
-    weight: object, stride: IntOrTuple, dilation: IntOrTuple = 1, rtol: float = 1e-6
+    weight: object, stride: IntOrTuple, rtol: float = 1e-6, dilation: IntOrTuple = 1
 ) -> bool:
     """True when, for every ``(c_in, c_out)`` pair, all phase sums are equal.
 
