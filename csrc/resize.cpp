@@ -1,11 +1,13 @@
 // Integer-factor upsampling and its adjoint (see tconv/resize.hpp for the index formulas).
 //
 // Both directions run through `resample`, which applies a separable product of per-dim sparse
-// matrices.  The parallel loop is over (plane, z, y) output rows, so every output element is
-// owned by exactly one thread and summed in the fixed order of its row lists: the backward is a
-// gather over U^T rather than a scatter over U, which is what keeps it free of races.
+// matrices one dim at a time.  Each pass loops in parallel over destination rows, so every
+// output element is owned by exactly one thread and summed in the fixed order of its row list:
+// the backward is a gather over U^T rather than a scatter over U, which is what keeps it free
+// of races and atomics, and bitwise independent of the thread count.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "tconv/resize.hpp"
 
@@ -65,45 +67,86 @@ ResampleAxis transpose(const ResampleAxis& axis) {
   return t;
 }
 
+namespace {
+
+// An axis that maps every position to itself with weight 1 (a dim of size 1, or scale 1).
+bool is_identity(const ResampleAxis& axis) {
+  if (axis.in_size != axis.out_size) return false;
+  for (int64_t r = 0; r < axis.out_size; ++r) {
+    const auto j = static_cast<size_t>(axis.start[static_cast<size_t>(r)]);
+    if (axis.start[static_cast<size_t>(r + 1)] != static_cast<int64_t>(j) + 1 ||
+        axis.index[j] != r || axis.weight[j] != 1.0)
+      return false;
+  }
+  return true;
+}
+
+// One separable pass: src viewed as (outer, axis.in_size, inner), dst as
+// (outer, axis.out_size, inner);  dst[o][r][i] = sum_{j in row r} w[j] * src[o][index[j]][i],
+// summed in row order.  Parallel over (o, r): each dst row has one owner.
+template <typename T>
+void apply_axis(const ResampleAxis& axis, int64_t outer, int64_t inner, const T* src, T* dst) {
+  std::vector<T> w(axis.weight.size());
+  for (size_t j = 0; j < w.size(); ++j) w[j] = static_cast<T>(axis.weight[j]);
+  const int64_t n_in = axis.in_size;
+  const int64_t n_out = axis.out_size;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      const T* base = src + o * n_in * inner;
+      T* row = dst + (o * n_out + r) * inner;
+      const int64_t j0 = axis.start[static_cast<size_t>(r)];
+      const int64_t j1 = axis.start[static_cast<size_t>(r + 1)];
+      if (inner == 1) {  // the contiguous dim: a short gather per element
+        T acc = T(0);
+        for (int64_t j = j0; j < j1; ++j)
+          acc += w[static_cast<size_t>(j)] * base[axis.index[static_cast<size_t>(j)]];
+        row[0] = acc;
+        continue;
+      }
+      std::fill(row, row + inner, T(0));
+      for (int64_t j = j0; j < j1; ++j) {  // whole rows: a vectorisable axpy
+        const T wj = w[static_cast<size_t>(j)];
+        const T* in_row = base + axis.index[static_cast<size_t>(j)] * inner;
+        for (int64_t i = 0; i < inner; ++i) row[i] += wj * in_row[i];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// The separable product is applied one dim at a time, x (contiguous) first, then y, then z:
+// out = sum_z wz * (sum_y wy * (sum_x wx * in)), the same nesting for every element.
+// Identity dims are skipped; intermediate results live in scratch buffers.
 template <typename T>
 void resample(int64_t planes, const std::array<ResampleAxis, kMaxDims>& axes, const T* in,
               T* out) {
-  const ResampleAxis& az = axes[0];
-  const ResampleAxis& ay = axes[1];
-  const ResampleAxis& ax = axes[2];
-  const int64_t in_plane = az.in_size * ay.in_size * ax.in_size;
-  const int64_t out_plane = az.out_size * ay.out_size * ax.out_size;
-  // Per-dim weights in the working precision, converted once.
-  std::array<std::vector<T>, kMaxDims> w;
-  for (size_t d = 0; d < kMaxDims; ++d) {
-    w[d].resize(axes[d].weight.size());
-    for (size_t j = 0; j < w[d].size(); ++j) w[d][j] = static_cast<T>(axes[d].weight[j]);
+  std::array<int64_t, kMaxDims> size{axes[0].in_size, axes[1].in_size, axes[2].in_size};
+  std::array<size_t, kMaxDims> active{};
+  size_t n_active = 0;
+  for (size_t d = kMaxDims; d-- > 0;)  // x, then y, then z
+    if (!is_identity(axes[d])) active[n_active++] = d;
+  if (n_active == 0) {
+    std::copy(in, in + planes * size[0] * size[1] * size[2], out);
+    return;
   }
-
-#pragma omp parallel for collapse(3) schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
-    for (int64_t a = 0; a < az.out_size; ++a) {
-      for (int64_t b = 0; b < ay.out_size; ++b) {
-        const T* src = in + p * in_plane;
-        T* dst = out + p * out_plane + (a * ay.out_size + b) * ax.out_size;
-        for (int64_t c = 0; c < ax.out_size; ++c) {
-          T acc_z = T(0);
-          for (int64_t jz = az.start[a]; jz < az.start[a + 1]; ++jz) {
-            T acc_y = T(0);
-            for (int64_t jy = ay.start[b]; jy < ay.start[b + 1]; ++jy) {
-              const T* row = src + (az.index[jz] * ay.in_size + ay.index[jy]) * ax.in_size;
-              T acc_x = T(0);
-              for (int64_t jx = ax.start[c]; jx < ax.start[c + 1]; ++jx) {
-                acc_x += w[2][jx] * row[ax.index[jx]];
-              }
-              acc_y += w[1][jy] * acc_x;
-            }
-            acc_z += w[0][jz] * acc_y;
-          }
-          dst[c] = acc_z;
-        }
-      }
+  std::unique_ptr<T[]> scratch[2];
+  const T* src = in;
+  for (size_t step = 0; step < n_active; ++step) {
+    const size_t d = active[step];
+    int64_t outer = planes;
+    for (size_t e = 0; e < d; ++e) outer *= size[e];
+    int64_t inner = 1;
+    for (size_t e = d + 1; e < kMaxDims; ++e) inner *= size[e];
+    size[d] = axes[d].out_size;
+    T* dst = out;
+    if (step + 1 < n_active) {
+      scratch[step % 2].reset(new T[static_cast<size_t>(outer * size[d] * inner)]);
+      dst = scratch[step % 2].get();
     }
+    apply_axis<T>(axes[d], outer, inner, src, dst);
+    src = dst;
   }
 }
 
