@@ -44,8 +44,9 @@ ResampleAxis transpose(const ResampleAxis& axis);
 
 // out[p][a][b][c] = sum_{(i,wz) in Z[a]} wz * sum_{(j,wy) in Y[b]} wy *
 //                   sum_{(k,wx) in X[c]} wx * in[p][i][j][k]
-// in: (planes, Z.in, Y.in, X.in), out: (planes, Z.out, Y.out, X.out), overwritten.  Each output
-// element is written by one thread in a fixed order: bitwise deterministic, no atomics.
+// in: (planes, Z.in, Y.in, X.in), out: (planes, Z.out, Y.out, X.out), overwritten.  Applied one
+// dim at a time (x, y, z; identity dims skipped) with the same nesting for every element.  Each
+// output element is written by one thread in a fixed order: bitwise deterministic, no atomics.
 template <typename T>
 void resample(int64_t planes, const std::array<ResampleAxis, kMaxDims>& axes, const T* in, T* out);
 
