@@ -60,6 +60,23 @@ def _arrays(
     return x, w, b
 
 
+def _output_padding_for_size(
+    input: FloatArray,
+    weight: FloatArray,
+    output_size: Sequence[int],
+    stride: IntOrTuple,
+    padding: PaddingArg,
+    dilation: IntOrTuple,
+    groups: int,
+) -> tuple[int, ...]:
+    """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule), from
+    :func:`tconv.arithmetic.output_padding_for`, the one home of that rule."""
+    if weight.ndim != input.ndim:  # let the geometry check name the real problem (the weight)
+        transposed_geometry(input.shape, weight.shape, stride, padding, 0, groups, dilation)
+    return output_padding_for(output_size, input.shape, weight.shape[2:], stride, padding,
+                              dilation)
+
+
 def conv_transpose(
     input: object,
     weight: object,
@@ -99,10 +116,7 @@ def conv_transpose(
     """
     x, w, b = _arrays(input, weight, bias)
     if output_size is not None:
-        if w.ndim != x.ndim:  # let the geometry check name the real problem (the weight)
-            transposed_geometry(x.shape, w.shape, stride, padding, 0, groups, dilation)
-        output_padding = output_padding_for(output_size, x.shape, w.shape[2:], stride, padding,
-                                            dilation)
+        output_padding = _output_padding_for_size(x, w, output_size, stride, padding, dilation, groups)
     geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups, dilation)
     check_bias(b, geom.fine_channels)
     y = output_array(out, geom.fine_shape, x.dtype, [a for a in (x, w, b) if a is not None])
