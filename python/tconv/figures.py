@@ -169,7 +169,9 @@ def overlap_heatmap(path: str, kernel: int, stride: int, n_in: int = 5) -> str:
     ax_tab.set_ylabel("row phase (o mod s)")
     even = len(set(table.ravel().tolist())) == 1
     ax_tab.set_title("per phase (tconv.checkerboard.overlap)\n"
-                     + ("all equal: even coverage" if even else "unequal: checkerboard"),
+                     + ("all equal: even coverage" if even
+                        else "zeros: holes that are never written (k < s)" if table.min() == 0
+                        else "unequal: checkerboard"),
                      fontsize=11)
     fig.suptitle(f"Overlap of a {kernel}x{kernel} stride-{stride} transposed convolution "
                  "(interior repeats the phase table)", fontsize=12)
