@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tconv/kernels.hpp"
+#include "tconv/resize.hpp"
 
 namespace py = pybind11;
 
@@ -116,12 +117,80 @@ void bind_dtype(py::module_& m) {
       "dW[c][f][k] = sum coarse[n][c][i] * fine[n][f][i*s-p+k*d] into the preallocated dw.");
 }
 
+
+// ---- resize: integer-factor upsampling and its adjoint (csrc/resize.cpp) -------------------
+// x: (N, C, *in), y: (N, C, *(in * scale)); scale has one entry per spatial dim.
+struct ResizeProblem {
+  int64_t planes = 0;
+  tconv::Dims in{1, 1, 1};
+  tconv::Dims scale{1, 1, 1};
+};
+
+ResizeProblem make_resize(const py::array& coarse, const py::array& fine, const Sizes& scale) {
+  const py::ssize_t nd = coarse.ndim() - 2;
+  if (nd < 1 || nd > tconv::kMaxDims) fail("_core: resize arrays must have 3 to 5 dims");
+  if (fine.ndim() != coarse.ndim()) fail("_core: resize arrays must have the same ndim");
+  if (static_cast<py::ssize_t>(scale.size()) != nd)
+    fail("_core: scale needs one entry per spatial dim");
+  if (fine.shape(0) != coarse.shape(0) || fine.shape(1) != coarse.shape(1))
+    fail("_core: resize arrays must share batch and channels");
+  ResizeProblem r;
+  r.planes = coarse.shape(0) * coarse.shape(1);
+  const py::ssize_t offset = tconv::kMaxDims - nd;
+  for (py::ssize_t d = 0; d < nd; ++d) {
+    const auto k = static_cast<size_t>(offset + d);
+    const int64_t s = scale[static_cast<size_t>(d)];
+    if (s < 1) fail("_core: scale must be >= 1");
+    if (coarse.shape(2 + d) < 1) fail("_core: resize input spatial sizes must be >= 1");
+    if (fine.shape(2 + d) != coarse.shape(2 + d) * s)
+      fail("_core: upsampled size must be input size * scale");
+    r.in[k] = coarse.shape(2 + d);
+    r.scale[k] = s;
+  }
+  return r;
+}
+
+tconv::ResizeMode resize_mode(const std::string& mode) {
+  if (mode == "nearest") return tconv::ResizeMode::Nearest;
+  if (mode == "linear") return tconv::ResizeMode::Linear;
+  fail("_core: resize mode must be 'nearest' or 'linear', got '" + mode + "'");
+}
+
+template <typename T>
+void bind_resize(py::module_& m) {
+  m.def(
+      "upsample",
+      [](const In<T>& x, In<T>& y, const Sizes& scale, const std::string& mode) {
+        const ResizeProblem r = make_resize(x, y, scale);
+        const tconv::ResizeMode md = resize_mode(mode);
+        T* out = y.mutable_data();
+        py::gil_scoped_release release;
+        tconv::upsample<T>(r.planes, r.in, r.scale, md, x.data(), out);
+      },
+      py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("scale"), py::arg("mode"),
+      "y = U x: integer-factor upsampling ('nearest' or 'linear') into the preallocated y.");
+  m.def(
+      "upsample_adjoint",
+      [](const In<T>& gy, In<T>& gx, const Sizes& scale, const std::string& mode) {
+        const ResizeProblem r = make_resize(gx, gy, scale);
+        const tconv::ResizeMode md = resize_mode(mode);
+        T* out = gx.mutable_data();
+        py::gil_scoped_release release;
+        tconv::upsample_adjoint<T>(r.planes, r.in, r.scale, md, gy.data(), out);
+      },
+      py::arg("gy").noconvert(), py::arg("gx").noconvert(), py::arg("scale"), py::arg("mode"),
+      "gx = U^T gy: the adjoint (gradient) of upsample, into the preallocated gx.");
+}
+// ---- end resize ----------------------------------------------------------------------------
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "tconv's C++ kernels (scatter, gather, weight_grad); use tconv's Python API.";
   bind_dtype<float>(m);
   bind_dtype<double>(m);
+  bind_resize<float>(m);
+  bind_resize<double>(m);
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");

@@ -5,7 +5,7 @@ A convolution is a matrix product ``y = C x``; a transposed convolution multipli
 its gradient multiplies by ``C`` again (a gather: an ordinary strided convolution).
 """
 
-from . import reference
+from . import arithmetic, checkerboard, emulate, reference, resize, subpixel
 from ._threads import get_num_threads, set_num_threads, threads
 from .functional import (
     conv,
@@ -17,6 +17,7 @@ from .functional import (
     conv_transpose_backward,
     output_shape,
 )
+from .resize import resize_conv, resize_conv_backward
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,11 @@ __all__ = [
     "set_num_threads",
     "threads",
     "reference",
+    "arithmetic",
+    "checkerboard",
+    "emulate",
+    "resize",
+    "subpixel",
+    "resize_conv",
+    "resize_conv_backward",
 ]

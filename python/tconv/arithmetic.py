@@ -1,9 +1,307 @@
-"""Transposed-convolution size arithmetic.
+"""Convolution arithmetic: output sizes both ways, the ``output_size`` ambiguity, and the direct
+convolution that a transposed convolution equals (Dumoulin & Visin, *A guide to convolution
+arithmetic for deep learning*, 2016).
 
-``solve`` and ``convert`` translate between frameworks' padding conventions (see
-:mod:`tconv._conventions` and docs/conventions.md).
+Per spatial dim, with input size ``i``, kernel ``k``, stride ``s``, padding ``p`` (``p_lo``,
+``p_hi`` when asymmetric), dilation ``d`` and output padding ``a``:
+
+* convolution:             ``o = floor((i + p_lo + p_hi - d*(k - 1) - 1) / s) + 1``
+* transposed convolution:  ``o = (i - 1)*s - p_lo - p_hi + d*(k - 1) + a + 1``
+
+The floor makes the convolution many-to-one: for ``s > 1`` up to ``s`` input sizes give the
+same output size, so the transposed convolution, which goes the other way, has to be told which
+one to produce.  That is what ``output_padding`` (``a``) is, and :func:`output_padding_for`
+picks it from a wanted ``output_size`` as PyTorch does.
+
+Dumoulin & Visin's relationship: a transposed convolution equals a *direct* convolution with
+stride 1 over the input with ``s - 1`` zeros inserted between samples, padded by
+``d*(k - 1) - p_lo`` on the low side and ``d*(k - 1) - p_hi + a`` on the high side, with the
+kernel flipped in every spatial dim and its two channel axes swapped (per group).  A negative
+padding means cropping.  :func:`equivalent_conv` returns those parameters;
+:mod:`tconv.emulate` runs them.
+
+Every size is an int or a tuple with one int per spatial dim; results are tuples.
 """
 
-from ._conventions import CONVENTIONS, Solution, convert, solve
+from __future__ import annotations
 
-__all__ = ["CONVENTIONS", "Solution", "convert", "solve"]
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ._args import (
+    FloatArray,
+    IntOrTuple,
+    PaddingArg,
+    as_float_array,
+    int_tuple,
+    padding_pairs,
+)
+
+# Framework conventions (TF/Keras/JAX/ONNX/MXNet/torch): their home is _conventions.
+from ._conventions import CONVENTIONS, Solution, convert, solve  # noqa: E402
+
+__all__ = [
+    "CONVENTIONS",
+    "Solution",
+    "convert",
+    "solve",
+    "conv_output_size",
+    "conv_transpose_output_size",
+    "output_padding_for",
+    "EquivalentConv",
+    "equivalent_conv",
+    "flip_kernel",
+]
+
+
+def _ndim(*values: object) -> int:
+    """Spatial dims implied by the int-or-tuple arguments (1 when all are plain ints)."""
+    lengths = {len(v) for v in values if isinstance(v, (list, tuple, np.ndarray))}
+    if len(lengths) > 1:
+        raise ValueError(
+            f"size arguments disagree on the number of spatial dims: got lengths {sorted(lengths)}"
+        )
+    nd = lengths.pop() if lengths else 1
+    if nd not in (1, 2, 3):
+        raise ValueError(f"tconv supports 1, 2 or 3 spatial dims, got {nd}")
+    return nd
+
+
+def conv_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+) -> tuple[int, ...]:
+    """Spatial output size of a convolution: ``floor((i + p_lo + p_hi - d*(k-1) - 1)/s) + 1``.
+
+    Raises ``ValueError`` when the padded input is smaller than the dilated kernel.
+
+    Examples
+    --------
+    >>> conv_output_size(5, 3, stride=2, padding=1)
+    (3,)
+    """
+    nd = _ndim(input_size, kernel_size, stride, padding, dilation)
+    i = int_tuple(input_size, nd, "input_size", 1)
+    k = int_tuple(kernel_size, nd, "kernel_size", 1)
+    s = int_tuple(stride, nd, "stride", 1)
+    d = int_tuple(dilation, nd, "dilation", 1)
+    pads = padding_pairs(padding, nd)
+    out = []
+    for dim in range(nd):
+        span = i[dim] + sum(pads[dim]) - d[dim] * (k[dim] - 1) - 1
+        if span < 0:
+            raise ValueError(
+                f"padded input ({i[dim] + sum(pads[dim])}) is smaller than the dilated kernel "
+                f"({d[dim] * (k[dim] - 1) + 1}) in spatial dim {dim}"
+            )
+        out.append(span // s[dim] + 1)
+    return tuple(out)
+
+
+def conv_transpose_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+) -> tuple[int, ...]:
+    """Spatial output size of a transposed convolution:
+    ``(i - 1)*s - p_lo - p_hi + d*(k - 1) + output_padding + 1``.
+
+    ``0 <= output_padding < max(stride, dilation)`` as in PyTorch.
+
+    Examples
+    --------
+    >>> conv_transpose_output_size(3, 3, stride=2, padding=1)    # 5 and 6 both conv to 3 ...
+    (5,)
+    >>> conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1)   # ... pick 6
+    (6,)
+    """
+    nd = _ndim(input_size, kernel_size, stride, padding, output_padding, dilation)
+    i = int_tuple(input_size, nd, "input_size", 1)
+    k = int_tuple(kernel_size, nd, "kernel_size", 1)
+    s = int_tuple(stride, nd, "stride", 1)
+    d = int_tuple(dilation, nd, "dilation", 1)
+    op = int_tuple(output_padding, nd, "output_padding", 0)
+    pads = padding_pairs(padding, nd)
+    out = []
+    for dim in range(nd):
+        if op[dim] >= max(s[dim], d[dim]):
+            raise ValueError(
+                f"output_padding must be smaller than either stride or dilation in every dim, "
+                f"got output_padding={op}, stride={s}, dilation={d}"
+            )
+        size = (i[dim] - 1) * s[dim] - sum(pads[dim]) + d[dim] * (k[dim] - 1) + op[dim] + 1
+        if size < 1:
+            raise ValueError(
+                f"computed output size {size} in spatial dim {dim} is not positive "
+                f"(input size {i[dim]}, kernel {k[dim]}, stride {s[dim]}, padding {pads[dim]}, "
+                f"dilation {d[dim]}, output_padding {op[dim]})"
+            )
+        out.append(size)
+    return tuple(out)
+
+
+def output_padding_for(
+    output_size: Sequence[int],
+    input_shape: Sequence[int],
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+) -> tuple[int, ...]:
+    """The ``output_padding`` that makes a transposed convolution produce ``output_size``.
+
+    PyTorch's rule for ``ConvTranspose*d(..., output_size=...)``: per dim the smallest output is
+    ``m = (i - 1)*s - p_lo - p_hi + d*(k - 1) + 1`` and the answer is ``output_size - m``.
+    PyTorch accepts ``m <= output_size < m + s``; tconv also accepts the extra sizes that
+    ``output_padding < dilation`` allows when ``dilation > stride``, so the reachable range is
+    ``m <= output_size < m + max(s, d)`` (identical to PyTorch's wherever PyTorch's is defined).
+
+    Parameters
+    ----------
+    output_size : sequence of int
+        The wanted spatial size (``nd`` entries) or the full output shape (``nd + 2`` entries).
+    input_shape : sequence of int
+        The transposed convolution's input shape ``(N, C_in, *spatial)``.
+    kernel_size, stride, padding, dilation : int or tuple
+        As for :func:`tconv.conv_transpose` (``padding`` may be ``(low, high)`` pairs).
+
+    Returns
+    -------
+    tuple of int, one per spatial dim.
+
+    Examples
+    --------
+    >>> output_padding_for((6, 6), (1, 8, 3, 3), 3, stride=2, padding=1)
+    (1, 1)
+    """
+    shape = tuple(int(v) for v in input_shape)
+    nd = len(shape) - 2
+    if nd not in (1, 2, 3):
+        raise ValueError(
+            f"input_shape must be (N, C, *spatial) with 1 to 3 spatial dims, got {shape}"
+        )
+    if isinstance(output_size, (str, bytes)) or not isinstance(
+        output_size, (list, tuple, np.ndarray)
+    ):
+        raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
+    size = list(int_tuple(tuple(output_size), len(output_size), "output_size", 0))
+    if len(size) == nd + 2:
+        size = size[2:]
+    if len(size) != nd:
+        raise ValueError(
+            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, "
+            f"got {tuple(output_size)}"
+        )
+    k = int_tuple(kernel_size, nd, "kernel_size", 1)
+    s = int_tuple(stride, nd, "stride", 1)
+    d = int_tuple(dilation, nd, "dilation", 1)
+    pads = padding_pairs(padding, nd)
+    op = []
+    for dim in range(nd):
+        smallest = (shape[2 + dim] - 1) * s[dim] - sum(pads[dim]) + d[dim] * (k[dim] - 1) + 1
+        limit = max(s[dim], d[dim])
+        lo, hi = max(smallest, 1), smallest + limit - 1
+        if not lo <= size[dim] <= hi:
+            raise ValueError(
+                f"output_size {tuple(size)} is not reachable: spatial dim {dim} must lie in "
+                f"[{lo}, {hi}] for input shape {shape}, kernel {k}, stride {s}, "
+                f"padding {pads} and dilation {d}"
+            )
+        op.append(size[dim] - smallest)
+    return tuple(op)
+
+
+@dataclass(frozen=True)
+class EquivalentConv:
+    """The direct convolution equal to a transposed convolution (Dumoulin & Visin, sec. 4).
+
+    Run it as: insert ``inserted_zeros[d]`` zeros between neighbouring input samples in every
+    spatial dim (size becomes ``stretched_size``), pad each dim by ``padding[d] = (low, high)``
+    (a negative amount crops), then convolve with stride 1, dilation ``dilation`` and the
+    kernel flipped in every spatial dim with its channel axes swapped per group
+    (:func:`flip_kernel`).  The result has spatial size ``output_size``.
+    """
+
+    inserted_zeros: tuple[int, ...]
+    stretched_size: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    output_size: tuple[int, ...]
+    flip_kernel: bool = True
+
+
+def equivalent_conv(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+) -> EquivalentConv:
+    """Direct-convolution parameters equal to a transposed convolution.
+
+    Per dim: ``s - 1`` inserted zeros (stretched size ``(i - 1)*s + 1``), padding
+    ``(d*(k-1) - p_lo, d*(k-1) - p_hi + output_padding)``, stride 1, the same dilation, the
+    flipped kernel.  Check: ``(i-1)*s + 1 + 2*d*(k-1) - p_lo - p_hi + a - d*(k-1)`` is the
+    transposed convolution's output size.
+
+    Examples
+    --------
+    >>> e = equivalent_conv(3, 3, stride=2, padding=1, output_padding=1)
+    >>> e.inserted_zeros, e.stretched_size, e.padding, e.output_size
+    ((1,), (5,), ((1, 2),), (6,))
+    """
+    out = conv_transpose_output_size(input_size, kernel_size, stride, padding, output_padding,
+                                     dilation)
+    nd = len(out)
+    i = int_tuple(input_size, nd, "input_size", 1)
+    k = int_tuple(kernel_size, nd, "kernel_size", 1)
+    s = int_tuple(stride, nd, "stride", 1)
+    d = int_tuple(dilation, nd, "dilation", 1)
+    op = int_tuple(output_padding, nd, "output_padding", 0)
+    pads = padding_pairs(padding, nd)
+    reach = [d[dim] * (k[dim] - 1) for dim in range(nd)]
+    return EquivalentConv(
+        inserted_zeros=tuple(v - 1 for v in s),
+        stretched_size=tuple((i[dim] - 1) * s[dim] + 1 for dim in range(nd)),
+        padding=tuple(
+            (reach[dim] - pads[dim][0], reach[dim] - pads[dim][1] + op[dim]) for dim in range(nd)
+        ),
+        kernel_size=k,
+        stride=(1,) * nd,
+        dilation=d,
+        output_size=out,
+    )
+
+
+def flip_kernel(weight: object, groups: int = 1) -> FloatArray:
+    """The direct-convolution weight of a transposed convolution's weight.
+
+    ``weight`` has PyTorch's transposed layout ``(C_in, C_out/groups, *k)``; the result has the
+    convolution layout ``(C_out, C_in/groups, *k)`` with
+    ``result[g*C_out/groups + f, c, *t] = weight[g*C_in/groups + c, f, *(k - 1 - t)]``:
+    channel axes swapped within each group, every spatial axis reversed.
+    """
+    w = as_float_array(weight, "weight")
+    if w.ndim not in (3, 4, 5):
+        raise ValueError(f"weight must be 3-D to 5-D (C_in, C_out/groups, *k), got shape {w.shape}")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    g = int(groups)
+    if g < 1 or w.shape[0] % g != 0:
+        raise ValueError(f"groups={g} must be >= 1 and divide weight.shape[0] ({w.shape[0]})")
+    c_in, c_out_g, kernel = w.shape[0], w.shape[1], w.shape[2:]
+    per_group = w.reshape(g, c_in // g, c_out_g, *kernel).swapaxes(1, 2)
+    spatial_axes = tuple(range(3, 3 + len(kernel)))
+    flipped = np.flip(per_group, axis=spatial_axes)
+    return np.ascontiguousarray(flipped.reshape(g * c_out_g, c_in // g, *kernel))

@@ -168,11 +168,13 @@ class Workload:
     def reference(self, pass_: str) -> Callable[[], np.ndarray[Any, Any]]:
         """Thunk running the float64 dense-matrix oracle (only sensible for small cases)."""
         c, x, w, g = self.case, self.x, self.w, self.g
+        p = c.params()
+        geometry = (p["stride"], p["padding"], p["output_padding"])
         if pass_ == "fwd":
-            return lambda: _reference.conv_transpose(x, w, None, groups=c.groups, **c.params())
+            return lambda: _reference.conv_transpose(x, w, None, *geometry, c.groups, p["dilation"])
         index = 0 if self._mask(pass_)[0] else 1
-        return lambda: _reference.conv_transpose_backward(g, x, w, groups=c.groups,
-                                                          **c.params())[index]
+        return lambda: _reference.conv_transpose_backward(g, x, w, *geometry, c.groups,
+                                                          p["dilation"])[index]
 
 
 def as_numpy(result: Any) -> np.ndarray[Any, Any]:

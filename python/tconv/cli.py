@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import bench, demo
+from . import bench, checkerboard_cmd, demo
 
 # name -> (help text, add-arguments function, run function)
 _COMMANDS: dict[
@@ -17,6 +17,7 @@ _COMMANDS: dict[
 ] = {
     "demo": (demo.HELP, demo.add_arguments, demo.run),
     "bench": (bench.HELP, bench.add_arguments, bench.run),
+    "checkerboard": (checkerboard_cmd.HELP, checkerboard_cmd.add_arguments, checkerboard_cmd.run),
 }
 
 

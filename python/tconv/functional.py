@@ -39,6 +39,7 @@ from ._args import (
     transposed_geometry,
     transposed_string_padding,
 )
+from .arithmetic import output_padding_for
 
 __all__ = [
     "conv_transpose",
@@ -75,12 +76,12 @@ def _padding_for_size(
     input: FloatArray,
     weight: FloatArray,
     output_size: Sequence[int],
-    stride: object,
-    padding: object,
-    output_padding: object,
-    dilation: object,
-    groups: object,
-) -> tuple[object, object]:
+    stride: IntOrTuple,
+    padding: PaddingArg,
+    output_padding: IntOrTuple,
+    dilation: IntOrTuple,
+    groups: int,
+) -> tuple[PaddingArg, IntOrTuple]:
     """(padding, output_padding) giving ``output_size``: PyTorch's rule for numeric padding,
     TensorFlow's (``conv2d_transpose(output_shape=...)``) for ``"same"``/``"valid"``."""
     mode = padding_string(padding)
@@ -112,29 +113,17 @@ def _output_padding_for_size(
     input: FloatArray,
     weight: FloatArray,
     output_size: Sequence[int],
-    stride: object,
-    padding: object,
-    dilation: object,
-    groups: object,
+    stride: IntOrTuple,
+    padding: PaddingArg,
+    dilation: IntOrTuple,
+    groups: int,
 ) -> tuple[int, ...]:
-    """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule)."""
-    nd = spatial_ndim(input.shape, "input")
-    size = _spatial_size(output_size, nd)
-    # Measure with the largest output_padding: the size at output_padding 0 may be 0 while a
-    # larger output_padding still gives a valid output.
-    s, d = int_tuple(stride, nd, "stride", 1), int_tuple(dilation, nd, "dilation", 1)
-    largest = tuple(max(si, di) - 1 for si, di in zip(s, d))
-    top = transposed_geometry(input.shape, weight.shape, s, padding, largest, groups, d)
-    op = tuple(want - (got - big) for want, got, big in zip(size, top.fine, largest))
-    for i, extra in enumerate(op):
-        limit = largest[i] + 1
-        if not 0 <= extra < limit:
-            lo, hi = top.fine[i] - largest[i], top.fine[i]
-            raise ValueError(
-                f"output_size {tuple(size)} is not reachable: spatial dim {i} must lie in "
-                f"[{lo}, {hi}] for this input, stride, padding and dilation"
-            )
-    return op
+    """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule), from
+    :func:`tconv.arithmetic.output_padding_for`, the one home of that rule."""
+    if weight.ndim != input.ndim:  # let the geometry check name the real problem (the weight)
+        transposed_geometry(input.shape, weight.shape, stride, padding, 0, groups, dilation)
+    return output_padding_for(output_size, input.shape, weight.shape[2:], stride, padding,
+                              dilation)
 
 
 def conv_transpose(
