@@ -119,9 +119,6 @@ def _check(
     Deliberately written out again here rather than shared with :mod:`tconv._args`.
     """
     nd = w.ndim - 2
-    if nd not in (1, 2, 3) or len(input_shape) != nd + 1 or min(len(s), len(d), len(pads)) < nd:
-        raise ValueError(f"reference: weight {w.shape} and input_shape {tuple(input_shape)} "
-                         "must be (C, C, *k) and (C, *spatial) with 1 to 3 spatial dims")
     if not (isinstance(groups, (int, np.integer)) and groups >= 1 and w.shape[0] % groups == 0):
         raise ValueError(f"reference: groups={groups!r} must be >= 1 and divide {w.shape[0]}")
     if int(input_shape[0]) != channels:
@@ -135,6 +132,14 @@ def _check(
         if op is not None and not 0 <= op[a] < max(s[a], d[a]):
             raise ValueError(f"reference: need 0 <= output_padding < max(stride, dilation), "
                              f"got output_padding {op}")
+
+
+def _rank(w: Array, input_shape: Sequence[int]) -> int:
+    nd = w.ndim - 2
+    if nd not in (1, 2, 3) or len(input_shape) != nd + 1:
+        raise ValueError(f"reference: weight {w.shape} and input_shape {tuple(input_shape)} "
+                         "must be (C, C, *k) and (C, *spatial) with 1 to 3 spatial dims")
+    return nd
 
 
 def _check_out(out: list[int]) -> list[int]:
@@ -161,7 +166,7 @@ def conv_matrix(
     """Dense ``C`` of ``conv`` with ``weight`` (C_out, C_in/groups, *k) on ``input_shape``
     ``(C_in, *spatial)``: ``conv(x)[n].ravel() == C @ x[n].ravel()``."""
     w = np.asarray(weight, dtype=np.float64)
-    nd = w.ndim - 2
+    nd = _rank(w, input_shape)
     fine = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     _check(w, input_shape, w.shape[1] * groups, s, pads, d, groups)
@@ -184,7 +189,7 @@ def conv_transpose_matrix(
     It is the transpose of the matrix of the convolution with the same weight that maps the
     output size back to the input size."""
     w = np.asarray(weight, dtype=np.float64)
-    nd = w.ndim - 2
+    nd = _rank(w, input_shape)
     coarse = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     op = _per_dim(output_padding, nd)
@@ -332,7 +337,7 @@ def conv_structural(
     dense ``C @ x`` would also spread a NaN through every structural zero (``0 * NaN = NaN``).
     """
     x, w = _real(input, "input"), _real(weight, "weight")
-    nd = w.ndim - 2
+    nd = _rank(w, x.shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     _check(w, x.shape[1:], w.shape[1] * groups, s, pads, d, groups)
     fine = list(x.shape[2:])
@@ -355,7 +360,7 @@ def conv_transpose_structural(
     """:func:`conv_transpose` from the entries of ``C`` alone; NaN/Inf-exact as
     :func:`conv_structural`."""
     x, w = _real(input, "input"), _real(weight, "weight")
-    nd = w.ndim - 2
+    nd = _rank(w, x.shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     op = _per_dim(output_padding, nd)
     _check(w, x.shape[1:], w.shape[0], s, pads, d, groups, op)
