@@ -22,6 +22,7 @@ __all__ = [
     "conv",
     "conv_transpose",
     "conv_transpose_backward",
+    "conv_backward",
     "conv_structural",
     "conv_transpose_structural",
     "format_matrix",
@@ -295,6 +296,38 @@ def conv_transpose_backward(
     grad_weight = grad_weight.reshape(w.shape)
     grad_bias = g.sum(axis=(0, *range(2, g.ndim)))
     return grad_input, grad_weight, grad_bias
+
+
+def conv_backward(
+    grad_output: Array,
+    input: Array,
+    weight: Array,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> tuple[Array, Array, Array]:
+    """Gradients of ``conv`` through its matrix, in float64.
+
+    With ``y[n] = C x[n]``: ``grad_input[n] = C^T g[n]``; ``dL/dW_j = sum_n g[n] . E_j x[n]``
+    summed over the entries of ``C`` that hold weight ``j``; ``grad_bias`` sums ``g``.
+    """
+    x = _real(input, "input")
+    g = _real(grad_output, "grad_output")
+    w = _real(weight, "weight")
+    n = x.shape[0]
+    mat = conv_matrix(w, x.shape[1:], stride, padding, dilation, groups)
+    g_flat = g.reshape(n, mat.shape[0])
+    x_flat = x.reshape(n, mat.shape[1])
+    grad_input = (g_flat @ mat).reshape(x.shape)
+    nd = w.ndim - 2
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    rows, cols, widx = _entries(w.shape, g.shape[2:], x.shape[2:], s, [p[0] for p in pads], d, groups)
+    products = np.einsum("nr,nr->r", g_flat[:, rows], x_flat[:, cols]) if n else np.zeros(rows.size)
+    grad_weight = np.zeros(w.size)
+    np.add.at(grad_weight, widx, products)
+    grad_bias = g.sum(axis=(0, *range(2, g.ndim)))
+    return grad_input, grad_weight.reshape(w.shape), grad_bias
 
 
 def _structural(
