@@ -80,6 +80,7 @@ void bind_dtype(py::module_& m) {
         const T* b = bias_ptr(bias, g.fine_channels);
         T* out = y.mutable_data();
         py::gil_scoped_release release;
+        tconv::apply_num_threads();
         tconv::scatter<T>(g, x.data(), w.data(), b, out);
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
@@ -94,6 +95,7 @@ void bind_dtype(py::module_& m) {
         const T* b = bias_ptr(bias, g.coarse_channels);
         T* out = x.mutable_data();
         py::gil_scoped_release release;
+        tconv::apply_num_threads();
         tconv::gather<T>(g, y.data(), w.data(), b, out);
       },
       py::arg("y").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
@@ -106,6 +108,7 @@ void bind_dtype(py::module_& m) {
         const tconv::Geometry g = make_geometry(coarse, fine, dw, stride, pad, dilation, groups);
         T* out = dw.mutable_data();
         py::gil_scoped_release release;
+        tconv::apply_num_threads();
         tconv::weight_grad<T>(g, coarse.data(), fine.data(), out);
       },
       py::arg("coarse").noconvert(), py::arg("fine").noconvert(), py::arg("dw").noconvert(),

@@ -500,8 +500,9 @@ def test_subprocess_harness_catches_crashes() -> None:
     first, last = CASES[0].id, CASES[-1].id
     outcomes = run_in_subprocess([first, "probe-segfault", "probe-abort", last])
     assert outcomes[first] == "ok" and outcomes[last] == "ok", outcomes
-    assert outcomes["probe-segfault"].startswith("crashed (exit code -11)"), outcomes
-    assert outcomes["probe-abort"].startswith("crashed (exit code -6)"), outcomes
+    # (-11 and -6 normally; under tools/sanitize.sh ASan turns the SEGV into exit code 1)
+    assert outcomes["probe-segfault"].startswith("crashed (exit code"), outcomes
+    assert outcomes["probe-abort"].startswith("crashed (exit code"), outcomes
 
 
 def test_core_rejects_inconsistent_arrays() -> None:

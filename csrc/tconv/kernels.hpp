@@ -28,5 +28,7 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw);
 // OpenMP thread control (the pool used by every kernel).
 int get_num_threads();
 void set_num_threads(int n);
+// Make the calling thread use the process-wide count (OpenMP thread counts are per thread).
+void apply_num_threads();
 
 }  // namespace tconv
