@@ -30,7 +30,9 @@ if ! nm -D "$pkg"/tconv/_core*.so | grep __asan_init >/dev/null; then
   exit 1
 fi
 
-asan_rt=$(gcc -print-file-name=libasan.so)
+# libstdc++ too: ASan's __cxa_throw interceptor must find the real one when it starts, or the
+# first C++ exception (a ValueError from the binding) aborts the non-C++ python executable
+asan_rt="$(gcc -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
 log="$builddir/sanitize.log"
 if [ "$#" -eq 0 ]; then
   set -- tests/test_reference.py tests/test_identities.py tests/test_errors.py \
@@ -53,7 +55,7 @@ env LD_PRELOAD="$asan_rt" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:check_initialization_order=1" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
   PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" \
-  TCONV_FUZZ_EXAMPLES="${TCONV_FUZZ_EXAMPLES:-120}" \
+  TCONV_FUZZ_EXAMPLES="${TCONV_FUZZ_EXAMPLES:-120}" TCONV_FUZZ_REPORT="$builddir/fuzz-report.json" \
   "$py" -m pytest -q -p no:cacheprovider "${existing[@]}" 2>&1 | tee "$log" || status=$?
 
 if grep -Eq "AddressSanitizer|runtime error:|LeakSanitizer|UndefinedBehaviorSanitizer" "$log"; then
