@@ -2,8 +2,8 @@
 # Run tools/memcheck_script.py (every kernel entry point, small sizes) under valgrind memcheck.
 # Fails if valgrind reports a definite leak or an invalid read/write/uninitialised use whose
 # stack passes through tconv's extension; the interpreter's own one-time allocations are
-# reported but not ours.  Usage: tools/memcheck.sh   (PYTHON=..., PYTHONPATH as for the tests;
-# by default the in-tree package: run tools/dev_build.sh first)
+# reported but not ours.  Usage: tools/memcheck.sh   (PYTHON=..., MEMCHECK_LOG=...; tests the
+# in-tree package if tools/dev_build.sh has built it, else the installed tconv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the real interpreter, not a wrapper script (pyenv shims): valgrind does not follow exec
@@ -12,7 +12,13 @@ command -v valgrind >/dev/null || { echo "memcheck.sh: valgrind not installed" >
 log=${MEMCHECK_LOG:-${TMPDIR:-/tmp}/tconv-memcheck.log}
 
 # PYTHONMALLOC=malloc: let valgrind see every allocation (no pymalloc arenas).
-PYTHONMALLOC=malloc PYTHONPATH="${PYTHONPATH:-python}" OMP_WAIT_POLICY=passive \
+# the in-tree package when tools/dev_build.sh has built it, else the installed one
+if [ -z "${PYTHONPATH:-}" ] && compgen -G "python/tconv/_core*.so" >/dev/null; then
+  export PYTHONPATH=python
+fi
+"$py" -c "import tconv._core as c; print('memcheck.sh: testing', c.__file__)"
+
+PYTHONMALLOC=malloc OMP_WAIT_POLICY=passive \
   valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --num-callers=40 --log-file="$log" \
   "$py" tools/memcheck_script.py
