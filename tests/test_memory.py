@@ -103,3 +103,48 @@ def test_results_do_not_keep_inputs_alive():
     tconv.conv_transpose_backward(y, x, w)
     assert (sys.getrefcount(x), sys.getrefcount(w)) == refs
     assert y.base is None or y.base is not x
+
+
+_WORKSPACE_SCRIPT = r"""
+import resource, sys
+import numpy as np
+import tconv
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+rng = np.random.default_rng(0)
+# sized so that an im2col-style column buffer (C_out*k*k x input pixels, 16 MiB here) would
+# exceed output + allowance (4 + 8 MiB)
+x = rng.standard_normal((2, 64, 64, 64)).astype(np.float32)
+w = rng.standard_normal((64, 32, 4, 4)).astype(np.float32)
+y = np.zeros((2, 32, 128, 128), np.float32)                # conv_transpose(x, stride 2, pad 1)
+c = np.zeros_like(x)
+results = []
+for name, call, out_bytes in [
+    ("scatter", lambda: tconv.conv_transpose(x, w, stride=2, padding=1, out=y), 0),
+    ("gather", lambda: tconv.conv(y, w, stride=2, padding=1, out=c), 0),
+    ("weight_grad", lambda: tconv.conv_transpose_backward(
+        y, x, w, stride=2, padding=1, output_mask=(False, True, False)), w.nbytes),
+]:
+    before = peak()
+    call()
+    results.append((name, peak() - before, out_bytes, y.nbytes if name == "scatter" else
+                    c.nbytes if name == "gather" else w.nbytes))
+print(repr(results))
+"""
+
+
+def test_workspace_never_exceeds_the_output():
+    """Peak RSS during one call (in a fresh interpreter, outputs preallocated where the API
+    allows ``out=``) grows by at most the output's size plus a fixed per-thread allowance
+    (8 MiB: packing scratch, thread stacks) -- never by a problem-sized column buffer."""
+    import ast
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _WORKSPACE_SCRIPT], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    for name, grown, returned, output in ast.literal_eval(proc.stdout.strip().splitlines()[-1]):
+        # returned: bytes of result arrays the call allocates itself; workspace <= output
+        assert grown <= returned + output + 8 * 2**20, (name, grown, output)
