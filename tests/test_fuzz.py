@@ -135,12 +135,12 @@ def fuzz_report(request: pytest.FixtureRequest):
     with open(path, "w") as f:
         json.dump(STATS, f, indent=1)
     request.config._tconv_fuzz_summary = [
-        f"examples: {STATS['examples']} (TCONV_FUZZ_EXAMPLES={EXAMPLES}), "
-        f"float32 comparisons: {STATS['comparisons']}",
-        f"worst float32 error / sum|terms|: {STATS['worst_rel']:.3g} "
-        f"= {STATS['worst_rel'] / EPS32:.3g} eps ({STATS['worst_rel_at']})",
-        f"worst float32 error in units of eps * terms * sum|terms|: "
-        f"{STATS['worst_eps_per_term']:.3g} (bound 2; {STATS['worst_eps_per_term_at']})",
+        (f"examples: {STATS['examples']} (TCONV_FUZZ_EXAMPLES={EXAMPLES}), "
+         f"float32 comparisons: {STATS['comparisons']}"),
+        (f"worst float32 error / sum|terms|: {STATS['worst_rel']:.3g} "
+         f"= {STATS['worst_rel'] / EPS32:.3g} eps ({STATS['worst_rel_at']})"),
+        (f"worst float32 error in units of eps * terms * sum|terms|: "
+         f"{STATS['worst_eps_per_term']:.3g} (bound 2; {STATS['worst_eps_per_term_at']})"),
         f"report: {path}",
     ]
 
@@ -273,7 +273,7 @@ def test_zero_channels(nd: int) -> None:
     # no input channels: output = bias everywhere
     y = tconv.conv_transpose(np.zeros((2, 0, *sp)), np.zeros((0, 2, *k)), b, stride=2)
     assert y.shape == (2, 2, *(6,) * nd)
-    np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, *(None,) * nd], y.shape))
+    np.testing.assert_array_equal(y, np.broadcast_to(b.reshape(1, -1, *(1,) * nd), y.shape))
     gi, gw, gb = tconv.conv_transpose_backward(np.ones(y.shape), np.zeros((2, 0, *sp)),
                                                np.zeros((0, 2, *k)), stride=2)
     assert gi.shape == (2, 0, *sp) and gw.shape == (0, 2, *k)
@@ -288,4 +288,4 @@ def test_zero_channels(nd: int) -> None:
     # conv with no output channels, and with no input channels
     assert tconv.conv(x, np.zeros((0, 3, *k))).shape == (2, 0, *(2,) * nd)
     c = tconv.conv(np.zeros((2, 0, *sp)), np.zeros((2, 0, *k)), b)
-    np.testing.assert_array_equal(c, np.broadcast_to(b[None, :, *(None,) * nd], (2, 2, *(2,) * nd)))
+    np.testing.assert_array_equal(c, np.broadcast_to(b.reshape(1, -1, *(1,) * nd), (2, 2, *(2,) * nd)))

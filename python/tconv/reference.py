@@ -350,7 +350,7 @@ def _structural(
     out = np.zeros((n, out_channels * out_pixels))
     if n and src.size:
         products = x.reshape(n, -1)[:, src] * w.ravel()[widx]
-        np.add.at(out, (slice(None), dst), products)
+        np.add.at(out.T, dst, products.T)  # out.T is a view: rows of out.T = output entries
     return out.reshape(n, out_channels, out_pixels)
 
 
