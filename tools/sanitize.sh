@@ -50,16 +50,22 @@ import sys, tconv._core as c
 sys.exit(0 if c.__file__.startswith('$pkg') else 'sanitize.sh: imported ' + c.__file__)"
 
 echo "== sanitizer run: ${existing[*]}"
+# Reports go to files, not stderr: pytest captures stderr and the abort would lose them; files
+# also catch reports from child processes (test_errors runs every bad input in a child).
+reports="$(cd "$builddir" && pwd)/reports"
+rm -rf "$reports" && mkdir -p "$reports"
 status=0
 env LD_PRELOAD="$asan_rt" \
-  ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:check_initialization_order=1" \
-  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+  ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:check_initialization_order=1:log_path=$reports/asan" \
+  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan" \
   PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" \
   TCONV_FUZZ_EXAMPLES="${TCONV_FUZZ_EXAMPLES:-120}" TCONV_FUZZ_REPORT="$builddir/fuzz-report.json" \
   "$py" -m pytest -q -p no:cacheprovider "${existing[@]}" 2>&1 | tee "$log" || status=$?
 
-if grep -Eq "AddressSanitizer|runtime error:|LeakSanitizer|UndefinedBehaviorSanitizer" "$log"; then
-  echo "sanitize.sh: sanitizer report(s) found, see $log" >&2
+if compgen -G "$reports/*" >/dev/null ||
+   grep -Eq "AddressSanitizer|runtime error:|LeakSanitizer|UndefinedBehaviorSanitizer" "$log"; then
+  echo "sanitize.sh: sanitizer report(s) found:" >&2
+  for f in "$reports"/*; do [ -e "$f" ] && { echo "--- $f" >&2; head -60 "$f" >&2; }; done
   exit 1
 fi
 if [ "$status" -ne 0 ]; then
