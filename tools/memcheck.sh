@@ -11,13 +11,13 @@ py=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
 command -v valgrind >/dev/null || { echo "memcheck.sh: valgrind not installed" >&2; exit 2; }
 log=${MEMCHECK_LOG:-${TMPDIR:-/tmp}/tconv-memcheck.log}
 
-# PYTHONMALLOC=malloc: let valgrind see every allocation (no pymalloc arenas).
 # the in-tree package when tools/dev_build.sh has built it, else the installed one
 if [ -z "${PYTHONPATH:-}" ] && compgen -G "python/tconv/_core*.so" >/dev/null; then
   export PYTHONPATH=python
 fi
 "$py" -c "import tconv._core as c; print('memcheck.sh: testing', c.__file__)"
 
+# PYTHONMALLOC=malloc: let valgrind see every allocation (no pymalloc arenas).
 PYTHONMALLOC=malloc OMP_WAIT_POLICY=passive \
   valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --num-callers=40 --log-file="$log" \
