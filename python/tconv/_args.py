@@ -195,9 +195,10 @@ def check_index_range(geom: Geometry) -> None:
                   + sum(geom.padding[i]) + geom.fine[i])
         if extent >= _MAX_INDEX:
             raise ValueError(
-                f"stride, padding and dilation are too large in spatial dim {i} "
-                f"(stride {geom.stride[i]}, padding {geom.padding[i]}, dilation "
-                f"{geom.dilation[i]}): index arithmetic would overflow 64-bit integers"
+                f"sizes, stride, padding and dilation are too large in spatial dim {i} "
+                f"(spatial sizes {geom.coarse[i]} and {geom.fine[i]}, kernel "
+                f"{geom.kernel[i]}, stride {geom.stride[i]}, padding {geom.padding[i]}, "
+                f"dilation {geom.dilation[i]}): index arithmetic would overflow 64-bit integers"
             )
 
 
