@@ -166,7 +166,6 @@ def _abs(a):
 
 def check_problem(pb: Problem, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    nd = len(pb.spatial)
     taps = int(np.prod(pb.kernel))
     coarse_shape = (pb.batch, pb.c_in, *pb.spatial)
     fine_shape = (pb.batch, pb.c_out, *pb.fine)
@@ -218,8 +217,7 @@ def check_problem(pb: Problem, seed: int = 0) -> None:
         _compare(ci, e_ci, a_ci, pb.cin_pg * taps, f"conv grad_input {tag}")
         _compare(cw, e_cw, a_cw, pb.batch * conv_pixels, f"conv grad_weight {tag}")
         _compare(cb, e_cb, a_cb, pb.batch * conv_pixels, f"conv grad_bias {tag}")
-    if nd:
-        STATS["examples"] += 1
+    STATS["examples"] += 1
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
