@@ -36,7 +36,8 @@ asan_rt="$(gcc -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)
 log="$builddir/sanitize.log"
 if [ "$#" -eq 0 ]; then
   set -- tests/test_reference.py tests/test_identities.py tests/test_errors.py \
-    tests/test_fuzz.py tests/test_concurrency.py tests/test_determinism.py tests/test_numerics.py \
+    tests/test_fuzz.py tests/test_core_fuzz.py tests/test_concurrency.py tests/test_determinism.py \
+    tests/test_numerics.py \
     -k "not torch"
 fi
 existing=()
