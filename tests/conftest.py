@@ -34,3 +34,29 @@ def rng():
 
 def torch_or_skip():
     return pytest.importorskip("torch")
+
+
+# ---- fuzzing (tests/test_fuzz.py) -----------------------------------------------------------
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long", action="store_true", default=False,
+        help="run the long fuzz: >= 10000 hypothesis examples against the oracle "
+             "(or set TCONV_FUZZ_EXAMPLES=N for N examples)",
+    )
+
+
+def pytest_configure(config):
+    # test_fuzz reads the example count when it is imported, after this hook runs.
+    import os
+
+    if config.getoption("--fuzz-long") and "TCONV_FUZZ_EXAMPLES" not in os.environ:
+        os.environ["TCONV_FUZZ_EXAMPLES"] = "10002"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lines = getattr(config, "_tconv_fuzz_summary", None)
+    if lines:
+        terminalreporter.section("tconv fuzz")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,78 +1,587 @@
-"""Bad input gets a clear exception naming the argument and value: never a crash or a
-silently wrong answer."""
+"""Bad input gets a clear exception naming the argument: never a crash, never a silently wrong
+answer.
+
+The matrix below crosses every class of bad input (wrong rank, channel mismatch, groups not
+dividing, stride/dilation <= 0, negative padding, output_padding too large, non-positive output
+size, mixed dtypes, int/bool/complex/float16/object/string arrays, ragged lists, None, sizes
+whose element count or index arithmetic overflows int64, bad ``out``/``output_size``/
+``output_mask``) with every public function that takes that argument, in 1-D, 2-D and 3-D.
+Each case names the exception type and a message fragment naming the argument.
+
+Every case also runs once in a child interpreter (all cases in one batched subprocess, restarted
+after a crash), *before* it runs in-process: a segfault or abort fails that case, identified by
+name, instead of killing pytest.
+"""
 
 from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
 import tconv
+from tconv import reference
 
-X = np.zeros((1, 4, 5, 5), np.float32)
-W = np.zeros((4, 2, 3, 3), np.float32)
-
-CASES = [
-    # (description, call, exception type, message fragment)
-    ("wrong ndim", lambda: tconv.conv_transpose(np.zeros((4, 5), np.float32), W), ValueError, "input"),
-    ("6-D input", lambda: tconv.conv_transpose(np.zeros((1,) * 6, np.float32), W), ValueError, "input"),
-    ("2d op on 1-D data", lambda: tconv.conv_transpose2d(np.zeros((1, 4, 5), np.float32), W[..., 0]), ValueError, "input"),
-    ("weight ndim", lambda: tconv.conv_transpose(X, W[..., 0]), ValueError, "weight"),
-    ("channel mismatch", lambda: tconv.conv_transpose(X, np.zeros((3, 2, 3, 3), np.float32)), ValueError, "weight.shape[0]"),
-    ("groups not dividing", lambda: tconv.conv_transpose(X, W, groups=3), ValueError, "groups"),
-    ("groups zero", lambda: tconv.conv_transpose(X, W, groups=0), ValueError, "groups"),
-    ("stride zero", lambda: tconv.conv_transpose(X, W, stride=0), ValueError, "stride"),
-    ("stride tuple length", lambda: tconv.conv_transpose(X, W, stride=(1, 2, 3)), ValueError, "stride"),
-    ("dilation zero", lambda: tconv.conv_transpose(X, W, dilation=0), ValueError, "dilation"),
-    ("negative padding", lambda: tconv.conv_transpose(X, W, padding=-1), ValueError, "padding"),
-    ("output_padding too large", lambda: tconv.conv_transpose(X, W, stride=2, output_padding=2), ValueError, "output_padding"),
-    ("output_padding at stride 1", lambda: tconv.conv_transpose(X, W, output_padding=1), ValueError, "output_padding"),
-    ("non-positive output", lambda: tconv.conv_transpose(X, W, padding=7), ValueError, "output size"),
-    ("mixed dtypes", lambda: tconv.conv_transpose(X, W.astype(np.float64)), TypeError, "dtype"),
-    ("bias dtype", lambda: tconv.conv_transpose(X, W, np.zeros(2)), TypeError, "bias"),
-    ("bias shape", lambda: tconv.conv_transpose(X, W, np.zeros(3, np.float32)), ValueError, "bias"),
-    ("int input", lambda: tconv.conv_transpose(X.astype(np.int32), W), TypeError, "input"),
-    ("float16 input", lambda: tconv.conv_transpose(X.astype(np.float16), W), TypeError, "float16"),
-    ("complex input", lambda: tconv.conv_transpose(X.astype(np.complex64), W), TypeError, "complex"),
-    ("bool weight", lambda: tconv.conv_transpose(X, W.astype(bool)), TypeError, "weight"),
-    ("None input", lambda: tconv.conv_transpose(None, W), TypeError, "input"),
-    ("string input", lambda: tconv.conv_transpose("abc", W), TypeError, "input"),
-    ("ragged list", lambda: tconv.conv_transpose([[1.0, 2.0], [3.0]], W), TypeError, "input"),
-    ("float stride", lambda: tconv.conv_transpose(X, W, stride=1.5), TypeError, "stride"),
-    ("bool stride", lambda: tconv.conv_transpose(X, W, stride=True), TypeError, "stride"),
-    ("conv channel mismatch", lambda: tconv.conv(X, np.zeros((2, 3, 3, 3), np.float32)), ValueError, "weight.shape[1]"),
-    ("conv kernel too big", lambda: tconv.conv(X, np.zeros((2, 4, 7, 7), np.float32)), ValueError, "output size"),
-    ("conv stride zero", lambda: tconv.conv(X, np.zeros((2, 4, 3, 3), np.float32), stride=0), ValueError, "stride"),
-    ("backward grad shape", lambda: tconv.conv_transpose_backward(np.zeros((1, 2, 6, 6), np.float32), X, W), ValueError, "grad_output"),
-    ("backward grad dtype", lambda: tconv.conv_transpose_backward(np.zeros((1, 2, 7, 7)), X, W), TypeError, "grad_output"),
-    ("backward mask length", lambda: tconv.conv_transpose_backward(np.zeros((1, 2, 7, 7), np.float32), X, W, output_mask=(True,)), ValueError, "output_mask"),
-    ("output_shape bad stride", lambda: tconv.output_shape((1, 4, 5, 5), (4, 2, 3, 3), stride=0), ValueError, "stride"),
-    ("out wrong shape", lambda: tconv.conv_transpose(X, W, out=np.zeros((1, 2, 6, 6), np.float32)), ValueError, "out"),
-    ("out wrong dtype", lambda: tconv.conv_transpose(X, W, out=np.zeros((1, 2, 7, 7))), TypeError, "out"),
-    ("out aliases input", lambda: _aliasing_out(), ValueError, "overlap"),
-    ("unreachable output_size", lambda: tconv.conv_transpose(X, W, stride=2, output_size=(20, 20)), ValueError, "output_size"),
-    ("huge output", lambda: tconv.output_shape((2**31, 2**20, 2**20, 2**20), (2**20, 2**20, 1, 1)), ValueError, "too many elements"),
-]
+F32 = np.float32
+Kwargs = dict[str, Any]
 
 
-def _aliasing_out():
-    buf = np.zeros((1, 4, 7, 7), np.float32)
-    return tconv.conv(buf, np.zeros((4, 4, 1, 1), np.float32), out=buf)
+def z(*shape: int, dtype: Any = F32) -> np.ndarray:
+    return np.zeros(shape, dtype)
 
 
-@pytest.mark.parametrize("call,exc,fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_raises(call, exc, fragment):
-    with pytest.raises(exc) as info:
-        call()
-    assert fragment in str(info.value), str(info.value)
+# --------------------------------------------------------------------------------------------
+# The public functions, each with one valid call to perturb.
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Api:
+    label: str
+    func: Callable[..., Any]
+    nd: int
+    base: Callable[[], Kwargs]
+    arrays: tuple[str, ...] = ()     # array-valued arguments
+    required: tuple[str, ...] = ()   # arrays that may not be None
+    params: frozenset[str] = frozenset()
+    transposed: bool = True          # weight (C_in, C_out/g, *k) vs conv's (C_out, C_in/g, *k)
+    out_shape: tuple[int, ...] | None = None  # shape of the result, for out= cases
 
 
-def test_core_rejects_inconsistent_arrays():
+def _transposed_apis(nd: int) -> list[Api]:
+    sp, k, o = (5,) * nd, (3,) * nd, (7,) * nd
+    params = frozenset({"stride", "padding", "output_padding", "groups", "dilation"})
+    fwd = lambda: dict(input=z(1, 4, *sp), weight=z(4, 2, *k), bias=z(2))
+    return [
+        Api(f"conv_transpose[{nd}d]", tconv.conv_transpose, nd, fwd,
+            ("input", "weight", "bias"), ("input", "weight"),
+            params | {"out", "output_size"}, True, (1, 2, *o)),
+        Api(f"conv_transpose{nd}d", getattr(tconv, f"conv_transpose{nd}d"), nd, fwd,
+            ("input", "weight", "bias"), ("input", "weight"),
+            params | {"out", "output_size"}, True, (1, 2, *o)),
+        Api(f"conv_transpose_backward[{nd}d]", tconv.conv_transpose_backward, nd,
+            lambda: dict(grad_output=z(1, 2, *o), input=z(1, 4, *sp), weight=z(4, 2, *k)),
+            ("grad_output", "input", "weight"), ("grad_output", "input", "weight"),
+            params | {"output_mask"}, True),
+        Api(f"output_shape[{nd}d]", tconv.output_shape, nd,
+            lambda: dict(input_shape=(1, 4, *sp), weight_shape=(4, 2, *k)),
+            (), (), params | {"shapes"}, True),
+    ]
+
+
+def _conv_apis(nd: int) -> list[Api]:
+    sp, k, o = (5,) * nd, (3,) * nd, (3,) * nd
+    params = frozenset({"stride", "padding", "groups", "dilation"})
+    return [
+        Api(f"conv[{nd}d]", tconv.conv, nd,
+            lambda: dict(input=z(1, 4, *sp), weight=z(2, 4, *k), bias=z(2)),
+            ("input", "weight", "bias"), ("input", "weight"), params | {"out"}, False,
+            (1, 2, *o)),
+        Api(f"conv_backward[{nd}d]", tconv.conv_backward, nd,
+            lambda: dict(grad_output=z(1, 2, *o), input=z(1, 4, *sp), weight=z(2, 4, *k)),
+            ("grad_output", "input", "weight"), ("grad_output", "input", "weight"),
+            params | {"output_mask"}, False),
+    ]
+
+
+def _reference_apis(nd: int) -> list[Api]:
+    sp, k = (5,) * nd, (3,) * nd
+    tparams = frozenset({"stride", "padding", "output_padding", "groups", "dilation", "reference"})
+    cparams = frozenset({"stride", "padding", "groups", "dilation", "reference"})
+    return [
+        Api(f"reference.conv_transpose[{nd}d]", reference.conv_transpose, nd,
+            lambda: dict(input=z(1, 4, *sp), weight=z(4, 2, *k), bias=z(2)),
+            ("input", "weight", "bias"), ("input", "weight"), tparams, True),
+        Api(f"reference.conv[{nd}d]", reference.conv, nd,
+            lambda: dict(input=z(1, 4, *sp), weight=z(2, 4, *k), bias=z(2)),
+            ("input", "weight", "bias"), ("input", "weight"), cparams, False),
+    ]
+
+
+APIS = [api for nd in (1, 2, 3) for api in (*_transposed_apis(nd), *_conv_apis(nd))]
+REFERENCE_APIS = [api for nd in (1, 2, 3) for api in _reference_apis(nd)]
+
+
+# --------------------------------------------------------------------------------------------
+# Bad-input classes.
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    api: Api = field(repr=False)
+    patch: Callable[[Kwargs], Kwargs] = field(repr=False)
+    exc: type[BaseException]
+    fragment: str  # must appear in the message; names the offending argument
+
+    def kwargs(self) -> Kwargs:
+        return self.patch(self.api.base())
+
+    def run(self) -> None:
+        self.api.func(**self.kwargs())
+
+
+def _set(**over: Any) -> Callable[[Kwargs], Kwargs]:
+    """Override arguments; a callable value is applied to the valid kwargs first."""
+    def patch(kw: Kwargs) -> Kwargs:
+        return {**kw, **{k: (v(kw) if callable(v) else v) for k, v in over.items()}}
+    return patch
+
+
+def _unaligned(a: np.ndarray) -> np.ndarray:
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    u = buf[1:].view(a.dtype).reshape(a.shape)
+    u[...] = a
+    return u
+
+
+def _huge_virtual_input(nd: int) -> np.ndarray:
+    """A zero-stride view with about 2**60 elements: real to numpy, tiny in memory."""
+    shape = (2**20, 4, *(2**(38 // nd),) * nd)
+    return np.lib.stride_tricks.as_strided(z(1), shape=shape, strides=(0,) * len(shape))
+
+
+BAD_DTYPES = [np.int64, np.int32, np.uint8, np.bool_, np.complex64, np.complex128, np.float16,
+              np.longdouble, object, "U3", "datetime64[s]"]
+
+
+def _array_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, str]]:
+    ref = "reference" in api.params  # the oracle takes any real numbers (ints too), in float64
+    out = []
+    for name in api.arrays:
+        for dt in BAD_DTYPES:
+            if ref and np.dtype(dt).kind in "fiu":
+                continue
+            label = np.dtype(dt).name if dt != "U3" else "str"
+            out.append((f"{name}-dtype-{label}",
+                        _set(**{name: lambda kw, n=name, d=dt: np.zeros(np.shape(kw[n]), d)}),
+                        TypeError, name))
+        if name in api.required:
+            out.append((f"{name}-None", _set(**{name: None}), TypeError, name))
+        # numpy itself refuses ragged input (ValueError); the API turns that into a TypeError
+        out.append((f"{name}-ragged-list", _set(**{name: [[0.0, 0.0], [0.0]]}),
+                    ValueError if ref else TypeError, "" if ref else name))
+        out.append((f"{name}-ragged-arrays", _set(**{name: [z(2, 3), z(3)]}),
+                    ValueError if ref else TypeError, "" if ref else name))
+        out.append((f"{name}-string", _set(**{name: "abc"}), TypeError, name))
+        out.append((f"{name}-dict", _set(**{name: {}}), TypeError, name))
+        out.append((f"{name}-0d", _set(**{name: np.float32(1.0)}), ValueError, name))
+        if not ref:
+            out.append((f"{name}-float64-among-float32",
+                        _set(**{name: lambda kw, n=name: kw[n].astype(np.float64)}),
+                        TypeError, name))
+        out.append((f"{name}-extra-axis", _set(**{name: lambda kw, n=name: kw[n][..., None]}),
+                    ValueError, name))
+        if name != "bias":
+            out.append((f"{name}-missing-axis", _set(**{name: lambda kw, n=name: kw[n][..., 0]}),
+                        ValueError, name))
+    return out
+
+
+def _aliased_out(kw: Kwargs, out_shape: tuple[int, ...]) -> Kwargs:
+    """``out`` and ``input`` views of one buffer."""
+    in_shape = kw["input"].shape
+    buf = z(max(int(np.prod(in_shape)), int(np.prod(out_shape))))
+    return {**kw, "input": buf[:int(np.prod(in_shape))].reshape(in_shape),
+            "out": buf[:int(np.prod(out_shape))].reshape(out_shape)}
+
+
+def _param_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, str]]:
+    nd, p = api.nd, api.params
+    ones = lambda v, extra=0: (v,) * (nd + extra)
+    cases: list[tuple[str, Callable[[Kwargs], Kwargs], type, str]] = []
+
+    def add(label: str, exc: type, fragment: str, **over: Any) -> None:
+        cases.append((label, _set(**over), exc, fragment))
+
+    ref = "reference" in p
+    add("stride-0", ValueError, "stride", stride=0)
+    add("stride-negative", ValueError, "stride", stride=-1)
+    add("stride-0-in-one-dim", ValueError, "stride", stride=(0,) + ones(1)[1:])
+    add("dilation-0", ValueError, "dilation", dilation=0)
+    add("dilation-negative", ValueError, "dilation", dilation=-2)
+    add("padding-negative", ValueError, "padding", padding=-1)
+    add("padding-negative-in-one-dim", ValueError, "padding", padding=(0,) * (nd - 1) + (-1,))
+    add("padding-pair-negative", ValueError, "padding", padding=((0, -1),) * nd)
+    add("groups-not-dividing", ValueError, "groups", groups=3)
+    add("groups-0", ValueError, "groups", groups=0)
+    add("groups-negative", ValueError, "groups", groups=-1)
+    if not ref:  # the reference is an oracle, not a front door: values only, not kinds
+        add("stride-wrong-length", ValueError, "stride", stride=ones(1, 1))
+        add("stride-float", TypeError, "stride", stride=1.5)
+        add("stride-float-integral", TypeError, "stride", stride=2.0)
+        add("stride-None", TypeError, "stride", stride=None)
+        add("stride-str", TypeError, "stride", stride="2")
+        add("stride-bool", TypeError, "stride", stride=True)
+        add("stride-nested", TypeError, "stride", stride=((1, 1),) * nd)
+        add("dilation-wrong-length", ValueError, "dilation", dilation=ones(1, 1))
+        add("dilation-float", TypeError, "dilation", dilation=2.0)
+        add("dilation-None", TypeError, "dilation", dilation=None)
+        add("padding-wrong-length", ValueError, "padding", padding=ones(0, 1))
+        add("padding-pair-of-three", ValueError, "padding", padding=((0, 1, 2),) * nd)
+        add("padding-pairs-wrong-count", ValueError, "padding", padding=((0, 0),) * (nd + 1))
+        add("padding-unknown-string", ValueError, "padding", padding="full")  # "same"/"valid" are valid
+        add("padding-None", TypeError, "padding", padding=None)
+        add("padding-float", TypeError, "padding", padding=1.0)
+        add("groups-float", TypeError, "groups", groups=2.0)
+        add("groups-None", TypeError, "groups", groups=None)
+        add("groups-bool", TypeError, "groups", groups=True)
+        add("groups-str", TypeError, "groups", groups="2")
+    if "output_padding" in p:
+        add("output_padding-negative", ValueError, "output_padding", output_padding=-1)
+        add("output_padding-at-stride-1", ValueError, "output_padding", output_padding=1)
+        add("output_padding-equals-stride", ValueError, "output_padding", stride=2, output_padding=2)
+        add("output_padding-equals-max-stride-dilation", ValueError, "output_padding",
+            stride=2, dilation=3, output_padding=3)
+        add("output_padding-too-large-one-dim", ValueError, "output_padding",
+            stride=2, output_padding=(0,) * (nd - 1) + (2,))
+        if not ref:
+            add("output_padding-None", TypeError, "output_padding", output_padding=None)
+            add("output_padding-float", TypeError, "output_padding", output_padding=0.5)
+            add("output_padding-wrong-length", ValueError, "output_padding",
+                output_padding=ones(0, 1))
+        # non-positive output: (5 - 1) + 2 + 1 - 2*10 < 1
+        add("output-size-negative", ValueError, "output size", padding=10)
+        add("output-size-zero", ValueError, "output size",
+            padding=((0, 7),) + ((0, 0),) * (nd - 1))
+    else:
+        # conv: the dilated kernel (1 + 10*2) is longer than the input (5)
+        add("output-size-negative", ValueError, "output size", dilation=10)
+        add("output-size-stride-cannot-help", ValueError, "output size", dilation=3, stride=9)
+
+    if "shapes" in p:  # output_shape takes shapes, not arrays
+        sp, k = (5,) * nd, (3,) * nd
+        add("input_shape-None", TypeError, "input_shape", input_shape=None)
+        add("input_shape-int", TypeError, "input_shape", input_shape=5)
+        add("input_shape-str", TypeError, "input_shape", input_shape="1455")
+        add("input_shape-float", TypeError, "input_shape", input_shape=(1, 4, *sp[:-1], 5.0))
+        add("input_shape-negative", ValueError, "input_shape", input_shape=(1, 4, *sp[:-1], -5))
+        add("input_shape-too-short", ValueError, "input", input_shape=(4, *sp))
+        add("input_shape-too-long", ValueError, "input", input_shape=(1, 4, *sp, 5, 5, 5))
+        add("input_shape-zero-spatial", ValueError, "input", input_shape=(1, 4, 0, *sp[1:]))
+        add("weight_shape-None", TypeError, "weight_shape", weight_shape=None)
+        add("weight_shape-float", TypeError, "weight_shape", weight_shape=(4, 2.0, *k))
+        add("weight_shape-negative", ValueError, "weight_shape", weight_shape=(4, -2, *k))
+        add("weight_shape-rank", ValueError, "weight", weight_shape=(4, 2, *k, 3))
+        add("weight_shape-channels", ValueError, "weight.shape[0]", weight_shape=(3, 2, *k))
+        add("weight_shape-zero-kernel", ValueError, "kernel", weight_shape=(4, 2, 0, *k[1:]))
+        add("overflow-element-count", ValueError, "too many elements",
+            input_shape=(2**40, 4, *(2**20,) * nd), weight_shape=(4, 2**20, *k))
+        add("overflow-int64-element-count", ValueError, "too many elements",
+            input_shape=(2**63, 4, *sp), weight_shape=(4, 2**63, *k))
+        add("overflow-spatial-dim", ValueError, "too many elements",
+            input_shape=(1, 4, 2**62, *sp[1:]), stride=4)
+        add("overflow-index-arithmetic", ValueError, "stride",
+            input_shape=(1, 4, 3, *sp[1:]), weight_shape=(4, 2, 1, *k[1:]),
+            stride=(2**62,) + (1,) * (nd - 1), padding=(2**62,) + (0,) * (nd - 1))
+        return cases
+
+    # array-shaped bad inputs
+    chan = "weight.shape[0]" if api.transposed else "weight.shape[1]"
+    if ref:
+        chan = "channels"
+    add("weight-channel-mismatch", ValueError, chan,
+        weight=lambda kw: np.zeros((3, *kw["weight"].shape[1:]), F32) if api.transposed
+        else np.zeros((kw["weight"].shape[0], 3, *kw["weight"].shape[2:]), F32))
+    add("input-channel-mismatch", ValueError, "channels",
+        input=lambda kw: np.zeros((1, 3, *kw["input"].shape[2:]), F32))
+    add("input-zero-spatial", ValueError, "input" if not ref else "sizes",
+        input=lambda kw: np.zeros((1, 4, 0, *kw["input"].shape[3:]), F32))
+    add("weight-zero-kernel", ValueError, "kernel" if not ref else "sizes",
+        weight=lambda kw: np.zeros((*kw["weight"].shape[:2], 0, *kw["weight"].shape[3:]), F32))
+    add("input-2d", ValueError, "input" if not ref else "input_shape", input=z(4, 5))
+    add("input-6d", ValueError, "input" if not ref else "input_shape", input=z(1, 4, 5, 5, 5, 5))
+    if not api.transposed:
+        add("groups-not-dividing-out-channels", ValueError, "groups",
+            weight=lambda kw: np.zeros((3, 2, *kw["weight"].shape[2:]), F32), groups=2)
+    if ref:
+        add("bias-wrong-length", ValueError, "bias", bias=z(3))
+        return cases
+    if api.label.startswith(f"conv_transpose{nd}d"):
+        other = 2 if nd != 2 else 3
+        add("rank-for-other-op", ValueError, "input",
+            input=z(1, 4, *(5,) * other), weight=z(4, 2, *(3,) * other))
+    if "bias" in api.arrays:
+        add("bias-wrong-length", ValueError, "bias", bias=z(3))
+        add("bias-length-1", ValueError, "bias", bias=z(1))
+    if "grad_output" in api.arrays:
+        add("grad_output-wrong-spatial", ValueError, "grad_output",
+            grad_output=lambda kw: np.zeros(kw["grad_output"].shape[:-1] + (kw["grad_output"].shape[-1] + 1,), F32))
+        add("grad_output-wrong-channels", ValueError, "grad_output",
+            grad_output=lambda kw: np.zeros((1, 3, *kw["grad_output"].shape[2:]), F32))
+        add("grad_output-wrong-batch", ValueError, "grad_output",
+            grad_output=lambda kw: np.zeros((2, *kw["grad_output"].shape[1:]), F32))
+    if "output_mask" in p:
+        add("output_mask-None", TypeError, "output_mask", output_mask=None)
+        add("output_mask-str", TypeError, "output_mask", output_mask="abc")
+        add("output_mask-int", TypeError, "output_mask", output_mask=1)
+        add("output_mask-2", TypeError, "output_mask", output_mask=(2, 0, 0))
+        add("output_mask-short", ValueError, "output_mask", output_mask=(True,))
+        add("output_mask-long", ValueError, "output_mask", output_mask=(True,) * 4)
+    if "out" in p:
+        shape = api.out_shape
+        assert shape is not None
+        ro = z(*shape)
+        ro.setflags(write=False)
+        add("out-list", TypeError, "out", out=[0.0])
+        add("out-wrong-shape", ValueError, "out", out=z(*shape[:-1], shape[-1] + 1))
+        add("out-wrong-dtype", TypeError, "out", out=z(*shape, dtype=np.float64))
+        add("out-int", TypeError, "out", out=z(*shape, dtype=np.int32))
+        add("out-non-contiguous", ValueError, "out",
+            out=lambda kw: z(*shape[:-1], 2 * shape[-1])[..., ::2])
+        add("out-read-only", ValueError, "out", out=ro)
+        add("out-unaligned", ValueError, "out", out=lambda kw: _unaligned(z(*shape)))
+        cases.append(("out-aliases-input", lambda kw: _aliased_out(kw, shape), ValueError,
+                      "out must not overlap"))
+    if "output_size" in p:
+        add("output_size-wrong-length", ValueError, "output_size", output_size=(7,) * (nd + 1))
+        add("output_size-float", TypeError, "output_size", output_size=(7.5,) * nd)
+        add("output_size-None-entry", TypeError, "output_size", output_size=(None,) * nd)
+        add("output_size-int", TypeError, "output_size", output_size=7)
+        add("output_size-str", TypeError, "output_size", output_size="77")
+        add("output_size-unreachable", ValueError, "output_size", stride=2, output_size=(100,) * nd)
+        add("output_size-negative", ValueError, "output_size", output_size=(-7,) * nd)
+    # int64 overflow: huge strides/padding/dilation and a huge (zero-stride) input
+    if api.transposed:
+        add("overflow-stride-2**60", ValueError, "too many elements", stride=2**60)
+        add("overflow-stride-beyond-int64", ValueError, "too many elements", stride=2**70)
+        add("overflow-dilation-2**62", ValueError, "too many elements", dilation=2**62)
+        add("overflow-padding-beyond-int64", ValueError, "output size", padding=2**70)
+        add("overflow-huge-virtual-input", ValueError, "too many elements",
+            input=_huge_virtual_input(nd), stride=2**10)
+    else:
+        add("overflow-padding-2**62", ValueError, "too many elements", padding=2**62)
+        add("overflow-stride-2**63", ValueError, "stride", stride=2**63)
+        add("overflow-dilation-beyond-int64", ValueError, "output size", dilation=2**70)
+        add("overflow-huge-virtual-input", ValueError, "too many elements",
+            input=_huge_virtual_input(nd), padding=2**41)
+    return cases
+
+
+def _build_cases() -> list[Bad]:
+    cases = []
+    for api in APIS + REFERENCE_APIS:
+        for label, patch, exc, fragment in _array_cases(api) + _param_cases(api):
+            cases.append(Bad(f"{api.label}-{label}", api, patch, exc, fragment))
+    ids = [c.id for c in cases]
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+    return cases
+
+
+CASES = _build_cases()
+BY_ID = {c.id: c for c in CASES}
+
+
+def check(case: Bad) -> str | None:
+    """None when ``case`` raises its exception with its fragment, else what happened."""
+    try:
+        case.run()
+    except case.exc as exc:
+        if case.fragment.lower() not in str(exc).lower():
+            return f"{type(exc).__name__} without {case.fragment!r}: {exc}"
+        return None
+    except Exception as exc:  # noqa: BLE001 - any other exception is the finding
+        return f"expected {case.exc.__name__}, got {type(exc).__name__}: {exc}"
+    return f"expected {case.exc.__name__}, nothing raised"
+
+
+# --------------------------------------------------------------------------------------------
+# The subprocess harness.
+# --------------------------------------------------------------------------------------------
+
+def _crash_probe(kind: str) -> None:
+    """Used only by the harness self-test: really crash the child."""
+    if kind == "abort":
+        os.abort()
+    ctypes.string_at(0)  # SIGSEGV
+
+
+def _child_main(ids: list[str]) -> None:
+    for case_id in ids:
+        print("BEGIN", case_id, flush=True)
+        if case_id.startswith("probe-"):
+            _crash_probe(case_id[len("probe-"):])
+            status = "probe survived"
+        else:
+            status = check(BY_ID[case_id]) or "ok"
+        print("END", case_id, status.replace("\n", " "), flush=True)
+
+
+def _no_core_dumps() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import test_errors; "
+    "test_errors._child_main(sys.stdin.read().split())"
+)
+
+
+def run_in_subprocess(ids: list[str], timeout: float = 300,
+                      env: dict[str, str] | None = None) -> dict[str, str]:
+    """Run the cases in a child interpreter; restart after a crash.
+
+    Returns ``{id: "ok" | what went wrong}``; a case during which the child died is reported
+    as ``crashed (exit code ...)`` with the tail of its stderr.
+    """
+    outcomes: dict[str, str] = {}
+    pending = list(ids)
+    here = os.path.dirname(os.path.abspath(__file__))
+    while pending:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, here], input="\n".join(pending),
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              preexec_fn=_no_core_dumps, env=env)
+        current = None
+        for line in proc.stdout.splitlines():
+            tag, _, rest = line.partition(" ")
+            if tag == "BEGIN":
+                current = rest
+            elif tag == "END":
+                case_id, _, status = rest.partition(" ")
+                outcomes[case_id] = status
+                current = None
+        if proc.returncode == 0 and current is None:
+            missing = [i for i in pending if i not in outcomes]
+            for i in missing:
+                outcomes[i] = "never ran"
+            break
+        tail = proc.stderr.strip().splitlines()[-3:]
+        if current is None:  # died outside any case (import error, ...)
+            for i in pending:
+                outcomes.setdefault(i, f"child failed (exit code {proc.returncode}): {tail}")
+            break
+        outcomes[current] = f"crashed (exit code {proc.returncode}): {tail}"
+        pending = pending[pending.index(current) + 1:]
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def subprocess_outcomes() -> dict[str, str]:
+    return run_in_subprocess([c.id for c in CASES])
+
+
+# --------------------------------------------------------------------------------------------
+# Tests.
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("api", APIS + REFERENCE_APIS, ids=lambda a: a.label)
+def test_base_call_is_valid(api: Api) -> None:
+    """Every bad case perturbs one argument of a call that is itself fine."""
+    api.func(**api.base())
+
+
+@pytest.mark.parametrize("api", APIS + REFERENCE_APIS, ids=lambda a: a.label)
+def test_bad_inputs(api: Api, subprocess_outcomes: dict[str, str]) -> None:
+    """Every bad case of one function: first its outcome in the child interpreter (a crash
+    there fails the case, by name, without touching this process), then in-process."""
+    cases = [c for c in CASES if c.api is api]
+    assert cases
+    problems = {}
+    for case in cases:
+        outcome = subprocess_outcomes.get(case.id, "missing")
+        if outcome != "ok":
+            problems[case.id] = f"in a subprocess: {outcome}"
+            continue
+        problem = check(case)
+        if problem is not None:
+            problems[case.id] = problem
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+def test_subprocess_harness_catches_crashes() -> None:
+    """The harness itself can fail: a real segfault and abort are caught and named, and the
+    cases after them still run."""
+    first, last = CASES[0].id, CASES[-1].id
+    # under tools/sanitize.sh the deliberate SEGV is not a finding: keep ASan out of it
+    env = dict(os.environ)
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":handle_segv=0:handle_abort=0:log_path=stderr"
+    outcomes = run_in_subprocess([first, "probe-segfault", "probe-abort", last], env=env)
+    assert outcomes[first] == "ok" and outcomes[last] == "ok", outcomes
+    assert outcomes["probe-segfault"].startswith("crashed (exit code"), outcomes
+    assert outcomes["probe-abort"].startswith("crashed (exit code"), outcomes
+
+
+def test_core_rejects_inconsistent_arrays() -> None:
     """The binding double-checks what the Python layer promises (defence in depth)."""
     from tconv import _core
 
-    x = np.zeros((1, 4, 5, 5), np.float32)
-    y = np.zeros((1, 3, 7, 7), np.float32)  # 3 output channels but weight says 2
+    x = z(1, 4, 5, 5)
+    w = z(4, 2, 3, 3)
+    y = z(1, 3, 7, 7)  # 3 output channels but weight says 2
     with pytest.raises(ValueError, match="weight shape"):
-        _core.scatter(x, W, None, y, [1, 1], [0, 0], [1, 1], 1)
+        _core.scatter(x, w, None, y, [1, 1], [0, 0], [1, 1], 1)
     with pytest.raises(TypeError):  # no silent dtype conversion in the binding
-        _core.scatter(x.astype(np.float64), W, None, y, [1, 1], [0, 0], [1, 1], 1)
+        _core.scatter(x.astype(np.float64), w, None, y, [1, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(TypeError):  # no silent copy of a non-contiguous array either
+        _core.scatter(x, w, None, z(1, 2, 7, 14)[..., ::2], [1, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(ValueError, match="stride"):
+        _core.gather(z(1, 2, 7, 7), w, None, x, [0, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(ValueError, match="padding"):
+        _core.weight_grad(x, z(1, 2, 7, 7), w.copy(), [1, 1], [-1, 0], [1, 1], 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Unusual but valid inputs: must give exactly the plain-array result.
+# --------------------------------------------------------------------------------------------
+
+def _fortran(a: np.ndarray) -> np.ndarray:
+    return np.asfortranarray(a)
+
+
+def _reversed_storage(a: np.ndarray) -> np.ndarray:
+    flipped = np.ascontiguousarray(a[::-1])[::-1]
+    return flipped
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    b = a.copy()
+    b.setflags(write=False)
+    return b
+
+
+def _big_endian(a: np.ndarray) -> np.ndarray:
+    return a.astype(a.dtype.newbyteorder(">"))
+
+
+def _strided(a: np.ndarray) -> np.ndarray:
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "fortran": _fortran, "reversed-storage": _reversed_storage, "read-only": _read_only,
+    "big-endian": _big_endian, "strided": _strided, "unaligned": _unaligned,
+    "nested-list": lambda a: a.tolist(),
+}
+
+
+@pytest.mark.parametrize("transform", list(TRANSFORMS), ids=list(TRANSFORMS))
+@pytest.mark.parametrize("api", [a for a in APIS if a.arrays and a.nd in (1, 3)] +
+                         [a for a in APIS if a.arrays and a.label.startswith("conv_transpose[2d]")],
+                         ids=lambda a: a.label)
+def test_unusual_valid_arrays_give_identical_results(api: Api, transform: str) -> None:
+    rng = np.random.default_rng(0)
+    kw = {k: (rng.standard_normal(v.shape) if isinstance(v, np.ndarray) else v)
+          for k, v in api.base().items()}  # float64, so that nested lists keep the dtype
+    expected = api.func(**kw)
+    for name in api.arrays:
+        changed = dict(kw, **{name: TRANSFORMS[transform](kw[name])})
+        got = api.func(**changed)
+        for e, g in zip(expected if isinstance(expected, tuple) else (expected,),
+                        got if isinstance(got, tuple) else (got,)):
+            assert g.dtype == e.dtype and g.flags.c_contiguous
+            np.testing.assert_array_equal(g, e, err_msg=f"{transform} {name}")
+
+
+def test_case_count() -> None:
+    """The matrix is as large as this docstring claims (kept in sync with the README)."""
+    assert len(CASES) >= 1000, len(CASES)

@@ -9,4 +9,8 @@ cmake -S . -B "$builddir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DPython_EXECUTABLE="$(command -v "$py")" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" "$@" >/dev/null
 cmake --build "$builddir"
-cp "$builddir"/_core*.so python/tconv/
+# copy then rename: overwriting the .so in place would SIGBUS any process that has it loaded
+for so in "$builddir"/_core*.so; do
+  cp "$so" "python/tconv/.$(basename "$so").tmp"
+  mv -f "python/tconv/.$(basename "$so").tmp" "python/tconv/$(basename "$so")"
+done

@@ -24,6 +24,7 @@ FloatArray = npt.NDArray[np.floating[Any]]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MAX_ELEMENTS = 2**62  # element counts beyond this overflow the kernels' int64 byte offsets
+_MAX_INDEX = 2**62  # bound on every per-dim index the kernels form (o = i*s - p + k*d)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def as_float_array(value: object, name: str) -> FloatArray:
 
 
 def contiguous(arr: FloatArray) -> FloatArray:
-    """C-contiguous view of ``arr``; copies only when needed."""
-    return np.ascontiguousarray(arr)
+    """C-contiguous, aligned view of ``arr``; copies only when needed (the kernels may use
+    aligned vector loads, and misaligned scalar access is undefined behaviour in C++)."""
+    return np.require(arr, requirements=["C", "A"])
 
 
 def check_same_dtype(reference: FloatArray, ref_name: str, **others: FloatArray | None) -> None:
@@ -208,6 +210,34 @@ def check_element_count(shape: Sequence[int], name: str) -> None:
         raise ValueError(f"{name} of shape {tuple(shape)} has too many elements ({count})")
 
 
+def check_extents(input: Sequence[int], weight: Sequence[int]) -> None:
+    """Input spatial sizes and kernel sizes must be >= 1 (as in PyTorch; batch and channels may
+    be 0)."""
+    if any(v < 1 for v in input[2:]):
+        raise ValueError(
+            f"input spatial dims must be >= 1 (only batch and channels may be 0), "
+            f"got input of shape {tuple(input)}"
+        )
+    if any(v < 1 for v in weight[2:]):
+        raise ValueError(
+            f"weight spatial dims (the kernel size) must be >= 1, got weight of shape {tuple(weight)}"
+        )
+
+
+def check_index_range(geom: Geometry) -> None:
+    """The kernels form ``i*stride - pad_lo + k*dilation`` in int64: keep every term bounded."""
+    for i in range(geom.ndim):
+        extent = (geom.coarse[i] * geom.stride[i] + geom.kernel[i] * geom.dilation[i]
+                  + sum(geom.padding[i]) + geom.fine[i])
+        if extent >= _MAX_INDEX:
+            raise ValueError(
+                f"sizes, stride, padding and dilation are too large in spatial dim {i} "
+                f"(spatial sizes {geom.coarse[i]} and {geom.fine[i]}, kernel "
+                f"{geom.kernel[i]}, stride {geom.stride[i]}, padding {geom.padding[i]}, "
+                f"dilation {geom.dilation[i]}): index arithmetic would overflow 64-bit integers"
+            )
+
+
 def _weight_and_groups(
     input: Sequence[int], weight: Sequence[int], groups: object
 ) -> tuple[int, int]:
@@ -242,6 +272,7 @@ def transposed_geometry(
     input, weight = tuple(int(v) for v in input), tuple(int(v) for v in weight)
     nd = spatial_ndim(input, "input")
     g, c_in = _weight_and_groups(input, weight, groups)
+    check_extents(input, weight)
     if weight[0] != c_in:
         raise ValueError(
             f"weight.shape[0] ({weight[0]}) must equal the input channels ({c_in}); "
@@ -291,6 +322,7 @@ def transposed_geometry(
         dilation=d,
     )
     check_element_count(geom.fine_shape, "output")
+    check_index_range(geom)
     return geom
 
 
@@ -309,6 +341,7 @@ def conv_geometry(
     input, weight = tuple(int(v) for v in input), tuple(int(v) for v in weight)
     nd = spatial_ndim(input, "input")
     g, c_in = _weight_and_groups(input, weight, groups)
+    check_extents(input, weight)
     if weight[1] * g != c_in:
         raise ValueError(
             f"weight.shape[1] * groups ({weight[1]} * {g}) must equal the input channels "
@@ -335,7 +368,7 @@ def conv_geometry(
                 f"{d[i] * (kernel[i] - 1) + 1}"
             )
         coarse.append(span // s[i] + 1)
-    return Geometry(
+    geom = Geometry(
         batch=int(input[0]),
         groups=g,
         coarse_channels=int(weight[0]),
@@ -347,6 +380,9 @@ def conv_geometry(
         padding=pads,
         dilation=d,
     )
+    check_element_count(geom.coarse_shape, "output")
+    check_index_range(geom)
+    return geom
 
 
 def check_bias(bias: FloatArray | None, channels: int) -> None:
@@ -375,6 +411,8 @@ def output_array(
     check_shape(out, shape, "out")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+    if not out.flags.aligned:
+        raise ValueError("out must be aligned to its dtype")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
     for arr in inputs:

@@ -99,7 +99,9 @@ def _padding_for_size(
 
 
 def _spatial_size(output_size: Sequence[int], nd: int) -> list[int]:
-    size = [int(v) for v in output_size]
+    if not isinstance(output_size, (list, tuple, np.ndarray)):
+        raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
+    size = list(int_tuple(output_size, len(output_size), "output_size", 1))
     if len(size) == nd + 2:
         size = size[2:]
     if len(size) != nd:
@@ -298,6 +300,11 @@ def conv(
 
 
 def _mask(output_mask: Sequence[bool]) -> tuple[bool, bool, bool]:
+    if not isinstance(output_mask, (list, tuple, np.ndarray)) or not all(
+        isinstance(m, (bool, np.bool_)) or (isinstance(m, (int, np.integer)) and m in (0, 1))
+        for m in output_mask
+    ):
+        raise TypeError(f"output_mask must be a sequence of 3 bools, got {output_mask!r}")
     mask = tuple(bool(m) for m in output_mask)
     if len(mask) != 3:
         raise ValueError(f"output_mask must have 3 entries, got {output_mask!r}")
@@ -473,6 +480,9 @@ def output_shape(
 
     ``weight_shape`` is (C_in, C_out/groups, *k); ``groups`` scales C_out.
     """
+    for name, shape in (("input_shape", input_shape), ("weight_shape", weight_shape)):
+        if not isinstance(shape, (list, tuple, np.ndarray)):
+            raise TypeError(f"{name} must be a sequence of ints, got {shape!r}")
     shape_in = int_tuple(tuple(input_shape), len(input_shape), "input_shape", 0)
     shape_w = int_tuple(tuple(weight_shape), len(weight_shape), "weight_shape", 0)
     return transposed_geometry(shape_in, shape_w, stride, padding, output_padding, groups,

@@ -26,6 +26,9 @@ __all__ = [
     "conv",
     "conv_transpose",
     "conv_transpose_backward",
+    "conv_backward",
+    "conv_structural",
+    "conv_transpose_structural",
     "format_matrix",
     "padding_matrix",
 ]
@@ -138,6 +141,57 @@ def _tconv_out(size: int, k: int, s: int, lo: int, hi: int, d: int, op: int) -> 
     return (size - 1) * s - lo - hi + d * (k - 1) + op + 1
 
 
+def _check(
+    w: Array,
+    input_shape: Sequence[int],
+    channels: int,
+    s: list[Any],
+    pads: list[tuple[int, int]],
+    d: list[Any],
+    groups: int,
+    op: list[Any] | None = None,
+) -> None:
+    """Refuse what is not a convolution, so that the oracle never computes garbage quietly.
+
+    Deliberately written out again here rather than shared with :mod:`tconv._args`.
+    """
+    nd = w.ndim - 2
+    if not (isinstance(groups, (int, np.integer)) and groups >= 1 and w.shape[0] % groups == 0):
+        raise ValueError(f"reference: groups={groups!r} must be >= 1 and divide {w.shape[0]}")
+    if int(input_shape[0]) != channels:
+        raise ValueError(f"reference: input has {input_shape[0]} channels, the weight "
+                         f"{w.shape} (groups={groups}) needs {channels}")
+    for a in range(nd):
+        if s[a] < 1 or d[a] < 1 or min(pads[a]) < 0 or w.shape[2 + a] < 1 or input_shape[1 + a] < 1:
+            raise ValueError(f"reference: need stride >= 1, dilation >= 1, padding >= 0 and "
+                             f"sizes >= 1, got stride {s}, dilation {d}, padding {pads}, "
+                             f"weight {w.shape}, input_shape {tuple(input_shape)}")
+        if op is not None and not 0 <= op[a] < max(s[a], d[a]):
+            raise ValueError(f"reference: need 0 <= output_padding < max(stride, dilation), "
+                             f"got output_padding {op}")
+
+
+def _rank(w: Array, input_shape: Sequence[int]) -> int:
+    nd = w.ndim - 2
+    if nd not in (1, 2, 3) or len(input_shape) != nd + 1:
+        raise ValueError(f"reference: weight {w.shape} and input_shape {tuple(input_shape)} "
+                         "must be (C, C, *k) and (C, *spatial) with 1 to 3 spatial dims")
+    return nd
+
+
+def _check_out(out: list[int]) -> list[int]:
+    if min(out) < 1:
+        raise ValueError(f"reference: output size {out} is not positive")
+    return out
+
+
+def _real(x: Any, name: str) -> Array:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"reference: {name} must be real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
 def conv_matrix(
     weight: Array,
     input_shape: Sequence[int],
@@ -150,10 +204,11 @@ def conv_matrix(
     """Dense ``C`` of ``conv`` with ``weight`` (C_out, C_in/groups, *k) on ``input_shape``
     ``(C_in, *spatial)``: ``conv(x)[n].ravel() == C @ x[n].ravel()``."""
     w = np.asarray(weight, dtype=np.float64)
-    nd = w.ndim - 2
+    nd = _rank(w, input_shape)
     fine = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
-    coarse = [_conv_out(fine[a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)]
+    _check(w, input_shape, w.shape[1] * groups, s, pads, d, groups)
+    coarse = _check_out([_conv_out(fine[a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)])
     if padding_mode != "zeros":
         padded = [fine[a] + pads[a][0] + pads[a][1] for a in range(nd)]
         c0 = _matrix(w, coarse, padded, s, [0] * nd, d, groups)
@@ -177,11 +232,13 @@ def conv_transpose_matrix(
     It is the transpose of the matrix of the convolution with the same weight that maps the
     output size back to the input size."""
     w = np.asarray(weight, dtype=np.float64)
-    nd = w.ndim - 2
+    nd = _rank(w, input_shape)
     coarse = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     op = _per_dim(output_padding, nd)
-    fine = [_tconv_out(coarse[a], w.shape[2 + a], s[a], *pads[a], d[a], op[a]) for a in range(nd)]
+    _check(w, input_shape, w.shape[0], s, pads, d, groups, op)
+    fine = _check_out([_tconv_out(coarse[a], w.shape[2 + a], s[a], *pads[a], d[a], op[a])
+                       for a in range(nd)])
     if padding_mode != "zeros":
         padded = [fine[a] + pads[a][0] + pads[a][1] for a in range(nd)]
         c0 = _matrix(w, coarse, padded, s, [0] * nd, d, groups)
@@ -194,9 +251,17 @@ def _apply(mat: Array, x: Array, out_channels: int, bias: Array | None) -> Array
     x64 = np.asarray(x, dtype=np.float64)
     flat = x64.reshape(x64.shape[0], mat.shape[1]) @ mat.T
     y = flat.reshape(x64.shape[0], out_channels, mat.shape[0] // max(out_channels, 1))
-    if bias is not None:
-        y = y + np.asarray(bias, dtype=np.float64)[None, :, None]
-    return y
+    return _add_bias(y, bias)
+
+
+def _add_bias(y: Array, bias: Array | None) -> Array:
+    """``y`` of shape (N, C, P) plus one bias value per channel C."""
+    if bias is None:
+        return y
+    b = _real(bias, "bias")
+    if b.shape != (y.shape[1],):
+        raise ValueError(f"reference: bias must have shape ({y.shape[1]},), got {b.shape}")
+    return y + b[None, :, None]
 
 
 def conv(
@@ -210,8 +275,8 @@ def conv(
     padding_mode: str = "zeros",
 ) -> Array:
     """``conv`` as ``C @ x`` per sample, in float64."""
-    x = np.asarray(input)
-    w = np.asarray(weight)
+    x = _real(input, "input")
+    w = _real(weight, "weight")
     nd = w.ndim - 2
     mat = conv_matrix(w, x.shape[1:], stride, padding, dilation, groups, padding_mode)
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
@@ -231,8 +296,8 @@ def conv_transpose(
     padding_mode: str = "zeros",
 ) -> Array:
     """``conv_transpose`` as ``C^T @ x`` per sample, in float64."""
-    x = np.asarray(input)
-    w = np.asarray(weight)
+    x = _real(input, "input")
+    w = _real(weight, "weight")
     nd = w.ndim - 2
     mat = conv_transpose_matrix(w, x.shape[1:], stride, padding, output_padding, dilation, groups,
                                 padding_mode)
@@ -261,9 +326,9 @@ def conv_transpose_backward(
     matrix of a unit weight; ``grad_bias`` sums ``g`` over batch and space.  With a
     ``padding_mode``, ``M = P^T C_0^T``, so the weight gradient sees ``P g`` with padding 0.
     """
-    x = np.asarray(input, dtype=np.float64)
-    g = np.asarray(grad_output, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64)
+    x = _real(input, "input")
+    g = _real(grad_output, "grad_output")
+    w = _real(weight, "weight")
     n = x.shape[0]
     args = (stride, padding, output_padding, dilation, groups, padding_mode)
     mat = conv_transpose_matrix(w, x.shape[1:], *args)
@@ -288,6 +353,113 @@ def conv_transpose_backward(
     grad_weight: Array = flat_weight.reshape(w.shape)
     grad_bias = g.sum(axis=(0, *range(2, g.ndim)))
     return grad_input, grad_weight, grad_bias
+
+
+def conv_backward(
+    grad_output: Array,
+    input: Array,
+    weight: Array,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> tuple[Array, Array, Array]:
+    """Gradients of ``conv`` through its matrix, in float64.
+
+    With ``y[n] = C x[n]``: ``grad_input[n] = C^T g[n]``; ``dL/dW_j = sum_n g[n] . E_j x[n]``
+    summed over the entries of ``C`` that hold weight ``j``; ``grad_bias`` sums ``g``.
+    """
+    x = _real(input, "input")
+    g = _real(grad_output, "grad_output")
+    w = _real(weight, "weight")
+    n = x.shape[0]
+    mat = conv_matrix(w, x.shape[1:], stride, padding, dilation, groups)
+    g_flat = g.reshape(n, mat.shape[0])
+    x_flat = x.reshape(n, mat.shape[1])
+    grad_input = (g_flat @ mat).reshape(x.shape)
+    nd = w.ndim - 2
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    rows, cols, widx = _entries(w.shape, g.shape[2:], x.shape[2:], s, [p[0] for p in pads], d, groups)
+    products = np.einsum("nr,nr->r", g_flat[:, rows], x_flat[:, cols]) if n else np.zeros(rows.size)
+    grad_weight = np.zeros(w.size)
+    np.add.at(grad_weight, widx, products)
+    grad_bias = g.sum(axis=(0, *range(2, g.ndim)))
+    return grad_input, grad_weight.reshape(w.shape), grad_bias
+
+
+def _structural(
+    x: Array,
+    w: Array,
+    coarse: Sequence[int],
+    fine: Sequence[int],
+    stride: Any,
+    pad_lo: Sequence[int],
+    dilation: Any,
+    groups: int,
+    transposed: bool,
+) -> Array:
+    """Apply C (coarse <- fine) or C^T (fine <- coarse) entry by entry, shape (N, C_out, P)."""
+    rows, cols, widx = _entries(w.shape, coarse, fine, stride, pad_lo, dilation, groups)
+    src, dst = (rows, cols) if transposed else (cols, rows)
+    out_channels = w.shape[1] * groups if transposed else w.shape[0]
+    out_pixels = int(np.prod(fine if transposed else coarse))
+    n = x.shape[0]
+    out = np.zeros((n, out_channels * out_pixels))
+    if n and src.size:
+        products = x.reshape(n, -1)[:, src] * w.ravel()[widx]
+        np.add.at(out.T, dst, products.T)  # out.T is a view: rows of out.T = output entries
+    return out.reshape(n, out_channels, out_pixels)
+
+
+def conv_structural(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """:func:`conv` computed from the entries of ``C`` alone, never through a dense product.
+
+    Each output is the float64 sum of exactly the products ``W * x`` its kernel window
+    touches, so NaN and Inf propagate as through the real operator (and the C++ kernels): a
+    dense ``C @ x`` would also spread a NaN through every structural zero (``0 * NaN = NaN``).
+    """
+    x, w = _real(input, "input"), _real(weight, "weight")
+    nd = _rank(w, x.shape[1:])
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    _check(w, x.shape[1:], w.shape[1] * groups, s, pads, d, groups)
+    fine = list(x.shape[2:])
+    coarse = _check_out([_conv_out(fine[a], w.shape[2 + a], s[a], *pads[a], d[a])
+                         for a in range(nd)])
+    y = _structural(x, w, coarse, fine, s, [p[0] for p in pads], d, groups, transposed=False)
+    return _add_bias(y, bias).reshape(x.shape[0], w.shape[0], *coarse)
+
+
+def conv_transpose_structural(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Array:
+    """:func:`conv_transpose` from the entries of ``C`` alone; NaN/Inf-exact as
+    :func:`conv_structural`."""
+    x, w = _real(input, "input"), _real(weight, "weight")
+    nd = _rank(w, x.shape[1:])
+    s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
+    op = _per_dim(output_padding, nd)
+    _check(w, x.shape[1:], w.shape[0], s, pads, d, groups, op)
+    coarse = list(x.shape[2:])
+    fine = _check_out([_tconv_out(coarse[a], w.shape[2 + a], s[a], *pads[a], d[a], op[a])
+                       for a in range(nd)])
+    y = _structural(x, w, coarse, fine, s, [p[0] for p in pads], d, groups, transposed=True)
+    c_out = w.shape[1] * groups
+    return _add_bias(y, bias).reshape(x.shape[0], c_out, *fine)
 
 
 def format_matrix(mat: Array, names: dict[float, str] | None = None, width: int = 4) -> str:
