@@ -2,7 +2,26 @@
 // arrays laid out as documented in geometry.hpp, and a Geometry that has been validated.
 // Every kernel writes each output element from exactly one thread, in a fixed summation
 // order, so results are bitwise identical for any thread count (no atomics).
+//
+// How they run (XNNPACK-like split): the operators (scatter.cpp, gather.cpp, weight_grad.cpp)
+// do the shape arithmetic and build implicit GEMMs; scatter splits the output into stride
+// phases (sub-convolutions, no multiplications by inserted zeros); packed register-blocked
+// micro-kernels (ukernels/*.cpp, one translation unit per ISA) do the arithmetic, chosen once
+// at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
+//
+// Workspace bound.  A call allocates
+//   * per thread, packing scratch of fixed size independent of the problem:
+//       A block  mc x kc  (mc <= 256 + mr, kc = 1024 bytes / sizeof(T))
+//       B block  kc x nc  (nc <= 192 + nr)        accumulator tile mc x nc
+//     i.e. < 1 MiB per thread (fp32 ~0.6 MiB), and never a copy of the weights or a column
+//     buffer of the problem's size;
+//   * weight_grad only: one partial-sum buffer of exactly the size of dW (the output), used
+//     when the reduction is split in two chunks (never more).
+// So the problem-sized workspace is <= the output, and the rest is O(threads), not O(problem).
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "tconv/geometry.hpp"
 
@@ -24,6 +43,12 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
 // coarse = grad_output, fine = input).   dw: (C_coarse, C_fine/groups, *kernel), overwritten.
 template <typename T>
 void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw);
+
+// ISA dispatch: names are "avx512", "avx2", "generic".  supported_isas() lists those this
+// build and CPU can run, best first; set_isa throws std::invalid_argument for any other name.
+std::string isa();
+std::vector<std::string> supported_isas();
+void set_isa(const std::string& name);
 
 // OpenMP thread control (the pool used by every kernel).
 int get_num_threads();

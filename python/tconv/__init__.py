@@ -6,7 +6,7 @@ its gradient multiplies by ``C`` again (a gather: an ordinary strided convolutio
 """
 
 from . import reference
-from ._core import get_num_threads, set_num_threads
+from ._core import get_num_threads, isa, set_isa, set_num_threads, supported_isas
 from .functional import (
     conv,
     conv_backward,
@@ -31,5 +31,8 @@ __all__ = [
     "output_shape",
     "get_num_threads",
     "set_num_threads",
+    "isa",
+    "set_isa",
+    "supported_isas",
     "reference",
 ]

@@ -1,0 +1,260 @@
+// The sub-convolution driver (layout and formula in tconv/subconv.hpp).
+//
+// Blocking (BLIS order inside one task):  for each K block of kc = k_block<T>() rows:
+//   pack A: the task's mc x kc weight block, as panels of mr rows      (L2)
+//   pack B: kc x nc source pixels, im2col with zeros, panels of nr     (one panel in L1)
+//   for every nr panel, for every mr panel: micro-kernel into the mc x nc accumulator tile
+// then add the bias and store the tile into dst (a strided scatter when dst_step > 1).
+// mc and nc never change the summation order (only kc does), so they may depend on the
+// thread count; kc does not.
+#include <algorithm>
+#include <cstring>
+
+#include <omp.h>
+
+#include "tconv/subconv.hpp"
+#include "tconv/ukernels.hpp"
+#include "tconv/workspace.hpp"
+
+namespace tconv {
+namespace {
+
+template <typename T>
+const GemmKernels<T>& kernels_for();
+template <>
+const GemmKernels<float>& kernels_for<float>() {
+  return active_kernels().f32;
+}
+template <>
+const GemmKernels<double>& kernels_for<double>() {
+  return active_kernels().f64;
+}
+
+struct Task {
+  int64_t sub, group, m0, q0;
+};
+
+// A run of consecutive grid points on one (n, jz, jy) row: jx in [jx0, jx0 + len),
+// tile columns [t0, t0 + len).
+struct Segment {
+  int64_t n, jz, jy, jx0, len, t0;
+};
+
+void row_segments(const SubConv& s, int64_t q0, int64_t nc, std::vector<Segment>& segs) {
+  segs.clear();
+  const int64_t jx_n = s.axes[2].extent, jy_n = s.axes[1].extent, jz_n = s.axes[0].extent;
+  int64_t q = q0;
+  const int64_t q_end = q0 + nc;
+  while (q < q_end) {
+    const int64_t jx = q % jx_n;
+    const int64_t row = q / jx_n;
+    const int64_t jy = row % jy_n;
+    const int64_t jz = (row / jy_n) % jz_n;
+    const int64_t n = row / (jy_n * jz_n);
+    const int64_t len = std::min(jx_n - jx, q_end - q);
+    segs.push_back({n, jz, jy, jx, len, q - q0});
+    q += len;
+  }
+}
+
+// One row kk = (c, tz, ty, tx) of the K block.
+struct KRow {
+  int64_t channel, tz, ty, tx, weight_offset;
+};
+
+void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
+  rows.resize(static_cast<size_t>(kc));
+  const auto tx_n = static_cast<int64_t>(s.axes[2].tap_kernel.size());
+  const auto ty_n = static_cast<int64_t>(s.axes[1].tap_kernel.size());
+  const int64_t taps = s.taps();
+  for (int64_t r = 0; r < kc; ++r) {
+    const int64_t kk = k0 + r;
+    const int64_t c = kk / taps, t = kk % taps;
+    const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
+    const int64_t koff = (s.axes[0].tap_kernel[static_cast<size_t>(tz)] * s.kernel[1] +
+                          s.axes[1].tap_kernel[static_cast<size_t>(ty)]) *
+                             s.kernel[2] +
+                         s.axes[2].tap_kernel[static_cast<size_t>(tx)];
+    rows[static_cast<size_t>(r)] = {c, tz, ty, tx, c * s.w_c + koff};
+  }
+}
+
+// A panels: rows [m0, m0+mc) in panels of mr (last one r = mc % mr rows);
+// panel starting at row i0 lives at ap + i0 * kc, element (k, i) at [k * r + i].
+template <typename T>
+void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
+            const std::vector<KRow>& rows, int mr, T* ap) {
+  const int64_t kc = static_cast<int64_t>(rows.size());
+  const T* wg = w + group * s.w_group + m0 * s.w_m;
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t r = std::min<int64_t>(mr, mc - i0);
+    T* panel = ap + i0 * kc;
+    for (int64_t i = 0; i < r; ++i) {
+      const T* wm = wg + (i0 + i) * s.w_m;
+      for (int64_t k = 0; k < kc; ++k) panel[k * r + i] = wm[rows[static_cast<size_t>(k)].weight_offset];
+    }
+  }
+}
+
+// B panels: column t of the tile lives in panel t / nr at bp + (t / nr) * kc * nr,
+// element (k, t) at [k * nr + t % nr]; columns [nc, round_up(nc, nr)) are zero.
+template <typename T>
+void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
+            const std::vector<KRow>& rows, int64_t nc, int nr, T* bp) {
+  const int64_t kc = static_cast<int64_t>(rows.size());
+  const int64_t ncp = round_up(nc, nr);
+  for (int64_t t = nc; t < ncp; ++t) {
+    T* col = bp + (t / nr) * kc * nr + t % nr;
+    for (int64_t k = 0; k < kc; ++k) col[k * nr] = T(0);
+  }
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  for (const Segment& seg : segs) {
+    const T* src_n = src + (seg.n * s.src_channels + group * s.Kc) * plane;
+    for (int64_t k = 0; k < kc; ++k) {
+      const KRow& row = rows[static_cast<size_t>(k)];
+      const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
+      const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
+      const int64_t xoff = ax.tap_offset[static_cast<size_t>(row.tx)];
+      // valid u: 0 <= (jx0 + u) * step + xoff < sx
+      int64_t ulo = seg.len, uhi = seg.len;
+      if (z >= 0 && z < sz && y >= 0 && y < sy) {
+        const int64_t shift = seg.jx0 * ax.src_step + xoff;  // x(u) = u * step + shift
+        ulo = shift >= 0 ? 0 : ceil_div(-shift, ax.src_step);
+        uhi = shift >= sx ? 0 : ceil_div(sx - shift, ax.src_step);
+        ulo = std::min(ulo, seg.len);
+        uhi = std::min(std::max(uhi, ulo), seg.len);
+      }
+      const T* srow = src_n + (row.channel * sz + z) * sy * sx + y * sx +
+                      seg.jx0 * ax.src_step + xoff;
+      int64_t t = seg.t0;
+      int64_t lane = t % nr;
+      T* panel = bp + (t / nr) * kc * nr + k * nr;
+      const int64_t panel_stride = kc * nr;
+      const int64_t step = ax.src_step;
+      for (int64_t u = 0; u < seg.len; ++u) {
+        panel[lane] = (u >= ulo && u < uhi) ? srow[u * step] : T(0);
+        if (++lane == nr) {
+          lane = 0;
+          panel += panel_stride;
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
+                const std::vector<Segment>& segs, const T* acc, int64_t ldc) {
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const int64_t dz = s.dst_dims[0], dy = s.dst_dims[1], dx = s.dst_dims[2];
+  const int64_t plane = dz * dy * dx;
+  for (const Segment& seg : segs) {
+    const int64_t z = seg.jz * az.dst_step + az.dst_base;
+    const int64_t y = seg.jy * ay.dst_step + ay.dst_base;
+    T* base = dst + (seg.n * s.dst_channels + group * s.M + m0) * plane + (z * dy + y) * dx +
+              seg.jx0 * ax.dst_step + ax.dst_base;
+    for (int64_t m = 0; m < mc; ++m) {
+      const T b = bias ? bias[group * s.M + m0 + m] : T(0);
+      const T* a = acc + m * ldc + seg.t0;
+      T* d = base + m * plane;
+      if (ax.dst_step == 1) {
+        for (int64_t u = 0; u < seg.len; ++u) d[u] = a[u] + b;
+      } else {
+        for (int64_t u = 0; u < seg.len; ++u) d[u * ax.dst_step] = a[u] + b;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
+                  T* dst) {
+  const GemmKernels<T>& uk = kernels_for<T>();
+  const int mr = uk.mr, nr = uk.nr;
+  const int threads = omp_get_max_threads();
+  const int64_t kc_max = k_block<T>();
+  // Channel block: the whole M up to ~128 rows (A block mc x kc stays in L2).
+  // Pixel block: up to ~192 columns, shrunk until there are >= 4 tasks per thread.
+  std::vector<Task> tasks;
+  std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
+  double flops = 0;
+  for (size_t si = 0; si < subs.size(); ++si) {
+    const SubConv& s = subs[si];
+    const int64_t n_total = s.batch * s.pixels();
+    if (n_total == 0 || s.M == 0) continue;
+    flops += 2.0 * double(s.M) * double(n_total) * double(s.Kc * s.taps()) * double(s.groups);
+  }
+  int64_t total_pixels = 0, total_blocks_m = 0;
+  for (const SubConv& s : subs) {
+    total_pixels += s.batch * s.pixels() * s.groups;
+    (void)total_blocks_m;
+  }
+  for (size_t si = 0; si < subs.size(); ++si) {
+    const SubConv& s = subs[si];
+    const int64_t n_total = s.batch * s.pixels();
+    if (n_total == 0 || s.M == 0) continue;
+    const int64_t m_blocks = ceil_div(s.M, round_up(std::min<int64_t>(s.M, 128), mr));
+    const int64_t mc = round_up(ceil_div(s.M, m_blocks), mr);
+    int64_t nc = round_up(std::min<int64_t>(n_total, 192), nr);
+    // share of the tasks this sub-convolution should provide
+    const double share = double(s.batch * s.pixels() * s.groups) / double(total_pixels);
+    const double want = 4.0 * threads * share;
+    while (nc > nr && double(s.groups * m_blocks * ceil_div(n_total, nc)) < want) nc -= nr;
+    mc_of[si] = mc;
+    nc_of[si] = nc;
+    for (int64_t g = 0; g < s.groups; ++g)
+      for (int64_t m0 = 0; m0 < s.M; m0 += mc)
+        for (int64_t q0 = 0; q0 < n_total; q0 += nc)
+          tasks.push_back({static_cast<int64_t>(si), g, m0, q0});
+  }
+  const auto task_count = static_cast<int64_t>(tasks.size());
+  const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
+
+#pragma omp parallel if (parallel)
+  {
+    Scratch<T> a_buf, b_buf, c_buf;
+    std::vector<Segment> segs;
+    std::vector<KRow> rows;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ti = 0; ti < task_count; ++ti) {
+      const Task& task = tasks[static_cast<size_t>(ti)];
+      const SubConv& s = subs[static_cast<size_t>(task.sub)];
+      const int64_t n_total = s.batch * s.pixels();
+      const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], s.M - task.m0);
+      const int64_t nc = std::min(nc_of[static_cast<size_t>(task.sub)], n_total - task.q0);
+      const int64_t ncp = round_up(nc, nr);
+      const int64_t k_total = s.Kc * s.taps();
+      row_segments(s, task.q0, nc, segs);
+      T* acc = c_buf.get(mc * ncp);
+      if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
+      for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
+        const int64_t kc = std::min(kc_max, k_total - k0);
+        k_rows(s, k0, kc, rows);
+        T* ap = a_buf.get(mc * kc);
+        T* bp = b_buf.get(kc * ncp);
+        pack_a(s, w, task.group, task.m0, mc, rows, mr, ap);
+        pack_b(s, src, task.group, segs, rows, nc, nr, bp);
+        const int accumulate = k0 > 0 ? 1 : 0;
+        for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
+          const T* b = bp + j0 * kc;
+          for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+            const int64_t r = std::min<int64_t>(mr, mc - i0);
+            uk.fn[r](kc, ap + i0 * kc, b, acc + i0 * ncp + j0, ncp, accumulate);
+          }
+        }
+      }
+      store_tile(s, dst, bias, task.group, task.m0, mc, segs, acc, ncp);
+    }
+  }
+}
+
+template void run_subconvs<float>(const std::vector<SubConv>&, const float*, const float*,
+                                  const float*, float*);
+template void run_subconvs<double>(const std::vector<SubConv>&, const double*, const double*,
+                                   const double*, double*);
+
+}  // namespace tconv
