@@ -59,7 +59,7 @@ void row_segments(const SubConv& s, int64_t q0, int64_t nc, std::vector<Segment>
 
 // One row kk = (c, tz, ty, tx) of the K block.
 struct KRow {
-  int64_t channel, tz, ty, tx, weight_offset;
+  int64_t channel, tap, tz, ty, tx, weight_offset;
 };
 
 void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
@@ -75,7 +75,7 @@ void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
                           s.axes[1].tap_kernel[static_cast<size_t>(ty)]) *
                              s.kernel[2] +
                          s.axes[2].tap_kernel[static_cast<size_t>(tx)];
-    rows[static_cast<size_t>(r)] = {c, tz, ty, tx, c * s.w_c + koff};
+    rows[static_cast<size_t>(r)] = {c, t, tz, ty, tx, c * s.w_c + koff};
   }
 }
 
@@ -89,9 +89,11 @@ void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
   for (int64_t i0 = 0; i0 < mc; i0 += mr) {
     const int64_t r = std::min<int64_t>(mr, mc - i0);
     T* panel = ap + i0 * kc;
-    for (int64_t i = 0; i < r; ++i) {
-      const T* wm = wg + (i0 + i) * s.w_m;
-      for (int64_t k = 0; k < kc; ++k) panel[k * r + i] = wm[rows[static_cast<size_t>(k)].weight_offset];
+    const T* wm = wg + i0 * s.w_m;
+    // k outer: consecutive k (same channel, next tap) reuse the cache lines of W[c][m0..][*].
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* wk = wm + rows[static_cast<size_t>(k)].weight_offset;
+      for (int64_t i = 0; i < r; ++i) panel[k * r + i] = wk[i * s.w_m];
     }
   }
 }
@@ -144,6 +146,75 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
   }
 }
 
+// Direct (indirect-GEMM) path: tiles are runs of <= nr grid points on one row, tile i owning
+// accumulator columns [i*nr, i*nr + nr).  Row k of a tile's B is read straight from the source
+// when all nr reads lie inside the source row (columns past the tile's length are computed and
+// discarded: every column of a GEMM is independent), from a zero row when none of the tile's
+// points is valid, and from a small packed copy otherwise (borders).
+void row_tiles(const std::vector<Segment>& segs, int nr, std::vector<Segment>& tiles) {
+  tiles.clear();
+  for (const Segment& seg : segs)
+    for (int64_t u = 0; u < seg.len; u += nr)
+      tiles.push_back({seg.n, seg.jz, seg.jy, seg.jx0 + u, std::min<int64_t>(nr, seg.len - u),
+                       static_cast<int64_t>(tiles.size()) * nr});
+}
+
+// Per tile, each tap is classified once (zero row / direct offset / border copy); the rows of
+// the K block then only add the channel's plane offset.
+template <typename T>
+void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
+                   const std::vector<KRow>& rows, int nr, const T* zeros, T* border,
+                   const T** ptrs, std::vector<int64_t>& tap_code) {
+  constexpr int64_t kZero = -1, kBorder = -2;
+  const int64_t kc = static_cast<int64_t>(rows.size());
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
+  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
+  const int64_t taps = s.taps();
+  tap_code.resize(static_cast<size_t>(taps));
+  for (const Segment& tile : tiles) {
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
+      const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
+      const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
+      const int64_t x0 = tile.jx0 + ax.tap_offset[static_cast<size_t>(tx)];  // step 1
+      int64_t code = kZero;
+      if (z >= 0 && z < sz && y >= 0 && y < sy && x0 + tile.len > 0 && x0 < sx)
+        code = (x0 >= 0 && x0 + nr <= sx) ? (z * sy + y) * sx + x0 : kBorder;
+      tap_code[static_cast<size_t>(t)] = code;
+    }
+    const T* src_n = src + (tile.n * s.src_channels + group * s.Kc) * plane;
+    for (int64_t k = 0; k < kc; ++k) {
+      const KRow& row = rows[static_cast<size_t>(k)];
+      const int64_t code = tap_code[static_cast<size_t>(row.tap)];
+      const T* plane_c = src_n + row.channel * plane;
+      if (code >= 0) {
+        *ptrs++ = plane_c + code;
+      } else if (code == kZero) {
+        *ptrs++ = zeros;
+      } else {
+        // valid u: 0 <= x0 + u < sx and u < len; the rest of the nr row is zero
+        const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
+        const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
+        const int64_t x0 = tile.jx0 + ax.tap_offset[static_cast<size_t>(row.tx)];
+        const int64_t lo = std::max<int64_t>(0, -x0);
+        const int64_t hi = std::min<int64_t>(tile.len, sx - x0);
+        const T* srow = plane_c + (z * sy + y) * sx + x0;
+        // lo < hi here.  Clamped loads + select: a short branch-free loop (a plain copy loop
+        // becomes a memcpy call, far too slow for <= 32 elements).
+        for (int64_t u = 0; u < nr; ++u) {
+          const T v = srow[std::min(std::max(u, lo), hi - 1)];
+          border[u] = (u >= lo && u < hi) ? v : T(0);
+        }
+        *ptrs++ = border;
+        border += nr;
+      }
+    }
+  }
+}
+
 template <typename T>
 void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
                 const std::vector<Segment>& segs, const T* acc, int64_t ldc) {
@@ -181,6 +252,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   // Pixel block: up to ~192 columns, shrunk until there are >= 4 tasks per thread.
   std::vector<Task> tasks;
   std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
+  std::vector<char> direct_of(subs.size(), 0);
   double flops = 0;
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
@@ -188,22 +260,32 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     if (n_total == 0 || s.M == 0) continue;
     flops += 2.0 * double(s.M) * double(n_total) * double(s.Kc * s.taps()) * double(s.groups);
   }
-  int64_t total_pixels = 0, total_blocks_m = 0;
-  for (const SubConv& s : subs) {
-    total_pixels += s.batch * s.pixels() * s.groups;
-    (void)total_blocks_m;
-  }
+  int64_t total_pixels = 0;
+  for (const SubConv& s : subs) total_pixels += s.batch * s.pixels() * s.groups;
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
     const int64_t n_total = s.batch * s.pixels();
     if (n_total == 0 || s.M == 0) continue;
     const int64_t m_blocks = ceil_div(s.M, round_up(std::min<int64_t>(s.M, 128), mr));
     const int64_t mc = round_up(ceil_div(s.M, m_blocks), mr);
-    int64_t nc = round_up(std::min<int64_t>(n_total, 192), nr);
     // share of the tasks this sub-convolution should provide
     const double share = double(s.batch * s.pixels() * s.groups) / double(total_pixels);
     const double want = 4.0 * threads * share;
-    while (nc > nr && double(s.groups * m_blocks * ceil_div(n_total, nc)) < want) nc -= nr;
+    const int64_t width = s.axes[2].extent;
+    const bool direct = s.axes[2].src_step == 1 &&
+                        double(width) >= 0.6 * double(round_up(width, nr));
+    int64_t nc;
+    if (direct) {  // whole rows of the grid, about 192 columns
+      int64_t rows_per_task = std::max<int64_t>(1, 192 / round_up(width, nr));
+      while (rows_per_task > 1 &&
+             double(s.groups * m_blocks * ceil_div(n_total, rows_per_task * width)) < want)
+        --rows_per_task;
+      nc = rows_per_task * width;
+    } else {
+      nc = round_up(std::min<int64_t>(n_total, 192), nr);
+      while (nc > nr && double(s.groups * m_blocks * ceil_div(n_total, nc)) < want) nc -= nr;
+    }
+    direct_of[si] = direct;
     mc_of[si] = mc;
     nc_of[si] = nc;
     for (int64_t g = 0; g < s.groups; ++g)
@@ -217,8 +299,11 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
 #pragma omp parallel if (parallel)
   {
     Scratch<T> a_buf, b_buf, c_buf;
-    std::vector<Segment> segs;
+    Scratch<const T*> ptr_buf;
+    std::vector<Segment> segs, tiles;
     std::vector<KRow> rows;
+    std::vector<int64_t> tap_code;
+    const std::vector<T> zeros(static_cast<size_t>(nr), T(0));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
@@ -226,9 +311,11 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const int64_t n_total = s.batch * s.pixels();
       const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], s.M - task.m0);
       const int64_t nc = std::min(nc_of[static_cast<size_t>(task.sub)], n_total - task.q0);
-      const int64_t ncp = round_up(nc, nr);
+      const bool direct = direct_of[static_cast<size_t>(task.sub)] != 0;
       const int64_t k_total = s.Kc * s.taps();
       row_segments(s, task.q0, nc, segs);
+      if (direct) row_tiles(segs, nr, tiles);
+      const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
       T* acc = c_buf.get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
@@ -237,8 +324,21 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         T* ap = a_buf.get(mc * kc);
         T* bp = b_buf.get(kc * ncp);
         pack_a(s, w, task.group, task.m0, mc, rows, mr, ap);
-        pack_b(s, src, task.group, segs, rows, nc, nr, bp);
         const int accumulate = k0 > 0 ? 1 : 0;
+        if (direct) {
+          const T** ptrs = ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
+          indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp, ptrs, tap_code);
+          for (size_t ti2 = 0; ti2 < tiles.size(); ++ti2) {
+            const T* const* tile_rows = ptrs + static_cast<int64_t>(ti2) * kc;
+            const int64_t j0 = static_cast<int64_t>(ti2) * nr;
+            for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+              const int64_t r = std::min<int64_t>(mr, mc - i0);
+              uk.ifn[r](kc, ap + i0 * kc, tile_rows, acc + i0 * ncp + j0, ncp, accumulate);
+            }
+          }
+          continue;
+        }
+        pack_b(s, src, task.group, segs, rows, nc, nr, bp);
         for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
           const T* b = bp + j0 * kc;
           for (int64_t i0 = 0; i0 < mc; i0 += mr) {
@@ -247,7 +347,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
           }
         }
       }
-      store_tile(s, dst, bias, task.group, task.m0, mc, segs, acc, ncp);
+      store_tile(s, dst, bias, task.group, task.m0, mc, direct ? tiles : segs, acc, ncp);
     }
   }
 }

@@ -22,11 +22,18 @@ template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                              int accumulate);
 
+// Indirect variant (XNNPACK "igemm" style): row k of B is read from b_rows[k][0..nr), so the
+// operator can point straight into the source array (or at a zero row) instead of packing.
+template <typename T>
+using IgemmUkernel = void (*)(int64_t kc, const T* a, const T* const* b_rows, T* c,
+                              int64_t ldc, int accumulate);
+
 template <typename T>
 struct GemmKernels {
   int mr = 0;  // rows of the widest kernel
   int nr = 0;  // columns (a multiple of the vector width)
   GemmUkernel<T> fn[kMaxMR + 1] = {};
+  IgemmUkernel<T> ifn[kMaxMR + 1] = {};
 };
 
 struct IsaKernels {
