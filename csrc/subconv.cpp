@@ -100,9 +100,13 @@ void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
 
 // B panels: column t of the tile lives in panel t / nr at bp + (t / nr) * kc * nr,
 // element (k, t) at [k * nr + t % nr]; columns [nc, round_up(nc, nr)) are zero.
+// Segments are cut at panel boundaries into pieces; per piece each tap is classified once
+// (zero / interior offset / border), so a row k costs a lookup and a short copy.
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
-            const std::vector<KRow>& rows, int64_t nc, int nr, T* bp) {
+            const std::vector<KRow>& rows, int64_t nc, int nr, T* bp,
+            std::vector<int64_t>& tap_code) {
+  constexpr int64_t kZero = -1, kBorder = -2;
   const int64_t kc = static_cast<int64_t>(rows.size());
   const int64_t ncp = round_up(nc, nr);
   for (int64_t t = nc; t < ncp; ++t) {
@@ -112,36 +116,53 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
+  const int64_t step = ax.src_step;
+  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
+  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
+  const int64_t taps = s.taps();
+  tap_code.resize(static_cast<size_t>(taps));
   for (const Segment& seg : segs) {
-    const T* src_n = src + (seg.n * s.src_channels + group * s.Kc) * plane;
-    for (int64_t k = 0; k < kc; ++k) {
-      const KRow& row = rows[static_cast<size_t>(k)];
-      const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
-      const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
-      const int64_t xoff = ax.tap_offset[static_cast<size_t>(row.tx)];
-      // valid u: 0 <= (jx0 + u) * step + xoff < sx
-      int64_t ulo = seg.len, uhi = seg.len;
-      if (z >= 0 && z < sz && y >= 0 && y < sy) {
-        const int64_t shift = seg.jx0 * ax.src_step + xoff;  // x(u) = u * step + shift
-        ulo = shift >= 0 ? 0 : ceil_div(-shift, ax.src_step);
-        uhi = shift >= sx ? 0 : ceil_div(sx - shift, ax.src_step);
-        ulo = std::min(ulo, seg.len);
-        uhi = std::min(std::max(uhi, ulo), seg.len);
+    for (int64_t u0 = 0; u0 < seg.len;) {
+      const int64_t t = seg.t0 + u0;
+      const int64_t len = std::min<int64_t>(seg.len - u0, nr - t % nr);
+      const int64_t jx0 = seg.jx0 + u0;
+      for (int64_t tp = 0; tp < taps; ++tp) {
+        const int64_t tx = tp % tx_n, ty = (tp / tx_n) % ty_n, tz = tp / (tx_n * ty_n);
+        const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
+        const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
+        const int64_t x0 = jx0 * step + ax.tap_offset[static_cast<size_t>(tx)];
+        const int64_t x1 = x0 + (len - 1) * step;  // last read
+        int64_t code = kZero;
+        if (z >= 0 && z < sz && y >= 0 && y < sy && x1 >= 0 && x0 < sx)
+          code = (x0 >= 0 && x1 < sx) ? (z * sy + y) * sx + x0 : kBorder;
+        tap_code[static_cast<size_t>(tp)] = code;
       }
-      const T* srow = src_n + (row.channel * sz + z) * sy * sx + y * sx +
-                      seg.jx0 * ax.src_step + xoff;
-      int64_t t = seg.t0;
-      int64_t lane = t % nr;
-      T* panel = bp + (t / nr) * kc * nr + k * nr;
-      const int64_t panel_stride = kc * nr;
-      const int64_t step = ax.src_step;
-      for (int64_t u = 0; u < seg.len; ++u) {
-        panel[lane] = (u >= ulo && u < uhi) ? srow[u * step] : T(0);
-        if (++lane == nr) {
-          lane = 0;
-          panel += panel_stride;
+      const T* src_n = src + (seg.n * s.src_channels + group * s.Kc) * plane;
+      T* dst = bp + (t / nr) * kc * nr + t % nr;
+      for (int64_t k = 0; k < kc; ++k, dst += nr) {
+        const KRow& row = rows[static_cast<size_t>(k)];
+        const int64_t code = tap_code[static_cast<size_t>(row.tap)];
+        if (code >= 0) {
+          const T* p = src_n + row.channel * plane + code;
+          if (step == 1) {
+            for (int64_t u = 0; u < len; ++u) dst[u] = p[u];
+          } else {
+            for (int64_t u = 0; u < len; ++u) dst[u] = p[u * step];
+          }
+        } else if (code == kZero) {
+          for (int64_t u = 0; u < len; ++u) dst[u] = T(0);
+        } else {
+          const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
+          const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
+          const int64_t x0 = jx0 * step + ax.tap_offset[static_cast<size_t>(row.tx)];
+          const T* srow = src_n + row.channel * plane + (z * sy + y) * sx;
+          for (int64_t u = 0; u < len; ++u) {
+            const int64_t x = x0 + u * step;
+            dst[u] = (x >= 0 && x < sx) ? srow[x] : T(0);
+          }
         }
       }
+      u0 += len;
     }
   }
 }
@@ -212,6 +233,30 @@ void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vec
         border += nr;
       }
     }
+  }
+}
+
+// Copy a tile's kc rows (nr elements each) into one contiguous B panel: the rows of a tile
+// come from channel planes a power-of-two stride apart that alias in L1, so when several
+// A panels reuse them, one copy into a packed panel is far cheaper than re-reading them.
+template <typename T, int NR>
+void copy_rows_fixed(const T* const* rows, int64_t kc, T* panel) {
+  for (int64_t k = 0; k < kc; ++k, panel += NR) {
+    const T* r = rows[k];
+#pragma GCC unroll 32
+    for (int u = 0; u < NR; ++u) panel[u] = r[u];
+  }
+}
+
+template <typename T>
+void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
+  switch (nr) {
+    case 8: copy_rows_fixed<T, 8>(rows, kc, panel); break;
+    case 16: copy_rows_fixed<T, 16>(rows, kc, panel); break;
+    case 32: copy_rows_fixed<T, 32>(rows, kc, panel); break;
+    default:
+      for (int64_t k = 0; k < kc; ++k)
+        for (int u = 0; u < nr; ++u) panel[k * nr + u] = rows[k][u];
   }
 }
 
@@ -322,23 +367,30 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         const int64_t kc = std::min(kc_max, k_total - k0);
         k_rows(s, k0, kc, rows);
         T* ap = a_buf.get(mc * kc);
-        T* bp = b_buf.get(kc * ncp);
+        T* bp = b_buf.get(kc * ncp + kc * nr);
         pack_a(s, w, task.group, task.m0, mc, rows, mr, ap);
         const int accumulate = k0 > 0 ? 1 : 0;
         if (direct) {
           const T** ptrs = ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
-          indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp, ptrs, tap_code);
+          indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * nr, ptrs,
+                        tap_code);
+          T* panel = bp;  // the border rows live after the last tile's panel (see below)
           for (size_t ti2 = 0; ti2 < tiles.size(); ++ti2) {
             const T* const* tile_rows = ptrs + static_cast<int64_t>(ti2) * kc;
             const int64_t j0 = static_cast<int64_t>(ti2) * nr;
-            for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-              const int64_t r = std::min<int64_t>(mr, mc - i0);
-              uk.ifn[r](kc, ap + i0 * kc, tile_rows, acc + i0 * ncp + j0, ncp, accumulate);
+            if (mc > mr) {  // several A panels reuse this B panel: pack it once
+              copy_rows(tile_rows, kc, nr, panel);
+              for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+                const int64_t r = std::min<int64_t>(mr, mc - i0);
+                uk.fn[r](kc, ap + i0 * kc, panel, acc + i0 * ncp + j0, ncp, accumulate);
+              }
+            } else {
+              uk.ifn[mc](kc, ap, tile_rows, acc + j0, ncp, accumulate);
             }
           }
           continue;
         }
-        pack_b(s, src, task.group, segs, rows, nc, nr, bp);
+        pack_b(s, src, task.group, segs, rows, nc, nr, bp, tap_code);
         for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
           const T* b = bp + j0 * kc;
           for (int64_t i0 = 0; i0 < mc; i0 += mr) {
