@@ -31,8 +31,13 @@ const GemmKernels<double>& kernels_for<double>() {
 }
 
 struct Task {
-  int64_t sub, group, m0, q0;
+  int64_t sub, group, m0, q0, nc;
 };
+
+// Largest packed-A block (mc x K) a thread keeps between tasks.
+constexpr int64_t kMaxCachedA = int64_t(1) << 20;
+// Largest direct-path source band (bigger bands fall back to per-row border copies).
+constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 
 // A run of consecutive grid points on one (n, jz, jy) row: jx in [jx0, jx0 + len),
 // tile columns [t0, t0 + len).
@@ -236,6 +241,72 @@ void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vec
   }
 }
 
+// Direct-path source band of one task (its rows lie in one (n, jz) plane): for every input
+// channel c < Kc, z tap tz and source row y in [y0, y0 + rows), the source row with zeros
+// outside [0, src) on every side, x in [x0, x0 + width):
+//   band[((c * Tz + tz) * rows + (y - y0)) * width + (x - x0)]
+// so every (tile, k) row of B is a plain pointer into it: no border cases, no zero rows.
+struct Band {
+  int64_t y0 = 0, rows = 0, x0 = 0, width = 0, tz_n = 0;
+  int64_t size() const { return tz_n * rows * width; }  // per channel
+};
+
+Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr) {
+  const SubAxis &ay = s.axes[1], &ax = s.axes[2];
+  const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
+  const auto [ox_min, ox_max] = std::minmax_element(ax.tap_offset.begin(), ax.tap_offset.end());
+  Band b;
+  b.tz_n = static_cast<int64_t>(s.axes[0].tap_offset.size());
+  b.y0 = tiles.front().jy * ay.src_step + *oy_min;
+  b.rows = (tiles.back().jy - tiles.front().jy) * ay.src_step + (*oy_max - *oy_min) + 1;
+  int64_t last = 0;
+  for (const Segment& t : tiles) last = std::max(last, t.jx0);
+  b.x0 = *ox_min;
+  b.width = last + *ox_max + nr - b.x0;
+  return b;
+}
+
+template <typename T>
+void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
+               const Band& b, T* band) {
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  const SubAxis& az = s.axes[0];
+  const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
+  const int64_t lo = std::max<int64_t>(0, -b.x0), hi = std::min(b.width, sx - b.x0);
+  for (int64_t c = 0; c < s.Kc; ++c) {
+    for (int64_t tz = 0; tz < b.tz_n; ++tz) {
+      const int64_t z = first.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
+      for (int64_t r = 0; r < b.rows; ++r) {
+        T* out = band + ((c * b.tz_n + tz) * b.rows + r) * b.width;
+        const int64_t y = b.y0 + r;
+        if (z < 0 || z >= sz || y < 0 || y >= sy || hi <= lo) {
+          for (int64_t u = 0; u < b.width; ++u) out[u] = T(0);
+          continue;
+        }
+        const T* in = src_n + (c * sz + z) * sy * sx + y * sx + b.x0;
+        for (int64_t u = 0; u < lo; ++u) out[u] = T(0);
+        for (int64_t u = lo; u < hi; ++u) out[u] = in[u];
+        for (int64_t u = hi; u < b.width; ++u) out[u] = T(0);
+      }
+    }
+  }
+}
+
+template <typename T>
+void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
+               const Band& b, const T* band, const T** ptrs) {
+  const SubAxis &ay = s.axes[1], &ax = s.axes[2];
+  for (const Segment& tile : tiles) {
+    for (const KRow& row : rows) {
+      const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
+      const int64_t x = tile.jx0 + ax.tap_offset[static_cast<size_t>(row.tx)];
+      *ptrs++ = band + ((row.channel * b.tz_n + row.tz) * b.rows + (y - b.y0)) * b.width +
+                (x - b.x0);
+    }
+  }
+}
+
 // Copy a tile's kc rows (nr elements each) into one contiguous B panel: the rows of a tile
 // come from channel planes a power-of-two stride apart that alias in L1, so when several
 // A panels reuse them, one copy into a packed panel is far cheaper than re-reading them.
@@ -333,18 +404,31 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     direct_of[si] = direct;
     mc_of[si] = mc;
     nc_of[si] = nc;
+    const int64_t rows = nc / width;
     for (int64_t g = 0; g < s.groups; ++g)
-      for (int64_t m0 = 0; m0 < s.M; m0 += mc)
-        for (int64_t q0 = 0; q0 < n_total; q0 += nc)
-          tasks.push_back({static_cast<int64_t>(si), g, m0, q0});
+      for (int64_t m0 = 0; m0 < s.M; m0 += mc) {
+        if (direct) {  // row blocks never cross a (n, jz) plane: see Band
+          const int64_t jy_n = s.axes[1].extent;
+          for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
+            for (int64_t jy0 = 0; jy0 < jy_n; jy0 += rows)
+              tasks.push_back({static_cast<int64_t>(si), g, m0, (plane * jy_n + jy0) * width,
+                               std::min(rows, jy_n - jy0) * width});
+        } else {
+          for (int64_t q0 = 0; q0 < n_total; q0 += nc)
+            tasks.push_back({static_cast<int64_t>(si), g, m0, q0, std::min(nc, n_total - q0)});
+        }
+      }
   }
   const auto task_count = static_cast<int64_t>(tasks.size());
   const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> a_buf, b_buf, c_buf;
+    Scratch<T> a_buf, b_buf, c_buf, band_buf;
     Scratch<const T*> ptr_buf;
+    // Packed A of the last (sub, group, m0) this thread ran, all K blocks, kept when small
+    // enough: consecutive tasks differ only in their pixel block and reuse it.
+    int64_t a_key[3] = {-1, -1, -1};
     std::vector<Segment> segs, tiles;
     std::vector<KRow> rows;
     std::vector<int64_t> tap_code;
@@ -353,27 +437,53 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     for (int64_t ti = 0; ti < task_count; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
       const SubConv& s = subs[static_cast<size_t>(task.sub)];
-      const int64_t n_total = s.batch * s.pixels();
       const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], s.M - task.m0);
-      const int64_t nc = std::min(nc_of[static_cast<size_t>(task.sub)], n_total - task.q0);
+      const int64_t nc = task.nc;
       const bool direct = direct_of[static_cast<size_t>(task.sub)] != 0;
       const int64_t k_total = s.Kc * s.taps();
       row_segments(s, task.q0, nc, segs);
       if (direct) row_tiles(segs, nr, tiles);
+      Band band;
+      const T* band_data = nullptr;
+      bool use_band = false;
+      if (direct && !tiles.empty() && s.Kc * s.taps() > 0) {
+        band = band_shape(s, tiles, nr);
+        use_band = s.Kc * band.size() * static_cast<int64_t>(sizeof(T)) <= kMaxBandBytes;
+        if (use_band) {
+          T* data = band_buf.get(s.Kc * band.size());
+          fill_band(s, src, task.group, tiles.front(), band, data);
+          band_data = data;
+        }
+      }
       const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
       T* acc = c_buf.get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
+      const bool cache_a = mc * k_total * static_cast<int64_t>(sizeof(T)) <= kMaxCachedA;
+      const bool a_ready = cache_a && a_key[0] == task.sub && a_key[1] == task.group &&
+                           a_key[2] == task.m0;
+      T* a_all = a_buf.get(cache_a ? mc * k_total : mc * kc_max);
+      if (cache_a) {
+        a_key[0] = task.sub;
+        a_key[1] = task.group;
+        a_key[2] = task.m0;
+      } else {
+        a_key[0] = -1;
+      }
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, k_total - k0);
         k_rows(s, k0, kc, rows);
-        T* ap = a_buf.get(mc * kc);
+        T* ap = cache_a ? a_all + mc * k0 : a_all;
         T* bp = b_buf.get(kc * ncp + kc * nr);
-        pack_a(s, w, task.group, task.m0, mc, rows, mr, ap);
+        if (!a_ready) pack_a(s, w, task.group, task.m0, mc, rows, mr, ap);
         const int accumulate = k0 > 0 ? 1 : 0;
         if (direct) {
           const T** ptrs = ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
-          indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * nr, ptrs,
-                        tap_code);
+          if (use_band) {
+            band_rows(s, tiles, rows, band, band_data, ptrs);
+          } else {
+            indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * nr, ptrs,
+                          tap_code);
+          }
           T* panel = bp;  // the border rows live after the last tile's panel (see below)
           for (size_t ti2 = 0; ti2 < tiles.size(); ++ti2) {
             const T* const* tile_rows = ptrs + static_cast<int64_t>(ti2) * kc;
