@@ -133,7 +133,8 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const int64_t chunks = (k_blocks >= 8 && g.groups * m_blocks * ceil_div(N, 4 * int64_t(nr)) < 16) ? 2 : 1;
   const int64_t chunk_len = round_up(ceil_div(K, chunks), kc_max);
   int64_t nc = round_up(std::min<int64_t>(N, 192), nr);
-  while (nc > nr && g.groups * m_blocks * ceil_div(N, nc) * chunks < 4 * threads) nc -= nr;
+  // Every column block re-packs A (the coarse rows): only shrink until each thread has work.
+  while (nc > nr && g.groups * m_blocks * ceil_div(N, nc) * chunks < 2 * threads) nc -= nr;
 
   std::vector<Task> tasks;
   for (int64_t ch = 0; ch < chunks; ++ch)
