@@ -35,7 +35,7 @@ struct Task {
 };
 
 // Largest packed-A block (mc x K) a thread keeps between tasks.
-constexpr int64_t kMaxCachedA = int64_t(1) << 20;
+constexpr int64_t kMaxCachedA = int64_t(2) << 20;
 // Largest direct-path source band (bigger bands fall back to per-row border copies).
 constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 

@@ -9,15 +9,17 @@
 // micro-kernels (ukernels/*.cpp, one translation unit per ISA) do the arithmetic, chosen once
 // at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
 //
-// Workspace bound.  A call allocates
-//   * per thread, packing scratch of fixed size independent of the problem:
-//       A block  mc x kc  (mc <= 256 + mr, kc = 1024 bytes / sizeof(T))
-//       B block  kc x nc  (nc <= 192 + nr)        accumulator tile mc x nc
-//     i.e. < 1 MiB per thread (fp32 ~0.6 MiB), and never a copy of the weights or a column
-//     buffer of the problem's size;
-//   * weight_grad only: one partial-sum buffer of exactly the size of dW (the output), used
-//     when the reduction is split in two chunks (never more).
-// So the problem-sized workspace is <= the output, and the rest is O(threads), not O(problem).
+// Workspace bound.  A call allocates, per thread, scratch whose size does not grow with the
+// batch or the image size:
+//   * packed A (weights) mc x K of one channel block, kept while consecutive tasks share it:
+//     <= 2 MiB, else one mc x kc block (mc <= 256 + mr, kc = 1024 bytes / sizeof(T));
+//   * packed B kc x nc (nc <= 192 + nr), accumulator tile mc x nc, pointer table kc x tiles;
+//   * the direct path's zero-padded source band (C_in/groups x taps_z x (rows + halo) x
+//     (width + halo)) only when <= 2 MiB, else per-row border copies (no band);
+// and never a copy of the input, a column (im2col) buffer of the problem or atomics.
+// The only problem-sized buffer is weight_grad's second partial sum, exactly the size of dW
+// (the output), used when the reduction is split in two chunks (never more).
+// So: problem-sized workspace <= the output; the rest is O(threads) (< ~5 MiB per thread).
 #pragma once
 
 #include <string>
