@@ -241,28 +241,45 @@ void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vec
   }
 }
 
-// Direct-path source band of one task (its rows lie in one (n, jz) plane): for every input
-// channel c < Kc, z tap tz and source row y in [y0, y0 + rows), the source row with zeros
-// outside [0, src) on every side, x in [x0, x0 + width):
-//   band[((c * Tz + tz) * rows + (y - y0)) * width + (x - x0)]
-// so every (tile, k) row of B is a plain pointer into it: no border cases, no zero rows.
+// Direct-path source band of one task (its rows lie in one (n, jz) plane).  A strided source
+// (gather with stride s along x) is de-interleaved: tap offset o = q*s + ph reads phase ph at
+// grid index j + q.  For every input channel c < Kc, z tap tz, source row y in [y0, y0 + rows)
+// and x phase ph used by some tap (index p < phases):
+//   band[(((c * Tz + tz) * rows + (y - y0)) * phases + p) * width + u] = src[(u + x0) * s + ph]
+// with zeros outside the source on every side, so every (tile, k) row of B is a plain pointer
+// into it: no border cases, no zero rows, unit-stride loads.
 struct Band {
   int64_t y0 = 0, rows = 0, x0 = 0, width = 0, tz_n = 0;
-  int64_t size() const { return tz_n * rows * width; }  // per channel
+  std::vector<int64_t> phase;        // source x residue of each band plane
+  std::vector<int64_t> tap_plane;    // plane index of each x tap
+  std::vector<int64_t> tap_shift;    // q of each x tap
+  int64_t phases() const { return static_cast<int64_t>(phase.size()); }
+  int64_t size() const { return tz_n * rows * phases() * width; }  // per channel
 };
 
 Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr) {
   const SubAxis &ay = s.axes[1], &ax = s.axes[2];
   const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
-  const auto [ox_min, ox_max] = std::minmax_element(ax.tap_offset.begin(), ax.tap_offset.end());
   Band b;
   b.tz_n = static_cast<int64_t>(s.axes[0].tap_offset.size());
   b.y0 = tiles.front().jy * ay.src_step + *oy_min;
   b.rows = (tiles.back().jy - tiles.front().jy) * ay.src_step + (*oy_max - *oy_min) + 1;
+  const int64_t step = ax.src_step;
+  int64_t q_min = 0, q_max = 0;
+  for (size_t t = 0; t < ax.tap_offset.size(); ++t) {
+    const int64_t q = floor_div(ax.tap_offset[t], step);
+    const int64_t ph = ax.tap_offset[t] - q * step;
+    auto it = std::find(b.phase.begin(), b.phase.end(), ph);
+    if (it == b.phase.end()) it = b.phase.insert(b.phase.end(), ph);
+    b.tap_plane.push_back(it - b.phase.begin());
+    b.tap_shift.push_back(q);
+    q_min = t == 0 ? q : std::min(q_min, q);
+    q_max = t == 0 ? q : std::max(q_max, q);
+  }
   int64_t last = 0;
   for (const Segment& t : tiles) last = std::max(last, t.jx0);
-  b.x0 = *ox_min;
-  b.width = last + *ox_max + nr - b.x0;
+  b.x0 = q_min;
+  b.width = last + q_max + nr - b.x0;
   return b;
 }
 
@@ -272,22 +289,34 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
   const SubAxis& az = s.axes[0];
+  const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
-  const int64_t lo = std::max<int64_t>(0, -b.x0), hi = std::min(b.width, sx - b.x0);
   for (int64_t c = 0; c < s.Kc; ++c) {
     for (int64_t tz = 0; tz < b.tz_n; ++tz) {
       const int64_t z = first.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
       for (int64_t r = 0; r < b.rows; ++r) {
-        T* out = band + ((c * b.tz_n + tz) * b.rows + r) * b.width;
         const int64_t y = b.y0 + r;
-        if (z < 0 || z >= sz || y < 0 || y >= sy || hi <= lo) {
-          for (int64_t u = 0; u < b.width; ++u) out[u] = T(0);
-          continue;
+        const bool row_valid = z >= 0 && z < sz && y >= 0 && y < sy;
+        const T* in = src_n + (c * sz + z) * sy * sx + y * sx;
+        for (int64_t p = 0; p < b.phases(); ++p) {
+          T* out = band + (((c * b.tz_n + tz) * b.rows + r) * b.phases() + p) * b.width;
+          const int64_t ph = b.phase[static_cast<size_t>(p)];
+          // valid u: 0 <= (u + x0) * step + ph < sx
+          int64_t lo = 0, hi = 0;
+          if (row_valid && ph < sx) {
+            lo = std::max<int64_t>(0, -b.x0 + ceil_div(std::max<int64_t>(0, -ph), step));
+            hi = std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0);
+            hi = std::max(hi, lo);
+          }
+          for (int64_t u = 0; u < lo; ++u) out[u] = T(0);
+          const T* from = in + b.x0 * step + ph;
+          if (step == 1) {
+            for (int64_t u = lo; u < hi; ++u) out[u] = from[u];
+          } else {
+            for (int64_t u = lo; u < hi; ++u) out[u] = from[u * step];
+          }
+          for (int64_t u = hi; u < b.width; ++u) out[u] = T(0);
         }
-        const T* in = src_n + (c * sz + z) * sy * sx + y * sx + b.x0;
-        for (int64_t u = 0; u < lo; ++u) out[u] = T(0);
-        for (int64_t u = lo; u < hi; ++u) out[u] = in[u];
-        for (int64_t u = hi; u < b.width; ++u) out[u] = T(0);
       }
     }
   }
@@ -296,13 +325,15 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 template <typename T>
 void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
                const Band& b, const T* band, const T** ptrs) {
-  const SubAxis &ay = s.axes[1], &ax = s.axes[2];
+  const SubAxis& ay = s.axes[1];
   for (const Segment& tile : tiles) {
     for (const KRow& row : rows) {
       const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
-      const int64_t x = tile.jx0 + ax.tap_offset[static_cast<size_t>(row.tx)];
-      *ptrs++ = band + ((row.channel * b.tz_n + row.tz) * b.rows + (y - b.y0)) * b.width +
-                (x - b.x0);
+      const auto tx = static_cast<size_t>(row.tx);
+      const int64_t u = tile.jx0 + b.tap_shift[tx] - b.x0;
+      *ptrs++ = band +
+                (((row.channel * b.tz_n + row.tz) * b.rows + (y - b.y0)) * b.phases() +
+                 b.tap_plane[tx]) * b.width + u;
     }
   }
 }
@@ -388,8 +419,8 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     const double share = double(s.batch * s.pixels() * s.groups) / double(total_pixels);
     const double want = 4.0 * threads * share;
     const int64_t width = s.axes[2].extent;
-    const bool direct = s.axes[2].src_step == 1 &&
-                        double(width) >= 0.6 * double(round_up(width, nr));
+    // strided sources (gather) take the direct path only through a de-interleaved band
+    const bool direct = double(width) >= 0.6 * double(round_up(width, nr));
     int64_t nc;
     if (direct) {  // whole rows of the grid, about 192 columns
       int64_t rows_per_task = std::max<int64_t>(1, 192 / round_up(width, nr));
@@ -439,14 +470,14 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const SubConv& s = subs[static_cast<size_t>(task.sub)];
       const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], s.M - task.m0);
       const int64_t nc = task.nc;
-      const bool direct = direct_of[static_cast<size_t>(task.sub)] != 0;
+      bool direct = direct_of[static_cast<size_t>(task.sub)] != 0;
       const int64_t k_total = s.Kc * s.taps();
       row_segments(s, task.q0, nc, segs);
       if (direct) row_tiles(segs, nr, tiles);
       Band band;
       const T* band_data = nullptr;
       bool use_band = false;
-      if (direct && !tiles.empty() && s.Kc * s.taps() > 0) {
+      if (direct && !tiles.empty() && k_total > 0) {
         band = band_shape(s, tiles, nr);
         use_band = s.Kc * band.size() * static_cast<int64_t>(sizeof(T)) <= kMaxBandBytes;
         if (use_band) {
@@ -455,6 +486,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
           band_data = data;
         }
       }
+      if (direct && !use_band && s.axes[2].src_step != 1) direct = false;  // packed path
       const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
       T* acc = c_buf.get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
