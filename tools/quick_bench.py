@@ -76,7 +76,7 @@ def run(name, dtype, ops, reps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", default="", help="comma-separated substrings of case names")
     ap.add_argument("--ops", default="fwd,gi,gw")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
@@ -87,7 +87,7 @@ def main():
     ratios = {o: [] for o in ops}
     print(f"isa={tconv.isa()} dtype={dtype}  GF/s tconv / torch (ratio)")
     for name in CASES:
-        if args.only and args.only not in name:
+        if args.only and not any(part in name for part in args.only.split(",")):
             continue
         res = run(name, dtype, ops, args.reps)
         cells = []
