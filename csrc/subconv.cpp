@@ -413,7 +413,13 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     const SubConv& s = subs[si];
     const int64_t n_total = s.batch * s.pixels();
     if (n_total == 0 || s.M == 0) continue;
-    const int64_t m_blocks = ceil_div(s.M, round_up(std::min<int64_t>(s.M, 128), mr));
+    // Channel block: up to ~128 rows, fewer when that keeps the block's packed A (mc x K)
+    // small enough to be cached across tasks (kMaxCachedA).
+    const int64_t k_len = std::max<int64_t>(1, s.Kc * s.taps());
+    const int64_t mc_cached =
+        std::max<int64_t>(mr, kMaxCachedA / (k_len * static_cast<int64_t>(sizeof(T))) / mr * mr);
+    const int64_t m_blocks =
+        ceil_div(s.M, std::min(round_up(std::min<int64_t>(s.M, 128), mr), mc_cached));
     const int64_t mc = round_up(ceil_div(s.M, m_blocks), mr);
     // share of the tasks this sub-convolution should provide
     const double share = double(s.batch * s.pixels() * s.groups) / double(total_pixels);
