@@ -397,7 +397,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const int64_t kc_max = k_block<T>();
   // Channel block: the whole M up to ~128 rows (A block mc x kc stays in L2).
   // Pixel block: up to ~192 columns, shrunk until there are >= 4 tasks per thread.
-  std::vector<Task> tasks;
+  std::vector<std::vector<Task>> per_sub(subs.size());
   std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
   std::vector<char> direct_of(subs.size(), 0);
   double flops = 0;
@@ -448,30 +448,52 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
           const int64_t jy_n = s.axes[1].extent;
           for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
             for (int64_t jy0 = 0; jy0 < jy_n; jy0 += rows)
-              tasks.push_back({static_cast<int64_t>(si), g, m0, (plane * jy_n + jy0) * width,
-                               std::min(rows, jy_n - jy0) * width});
+              per_sub[si].push_back({static_cast<int64_t>(si), g, m0,
+                                     (plane * jy_n + jy0) * width,
+                                     std::min(rows, jy_n - jy0) * width});
         } else {
           for (int64_t q0 = 0; q0 < n_total; q0 += nc)
-            tasks.push_back({static_cast<int64_t>(si), g, m0, q0, std::min(nc, n_total - q0)});
+            per_sub[si].push_back(
+                {static_cast<int64_t>(si), g, m0, q0, std::min(nc, n_total - q0)});
         }
       }
   }
-  const auto task_count = static_cast<int64_t>(tasks.size());
-  const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
+  // Rounds: the i-th task of every sub-convolution (phase) together.  They write the same
+  // region of the output (phase rho of grid point j lands at j*s + rho), so one thread runs a
+  // round back to back and every output cache line is completed while it is in cache, instead
+  // of being fetched once per phase.
+  std::vector<Task> tasks;
+  std::vector<int64_t> round_start{0};
+  for (size_t i = 0;; ++i) {
+    bool any = false;
+    for (const std::vector<Task>& list : per_sub) {
+      if (i < list.size()) {
+        tasks.push_back(list[i]);
+        any = true;
+      }
+    }
+    if (!any) break;
+    round_start.push_back(static_cast<int64_t>(tasks.size()));
+  }
+  const auto round_count = static_cast<int64_t>(round_start.size()) - 1;
+  const bool parallel = threads > 1 && round_count > 1 && flops > 2e5;
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> a_buf, b_buf, c_buf, band_buf;
+    Scratch<T> b_buf, c_buf, band_buf;
     Scratch<const T*> ptr_buf;
-    // Packed A of the last (sub, group, m0) this thread ran, all K blocks, kept when small
-    // enough: consecutive tasks differ only in their pixel block and reuse it.
-    int64_t a_key[3] = {-1, -1, -1};
+    // Per sub-convolution: packed A of the last (group, m0) this thread ran, all K blocks,
+    // kept when <= kMaxCachedA: the next round reuses it (only the pixel block changes).
+    std::vector<Scratch<T>> a_bufs(subs.size());
+    std::vector<std::array<int64_t, 2>> a_keys(subs.size(), {-1, -1});
     std::vector<Segment> segs, tiles;
     std::vector<KRow> rows;
     std::vector<int64_t> tap_code;
     const std::vector<T> zeros(static_cast<size_t>(nr), T(0));
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t ti = 0; ti < task_count; ++ti) {
+    for (int64_t round = 0; round < round_count; ++round)
+    for (int64_t ti = round_start[static_cast<size_t>(round)];
+         ti < round_start[static_cast<size_t>(round) + 1]; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
       const SubConv& s = subs[static_cast<size_t>(task.sub)];
       const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], s.M - task.m0);
@@ -497,16 +519,11 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       T* acc = c_buf.get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
       const bool cache_a = mc * k_total * static_cast<int64_t>(sizeof(T)) <= kMaxCachedA;
-      const bool a_ready = cache_a && a_key[0] == task.sub && a_key[1] == task.group &&
-                           a_key[2] == task.m0;
-      T* a_all = a_buf.get(cache_a ? mc * k_total : mc * kc_max);
-      if (cache_a) {
-        a_key[0] = task.sub;
-        a_key[1] = task.group;
-        a_key[2] = task.m0;
-      } else {
-        a_key[0] = -1;
-      }
+      std::array<int64_t, 2>& a_key = a_keys[static_cast<size_t>(task.sub)];
+      const bool a_ready = cache_a && a_key[0] == task.group && a_key[1] == task.m0;
+      T* a_all = a_bufs[static_cast<size_t>(task.sub)].get(cache_a ? mc * k_total : mc * kc_max);
+      a_key = cache_a ? std::array<int64_t, 2>{task.group, task.m0}
+                      : std::array<int64_t, 2>{-1, -1};
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, k_total - k0);
         k_rows(s, k0, kc, rows);

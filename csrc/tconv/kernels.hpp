@@ -11,15 +11,18 @@
 //
 // Workspace bound.  A call allocates, per thread, scratch whose size does not grow with the
 // batch or the image size:
-//   * packed A (weights) mc x K of one channel block, kept while consecutive tasks share it:
-//     <= 2 MiB, else one mc x kc block (mc <= 256 + mr, kc = 1024 bytes / sizeof(T));
+//   * packed A (weights): per phase, the mc x K block of one channel block, kept between tasks
+//     when <= 2 MiB (else one mc x kc block, mc <= 128 + mr, kc = 1024 bytes / sizeof(T));
+//     over all phases that is at most one repacked copy of the current channel block of W;
 //   * packed B kc x nc (nc <= 192 + nr), accumulator tile mc x nc, pointer table kc x tiles;
 //   * the direct path's zero-padded source band (C_in/groups x taps_z x (rows + halo) x
 //     (width + halo)) only when <= 2 MiB, else per-row border copies (no band);
 // and never a copy of the input, a column (im2col) buffer of the problem or atomics.
 // The only problem-sized buffer is weight_grad's second partial sum, exactly the size of dW
 // (the output), used when the reduction is split in two chunks (never more).
-// So: problem-sized workspace <= the output; the rest is O(threads) (< ~5 MiB per thread).
+// So: the only buffer sized by the problem's pixels is <= the output; the rest is per
+// thread, independent of batch and image size (packed A is bounded by the weights' channel
+// block, as said above).
 #pragma once
 
 #include <string>
