@@ -83,20 +83,39 @@ DETERMINISM = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", DETERMINISM, ids=_id)
-def test_bitwise_identical_for_1_and_2_threads(isa, case, dtype):
+def test_bitwise_identical_for_1_2_3_threads(isa, case, dtype):
     threads = tconv.get_num_threads()
     try:
         tconv.set_num_threads(1)
         one = _all_results(case, dtype)
-        tconv.set_num_threads(2)
-        two = _all_results(case, dtype)
+        for n in (2, 3):  # 3 > cores here: a different task split, same bits
+            tconv.set_num_threads(n)
+            other = _all_results(case, dtype)
+            for a, b in zip(one, other):
+                assert a.tobytes() == b.tobytes()
     finally:
         tconv.set_num_threads(threads)
-    for a, b in zip(one, two):
-        assert a.tobytes() == b.tobytes()
 
 
 def test_isa_names():
     assert ISAS[-1] == "generic" and tconv.isa() in ISAS
     with pytest.raises(ValueError, match="ISA"):
         tconv.set_isa("sse9")
+
+
+def _isa_in_subprocess(value: str):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TCONV_ISA=value)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    out = subprocess.run([sys.executable, "-c", "import tconv; print(tconv.isa())"], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip(), out.stderr
+
+
+def test_tconv_isa_environment_variable():
+    assert _isa_in_subprocess("generic") == ("generic", "")
+    name, err = _isa_in_subprocess("no-such-isa")
+    assert name == ISAS[0] and "TCONV_ISA=no-such-isa" in err
