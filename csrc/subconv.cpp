@@ -19,17 +19,6 @@
 namespace tconv {
 namespace {
 
-template <typename T>
-const GemmKernels<T>& kernels_for();
-template <>
-const GemmKernels<float>& kernels_for<float>() {
-  return active_kernels().f32;
-}
-template <>
-const GemmKernels<double>& kernels_for<double>() {
-  return active_kernels().f64;
-}
-
 struct Task {
   int64_t sub, group, m0, q0, nc;
 };
@@ -391,7 +380,7 @@ void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t 
 template <typename T>
 void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
                   T* dst) {
-  const GemmKernels<T>& uk = kernels_for<T>();
+  const GemmKernels<T>& uk = active_gemm<T>();
   const int mr = uk.mr, nr = uk.nr;
   const int threads = omp_get_max_threads();
   const int64_t kc_max = k_block<T>();

@@ -24,15 +24,6 @@
 namespace tconv {
 namespace {
 
-template <typename T>
-const GemmKernels<T>& kernels_for() {
-  if constexpr (sizeof(T) == sizeof(float)) {
-    return active_kernels().f32;
-  } else {
-    return active_kernels().f64;
-  }
-}
-
 // Consecutive kk on one (n, iz, iy) row: ix in [ix0, ix0 + len), packed rows [r0, r0 + len).
 struct KSegment {
   int64_t n, iz, iy, ix0, len, r0;
@@ -113,7 +104,7 @@ struct Task {
 
 template <typename T>
 void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
-  const GemmKernels<T>& uk = kernels_for<T>();
+  const GemmKernels<T>& uk = active_gemm<T>();
   const int mr = uk.mr, nr = uk.nr;
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();

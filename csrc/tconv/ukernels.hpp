@@ -52,4 +52,13 @@ const IsaKernels* avx512_kernels();
 // The table chosen at load time (dispatch.cpp); see kernels.hpp for set_isa().
 const IsaKernels& active_kernels();
 
+template <typename T>
+const GemmKernels<T>& active_gemm() {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return active_kernels().f32;
+  } else {
+    return active_kernels().f64;
+  }
+}
+
 }  // namespace tconv
