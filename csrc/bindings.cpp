@@ -191,6 +191,11 @@ PYBIND11_MODULE(_core, m) {
   bind_dtype<double>(m);
   bind_resize<float>(m);
   bind_resize<double>(m);
+  m.def("isa", &tconv::isa, "Name of the micro-kernel ISA in use (avx512, avx2 or generic).");
+  m.def("supported_isas", &tconv::supported_isas,
+        "ISAs this build can run on this CPU, best first.");
+  m.def("set_isa", &tconv::set_isa, py::arg("name"),
+        "Use the micro-kernels of ISA `name` (ValueError if unknown or unsupported here).");
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");

@@ -1,63 +1,50 @@
-// Ordinary convolution, x = C y, as a gather: the adjoint of scatter.cpp.
+// Ordinary convolution, x = C y, as a gather (the adjoint of scatter.cpp; also grad_input of
+// conv_transpose):
 //
-//     x[n][c][i] = bias[c] + sum_{f in group(c), k} W[c][f][k] * y[n][f][i*s - p + k*d]
+//   x[n][c][i] = bias[c] + sum_{f in group(c)} sum_k W[c][f][k] * y[n][f][i*s - p + k*d]
 //
-// Taps that read outside [0, fine) read the implicit zero padding and are skipped.
-// Parallel over coarse planes (n, c); each is summed in the fixed order (f, k, i).
-#include <algorithm>
-
+// A strided convolution reads only real data, so it needs no phase split: it is one
+// sub-convolution (M = C_coarse/groups, N = batch x coarse pixels, K = C_fine/groups x taps)
+// whose source index per axis is i*s + (k*d - p); taps reading outside [0, fine) read zeros.
 #include "tconv/kernels.hpp"
+#include "tconv/subconv.hpp"
 
 namespace tconv {
 
 template <typename T>
 void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
-  const int64_t fine_channels = g.fine_channels;
-  const int64_t coarse_channels = g.coarse_channels;
-  const int64_t cpg = g.coarse_per_group();
-  const int64_t fpg = g.fine_per_group();
-  const int64_t coarse_pixels = g.coarse_pixels();
-  const int64_t fine_pixels = g.fine_pixels();
-  const int64_t taps = g.taps();
-
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < g.batch; ++n) {
-    for (int64_t c = 0; c < coarse_channels; ++c) {
-      T* out = x + (n * coarse_channels + c) * coarse_pixels;
-      std::fill(out, out + coarse_pixels, bias ? bias[c] : T(0));
-      const int64_t group = c / cpg;
-      for (int64_t f_local = 0; f_local < fpg; ++f_local) {
-        const T* in = y + (n * fine_channels + group * fpg + f_local) * fine_pixels;
-        const T* w_cf = w + (c * fpg + f_local) * taps;
-        for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-          const IndexRange rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0],
-                                                   g.dilation[0], kz);
-          for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-            const IndexRange ry = valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1],
-                                                     g.pad[1], g.dilation[1], ky);
-            for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
-              const IndexRange rx = valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2],
-                                                       g.pad[2], g.dilation[2], kx);
-              const T wv = w_cf[(kz * g.kernel[1] + ky) * g.kernel[2] + kx];
-              const int64_t sx = g.stride[2];
-              const int64_t ox0 = rx.lo * sx - g.pad[2] + kx * g.dilation[2];
-              for (int64_t iz = rz.lo; iz < rz.hi; ++iz) {
-                const int64_t oz = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-                for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
-                  const int64_t oy = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-                  T* orow = out + (iz * g.coarse[1] + iy) * g.coarse[2];
-                  const T* irow = in + (oz * g.fine[1] + oy) * g.fine[2] + ox0;
-                  for (int64_t ix = rx.lo; ix < rx.hi; ++ix) {
-                    orow[ix] += wv * irow[(ix - rx.lo) * sx];
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
+  if (!all_finite(y, g.batch * g.fine_channels * g.fine_pixels()) ||
+      !all_finite(w, g.coarse_channels * g.fine_per_group() * g.taps())) {
+    gather_direct(g, y, w, bias, x);  // exact Inf/NaN propagation (see direct.cpp)
+    return;
+  }
+  SubConv s;
+  s.batch = g.batch;
+  s.groups = g.groups;
+  s.M = g.coarse_per_group();
+  s.Kc = g.fine_per_group();
+  s.src_channels = g.fine_channels;
+  s.dst_channels = g.coarse_channels;
+  s.src_dims = g.fine;
+  s.dst_dims = g.coarse;
+  s.kernel = g.kernel;
+  s.w_c = g.taps();
+  s.w_m = g.fine_per_group() * g.taps();
+  s.w_group = g.coarse_per_group() * s.w_m;
+  for (int d = 0; d < kMaxDims; ++d) {
+    SubAxis& a = s.axes[d];
+    a.extent = g.coarse[d];
+    a.src_step = g.stride[d];
+    a.dst_step = 1;
+    a.dst_base = 0;
+    a.tap_kernel.clear();
+    a.tap_offset.clear();
+    for (int64_t k = 0; k < g.kernel[d]; ++k) {
+      a.tap_kernel.push_back(k);
+      a.tap_offset.push_back(k * g.dilation[d] - g.pad[d]);
     }
   }
+  run_subconvs<T>({s}, y, w, bias, x);
 }
 
 template void gather<float>(const Geometry&, const float*, const float*, const float*, float*);

@@ -1,64 +1,80 @@
-// Forward transposed convolution, y = C^T x, as a scatter-add.
+// Forward transposed convolution, y = C^T x, by polyphase (sub-convolution) decomposition.
 //
-// Every coarse element x[n][c][i] scatters x * W[c][f][k] into y[n][f][i*s - p + k*d].
-// To stay free of races and atomics the parallel loop runs over output planes (n, f): the
-// thread that owns a plane performs every scatter into it, in the fixed order (c, k, i),
-// so the result does not depend on the thread count.
-#include <algorithm>
-
+// Per axis, y[o] receives x[i] * W[k] for o = i*s - p + k*d.  Write o = j*s + rho with the
+// output phase rho in [0, s): the taps reaching phase rho are exactly the k with
+// (rho + p - k*d) = 0 (mod s), and they read x[j + (rho + p - k*d)/s].  So each of the
+// prod(min(s, fine)) phases is a dense stride-1 correlation of x with a sub-kernel:
+//
+//   y[n][f][j*s + rho] = bias[f] + sum_c sum_{k in taps(rho)} W[c][f][k] * x[n][c][j + off(rho, k)]
+//
+// an implicit GEMM (M = C_out/groups, N = batch x phase pixels, K = C_in/groups x taps(rho))
+// run by run_subconvs.  No multiplication by an inserted zero, no column buffer, no atomics;
+// every y element is written once.  A phase with no taps receives the bias only.
 #include "tconv/kernels.hpp"
+#include "tconv/subconv.hpp"
 
 namespace tconv {
 
-template <typename T>
-void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t fine_channels = g.fine_channels;
-  const int64_t coarse_channels = g.coarse_channels;
-  const int64_t cpg = g.coarse_per_group();
-  const int64_t fpg = g.fine_per_group();
-  const int64_t coarse_pixels = g.coarse_pixels();
-  const int64_t fine_pixels = g.fine_pixels();
-  const int64_t taps = g.taps();
+namespace {
 
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < g.batch; ++n) {
-    for (int64_t f = 0; f < fine_channels; ++f) {
-      T* out = y + (n * fine_channels + f) * fine_pixels;
-      std::fill(out, out + fine_pixels, bias ? bias[f] : T(0));
-      const int64_t group = f / fpg;
-      const int64_t f_local = f % fpg;
-      for (int64_t c = group * cpg; c < (group + 1) * cpg; ++c) {
-        const T* in = x + (n * coarse_channels + c) * coarse_pixels;
-        const T* w_cf = w + (c * fpg + f_local) * taps;
-        for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-          const IndexRange rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0],
-                                                   g.dilation[0], kz);
-          for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-            const IndexRange ry = valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1],
-                                                     g.pad[1], g.dilation[1], ky);
-            for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
-              const IndexRange rx = valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2],
-                                                       g.pad[2], g.dilation[2], kx);
-              const T wv = w_cf[(kz * g.kernel[1] + ky) * g.kernel[2] + kx];
-              const int64_t sx = g.stride[2];
-              const int64_t ox0 = rx.lo * sx - g.pad[2] + kx * g.dilation[2];
-              for (int64_t iz = rz.lo; iz < rz.hi; ++iz) {
-                const int64_t oz = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-                for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
-                  const int64_t oy = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-                  const T* irow = in + (iz * g.coarse[1] + iy) * g.coarse[2];
-                  T* orow = out + (oz * g.fine[1] + oy) * g.fine[2] + ox0;
-                  for (int64_t ix = rx.lo; ix < rx.hi; ++ix) {
-                    orow[(ix - rx.lo) * sx] += irow[ix] * wv;
-                  }
-                }
-              }
-            }
-          }
-        }
+// The output phases of one axis.
+std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_t pad,
+                            int64_t dilation) {
+  std::vector<SubAxis> out;
+  for (int64_t rho = 0; rho < stride && rho < fine; ++rho) {
+    SubAxis a;
+    a.extent = (fine - rho + stride - 1) / stride;
+    a.src_step = 1;
+    a.dst_step = stride;
+    a.dst_base = rho;
+    a.tap_kernel.clear();
+    a.tap_offset.clear();
+    for (int64_t k = 0; k < kernel; ++k) {
+      const int64_t shifted = rho + pad - k * dilation;
+      if (shifted - floor_div(shifted, stride) * stride == 0) {
+        a.tap_kernel.push_back(k);
+        a.tap_offset.push_back(floor_div(shifted, stride));
       }
     }
+    out.push_back(std::move(a));
   }
+  return out;
+}
+
+}  // namespace
+
+template <typename T>
+void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (!all_finite(x, g.batch * g.coarse_channels * g.coarse_pixels()) ||
+      !all_finite(w, g.coarse_channels * g.fine_per_group() * g.taps())) {
+    scatter_direct(g, x, w, bias, y);  // exact Inf/NaN propagation (see direct.cpp)
+    return;
+  }
+  SubConv base;
+  base.batch = g.batch;
+  base.groups = g.groups;
+  base.M = g.fine_per_group();
+  base.Kc = g.coarse_per_group();
+  base.src_channels = g.coarse_channels;
+  base.dst_channels = g.fine_channels;
+  base.src_dims = g.coarse;
+  base.dst_dims = g.fine;
+  base.kernel = g.kernel;
+  base.w_m = g.taps();
+  base.w_c = g.fine_per_group() * g.taps();
+  base.w_group = g.coarse_per_group() * base.w_c;
+  std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
+  for (int d = 0; d < kMaxDims; ++d)
+    axis_phases[d] = phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
+  std::vector<SubConv> subs;
+  for (const SubAxis& az : axis_phases[0])
+    for (const SubAxis& ay : axis_phases[1])
+      for (const SubAxis& ax : axis_phases[2]) {
+        SubConv s = base;
+        s.axes = {az, ay, ax};
+        subs.push_back(std::move(s));
+      }
+  run_subconvs<T>(subs, x, w, bias, y);
 }
 
 template void scatter<float>(const Geometry&, const float*, const float*, const float*, float*);

@@ -2,7 +2,31 @@
 // arrays laid out as documented in geometry.hpp, and a Geometry that has been validated.
 // Every kernel writes each output element from exactly one thread, in a fixed summation
 // order, so results are bitwise identical for any thread count (no atomics).
+//
+// How they run (XNNPACK-like split): the operators (scatter.cpp, gather.cpp, weight_grad.cpp)
+// do the shape arithmetic and build implicit GEMMs; scatter splits the output into stride
+// phases (sub-convolutions, no multiplications by inserted zeros); packed register-blocked
+// micro-kernels (ukernels/*.cpp, one translation unit per ISA) do the arithmetic, chosen once
+// at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
+//
+// Workspace bound.  A call allocates, per thread, scratch whose size does not grow with the
+// batch or the image size:
+//   * packed A (weights): per phase, the mc x K block of one channel block, kept between tasks
+//     when <= 2 MiB (else one mc x kc block, mc <= 128 + mr, kc = 1024 bytes / sizeof(T));
+//     over all phases that is at most one repacked copy of the current channel block of W;
+//   * packed B kc x nc (nc <= 192 + nr), accumulator tile mc x nc, pointer table kc x tiles;
+//   * the direct path's zero-padded source band (C_in/groups x taps_z x (rows + halo) x
+//     (width + halo)) only when <= 2 MiB, else per-row border copies (no band);
+// and never a copy of the input, a column (im2col) buffer of the problem or atomics.
+// The only problem-sized buffer is weight_grad's second partial sum, exactly the size of dW
+// (the output), used when the reduction is split in two chunks (never more).
+// So: the only buffer sized by the problem's pixels is <= the output; the rest is per
+// thread, independent of batch and image size (packed A is bounded by the weights' channel
+// block, as said above).
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "tconv/geometry.hpp"
 
@@ -24,6 +48,24 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
 // coarse = grad_output, fine = input).   dw: (C_coarse, C_fine/groups, *kernel), overwritten.
 template <typename T>
 void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw);
+
+// Direct loop-nest forms of the three kernels (csrc/direct.cpp): they multiply only the pairs
+// the operator's definition pairs up, so Inf/NaN reach exactly the outputs they touch.  The
+// operators above switch to them when all_finite() fails for an operand.
+template <typename T>
+bool all_finite(const T* p, int64_t n);
+template <typename T>
+void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void gather_direct(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
+template <typename T>
+void weight_grad_direct(const Geometry& g, const T* coarse, const T* fine, T* dw);
+
+// ISA dispatch: names are "avx512", "avx2", "generic".  supported_isas() lists those this
+// build and CPU can run, best first; set_isa throws std::invalid_argument for any other name.
+std::string isa();
+std::vector<std::string> supported_isas();
+void set_isa(const std::string& name);
 
 // OpenMP thread control (the pool used by every kernel), process-wide: set_num_threads
 // stores the count, apply_num_threads makes the calling thread use it (call it before a kernel).

@@ -6,6 +6,7 @@ its gradient multiplies by ``C`` again (a gather: an ordinary strided convolutio
 """
 
 from . import arithmetic, checkerboard, emulate, reference, resize, subpixel
+from ._isa import isa, set_isa, supported_isas
 from ._threads import get_num_threads, set_num_threads, threads
 from .functional import (
     conv,
@@ -45,6 +46,9 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "threads",
+    "isa",
+    "set_isa",
+    "supported_isas",
     "reference",
     "arithmetic",
     "checkerboard",

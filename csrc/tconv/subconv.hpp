@@ -1,0 +1,57 @@
+// Sub-convolutions: the implicit GEMM shared by the forward (scatter) and gather operators.
+//
+// A SubConv computes, for every batch image n, group g, output channel m < M and grid point
+// j = (jz, jy, jx) < (J_z, J_y, J_x):
+//
+//   dst[n][g*M + m][dst(j)] = bias[g*M + m]
+//       + sum_{c < Kc} sum_{taps t} W[g*w_group + m*w_m + c*w_c + koff(t)] * src[n][g*Kc + c][src(j, t)]
+//
+//   per axis:  src(j, t) = j * src_step + tap_offset[t]   (reads outside [0, src_size) are 0)
+//              dst(j)    = j * dst_step + dst_base
+//
+// i.e. a GEMM with M rows (output channels), N = batch * J_z * J_y * J_x columns (pixels) and
+// K = Kc * taps (input channel x tap).  The forward transposed convolution is prod(stride) of
+// these, one per output phase (scatter.cpp); the gather (conv, grad_input) is one (gather.cpp).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "tconv/geometry.hpp"
+
+namespace tconv {
+
+struct SubAxis {
+  int64_t extent = 1;    // J: grid points along this axis
+  int64_t src_step = 1;  // source index = j * src_step + tap_offset[t]
+  int64_t dst_step = 1;  // destination index = j * dst_step + dst_base
+  int64_t dst_base = 0;
+  std::vector<int64_t> tap_kernel{0};  // kernel index of each tap of this axis
+  std::vector<int64_t> tap_offset{0};
+};
+
+struct SubConv {
+  int64_t batch = 0, groups = 1;
+  int64_t M = 0;   // output channels per group
+  int64_t Kc = 0;  // input channels per group
+  int64_t src_channels = 0, dst_channels = 0;
+  Dims src_dims{1, 1, 1}, dst_dims{1, 1, 1}, kernel{1, 1, 1};
+  int64_t w_group = 0, w_m = 0, w_c = 0;  // weight strides (elements)
+  std::array<SubAxis, kMaxDims> axes;
+
+  int64_t taps() const {
+    return static_cast<int64_t>(axes[0].tap_kernel.size() * axes[1].tap_kernel.size() *
+                                axes[2].tap_kernel.size());
+  }
+  int64_t pixels() const { return axes[0].extent * axes[1].extent * axes[2].extent; }
+};
+
+// Runs every SubConv of one operator call in a single parallel region (tasks = sub-convolution
+// x group x channel block x pixel block).  Every dst element is written by exactly one task,
+// summed in the fixed order of K blocks (see ukernels.hpp): deterministic for any thread count.
+template <typename T>
+void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
+                  T* dst);
+
+}  // namespace tconv

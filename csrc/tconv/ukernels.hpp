@@ -1,0 +1,64 @@
+// GEMM micro-kernels and the per-ISA tables that the operators dispatch through.
+//
+// Every tconv operator (scatter, gather, weight_grad) is an implicit GEMM  C = A * B  whose
+// operands the operator packs into panels:
+//
+//   A panel (r rows, r <= mr):   a[k * r + i]  = A[m0 + i][k0 + k]        k < kc, i < r
+//   B panel (nr columns):        b[k * nr + j] = B[k0 + k][n0 + j]        k < kc, j < nr
+//   C tile  (row-major, ldc):    c[i * ldc + j] (+)= sum_{k < kc} a[k*r + i] * b[k*nr + j]
+//
+// The sum runs in increasing k with one accumulator per (i, j): fixed order, so results never
+// depend on the thread that runs a tile.  `accumulate` = 0 overwrites c, 1 adds to it
+// (c = c + block_sum).  fn[r] handles r rows, r = 1..mr.
+#pragma once
+
+#include <cstdint>
+
+namespace tconv {
+
+constexpr int kMaxMR = 12;
+
+template <typename T>
+using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                             int accumulate);
+
+// Indirect variant (XNNPACK "igemm" style): row k of B is read from b_rows[k][0..nr), so the
+// operator can point straight into the source array (or at a zero row) instead of packing.
+template <typename T>
+using IgemmUkernel = void (*)(int64_t kc, const T* a, const T* const* b_rows, T* c,
+                              int64_t ldc, int accumulate);
+
+template <typename T>
+struct GemmKernels {
+  int mr = 0;  // rows of the widest kernel
+  int nr = 0;  // columns (a multiple of the vector width)
+  GemmUkernel<T> fn[kMaxMR + 1] = {};
+  IgemmUkernel<T> ifn[kMaxMR + 1] = {};
+};
+
+struct IsaKernels {
+  const char* name = "";
+  GemmKernels<float> f32;
+  GemmKernels<double> f64;
+};
+
+// One table per ISA, each defined in its own translation unit (csrc/ukernels/*.cpp) that is
+// compiled with that ISA's flags.  The avx2/avx512 getters return nullptr when the compiler
+// could not build that ISA.
+const IsaKernels* generic_kernels();
+const IsaKernels* avx2_kernels();
+const IsaKernels* avx512_kernels();
+
+// The table chosen at load time (dispatch.cpp); see kernels.hpp for set_isa().
+const IsaKernels& active_kernels();
+
+template <typename T>
+const GemmKernels<T>& active_gemm() {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return active_kernels().f32;
+  } else {
+    return active_kernels().f64;
+  }
+}
+
+}  // namespace tconv

@@ -1,0 +1,61 @@
+// AVX2 + FMA micro-kernels, compiled with -mavx2 -mfma (CMake set_source_files_properties).
+//   f32_gemm_6x16__avx2_fma: 6 rows x 2 ymm (16 floats) = 12 accumulators + 2 b + 1 broadcast.
+//   f64_gemm_6x8__avx2_fma:  6 rows x 2 ymm (8 doubles).
+#include <cstdint>
+#include <utility>
+
+#include "tconv/ukernels.hpp"
+
+#ifdef TCONV_HAVE_AVX2
+#include <immintrin.h>
+
+namespace {
+
+struct Avx2F32 {
+  using T = float;
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+};
+
+struct Avx2F64 {
+  using T = double;
+  using V = __m256d;
+  static constexpr int kWidth = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+};
+
+#include "gemm_template.hpp"
+
+tconv::IsaKernels make_table() {
+  tconv::IsaKernels t;
+  t.name = "avx2";
+  fill_gemm_table<Avx2F32, 2>(t.f32, std::make_index_sequence<6>{});
+  fill_gemm_table<Avx2F64, 2>(t.f64, std::make_index_sequence<6>{});
+  return t;
+}
+
+}  // namespace
+
+namespace tconv {
+const IsaKernels* avx2_kernels() {
+  static const IsaKernels table = make_table();
+  return &table;
+}
+}  // namespace tconv
+
+#else
+namespace tconv {
+const IsaKernels* avx2_kernels() { return nullptr; }
+}  // namespace tconv
+#endif

@@ -1,0 +1,73 @@
+// The one register-blocked GEMM micro-kernel, written once over a vector-ops traits class and
+// instantiated by each ISA's translation unit (generic, avx2, avx512) with its own flags.
+//
+//   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b[k * NR + j],   NR = NV * Ops::kWidth
+//
+// Per k: NV vector loads of b, MR broadcasts of a, MR * NV FMAs into MR * NV accumulators that
+// live in registers for the whole k loop (e.g. 6x16 fp32 on AVX2: 12 ymm accumulators).
+//
+// Include ONLY inside an anonymous namespace of an ISA translation unit: the instantiations must
+// not be merged by the linker with those compiled for another ISA.
+#include <cstdint>
+#include <utility>
+
+template <class Ops, int MR, int NV, bool kIndirect>
+void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
+               const typename Ops::T* const* b_rows, typename Ops::T* c, int64_t ldc,
+               int accumulate) {
+  using V = typename Ops::V;
+  constexpr int W = Ops::kWidth;
+  constexpr int NR = NV * W;
+  // Full unrolling early lets the compiler keep acc in registers (no stack copies).
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) acc[i][j] = Ops::zero();
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+    const typename Ops::T* brow = kIndirect ? b_rows[k] : b;
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) bv[j] = Ops::load(brow + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V av = Ops::broadcast(a + i);
+#pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
+    }
+    a += MR;
+    if (!kIndirect) b += NR;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) {
+      typename Ops::T* p = c + i * ldc + j * W;
+      V r = acc[i][j];
+      if (accumulate) r = Ops::add(Ops::load(p), r);
+      Ops::store(p, r);
+    }
+  }
+}
+
+template <class Ops, int MR, int NV>
+void gemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
+                  typename Ops::T* c, int64_t ldc, int accumulate) {
+  gemm_body<Ops, MR, NV, false>(kc, a, b, nullptr, c, ldc, accumulate);
+}
+
+//   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
+template <class Ops, int MR, int NV>
+void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* const* b_rows,
+                   typename Ops::T* c, int64_t ldc, int accumulate) {
+  gemm_body<Ops, MR, NV, true>(kc, a, nullptr, b_rows, c, ldc, accumulate);
+}
+
+// Fill table.fn[1..MR] with gemm_ukernel<Ops, r, NV>.
+template <class Ops, int NV, class Table, std::size_t... R>
+void fill_gemm_table(Table& table, std::index_sequence<R...>) {
+  table.mr = static_cast<int>(sizeof...(R));
+  table.nr = NV * Ops::kWidth;
+  ((table.fn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+  ((table.ifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+}

@@ -1,0 +1,121 @@
+"""Every micro-kernel ISA this machine supports, against the dense-matrix oracle
+(tconv.reference, via test_reference.check_case), plus bitwise determinism for 1 vs 2 threads.
+
+The extra BLOCKING cases are sized to cross the kernels' blocking: reductions longer than one
+K block (256 fp32 / 128 fp64 terms), channel counts that are not multiples of the register tile
+and exceed one channel block, more pixels than one pixel block, and a weight-gradient reduction
+long enough to be split into two chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import tconv
+
+from _cases import FIXED, Case, cases
+from test_reference import check_case
+
+ISAS = tconv.supported_isas()
+
+BLOCKING = [
+    # K = 140*4 per phase > one K block; gather M = 140 > one channel block, K = 20*16
+    Case(2, 1, 140, 20, (3, 5), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),
+    # weight-gradient reduction of 5*400 terms: two chunks
+    Case(5, 1, 2, 3, (400,), (5,), (3,), (1,), (2,), (1,), True),
+    # 3-D, odd channel counts, k3 s2 p1 op1
+    Case(2, 1, 9, 7, (3, 4, 5), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), True),
+    # groups with more channels than one register tile, dilation > stride
+    Case(1, 2, 13, 11, (6, 7), (3, 3), (2, 1), (2, 1), (2, 0), (3, 1), True),
+]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    before = tconv.isa()
+    tconv.set_isa(request.param)
+    yield request.param
+    tconv.set_isa(before)
+
+
+def _id(c: Case) -> str:
+    return f"{len(c.spatial)}d-c{c.c_in}x{c.c_out}-k{c.kernel}-s{c.stride}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", FIXED + BLOCKING, ids=_id)
+def test_fixed_cases_every_isa(isa, case, dtype):
+    assert tconv.isa() == isa
+    check_case(case, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ISAS)
+@settings(max_examples=15, deadline=None)
+@given(case=cases())
+def test_random_cases_every_isa(name, case, dtype):
+    before = tconv.isa()
+    tconv.set_isa(name)
+    try:
+        check_case(case, dtype)
+    finally:
+        tconv.set_isa(before)
+
+
+def _all_results(case: Case, dtype):
+    x, w, b = case.arrays(dtype, seed=3)
+    p = case.params()
+    y = tconv.conv_transpose(x, w, b, **p)
+    g = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
+    gi, gw, gb = tconv.conv_transpose_backward(g, x, w, **p)
+    return y, gi, gw, gb
+
+
+DETERMINISM = [
+    Case(1, 1, 33, 19, (9, 11), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),  # batch 1
+    Case(3, 1, 300, 5, (7,), (16,), (8,), (4,), (0,), (1,), True),
+    Case(6, 1, 3, 4, (30, 30), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), False),  # 2 chunks
+    Case(2, 3, 8, 6, (5, 4, 6), (2, 2, 2), (2, 2, 2), (0, 0, 0), (0, 0, 0), (1, 1, 1), True),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DETERMINISM, ids=_id)
+def test_bitwise_identical_for_1_2_3_threads(isa, case, dtype):
+    threads = tconv.get_num_threads()
+    try:
+        tconv.set_num_threads(1)
+        one = _all_results(case, dtype)
+        for n in (2, 3):  # 3 > cores here: a different task split, same bits
+            tconv.set_num_threads(n)
+            other = _all_results(case, dtype)
+            for a, b in zip(one, other):
+                assert a.tobytes() == b.tobytes()
+    finally:
+        tconv.set_num_threads(threads)
+
+
+def test_isa_names():
+    assert ISAS[-1] == "generic" and tconv.isa() in ISAS
+    with pytest.raises(ValueError, match="ISA"):
+        tconv.set_isa("sse9")
+
+
+def _isa_in_subprocess(value: str):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TCONV_ISA=value)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    out = subprocess.run([sys.executable, "-c", "import tconv; print(tconv.isa())"], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip(), out.stderr
+
+
+def test_tconv_isa_environment_variable():
+    assert _isa_in_subprocess("generic") == ("generic", "")
+    name, err = _isa_in_subprocess("no-such-isa")
+    assert name == ISAS[0] and "TCONV_ISA=no-such-isa" in err
