@@ -45,9 +45,9 @@ from . import reference as _reference
 from .bench_cases import PASSES, BenchCase, select_cases
 from .functional import conv_transpose, conv_transpose_backward
 
-# (argparse %-formats help texts: a literal percent sign must be written %%)
+# (no percent sign: argparse %-formats help texts but prints descriptions verbatim)
 HELP = ("Benchmark tconv against PyTorch on real transposed-convolution layers: GF/s, ratio, "
-        "%% of peak; optional JSON + PNG.")
+        "share of the machine's peak; optional JSON + PNG.")
 
 #: fp32 FLOP per cycle per core for each ISA family (2 FMA pipes x lanes x 2 FLOP per FMA).
 FP32_FLOPS_PER_CYCLE: dict[str, int] = {"avx512": 64, "avx2": 32, "generic": 8}
