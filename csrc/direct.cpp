@@ -32,152 +32,106 @@ bool all_finite(const T* p, int64_t n) {
   return bad == 0;
 }
 
+namespace {
+
+// Every kernel below walks the same pairs: for each tap k and each coarse row (iz, iy) whose
+// fine row lies inside the grid, the coarse elements ix in [lo, hi) pair with fine elements
+// (ix - lo) * sx from `fine_offset`, by fine = i*s - p + k*d per axis.  `visit` receives
+//   (tap, coarse_offset, fine_offset, lo, hi, sx)
+// with offsets into one (n, channel) plane; taps run in row-major order.
+template <typename Visit>
+void for_each_tap_row(const Geometry& g, Visit&& visit) {
+  for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
+    const IndexRange rz =
+        valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0], g.dilation[0], kz);
+    for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
+      const IndexRange ry =
+          valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1], g.pad[1], g.dilation[1], ky);
+      for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
+        const IndexRange rx =
+            valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2], g.pad[2], g.dilation[2], kx);
+        const int64_t tap = (kz * g.kernel[1] + ky) * g.kernel[2] + kx;
+        const int64_t ox0 = rx.lo * g.stride[2] - g.pad[2] + kx * g.dilation[2];
+        for (int64_t iz = rz.lo; iz < rz.hi; ++iz) {
+          const int64_t oz = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
+          for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
+            const int64_t oy = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
+            visit(tap, (iz * g.coarse[1] + iy) * g.coarse[2], (oz * g.fine[1] + oy) * g.fine[2] + ox0,
+                  rx.lo, rx.hi, g.stride[2]);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// y = C^T x.  Parallel over output planes (n, f); each summed in the order (c, k, i).
 template <typename T>
 void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t fine_channels = g.fine_channels;
-  const int64_t coarse_channels = g.coarse_channels;
-  const int64_t cpg = g.coarse_per_group();
-  const int64_t fpg = g.fine_per_group();
-  const int64_t coarse_pixels = g.coarse_pixels();
-  const int64_t fine_pixels = g.fine_pixels();
-  const int64_t taps = g.taps();
-
+  const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.batch; ++n) {
-    for (int64_t f = 0; f < fine_channels; ++f) {
-      T* out = y + (n * fine_channels + f) * fine_pixels;
-      std::fill(out, out + fine_pixels, bias ? bias[f] : T(0));
+    for (int64_t f = 0; f < g.fine_channels; ++f) {
+      T* out = y + (n * g.fine_channels + f) * g.fine_pixels();
+      std::fill(out, out + g.fine_pixels(), bias ? bias[f] : T(0));
       const int64_t group = f / fpg;
-      const int64_t f_local = f % fpg;
       for (int64_t c = group * cpg; c < (group + 1) * cpg; ++c) {
-        const T* in = x + (n * coarse_channels + c) * coarse_pixels;
-        const T* w_cf = w + (c * fpg + f_local) * taps;
-        for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-          const IndexRange rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0],
-                                                   g.dilation[0], kz);
-          for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-            const IndexRange ry = valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1],
-                                                     g.pad[1], g.dilation[1], ky);
-            for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
-              const IndexRange rx = valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2],
-                                                       g.pad[2], g.dilation[2], kx);
-              const T wv = w_cf[(kz * g.kernel[1] + ky) * g.kernel[2] + kx];
-              const int64_t sx = g.stride[2];
-              const int64_t ox0 = rx.lo * sx - g.pad[2] + kx * g.dilation[2];
-              for (int64_t iz = rz.lo; iz < rz.hi; ++iz) {
-                const int64_t oz = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-                for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
-                  const int64_t oy = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-                  const T* irow = in + (iz * g.coarse[1] + iy) * g.coarse[2];
-                  T* orow = out + (oz * g.fine[1] + oy) * g.fine[2] + ox0;
-                  for (int64_t ix = rx.lo; ix < rx.hi; ++ix) {
-                    orow[(ix - rx.lo) * sx] += irow[ix] * wv;
-                  }
-                }
-              }
-            }
-          }
-        }
+        const T* in = x + (n * g.coarse_channels + c) * g.coarse_pixels();
+        const T* w_cf = w + (c * fpg + f % fpg) * taps;
+        for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
+                                int64_t sx) {
+          const T wv = w_cf[tap];
+          for (int64_t ix = lo; ix < hi; ++ix) out[fi + (ix - lo) * sx] += in[ci + ix] * wv;
+        });
       }
     }
   }
 }
 
+// x = C y.  Parallel over coarse planes (n, c); each summed in the order (f, k, i).
 template <typename T>
 void gather_direct(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
-  const int64_t fine_channels = g.fine_channels;
-  const int64_t coarse_channels = g.coarse_channels;
-  const int64_t cpg = g.coarse_per_group();
-  const int64_t fpg = g.fine_per_group();
-  const int64_t coarse_pixels = g.coarse_pixels();
-  const int64_t fine_pixels = g.fine_pixels();
-  const int64_t taps = g.taps();
-
+  const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.batch; ++n) {
-    for (int64_t c = 0; c < coarse_channels; ++c) {
-      T* out = x + (n * coarse_channels + c) * coarse_pixels;
-      std::fill(out, out + coarse_pixels, bias ? bias[c] : T(0));
-      const int64_t group = c / cpg;
+    for (int64_t c = 0; c < g.coarse_channels; ++c) {
+      T* out = x + (n * g.coarse_channels + c) * g.coarse_pixels();
+      std::fill(out, out + g.coarse_pixels(), bias ? bias[c] : T(0));
       for (int64_t f_local = 0; f_local < fpg; ++f_local) {
-        const T* in = y + (n * fine_channels + group * fpg + f_local) * fine_pixels;
+        const T* in = y + (n * g.fine_channels + (c / cpg) * fpg + f_local) * g.fine_pixels();
         const T* w_cf = w + (c * fpg + f_local) * taps;
-        for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-          const IndexRange rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0],
-                                                   g.dilation[0], kz);
-          for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-            const IndexRange ry = valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1],
-                                                     g.pad[1], g.dilation[1], ky);
-            for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
-              const IndexRange rx = valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2],
-                                                       g.pad[2], g.dilation[2], kx);
-              const T wv = w_cf[(kz * g.kernel[1] + ky) * g.kernel[2] + kx];
-              const int64_t sx = g.stride[2];
-              const int64_t ox0 = rx.lo * sx - g.pad[2] + kx * g.dilation[2];
-              for (int64_t iz = rz.lo; iz < rz.hi; ++iz) {
-                const int64_t oz = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-                for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
-                  const int64_t oy = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-                  T* orow = out + (iz * g.coarse[1] + iy) * g.coarse[2];
-                  const T* irow = in + (oz * g.fine[1] + oy) * g.fine[2] + ox0;
-                  for (int64_t ix = rx.lo; ix < rx.hi; ++ix) {
-                    orow[ix] += wv * irow[(ix - rx.lo) * sx];
-                  }
-                }
-              }
-            }
-          }
-        }
+        for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
+                                int64_t sx) {
+          const T wv = w_cf[tap];
+          for (int64_t ix = lo; ix < hi; ++ix) out[ci + ix] += wv * in[fi + (ix - lo) * sx];
+        });
       }
     }
   }
 }
 
+// dW[c][f][k] = sum_n sum_i coarse[n][c][i] * fine[n][f][i*s - p + k*d].
+// Parallel over (c, f) weight slices; each tap reduced in the order (n, i).
 template <typename T>
 void weight_grad_direct(const Geometry& g, const T* coarse, const T* fine, T* dw) {
-  const int64_t fine_channels = g.fine_channels;
-  const int64_t coarse_channels = g.coarse_channels;
-  const int64_t cpg = g.coarse_per_group();
-  const int64_t fpg = g.fine_per_group();
-  const int64_t coarse_pixels = g.coarse_pixels();
-  const int64_t fine_pixels = g.fine_pixels();
-  const int64_t taps = g.taps();
-
+  const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
 #pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t c = 0; c < coarse_channels; ++c) {
+  for (int64_t c = 0; c < g.coarse_channels; ++c) {
     for (int64_t f_local = 0; f_local < fpg; ++f_local) {
       const int64_t f = (c / cpg) * fpg + f_local;
       T* dw_cf = dw + (c * fpg + f_local) * taps;
-      for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-        const IndexRange rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0],
-                                                 g.dilation[0], kz);
-        for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-          const IndexRange ry = valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1], g.pad[1],
-                                                   g.dilation[1], ky);
-          for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
-            const IndexRange rx = valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2],
-                                                     g.pad[2], g.dilation[2], kx);
-            const int64_t sx = g.stride[2];
-            const int64_t ox0 = rx.lo * sx - g.pad[2] + kx * g.dilation[2];
-            T acc = T(0);
-            for (int64_t n = 0; n < g.batch; ++n) {
-              const T* cin = coarse + (n * coarse_channels + c) * coarse_pixels;
-              const T* fin = fine + (n * fine_channels + f) * fine_pixels;
-              for (int64_t iz = rz.lo; iz < rz.hi; ++iz) {
-                const int64_t oz = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-                for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
-                  const int64_t oy = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-                  const T* crow = cin + (iz * g.coarse[1] + iy) * g.coarse[2];
-                  const T* frow = fin + (oz * g.fine[1] + oy) * g.fine[2] + ox0;
-                  for (int64_t ix = rx.lo; ix < rx.hi; ++ix) {
-                    acc += crow[ix] * frow[(ix - rx.lo) * sx];
-                  }
-                }
-              }
-            }
-            dw_cf[(kz * g.kernel[1] + ky) * g.kernel[2] + kx] = acc;
-          }
-        }
+      std::fill(dw_cf, dw_cf + taps, T(0));
+      for (int64_t n = 0; n < g.batch; ++n) {
+        const T* cin = coarse + (n * g.coarse_channels + c) * g.coarse_pixels();
+        const T* fin = fine + (n * g.fine_channels + f) * g.fine_pixels();
+        for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
+                                int64_t sx) {
+          T acc = dw_cf[tap];
+          for (int64_t ix = lo; ix < hi; ++ix) acc += cin[ci + ix] * fin[fi + (ix - lo) * sx];
+          dw_cf[tap] = acc;
+        });
       }
     }
   }
