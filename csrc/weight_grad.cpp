@@ -130,7 +130,8 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const int mr = uk.dot_mr, nr = uk.dot_nc;
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
-  const int64_t K = g.batch * g.coarse_pixels();
+  const int64_t plane = g.coarse_pixels();
+  const int64_t K = g.batch * plane;
   const int64_t dw_size = g.coarse_channels * N;
   if (dw_size == 0) return;
   if (K == 0) {
@@ -189,8 +190,18 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
         const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
         const int accumulate = k0 > kbeg ? 1 : 0;
         k_segments(g, k0, kc, segs);
-        T* ap = a_buf.get(rows * ld);
-        pack_a(g, coarse, task.group, task.m0, rows, k0, kc, kcp, ld, ap);
+        // A straight from `coarse` when the block lies in one batch item and needs no padding.
+        const T* ap;
+        int64_t lda;
+        if (kc == kcp && k0 / plane == (k0 + kc - 1) / plane) {
+          ap = coarse + ((k0 / plane) * g.coarse_channels + task.group * M + task.m0) * plane + k0 % plane;
+          lda = plane;
+        } else {
+          T* packed = a_buf.get(rows * ld);
+          pack_a(g, coarse, task.group, task.m0, rows, k0, kc, kcp, ld, packed);
+          ap = packed;
+          lda = ld;
+        }
         for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
           const int64_t cols = std::min(nc, task.col1 - c0);
           const int64_t ncp = round_up(cols, nr);
@@ -201,11 +212,11 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
             for (int64_t j0 = 0; j0 < cols; j0 += nr) {
               T* c = out + i0 * N + c0 + j0;
               if (j0 + nr <= cols) {
-                uk.dot[r](kcp, ap + i0 * ld, bp + j0 * ld, ld, c, N, accumulate);
+                uk.dot[r](kcp, ap + i0 * lda, lda, bp + j0 * ld, ld, c, N, accumulate);
                 continue;
               }
               // Same arithmetic as the kernel's own (+)= on the valid columns.
-              uk.dot[r](kcp, ap + i0 * ld, bp + j0 * ld, ld, edge, nr, 0);
+              uk.dot[r](kcp, ap + i0 * lda, lda, bp + j0 * ld, ld, edge, nr, 0);
               for (int64_t i = 0; i < r; ++i)
                 for (int64_t j = 0; j < cols - j0; ++j)
                   c[i * N + j] = accumulate ? c[i * N + j] + edge[i * nr + j] : edge[i * nr + j];

@@ -65,15 +65,15 @@ void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
 
 // Dot-product form for reductions whose operands are both contiguous along k (weight_grad):
 //
-//   c[i * ldc + j] (+)= sum_{k < kc} a[i * ld + k] * b[j * ld + k],   i < MR, j < NC,
+//   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],   i < MR, j < NC,
 //   kc a multiple of W = Ops::kWidth.
 //
 // Per W consecutive k: MR + NC vector loads and MR * NC FMAs into MR * NC accumulators; lane l
 // of an accumulator sums the k = l (mod W) in increasing k, then the lanes are added in
 // increasing lane order.  The order depends on kc and W only, never on where the tile lies.
 template <class Ops, int MR, int NC>
-void dot_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b, int64_t ld,
-                 typename Ops::T* c, int64_t ldc, int accumulate) {
+void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
+                 int64_t ldb, typename Ops::T* c, int64_t ldc, int accumulate) {
   using V = typename Ops::V;
   using T = typename Ops::T;
   constexpr int W = Ops::kWidth;
@@ -85,10 +85,10 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
   for (int64_t k = 0; k < kc; k += W) {
     V bv[NC];
 #pragma GCC unroll 16
-    for (int j = 0; j < NC; ++j) bv[j] = Ops::load(b + j * ld + k);
+    for (int j = 0; j < NC; ++j) bv[j] = Ops::load(b + j * ldb + k);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V av = Ops::load(a + i * ld + k);
+      const V av = Ops::load(a + i * lda + k);
 #pragma GCC unroll 16
       for (int j = 0; j < NC; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
     }
