@@ -3,15 +3,20 @@
 //
 //   dW[c][f][k] = sum_n sum_i coarse[n][c][i] * fine[n][group(c)*fpg + f][i*s - p + k*d]
 //
-// Per group this is a GEMM  dW_g = A * B  with
+// Per group this is a GEMM  dW_g = A * B^T  with both operands contiguous along the reduction
 //   A[m][kk]   = coarse[n][g*cpg + m][i]                 m < cpg, kk = n * coarse_pixels + i
-//   B[kk][col] = fine[n][g*fpg + f][i*s - p + k*d] or 0  col = f * taps + k  (dW's own layout)
-// reduced over K = batch x coarse pixels with the packed micro-kernels.
+//   B[col][kk] = fine[n][g*fpg + f][i*s - p + k*d] or 0  col = f * taps + k  (dW's own layout)
+// reduced over K = batch x coarse pixels by the dot-product micro-kernels (ukernels.hpp), so
+// packing copies rows (A) and strided rows (B) without transposing either.  Packed blocks:
+//   ap[i * ld + kk - k0] (rows of A),  bp[t * ld + kk - k0] (columns of B), zero-padded from
+//   kc up to kcp = kc rounded up to the vector width; ld = kcp + one cache line.
 //
 // Determinism: the reduction is cut into `chunks` pieces (1 or 2) chosen from the problem
-// sizes only, each summed in K blocks of k_block<T>() in increasing order; chunk 0 goes
-// straight into dW, chunk 1 into a workspace of dW's size, and the two are added in a final
-// fixed-order pass.  Tasks = group x row block x column block x chunk.
+// sizes only, each summed in K blocks of 4 * k_block<T>() in increasing order (the dot kernel
+// adds each block's sum to the element); chunk 0 goes straight into dW, chunk 1 into a
+// workspace of dW's size, and the two are added in a final fixed-order pass.
+// Tasks = chunk x group x row block x column range; a task packs its A block once per K block
+// and sweeps its column range in blocks of nc (how columns are split never changes a sum).
 #include <algorithm>
 #include <cstring>
 
@@ -43,35 +48,37 @@ void k_segments(const Geometry& g, int64_t k0, int64_t kc, std::vector<KSegment>
   }
 }
 
-// A panels (rows m0.., panels of mr; panel at row i0 at ap + i0*kc, element [k*r + i]).
+// A block: ap[i * ld + r] = A[m0 + i][k0 + r] for r < kc, 0 for kc <= r < kcp.  A's k runs
+// are contiguous in `coarse` within one batch item, so each row is one copy per item.
 template <typename T>
 void pack_a(const Geometry& g, const T* coarse, int64_t group, int64_t m0, int64_t mc,
-            const std::vector<KSegment>& segs, int64_t kc, int mr, T* ap) {
+            int64_t k0, int64_t kc, int64_t kcp, int64_t ld, T* ap) {
   const int64_t plane = g.coarse_pixels();
-  const int64_t cy = g.coarse[1], cx = g.coarse[2];
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-    const int64_t r = std::min<int64_t>(mr, mc - i0);
-    T* panel = ap + i0 * kc;
-    for (int64_t i = 0; i < r; ++i) {
-      const int64_t c = group * g.coarse_per_group() + m0 + i0 + i;
-      for (const KSegment& s : segs) {
-        const T* src = coarse + (s.n * g.coarse_channels + c) * plane + (s.iz * cy + s.iy) * cx + s.ix0;
-        T* dst = panel + s.r0 * r + i;
-        for (int64_t u = 0; u < s.len; ++u) dst[u * r] = src[u];
-      }
+  for (int64_t i = 0; i < mc; ++i) {
+    const int64_t c = group * g.coarse_per_group() + m0 + i;
+    T* row = ap + i * ld;
+    for (int64_t kk = k0; kk < k0 + kc;) {
+      const int64_t n = kk / plane, p = kk % plane;
+      const int64_t len = std::min(plane - p, k0 + kc - kk);
+      const T* src = coarse + (n * g.coarse_channels + c) * plane + p;
+      std::copy(src, src + len, row + (kk - k0));
+      kk += len;
     }
+    std::fill(row + kc, row + kcp, T(0));
   }
 }
 
-// B panels (column t in panel t/nr at bp + (t/nr)*kc*nr, element [k*nr + t%nr]).
+// B block: bp[t * ld + r] = B[col0 + t][k0 + r] for t < nc, r < kc; 0 for r < kcp elsewhere
+// (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
 template <typename T>
 void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64_t nc,
-            const std::vector<KSegment>& segs, int64_t kc, int nr, T* bp) {
-  const int64_t ncp = round_up(nc, nr);
-  std::memset(static_cast<void*>(bp), 0, sizeof(T) * static_cast<size_t>(kc * ncp));
+            int64_t ncp, const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
+            T* bp) {
   const int64_t taps = g.taps();
   const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
   const int64_t plane = fz * fy * fx;
+  const int64_t sx = g.stride[2];
+  for (int64_t t = nc; t < ncp; ++t) std::fill(bp + t * ld, bp + t * ld + kcp, T(0));
   for (int64_t t = 0; t < nc; ++t) {
     const int64_t col = col0 + t;
     const int64_t f = col / taps, k = col % taps;
@@ -80,24 +87,34 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
     const IndexRange rz = valid_coarse_range(g.coarse[0], fz, g.stride[0], g.pad[0], g.dilation[0], kz);
     const IndexRange ry = valid_coarse_range(g.coarse[1], fy, g.stride[1], g.pad[1], g.dilation[1], ky);
     const IndexRange rx = valid_coarse_range(g.coarse[2], fx, g.stride[2], g.pad[2], g.dilation[2], kx);
-    const int64_t sx = g.stride[2];
     const int64_t xshift = kx * g.dilation[2] - g.pad[2];
-    T* col_dst = bp + (t / nr) * kc * nr + t % nr;
     const int64_t channel = group * g.fine_per_group() + f;
+    T* row = bp + t * ld;
+    std::fill(row + kc, row + kcp, T(0));
     for (const KSegment& s : segs) {
-      if (s.iz < rz.lo || s.iz >= rz.hi || s.iy < ry.lo || s.iy >= ry.hi) continue;
+      T* seg = row + s.r0 - s.ix0;  // seg[ix] for ix in [ix0, ix0 + len)
+      const int64_t lo = std::clamp(rx.lo, s.ix0, s.ix0 + s.len);
+      const int64_t hi = std::clamp(rx.hi, lo, s.ix0 + s.len);
+      if (s.iz < rz.lo || s.iz >= rz.hi || s.iy < ry.lo || s.iy >= ry.hi || lo == hi) {
+        std::fill(seg + s.ix0, seg + s.ix0 + s.len, T(0));
+        continue;
+      }
+      std::fill(seg + s.ix0, seg + lo, T(0));
+      std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
       const int64_t oz = s.iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
       const int64_t oy = s.iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
       const T* frow = fine + (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + xshift;
-      const int64_t lo = std::max(rx.lo, s.ix0), hi = std::min(rx.hi, s.ix0 + s.len);
-      T* dst = col_dst + (s.r0 - s.ix0) * nr;
-      for (int64_t ix = lo; ix < hi; ++ix) dst[ix * nr] = frow[ix * sx];
+      if (sx == 1) {
+        std::copy(frow + lo, frow + hi, seg + lo);
+      } else {
+        for (int64_t ix = lo; ix < hi; ++ix) seg[ix] = frow[ix * sx];
+      }
     }
   }
 }
 
 struct Task {
-  int64_t group, m0, col0, chunk;
+  int64_t group, m0, col0, col1, chunk;
 };
 
 }  // namespace
@@ -110,10 +127,11 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
     return;
   }
   const GemmKernels<T>& uk = active_gemm<T>();
-  const int mr = uk.mr, nr = uk.nr;
+  const int mr = uk.dot_mr, nr = uk.dot_nc;
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
-  const int64_t K = g.batch * g.coarse_pixels();
+  const int64_t plane = g.coarse_pixels();
+  const int64_t K = g.batch * plane;
   const int64_t dw_size = g.coarse_channels * N;
   if (dw_size == 0) return;
   if (K == 0) {
@@ -121,22 +139,28 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
     return;
   }
   const int threads = omp_get_max_threads();
-  const int64_t kc_max = k_block<T>();
+  // L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A tile
+  // (in L1); the A block (<= 256 x kc) is packed once per K block and column range.
+  const int64_t kc_max = 4 * k_block<T>();
   const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 256), mr));
   const int64_t mc = round_up(ceil_div(M, m_blocks), mr);
   // Chunks depend on the problem only (never on the thread count).
   const int64_t k_blocks = ceil_div(K, kc_max);
-  const int64_t chunks = (k_blocks >= 8 && g.groups * m_blocks * ceil_div(N, 4 * int64_t(nr)) < 16) ? 2 : 1;
+  const int64_t chunks = (k_blocks >= 2 && g.groups * m_blocks * ceil_div(N, 8 * int64_t(nr)) < 16) ? 2 : 1;
   const int64_t chunk_len = round_up(ceil_div(K, chunks), kc_max);
-  int64_t nc = round_up(std::min<int64_t>(N, 192), nr);
-  // Every column block re-packs A (the coarse rows): only shrink until each thread has work.
-  while (nc > nr && g.groups * m_blocks * ceil_div(N, nc) * chunks < 2 * threads) nc -= nr;
+  const int64_t nc = round_up(std::min<int64_t>(N, 48), nr);
+  // Column ranges (whole nr tiles) only to give every thread work.
+  const int64_t tiles = ceil_div(N, int64_t(nr));
+  const int64_t splits =
+      std::min(tiles, ceil_div(2 * threads, chunks * g.groups * m_blocks));
 
   std::vector<Task> tasks;
   for (int64_t ch = 0; ch < chunks; ++ch)
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t m0 = 0; m0 < M; m0 += mc)
-        for (int64_t col0 = 0; col0 < N; col0 += nc) tasks.push_back({grp, m0, col0, ch});
+        for (int64_t sp = 0; sp < splits; ++sp)
+          tasks.push_back({grp, m0, std::min(N, tiles * sp / splits * nr),
+                           std::min(N, tiles * (sp + 1) / splits * nr), ch});
   std::vector<T> partial(chunks > 1 ? static_cast<size_t>(dw_size) : 0);
   const auto task_count = static_cast<int64_t>(tasks.size());
   const double flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
@@ -144,37 +168,61 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> a_buf, b_buf, c_buf;
+    Scratch<T> a_buf, b_buf;
     std::vector<KSegment> segs;
+    T edge[kMaxMR * kMaxMR];  // one tile that would run past the column range
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
       const int64_t rows = std::min(mc, M - task.m0);
-      const int64_t cols = std::min(nc, N - task.col0);
-      const int64_t ncp = round_up(cols, nr);
       const int64_t kbeg = task.chunk * chunk_len;
       const int64_t kend = std::min(K, kbeg + chunk_len);
-      T* acc = c_buf.get(rows * ncp);
-      if (kend <= kbeg) std::fill(acc, acc + rows * ncp, T(0));
+      T* out = (task.chunk == 0 ? dw : partial.data()) + (task.group * M + task.m0) * N;
+      if (kend <= kbeg) {
+        for (int64_t i = 0; i < rows; ++i)
+          std::fill(out + i * N + task.col0, out + i * N + task.col1, T(0));
+      }
       for (int64_t k0 = kbeg; k0 < kend; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, kend - k0);
-        k_segments(g, k0, kc, segs);
-        T* ap = a_buf.get(rows * kc);
-        T* bp = b_buf.get(kc * ncp);
-        pack_a(g, coarse, task.group, task.m0, rows, segs, kc, mr, ap);
-        pack_b(g, fine, task.group, task.col0, cols, segs, kc, nr, bp);
+        const int64_t kcp = round_up(kc, uk.dot_kw);
+        // Rows one cache line longer than kcp: the kernel's mr + nc row streams would
+        // otherwise all map to the same L1 sets (kcp * sizeof(T) is a multiple of 4 KiB).
+        const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
         const int accumulate = k0 > kbeg ? 1 : 0;
-        for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
+        k_segments(g, k0, kc, segs);
+        // A straight from `coarse` when the block lies in one batch item and needs no padding.
+        const T* ap;
+        int64_t lda;
+        if (kc == kcp && k0 / plane == (k0 + kc - 1) / plane) {
+          ap = coarse + ((k0 / plane) * g.coarse_channels + task.group * M + task.m0) * plane + k0 % plane;
+          lda = plane;
+        } else {
+          T* packed = a_buf.get(rows * ld);
+          pack_a(g, coarse, task.group, task.m0, rows, k0, kc, kcp, ld, packed);
+          ap = packed;
+          lda = ld;
+        }
+        for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
+          const int64_t cols = std::min(nc, task.col1 - c0);
+          const int64_t ncp = round_up(cols, nr);
+          T* bp = b_buf.get(ncp * ld);
+          pack_b(g, fine, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
           for (int64_t i0 = 0; i0 < rows; i0 += mr) {
             const int64_t r = std::min<int64_t>(mr, rows - i0);
-            uk.fn[r](kc, ap + i0 * kc, bp + j0 * kc, acc + i0 * ncp + j0, ncp, accumulate);
+            for (int64_t j0 = 0; j0 < cols; j0 += nr) {
+              T* c = out + i0 * N + c0 + j0;
+              if (j0 + nr <= cols) {
+                uk.dot[r](kcp, ap + i0 * lda, lda, bp + j0 * ld, ld, c, N, accumulate);
+                continue;
+              }
+              // Same arithmetic as the kernel's own (+)= on the valid columns.
+              uk.dot[r](kcp, ap + i0 * lda, lda, bp + j0 * ld, ld, edge, nr, 0);
+              for (int64_t i = 0; i < r; ++i)
+                for (int64_t j = 0; j < cols - j0; ++j)
+                  c[i * N + j] = accumulate ? c[i * N + j] + edge[i * nr + j] : edge[i * nr + j];
+            }
           }
         }
-      }
-      T* out = task.chunk == 0 ? dw : partial.data();
-      for (int64_t i = 0; i < rows; ++i) {
-        T* row = out + (task.group * M + task.m0 + i) * N + task.col0;
-        std::copy(acc + i * ncp, acc + i * ncp + cols, row);
       }
     }
     if (chunks > 1) {

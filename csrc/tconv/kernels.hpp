@@ -15,6 +15,8 @@
 //     when <= 2 MiB (else one mc x kc block, mc <= 128 + mr, kc = 1024 bytes / sizeof(T));
 //     over all phases that is at most one repacked copy of the current channel block of W;
 //   * packed B kc x nc (nc <= 192 + nr), accumulator tile mc x nc, pointer table kc x tiles;
+//   * weight_grad: packed A <= 256 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
+//     reduction block), one register tile;
 //   * the direct path's zero-padded source band (C_in/groups x taps_z x (rows + halo) x
 //     (width + halo)) only when <= 2 MiB, else per-row border copies (no band);
 // and never a copy of the input, a column (im2col) buffer of the problem or atomics.

@@ -28,12 +28,24 @@ template <typename T>
 using IgemmUkernel = void (*)(int64_t kc, const T* a, const T* const* b_rows, T* c,
                               int64_t ldc, int accumulate);
 
+// Dot-product variant for reductions over k with both operands k-contiguous (weight_grad):
+//   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],  i < r, j < dot_nc,
+// kc a multiple of dot_kw (the vector width); lanes sum k = l (mod dot_kw), then are added in
+// lane order.  dot[r] handles r rows, r = 1..dot_mr.
+template <typename T>
+using DotUkernel = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                            int64_t ldc, int accumulate);
+
 template <typename T>
 struct GemmKernels {
   int mr = 0;  // rows of the widest kernel
   int nr = 0;  // columns (a multiple of the vector width)
   GemmUkernel<T> fn[kMaxMR + 1] = {};
   IgemmUkernel<T> ifn[kMaxMR + 1] = {};
+  int dot_mr = 0;  // rows of the widest dot kernel
+  int dot_nc = 0;  // columns of every dot kernel
+  int dot_kw = 1;  // k granularity (vector width)
+  DotUkernel<T> dot[kMaxMR + 1] = {};
 };
 
 struct IsaKernels {

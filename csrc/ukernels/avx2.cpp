@@ -1,6 +1,7 @@
 // AVX2 + FMA micro-kernels, compiled with -mavx2 -mfma (CMake set_source_files_properties).
 //   f32_gemm_6x16__avx2_fma: 6 rows x 2 ymm (16 floats) = 12 accumulators + 2 b + 1 broadcast.
 //   f64_gemm_6x8__avx2_fma:  6 rows x 2 ymm (8 doubles).
+//   dot 4x3 (weight_grad): 12 accumulators + 3 b + 1 a, each ymm over 8 (4) consecutive k.
 #include <cstdint>
 #include <utility>
 
@@ -42,6 +43,8 @@ tconv::IsaKernels make_table() {
   t.name = "avx2";
   fill_gemm_table<Avx2F32, 2>(t.f32, std::make_index_sequence<6>{});
   fill_gemm_table<Avx2F64, 2>(t.f64, std::make_index_sequence<6>{});
+  fill_dot_table<Avx2F32, 3>(t.f32, std::make_index_sequence<4>{});
+  fill_dot_table<Avx2F64, 3>(t.f64, std::make_index_sequence<4>{});
   return t;
 }
 

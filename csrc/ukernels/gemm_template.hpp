@@ -63,6 +63,59 @@ void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
   gemm_body<Ops, MR, NV, true>(kc, a, nullptr, b_rows, c, ldc, accumulate);
 }
 
+// Dot-product form for reductions whose operands are both contiguous along k (weight_grad):
+//
+//   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],   i < MR, j < NC,
+//   kc a multiple of W = Ops::kWidth.
+//
+// Per W consecutive k: MR + NC vector loads and MR * NC FMAs into MR * NC accumulators; lane l
+// of an accumulator sums the k = l (mod W) in increasing k, then the lanes are added in
+// increasing lane order.  The order depends on kc and W only, never on where the tile lies.
+template <class Ops, int MR, int NC>
+void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
+                 int64_t ldb, typename Ops::T* c, int64_t ldc, int accumulate) {
+  using V = typename Ops::V;
+  using T = typename Ops::T;
+  constexpr int W = Ops::kWidth;
+  V acc[MR][NC];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < NC; ++j) acc[i][j] = Ops::zero();
+  for (int64_t k = 0; k < kc; k += W) {
+    V bv[NC];
+#pragma GCC unroll 16
+    for (int j = 0; j < NC; ++j) bv[j] = Ops::load(b + j * ldb + k);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V av = Ops::load(a + i * lda + k);
+#pragma GCC unroll 16
+      for (int j = 0; j < NC; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 16
+    for (int j = 0; j < NC; ++j) {
+      alignas(64) T lanes[W];
+      Ops::store(lanes, acc[i][j]);
+      T sum = lanes[0];
+      for (int l = 1; l < W; ++l) sum += lanes[l];
+      T* p = c + i * ldc + j;
+      *p = accumulate ? *p + sum : sum;
+    }
+  }
+}
+
+// Fill table.dot[1..MR] with dot_ukernel<Ops, r, NC>.
+template <class Ops, int NC, class Table, std::size_t... R>
+void fill_dot_table(Table& table, std::index_sequence<R...>) {
+  table.dot_mr = static_cast<int>(sizeof...(R));
+  table.dot_nc = NC;
+  table.dot_kw = Ops::kWidth;
+  ((table.dot[R + 1] = &dot_ukernel<Ops, static_cast<int>(R + 1), NC>), ...);
+}
+
 // Fill table.fn[1..MR] with gemm_ukernel<Ops, r, NV>.
 template <class Ops, int NV, class Table, std::size_t... R>
 void fill_gemm_table(Table& table, std::index_sequence<R...>) {

@@ -1,5 +1,6 @@
 // Portable micro-kernels (no ISA flags): scalar "vectors" of width 1, tile 4x8; the compiler
-// may vectorise with the baseline ISA.  Names: f32_gemm_4x8__scalar, f64_gemm_4x8__scalar.
+// may vectorise with the baseline ISA.  Names: f32_gemm_4x8__scalar, f64_gemm_4x8__scalar;
+// dot 4x4 for weight_grad.
 #include <cstdint>
 #include <utility>
 
@@ -27,6 +28,8 @@ tconv::IsaKernels make_table() {
   t.name = "generic";
   fill_gemm_table<ScalarOps<float>, 8>(t.f32, std::make_index_sequence<4>{});
   fill_gemm_table<ScalarOps<double>, 8>(t.f64, std::make_index_sequence<4>{});
+  fill_dot_table<ScalarOps<float>, 4>(t.f32, std::make_index_sequence<4>{});
+  fill_dot_table<ScalarOps<double>, 4>(t.f64, std::make_index_sequence<4>{});
   return t;
 }
 
