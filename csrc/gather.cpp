@@ -18,19 +18,7 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
     gather_direct(g, y, w, bias, x);  // exact Inf/NaN propagation (see direct.cpp)
     return;
   }
-  SubConv s;
-  s.batch = g.batch;
-  s.groups = g.groups;
-  s.M = g.coarse_per_group();
-  s.Kc = g.fine_per_group();
-  s.src_channels = g.fine_channels;
-  s.dst_channels = g.coarse_channels;
-  s.src_dims = g.fine;
-  s.dst_dims = g.coarse;
-  s.kernel = g.kernel;
-  s.w_c = g.taps();
-  s.w_m = g.fine_per_group() * g.taps();
-  s.w_group = g.coarse_per_group() * s.w_m;
+  SubConv s = subconv_base(g, /*transposed=*/false);
   for (int d = 0; d < kMaxDims; ++d) {
     SubAxis& a = s.axes[d];
     a.extent = g.coarse[d];

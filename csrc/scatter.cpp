@@ -50,19 +50,7 @@ void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
     scatter_direct(g, x, w, bias, y);  // exact Inf/NaN propagation (see direct.cpp)
     return;
   }
-  SubConv base;
-  base.batch = g.batch;
-  base.groups = g.groups;
-  base.M = g.fine_per_group();
-  base.Kc = g.coarse_per_group();
-  base.src_channels = g.coarse_channels;
-  base.dst_channels = g.fine_channels;
-  base.src_dims = g.coarse;
-  base.dst_dims = g.fine;
-  base.kernel = g.kernel;
-  base.w_m = g.taps();
-  base.w_c = g.fine_per_group() * g.taps();
-  base.w_group = g.coarse_per_group() * base.w_c;
+  const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
   for (int d = 0; d < kMaxDims; ++d)
     axis_phases[d] = phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);

@@ -47,6 +47,40 @@ struct SubConv {
   int64_t pixels() const { return axes[0].extent * axes[1].extent * axes[2].extent; }
 };
 
+// The channel, size and weight-stride fields of the SubConv for one direction of Geometry g
+// (axes left at their defaults): transposed = true maps coarse -> fine (scatter, M = fine
+// channels per group), false maps fine -> coarse (gather, M = coarse channels per group).
+// Weight layout W[c_coarse][f_local][taps] gives the strides of each direction.
+inline SubConv subconv_base(const Geometry& g, bool transposed) {
+  SubConv s;
+  s.batch = g.batch;
+  s.groups = g.groups;
+  s.kernel = g.kernel;
+  const int64_t taps = g.taps();
+  if (transposed) {
+    s.M = g.fine_per_group();
+    s.Kc = g.coarse_per_group();
+    s.src_channels = g.coarse_channels;
+    s.dst_channels = g.fine_channels;
+    s.src_dims = g.coarse;
+    s.dst_dims = g.fine;
+    s.w_m = taps;
+    s.w_c = g.fine_per_group() * taps;
+    s.w_group = g.coarse_per_group() * s.w_c;
+  } else {
+    s.M = g.coarse_per_group();
+    s.Kc = g.fine_per_group();
+    s.src_channels = g.fine_channels;
+    s.dst_channels = g.coarse_channels;
+    s.src_dims = g.fine;
+    s.dst_dims = g.coarse;
+    s.w_c = taps;
+    s.w_m = g.fine_per_group() * taps;
+    s.w_group = g.coarse_per_group() * s.w_m;
+  }
+  return s;
+}
+
 // Runs every SubConv of one operator call in a single parallel region (tasks = sub-convolution
 // x group x channel block x pixel block).  Every dst element is written by exactly one task,
 // summed in the fixed order of K blocks (see ukernels.hpp): deterministic for any thread count.
