@@ -98,6 +98,20 @@ def test_output_size_and_asymmetric_padding():
     np.testing.assert_array_equal(lazy.compute(**SYNC), ref)
 
 
+@pytest.mark.parametrize("padding,extra", [("same", -1), ("valid", 1)])
+def test_string_padding_with_and_without_output_size(padding, extra):
+    """Oracle: the in-memory conv_transpose, which picks sizes for "same"/"valid" as TF does."""
+    case = FIXED[1]
+    x, w, b = case.arrays(np.float64)
+    lazy_x = da.from_array(x, chunks=(1, 2, 3, 4))
+    for size in (None, tconv.conv_transpose(x, w, b, stride=2, padding=padding).shape[2:]):
+        # another size that padding's rule reaches (TF: ceil((o - k_dil + 1)/s) or ceil(o/s) == i)
+        sizes = {} if size is None else {"output_size": tuple(n + extra for n in size)}
+        ref = tconv.conv_transpose(x, w, b, stride=2, padding=padding, **sizes)
+        lazy = td.conv_transpose(lazy_x, w, b, stride=2, padding=padding, **sizes)
+        np.testing.assert_array_equal(lazy.compute(**SYNC), ref)
+
+
 def test_threaded_scheduler_and_numpy_input():
     tconv.set_num_threads(2)  # OpenMP teams inside dask's worker threads
     case = FIXED[5]

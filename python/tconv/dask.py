@@ -52,7 +52,7 @@ from tconv._args import (
     check_bias,
     transposed_geometry,
 )
-from tconv.functional import _output_padding_for_size
+from tconv.functional import _padding_for_size
 
 __all__ = ["conv_transpose"]
 
@@ -156,8 +156,9 @@ def conv_transpose(
     if output_size is not None:
         probe = np.lib.stride_tricks.as_strided(np.empty((), x.dtype), shape=shape,
                                                 strides=(0,) * len(shape))
-        output_padding = _output_padding_for_size(probe, w, output_size, stride, padding,
-                                                  dilation, groups)
+        # the in-memory rule, for numeric and "same"/"valid" padding alike
+        padding, output_padding = _padding_for_size(probe, w, output_size, stride, padding,
+                                                    output_padding, dilation, groups)
     geom = transposed_geometry(shape, w.shape, stride, padding, output_padding, groups,
                                dilation)
     check_bias(b, geom.fine_channels)
