@@ -25,6 +25,9 @@ struct Task {
 
 // Largest packed-A block (mc x K) a thread keeps between tasks.
 constexpr int64_t kMaxCachedA = int64_t(2) << 20;
+// Longest run of one grid row that a direct-path task takes (longer rows are cut into chunks,
+// so that the accumulator tile and the source band stay in L2).
+constexpr int64_t kMaxRowChunk = 192;
 // Largest direct-path source band (bigger bands fall back to per-row border copies).
 constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 
@@ -265,9 +268,12 @@ Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr) {
     q_min = t == 0 ? q : std::min(q_min, q);
     q_max = t == 0 ? q : std::max(q_max, q);
   }
-  int64_t last = 0;
-  for (const Segment& t : tiles) last = std::max(last, t.jx0);
-  b.x0 = q_min;
+  int64_t first = tiles.front().jx0, last = first;
+  for (const Segment& t : tiles) {
+    first = std::min(first, t.jx0);
+    last = std::max(last, t.jx0);
+  }
+  b.x0 = first + q_min;
   b.width = last + q_max + nr - b.x0;
   return b;
 }
@@ -417,12 +423,14 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     // strided sources (gather) take the direct path only through a de-interleaved band
     const bool direct = double(width) >= 0.6 * double(round_up(width, nr));
     int64_t nc;
-    if (direct) {  // whole rows of the grid, about 192 columns
+    int64_t cols = width;  // direct path: columns of one row per task (< width: row chunks)
+    if (direct) {  // whole rows of the grid, about 192 columns; long rows cut into chunks
       int64_t rows_per_task = std::max<int64_t>(1, 192 / round_up(width, nr));
       while (rows_per_task > 1 &&
              double(s.groups * m_blocks * ceil_div(n_total, rows_per_task * width)) < want)
         --rows_per_task;
-      nc = rows_per_task * width;
+      if (width > kMaxRowChunk) cols = round_up(ceil_div(width, ceil_div(width, kMaxRowChunk)), nr);
+      nc = rows_per_task * cols;
     } else {
       nc = round_up(std::min<int64_t>(n_total, 192), nr);
       while (nc > nr && double(s.groups * m_blocks * ceil_div(n_total, nc)) < want) nc -= nr;
@@ -430,16 +438,18 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     direct_of[si] = direct;
     mc_of[si] = mc;
     nc_of[si] = nc;
-    const int64_t rows = nc / width;
+    const int64_t rows = nc / cols;
     for (int64_t g = 0; g < s.groups; ++g)
       for (int64_t m0 = 0; m0 < s.M; m0 += mc) {
         if (direct) {  // row blocks never cross a (n, jz) plane: see Band
           const int64_t jy_n = s.axes[1].extent;
           for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
             for (int64_t jy0 = 0; jy0 < jy_n; jy0 += rows)
-              per_sub[si].push_back({static_cast<int64_t>(si), g, m0,
-                                     (plane * jy_n + jy0) * width,
-                                     std::min(rows, jy_n - jy0) * width});
+              for (int64_t jx0 = 0; jx0 < width; jx0 += cols)  // cols < width: rows == 1
+                per_sub[si].push_back({static_cast<int64_t>(si), g, m0,
+                                       (plane * jy_n + jy0) * width + jx0,
+                                       cols < width ? std::min(cols, width - jx0)
+                                                    : std::min(rows, jy_n - jy0) * width});
         } else {
           for (int64_t q0 = 0; q0 < n_total; q0 += nc)
             per_sub[si].push_back(

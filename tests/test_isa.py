@@ -29,6 +29,9 @@ BLOCKING = [
     Case(2, 1, 9, 7, (3, 4, 5), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), True),
     # groups with more channels than one register tile, dilation > stride
     Case(1, 2, 13, 11, (6, 7), (3, 3), (2, 1), (2, 1), (2, 0), (3, 1), True),
+    # rows longer than one direct-path row chunk (192 grid points), in 2-D and dilated 1-D
+    Case(1, 1, 3, 2, (3, 230), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), True),
+    Case(2, 1, 2, 3, (450,), (4,), (1,), (3,), (0,), (2,), True),
 ]
 
 
