@@ -1,11 +1,14 @@
 // The sub-convolution driver (layout and formula in tconv/subconv.hpp).
 //
-// Blocking (BLIS order inside one task):  for each K block of kc = k_block<T>() rows:
-//   pack A: the task's mc x kc weight block, as panels of mr rows      (L2)
-//   pack B: kc x nc source pixels, im2col with zeros, panels of nr     (one panel in L1)
-//   for every nr panel, for every mr panel: micro-kernel into the mc x nc accumulator tile
+// A (the weights) is packed once per call into panels of mr rows, shared by the threads (or,
+// when that copy would be larger than the output, per task).  A task owns a pixel block of
+// nc columns and all M rows (M is split only when the pixels give too few tasks).
+// Blocking inside one task:  for each K block of kc = k_block<T>() rows:
+//   B: kc x nc source pixels, packed once (im2col with zeros) or read through row pointers
+//   for every block of mcb rows (L2), every nr panel of B (L1), every mr panel of A:
+//     micro-kernel into the M x nc accumulator tile
 // then add the bias and store the tile into dst (a strided scatter when dst_step > 1).
-// mc and nc never change the summation order (only kc does), so they may depend on the
+// mc, mcb and nc never change the summation order (only kc does), so they may depend on the
 // thread count; kc does not.
 #include <algorithm>
 #include <cstring>
@@ -23,8 +26,6 @@ struct Task {
   int64_t sub, group, m0, q0, nc;
 };
 
-// Largest packed-A block (mc x K) a thread keeps between tasks.
-constexpr int64_t kMaxCachedA = int64_t(2) << 20;
 // Longest run of one grid row that a direct-path task takes (longer rows are cut into chunks,
 // so that the accumulator tile and the source band stay in L2).
 constexpr int64_t kMaxRowChunk = 192;
@@ -87,10 +88,19 @@ void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
     const int64_t r = std::min<int64_t>(mr, mc - i0);
     T* panel = ap + i0 * kc;
     const T* wm = wg + i0 * s.w_m;
-    // k outer: consecutive k (same channel, next tap) reuse the cache lines of W[c][m0..][*].
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* wk = wm + rows[static_cast<size_t>(k)].weight_offset;
-      for (int64_t i = 0; i < r; ++i) panel[k * r + i] = wk[i * s.w_m];
+    if (s.w_m <= s.w_c) {
+      // k outer: consecutive k (same channel, next tap) reuse the cache lines of W[c][m0..][*].
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* wk = wm + rows[static_cast<size_t>(k)].weight_offset;
+        for (int64_t i = 0; i < r; ++i) panel[k * r + i] = wk[i * s.w_m];
+      }
+    } else {
+      // i outer: row m of W is read along its channels and taps (nearly contiguous).
+      for (int64_t i = 0; i < r; ++i) {
+        const T* wi = wm + i * s.w_m;
+        for (int64_t k = 0; k < kc; ++k)
+          panel[k * r + i] = wi[rows[static_cast<size_t>(k)].weight_offset];
+      }
     }
   }
 }
@@ -98,12 +108,57 @@ void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
 // B panels: column t of the tile lives in panel t / nr at bp + (t / nr) * kc * nr,
 // element (k, t) at [k * nr + t % nr]; columns [nc, round_up(nc, nr)) are zero.
 // Segments are cut at panel boundaries into pieces; per piece each tap is classified once
-// (zero / interior offset / border), so a row k costs a lookup and a short copy.
+// (which u < len read inside the source, and where), so a row k costs two table lookups and
+// a copy whose length and source step are compile-time constants in the common cases.
+struct TapRead {
+  int64_t offset;  // source offset (within a channel plane) of the first valid read u = lo
+  int64_t lo, hi;  // valid reads u in [lo, hi); lo == hi: the row is zero
+};
+
+template <typename T, int LEN, int STEP>
+void pack_piece(const T* src_n, const int64_t* chan_off, const int64_t* tap_of, int64_t kc,
+                const TapRead* reads, int nr, T* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += nr) {
+    const TapRead& rd = reads[tap_of[k]];
+    const T* p = src_n + chan_off[k] + rd.offset;
+    if (rd.lo == 0 && rd.hi == LEN) {
+#pragma GCC unroll 32
+      for (int u = 0; u < LEN; ++u) dst[u] = p[u * STEP];
+    } else if (rd.lo == rd.hi) {
+#pragma GCC unroll 32
+      for (int u = 0; u < LEN; ++u) dst[u] = T(0);
+    } else {  // clamped reads + select (branch-free); reads stay inside [lo, hi)
+#pragma GCC unroll 32
+      for (int u = 0; u < LEN; ++u) {
+        const int64_t i = std::min<int64_t>(std::max<int64_t>(u, rd.lo), rd.hi - 1) - rd.lo;
+        const T v = p[i * STEP];
+        dst[u] = (u >= rd.lo && u < rd.hi) ? v : T(0);
+      }
+    }
+  }
+}
+
+template <typename T>
+void pack_piece_any(const T* src_n, const int64_t* chan_off, const int64_t* tap_of, int64_t kc,
+                    const TapRead* reads, int nr, int64_t len, int64_t step, T* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += nr) {
+    const TapRead& rd = reads[tap_of[k]];
+    const T* p = src_n + chan_off[k] + rd.offset;
+    for (int64_t u = 0; u < rd.lo; ++u) dst[u] = T(0);
+    if (step == 1) {
+      for (int64_t u = rd.lo; u < rd.hi; ++u) dst[u] = p[u - rd.lo];
+    } else {
+      for (int64_t u = rd.lo; u < rd.hi; ++u) dst[u] = p[(u - rd.lo) * step];
+    }
+    for (int64_t u = rd.hi; u < len; ++u) dst[u] = T(0);
+  }
+}
+
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
             const std::vector<KRow>& rows, int64_t nc, int nr, T* bp,
-            std::vector<int64_t>& tap_code) {
-  constexpr int64_t kZero = -1, kBorder = -2;
+            std::vector<TapRead>& reads, std::vector<int64_t>& chan_off,
+            std::vector<int64_t>& tap_of) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const int64_t ncp = round_up(nc, nr);
   for (int64_t t = nc; t < ncp; ++t) {
@@ -117,7 +172,13 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
   const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
   const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
   const int64_t taps = s.taps();
-  tap_code.resize(static_cast<size_t>(taps));
+  reads.resize(static_cast<size_t>(taps));
+  chan_off.resize(static_cast<size_t>(kc));
+  tap_of.resize(static_cast<size_t>(kc));
+  for (int64_t k = 0; k < kc; ++k) {
+    chan_off[static_cast<size_t>(k)] = rows[static_cast<size_t>(k)].channel * plane;
+    tap_of[static_cast<size_t>(k)] = rows[static_cast<size_t>(k)].tap;
+  }
   for (const Segment& seg : segs) {
     for (int64_t u0 = 0; u0 < seg.len;) {
       const int64_t t = seg.t0 + u0;
@@ -128,36 +189,32 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
         const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
         const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
         const int64_t x0 = jx0 * step + ax.tap_offset[static_cast<size_t>(tx)];
-        const int64_t x1 = x0 + (len - 1) * step;  // last read
-        int64_t code = kZero;
-        if (z >= 0 && z < sz && y >= 0 && y < sy && x1 >= 0 && x0 < sx)
-          code = (x0 >= 0 && x1 < sx) ? (z * sy + y) * sx + x0 : kBorder;
-        tap_code[static_cast<size_t>(tp)] = code;
+        TapRead rd{0, 0, 0};
+        if (z >= 0 && z < sz && y >= 0 && y < sy) {
+          // valid u: 0 <= x0 + u * step < sx
+          const int64_t lo = x0 >= 0 ? 0 : ceil_div(-x0, step);
+          const int64_t hi = x0 >= sx ? 0 : std::min<int64_t>(len, ceil_div(sx - x0, step));
+          if (lo < hi) rd = {(z * sy + y) * sx + x0 + lo * step, lo, hi};
+        }
+        reads[static_cast<size_t>(tp)] = rd;
       }
       const T* src_n = src + (seg.n * s.src_channels + group * s.Kc) * plane;
       T* dst = bp + (t / nr) * kc * nr + t % nr;
-      for (int64_t k = 0; k < kc; ++k, dst += nr) {
-        const KRow& row = rows[static_cast<size_t>(k)];
-        const int64_t code = tap_code[static_cast<size_t>(row.tap)];
-        if (code >= 0) {
-          const T* p = src_n + row.channel * plane + code;
-          if (step == 1) {
-            for (int64_t u = 0; u < len; ++u) dst[u] = p[u];
-          } else {
-            for (int64_t u = 0; u < len; ++u) dst[u] = p[u * step];
-          }
-        } else if (code == kZero) {
-          for (int64_t u = 0; u < len; ++u) dst[u] = T(0);
-        } else {
-          const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
-          const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
-          const int64_t x0 = jx0 * step + ax.tap_offset[static_cast<size_t>(row.tx)];
-          const T* srow = src_n + row.channel * plane + (z * sy + y) * sx;
-          for (int64_t u = 0; u < len; ++u) {
-            const int64_t x = x0 + u * step;
-            dst[u] = (x >= 0 && x < sx) ? srow[x] : T(0);
-          }
-        }
+      const int64_t* co = chan_off.data();
+      const int64_t* to = tap_of.data();
+      const TapRead* rd = reads.data();
+      if (len == 4 && step == 1) {
+        pack_piece<T, 4, 1>(src_n, co, to, kc, rd, nr, dst);
+      } else if (len == 8 && step == 1) {
+        pack_piece<T, 8, 1>(src_n, co, to, kc, rd, nr, dst);
+      } else if (len == 16 && step == 1) {
+        pack_piece<T, 16, 1>(src_n, co, to, kc, rd, nr, dst);
+      } else if (len == 4 && step == 2) {
+        pack_piece<T, 4, 2>(src_n, co, to, kc, rd, nr, dst);
+      } else if (len == 8 && step == 2) {
+        pack_piece<T, 8, 2>(src_n, co, to, kc, rd, nr, dst);
+      } else {
+        pack_piece_any(src_n, co, to, kc, rd, nr, len, step, dst);
       }
       u0 += len;
     }
@@ -390,51 +447,58 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const int mr = uk.mr, nr = uk.nr;
   const int threads = omp_get_max_threads();
   const int64_t kc_max = k_block<T>();
-  // Channel block: the whole M up to ~128 rows (A block mc x kc stays in L2).
-  // Pixel block: up to ~192 columns, shrunk until there are >= 4 tasks per thread.
+  // Rows of A swept per B panel: an mcb x kc block of A (256 KiB) stays in L2.
+  const int64_t mcb = std::max<int64_t>(mr, (int64_t(256) << 10) / (kc_max * int64_t(sizeof(T))) / mr * mr);
+  // Packed A of every sub-convolution and group, packed once per call and shared by all
+  // threads (its size is the weight's): a_off[si] + g * M * K + M * k0 holds K block k0,
+  // M x kc, as panels of mr rows (panel at row i: + i * kc, element (k, i') at [k * r + i']).
+  std::vector<int64_t> a_off(subs.size() + 1, 0);
+  // Per sub-convolution: rows per task (all of M unless the pixels give too few tasks) and
+  // pixel block.
   std::vector<std::vector<Task>> per_sub(subs.size());
   std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
   std::vector<char> direct_of(subs.size(), 0);
   double flops = 0;
+  int64_t total_pixels = 0;
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
+    a_off[si + 1] = a_off[si] + s.groups * s.M * s.Kc * s.taps();
     const int64_t n_total = s.batch * s.pixels();
     if (n_total == 0 || s.M == 0) continue;
     flops += 2.0 * double(s.M) * double(n_total) * double(s.Kc * s.taps()) * double(s.groups);
+    total_pixels += n_total * s.groups;
   }
-  int64_t total_pixels = 0;
-  for (const SubConv& s : subs) total_pixels += s.batch * s.pixels() * s.groups;
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
     const int64_t n_total = s.batch * s.pixels();
     if (n_total == 0 || s.M == 0) continue;
-    // Channel block: up to ~128 rows, fewer when that keeps the block's packed A (mc x K)
-    // small enough to be cached across tasks (kMaxCachedA).
-    const int64_t k_len = std::max<int64_t>(1, s.Kc * s.taps());
-    const int64_t mc_cached =
-        std::max<int64_t>(mr, kMaxCachedA / (k_len * static_cast<int64_t>(sizeof(T))) / mr * mr);
-    const int64_t m_blocks =
-        ceil_div(s.M, std::min(round_up(std::min<int64_t>(s.M, 128), mr), mc_cached));
-    const int64_t mc = round_up(ceil_div(s.M, m_blocks), mr);
     // share of the tasks this sub-convolution should provide
-    const double share = double(s.batch * s.pixels() * s.groups) / double(total_pixels);
+    const double share = double(n_total * s.groups) / double(total_pixels);
     const double want = 4.0 * threads * share;
     const int64_t width = s.axes[2].extent;
     // strided sources (gather) take the direct path only through a de-interleaved band
     const bool direct = double(width) >= 0.6 * double(round_up(width, nr));
-    int64_t nc;
     int64_t cols = width;  // direct path: columns of one row per task (< width: row chunks)
+    int64_t nc, pixel_tasks;
     if (direct) {  // whole rows of the grid, about 192 columns; long rows cut into chunks
       int64_t rows_per_task = std::max<int64_t>(1, 192 / round_up(width, nr));
       while (rows_per_task > 1 &&
-             double(s.groups * m_blocks * ceil_div(n_total, rows_per_task * width)) < want)
+             double(s.groups * ceil_div(n_total, rows_per_task * width)) < want)
         --rows_per_task;
       if (width > kMaxRowChunk) cols = round_up(ceil_div(width, ceil_div(width, kMaxRowChunk)), nr);
       nc = rows_per_task * cols;
+      pixel_tasks = s.batch * s.axes[0].extent * ceil_div(s.axes[1].extent, rows_per_task) *
+                    ceil_div(width, cols);
     } else {
       nc = round_up(std::min<int64_t>(n_total, 192), nr);
-      while (nc > nr && double(s.groups * m_blocks * ceil_div(n_total, nc)) < want) nc -= nr;
+      while (nc > nr && double(s.groups * ceil_div(n_total, nc)) < want) nc -= nr;
+      pixel_tasks = ceil_div(n_total, nc);
     }
+    // Split M across tasks only when the pixels alone give too few.
+    int64_t m_splits = 1;
+    while (double(s.groups * pixel_tasks * m_splits) < want && ceil_div(s.M, 2 * m_splits) >= mr)
+      m_splits *= 2;
+    const int64_t mc = round_up(ceil_div(s.M, m_splits), mr);
     direct_of[si] = direct;
     mc_of[si] = mc;
     nc_of[si] = nc;
@@ -457,6 +521,24 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         }
       }
   }
+  // A packing units: (sub-convolution, group, K block).
+  std::vector<std::array<int64_t, 3>> a_units;
+  for (size_t si = 0; si < subs.size(); ++si) {
+    const SubConv& s = subs[si];
+    if (per_sub[si].empty()) continue;
+    for (int64_t g = 0; g < s.groups; ++g)
+      for (int64_t k0 = 0; k0 < s.Kc * s.taps(); k0 += kc_max)
+        a_units.push_back({static_cast<int64_t>(si), g, k0});
+  }
+  // The shared copy only when it is no larger than the output (the workspace bound in
+  // kernels.hpp); else every task packs its own mc x kc blocks (per-thread scratch).
+  int64_t dst_size = 0;
+  if (!subs.empty())
+    dst_size = subs[0].batch * subs[0].dst_channels * subs[0].dst_dims[0] *
+               subs[0].dst_dims[1] * subs[0].dst_dims[2];
+  const bool shared_a = a_off.back() <= dst_size;
+  if (!shared_a) a_units.clear();
+  std::vector<T> a_packed(shared_a ? static_cast<size_t>(a_off.back()) : 0);
   // Rounds: the i-th task of every sub-convolution (phase) together.  They write the same
   // region of the output (phase rho of grid point j lands at j*s + rho), so one thread runs a
   // round back to back and every output cache line is completed while it is in cache, instead
@@ -475,20 +557,28 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     round_start.push_back(static_cast<int64_t>(tasks.size()));
   }
   const auto round_count = static_cast<int64_t>(round_start.size()) - 1;
-  const bool parallel = threads > 1 && round_count > 1 && flops > 2e5;
+  const auto unit_count = static_cast<int64_t>(a_units.size());
+  const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> b_buf, c_buf, band_buf;
+    Scratch<T> a_buf, b_buf, c_buf, band_buf;
     Scratch<const T*> ptr_buf;
-    // Per sub-convolution: packed A of the last (group, m0) this thread ran, all K blocks,
-    // kept when <= kMaxCachedA: the next round reuses it (only the pixel block changes).
-    std::vector<Scratch<T>> a_bufs(subs.size());
-    std::vector<std::array<int64_t, 2>> a_keys(subs.size(), {-1, -1});
     std::vector<Segment> segs, tiles;
     std::vector<KRow> rows;
-    std::vector<int64_t> tap_code;
+    std::vector<int64_t> tap_code, chan_off, tap_of;
+    std::vector<TapRead> reads;
     const std::vector<T> zeros(static_cast<size_t>(nr), T(0));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < unit_count; ++u) {
+      const auto [si, g, k0] = a_units[static_cast<size_t>(u)];
+      const SubConv& s = subs[static_cast<size_t>(si)];
+      const int64_t k_total = s.Kc * s.taps();
+      const int64_t kc = std::min(kc_max, k_total - k0);
+      k_rows(s, k0, kc, rows);
+      pack_a(s, w, g, 0, s.M, rows, mr,
+             a_packed.data() + a_off[static_cast<size_t>(si)] + (g * k_total + k0) * s.M);
+    }  // implicit barrier: every task below reads any of the packed blocks
 #pragma omp for schedule(dynamic, 1)
     for (int64_t round = 0; round < round_count; ++round)
     for (int64_t ti = round_start[static_cast<size_t>(round)];
@@ -517,49 +607,53 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
       T* acc = c_buf.get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
-      const bool cache_a = mc * k_total * static_cast<int64_t>(sizeof(T)) <= kMaxCachedA;
-      std::array<int64_t, 2>& a_key = a_keys[static_cast<size_t>(task.sub)];
-      const bool a_ready = cache_a && a_key[0] == task.group && a_key[1] == task.m0;
-      T* a_all = a_bufs[static_cast<size_t>(task.sub)].get(cache_a ? mc * k_total : mc * kc_max);
-      a_key = cache_a ? std::array<int64_t, 2>{task.group, task.m0}
-                      : std::array<int64_t, 2>{-1, -1};
+      const T* a_group = shared_a ? a_packed.data() + a_off[static_cast<size_t>(task.sub)] +
+                                        task.group * k_total * s.M
+                                  : nullptr;
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, k_total - k0);
         k_rows(s, k0, kc, rows);
-        T* ap = cache_a ? a_all + mc * k0 : a_all;
-        T* bp = b_buf.get(kc * ncp + kc * nr);
-        if (!a_ready) pack_a(s, w, task.group, task.m0, mc, rows, mr, ap);
+        const T* ap;  // panel of row m0 + i at ap + i * kc
+        if (shared_a) {
+          ap = a_group + k0 * s.M + task.m0 * kc;
+        } else {
+          T* packed = a_buf.get(mc * kc);
+          pack_a(s, w, task.group, task.m0, mc, rows, mr, packed);
+          ap = packed;
+        }
+        // B: ncp columns (+ border rows of the indirect path after them)
+        T* bp = b_buf.get(2 * kc * ncp);
         const int accumulate = k0 > 0 ? 1 : 0;
         if (direct) {
           const T** ptrs = ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
           if (use_band) {
             band_rows(s, tiles, rows, band, band_data, ptrs);
           } else {
-            indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * nr, ptrs,
-                          tap_code);
+            indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * ncp,
+                          ptrs, tap_code);
           }
-          T* panel = bp;  // the border rows live after the last tile's panel (see below)
-          for (size_t ti2 = 0; ti2 < tiles.size(); ++ti2) {
-            const T* const* tile_rows = ptrs + static_cast<int64_t>(ti2) * kc;
-            const int64_t j0 = static_cast<int64_t>(ti2) * nr;
-            if (mc > mr) {  // several A panels reuse this B panel: pack it once
-              copy_rows(tile_rows, kc, nr, panel);
-              for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-                const int64_t r = std::min<int64_t>(mr, mc - i0);
-                uk.fn[r](kc, ap + i0 * kc, panel, acc + i0 * ncp + j0, ncp, accumulate);
-              }
-            } else {
-              uk.ifn[mc](kc, ap, tile_rows, acc + j0, ncp, accumulate);
-            }
+          if (mc <= mr) {  // one A panel: read the rows in place
+            for (size_t t = 0; t < tiles.size(); ++t)
+              uk.ifn[mc](kc, ap, ptrs + static_cast<int64_t>(t) * kc,
+                         acc + static_cast<int64_t>(t) * nr, ncp, accumulate);
+            continue;
           }
-          continue;
+          // Several A panels reuse each B panel: pack it once (the rows come from channel
+          // planes a power-of-two stride apart that alias in L1).
+          for (size_t t = 0; t < tiles.size(); ++t)
+            copy_rows(ptrs + static_cast<int64_t>(t) * kc, kc, nr,
+                      bp + static_cast<int64_t>(t) * kc * nr);
+        } else {
+          pack_b(s, src, task.group, segs, rows, nc, nr, bp, reads, chan_off, tap_of);
         }
-        pack_b(s, src, task.group, segs, rows, nc, nr, bp, tap_code);
-        for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
-          const T* b = bp + j0 * kc;
-          for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-            const int64_t r = std::min<int64_t>(mr, mc - i0);
-            uk.fn[r](kc, ap + i0 * kc, b, acc + i0 * ncp + j0, ncp, accumulate);
+        for (int64_t ib = 0; ib < mc; ib += mcb) {
+          const int64_t ie = std::min(mc, ib + mcb);
+          for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
+            const T* b = bp + j0 * kc;
+            for (int64_t i0 = ib; i0 < ie; i0 += mr) {
+              const int64_t r = std::min<int64_t>(mr, mc - i0);
+              uk.fn[r](kc, ap + i0 * kc, b, acc + i0 * ncp + j0, ncp, accumulate);
+            }
           }
         }
       }

@@ -9,22 +9,20 @@
 // micro-kernels (ukernels/*.cpp, one translation unit per ISA) do the arithmetic, chosen once
 // at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
 //
-// Workspace bound.  A call allocates, per thread, scratch whose size does not grow with the
-// batch or the image size:
-//   * packed A (weights): per phase, the mc x K block of one channel block, kept between tasks
-//     when <= 2 MiB (else one mc x kc block, mc <= 128 + mr, kc = 1024 bytes / sizeof(T));
-//     over all phases that is at most one repacked copy of the current channel block of W;
-//   * packed B kc x nc (nc <= 192 + nr), accumulator tile mc x nc, pointer table kc x tiles;
+// Workspace bound.  Besides the arrays it returns, a call allocates:
+//   * packed A (weights) of the scatter/gather: one copy of W in panel order (exactly W's
+//     size), packed once per call and shared by the threads, when that is no larger than the
+//     output; otherwise each task packs its own mc x kc blocks into per-thread scratch;
+//   * per thread, scratch that does not grow with the batch or the image size: packed B
+//     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T)),
+//     a pointer table kc x tiles, and the direct path's zero-padded source band
+//     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
 //   * weight_grad: packed A <= 256 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
-//     reduction block), one register tile;
-//   * the direct path's zero-padded source band (C_in/groups x taps_z x (rows + halo) x
-//     (width + halo)) only when <= 2 MiB, else per-row border copies (no band);
+//     reduction block) per thread, and a second partial sum exactly the size of dW (the
+//     output) when the reduction is split in two chunks (never more);
 // and never a copy of the input, a column (im2col) buffer of the problem or atomics.
-// The only problem-sized buffer is weight_grad's second partial sum, exactly the size of dW
-// (the output), used when the reduction is split in two chunks (never more).
-// So: the only buffer sized by the problem's pixels is <= the output; the rest is per
-// thread, independent of batch and image size (packed A is bounded by the weights' channel
-// block, as said above).
+// So the problem-sized buffers are each <= the output; the rest is per thread and
+// independent of batch and image size (the accumulator tile grows with the channel count).
 #pragma once
 
 #include <string>
