@@ -29,6 +29,9 @@ struct Task {
 // Longest run of one grid row that a direct-path task takes (longer rows are cut into chunks,
 // so that the accumulator tile and the source band stay in L2).
 constexpr int64_t kMaxRowChunk = 192;
+// Most output channels for which the direct path's A panels read B rows straight from the
+// band (more: each tile's rows are first copied into one packed panel).
+constexpr int64_t kMaxInPlaceRows = 128;
 // Largest direct-path source band (bigger bands fall back to per-row border copies).
 constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 
@@ -80,7 +83,7 @@ void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
 // A panels: rows [m0, m0+mc) in panels of mr (last one r = mc % mr rows);
 // panel starting at row i0 lives at ap + i0 * kc, element (k, i) at [k * r + i].
 template <typename T>
-void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
+__attribute__((noinline)) void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
             const std::vector<KRow>& rows, int mr, T* ap) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const T* wg = w + group * s.w_group + m0 * s.w_m;
@@ -155,7 +158,7 @@ void pack_piece_any(const T* src_n, const int64_t* chan_off, const int64_t* tap_
 }
 
 template <typename T>
-void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
+__attribute__((noinline)) void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
             const std::vector<KRow>& rows, int64_t nc, int nr, T* bp,
             std::vector<TapRead>& reads, std::vector<int64_t>& chan_off,
             std::vector<int64_t>& tap_of) {
@@ -237,7 +240,7 @@ void row_tiles(const std::vector<Segment>& segs, int nr, std::vector<Segment>& t
 // Per tile, each tap is classified once (zero row / direct offset / border copy); the rows of
 // the K block then only add the channel's plane offset.
 template <typename T>
-void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
+__attribute__((noinline)) void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
                    const std::vector<KRow>& rows, int nr, const T* zeros, T* border,
                    const T** ptrs, std::vector<int64_t>& tap_code) {
   constexpr int64_t kZero = -1, kBorder = -2;
@@ -336,7 +339,7 @@ Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr) {
 }
 
 template <typename T>
-void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
+__attribute__((noinline)) void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
                const Band& b, T* band) {
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
@@ -375,7 +378,7 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 }
 
 template <typename T>
-void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
+__attribute__((noinline)) void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
                const Band& b, const T* band, const T** ptrs) {
   const SubAxis& ay = s.axes[1];
   for (const Segment& tile : tiles) {
@@ -403,7 +406,7 @@ void copy_rows_fixed(const T* const* rows, int64_t kc, T* panel) {
 }
 
 template <typename T>
-void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
+__attribute__((noinline)) void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
   switch (nr) {
     case 8: copy_rows_fixed<T, 8>(rows, kc, panel); break;
     case 16: copy_rows_fixed<T, 16>(rows, kc, panel); break;
@@ -415,7 +418,7 @@ void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
 }
 
 template <typename T>
-void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
+__attribute__((noinline)) void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
                 const std::vector<Segment>& segs, const T* acc, int64_t ldc) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t dz = s.dst_dims[0], dy = s.dst_dims[1], dx = s.dst_dims[2];
@@ -632,13 +635,19 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
             indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * ncp,
                           ptrs, tap_code);
           }
-          if (mc <= mr) {  // one A panel: read the rows in place
+          // Rows read in place by every A panel: always from the band (its channel planes
+          // are not a power-of-two stride apart) unless M is large enough that one packed
+          // copy per tile pays off; from the source itself only for one A panel.
+          if (mc <= mr || (use_band && mc <= kMaxInPlaceRows)) {
             for (size_t t = 0; t < tiles.size(); ++t)
-              uk.ifn[mc](kc, ap, ptrs + static_cast<int64_t>(t) * kc,
-                         acc + static_cast<int64_t>(t) * nr, ncp, accumulate);
+              for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+                const int64_t r = std::min<int64_t>(mr, mc - i0);
+                uk.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
+                          acc + i0 * ncp + static_cast<int64_t>(t) * nr, ncp, accumulate);
+              }
             continue;
           }
-          // Several A panels reuse each B panel: pack it once (the rows come from channel
+          // Several A panels reuse each B panel: pack it once (source rows come from channel
           // planes a power-of-two stride apart that alias in L1).
           for (size_t t = 0; t < tiles.size(); ++t)
             copy_rows(ptrs + static_cast<int64_t>(t) * kc, kc, nr,
