@@ -68,6 +68,24 @@ void pack_a(const Geometry& g, const T* coarse, int64_t group, int64_t m0, int64
   }
 }
 
+template <typename T, int STEP, int LEN>
+void copy_fixed(const T* from, T* to) {
+#pragma GCC unroll 32
+  for (int u = 0; u < LEN; ++u) to[u] = from[u * STEP];
+}
+
+// to[u] = from[u * STEP] for u < len, len one of 8, 16, 32.
+template <typename T, int STEP>
+void copy_run(const T* from, T* to, int64_t len) {
+  if (len == 8) {
+    copy_fixed<T, STEP, 8>(from, to);
+  } else if (len == 16) {
+    copy_fixed<T, STEP, 16>(from, to);
+  } else {
+    copy_fixed<T, STEP, 32>(from, to);
+  }
+}
+
 // B block: bp[t * ld + r] = B[col0 + t][k0 + r] for t < nc, r < kc; 0 for r < kcp elsewhere
 // (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
 template <typename T>
@@ -78,6 +96,7 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
   const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
   const int64_t plane = fz * fy * fx;
   const int64_t sx = g.stride[2];
+  const int64_t fine_size = g.batch * g.fine_channels * plane;
   for (int64_t t = nc; t < ncp; ++t) std::fill(bp + t * ld, bp + t * ld + kcp, T(0));
   for (int64_t t = 0; t < nc; ++t) {
     const int64_t col = col0 + t;
@@ -99,11 +118,28 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
         std::fill(seg + s.ix0, seg + s.ix0 + s.len, T(0));
         continue;
       }
-      std::fill(seg + s.ix0, seg + lo, T(0));
-      std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
       const int64_t oz = s.iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
       const int64_t oy = s.iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-      const T* frow = fine + (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + xshift;
+      const int64_t row = (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + xshift;
+      // Common row lengths with step 1 or 2: copy the whole run with a fixed-length loop
+      // (vectorised) and zero its ends again, when every read stays inside `fine`.
+      const int64_t first = row + s.ix0 * sx, last = row + (s.ix0 + s.len - 1) * sx;
+      if (first >= 0 && last < fine_size && (s.len == 16 || s.len == 32 || s.len == 8) &&
+          sx <= 2) {
+        const T* from = fine + first;
+        T* to = seg + s.ix0;
+        if (sx == 1) {
+          copy_run<T, 1>(from, to, s.len);
+        } else {
+          copy_run<T, 2>(from, to, s.len);
+        }
+        std::fill(seg + s.ix0, seg + lo, T(0));
+        std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
+        continue;
+      }
+      std::fill(seg + s.ix0, seg + lo, T(0));
+      std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
+      const T* frow = fine + row;
       if (sx == 1) {
         std::copy(frow + lo, frow + hi, seg + lo);
       } else {
