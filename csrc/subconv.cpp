@@ -11,6 +11,8 @@
 // mc, mcb and nc never change the summation order (only kc does), so they may depend on the
 // thread count; kc does not.
 #include <algorithm>
+#include <array>
+#include <climits>
 #include <cstring>
 
 #include <omp.h>
@@ -83,7 +85,7 @@ void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
 // A panels: rows [m0, m0+mc) in panels of mr (last one r = mc % mr rows);
 // panel starting at row i0 lives at ap + i0 * kc, element (k, i) at [k * r + i].
 template <typename T>
-__attribute__((noinline)) void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
+void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
             const std::vector<KRow>& rows, int mr, T* ap) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const T* wg = w + group * s.w_group + m0 * s.w_m;
@@ -158,7 +160,7 @@ void pack_piece_any(const T* src_n, const int64_t* chan_off, const int64_t* tap_
 }
 
 template <typename T>
-__attribute__((noinline)) void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
+void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
             const std::vector<KRow>& rows, int64_t nc, int nr, T* bp,
             std::vector<TapRead>& reads, std::vector<int64_t>& chan_off,
             std::vector<int64_t>& tap_of) {
@@ -240,7 +242,7 @@ void row_tiles(const std::vector<Segment>& segs, int nr, std::vector<Segment>& t
 // Per tile, each tap is classified once (zero row / direct offset / border copy); the rows of
 // the K block then only add the channel's plane offset.
 template <typename T>
-__attribute__((noinline)) void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
+void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
                    const std::vector<KRow>& rows, int nr, const T* zeros, T* border,
                    const T** ptrs, std::vector<int64_t>& tap_code) {
   constexpr int64_t kZero = -1, kBorder = -2;
@@ -302,6 +304,8 @@ __attribute__((noinline)) void indirect_rows(const SubConv& s, const T* src, int
 // into it: no border cases, no zero rows, unit-stride loads.
 struct Band {
   int64_t y0 = 0, rows = 0, x0 = 0, width = 0, tz_n = 0;
+  std::vector<int64_t> z_offset;     // source z of band z plane i: jz * step_z + z_offset[i]
+  std::vector<int64_t> tz_plane;     // band z plane of each z tap
   std::vector<int64_t> phase;        // source x residue of each band plane
   std::vector<int64_t> tap_plane;    // plane index of each x tap
   std::vector<int64_t> tap_shift;    // q of each x tap
@@ -309,11 +313,61 @@ struct Band {
   int64_t size() const { return tz_n * rows * phases() * width; }  // per channel
 };
 
-Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr) {
-  const SubAxis &ay = s.axes[1], &ax = s.axes[2];
-  const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
+// Per axis, the smallest and largest tap offset over every sub-convolution of a call whose
+// sources are read with step 1 on every axis (the forward's phases).  A band shaped from these
+// instead of one phase's own taps serves every phase of the same grid block, so the phases of
+// a round share one band (filled once instead of once per phase).
+struct OffsetHull {
+  bool valid = false;
+  std::array<int64_t, kMaxDims> lo{}, hi{};
+};
+
+OffsetHull offset_hull(const std::vector<SubConv>& subs) {
+  OffsetHull h;
+  h.valid = !subs.empty();
+  for (int a = 0; a < kMaxDims; ++a) {
+    h.lo[a] = INT64_MAX;
+    h.hi[a] = INT64_MIN;
+  }
+  for (const SubConv& s : subs)
+    for (int a = 0; a < kMaxDims; ++a) {
+      const SubAxis& ax = s.axes[a];
+      if (ax.src_step != 1 || ax.extent != subs[0].axes[a].extent) h.valid = false;
+      for (const int64_t o : ax.tap_offset) {
+        h.lo[a] = std::min(h.lo[a], o);
+        h.hi[a] = std::max(h.hi[a], o);
+      }
+    }
+  return h;
+}
+
+Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull) {
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   Band b;
-  b.tz_n = static_cast<int64_t>(s.axes[0].tap_offset.size());
+  int64_t first = tiles.front().jx0, last = first;
+  for (const Segment& t : tiles) {
+    first = std::min(first, t.jx0);
+    last = std::max(last, t.jx0);
+  }
+  if (hull.valid) {  // step 1 everywhere: one x phase, z planes and rows cover the hull
+    b.tz_n = hull.hi[0] - hull.lo[0] + 1;
+    for (int64_t i = 0; i < b.tz_n; ++i) b.z_offset.push_back(hull.lo[0] + i);
+    for (const int64_t o : az.tap_offset) b.tz_plane.push_back(o - hull.lo[0]);
+    b.y0 = tiles.front().jy + hull.lo[1];
+    b.rows = tiles.back().jy - tiles.front().jy + hull.hi[1] - hull.lo[1] + 1;
+    b.phase = {0};
+    for (const int64_t o : ax.tap_offset) {
+      b.tap_plane.push_back(0);
+      b.tap_shift.push_back(o);
+    }
+    b.x0 = first + hull.lo[2];
+    b.width = last + hull.hi[2] + nr - b.x0;
+    return b;
+  }
+  const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
+  b.tz_n = static_cast<int64_t>(az.tap_offset.size());
+  b.z_offset = az.tap_offset;
+  for (int64_t i = 0; i < b.tz_n; ++i) b.tz_plane.push_back(i);
   b.y0 = tiles.front().jy * ay.src_step + *oy_min;
   b.rows = (tiles.back().jy - tiles.front().jy) * ay.src_step + (*oy_max - *oy_min) + 1;
   const int64_t step = ax.src_step;
@@ -328,18 +382,13 @@ Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr) {
     q_min = t == 0 ? q : std::min(q_min, q);
     q_max = t == 0 ? q : std::max(q_max, q);
   }
-  int64_t first = tiles.front().jx0, last = first;
-  for (const Segment& t : tiles) {
-    first = std::min(first, t.jx0);
-    last = std::max(last, t.jx0);
-  }
   b.x0 = first + q_min;
   b.width = last + q_max + nr - b.x0;
   return b;
 }
 
 template <typename T>
-__attribute__((noinline)) void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
+void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
                const Band& b, T* band) {
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
@@ -348,7 +397,7 @@ __attribute__((noinline)) void fill_band(const SubConv& s, const T* src, int64_t
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
   for (int64_t c = 0; c < s.Kc; ++c) {
     for (int64_t tz = 0; tz < b.tz_n; ++tz) {
-      const int64_t z = first.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
+      const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
       for (int64_t r = 0; r < b.rows; ++r) {
         const int64_t y = b.y0 + r;
         const bool row_valid = z >= 0 && z < sz && y >= 0 && y < sy;
@@ -378,7 +427,7 @@ __attribute__((noinline)) void fill_band(const SubConv& s, const T* src, int64_t
 }
 
 template <typename T>
-__attribute__((noinline)) void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
+void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
                const Band& b, const T* band, const T** ptrs) {
   const SubAxis& ay = s.axes[1];
   for (const Segment& tile : tiles) {
@@ -387,7 +436,8 @@ __attribute__((noinline)) void band_rows(const SubConv& s, const std::vector<Seg
       const auto tx = static_cast<size_t>(row.tx);
       const int64_t u = tile.jx0 + b.tap_shift[tx] - b.x0;
       *ptrs++ = band +
-                (((row.channel * b.tz_n + row.tz) * b.rows + (y - b.y0)) * b.phases() +
+                (((row.channel * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
+                  (y - b.y0)) * b.phases() +
                  b.tap_plane[tx]) * b.width + u;
     }
   }
@@ -406,7 +456,7 @@ void copy_rows_fixed(const T* const* rows, int64_t kc, T* panel) {
 }
 
 template <typename T>
-__attribute__((noinline)) void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
+void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
   switch (nr) {
     case 8: copy_rows_fixed<T, 8>(rows, kc, panel); break;
     case 16: copy_rows_fixed<T, 16>(rows, kc, panel); break;
@@ -418,7 +468,7 @@ __attribute__((noinline)) void copy_rows(const T* const* rows, int64_t kc, int n
 }
 
 template <typename T>
-__attribute__((noinline)) void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
+void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
                 const std::vector<Segment>& segs, const T* acc, int64_t ldc) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t dz = s.dst_dims[0], dy = s.dst_dims[1], dx = s.dst_dims[2];
@@ -560,12 +610,15 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     round_start.push_back(static_cast<int64_t>(tasks.size()));
   }
   const auto round_count = static_cast<int64_t>(round_start.size()) - 1;
+  const OffsetHull hull = offset_hull(subs);
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
 #pragma omp parallel if (parallel)
   {
     Scratch<T> a_buf, b_buf, c_buf, band_buf;
+    std::array<int64_t, 8> band_key{};
+    bool band_key_valid = false;
     Scratch<const T*> ptr_buf;
     std::vector<Segment> segs, tiles;
     std::vector<KRow> rows;
@@ -598,11 +651,18 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const T* band_data = nullptr;
       bool use_band = false;
       if (direct && !tiles.empty() && k_total > 0) {
-        band = band_shape(s, tiles, nr);
+        band = band_shape(s, tiles, nr, hull);
         use_band = s.Kc * band.size() * static_cast<int64_t>(sizeof(T)) <= kMaxBandBytes;
         if (use_band) {
+          // A hull-shaped band depends only on the grid block: reuse this thread's last one.
+          const std::array<int64_t, 8> key{task.group, tiles.front().n, tiles.front().jz,
+                                           band.y0, band.rows, band.x0, band.width, band.tz_n};
           T* data = band_buf.get(s.Kc * band.size());
-          fill_band(s, src, task.group, tiles.front(), band, data);
+          if (!hull.valid || !band_key_valid || key != band_key) {
+            fill_band(s, src, task.group, tiles.front(), band, data);
+            band_key = key;
+            band_key_valid = hull.valid;
+          }
           band_data = data;
         }
       }
