@@ -1,8 +1,9 @@
 // The sub-convolution driver (layout and formula in tconv/subconv.hpp).
 //
-// A (the weights) is packed once per call into panels of mr rows, shared by the threads (or,
-// when that copy would be larger than the output, per task).  A task owns a pixel block of
-// nc columns and all M rows (M is split only when the pixels give too few tasks).
+// A (the weights) is packed once per call into panels of mr rows, shared by the threads, slab
+// by slab of output channels so that the packed copy is no larger than the output.  A task
+// owns a pixel block of nc columns and all rows of a slab (split only when the pixels give
+// too few tasks).
 // Blocking inside one task:  for each K block of kc = k_block<T>() rows:
 //   B: kc x nc source pixels, packed once (im2col with zeros) or read through row pointers
 //   for every block of mcb rows (L2), every nr panel of B (L1), every mr panel of A:
@@ -502,25 +503,40 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const int64_t kc_max = k_block<T>();
   // Rows of A swept per B panel: an mcb x kc block of A (256 KiB) stays in L2.
   const int64_t mcb = std::max<int64_t>(mr, (int64_t(256) << 10) / (kc_max * int64_t(sizeof(T))) / mr * mr);
-  // Packed A of every sub-convolution and group, packed once per call and shared by all
-  // threads (its size is the weight's): a_off[si] + g * M * K + M * k0 holds K block k0,
-  // M x kc, as panels of mr rows (panel at row i: + i * kc, element (k, i') at [k * r + i']).
-  std::vector<int64_t> a_off(subs.size() + 1, 0);
-  // Per sub-convolution: rows per task (all of M unless the pixels give too few tasks) and
-  // pixel block.
-  std::vector<std::vector<Task>> per_sub(subs.size());
-  std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
-  std::vector<char> direct_of(subs.size(), 0);
+  if (subs.empty()) return;
+  // Every sub-convolution of a call has the same M, groups and destination.
+  const int64_t M = subs[0].M, groups = subs[0].groups;
+  const int64_t dst_size = subs[0].batch * subs[0].dst_channels * subs[0].dst_dims[0] *
+                           subs[0].dst_dims[1] * subs[0].dst_dims[2];
   double flops = 0;
-  int64_t total_pixels = 0;
-  for (size_t si = 0; si < subs.size(); ++si) {
-    const SubConv& s = subs[si];
-    a_off[si + 1] = a_off[si] + s.groups * s.M * s.Kc * s.taps();
+  int64_t total_pixels = 0, k_sum = 0;
+  for (const SubConv& s : subs) {
     const int64_t n_total = s.batch * s.pixels();
+    k_sum += s.Kc * s.taps();
     if (n_total == 0 || s.M == 0) continue;
     flops += 2.0 * double(s.M) * double(n_total) * double(s.Kc * s.taps()) * double(s.groups);
     total_pixels += n_total * s.groups;
   }
+  if (total_pixels == 0) return;
+  // Output channels are processed in slabs of ms rows: the weights of one slab, for every
+  // sub-convolution and group, are packed once and shared by the threads, and the packed copy
+  // is no larger than the output (ms >= mr: or mr rows of W when the output is smaller still).
+  const int64_t ms = std::min(
+      round_up(M, mr),
+      std::max<int64_t>(mr, dst_size / std::max<int64_t>(1, groups * k_sum) / mr * mr));
+  const int64_t slabs = ceil_div(M, ms);
+  // Packed A of one slab: a_off[si] + (g * K + k0) * ms holds K block k0 of group g, the slab's
+  // rows x kc as panels of mr rows (panel at slab row i: + i * kc, element (k, i') at
+  // [k * r + i'], r = min(mr, rows - i)).
+  std::vector<int64_t> a_off(subs.size() + 1, 0);
+  for (size_t si = 0; si < subs.size(); ++si)
+    a_off[si + 1] = a_off[si] + groups * ms * subs[si].Kc * subs[si].taps();
+  // Per sub-convolution: rows per task (the whole slab unless the pixels give too few tasks)
+  // and pixel block; tasks listed slab by slab.
+  std::vector<std::vector<std::vector<Task>>> per_slab(
+      static_cast<size_t>(slabs), std::vector<std::vector<Task>>(subs.size()));
+  std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
+  std::vector<char> direct_of(subs.size(), 0);
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
     const int64_t n_total = s.batch * s.pixels();
@@ -547,67 +563,64 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       while (nc > nr && double(s.groups * ceil_div(n_total, nc)) < want) nc -= nr;
       pixel_tasks = ceil_div(n_total, nc);
     }
-    // Split M across tasks only when the pixels alone give too few.
+    // Split a slab's rows across tasks only when the pixels alone give too few.
     int64_t m_splits = 1;
-    while (double(s.groups * pixel_tasks * m_splits) < want && ceil_div(s.M, 2 * m_splits) >= mr)
+    while (double(s.groups * pixel_tasks * m_splits) < want && ceil_div(ms, 2 * m_splits) >= mr)
       m_splits *= 2;
-    const int64_t mc = round_up(ceil_div(s.M, m_splits), mr);
+    const int64_t mc = round_up(ceil_div(ms, m_splits), mr);
     direct_of[si] = direct;
     mc_of[si] = mc;
     nc_of[si] = nc;
     const int64_t rows = nc / cols;
-    for (int64_t g = 0; g < s.groups; ++g)
-      for (int64_t m0 = 0; m0 < s.M; m0 += mc) {
-        if (direct) {  // row blocks never cross a (n, jz) plane: see Band
-          const int64_t jy_n = s.axes[1].extent;
-          for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
-            for (int64_t jy0 = 0; jy0 < jy_n; jy0 += rows)
-              for (int64_t jx0 = 0; jx0 < width; jx0 += cols)  // cols < width: rows == 1
-                per_sub[si].push_back({static_cast<int64_t>(si), g, m0,
-                                       (plane * jy_n + jy0) * width + jx0,
-                                       cols < width ? std::min(cols, width - jx0)
-                                                    : std::min(rows, jy_n - jy0) * width});
-        } else {
-          for (int64_t q0 = 0; q0 < n_total; q0 += nc)
-            per_sub[si].push_back(
-                {static_cast<int64_t>(si), g, m0, q0, std::min(nc, n_total - q0)});
+    for (int64_t sl = 0; sl < slabs; ++sl) {
+      std::vector<Task>& list = per_slab[static_cast<size_t>(sl)][si];
+      for (int64_t g = 0; g < s.groups; ++g)
+        for (int64_t m0 = sl * ms; m0 < std::min(M, (sl + 1) * ms); m0 += mc) {
+          if (direct) {  // row blocks never cross a (n, jz) plane: see Band
+            const int64_t jy_n = s.axes[1].extent;
+            for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
+              for (int64_t jy0 = 0; jy0 < jy_n; jy0 += rows)
+                for (int64_t jx0 = 0; jx0 < width; jx0 += cols)  // cols < width: rows == 1
+                  list.push_back({static_cast<int64_t>(si), g, m0,
+                                  (plane * jy_n + jy0) * width + jx0,
+                                  cols < width ? std::min(cols, width - jx0)
+                                               : std::min(rows, jy_n - jy0) * width});
+          } else {
+            for (int64_t q0 = 0; q0 < n_total; q0 += nc)
+              list.push_back({static_cast<int64_t>(si), g, m0, q0, std::min(nc, n_total - q0)});
+          }
         }
-      }
+    }
   }
-  // A packing units: (sub-convolution, group, K block).
+  // A packing units of a slab: (sub-convolution, group, K block).
   std::vector<std::array<int64_t, 3>> a_units;
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
-    if (per_sub[si].empty()) continue;
+    if (per_slab[0][si].empty()) continue;
     for (int64_t g = 0; g < s.groups; ++g)
       for (int64_t k0 = 0; k0 < s.Kc * s.taps(); k0 += kc_max)
         a_units.push_back({static_cast<int64_t>(si), g, k0});
   }
-  // The shared copy only when it is no larger than the output (the workspace bound in
-  // kernels.hpp); else every task packs its own mc x kc blocks (per-thread scratch).
-  int64_t dst_size = 0;
-  if (!subs.empty())
-    dst_size = subs[0].batch * subs[0].dst_channels * subs[0].dst_dims[0] *
-               subs[0].dst_dims[1] * subs[0].dst_dims[2];
-  const bool shared_a = a_off.back() <= dst_size;
-  if (!shared_a) a_units.clear();
-  std::vector<T> a_packed(shared_a ? static_cast<size_t>(a_off.back()) : 0);
-  // Rounds: the i-th task of every sub-convolution (phase) together.  They write the same
-  // region of the output (phase rho of grid point j lands at j*s + rho), so one thread runs a
-  // round back to back and every output cache line is completed while it is in cache, instead
-  // of being fetched once per phase.
+  std::vector<T> a_packed(static_cast<size_t>(a_off.back()));
+  // Rounds: the i-th task of every sub-convolution (phase) of a slab together.  They write the
+  // same region of the output (phase rho of grid point j lands at j*s + rho), so one thread
+  // runs a round back to back and every output cache line is completed while it is in cache,
+  // instead of being fetched once per phase.
   std::vector<Task> tasks;
-  std::vector<int64_t> round_start{0};
-  for (size_t i = 0;; ++i) {
-    bool any = false;
-    for (const std::vector<Task>& list : per_sub) {
-      if (i < list.size()) {
-        tasks.push_back(list[i]);
-        any = true;
+  std::vector<int64_t> round_start{0}, slab_round{0};
+  for (const std::vector<std::vector<Task>>& per_sub : per_slab) {
+    for (size_t i = 0;; ++i) {
+      bool any = false;
+      for (const std::vector<Task>& list : per_sub) {
+        if (i < list.size()) {
+          tasks.push_back(list[i]);
+          any = true;
+        }
       }
+      if (!any) break;
+      round_start.push_back(static_cast<int64_t>(tasks.size()));
     }
-    if (!any) break;
-    round_start.push_back(static_cast<int64_t>(tasks.size()));
+    slab_round.push_back(static_cast<int64_t>(round_start.size()) - 1);
   }
   const auto round_count = static_cast<int64_t>(round_start.size()) - 1;
   const OffsetHull hull = offset_hull(subs);
@@ -616,7 +629,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> a_buf, b_buf, c_buf, band_buf;
+    Scratch<T> b_buf, c_buf, band_buf;
     std::array<int64_t, 8> band_key{};
     bool band_key_valid = false;
     Scratch<const T*> ptr_buf;
@@ -625,6 +638,8 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     std::vector<int64_t> tap_code, chan_off, tap_of;
     std::vector<TapRead> reads;
     const std::vector<T> zeros(static_cast<size_t>(nr), T(0));
+    for (int64_t sl = 0; sl < slabs; ++sl) {
+    const int64_t slab_m0 = sl * ms, slab_rows = std::min(ms, M - sl * ms);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < unit_count; ++u) {
       const auto [si, g, k0] = a_units[static_cast<size_t>(u)];
@@ -632,16 +647,17 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const int64_t k_total = s.Kc * s.taps();
       const int64_t kc = std::min(kc_max, k_total - k0);
       k_rows(s, k0, kc, rows);
-      pack_a(s, w, g, 0, s.M, rows, mr,
-             a_packed.data() + a_off[static_cast<size_t>(si)] + (g * k_total + k0) * s.M);
+      pack_a(s, w, g, slab_m0, slab_rows, rows, mr,
+             a_packed.data() + a_off[static_cast<size_t>(si)] + (g * k_total + k0) * ms);
     }  // implicit barrier: every task below reads any of the packed blocks
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t round = 0; round < round_count; ++round)
+    for (int64_t round = slab_round[static_cast<size_t>(sl)];
+         round < slab_round[static_cast<size_t>(sl) + 1]; ++round)
     for (int64_t ti = round_start[static_cast<size_t>(round)];
          ti < round_start[static_cast<size_t>(round) + 1]; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
       const SubConv& s = subs[static_cast<size_t>(task.sub)];
-      const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], s.M - task.m0);
+      const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], slab_m0 + slab_rows - task.m0);
       const int64_t nc = task.nc;
       bool direct = direct_of[static_cast<size_t>(task.sub)] != 0;
       const int64_t k_total = s.Kc * s.taps();
@@ -670,20 +686,13 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
       T* acc = c_buf.get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
-      const T* a_group = shared_a ? a_packed.data() + a_off[static_cast<size_t>(task.sub)] +
-                                        task.group * k_total * s.M
-                                  : nullptr;
+      const T* a_group = a_packed.data() + a_off[static_cast<size_t>(task.sub)] +
+                         task.group * k_total * ms;
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, k_total - k0);
         k_rows(s, k0, kc, rows);
-        const T* ap;  // panel of row m0 + i at ap + i * kc
-        if (shared_a) {
-          ap = a_group + k0 * s.M + task.m0 * kc;
-        } else {
-          T* packed = a_buf.get(mc * kc);
-          pack_a(s, w, task.group, task.m0, mc, rows, mr, packed);
-          ap = packed;
-        }
+        // panel of row m0 + i at ap + i * kc
+        const T* ap = a_group + k0 * ms + (task.m0 - slab_m0) * kc;
         // B: ncp columns (+ border rows of the indirect path after them)
         T* bp = b_buf.get(2 * kc * ncp);
         const int accumulate = k0 > 0 ? 1 : 0;
@@ -728,6 +737,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       }
       store_tile(s, dst, bias, task.group, task.m0, mc, direct ? tiles : segs, acc, ncp);
     }
+    }  // slabs
   }
 }
 

@@ -32,6 +32,9 @@ BLOCKING = [
     # rows longer than one direct-path row chunk (192 grid points), in 2-D and dilated 1-D
     Case(1, 1, 3, 2, (3, 230), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), True),
     Case(2, 1, 2, 3, (450,), (4,), (1,), (3,), (0,), (2,), True),
+    # packed weights larger than the output: output channels in several slabs (with groups)
+    Case(1, 1, 20, 40, (1, 2), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), True),
+    Case(2, 2, 9, 14, (2,), (4,), (2,), (1,), (0,), (1,), True),
     # weight_grad rows of 8/16/32 points (fixed-length copies, step 1 and 2, edges zeroed)
     Case(2, 1, 3, 2, (3, 16), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),
     Case(2, 1, 2, 3, (2, 8), (3, 3), (1, 1), (1, 1), (0, 0), (1, 1), True),

@@ -10,9 +10,10 @@
 // at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
 //
 // Workspace bound.  Besides the arrays it returns, a call allocates:
-//   * packed A (weights) of the scatter/gather: one copy of W in panel order (exactly W's
-//     size), packed once per call and shared by the threads, when that is no larger than the
-//     output; otherwise each task packs its own mc x kc blocks into per-thread scratch;
+//   * packed A (weights) of the scatter/gather: the output channels are processed in slabs
+//     whose weights, in panel order, are packed once and shared by the threads; a slab's copy
+//     is no larger than the output (one slab = all of W when W is no larger than the output),
+//     and never smaller than mr output channels' worth of W (mr = 6 here);
 //   * per thread, scratch that does not grow with the batch or the image size: packed B
 //     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T)),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
