@@ -520,10 +520,10 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   if (total_pixels == 0) return;
   // Output channels are processed in slabs of ms rows: the weights of one slab, for every
   // sub-convolution and group, are packed once and shared by the threads, and the packed copy
-  // is no larger than the output (ms >= mr: or mr rows of W when the output is smaller still).
+  // is no larger than the output plus mr - 1 rows (the slab is a whole number of mr panels).
   const int64_t ms = std::min(
       round_up(M, mr),
-      std::max<int64_t>(mr, dst_size / std::max<int64_t>(1, groups * k_sum) / mr * mr));
+      round_up(std::max<int64_t>(1, dst_size / std::max<int64_t>(1, groups * k_sum)), mr));
   const int64_t slabs = ceil_div(M, ms);
   // Packed A of one slab: a_off[si] + (g * K + k0) * ms holds K block k0 of group g, the slab's
   // rows x kc as panels of mr rows (panel at slab row i: + i * kc, element (k, i') at

@@ -12,8 +12,8 @@
 // Workspace bound.  Besides the arrays it returns, a call allocates:
 //   * packed A (weights) of the scatter/gather: the output channels are processed in slabs
 //     whose weights, in panel order, are packed once and shared by the threads; a slab's copy
-//     is no larger than the output (one slab = all of W when W is no larger than the output),
-//     and never smaller than mr output channels' worth of W (mr = 6 here);
+//     is no larger than the output plus mr - 1 output channels' worth of W (slabs are whole
+//     panels of mr = 6 rows; one slab = all of W when W is no larger than the output);
 //   * per thread, scratch that does not grow with the batch or the image size: packed B
 //     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T)),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
