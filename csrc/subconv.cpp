@@ -497,13 +497,17 @@ void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t 
 template <typename T>
 void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
                   T* dst) {
+  if (subs.empty()) return;
   const GemmKernels<T>& uk = active_gemm<T>();
-  const int mr = uk.mr, nr = uk.nr;
+  // At most kWideMR output channels: the wide kernels (more pixels per tile).
+  const bool wide = subs[0].M <= kWideMR && uk.wide_nr > 0;
+  const int mr = wide ? kWideMR : uk.mr, nr = wide ? uk.wide_nr : uk.nr;
+  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
+  const IgemmUkernel<T>* ifn = wide ? uk.wifn : uk.ifn;
   const int threads = omp_get_max_threads();
   const int64_t kc_max = k_block<T>();
   // Rows of A swept per B panel: an mcb x kc block of A (256 KiB) stays in L2.
   const int64_t mcb = std::max<int64_t>(mr, (int64_t(256) << 10) / (kc_max * int64_t(sizeof(T))) / mr * mr);
-  if (subs.empty()) return;
   // Every sub-convolution of a call has the same M, groups and destination.
   const int64_t M = subs[0].M, groups = subs[0].groups;
   const int64_t dst_size = subs[0].batch * subs[0].dst_channels * subs[0].dst_dims[0] *
@@ -711,7 +715,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
             for (size_t t = 0; t < tiles.size(); ++t)
               for (int64_t i0 = 0; i0 < mc; i0 += mr) {
                 const int64_t r = std::min<int64_t>(mr, mc - i0);
-                uk.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
+                ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
                           acc + i0 * ncp + static_cast<int64_t>(t) * nr, ncp, accumulate);
               }
             continue;
@@ -730,7 +734,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
             const T* b = bp + j0 * kc;
             for (int64_t i0 = ib; i0 < ie; i0 += mr) {
               const int64_t r = std::min<int64_t>(mr, mc - i0);
-              uk.fn[r](kc, ap + i0 * kc, b, acc + i0 * ncp + j0, ncp, accumulate);
+              fn[r](kc, ap + i0 * kc, b, acc + i0 * ncp + j0, ncp, accumulate);
             }
           }
         }

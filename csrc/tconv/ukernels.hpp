@@ -17,6 +17,7 @@
 namespace tconv {
 
 constexpr int kMaxMR = 12;
+constexpr int kWideMR = 3;
 
 template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
@@ -42,6 +43,11 @@ struct GemmKernels {
   int nr = 0;  // columns (a multiple of the vector width)
   GemmUkernel<T> fn[kMaxMR + 1] = {};
   IgemmUkernel<T> ifn[kMaxMR + 1] = {};
+  // Wide variants for at most kWideMR rows (few output channels): more columns per tile, so
+  // the broadcasts and B loads stay below the FMAs (e.g. 3 x 32 fp32 on AVX2).
+  int wide_nr = 0;
+  GemmUkernel<T> wfn[kWideMR + 1] = {};
+  IgemmUkernel<T> wifn[kWideMR + 1] = {};
   int dot_mr = 0;  // rows of the widest dot kernel
   int dot_nc = 0;  // columns of every dot kernel
   int dot_kw = 1;  // k granularity (vector width)

@@ -43,6 +43,8 @@ tconv::IsaKernels make_table() {
   t.name = "avx2";
   fill_gemm_table<Avx2F32, 2>(t.f32, std::make_index_sequence<6>{});
   fill_gemm_table<Avx2F64, 2>(t.f64, std::make_index_sequence<6>{});
+  fill_wide_table<Avx2F32, 4>(t.f32, std::make_index_sequence<3>{});
+  fill_wide_table<Avx2F64, 4>(t.f64, std::make_index_sequence<3>{});
   fill_dot_table<Avx2F32, 3>(t.f32, std::make_index_sequence<4>{});
   fill_dot_table<Avx2F64, 3>(t.f64, std::make_index_sequence<4>{});
   return t;

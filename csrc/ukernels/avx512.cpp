@@ -42,6 +42,8 @@ tconv::IsaKernels make_table() {
   t.name = "avx512";
   fill_gemm_table<Avx512F32, 2>(t.f32, std::make_index_sequence<12>{});
   fill_gemm_table<Avx512F64, 2>(t.f64, std::make_index_sequence<12>{});
+  fill_wide_table<Avx512F32, 4>(t.f32, std::make_index_sequence<3>{});
+  fill_wide_table<Avx512F64, 4>(t.f64, std::make_index_sequence<3>{});
   fill_dot_table<Avx512F32, 4>(t.f32, std::make_index_sequence<4>{});
   fill_dot_table<Avx512F64, 4>(t.f64, std::make_index_sequence<4>{});
   return t;

@@ -124,3 +124,12 @@ void fill_gemm_table(Table& table, std::index_sequence<R...>) {
   ((table.fn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
   ((table.ifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
 }
+
+// Fill table.wfn/wifn[1..kWideMR] with the NV-vector-wide kernels for few rows.
+template <class Ops, int NV, class Table, std::size_t... R>
+void fill_wide_table(Table& table, std::index_sequence<R...>) {
+  static_assert(sizeof...(R) == tconv::kWideMR);
+  table.wide_nr = NV * Ops::kWidth;
+  ((table.wfn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+  ((table.wifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+}

@@ -28,6 +28,8 @@ tconv::IsaKernels make_table() {
   t.name = "generic";
   fill_gemm_table<ScalarOps<float>, 8>(t.f32, std::make_index_sequence<4>{});
   fill_gemm_table<ScalarOps<double>, 8>(t.f64, std::make_index_sequence<4>{});
+  fill_wide_table<ScalarOps<float>, 16>(t.f32, std::make_index_sequence<3>{});
+  fill_wide_table<ScalarOps<double>, 16>(t.f64, std::make_index_sequence<3>{});
   fill_dot_table<ScalarOps<float>, 4>(t.f32, std::make_index_sequence<4>{});
   fill_dot_table<ScalarOps<double>, 4>(t.f64, std::make_index_sequence<4>{});
   return t;
