@@ -32,7 +32,7 @@ using IgemmUkernel = void (*)(int64_t kc, const T* a, const T* const* b_rows, T*
 // Dot-product variant for reductions over k with both operands k-contiguous (weight_grad):
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],  i < r, j < dot_nc,
 // kc a multiple of dot_kw (the vector width); lanes sum k = l (mod dot_kw), then are added in
-// lane order.  dot[r] handles r rows, r = 1..dot_mr.
+// a fixed order (Ops::reduce).  dot[r] handles r rows, r = 1..dot_mr.
 template <typename T>
 using DotUkernel = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
                             int64_t ldc, int accumulate);

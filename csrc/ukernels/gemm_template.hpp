@@ -69,8 +69,8 @@ void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
 //   kc a multiple of W = Ops::kWidth.
 //
 // Per W consecutive k: MR + NC vector loads and MR * NC FMAs into MR * NC accumulators; lane l
-// of an accumulator sums the k = l (mod W) in increasing k, then the lanes are added in
-// increasing lane order.  The order depends on kc and W only, never on where the tile lies.
+// of an accumulator sums the k = l (mod W) in increasing k, then Ops::reduce adds the lanes in
+// a fixed order (a pairwise tree on AVX2).  The order depends on kc and W only, never on where the tile lies.
 template <class Ops, int MR, int NC>
 void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
                  int64_t ldb, typename Ops::T* c, int64_t ldc, int accumulate) {
@@ -97,10 +97,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 16
     for (int j = 0; j < NC; ++j) {
-      alignas(64) T lanes[W];
-      Ops::store(lanes, acc[i][j]);
-      T sum = lanes[0];
-      for (int l = 1; l < W; ++l) sum += lanes[l];
+      const T sum = Ops::reduce(acc[i][j]);
       T* p = c + i * ldc + j;
       *p = accumulate ? *p + sum : sum;
     }

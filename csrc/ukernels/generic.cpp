@@ -19,6 +19,7 @@ struct ScalarOps {
   static V fma(V a, V b, V c) { return a * b + c; }
   static V add(V a, V b) { return a + b; }
   static void store(T* p, V v) { *p = v; }
+  static T reduce(V v) { return v; }
 };
 
 #include "gemm_template.hpp"
