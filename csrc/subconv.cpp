@@ -468,9 +468,13 @@ void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
   }
 }
 
+// Adds the bias and writes the tile to its phase's places in dst.  With `odd` (the tile of the
+// x phase dst_base + 1 of the same grid block, x stride 2), both phases are written together
+// as one contiguous interleaved run: d[2u] from acc, d[2u + 1] from odd.
 template <typename T>
 void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
-                const std::vector<Segment>& segs, const T* acc, int64_t ldc) {
+                const std::vector<Segment>& segs, const T* acc, int64_t ldc,
+                const T* odd = nullptr) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t dz = s.dst_dims[0], dy = s.dst_dims[1], dx = s.dst_dims[2];
   const int64_t plane = dz * dy * dx;
@@ -483,7 +487,13 @@ void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t 
       const T b = bias ? bias[group * s.M + m0 + m] : T(0);
       const T* a = acc + m * ldc + seg.t0;
       T* d = base + m * plane;
-      if (ax.dst_step == 1) {
+      if (odd != nullptr) {
+        const T* o = odd + m * ldc + seg.t0;
+        for (int64_t u = 0; u < seg.len; ++u) {
+          d[2 * u] = a[u] + b;
+          d[2 * u + 1] = o[u] + b;
+        }
+      } else if (ax.dst_step == 1) {
         for (int64_t u = 0; u < seg.len; ++u) d[u] = a[u] + b;
       } else {
         for (int64_t u = 0; u < seg.len; ++u) d[u * ax.dst_step] = a[u] + b;
@@ -628,12 +638,25 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   }
   const auto round_count = static_cast<int64_t>(round_start.size()) - 1;
   const OffsetHull hull = offset_hull(subs);
+  // Sub-convolutions 2i and 2i + 1 are the x phases 0 and 1 (x stride 2) of one (z, y) phase
+  // with the same grid: their tasks are identical and adjacent in every round.
+  bool paired = subs.size() % 2 == 0;
+  for (size_t si = 0; paired && si < subs.size(); si += 2) {
+    const SubConv &e = subs[si], &o = subs[si + 1];
+    paired = e.axes[2].dst_step == 2 && e.axes[2].dst_base == 0 && o.axes[2].dst_base == 1 &&
+             per_slab[0][si].size() == per_slab[0][si + 1].size() &&
+             direct_of[si] == direct_of[si + 1];
+    for (int a = 0; a < kMaxDims; ++a)
+      paired = paired && e.axes[a].extent == o.axes[a].extent &&
+               (a == 2 || (e.axes[a].dst_base == o.axes[a].dst_base &&
+                           e.axes[a].dst_step == o.axes[a].dst_step));
+  }
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> b_buf, c_buf, band_buf;
+    Scratch<T> b_buf, c_buf, c_even, band_buf;
     std::array<int64_t, 8> band_key{};
     bool band_key_valid = false;
     Scratch<const T*> ptr_buf;
@@ -688,7 +711,10 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       }
       if (direct && !use_band && s.axes[2].src_step != 1) direct = false;  // packed path
       const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
-      T* acc = c_buf.get(mc * ncp);
+      // x-phase pairs: the even phase's tile waits in c_even for its odd sibling (the next
+      // task of the round, same grid block), which stores both.
+      const bool even = paired && task.sub % 2 == 0, odd = paired && task.sub % 2 == 1;
+      T* acc = (even ? c_even : c_buf).get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
       const T* a_group = a_packed.data() + a_off[static_cast<size_t>(task.sub)] +
                          task.group * k_total * ms;
@@ -739,7 +765,12 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
           }
         }
       }
-      store_tile(s, dst, bias, task.group, task.m0, mc, direct ? tiles : segs, acc, ncp);
+      if (odd) {
+        store_tile(subs[static_cast<size_t>(task.sub) - 1], dst, bias, task.group, task.m0, mc,
+                   direct ? tiles : segs, c_even.get(mc * ncp), ncp, acc);
+      } else if (!even) {
+        store_tile(s, dst, bias, task.group, task.m0, mc, direct ? tiles : segs, acc, ncp);
+      }
     }
     }  // slabs
   }

@@ -11,6 +11,14 @@
 
 namespace {
 
+// Lanes added in increasing order (no AVX-512 machine here to test a shuffle tree on).
+template <typename T, int W>
+T sum_lanes(const T* lanes) {
+  T sum = lanes[0];
+  for (int l = 1; l < W; ++l) sum += lanes[l];
+  return sum;
+}
+
 struct Avx512F32 {
   using T = float;
   using V = __m512;
@@ -21,13 +29,10 @@ struct Avx512F32 {
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-  // lanes added in increasing order (no AVX-512 machine here to test a shuffle tree on)
   static T reduce(V v) {
     alignas(64) T lanes[kWidth];
     _mm512_store_ps(lanes, v);
-    T sum = lanes[0];
-    for (int l = 1; l < kWidth; ++l) sum += lanes[l];
-    return sum;
+    return sum_lanes<T, kWidth>(lanes);
   }
 };
 
@@ -41,13 +46,10 @@ struct Avx512F64 {
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-  // lanes added in increasing order (as for Avx512F32)
   static T reduce(V v) {
     alignas(64) T lanes[kWidth];
     _mm512_store_pd(lanes, v);
-    T sum = lanes[0];
-    for (int l = 1; l < kWidth; ++l) sum += lanes[l];
-    return sum;
+    return sum_lanes<T, kWidth>(lanes);
   }
 };
 
