@@ -84,6 +84,8 @@ inline SubConv subconv_base(const Geometry& g, bool transposed) {
 // Runs every SubConv of one operator call in a single parallel region (tasks = sub-convolution
 // x group x channel block x pixel block).  Every dst element is written by exactly one task,
 // summed in the fixed order of K blocks (see ukernels.hpp): deterministic for any thread count.
+// The SubConvs of one call are the phases of one operator: they share batch, groups, M, Kc,
+// the source and the destination (scatter.cpp, gather.cpp).
 template <typename T>
 void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
                   T* dst);
