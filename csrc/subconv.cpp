@@ -18,6 +18,7 @@
 
 #include <omp.h>
 
+#include "tconv/copy.hpp"
 #include "tconv/subconv.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -128,8 +129,7 @@ void pack_piece(const T* src_n, const int64_t* chan_off, const int64_t* tap_of, 
     const TapRead& rd = reads[tap_of[k]];
     const T* p = src_n + chan_off[k] + rd.offset;
     if (rd.lo == 0 && rd.hi == LEN) {
-#pragma GCC unroll 32
-      for (int u = 0; u < LEN; ++u) dst[u] = p[u * STEP];
+      copy_fixed<T, STEP, LEN>(p, dst);
     } else if (rd.lo == rd.hi) {
 #pragma GCC unroll 32
       for (int u = 0; u < LEN; ++u) dst[u] = T(0);
@@ -449,11 +449,7 @@ void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::v
 // A panels reuse them, one copy into a packed panel is far cheaper than re-reading them.
 template <typename T, int NR>
 void copy_rows_fixed(const T* const* rows, int64_t kc, T* panel) {
-  for (int64_t k = 0; k < kc; ++k, panel += NR) {
-    const T* r = rows[k];
-#pragma GCC unroll 32
-    for (int u = 0; u < NR; ++u) panel[u] = r[u];
-  }
+  for (int64_t k = 0; k < kc; ++k, panel += NR) copy_fixed<T, 1, NR>(rows[k], panel);
 }
 
 template <typename T>
@@ -549,7 +545,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   // and pixel block; tasks listed slab by slab.
   std::vector<std::vector<std::vector<Task>>> per_slab(
       static_cast<size_t>(slabs), std::vector<std::vector<Task>>(subs.size()));
-  std::vector<int64_t> mc_of(subs.size()), nc_of(subs.size());
+  std::vector<int64_t> mc_of(subs.size());
   std::vector<char> direct_of(subs.size(), 0);
   for (size_t si = 0; si < subs.size(); ++si) {
     const SubConv& s = subs[si];
@@ -584,7 +580,6 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     const int64_t mc = round_up(ceil_div(ms, m_splits), mr);
     direct_of[si] = direct;
     mc_of[si] = mc;
-    nc_of[si] = nc;
     const int64_t rows = nc / cols;
     for (int64_t sl = 0; sl < slabs; ++sl) {
       std::vector<Task>& list = per_slab[static_cast<size_t>(sl)][si];

@@ -22,6 +22,7 @@
 
 #include <omp.h>
 
+#include "tconv/copy.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -66,12 +67,6 @@ void pack_a(const Geometry& g, const T* coarse, int64_t group, int64_t m0, int64
     }
     std::fill(row + kc, row + kcp, T(0));
   }
-}
-
-template <typename T, int STEP, int LEN>
-void copy_fixed(const T* from, T* to) {
-#pragma GCC unroll 32
-  for (int u = 0; u < LEN; ++u) to[u] = from[u * STEP];
 }
 
 // to[u] = from[u * STEP] for u < len, len one of 8, 16, 32.
@@ -126,25 +121,21 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
       const int64_t first = row + s.ix0 * sx, last = row + (s.ix0 + s.len - 1) * sx;
       if (first >= 0 && last < fine_size && (s.len == 16 || s.len == 32 || s.len == 8) &&
           sx <= 2) {
-        const T* from = fine + first;
-        T* to = seg + s.ix0;
         if (sx == 1) {
-          copy_run<T, 1>(from, to, s.len);
+          copy_run<T, 1>(fine + first, seg + s.ix0, s.len);
         } else {
-          copy_run<T, 2>(from, to, s.len);
+          copy_run<T, 2>(fine + first, seg + s.ix0, s.len);
         }
-        std::fill(seg + s.ix0, seg + lo, T(0));
-        std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
-        continue;
+      } else {
+        const T* frow = fine + row;
+        if (sx == 1) {
+          std::copy(frow + lo, frow + hi, seg + lo);
+        } else {
+          for (int64_t ix = lo; ix < hi; ++ix) seg[ix] = frow[ix * sx];
+        }
       }
       std::fill(seg + s.ix0, seg + lo, T(0));
       std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
-      const T* frow = fine + row;
-      if (sx == 1) {
-        std::copy(frow + lo, frow + hi, seg + lo);
-      } else {
-        for (int64_t ix = lo; ix < hi; ++ix) seg[ix] = frow[ix * sx];
-      }
     }
   }
 }

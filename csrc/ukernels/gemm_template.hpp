@@ -70,7 +70,8 @@ void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
 //
 // Per W consecutive k: MR + NC vector loads and MR * NC FMAs into MR * NC accumulators; lane l
 // of an accumulator sums the k = l (mod W) in increasing k, then Ops::reduce adds the lanes in
-// a fixed order (a pairwise tree on AVX2).  The order depends on kc and W only, never on where the tile lies.
+// a fixed order (a pairwise tree on AVX2).  The order depends on kc and W only, never on where
+// the tile lies.
 template <class Ops, int MR, int NC>
 void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
                  int64_t ldb, typename Ops::T* c, int64_t ldc, int accumulate) {
