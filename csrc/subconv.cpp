@@ -84,29 +84,58 @@ void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
   }
 }
 
-// A panels: rows [m0, m0+mc) in panels of mr (last one r = mc % mr rows);
-// panel starting at row i0 lives at ap + i0 * kc, element (k, i) at [k * r + i].
+// The A panels of rows [m0, m0 + r) for every sub-convolution si with panels[si] != null:
+// element (k, i) of its K block rows[si] at panels[si][k * r + i] (a K block's panels of a
+// slab lie at i * kc from its first row, see run_subconvs).
 template <typename T>
-void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
-            const std::vector<KRow>& rows, int mr, T* ap) {
-  const int64_t kc = static_cast<int64_t>(rows.size());
-  const T* wg = w + group * s.w_group + m0 * s.w_m;
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-    const int64_t r = std::min<int64_t>(mr, mc - i0);
-    T* panel = ap + i0 * kc;
-    const T* wm = wg + i0 * s.w_m;
-    if (s.w_m <= s.w_c) {
-      // k outer: consecutive k (same channel, next tap) reuse the cache lines of W[c][m0..][*].
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* wk = wm + rows[static_cast<size_t>(k)].weight_offset;
-        for (int64_t i = 0; i < r; ++i) panel[k * r + i] = wk[i * s.w_m];
-      }
-    } else {
-      // i outer: row m of W is read along its channels and taps (nearly contiguous).
+void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, int64_t m0,
+                   int64_t r, const std::vector<std::vector<KRow>>& rows,
+                   const std::vector<T*>& panels) {
+  const SubConv& s0 = subs[0];  // every sub-convolution has the same weight strides
+  const T* wm = w + group * s0.w_group + m0 * s0.w_m;
+  if (s0.w_m > s0.w_c) {
+    // i outer: row m of W is read along its channels and taps (nearly contiguous).
+    for (size_t si = 0; si < subs.size(); ++si) {
+      if (panels[si] == nullptr) continue;
+      const std::vector<KRow>& rs = rows[si];
+      const auto kc = static_cast<int64_t>(rs.size());
       for (int64_t i = 0; i < r; ++i) {
-        const T* wi = wm + i * s.w_m;
+        const T* wi = wm + i * s0.w_m;
         for (int64_t k = 0; k < kc; ++k)
-          panel[k * r + i] = wi[rows[static_cast<size_t>(k)].weight_offset];
+          panels[si][k * r + i] = wi[rs[static_cast<size_t>(k)].weight_offset];
+      }
+    }
+    return;
+  }
+  // k outer, channel by channel across the sub-convolutions: the taps of W[c][m0..m0+r) are
+  // r cache lines that every phase reads, so all phases take them while they are in L1
+  // (channels lie M * taps elements apart: a few channels' lines already collide in L1).
+  int64_t c_lo = INT64_MAX, c_hi = -1;
+  for (size_t si = 0; si < subs.size(); ++si) {
+    if (panels[si] == nullptr || rows[si].empty()) continue;
+    c_lo = std::min(c_lo, rows[si].front().channel);
+    c_hi = std::max(c_hi, rows[si].back().channel);
+  }
+  std::array<size_t, 64> cursor_small{};
+  std::vector<size_t> cursor_big(subs.size() > 64 ? subs.size() : 0, 0);
+  size_t* cursor = subs.size() > 64 ? cursor_big.data() : cursor_small.data();
+  // The channels' lines are M * taps elements apart: too far for the hardware prefetcher.
+  const int64_t taps_all = s0.kernel[0] * s0.kernel[1] * s0.kernel[2];
+  constexpr int64_t kAhead = 4;
+  for (int64_t c = c_lo; c <= c_hi; ++c) {
+    if (c + kAhead <= c_hi)
+      for (int64_t i = 0; i < r; ++i) {
+        const T* line = wm + (c + kAhead) * s0.w_c + i * s0.w_m;
+        __builtin_prefetch(line);
+        __builtin_prefetch(line + taps_all - 1);
+      }
+    for (size_t si = 0; si < subs.size(); ++si) {
+      if (panels[si] == nullptr) continue;
+      const std::vector<KRow>& rs = rows[si];
+      T* panel = panels[si];
+      for (size_t& k = cursor[si]; k < rs.size() && rs[k].channel == c; ++k) {
+        const T* wk = wm + rs[k].weight_offset;
+        for (int64_t i = 0; i < r; ++i) panel[static_cast<int64_t>(k) * r + i] = wk[i * s0.w_m];
       }
     }
   }
@@ -115,41 +144,61 @@ void pack_a(const SubConv& s, const T* w, int64_t group, int64_t m0, int64_t mc,
 // B panels: column t of the tile lives in panel t / nr at bp + (t / nr) * kc * nr,
 // element (k, t) at [k * nr + t % nr]; columns [nc, round_up(nc, nr)) are zero.
 // Segments are cut at panel boundaries into pieces; per piece each tap is classified once
-// (which u < len read inside the source, and where), so a row k costs two table lookups and
-// a copy whose length and source step are compile-time constants in the common cases.
+// (which u < len read inside the source, and where), then its rows (one per channel) are
+// copied with a length and source step that are compile-time constants in the common cases.
 struct TapRead {
   int64_t offset;  // source offset (within a channel plane) of the first valid read u = lo
   int64_t lo, hi;  // valid reads u in [lo, hi); lo == hi: the row is zero
 };
 
+// Rows k < kc of one piece; row k reads tap (tap0 + k) % taps of channel (tap0 + k) / taps
+// (channel 0 at src_c, channels `plane` apart).  Tap by tap, so each inner loop has one kind
+// of read (full, zero or border) and just steps through the channels.
 template <typename T, int LEN, int STEP>
-void pack_piece(const T* src_n, const int64_t* chan_off, const int64_t* tap_of, int64_t kc,
+void pack_piece(const T* src_c, int64_t plane, int64_t taps, int64_t tap0, int64_t kc,
                 const TapRead* reads, int nr, T* dst) {
-  for (int64_t k = 0; k < kc; ++k, dst += nr) {
-    const TapRead& rd = reads[tap_of[k]];
-    const T* p = src_n + chan_off[k] + rd.offset;
+  const int64_t dk = taps * nr;
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t k = (t - tap0 + taps) % taps;
+    if (k >= kc) continue;
+    const int64_t n = ceil_div(kc - k, taps);  // rows of this tap
+    const TapRead& rd = reads[t];
+    const T* p = src_c + (tap0 + k) / taps * plane + rd.offset;
+    T* d = dst + k * nr;
     if (rd.lo == 0 && rd.hi == LEN) {
-      copy_fixed<T, STEP, LEN>(p, dst);
+      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) copy_fixed<T, STEP, LEN>(p, d);
     } else if (rd.lo == rd.hi) {
+      for (int64_t i = 0; i < n; ++i, d += dk) {
 #pragma GCC unroll 32
-      for (int u = 0; u < LEN; ++u) dst[u] = T(0);
-    } else {  // clamped reads + select (branch-free); reads stay inside [lo, hi)
+        for (int u = 0; u < LEN; ++u) d[u] = T(0);
+      }
+    } else if (rd.lo == 1 && rd.hi == LEN) {  // one point over the left edge (padding 1)
+      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
+        d[0] = T(0);
+        copy_fixed<T, STEP, LEN - 1>(p, d + 1);
+      }
+    } else if (rd.lo == 0 && rd.hi == LEN - 1) {  // one point over the right edge
+      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
+        copy_fixed<T, STEP, LEN - 1>(p, d);
+        d[LEN - 1] = T(0);
+      }
+    } else {
+      const int64_t lo = rd.lo, hi = rd.hi;
+      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
 #pragma GCC unroll 32
-      for (int u = 0; u < LEN; ++u) {
-        const int64_t i = std::min<int64_t>(std::max<int64_t>(u, rd.lo), rd.hi - 1) - rd.lo;
-        const T v = p[i * STEP];
-        dst[u] = (u >= rd.lo && u < rd.hi) ? v : T(0);
+        for (int u = 0; u < LEN; ++u) d[u] = T(0);
+        for (int64_t u = lo; u < hi; ++u) d[u] = p[(u - lo) * STEP];
       }
     }
   }
 }
 
 template <typename T>
-void pack_piece_any(const T* src_n, const int64_t* chan_off, const int64_t* tap_of, int64_t kc,
+void pack_piece_any(const T* src_c, int64_t plane, int64_t taps, int64_t tap0, int64_t kc,
                     const TapRead* reads, int nr, int64_t len, int64_t step, T* dst) {
   for (int64_t k = 0; k < kc; ++k, dst += nr) {
-    const TapRead& rd = reads[tap_of[k]];
-    const T* p = src_n + chan_off[k] + rd.offset;
+    const TapRead& rd = reads[(tap0 + k) % taps];
+    const T* p = src_c + (tap0 + k) / taps * plane + rd.offset;
     for (int64_t u = 0; u < rd.lo; ++u) dst[u] = T(0);
     if (step == 1) {
       for (int64_t u = rd.lo; u < rd.hi; ++u) dst[u] = p[u - rd.lo];
@@ -163,8 +212,7 @@ void pack_piece_any(const T* src_n, const int64_t* chan_off, const int64_t* tap_
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
             const std::vector<KRow>& rows, int64_t nc, int nr, T* bp,
-            std::vector<TapRead>& reads, std::vector<int64_t>& chan_off,
-            std::vector<int64_t>& tap_of) {
+            std::vector<TapRead>& reads) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const int64_t ncp = round_up(nc, nr);
   for (int64_t t = nc; t < ncp; ++t) {
@@ -179,12 +227,9 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
   const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
   const int64_t taps = s.taps();
   reads.resize(static_cast<size_t>(taps));
-  chan_off.resize(static_cast<size_t>(kc));
-  tap_of.resize(static_cast<size_t>(kc));
-  for (int64_t k = 0; k < kc; ++k) {
-    chan_off[static_cast<size_t>(k)] = rows[static_cast<size_t>(k)].channel * plane;
-    tap_of[static_cast<size_t>(k)] = rows[static_cast<size_t>(k)].tap;
-  }
+  // the K block's rows are consecutive k = c * taps + t (k_rows)
+  const int64_t tap0 = kc > 0 ? rows.front().tap : 0;
+  const int64_t c0 = kc > 0 ? rows.front().channel : 0;
   for (const Segment& seg : segs) {
     for (int64_t u0 = 0; u0 < seg.len;) {
       const int64_t t = seg.t0 + u0;
@@ -204,23 +249,21 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
         }
         reads[static_cast<size_t>(tp)] = rd;
       }
-      const T* src_n = src + (seg.n * s.src_channels + group * s.Kc) * plane;
+      const T* src_c = src + (seg.n * s.src_channels + group * s.Kc + c0) * plane;
       T* dst = bp + (t / nr) * kc * nr + t % nr;
-      const int64_t* co = chan_off.data();
-      const int64_t* to = tap_of.data();
       const TapRead* rd = reads.data();
       if (len == 4 && step == 1) {
-        pack_piece<T, 4, 1>(src_n, co, to, kc, rd, nr, dst);
+        pack_piece<T, 4, 1>(src_c, plane, taps, tap0, kc, rd, nr, dst);
       } else if (len == 8 && step == 1) {
-        pack_piece<T, 8, 1>(src_n, co, to, kc, rd, nr, dst);
+        pack_piece<T, 8, 1>(src_c, plane, taps, tap0, kc, rd, nr, dst);
       } else if (len == 16 && step == 1) {
-        pack_piece<T, 16, 1>(src_n, co, to, kc, rd, nr, dst);
+        pack_piece<T, 16, 1>(src_c, plane, taps, tap0, kc, rd, nr, dst);
       } else if (len == 4 && step == 2) {
-        pack_piece<T, 4, 2>(src_n, co, to, kc, rd, nr, dst);
+        pack_piece<T, 4, 2>(src_c, plane, taps, tap0, kc, rd, nr, dst);
       } else if (len == 8 && step == 2) {
-        pack_piece<T, 8, 2>(src_n, co, to, kc, rd, nr, dst);
+        pack_piece<T, 8, 2>(src_c, plane, taps, tap0, kc, rd, nr, dst);
       } else {
-        pack_piece_any(src_n, co, to, kc, rd, nr, len, step, dst);
+        pack_piece_any(src_c, plane, taps, tap0, kc, rd, nr, len, step, dst);
       }
       u0 += len;
     }
@@ -601,15 +644,23 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         }
     }
   }
-  // A packing units of a slab: (sub-convolution, group, K block).
-  std::vector<std::array<int64_t, 3>> a_units;
-  for (size_t si = 0; si < subs.size(); ++si) {
-    const SubConv& s = subs[si];
-    if (per_slab[0][si].empty()) continue;
-    for (int64_t g = 0; g < s.groups; ++g)
-      for (int64_t k0 = 0; k0 < s.Kc * s.taps(); k0 += kc_max)
-        a_units.push_back({static_cast<int64_t>(si), g, k0});
-  }
+  // A packing units of a slab: (group, K block index, range of mr panels), each packing those
+  // panels for every sub-convolution, the phases innermost: the phases of a forward read the
+  // same weight cache lines (W[c][m][every tap]), which then come from L1 once per panel
+  // instead of once per phase.  Panel ranges split the work when K blocks are few.
+  int64_t k_blocks = 0;
+  for (size_t si = 0; si < subs.size(); ++si)
+    if (!per_slab[0][si].empty())
+      k_blocks = std::max(k_blocks, ceil_div(subs[si].Kc * subs[si].taps(), kc_max));
+  const int64_t slab_panels = ceil_div(ms, mr);
+  const int64_t panel_chunks = std::min(
+      slab_panels, std::max<int64_t>(1, ceil_div(4 * threads, std::max<int64_t>(1, groups * k_blocks))));
+  const int64_t panels_per_unit = ceil_div(slab_panels, panel_chunks);
+  std::vector<std::array<int64_t, 3>> a_units;  // (group, K block start, first panel)
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t kb = 0; kb < k_blocks; ++kb)
+      for (int64_t p0 = 0; p0 < slab_panels; p0 += panels_per_unit)
+        a_units.push_back({g, kb * kc_max, p0});
   std::vector<T> a_packed(static_cast<size_t>(a_off.back()));
   // Rounds: the i-th task of every sub-convolution (phase) of a slab together.  They write the
   // same region of the output (phase rho of grid point j lands at j*s + rho), so one thread
@@ -657,20 +708,32 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     Scratch<const T*> ptr_buf;
     std::vector<Segment> segs, tiles;
     std::vector<KRow> rows;
-    std::vector<int64_t> tap_code, chan_off, tap_of;
+    std::vector<std::vector<KRow>> unit_rows(subs.size());
+    std::vector<T*> unit_panel(subs.size());
+    std::vector<int64_t> tap_code;
     std::vector<TapRead> reads;
     const std::vector<T> zeros(static_cast<size_t>(nr), T(0));
     for (int64_t sl = 0; sl < slabs; ++sl) {
     const int64_t slab_m0 = sl * ms, slab_rows = std::min(ms, M - sl * ms);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < unit_count; ++u) {
-      const auto [si, g, k0] = a_units[static_cast<size_t>(u)];
-      const SubConv& s = subs[static_cast<size_t>(si)];
-      const int64_t k_total = s.Kc * s.taps();
-      const int64_t kc = std::min(kc_max, k_total - k0);
-      k_rows(s, k0, kc, rows);
-      pack_a(s, w, g, slab_m0, slab_rows, rows, mr,
-             a_packed.data() + a_off[static_cast<size_t>(si)] + (g * k_total + k0) * ms);
+      const auto [g, k0, p0] = a_units[static_cast<size_t>(u)];
+      for (size_t si = 0; si < subs.size(); ++si) {
+        const int64_t k_total = subs[si].Kc * subs[si].taps();
+        if (per_slab[0][si].empty() || k0 >= k_total) continue;
+        k_rows(subs[si], k0, std::min(kc_max, k_total - k0), unit_rows[si]);
+      }
+      for (int64_t i0 = p0 * mr; i0 < std::min(slab_rows, (p0 + panels_per_unit) * mr); i0 += mr) {
+        for (size_t si = 0; si < subs.size(); ++si) {
+          const int64_t k_total = subs[si].Kc * subs[si].taps();
+          unit_panel[si] = nullptr;
+          if (per_slab[0][si].empty() || k0 >= k_total) continue;
+          const int64_t kc = std::min(kc_max, k_total - k0);
+          unit_panel[si] = a_packed.data() + a_off[si] + (g * k_total + k0) * ms + i0 * kc;
+        }
+        pack_a_panels(subs, w, g, slab_m0 + i0, std::min<int64_t>(mr, slab_rows - i0),
+                      unit_rows, unit_panel);
+      }
     }  // implicit barrier: every task below reads any of the packed blocks
 #pragma omp for schedule(dynamic, 1)
     for (int64_t round = slab_round[static_cast<size_t>(sl)];
@@ -747,7 +810,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
             copy_rows(ptrs + static_cast<int64_t>(t) * kc, kc, nr,
                       bp + static_cast<int64_t>(t) * kc * nr);
         } else {
-          pack_b(s, src, task.group, segs, rows, nc, nr, bp, reads, chan_off, tap_of);
+          pack_b(s, src, task.group, segs, rows, nc, nr, bp, reads);
         }
         for (int64_t ib = 0; ib < mc; ib += mcb) {
           const int64_t ie = std::min(mc, ib + mcb);
