@@ -38,6 +38,9 @@ constexpr int64_t kMaxRowChunk = 192;
 constexpr int64_t kMaxInPlaceRows = 128;
 // Largest direct-path source band (bigger bands fall back to per-row border copies).
 constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
+// Largest band of all channels filled at once when no other phase shares it (bigger: filled
+// per K block, see run_subconvs).
+constexpr int64_t kBandL2Bytes = int64_t(256) << 10;
 
 // A run of consecutive grid points on one (n, jz, jy) row: jx in [jx0, jx0 + len),
 // tile columns [t0, t0 + len).
@@ -431,15 +434,17 @@ Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, con
   return b;
 }
 
+// Fills the band's channels [c_begin, c_end) (channel c at band + (c - c_begin) * b.size()).
 template <typename T>
 void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
-               const Band& b, T* band) {
+               const Band& b, int64_t c_begin, int64_t c_end, T* band) {
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
   const SubAxis& az = s.axes[0];
   const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
-  for (int64_t c = 0; c < s.Kc; ++c) {
+  band -= c_begin * b.size();
+  for (int64_t c = c_begin; c < c_end; ++c) {
     for (int64_t tz = 0; tz < b.tz_n; ++tz) {
       const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
       for (int64_t r = 0; r < b.rows; ++r) {
@@ -472,7 +477,8 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 
 template <typename T>
 void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
-               const Band& b, const T* band, const T** ptrs) {
+               const Band& b, const T* band, int64_t c_begin, const T** ptrs) {
+  // band holds channels from c_begin on (see fill_band)
   const SubAxis& ay = s.axes[1];
   for (const Segment& tile : tiles) {
     for (const KRow& row : rows) {
@@ -480,7 +486,7 @@ void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::v
       const auto tx = static_cast<size_t>(row.tx);
       const int64_t u = tile.jx0 + b.tap_shift[tx] - b.x0;
       *ptrs++ = band +
-                (((row.channel * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
+                ((((row.channel - c_begin) * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
                   (y - b.y0)) * b.phases() +
                  b.tap_plane[tx]) * b.width + u;
     }
@@ -697,6 +703,11 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
                (a == 2 || (e.axes[a].dst_base == o.axes[a].dst_base &&
                            e.axes[a].dst_step == o.axes[a].dst_step));
   }
+  // The direct path's source band is filled once per task for all channels, except when it
+  // would outgrow L2 and no other phase shares it (not hull-shaped, or a single phase): then
+  // once per K block with only that block's channels (1-D HiFi-GAN grad_input: 256 channels
+  // x 8 phases x 146 points would be 1.2 MB, read back from L3 by every tile).
+  const bool band_shared = hull.valid && subs.size() > 1;
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
@@ -750,17 +761,21 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       if (direct) row_tiles(segs, nr, tiles);
       Band band;
       const T* band_data = nullptr;
-      bool use_band = false;
+      bool use_band = false, band_per_block = false;
       if (direct && !tiles.empty() && k_total > 0) {
         band = band_shape(s, tiles, nr, hull);
-        use_band = s.Kc * band.size() * static_cast<int64_t>(sizeof(T)) <= kMaxBandBytes;
-        if (use_band) {
+        band_per_block = !band_shared &&
+                         s.Kc * band.size() * static_cast<int64_t>(sizeof(T)) > kBandL2Bytes;
+        const int64_t band_channels =
+            band_per_block ? std::min(s.Kc, kc_max / s.taps() + 2) : s.Kc;
+        use_band = band_channels * band.size() * static_cast<int64_t>(sizeof(T)) <= kMaxBandBytes;
+        if (use_band && !band_per_block) {
           // A hull-shaped band depends only on the grid block: reuse this thread's last one.
           const std::array<int64_t, 8> key{task.group, tiles.front().n, tiles.front().jz,
                                            band.y0, band.rows, band.x0, band.width, band.tz_n};
           T* data = band_buf.get(s.Kc * band.size());
           if (!hull.valid || !band_key_valid || key != band_key) {
-            fill_band(s, src, task.group, tiles.front(), band, data);
+            fill_band(s, src, task.group, tiles.front(), band, 0, s.Kc, data);
             band_key = key;
             band_key_valid = hull.valid;
           }
@@ -787,7 +802,15 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         if (direct) {
           const T** ptrs = ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
           if (use_band) {
-            band_rows(s, tiles, rows, band, band_data, ptrs);
+            int64_t c_begin = 0;
+            if (band_per_block) {  // this K block's channels only
+              c_begin = rows.front().channel;
+              const int64_t c_end = rows.back().channel + 1;
+              T* data = band_buf.get((c_end - c_begin) * band.size());
+              fill_band(s, src, task.group, tiles.front(), band, c_begin, c_end, data);
+              band_data = data;
+            }
+            band_rows(s, tiles, rows, band, band_data, c_begin, ptrs);
           } else {
             indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * ncp,
                           ptrs, tap_code);

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 import tconv
 
 from _cases import FIXED, Case, cases
+from conftest import assert_matches_oracle
 from test_reference import check_case
 
 ISAS = tconv.supported_isas()
@@ -81,6 +82,35 @@ def _all_results(case: Case, dtype):
     g = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
     gi, gw, gb = tconv.conv_transpose_backward(g, x, w, **p)
     return y, gi, gw, gb
+
+
+def _gather_1d_oracle(g, w, stride, padding):
+    """grad_input of a 1-D conv_transpose as the strided correlation it is, in float64:
+    gi[n, c, j] = sum_f sum_k g[n, f, j*stride - padding + k] * w[c, f, k] (zeros outside g)."""
+    k = w.shape[2]
+    out = (g.shape[2] + 2 * padding - k) // stride + 1
+    gp = np.pad(g.astype(np.float64), ((0, 0), (0, 0), (padding, padding + k)))
+    win = np.lib.stride_tricks.sliding_window_view(gp, k, axis=2)[:, :, : out * stride : stride]
+    return np.einsum("nfjk,cfk->ncj", win, w.astype(np.float64))
+
+
+# grad_input sources whose de-interleaved band of all channels exceeds 256 KiB: the band is
+# then filled per K block (its channels only), a channel straddling two blocks (12 taps).
+@pytest.mark.parametrize(
+    "dtype,fine,kernel,stride,padding",
+    [(np.float32, 80, 16, 8, 4), (np.float64, 70, 12, 4, 4), (np.float32, 140, 12, 4, 2)],
+)
+def test_large_band_gather_every_isa(isa, dtype, fine, kernel, stride, padding):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 200)).astype(dtype)
+    w = rng.standard_normal((3, fine, kernel)).astype(dtype)
+    y = tconv.conv_transpose(x, w, stride=stride, padding=padding)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gi, _, _ = tconv.conv_transpose_backward(g, x, w, stride=stride, padding=padding,
+                                             output_mask=(True, False, False))
+    expected = _gather_1d_oracle(g, w, stride, padding)
+    bound = _gather_1d_oracle(np.abs(g), np.abs(w), stride, padding)
+    assert_matches_oracle(gi, expected, bound, fine * kernel, "grad_input")
 
 
 DETERMINISM = [
