@@ -475,21 +475,28 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   }
 }
 
+// Row pointers into the band: the offset of (tile, row k) is a part that depends only on k
+// (channel, z plane, y and x taps) plus one that depends only on the tile (its row and
+// first column), so each tile costs one add per row.
 template <typename T>
 void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
-               const Band& b, const T* band, int64_t c_begin, const T** ptrs) {
+               const Band& b, const T* band, int64_t c_begin, std::vector<int64_t>& row_part,
+               const T** ptrs) {
   // band holds channels from c_begin on (see fill_band)
   const SubAxis& ay = s.axes[1];
+  const int64_t line = b.phases() * b.width;  // one band row
+  row_part.resize(rows.size());
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const KRow& row = rows[k];
+    const auto tx = static_cast<size_t>(row.tx);
+    row_part[k] =
+        (((row.channel - c_begin) * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
+         ay.tap_offset[static_cast<size_t>(row.ty)] - b.y0) * line +
+        b.tap_plane[tx] * b.width + b.tap_shift[tx] - b.x0;
+  }
   for (const Segment& tile : tiles) {
-    for (const KRow& row : rows) {
-      const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
-      const auto tx = static_cast<size_t>(row.tx);
-      const int64_t u = tile.jx0 + b.tap_shift[tx] - b.x0;
-      *ptrs++ = band +
-                ((((row.channel - c_begin) * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
-                  (y - b.y0)) * b.phases() +
-                 b.tap_plane[tx]) * b.width + u;
-    }
+    const int64_t tile_part = tile.jy * ay.src_step * line + tile.jx0;
+    for (size_t k = 0; k < rows.size(); ++k) *ptrs++ = band + (tile_part + row_part[k]);
   }
 }
 
@@ -721,7 +728,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     std::vector<KRow> rows;
     std::vector<std::vector<KRow>> unit_rows(subs.size());
     std::vector<T*> unit_panel(subs.size());
-    std::vector<int64_t> tap_code;
+    std::vector<int64_t> tap_code, row_part;
     std::vector<TapRead> reads;
     const std::vector<T> zeros(static_cast<size_t>(nr), T(0));
     for (int64_t sl = 0; sl < slabs; ++sl) {
@@ -810,7 +817,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
               fill_band(s, src, task.group, tiles.front(), band, c_begin, c_end, data);
               band_data = data;
             }
-            band_rows(s, tiles, rows, band, band_data, c_begin, ptrs);
+            band_rows(s, tiles, rows, band, band_data, c_begin, row_part, ptrs);
           } else {
             indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * ncp,
                           ptrs, tap_code);
