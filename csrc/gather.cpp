@@ -7,17 +7,14 @@
 // sub-convolution (M = C_coarse/groups, N = batch x coarse pixels, K = C_fine/groups x taps)
 // whose source index per axis is i*s + (k*d - p); taps reading outside [0, fine) read zeros.
 #include "tconv/kernels.hpp"
+#include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
 
 namespace tconv {
+namespace {
 
 template <typename T>
-void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
-  if (!all_finite(y, g.batch * g.fine_channels * g.fine_pixels()) ||
-      !all_finite(w, g.coarse_channels * g.fine_per_group() * g.taps())) {
-    gather_direct(g, y, w, bias, x);  // exact Inf/NaN propagation (see direct.cpp)
-    return;
-  }
+void gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
   SubConv s = subconv_base(g, /*transposed=*/false);
   for (int d = 0; d < kMaxDims; ++d) {
     SubAxis& a = s.axes[d];
@@ -33,6 +30,17 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
     }
   }
   run_subconvs<T>({s}, y, w, bias, x);
+}
+
+}  // namespace
+
+template <typename T>
+void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
+  run_checked(
+      y, g.batch * g.fine_channels * g.fine_pixels(), w,
+      g.coarse_channels * g.fine_per_group() * g.taps(), x,
+      g.batch * g.coarse_channels * g.coarse_pixels(), [&] { gather_fast(g, y, w, bias, x); },
+      [&] { gather_direct(g, y, w, bias, x); });
 }
 
 template void gather<float>(const Geometry&, const float*, const float*, const float*, float*);

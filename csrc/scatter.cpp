@@ -11,6 +11,7 @@
 // run by run_subconvs.  No multiplication by an inserted zero, no column buffer, no atomics;
 // every y element is written once.  A phase with no taps receives the bias only.
 #include "tconv/kernels.hpp"
+#include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
 
 namespace tconv {
@@ -41,15 +42,8 @@ std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_
   return out;
 }
 
-}  // namespace
-
 template <typename T>
-void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if (!all_finite(x, g.batch * g.coarse_channels * g.coarse_pixels()) ||
-      !all_finite(w, g.coarse_channels * g.fine_per_group() * g.taps())) {
-    scatter_direct(g, x, w, bias, y);  // exact Inf/NaN propagation (see direct.cpp)
-    return;
-  }
+void scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
   for (int d = 0; d < kMaxDims; ++d)
@@ -63,6 +57,17 @@ void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
         subs.push_back(std::move(s));
       }
   run_subconvs<T>(subs, x, w, bias, y);
+}
+
+}  // namespace
+
+template <typename T>
+void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  run_checked(
+      x, g.batch * g.coarse_channels * g.coarse_pixels(), w,
+      g.coarse_channels * g.fine_per_group() * g.taps(), y,
+      g.batch * g.fine_channels * g.fine_pixels(), [&] { scatter_fast(g, x, w, bias, y); },
+      [&] { scatter_direct(g, x, w, bias, y); });
 }
 
 template void scatter<float>(const Geometry&, const float*, const float*, const float*, float*);

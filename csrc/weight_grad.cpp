@@ -24,6 +24,7 @@
 
 #include "tconv/copy.hpp"
 #include "tconv/kernels.hpp"
+#include "tconv/nonfinite.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
 
@@ -144,15 +145,8 @@ struct Task {
   int64_t group, m0, col0, col1, chunk;
 };
 
-}  // namespace
-
 template <typename T>
-void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
-  if (!all_finite(coarse, g.batch * g.coarse_channels * g.coarse_pixels()) ||
-      !all_finite(fine, g.batch * g.fine_channels * g.fine_pixels())) {
-    weight_grad_direct(g, coarse, fine, dw);  // exact Inf/NaN propagation (see direct.cpp)
-    return;
-  }
+void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const GemmKernels<T>& uk = active_gemm<T>();
   const int mr = uk.dot_mr, nr = uk.dot_nc;
   const int64_t M = g.coarse_per_group();
@@ -257,6 +251,18 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
       for (int64_t e = 0; e < dw_size; ++e) dw[e] += partial[static_cast<size_t>(e)];
     }
   }
+}
+
+}  // namespace
+
+template <typename T>
+void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
+  run_checked(
+      coarse, g.batch * g.coarse_channels * g.coarse_pixels(), fine,
+      g.batch * g.fine_channels * g.fine_pixels(), dw,
+      g.coarse_channels * g.fine_per_group() * g.taps(),
+      [&] { weight_grad_fast(g, coarse, fine, dw); },
+      [&] { weight_grad_direct(g, coarse, fine, dw); });
 }
 
 template void weight_grad<float>(const Geometry&, const float*, const float*, float*);

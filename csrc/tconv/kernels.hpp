@@ -52,7 +52,7 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw);
 
 // Direct loop-nest forms of the three kernels (csrc/direct.cpp): they multiply only the pairs
 // the operator's definition pairs up, so Inf/NaN reach exactly the outputs they touch.  The
-// operators above switch to them when all_finite() fails for an operand.
+// operators above switch to them when an operand holds Inf/NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool all_finite(const T* p, int64_t n);
 template <typename T>
