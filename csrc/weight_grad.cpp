@@ -129,11 +129,14 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
         }
       } else {
         const T* frow = fine + row;
+        int64_t ix = lo;
         if (sx == 1) {
           std::copy(frow + lo, frow + hi, seg + lo);
-        } else {
-          for (int64_t ix = lo; ix < hi; ++ix) seg[ix] = frow[ix * sx];
+          ix = hi;
+        } else if (sx == 2) {  // long rows (1-D): vectorised 32-point pieces
+          for (; ix + 32 <= hi; ix += 32) copy_fixed<T, 2, 32>(frow + ix * 2, seg + ix);
         }
+        for (; ix < hi; ++ix) seg[ix] = frow[ix * sx];
       }
       std::fill(seg + s.ix0, seg + lo, T(0));
       std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
