@@ -87,12 +87,26 @@ void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
   }
 }
 
+// The rows k0 .. k0 + size() - 1 of one K block: a view into the rows of the whole K of a
+// sub-convolution, computed once per call (k_rows) and shared by every task.
+struct KRows {
+  const KRow* first = nullptr;
+  size_t count = 0;
+  size_t size() const { return count; }
+  bool empty() const { return count == 0; }
+  const KRow& operator[](size_t k) const { return first[k]; }
+  const KRow& front() const { return first[0]; }
+  const KRow& back() const { return first[count - 1]; }
+  const KRow* begin() const { return first; }
+  const KRow* end() const { return first + count; }
+};
+
 // The A panels of rows [m0, m0 + r) for every sub-convolution si with panels[si] != null:
 // element (k, i) of its K block rows[si] at panels[si][k * r + i] (a K block's panels of a
 // slab lie at i * kc from its first row, see run_subconvs).
 template <typename T>
 void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, int64_t m0,
-                   int64_t r, const std::vector<std::vector<KRow>>& rows,
+                   int64_t r, const std::vector<KRows>& rows,
                    const std::vector<T*>& panels) {
   const SubConv& s0 = subs[0];  // every sub-convolution has the same weight strides
   const T* wm = w + group * s0.w_group + m0 * s0.w_m;
@@ -100,7 +114,7 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
     // i outer: row m of W is read along its channels and taps (nearly contiguous).
     for (size_t si = 0; si < subs.size(); ++si) {
       if (panels[si] == nullptr) continue;
-      const std::vector<KRow>& rs = rows[si];
+      const KRows& rs = rows[si];
       const auto kc = static_cast<int64_t>(rs.size());
       for (int64_t i = 0; i < r; ++i) {
         const T* wi = wm + i * s0.w_m;
@@ -134,7 +148,7 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
       }
     for (size_t si = 0; si < subs.size(); ++si) {
       if (panels[si] == nullptr) continue;
-      const std::vector<KRow>& rs = rows[si];
+      const KRows& rs = rows[si];
       T* panel = panels[si];
       for (size_t& k = cursor[si]; k < rs.size() && rs[k].channel == c; ++k) {
         const T* wk = wm + rs[k].weight_offset;
@@ -214,7 +228,7 @@ void pack_piece_any(const T* src_c, int64_t plane, int64_t taps, int64_t tap0, i
 
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
-            const std::vector<KRow>& rows, int64_t nc, int nr, T* bp,
+            KRows rows, int64_t nc, int nr, T* bp,
             std::vector<TapRead>& reads) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const int64_t ncp = round_up(nc, nr);
@@ -290,7 +304,7 @@ void row_tiles(const std::vector<Segment>& segs, int nr, std::vector<Segment>& t
 // the K block then only add the channel's plane offset.
 template <typename T>
 void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
-                   const std::vector<KRow>& rows, int nr, const T* zeros, T* border,
+                   KRows rows, int nr, const T* zeros, T* border,
                    const T** ptrs, std::vector<int64_t>& tap_code) {
   constexpr int64_t kZero = -1, kBorder = -2;
   const int64_t kc = static_cast<int64_t>(rows.size());
@@ -479,7 +493,7 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 // (channel, z plane, y and x taps) plus one that depends only on the tile (its row and
 // first column), so each tile costs one add per row.
 template <typename T>
-void band_rows(const SubConv& s, const std::vector<Segment>& tiles, const std::vector<KRow>& rows,
+void band_rows(const SubConv& s, const std::vector<Segment>& tiles, KRows rows,
                const Band& b, const T* band, int64_t c_begin, std::vector<int64_t>& row_part,
                const T** ptrs) {
   // band holds channels from c_begin on (see fill_band)
@@ -715,6 +729,10 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   // once per K block with only that block's channels (1-D HiFi-GAN grad_input: 256 channels
   // x 8 phases x 146 points would be 1.2 MB, read back from L3 by every tile).
   const bool band_shared = hull.valid && subs.size() > 1;
+  // The rows of every sub-convolution's whole K (channel, taps, weight offset), once per call.
+  std::vector<std::vector<KRow>> all_rows(subs.size());
+  for (size_t si = 0; si < subs.size(); ++si)
+    k_rows(subs[si], 0, subs[si].Kc * subs[si].taps(), all_rows[si]);
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
@@ -725,8 +743,8 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     bool band_key_valid = false;
     Scratch<const T*> ptr_buf;
     std::vector<Segment> segs, tiles;
-    std::vector<KRow> rows;
-    std::vector<std::vector<KRow>> unit_rows(subs.size());
+    KRows rows;
+    std::vector<KRows> unit_rows(subs.size());
     std::vector<T*> unit_panel(subs.size());
     std::vector<int64_t> tap_code, row_part;
     std::vector<TapRead> reads;
@@ -739,7 +757,8 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       for (size_t si = 0; si < subs.size(); ++si) {
         const int64_t k_total = subs[si].Kc * subs[si].taps();
         if (per_slab[0][si].empty() || k0 >= k_total) continue;
-        k_rows(subs[si], k0, std::min(kc_max, k_total - k0), unit_rows[si]);
+        unit_rows[si] = {all_rows[si].data() + k0,
+                         static_cast<size_t>(std::min(kc_max, k_total - k0))};
       }
       for (int64_t i0 = p0 * mr; i0 < std::min(slab_rows, (p0 + panels_per_unit) * mr); i0 += mr) {
         for (size_t si = 0; si < subs.size(); ++si) {
@@ -800,7 +819,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
                          task.group * k_total * ms;
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, k_total - k0);
-        k_rows(s, k0, kc, rows);
+        rows = {all_rows[static_cast<size_t>(task.sub)].data() + k0, static_cast<size_t>(kc)};
         // panel of row m0 + i at ap + i * kc
         const T* ap = a_group + k0 * ms + (task.m0 - slab_m0) * kc;
         // B: ncp columns (+ border rows of the indirect path after them)
