@@ -13,8 +13,9 @@
 namespace tconv {
 namespace {
 
+// With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
-void gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
+bool gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x, bool check) {
   SubConv s = subconv_base(g, /*transposed=*/false);
   for (int d = 0; d < kMaxDims; ++d) {
     SubAxis& a = s.axes[d];
@@ -29,7 +30,7 @@ void gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x)
       a.tap_offset.push_back(k * g.dilation[d] - g.pad[d]);
     }
   }
-  run_subconvs<T>({s}, y, w, bias, x);
+  return run_subconvs<T>({s}, y, w, bias, x, check);
 }
 
 }  // namespace
@@ -38,8 +39,9 @@ template <typename T>
 void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
   run_checked(
       y, g.batch * g.fine_channels * g.fine_pixels(), w,
-      g.coarse_channels * g.fine_per_group() * g.taps(), x,
-      g.batch * g.coarse_channels * g.coarse_pixels(), [&] { gather_fast(g, y, w, bias, x); },
+      g.coarse_channels * g.fine_per_group() * g.taps(),
+      g.batch * g.coarse_channels * g.coarse_pixels(),
+      [&](bool check) { return gather_fast(g, y, w, bias, x, check); },
       [&] { gather_direct(g, y, w, bias, x); });
 }
 

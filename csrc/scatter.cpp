@@ -42,8 +42,9 @@ std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_
   return out;
 }
 
+// With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
-void scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
   for (int d = 0; d < kMaxDims; ++d)
@@ -56,7 +57,7 @@ void scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y
         s.axes = {az, ay, ax};
         subs.push_back(std::move(s));
       }
-  run_subconvs<T>(subs, x, w, bias, y);
+  return run_subconvs<T>(subs, x, w, bias, y, check);
 }
 
 }  // namespace
@@ -65,8 +66,9 @@ template <typename T>
 void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   run_checked(
       x, g.batch * g.coarse_channels * g.coarse_pixels(), w,
-      g.coarse_channels * g.fine_per_group() * g.taps(), y,
-      g.batch * g.fine_channels * g.fine_pixels(), [&] { scatter_fast(g, x, w, bias, y); },
+      g.coarse_channels * g.fine_per_group() * g.taps(),
+      g.batch * g.fine_channels * g.fine_pixels(),
+      [&](bool check) { return scatter_fast(g, x, w, bias, y, check); },
       [&] { scatter_direct(g, x, w, bias, y); });
 }
 

@@ -19,6 +19,7 @@
 #include <omp.h>
 
 #include "tconv/copy.hpp"
+#include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -537,10 +538,12 @@ void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
 // Adds the bias and writes the tile to its phase's places in dst.  With `odd` (the tile of the
 // x phase dst_base + 1 of the same grid block, x stride 2), both phases are written together
 // as one contiguous interleaved run: d[2u] from acc, d[2u + 1] from odd.
-template <typename T>
-void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
+// With kCheck, returns nonzero when a stored value is Inf or NaN (else 0).
+template <bool kCheck, typename T>
+auto store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
                 const std::vector<Segment>& segs, const T* acc, int64_t ldc,
                 const T* odd = nullptr) {
+  decltype(nonfinite_bit(T(0))) bad = 0;
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t dz = s.dst_dims[0], dy = s.dst_dims[1], dx = s.dst_dims[2];
   const int64_t plane = dz * dy * dx;
@@ -556,24 +559,35 @@ void store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t 
       if (odd != nullptr) {
         const T* o = odd + m * ldc + seg.t0;
         for (int64_t u = 0; u < seg.len; ++u) {
-          d[2 * u] = a[u] + b;
-          d[2 * u + 1] = o[u] + b;
+          const T even = a[u] + b, odd_v = o[u] + b;
+          d[2 * u] = even;
+          d[2 * u + 1] = odd_v;
+          if constexpr (kCheck) bad |= nonfinite_bit(even) | nonfinite_bit(odd_v);
         }
       } else if (ax.dst_step == 1) {
-        for (int64_t u = 0; u < seg.len; ++u) d[u] = a[u] + b;
+        for (int64_t u = 0; u < seg.len; ++u) {
+          const T v = a[u] + b;
+          d[u] = v;
+          if constexpr (kCheck) bad |= nonfinite_bit(v);
+        }
       } else {
-        for (int64_t u = 0; u < seg.len; ++u) d[u * ax.dst_step] = a[u] + b;
+        for (int64_t u = 0; u < seg.len; ++u) {
+          const T v = a[u] + b;
+          d[u * ax.dst_step] = v;
+          if constexpr (kCheck) bad |= nonfinite_bit(v);
+        }
       }
     }
   }
+  return bad;
 }
 
 }  // namespace
 
 template <typename T>
-void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
-                  T* dst) {
-  if (subs.empty()) return;
+bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
+                  T* dst, bool check) {
+  if (subs.empty()) return true;
   const GemmKernels<T>& uk = active_gemm<T>();
   // At most kWideMR output channels: the wide kernels (more pixels per tile).
   const bool wide = subs[0].M <= kWideMR && uk.wide_nr > 0;
@@ -597,7 +611,7 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     flops += 2.0 * double(s.M) * double(n_total) * double(s.Kc * s.taps()) * double(s.groups);
     total_pixels += n_total * s.groups;
   }
-  if (total_pixels == 0) return;
+  if (total_pixels == 0) return true;
   // Output channels are processed in slabs of ms rows: the weights of one slab, for every
   // sub-convolution and group, are packed once and shared by the threads, and the packed copy
   // is no larger than the output plus mr - 1 rows (the slab is a whole number of mr panels).
@@ -736,8 +750,10 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
-#pragma omp parallel if (parallel)
+  int nonfinite = 0;  // some stored value is Inf/NaN
+#pragma omp parallel if (parallel) reduction(| : nonfinite)
   {
+    decltype(nonfinite_bit(T(0))) bad = 0;
     Scratch<T> b_buf, c_buf, c_even, band_buf;
     std::array<int64_t, 8> band_key{};
     bool band_key_valid = false;
@@ -873,19 +889,28 @@ void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         }
       }
       if (odd) {
-        store_tile(subs[static_cast<size_t>(task.sub) - 1], dst, bias, task.group, task.m0, mc,
-                   direct ? tiles : segs, c_even.get(mc * ncp), ncp, acc);
+        const SubConv& e = subs[static_cast<size_t>(task.sub) - 1];
+        const T* ce = c_even.get(mc * ncp);
+        bad |= check ? store_tile<true>(e, dst, bias, task.group, task.m0, mc,
+                                        direct ? tiles : segs, ce, ncp, acc)
+                     : store_tile<false>(e, dst, bias, task.group, task.m0, mc,
+                                         direct ? tiles : segs, ce, ncp, acc);
       } else if (!even) {
-        store_tile(s, dst, bias, task.group, task.m0, mc, direct ? tiles : segs, acc, ncp);
+        bad |= check ? store_tile<true>(s, dst, bias, task.group, task.m0, mc,
+                                        direct ? tiles : segs, acc, ncp)
+                     : store_tile<false>(s, dst, bias, task.group, task.m0, mc,
+                                         direct ? tiles : segs, acc, ncp);
       }
     }
     }  // slabs
+    nonfinite |= bad != 0 ? 1 : 0;
   }
+  return nonfinite == 0;
 }
 
-template void run_subconvs<float>(const std::vector<SubConv>&, const float*, const float*,
-                                  const float*, float*);
-template void run_subconvs<double>(const std::vector<SubConv>&, const double*, const double*,
-                                   const double*, double*);
+template bool run_subconvs<float>(const std::vector<SubConv>&, const float*, const float*,
+                                  const float*, float*, bool);
+template bool run_subconvs<double>(const std::vector<SubConv>&, const double*, const double*,
+                                   const double*, double*, bool);
 
 }  // namespace tconv

@@ -260,11 +260,14 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
 
 template <typename T>
 void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
+  const int64_t dw_size = g.coarse_channels * g.fine_per_group() * g.taps();
   run_checked(
       coarse, g.batch * g.coarse_channels * g.coarse_pixels(), fine,
-      g.batch * g.fine_channels * g.fine_pixels(), dw,
-      g.coarse_channels * g.fine_per_group() * g.taps(),
-      [&] { weight_grad_fast(g, coarse, fine, dw); },
+      g.batch * g.fine_channels * g.fine_pixels(), dw_size,
+      [&](bool check) {
+        weight_grad_fast(g, coarse, fine, dw);
+        return !check || all_finite(dw, dw_size);
+      },
       [&] { weight_grad_direct(g, coarse, fine, dw); });
 }
 

@@ -86,8 +86,10 @@ inline SubConv subconv_base(const Geometry& g, bool transposed) {
 // summed in the fixed order of K blocks (see ukernels.hpp): deterministic for any thread count.
 // The SubConvs of one call are the phases of one operator: they share batch, groups, M, Kc,
 // the source and the destination (scatter.cpp, gather.cpp).
+// With `check`, every dst value is tested as it is stored and the result is false when one is
+// Inf or NaN (tconv/nonfinite.hpp); without, the result is true.
 template <typename T>
-void run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
-                  T* dst);
+bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
+                  T* dst, bool check);
 
 }  // namespace tconv
