@@ -458,7 +458,6 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   const SubAxis& az = s.axes[0];
   const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
-  band -= c_begin * b.size();
   for (int64_t c = c_begin; c < c_end; ++c) {
     for (int64_t tz = 0; tz < b.tz_n; ++tz) {
       const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
@@ -467,7 +466,8 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
         const bool row_valid = z >= 0 && z < sz && y >= 0 && y < sy;
         const T* in = src_n + (c * sz + z) * sy * sx + y * sx;
         for (int64_t p = 0; p < b.phases(); ++p) {
-          T* out = band + (((c * b.tz_n + tz) * b.rows + r) * b.phases() + p) * b.width;
+          T* out = band + ((((c - c_begin) * b.tz_n + tz) * b.rows + r) * b.phases() + p) *
+                                b.width;
           const int64_t ph = b.phase[static_cast<size_t>(p)];
           // valid u: 0 <= (u + x0) * step + ph < sx
           int64_t lo = 0, hi = 0;
@@ -695,7 +695,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       k_blocks = std::max(k_blocks, ceil_div(subs[si].Kc * subs[si].taps(), kc_max));
   const int64_t slab_panels = ceil_div(ms, mr);
   const int64_t panel_chunks = std::min(
-      slab_panels, std::max<int64_t>(1, ceil_div(4 * threads, std::max<int64_t>(1, groups * k_blocks))));
+      slab_panels,
+      std::max<int64_t>(1, ceil_div(4 * threads, std::max<int64_t>(1, groups * k_blocks))));
   const int64_t panels_per_unit = ceil_div(slab_panels, panel_chunks);
   std::vector<std::array<int64_t, 3>> a_units;  // (group, K block start, first panel)
   for (int64_t g = 0; g < groups; ++g)
