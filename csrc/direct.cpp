@@ -10,28 +10,19 @@
 // slices and sums every element in a fixed order, so it is deterministic for any thread count.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <type_traits>
 
 #include "tconv/kernels.hpp"
+#include "tconv/nonfinite.hpp"
 
 namespace tconv {
 
 template <typename T>
 bool all_finite(const T* p, int64_t n) {
-  // An IEEE value is Inf or NaN exactly when its exponent bits are all ones.  An integer
-  // OR-reduction vectorises without reassociating any floating-point sum.
-  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   // The check is a memory-bound pass over whole operands: split it over the threads (an
-  // integer OR, so the answer never depends on the split).
-  Bits bad = 0;
+  // integer OR of the exponent tests, so the answer never depends on the split).
+  decltype(nonfinite_bit(T(0))) bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > (int64_t(1) << 18))
-  for (int64_t i = 0; i < n; ++i) {
-    Bits b;
-    std::memcpy(&b, p + i, sizeof(T));
-    bad |= Bits((b & exponent) == exponent);
-  }
+  for (int64_t i = 0; i < n; ++i) bad |= nonfinite_bit(p[i]);
   return bad == 0;
 }
 

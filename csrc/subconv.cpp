@@ -71,20 +71,21 @@ struct KRow {
   int64_t channel, tap, tz, ty, tx, weight_offset;
 };
 
-void k_rows(const SubConv& s, int64_t k0, int64_t kc, std::vector<KRow>& rows) {
-  rows.resize(static_cast<size_t>(kc));
+// Every row k = c * taps + t of the sub-convolution's K.
+void k_rows(const SubConv& s, std::vector<KRow>& rows) {
+  const int64_t taps = s.taps();
+  rows.resize(static_cast<size_t>(s.Kc * taps));
   const auto tx_n = static_cast<int64_t>(s.axes[2].tap_kernel.size());
   const auto ty_n = static_cast<int64_t>(s.axes[1].tap_kernel.size());
-  const int64_t taps = s.taps();
-  for (int64_t r = 0; r < kc; ++r) {
-    const int64_t kk = k0 + r;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto kk = static_cast<int64_t>(r);
     const int64_t c = kk / taps, t = kk % taps;
     const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
     const int64_t koff = (s.axes[0].tap_kernel[static_cast<size_t>(tz)] * s.kernel[1] +
                           s.axes[1].tap_kernel[static_cast<size_t>(ty)]) *
                              s.kernel[2] +
                          s.axes[2].tap_kernel[static_cast<size_t>(tx)];
-    rows[static_cast<size_t>(r)] = {c, t, tz, ty, tx, c * s.w_c + koff};
+    rows[r] = {c, t, tz, ty, tx, c * s.w_c + koff};
   }
 }
 
@@ -98,8 +99,6 @@ struct KRows {
   const KRow& operator[](size_t k) const { return first[k]; }
   const KRow& front() const { return first[0]; }
   const KRow& back() const { return first[count - 1]; }
-  const KRow* begin() const { return first; }
-  const KRow* end() const { return first + count; }
 };
 
 // The A panels of rows [m0, m0 + r) for every sub-convolution si with panels[si] != null:
@@ -134,9 +133,7 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
     c_lo = std::min(c_lo, rows[si].front().channel);
     c_hi = std::max(c_hi, rows[si].back().channel);
   }
-  std::array<size_t, 64> cursor_small{};
-  std::vector<size_t> cursor_big(subs.size() > 64 ? subs.size() : 0, 0);
-  size_t* cursor = subs.size() > 64 ? cursor_big.data() : cursor_small.data();
+  std::vector<size_t> cursor(subs.size(), 0);  // next row of each sub-convolution
   // The channels' lines are M * taps elements apart: too far for the hardware prefetcher.
   const int64_t taps_all = s0.kernel[0] * s0.kernel[1] * s0.kernel[2];
   constexpr int64_t kAhead = 4;
@@ -747,7 +744,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   // The rows of every sub-convolution's whole K (channel, taps, weight offset), once per call.
   std::vector<std::vector<KRow>> all_rows(subs.size());
   for (size_t si = 0; si < subs.size(); ++si)
-    k_rows(subs[si], 0, subs[si].Kc * subs[si].taps(), all_rows[si]);
+    k_rows(subs[si], all_rows[si]);
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
@@ -771,19 +768,21 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
 #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < unit_count; ++u) {
       const auto [g, k0, p0] = a_units[static_cast<size_t>(u)];
+      // this K block's rows of each sub-convolution (none: no tasks, or K ends before k0)
       for (size_t si = 0; si < subs.size(); ++si) {
-        const int64_t k_total = subs[si].Kc * subs[si].taps();
-        if (per_slab[0][si].empty() || k0 >= k_total) continue;
-        unit_rows[si] = {all_rows[si].data() + k0,
-                         static_cast<size_t>(std::min(kc_max, k_total - k0))};
+        const auto k_total = static_cast<int64_t>(all_rows[si].size());
+        unit_rows[si] = per_slab[0][si].empty() || k0 >= k_total
+                            ? KRows{}
+                            : KRows{all_rows[si].data() + k0,
+                                    static_cast<size_t>(std::min(kc_max, k_total - k0))};
       }
       for (int64_t i0 = p0 * mr; i0 < std::min(slab_rows, (p0 + panels_per_unit) * mr); i0 += mr) {
         for (size_t si = 0; si < subs.size(); ++si) {
-          const int64_t k_total = subs[si].Kc * subs[si].taps();
-          unit_panel[si] = nullptr;
-          if (per_slab[0][si].empty() || k0 >= k_total) continue;
-          const int64_t kc = std::min(kc_max, k_total - k0);
-          unit_panel[si] = a_packed.data() + a_off[si] + (g * k_total + k0) * ms + i0 * kc;
+          const auto kc = static_cast<int64_t>(unit_rows[si].size());
+          unit_panel[si] = kc == 0 ? nullptr
+                                   : a_packed.data() + a_off[si] +
+                                         (g * static_cast<int64_t>(all_rows[si].size()) + k0) * ms +
+                                         i0 * kc;
         }
         pack_a_panels(subs, w, g, slab_m0 + i0, std::min<int64_t>(mr, slab_rows - i0),
                       unit_rows, unit_panel);

@@ -24,8 +24,9 @@
 
 namespace tconv {
 
-// Integer image of a value's exponent test: OR these over many values and the result is
-// nonzero exactly when one of them is Inf or NaN (an integer OR vectorises; no FP reduction).
+// Integer image of a value's exponent test (an IEEE value is Inf or NaN exactly when its
+// exponent bits are all ones): OR these over many values and the result is nonzero exactly
+// when one of them is Inf or NaN (an integer OR vectorises; no floating-point reduction).
 template <typename T>
 inline auto nonfinite_bit(T v) {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
