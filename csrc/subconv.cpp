@@ -462,25 +462,57 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
         const int64_t y = b.y0 + r;
         const bool row_valid = z >= 0 && z < sz && y >= 0 && y < sy;
         const T* in = src_n + (c * sz + z) * sy * sx + y * sx;
-        for (int64_t p = 0; p < b.phases(); ++p) {
-          T* out = band + ((((c - c_begin) * b.tz_n + tz) * b.rows + r) * b.phases() + p) *
-                                b.width;
-          const int64_t ph = b.phase[static_cast<size_t>(p)];
-          // valid u: 0 <= (u + x0) * step + ph < sx
-          int64_t lo = 0, hi = 0;
-          if (row_valid && ph < sx) {
-            lo = std::max<int64_t>(0, -b.x0 + ceil_div(std::max<int64_t>(0, -ph), step));
-            hi = std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0);
-            hi = std::max(hi, lo);
+        T* out_row = band + (((c - c_begin) * b.tz_n + tz) * b.rows + r) * b.phases() * b.width;
+        // valid u of phase ph: 0 <= (u + x0) * step + ph < sx (none when the row is outside)
+        const auto valid = [&](int64_t ph) {
+          if (!row_valid || ph >= sx) return std::pair<int64_t, int64_t>(0, 0);
+          const int64_t lo =
+              std::max<int64_t>(0, -b.x0 + ceil_div(std::max<int64_t>(0, -ph), step));
+          const int64_t hi = std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0);
+          return std::pair<int64_t, int64_t>(lo, std::max(hi, lo));
+        };
+        // Every residue of a step of 4 or 8 has a plane: the points valid in all of them are
+        // de-interleaved in one pass over the source row (deinterleave), the rest per phase.
+        int64_t both_lo = 0, both_hi = 0;
+        if ((step == 4 || step == 8) && b.phases() == step) {
+          both_hi = b.width;
+          for (int64_t p = 0; p < b.phases(); ++p) {
+            const auto [lo, hi] = valid(b.phase[static_cast<size_t>(p)]);
+            both_lo = std::max(both_lo, lo);
+            both_hi = std::min(both_hi, hi);
           }
+          both_hi = std::max(both_hi, both_lo);
+        }
+        for (int64_t p = 0; p < b.phases(); ++p) {
+          T* out = out_row + p * b.width;
+          const int64_t ph = b.phase[static_cast<size_t>(p)];
+          const auto [lo, hi] = valid(ph);
           for (int64_t u = 0; u < lo; ++u) out[u] = T(0);
           const T* from = in + b.x0 * step + ph;
           if (step == 1) {
             for (int64_t u = lo; u < hi; ++u) out[u] = from[u];
+          } else if (step == 2) {  // x stride 2: vectorised 32-point pieces
+            int64_t u = lo;
+            for (; u + 32 <= hi; u += 32) copy_fixed<T, 2, 32>(from + u * 2, out + u);
+            for (; u < hi; ++u) out[u] = from[u * 2];
           } else {
-            for (int64_t u = lo; u < hi; ++u) out[u] = from[u * step];
+            // [both_lo, both_hi) (empty unless de-interleaved below) lies inside [lo, hi)
+            const int64_t skip_lo = both_hi > both_lo ? both_lo : hi;
+            for (int64_t u = lo; u < skip_lo; ++u) out[u] = from[u * step];
+            for (int64_t u = std::max(skip_lo, both_hi); u < hi; ++u) out[u] = from[u * step];
           }
           for (int64_t u = hi; u < b.width; ++u) out[u] = T(0);
+        }
+        if (both_hi > both_lo) {
+          std::array<T*, 8> to{};  // plane of each residue
+          for (int64_t p = 0; p < b.phases(); ++p)
+            to[static_cast<size_t>(b.phase[static_cast<size_t>(p)])] = out_row + p * b.width + both_lo;
+          const T* from = in + (b.x0 + both_lo) * step;
+          if (step == 4) {
+            deinterleave<T, 4>(from, to.data(), both_hi - both_lo);
+          } else {
+            deinterleave<T, 8>(from, to.data(), both_hi - both_lo);
+          }
         }
       }
     }

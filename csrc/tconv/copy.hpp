@@ -3,6 +3,13 @@
 // memcpy call or a scalar loop).
 #pragma once
 
+#include <cstdint>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tconv {
 
 // to[u] = from[u * STEP] for u < LEN.
@@ -10,6 +17,34 @@ template <typename T, int STEP, int LEN>
 inline void copy_fixed(const T* from, T* to) {
 #pragma GCC unroll 32
   for (int u = 0; u < LEN; ++u) to[u] = from[u * STEP];
+}
+
+// De-interleave S residues at once: to[r][u] = from[u * S + r] for r < S, u < count.
+// Reads `from` contiguously; for float and S = 4 or 8 on SSE2, 4 x 4 transposes (one vector
+// store per 4 values instead of a scalar store each).
+template <typename T, int S>
+inline void deinterleave(const T* from, T* const* to, int64_t count) {
+  int64_t u = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float> && (S == 4 || S == 8)) {
+    for (; u + 4 <= count; u += 4) {
+      const float* f = from + u * S;
+#pragma GCC unroll 2
+      for (int h = 0; h < S; h += 4) {  // residues h .. h + 3 of points u .. u + 3
+        __m128 v0 = _mm_loadu_ps(f + h), v1 = _mm_loadu_ps(f + S + h),
+               v2 = _mm_loadu_ps(f + 2 * S + h), v3 = _mm_loadu_ps(f + 3 * S + h);
+        _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+        _mm_storeu_ps(to[h] + u, v0);
+        _mm_storeu_ps(to[h + 1] + u, v1);
+        _mm_storeu_ps(to[h + 2] + u, v2);
+        _mm_storeu_ps(to[h + 3] + u, v3);
+      }
+    }
+  }
+#endif
+  for (; u < count; ++u)
+#pragma GCC unroll 8
+    for (int r = 0; r < S; ++r) to[r][u] = from[u * S + r];
 }
 
 }  // namespace tconv
