@@ -455,60 +455,68 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   const SubAxis& az = s.axes[0];
   const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
+  // valid u of each phase ph: 0 <= (u + x0) * step + ph < sx (the same on every valid row)
+  std::vector<std::pair<int64_t, int64_t>> range(static_cast<size_t>(b.phases()));
+  for (int64_t p = 0; p < b.phases(); ++p) {
+    const int64_t ph = b.phase[static_cast<size_t>(p)];
+    int64_t lo = 0, hi = 0;
+    if (ph < sx) {
+      lo = std::max<int64_t>(0, -b.x0 + ceil_div(std::max<int64_t>(0, -ph), step));
+      hi = std::max(lo, std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0));
+    }
+    range[static_cast<size_t>(p)] = {lo, hi};
+  }
+  // When every residue of a step of 2, 4 or 8 has a plane, the points valid in all of them
+  // are de-interleaved in one pass over the source row (deinterleave), the rest per phase.
+  int64_t both_lo = 0, both_hi = 0;
+  std::array<int64_t, 8> plane_of{};  // band plane of each residue
+  if ((step == 2 || step == 4 || step == 8) && b.phases() == step) {
+    both_hi = b.width;
+    for (int64_t p = 0; p < b.phases(); ++p) {
+      both_lo = std::max(both_lo, range[static_cast<size_t>(p)].first);
+      both_hi = std::min(both_hi, range[static_cast<size_t>(p)].second);
+      plane_of[static_cast<size_t>(b.phase[static_cast<size_t>(p)])] = p;
+    }
+    both_hi = std::max(both_hi, both_lo);
+  }
+  const int64_t row_size = b.phases() * b.width;
   for (int64_t c = c_begin; c < c_end; ++c) {
     for (int64_t tz = 0; tz < b.tz_n; ++tz) {
       const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
       for (int64_t r = 0; r < b.rows; ++r) {
         const int64_t y = b.y0 + r;
-        const bool row_valid = z >= 0 && z < sz && y >= 0 && y < sy;
-        const T* in = src_n + (c * sz + z) * sy * sx + y * sx;
-        T* out_row = band + (((c - c_begin) * b.tz_n + tz) * b.rows + r) * b.phases() * b.width;
-        // valid u of phase ph: 0 <= (u + x0) * step + ph < sx (none when the row is outside)
-        const auto valid = [&](int64_t ph) {
-          if (!row_valid || ph >= sx) return std::pair<int64_t, int64_t>(0, 0);
-          const int64_t lo =
-              std::max<int64_t>(0, -b.x0 + ceil_div(std::max<int64_t>(0, -ph), step));
-          const int64_t hi = std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0);
-          return std::pair<int64_t, int64_t>(lo, std::max(hi, lo));
-        };
-        // Every residue of a step of 4 or 8 has a plane: the points valid in all of them are
-        // de-interleaved in one pass over the source row (deinterleave), the rest per phase.
-        int64_t both_lo = 0, both_hi = 0;
-        if ((step == 4 || step == 8) && b.phases() == step) {
-          both_hi = b.width;
-          for (int64_t p = 0; p < b.phases(); ++p) {
-            const auto [lo, hi] = valid(b.phase[static_cast<size_t>(p)]);
-            both_lo = std::max(both_lo, lo);
-            both_hi = std::min(both_hi, hi);
-          }
-          both_hi = std::max(both_hi, both_lo);
+        T* out_row = band + (((c - c_begin) * b.tz_n + tz) * b.rows + r) * row_size;
+        if (z < 0 || z >= sz || y < 0 || y >= sy) {
+          std::fill(out_row, out_row + row_size, T(0));
+          continue;
         }
+        const T* in = src_n + (c * sz + z) * sy * sx + y * sx;
         for (int64_t p = 0; p < b.phases(); ++p) {
           T* out = out_row + p * b.width;
-          const int64_t ph = b.phase[static_cast<size_t>(p)];
-          const auto [lo, hi] = valid(ph);
-          for (int64_t u = 0; u < lo; ++u) out[u] = T(0);
-          const T* from = in + b.x0 * step + ph;
+          const auto [lo, hi] = range[static_cast<size_t>(p)];
+          // out[u] = in[off + u * step]; off + u * step >= 0 for u >= lo (no pointer is
+          // formed before the source)
+          const int64_t off = b.x0 * step + b.phase[static_cast<size_t>(p)];
+          std::fill(out, out + lo, T(0));
           if (step == 1) {
-            for (int64_t u = lo; u < hi; ++u) out[u] = from[u];
-          } else if (step == 2) {  // x stride 2: vectorised 32-point pieces
-            int64_t u = lo;
-            for (; u + 32 <= hi; u += 32) copy_fixed<T, 2, 32>(from + u * 2, out + u);
-            for (; u < hi; ++u) out[u] = from[u * 2];
+            std::copy(in + off + lo, in + off + hi, out + lo);
           } else {
             // [both_lo, both_hi) (empty unless de-interleaved below) lies inside [lo, hi)
             const int64_t skip_lo = both_hi > both_lo ? both_lo : hi;
-            for (int64_t u = lo; u < skip_lo; ++u) out[u] = from[u * step];
-            for (int64_t u = std::max(skip_lo, both_hi); u < hi; ++u) out[u] = from[u * step];
+            for (int64_t u = lo; u < skip_lo; ++u) out[u] = in[off + u * step];
+            for (int64_t u = std::max(skip_lo, both_hi); u < hi; ++u) out[u] = in[off + u * step];
           }
-          for (int64_t u = hi; u < b.width; ++u) out[u] = T(0);
+          std::fill(out + hi, out + b.width, T(0));
         }
         if (both_hi > both_lo) {
-          std::array<T*, 8> to{};  // plane of each residue
-          for (int64_t p = 0; p < b.phases(); ++p)
-            to[static_cast<size_t>(b.phase[static_cast<size_t>(p)])] = out_row + p * b.width + both_lo;
+          std::array<T*, 8> to{};
+          for (int64_t ph = 0; ph < step; ++ph)
+            to[static_cast<size_t>(ph)] =
+                out_row + plane_of[static_cast<size_t>(ph)] * b.width + both_lo;
           const T* from = in + (b.x0 + both_lo) * step;
-          if (step == 4) {
+          if (step == 2) {
+            deinterleave<T, 2>(from, to.data(), both_hi - both_lo);
+          } else if (step == 4) {
             deinterleave<T, 4>(from, to.data(), both_hi - both_lo);
           } else {
             deinterleave<T, 8>(from, to.data(), both_hi - both_lo);
