@@ -12,11 +12,38 @@
 
 namespace tconv {
 
-// to[u] = from[u * STEP] for u < LEN.
+// to[u] = from[u * STEP] for u < LEN; reads only from[0 .. (LEN - 1) * STEP].
+// STEP 2 on SSE2 (gcc builds it from scalar loads otherwise): blocks of W outputs (W = 4
+// floats or 2 doubles) from two loads and a shuffle; a block would read from[2u + 2W - 1],
+// one past the last read, so the final block of a run starts its loads one element earlier.
 template <typename T, int STEP, int LEN>
 inline void copy_fixed(const T* from, T* to) {
+  int u = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float> && STEP == 2 && LEN >= 8) {
+    for (; u + 4 < LEN; u += 4)
+      _mm_storeu_ps(to + u, _mm_shuffle_ps(_mm_loadu_ps(from + 2 * u),
+                                           _mm_loadu_ps(from + 2 * u + 4),
+                                           _MM_SHUFFLE(2, 0, 2, 0)));
+    if (u + 4 == LEN) {
+      _mm_storeu_ps(to + u, _mm_shuffle_ps(_mm_loadu_ps(from + 2 * u - 1),
+                                           _mm_loadu_ps(from + 2 * u + 3),
+                                           _MM_SHUFFLE(3, 1, 3, 1)));
+      return;
+    }
+  } else if constexpr (std::is_same_v<T, double> && STEP == 2 && LEN >= 4) {
+    for (; u + 2 < LEN; u += 2)
+      _mm_storeu_pd(to + u, _mm_unpacklo_pd(_mm_loadu_pd(from + 2 * u),
+                                            _mm_loadu_pd(from + 2 * u + 2)));
+    if (u + 2 == LEN) {
+      _mm_storeu_pd(to + u, _mm_unpackhi_pd(_mm_loadu_pd(from + 2 * u - 1),
+                                            _mm_loadu_pd(from + 2 * u + 1)));
+      return;
+    }
+  }
+#endif
 #pragma GCC unroll 32
-  for (int u = 0; u < LEN; ++u) to[u] = from[u * STEP];
+  for (; u < LEN; ++u) to[u] = from[u * STEP];
 }
 
 // De-interleave S residues at once: to[r][u] = from[u * S + r] for r < S, u < count.
