@@ -31,9 +31,11 @@
 namespace tconv {
 namespace {
 
-// Consecutive kk on one (n, iz, iy) row: ix in [ix0, ix0 + len), packed rows [r0, r0 + len).
+// Consecutive kk on one (n, iz) plane: `rows` grid rows iy .. iy + rows - 1, each holding ix in
+// [ix0, ix0 + len), packed rows [r0, r0 + rows * len).  rows > 1 only for whole grid rows
+// (ix0 = 0, len = coarse x extent), so that the packing handles a block of rows at once.
 struct KSegment {
-  int64_t n, iz, iy, ix0, len, r0;
+  int64_t n, iz, iy, ix0, len, r0, rows;
 };
 
 void k_segments(const Geometry& g, int64_t k0, int64_t kc, std::vector<KSegment>& segs) {
@@ -44,8 +46,15 @@ void k_segments(const Geometry& g, int64_t k0, int64_t kc, std::vector<KSegment>
     const int64_t ix = kk % cx;
     const int64_t row = kk / cx;
     const int64_t iy = row % cy, iz = (row / cy) % cz, n = row / (cy * cz);
-    const int64_t len = std::min(cx - ix, k0 + kc - kk);
-    segs.push_back({n, iz, iy, ix, len, kk - k0});
+    const int64_t left = k0 + kc - kk;
+    if (ix == 0 && left >= cx) {  // whole rows, up to the end of the plane or of the block
+      const int64_t rows = std::min(cy - iy, left / cx);
+      segs.push_back({n, iz, iy, 0, cx, kk - k0, rows});
+      kk += rows * cx;
+      continue;
+    }
+    const int64_t len = std::min(cx - ix, left);
+    segs.push_back({n, iz, iy, ix, len, kk - k0, 1});
     kk += len;
   }
 }
@@ -107,39 +116,55 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
     T* row = bp + t * ld;
     std::fill(row + kc, row + kcp, T(0));
     for (const KSegment& s : segs) {
-      T* seg = row + s.r0 - s.ix0;  // seg[ix] for ix in [ix0, ix0 + len)
+      // grid rows q < s.rows of the run whose fine row exists: [qa, qb)
+      const bool z_ok = s.iz >= rz.lo && s.iz < rz.hi;
+      const int64_t qa = z_ok ? std::clamp(ry.lo - s.iy, int64_t(0), s.rows) : s.rows;
+      const int64_t qb = z_ok ? std::clamp(ry.hi - s.iy, qa, s.rows) : s.rows;
       const int64_t lo = std::clamp(rx.lo, s.ix0, s.ix0 + s.len);
       const int64_t hi = std::clamp(rx.hi, lo, s.ix0 + s.len);
-      if (s.iz < rz.lo || s.iz >= rz.hi || s.iy < ry.lo || s.iy >= ry.hi || lo == hi) {
-        std::fill(seg + s.ix0, seg + s.ix0 + s.len, T(0));
+      T* run = row + s.r0;  // packed row q of the run at run + q * len
+      if (lo == hi) {
+        std::fill(run, run + s.rows * s.len, T(0));
         continue;
       }
+      std::fill(run, run + qa * s.len, T(0));
+      std::fill(run + qb * s.len, run + s.rows * s.len, T(0));
+      if (qa == qb) continue;
       const int64_t oz = s.iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-      const int64_t oy = s.iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-      const int64_t row = (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + xshift;
-      // Common row lengths with step 1 or 2: copy the whole run with a fixed-length loop
-      // (vectorised) and zero its ends again, when every read stays inside `fine`.
-      const int64_t first = row + s.ix0 * sx, last = row + (s.ix0 + s.len - 1) * sx;
-      if (first >= 0 && last < fine_size && (s.len == 16 || s.len == 32 || s.len == 8) &&
-          sx <= 2) {
-        if (sx == 1) {
-          copy_run<T, 1>(fine + first, seg + s.ix0, s.len);
+      const int64_t oy = (s.iy + qa) * g.stride[1] - g.pad[1] + ky * g.dilation[1];
+      const int64_t row_step = g.stride[1] * fx;  // between consecutive grid rows
+      // fine index of grid row qa's x = 0 read
+      const int64_t base = (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + xshift;
+      // Common row lengths with step 1 or 2: copy whole runs with a fixed-length loop
+      // (vectorised) and zero their ends again, when every read stays inside `fine`.
+      const int64_t first = base + s.ix0 * sx;
+      const int64_t last = base + (qb - 1 - qa) * row_step + (s.ix0 + s.len - 1) * sx;
+      const bool fixed = first >= 0 && last < fine_size && sx <= 2 &&
+                         (s.len == 16 || s.len == 32 || s.len == 8);
+      for (int64_t q = qa; q < qb; ++q) {
+        T* seg = run + q * s.len - s.ix0;  // seg[ix] for ix in [ix0, ix0 + len)
+        const int64_t frow_at = base + (q - qa) * row_step;
+        if (fixed) {
+          if (sx == 1) {
+            copy_run<T, 1>(fine + frow_at + s.ix0, seg + s.ix0, s.len);
+          } else {
+            copy_run<T, 2>(fine + frow_at + s.ix0 * 2, seg + s.ix0, s.len);
+          }
         } else {
-          copy_run<T, 2>(fine + first, seg + s.ix0, s.len);
+          // reads fine[frow_at + ix * sx] for ix in [lo, hi) only (all inside `fine`)
+          int64_t ix = lo;
+          if (sx == 1) {
+            std::copy(fine + frow_at + lo, fine + frow_at + hi, seg + lo);
+            ix = hi;
+          } else if (sx == 2) {  // long rows (1-D): vectorised 32-point pieces
+            for (; ix + 32 <= hi; ix += 32)
+              copy_fixed<T, 2, 32>(fine + frow_at + ix * 2, seg + ix);
+          }
+          for (; ix < hi; ++ix) seg[ix] = fine[frow_at + ix * sx];
         }
-      } else {
-        const T* frow = fine + row;
-        int64_t ix = lo;
-        if (sx == 1) {
-          std::copy(frow + lo, frow + hi, seg + lo);
-          ix = hi;
-        } else if (sx == 2) {  // long rows (1-D): vectorised 32-point pieces
-          for (; ix + 32 <= hi; ix += 32) copy_fixed<T, 2, 32>(frow + ix * 2, seg + ix);
-        }
-        for (; ix < hi; ++ix) seg[ix] = frow[ix * sx];
+        std::fill(seg + s.ix0, seg + lo, T(0));
+        std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
       }
-      std::fill(seg + s.ix0, seg + lo, T(0));
-      std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
     }
   }
 }
