@@ -527,29 +527,31 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   }
 }
 
-// Row pointers into the band: the offset of (tile, row k) is a part that depends only on k
-// (channel, z plane, y and x taps) plus one that depends only on the tile (its row and
-// first column), so each tile costs one add per row.
+// Row offsets into the band: the offset of (tile, row k) is a part that depends only on k
+// (channel, z plane, y and x taps) plus one that depends only on the tile (its row and first
+// column).  row_off[k] is row k's offset for the first tile (>= 0: that row lies in the band),
+// tile_shift(t) what tile t adds to it (>= 0: tiles follow the first).
 template <typename T>
-void band_rows(const SubConv& s, const std::vector<Segment>& tiles, KRows rows,
-               const Band& b, const T* band, int64_t c_begin, std::vector<int64_t>& row_part,
-               const T** ptrs) {
+void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,
+                      int64_t c_begin, std::vector<int64_t>& row_off) {
   // band holds channels from c_begin on (see fill_band)
   const SubAxis& ay = s.axes[1];
   const int64_t line = b.phases() * b.width;  // one band row
-  row_part.resize(rows.size());
+  const int64_t tile_part = first_tile.jy * ay.src_step * line + first_tile.jx0;
+  row_off.resize(rows.size());
   for (size_t k = 0; k < rows.size(); ++k) {
     const KRow& row = rows[k];
     const auto tx = static_cast<size_t>(row.tx);
-    row_part[k] =
+    row_off[k] =
         (((row.channel - c_begin) * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
          ay.tap_offset[static_cast<size_t>(row.ty)] - b.y0) * line +
-        b.tap_plane[tx] * b.width + b.tap_shift[tx] - b.x0;
+        b.tap_plane[tx] * b.width + b.tap_shift[tx] - b.x0 + tile_part;
   }
-  for (const Segment& tile : tiles) {
-    const int64_t tile_part = tile.jy * ay.src_step * line + tile.jx0;
-    for (size_t k = 0; k < rows.size(); ++k) *ptrs++ = band + (tile_part + row_part[k]);
-  }
+}
+
+int64_t tile_shift(const SubConv& s, const Band& b, const Segment& first_tile, const Segment& t) {
+  return (t.jy - first_tile.jy) * s.axes[1].src_step * b.phases() * b.width + t.jx0 -
+         first_tile.jx0;
 }
 
 // Copy a tile's kc rows (nr elements each) into one contiguous B panel: the rows of a tile
@@ -631,6 +633,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const int mr = wide ? kWideMR : uk.mr, nr = wide ? uk.wide_nr : uk.nr;
   const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const IgemmUkernel<T>* ifn = wide ? uk.wifn : uk.ifn;
+  const OgemmUkernel<T>* ofn = wide ? uk.wofn : uk.ofn;
   const int threads = omp_get_max_threads();
   const int64_t kc_max = k_block<T>();
   // Rows of A swept per B panel: an mcb x kc block of A (256 KiB) stays in L2.
@@ -882,6 +885,10 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         T* bp = b_buf.get(2 * kc * ncp);
         const int accumulate = k0 > 0 ? 1 : 0;
         if (direct) {
+          // Rows read in place by every A panel: always from the band (its channel planes
+          // are not a power-of-two stride apart) unless M is large enough that one packed
+          // copy per tile pays off; from the source itself only for one A panel.
+          const bool in_place = mc <= mr || (use_band && mc <= kMaxInPlaceRows);
           const T** ptrs = ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
           if (use_band) {
             int64_t c_begin = 0;
@@ -892,15 +899,28 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
               fill_band(s, src, task.group, tiles.front(), band, c_begin, c_end, data);
               band_data = data;
             }
-            band_rows(s, tiles, rows, band, band_data, c_begin, row_part, ptrs);
+            band_row_offsets<T>(s, tiles.front(), rows, band, c_begin, row_part);
+            if (in_place) {  // one offset table for every tile
+              for (size_t t = 0; t < tiles.size(); ++t) {
+                const T* base = band_data + tile_shift(s, band, tiles.front(), tiles[t]);
+                for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+                  const int64_t r = std::min<int64_t>(mr, mc - i0);
+                  ofn[r](kc, ap + i0 * kc, base, row_part.data(),
+                         acc + i0 * ncp + static_cast<int64_t>(t) * nr, ncp, accumulate);
+                }
+              }
+              continue;
+            }
+            for (size_t t = 0; t < tiles.size(); ++t) {
+              const T* base = band_data + tile_shift(s, band, tiles.front(), tiles[t]);
+              const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
+              for (int64_t k = 0; k < kc; ++k) tile_ptrs[k] = base + row_part[static_cast<size_t>(k)];
+            }
           } else {
             indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * ncp,
                           ptrs, tap_code);
           }
-          // Rows read in place by every A panel: always from the band (its channel planes
-          // are not a power-of-two stride apart) unless M is large enough that one packed
-          // copy per tile pays off; from the source itself only for one A panel.
-          if (mc <= mr || (use_band && mc <= kMaxInPlaceRows)) {
+          if (in_place) {
             for (size_t t = 0; t < tiles.size(); ++t)
               for (int64_t i0 = 0; i0 < mc; i0 += mr) {
                 const int64_t r = std::min<int64_t>(mr, mc - i0);

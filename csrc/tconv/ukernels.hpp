@@ -29,6 +29,12 @@ template <typename T>
 using IgemmUkernel = void (*)(int64_t kc, const T* a, const T* const* b_rows, T* c,
                               int64_t ldc, int accumulate);
 
+// Offset variant: row k of B is read from b + b_off[k], so one table of row offsets serves
+// every tile of a source band (each tile passes its own b) instead of a pointer table per tile.
+template <typename T>
+using OgemmUkernel = void (*)(int64_t kc, const T* a, const T* b, const int64_t* b_off, T* c,
+                              int64_t ldc, int accumulate);
+
 // Dot-product variant for reductions over k with both operands k-contiguous (weight_grad):
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],  i < r, j < dot_nc,
 // kc a multiple of dot_kw (the vector width); lanes sum k = l (mod dot_kw), then are added in
@@ -43,11 +49,13 @@ struct GemmKernels {
   int nr = 0;  // columns (a multiple of the vector width)
   GemmUkernel<T> fn[kMaxMR + 1] = {};
   IgemmUkernel<T> ifn[kMaxMR + 1] = {};
+  OgemmUkernel<T> ofn[kMaxMR + 1] = {};
   // Wide variants for at most kWideMR rows (few output channels): more columns per tile, so
   // the broadcasts and B loads stay below the FMAs (e.g. 3 x 32 fp32 on AVX2).
   int wide_nr = 0;
   GemmUkernel<T> wfn[kWideMR + 1] = {};
   IgemmUkernel<T> wifn[kWideMR + 1] = {};
+  OgemmUkernel<T> wofn[kWideMR + 1] = {};
   int dot_mr = 0;  // rows of the widest dot kernel
   int dot_nc = 0;  // columns of every dot kernel
   int dot_kw = 1;  // k granularity (vector width)

@@ -11,10 +11,13 @@
 #include <cstdint>
 #include <utility>
 
-template <class Ops, int MR, int NV, bool kIndirect>
+// How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
+enum class BRows { kPacked, kRows, kOffsets };
+
+template <class Ops, int MR, int NV, BRows kMode>
 void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
-               const typename Ops::T* const* b_rows, typename Ops::T* c, int64_t ldc,
-               int accumulate) {
+               const typename Ops::T* const* b_rows, const int64_t* b_off,
+               typename Ops::T* c, int64_t ldc, int accumulate) {
   using V = typename Ops::V;
   constexpr int W = Ops::kWidth;
   constexpr int NR = NV * W;
@@ -26,7 +29,9 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
     for (int j = 0; j < NV; ++j) acc[i][j] = Ops::zero();
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
-    const typename Ops::T* brow = kIndirect ? b_rows[k] : b;
+    const typename Ops::T* brow = kMode == BRows::kRows      ? b_rows[k]
+                                  : kMode == BRows::kOffsets ? b + b_off[k]
+                                                             : b;
 #pragma GCC unroll 16
     for (int j = 0; j < NV; ++j) bv[j] = Ops::load(brow + j * W);
 #pragma GCC unroll 16
@@ -36,7 +41,7 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
       for (int j = 0; j < NV; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
     }
     a += MR;
-    if (!kIndirect) b += NR;
+    if (kMode == BRows::kPacked) b += NR;
   }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
@@ -53,14 +58,21 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
 template <class Ops, int MR, int NV>
 void gemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                   typename Ops::T* c, int64_t ldc, int accumulate) {
-  gemm_body<Ops, MR, NV, false>(kc, a, b, nullptr, c, ldc, accumulate);
+  gemm_body<Ops, MR, NV, BRows::kPacked>(kc, a, b, nullptr, nullptr, c, ldc, accumulate);
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
 template <class Ops, int MR, int NV>
 void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* const* b_rows,
                    typename Ops::T* c, int64_t ldc, int accumulate) {
-  gemm_body<Ops, MR, NV, true>(kc, a, nullptr, b_rows, c, ldc, accumulate);
+  gemm_body<Ops, MR, NV, BRows::kRows>(kc, a, nullptr, b_rows, nullptr, c, ldc, accumulate);
+}
+
+//   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * (b + b_off[k])[j]
+template <class Ops, int MR, int NV>
+void ogemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
+                   const int64_t* b_off, typename Ops::T* c, int64_t ldc, int accumulate) {
+  gemm_body<Ops, MR, NV, BRows::kOffsets>(kc, a, b, nullptr, b_off, c, ldc, accumulate);
 }
 
 // Dot-product form for reductions whose operands are both contiguous along k (weight_grad):
@@ -121,6 +133,7 @@ void fill_gemm_table(Table& table, std::index_sequence<R...>) {
   table.nr = NV * Ops::kWidth;
   ((table.fn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
   ((table.ifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+  ((table.ofn[R + 1] = &ogemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
 }
 
 // Fill table.wfn/wifn[1..kWideMR] with the NV-vector-wide kernels for few rows.
@@ -130,4 +143,5 @@ void fill_wide_table(Table& table, std::index_sequence<R...>) {
   table.wide_nr = NV * Ops::kWidth;
   ((table.wfn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
   ((table.wifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+  ((table.wofn[R + 1] = &ogemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
 }
