@@ -3,7 +3,9 @@
 // memcpy call or a scalar loop).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__SSE2__)
@@ -42,8 +44,17 @@ inline void copy_fixed(const T* from, T* to) {
     }
   }
 #endif
+  if constexpr (STEP == 1) {
+    // memcpy of a constant size: inline vector moves (a loop would stay scalar, since `to`
+    // might alias `from`)
+    std::memcpy(to + u, from + u, sizeof(T) * static_cast<size_t>(LEN - u));
+  } else {
+    T tmp[LEN];  // every load before any store, so gcc may combine them
 #pragma GCC unroll 32
-  for (; u < LEN; ++u) to[u] = from[u * STEP];
+    for (int v = u; v < LEN; ++v) tmp[v] = from[v * STEP];
+#pragma GCC unroll 32
+    for (int v = u; v < LEN; ++v) to[v] = tmp[v];
+  }
 }
 
 // De-interleave S residues at once: to[r][u] = from[u * S + r] for r < S, u < count.
