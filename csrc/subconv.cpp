@@ -914,7 +914,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
             for (size_t t = 0; t < tiles.size(); ++t) {
               const T* base = band_data + tile_shift(s, band, tiles.front(), tiles[t]);
               const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
-              for (int64_t k = 0; k < kc; ++k) tile_ptrs[k] = base + row_part[static_cast<size_t>(k)];
+              for (int64_t k = 0; k < kc; ++k)
+                tile_ptrs[k] = base + row_part[static_cast<size_t>(k)];
             }
           } else {
             indirect_rows(s, src, task.group, tiles, rows, nr, zeros.data(), bp + kc * ncp,
