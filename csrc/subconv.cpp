@@ -531,7 +531,6 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 // (channel, z plane, y and x taps) plus one that depends only on the tile (its row and first
 // column).  row_off[k] is row k's offset for the first tile (>= 0: that row lies in the band),
 // tile_shift(t) what tile t adds to it (>= 0: tiles follow the first).
-template <typename T>
 void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,
                       int64_t c_begin, std::vector<int64_t>& row_off) {
   // band holds channels from c_begin on (see fill_band)
@@ -899,7 +898,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
               fill_band(s, src, task.group, tiles.front(), band, c_begin, c_end, data);
               band_data = data;
             }
-            band_row_offsets<T>(s, tiles.front(), rows, band, c_begin, row_part);
+            band_row_offsets(s, tiles.front(), rows, band, c_begin, row_part);
             if (in_place) {  // one offset table for every tile
               for (size_t t = 0; t < tiles.size(); ++t) {
                 const T* base = band_data + tile_shift(s, band, tiles.front(), tiles[t]);
