@@ -79,16 +79,27 @@ void pack_a(const Geometry& g, const T* coarse, int64_t group, int64_t m0, int64
   }
 }
 
-// to[u] = from[u * STEP] for u < len, len one of 8, 16, 32.
+// to[u] = from[u * STEP] for u < len, len one of 4, 8, 16, 32.
 template <typename T, int STEP>
 void copy_run(const T* from, T* to, int64_t len) {
-  if (len == 8) {
+  if (len == 4) {
+    copy_fixed<T, STEP, 4>(from, to);
+  } else if (len == 8) {
     copy_fixed<T, STEP, 8>(from, to);
   } else if (len == 16) {
     copy_fixed<T, STEP, 16>(from, to);
   } else {
     copy_fixed<T, STEP, 32>(from, to);
   }
+}
+
+// to[ix] = from[ix * STEP] for ix in [lo, lo + 32 * pieces) with whole 32-point pieces
+// (fixed-length copies); returns where the pieces end (the caller copies the rest).
+template <typename T, int STEP>
+int64_t copy_pieces(const T* from, T* to, int64_t lo, int64_t hi) {
+  int64_t ix = lo;
+  for (; ix + 32 <= hi; ix += 32) copy_fixed<T, STEP, 32>(from + ix * STEP, to + ix);
+  return ix;
 }
 
 // B block: bp[t * ld + r] = B[col0 + t][k0 + r] for t < nc, r < kc; 0 for r < kcp elsewhere
@@ -140,7 +151,7 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
       const int64_t first = base + s.ix0 * sx;
       const int64_t last = base + (qb - 1 - qa) * row_step + (s.ix0 + s.len - 1) * sx;
       const bool fixed = first >= 0 && last < fine_size && sx <= 2 &&
-                         (s.len == 16 || s.len == 32 || s.len == 8);
+                         (s.len == 16 || s.len == 32 || s.len == 8 || s.len == 4);
       for (int64_t q = qa; q < qb; ++q) {
         T* seg = run + q * s.len - s.ix0;  // seg[ix] for ix in [ix0, ix0 + len)
         const int64_t frow_at = base + (q - qa) * row_step;
@@ -156,9 +167,12 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
           if (sx == 1) {
             std::copy(fine + frow_at + lo, fine + frow_at + hi, seg + lo);
             ix = hi;
-          } else if (sx == 2) {  // long rows (1-D): vectorised 32-point pieces
-            for (; ix + 32 <= hi; ix += 32)
-              copy_fixed<T, 2, 32>(fine + frow_at + ix * 2, seg + ix);
+          } else if (sx == 2) {  // long rows: vectorised 32-point pieces
+            ix = copy_pieces<T, 2>(fine + frow_at, seg, lo, hi);
+          } else if (sx == 4) {
+            ix = copy_pieces<T, 4>(fine + frow_at, seg, lo, hi);
+          } else if (sx == 8) {
+            ix = copy_pieces<T, 8>(fine + frow_at, seg, lo, hi);
           }
           for (; ix < hi; ++ix) seg[ix] = fine[frow_at + ix * sx];
         }
@@ -189,9 +203,11 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   }
   const int threads = omp_get_max_threads();
   // L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A tile
-  // (in L1); the A block (<= 256 x kc) is packed once per K block and column range.
+  // (in L1, read once from L3); the A block (<= 512 x kc) is packed once per K block and
+  // column range.  Every B block is packed once per A block: up to 512 rows share it (with
+  // 256, the B packing of 512-channel layers was twice as much work and ~20 % of samples).
   const int64_t kc_max = 4 * k_block<T>();
-  const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 256), mr));
+  const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 512), mr));
   const int64_t mc = round_up(ceil_div(M, m_blocks), mr);
   // Chunks depend on the problem only (never on the thread count).
   const int64_t k_blocks = ceil_div(K, kc_max);

@@ -42,6 +42,11 @@ BLOCKING = [
     Case(3, 1, 2, 2, (32,), (4,), (2,), (1,), (0,), (1,), True),
     # weight_grad stride-2 rows longer than 32 points (32-point pieces + a scalar tail)
     Case(2, 1, 2, 3, (100,), (4,), (2,), (1,), (0,), (1,), True),
+    # ... and stride 4 and 8 (1-D, and 2-D rows of 70 points)
+    Case(2, 1, 2, 3, (75,), (8,), (4,), (2,), (0,), (1,), True),
+    Case(1, 1, 2, 2, (3, 70), (16, 16), (8, 8), (4, 4), (0, 0), (1, 1), True),
+    # weight_grad with more than 512 input channels: two row blocks of A
+    Case(1, 1, 520, 2, (3,), (3,), (2,), (1,), (0,), (1,), True),
 ]
 
 

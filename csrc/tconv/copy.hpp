@@ -17,12 +17,18 @@ namespace tconv {
 // to[u] = from[u * STEP] for u < LEN; reads only from[0 .. (LEN - 1) * STEP].
 // STEP 2 on SSE2 (gcc builds it from scalar loads otherwise): blocks of W outputs (W = 4
 // floats or 2 doubles) from two loads and a shuffle; a block would read from[2u + 2W - 1],
-// one past the last read, so the final block of a run starts its loads one element earlier.
+// one past the last read, so the final block of a run starts its loads one element earlier
+// (4 floats alone: the second load starts at from[3]).
 template <typename T, int STEP, int LEN>
 inline void copy_fixed(const T* from, T* to) {
   int u = 0;
 #if defined(__SSE2__)
-  if constexpr (std::is_same_v<T, float> && STEP == 2 && LEN >= 8) {
+  if constexpr (std::is_same_v<T, float> && STEP == 2 && LEN == 4) {
+    // from[0..3] and from[3..6] (overlapping): lanes 0, 2 of the first, 1, 3 of the second
+    _mm_storeu_ps(to, _mm_shuffle_ps(_mm_loadu_ps(from), _mm_loadu_ps(from + 3),
+                                     _MM_SHUFFLE(3, 1, 2, 0)));
+    return;
+  } else if constexpr (std::is_same_v<T, float> && STEP == 2 && LEN >= 8) {
     for (; u + 4 < LEN; u += 4)
       _mm_storeu_ps(to + u, _mm_shuffle_ps(_mm_loadu_ps(from + 2 * u),
                                            _mm_loadu_ps(from + 2 * u + 4),
