@@ -127,6 +127,25 @@ def test_inf_signs_and_inf_minus_inf():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inf_weight_of_the_odd_phase_only(dtype):
+    """k4 s2 p1: output 2i + 1 takes taps 0 and 2 (odd phase), and tap 0 of the last one reads
+    past the input.  An Inf in tap 0 makes every odd output but that last one Inf; the fast
+    kernel's padded zero there gives 0 * Inf = NaN, which only the exact fallback removes.  All
+    of it lies in odd positions, stored interleaved with the even phase (vector blocks): the
+    stores' Inf/NaN test must see odd positions too."""
+    rng = np.random.default_rng(3)
+    x = (rng.random((1, 4, 8)) + 0.5).astype(dtype)
+    w = rng.standard_normal((4, 4, 4)).astype(dtype)
+    w[1, 2, 0] = np.inf
+    y = tconv.conv_transpose(x, w, stride=2, padding=1)
+    expected = reference.conv_transpose_structural(x, w, stride=2, padding=1)
+    assert np.isposinf(expected[0, 2, 1:-1:2]).all() and np.isfinite(expected[0, 2, -1])
+    assert_same_specials(y, expected, "odd-phase Inf")
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(y[finite], expected[finite], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", FIXED, ids=lambda c: f"{len(c.spatial)}d-k{c.kernel}-s{c.stride}")
 def test_specials_fixed(case, dtype):
     for seed in range(2):
