@@ -18,7 +18,7 @@
 //     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T)),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
 //     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
-//   * weight_grad: packed A <= 256 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
+//   * weight_grad: packed A <= 512 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
 //     reduction block) per thread, and a second partial sum exactly the size of dW (the
 //     output) when the reduction is split in two chunks (never more);
 // and never a copy of the input, a column (im2col) buffer of the problem or atomics.
