@@ -203,9 +203,10 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   }
   const int threads = omp_get_max_threads();
   // L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A tile
-  // (in L1, read once from L3); the A block (<= 512 x kc) is packed once per K block and
-  // column range.  Every B block is packed once per A block: up to 512 rows share it (with
-  // 256, the B packing of 512-channel layers was twice as much work and ~20 % of samples).
+  // (in L1 for that sweep); the A block (<= 512 x kc, larger than L2: its tiles come from
+  // L3 once per B block) is packed once per K block and column range.  Every B block is
+  // packed once per A block, so up to 512 rows share it (with 256, the B packing of
+  // 512-channel layers was twice as much work and ~20 % of samples).
   const int64_t kc_max = 4 * k_block<T>();
   const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 512), mr));
   const int64_t mc = round_up(ceil_div(M, m_blocks), mr);

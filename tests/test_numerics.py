@@ -131,8 +131,8 @@ def test_inf_weight_of_the_odd_phase_only(dtype):
     """k4 s2 p1: output 2i + 1 takes taps 0 and 2 (odd phase), and tap 0 of the last one reads
     past the input.  An Inf in tap 0 makes every odd output but that last one Inf; the fast
     kernel's padded zero there gives 0 * Inf = NaN, which only the exact fallback removes.  All
-    of it lies in odd positions, stored interleaved with the even phase (vector blocks): the
-    stores' Inf/NaN test must see odd positions too."""
+    of it lies in odd positions, stored interleaved with the even phase (two x phases in one
+    run): the stores' Inf/NaN test must see odd positions too."""
     rng = np.random.default_rng(3)
     x = (rng.random((1, 4, 8)) + 0.5).astype(dtype)
     w = rng.standard_normal((4, 4, 4)).astype(dtype)
