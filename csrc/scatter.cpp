@@ -10,6 +10,9 @@
 // an implicit GEMM (M = C_out/groups, N = batch x phase pixels, K = C_in/groups x taps(rho))
 // run by run_subconvs.  No multiplication by an inserted zero, no column buffer, no atomics;
 // every y element is written once.  A phase with no taps receives the bias only.
+// Few output channels per group (an RGB output layer) would give every phase a GEMM of
+// only M <= 4 rows; columns_suit then routes the call to columns.cpp instead.
+#include "tconv/columns.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
@@ -45,6 +48,7 @@ std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
+  if (columns_suit(g, sizeof(T))) return scatter_columns(g, x, w, bias, y, check);
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
   for (int d = 0; d < kMaxDims; ++d)

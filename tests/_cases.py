@@ -92,3 +92,20 @@ FIXED = [
     Case(1, 1, 2, 2, (3, 2), (2, 3), (1, 2), (0, 1), (2, 1), (3, 2), False),     # op >= stride (d > s)
     Case(3, 1, 5, 3, (2 * 8 + 3,), (5,), (3,), (2,), (2,), (2,), True),          # misses a tile
 ]
+
+# Cases of the forward's GEMM + col2im path (csrc/columns.cpp: <= 4 output channels and >= 8
+# input channels per group, batch x groups >= 8, output channels x taps >= 12): pixel counts
+# that end in a partial tile, reductions of several K blocks (300 channels), odd output
+# widths, x strides 1, 2, 3 and 5 (phases without taps), groups, dilation, output_padding >=
+# stride, 1-D, 2-D and 3-D.
+COLUMNS = [
+    Case(8, 1, 16, 3, (5, 7), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),     # RGB k4s2p1
+    Case(8, 1, 12, 1, (37,), (16,), (8,), (4,), (0,), (1,), True),               # k16s8, 1 channel
+    Case(8, 1, 8, 2, (3, 4, 5), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), True),
+    Case(2, 4, 10, 4, (4, 6), (3, 3), (2, 3), (2, 1), (1, 2), (2, 1), True),     # groups, dilation
+    Case(8, 1, 300, 1, (9,), (12,), (4,), (0,), (0,), (1,), False),              # K blocks
+    Case(8, 1, 8, 3, (6, 6), (3, 3), (1, 1), (1, 1), (0, 0), (1, 1), True),      # stride 1
+    Case(9, 1, 9, 2, (5, 9), (3, 3), (2, 2), (1, 1), (0, 0), (1, 1), False),     # odd width
+    Case(8, 1, 8, 2, (3,), (7,), (5,), (0,), (4,), (1,), True),                  # stride > kernel
+    Case(8, 1, 8, 2, (3, 2), (2, 3), (1, 2), (0, 1), (2, 1), (3, 2), False),     # op >= stride
+]

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 
 import tconv
 
-from _cases import FIXED, Case, cases
+from _cases import COLUMNS, FIXED, Case, cases
 from conftest import assert_matches_oracle
 from test_reference import check_case
 
@@ -63,7 +63,7 @@ def _id(c: Case) -> str:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", FIXED + BLOCKING, ids=_id)
+@pytest.mark.parametrize("case", FIXED + BLOCKING + COLUMNS, ids=_id)
 def test_fixed_cases_every_isa(isa, case, dtype):
     assert tconv.isa() == isa
     check_case(case, dtype)
@@ -125,6 +125,7 @@ DETERMINISM = [
     Case(3, 1, 300, 5, (7,), (16,), (8,), (4,), (0,), (1,), True),
     Case(6, 1, 3, 4, (30, 30), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), False),  # 2 chunks
     Case(2, 3, 8, 6, (5, 4, 6), (2, 2, 2), (2, 2, 2), (0, 0, 0), (0, 0, 0), (1, 1, 1), True),
+    COLUMNS[0],  # the forward's GEMM + col2im path: one task per image
 ]
 
 

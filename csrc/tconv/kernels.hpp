@@ -8,6 +8,8 @@
 // phases (sub-convolutions, no multiplications by inserted zeros); packed register-blocked
 // micro-kernels (ukernels/*.cpp, one translation unit per ISA) do the arithmetic, chosen once
 // at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
+// A forward with at most 4 output channels per group runs instead as one GEMM with output
+// channel x tap rows and a col2im gather (columns.cpp), chosen from the shapes only.
 //
 // Workspace bound.  Besides the arrays it returns, a call allocates:
 //   * packed A (weights) of the scatter/gather: the output channels are processed in slabs
@@ -18,6 +20,9 @@
 //     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T)),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
 //     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
+//   * the forward with few output channels per group (columns.cpp), per thread: the GEMM's
+//     result Z for one image, (C_out/groups x taps) x (pixels + a tile) <= 4 MiB, its packed
+//     A block <= (512 + mr - 1) x 1 KiB and one packed B tile (nothing problem-sized);
 //   * weight_grad: packed A <= 512 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
 //     reduction block) per thread, and a second partial sum exactly the size of dW (the
 //     output) when the reduction is split in two chunks (never more);
