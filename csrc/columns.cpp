@@ -7,18 +7,25 @@
 // (channels within the group; o and i per axis by identity (1) of geometry.hpp).  The polyphase
 // form (scatter.cpp) gives every phase a GEMM of only M rows: with M <= 4 (an RGB output layer)
 // its micro-kernel loads more of B than it multiplies and reads each input value once per tap.
-// Here the GEMM has M x taps rows (3 x 16 = 48 for k4 s2), reads x in place (rows of B are
-// x's channel rows, contiguous), and every input value once per call.
+// Here the GEMM has M x taps rows (3 x 16 = 48 for k4 s2), its B rows are x's channel rows,
+// and every input value is read once per block.
 //
-// Determinism: one task per (image, group) computes its Z and writes its outputs; Z sums the
-// channels in increasing order in K blocks of k_block<T>() (the micro-kernels' order), and
-// every output adds the bias and then its taps in increasing (kz, ky, kx).  The path is chosen
-// from the problem only (columns_suit), so the result is the same for any thread count.
+// Tasks = image x group x block of outputs along the outermost axis that is not 1 in both the
+// input and the output (x for 1-D): a block is the sub-problem of the inputs that scatter
+// into it (make_block), so its Z holds only those columns and stays small, and batch 1 still
+// gives every thread work.
 //
-// Workspace, all per thread and bounded by constants of columns_suit: Z of one task
-// (<= kMaxZBytes), the packed A block of one K block (<= (kMaxRows + mr - 1) x 1 KiB, packed
-// per task: R x C_in/groups copies against R x C_in/groups x pixels multiply-adds) and one
-// packed B tile.
+// Determinism: Z sums the channels in increasing order in K blocks of k_block<T>() (the
+// micro-kernels' order), and every output adds the bias and then its taps in increasing
+// (kz, ky, kx): the same terms in the same order whatever the blocks, the thread count or the
+// problem's extent.  columns_suit decides from the channels and kernel only, so the result
+// of an output element never depends on the batch, the image size or the threads (tconv.dask
+// computes blocks of the output as separate calls and relies on that).
+//
+// Workspace, all per thread: Z of one block (<= kZBytes unless one output row along the
+// blocked axis needs more), the packed A block of one K block (<= (kMaxRows + mr - 1) x 1 KiB,
+// packed per task: R x C_in/groups copies against R x C_in/groups x pixels multiply-adds), one
+// packed B tile and one output row's phases.
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -37,28 +44,17 @@ namespace {
 constexpr int64_t kMaxM = 4;          // output channels per group
 constexpr int64_t kMinRows = 12;      // M x taps: at least two full AVX2 panels of six rows
 constexpr int64_t kMinChannels = 8;   // input channels per group (the GEMM's K)
-constexpr int64_t kMinTasks = 8;      // images x groups: tasks for the threads to share
 constexpr int64_t kMaxRows = 512;     // M x taps: the packed A block stays <= 512 x 1 KiB
-constexpr int64_t kMaxZBytes = int64_t(4) << 20;  // one task's Z (in L2 or L3)
+constexpr int64_t kZBytes = int64_t(1) << 20;  // one block's Z (L2-sized)
 constexpr int64_t kZPad = 64;         // Z rows are padded to a multiple of nr (<= 64 elements)
 // Tiles ahead that the first panel prefetches x from.
 constexpr int64_t kAhead = 4;
 
-// One output axis's taps: out[o] gets Z at (k, i) for o = i*s - p + k*d, 0 <= i < coarse.
-struct AxisTap {
-  int64_t k, i;
-};
-
-// taps[o] = the (k, i) that reach output o of the axis, in increasing k.
-std::vector<std::vector<AxisTap>> axis_taps(int64_t coarse, int64_t fine, int64_t kernel,
-                                            int64_t stride, int64_t pad, int64_t dilation) {
-  std::vector<std::vector<AxisTap>> taps(static_cast<size_t>(fine));
-  for (int64_t k = 0; k < kernel; ++k) {
-    const IndexRange r = valid_coarse_range(coarse, fine, stride, pad, dilation, k);
-    for (int64_t i = r.lo; i < r.hi; ++i)
-      taps[static_cast<size_t>(i * stride - pad + k * dilation)].push_back({k, i});
-  }
-  return taps;
+// The input index of axis d that output o reaches through tap k (o = i*s - p + k*d), or -1.
+inline int64_t tap_source(int64_t o, int64_t k, const Geometry& g, int d) {
+  const int64_t shifted = o + g.pad[d] - k * g.dilation[d];
+  const int64_t i = floor_div(shifted, g.stride[d]);
+  return i * g.stride[d] == shifted && i >= 0 && i < g.coarse[d] ? i : -1;
 }
 
 // bp[c * nr + u] = x[c * P + u] for c < rows, u < nr (nr = 8, 16 or 32: inline vector moves).
@@ -87,16 +83,56 @@ struct XPhase {
 
 }  // namespace
 
-bool columns_suit(const Geometry& g, int64_t elem_size) {
+bool columns_suit(const Geometry& g) {
   const int64_t rows = g.fine_per_group() * g.taps();
-  const int64_t z_bytes = rows * (g.coarse_pixels() + kZPad) * elem_size;
   return g.fine_per_group() <= kMaxM && rows >= kMinRows && rows <= kMaxRows &&
-         g.coarse_per_group() >= kMinChannels &&
-         g.batch * g.groups >= kMinTasks && z_bytes <= kMaxZBytes;
+         g.coarse_per_group() >= kMinChannels;
 }
 
+namespace {
+
+// One block of the output along axis `a`: outputs [o0, o1) on that axis (all of the
+// others), computed as the sub-problem with inputs [i0, i1) on that axis (the ones that
+// scatter into the block) and low padding pad + o0 - i0 * stride, so that the identity
+// o - o0 = (i - i0) * s - pad' + k * d holds (the same shift tconv.dask uses).
+struct Block {
+  Geometry g;          // the sub-problem (coarse, fine and pad of axis a changed)
+  int64_t x_off, y_off;  // of its first input / output within a channel plane
+};
+
+Block make_block(const Geometry& g, int a, int64_t o0, int64_t o1) {
+  const int64_t s = g.stride[a], p = g.pad[a], reach = (g.kernel[a] - 1) * g.dilation[a];
+  const int64_t i0 = std::clamp<int64_t>(floor_div(o0 + p - reach, s), 0, g.coarse[a]);
+  const int64_t i1 = std::clamp<int64_t>(floor_div(o1 - 1 + p, s) + 1, i0, g.coarse[a]);
+  Block b{g, 0, 0};
+  b.g.coarse[a] = i1 - i0;
+  b.g.fine[a] = o1 - o0;
+  b.g.pad[a] = p + o0 - i0 * s;
+  int64_t inner_c = 1, inner_f = 1;
+  for (int d = a + 1; d < kMaxDims; ++d) {
+    inner_c *= g.coarse[d];
+    inner_f *= g.fine[d];
+  }
+  b.x_off = i0 * inner_c;
+  b.y_off = o0 * inner_f;
+  return b;
+}
+
+// Per-thread buffers of the blocks.
 template <typename T>
-bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
+struct BlockScratch {
+  Scratch<T> z, a, b, phases;
+  std::vector<XPhase> x_phases;
+};
+
+// Computes one block of one image and group: x, y point at channel 0 of the group (block
+// offsets not applied); their channel planes are x_plane and y_plane apart.  Returns the OR
+// of the stored values' non-finite bits when `check`.
+template <typename T>
+auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const T* bias,
+               T* y, int64_t y_plane, int64_t grp, bool check, BlockScratch<T>& sc) {
+  const Geometry& g = blk.g;
+  decltype(nonfinite_bit(T(0))) bad = 0;
   const GemmKernels<T>& uk = active_gemm<T>();
   const int mr = uk.mr, nr = uk.nr;
   const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), taps = g.taps();
@@ -105,17 +141,56 @@ bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T
   // Z rows one tile longer than needed: rows a multiple of 4 KiB apart would share L1 sets.
   const int64_t ld = round_up(P, nr) + nr;
   const int64_t kb = k_block<T>();
-  // The (k, i) reaching each output index of the two outer axes (shared, read-only).
-  std::array<std::vector<std::vector<AxisTap>>, 2> out_taps;
-  for (int d = 0; d < 2; ++d)
-    out_taps[d] = axis_taps(g.coarse[d], g.fine[d], g.kernel[d], g.stride[d], g.pad[d],
-                            g.dilation[d]);
+  T* z = sc.z.get(R * ld);
+  const T* xs = x + blk.x_off;
+  // Z = A * x, K block by K block, tile by tile of nr pixels: the tile's kcb rows (x's
+  // channel rows, x_plane apart) are copied into one packed panel (zero past P) that every
+  // panel of A then reads from L1; read in place, rows 4 KiB apart would share L1 sets.
+  for (int64_t c0 = 0; c0 < Kc && P > 0; c0 += kb) {
+    const int64_t kcb = std::min(kb, Kc - c0);
+    const int accumulate = c0 > 0 ? 1 : 0;
+    // A block: panel of rows [r0, r0 + rr) at r0 * kcb, a[c * rr + i] = W[c0 + c][r0 + i]
+    // (W's row r = f * taps + k is contiguous in the channel c of the group).
+    T* ab = sc.a.get(Rp * kcb);
+    for (int64_t r0 = 0; r0 < R; r0 += mr) {
+      const int64_t rr = std::min<int64_t>(mr, R - r0);
+      for (int64_t c = 0; c < kcb; ++c) {
+        const T* wr = w + (grp * Kc + c0 + c) * R + r0;
+        std::copy(wr, wr + rr, ab + r0 * kcb + c * rr);
+      }
+    }
+    const T* xb = xs + c0 * x_plane;
+    T* bp = sc.b.get(kcb * nr);
+    for (int64_t j = 0; j < P; j += nr) {
+      const int64_t len = std::min<int64_t>(nr, P - j);
+      // x comes from memory once, as kcb separate streams (too many for the hardware
+      // prefetcher to follow): prefetch each kAhead tiles on.
+      if (j + kAhead * nr < P)
+        for (int64_t c = 0; c < kcb; ++c) __builtin_prefetch(xb + c * x_plane + j + kAhead * nr);
+      if (len == nr) {
+        copy_tiles(xb + j, x_plane, kcb, nr, bp);
+      } else {
+        for (int64_t c = 0; c < kcb; ++c) {
+          std::copy(xb + c * x_plane + j, xb + c * x_plane + P, bp + c * nr);
+          std::fill(bp + c * nr + len, bp + (c + 1) * nr, T(0));
+        }
+      }
+      for (int64_t r0 = 0; r0 < R; r0 += mr) {
+        const int64_t rr = std::min<int64_t>(mr, R - r0);
+        uk.fn[rr](kcb, ab + r0 * kcb, bp, z + r0 * ld + j, ld, accumulate);
+      }
+    }
+  }
   // The innermost axis by output phase: output j * sx + rho (j < extent) gets, per tap
   // kx of the phase, Z at i = j + off for j in [lo, hi).
   const int64_t fx = g.fine[2], sx = g.stride[2], cx = g.coarse[2];
-  std::vector<XPhase> x_phases;
+  std::vector<XPhase>& x_phases = sc.x_phases;
+  x_phases.resize(static_cast<size_t>(std::min(sx, fx)));
   for (int64_t rho = 0; rho < sx && rho < fx; ++rho) {
-    XPhase xp{rho, (fx - rho + sx - 1) / sx, {}};
+    XPhase& xp = x_phases[static_cast<size_t>(rho)];
+    xp.rho = rho;
+    xp.extent = (fx - rho + sx - 1) / sx;
+    xp.taps.clear();
     for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
       const int64_t shifted = rho + g.pad[2] - kx * g.dilation[2];
       if (shifted - floor_div(shifted, sx) * sx != 0) continue;
@@ -123,104 +198,95 @@ bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T
       const int64_t lo = std::max<int64_t>(0, -off), hi = std::min(xp.extent, cx - off);
       if (lo < hi) xp.taps.push_back({kx, off, lo, hi});
     }
-    x_phases.push_back(std::move(xp));
   }
   const int64_t phase_ld = ceil_div(fx, sx) + 16;
-  const int64_t task_count = g.batch * g.groups;
-  const int64_t fine_pixels = g.fine_pixels();
-  const double flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(R) * double(P);
-  const bool parallel = omp_get_max_threads() > 1 && task_count > 1 && flops > 2e5;
+  T* phase_buf = sc.phases.get(phase_ld * std::min(sx, fx));
+  // col2im gather, output row by output row: per x phase rho, ph[rho][j] (output
+  // j * sx + rho) starts at the bias and adds its taps in increasing (kz, ky, kx) as
+  // contiguous runs of Z; then the phases are interleaved into the row.
+  for (int64_t f = 0; f < M; ++f) {
+    T* yc = y + f * y_plane + blk.y_off;
+    const T b = bias != nullptr ? bias[grp * M + f] : T(0);
+    for (int64_t oz = 0; oz < g.fine[0]; ++oz)
+      for (int64_t oy = 0; oy < g.fine[1]; ++oy) {
+        T* row = yc + (oz * g.fine[1] + oy) * fx;
+        for (const XPhase& xp : x_phases) {
+          T* ph = sx == 1 ? row : phase_buf + xp.rho * phase_ld;
+          std::fill(ph, ph + xp.extent, b);
+          for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
+            const int64_t iz = tap_source(oz, kz, g, 0);
+            if (iz < 0) continue;
+            for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
+              const int64_t iy = tap_source(oy, ky, g, 1);
+              if (iy < 0) continue;
+              const T* zp = z + ((f * g.kernel[0] + kz) * g.kernel[1] + ky) * g.kernel[2] * ld +
+                            (iz * g.coarse[1] + iy) * cx;
+              for (const XTap& t : xp.taps) {
+                const T* zr = zp + t.k * ld + t.off;  // zr[j] for j in [lo, hi)
+                for (int64_t jj = t.lo; jj < t.hi; ++jj) ph[jj] += zr[jj];
+              }
+            }
+          }
+        }
+        if (sx == 2 && fx >= 2) {
+          const T* p0 = phase_buf;
+          const T* p1 = phase_buf + phase_ld;
+          const int64_t pairs = fx / 2;
+          for (int64_t jj = 0; jj < pairs; ++jj) {
+            row[2 * jj] = p0[jj];
+            row[2 * jj + 1] = p1[jj];
+          }
+          if (fx % 2 != 0) row[fx - 1] = p0[pairs];
+        } else if (sx > 1) {
+          for (const XPhase& xp : x_phases) {
+            const T* ph = phase_buf + xp.rho * phase_ld;
+            for (int64_t jj = 0; jj < xp.extent; ++jj) row[jj * sx + xp.rho] = ph[jj];
+          }
+        }
+        if (check)
+          for (int64_t o = 0; o < fx; ++o) bad |= nonfinite_bit(row[o]);
+      }
+  }
+  return bad;
+}
+
+}  // namespace
+
+template <typename T>
+bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const int64_t R = M * g.taps();
+  if (g.batch == 0 || g.fine_pixels() == 0) return true;
+  const int threads = omp_get_max_threads();
+  // Blocks along the outermost axis that is not 1 in both input and output (x for 1-D), so
+  // that a block's inputs and outputs are contiguous runs of each channel plane: enough for
+  // the threads and for one block's Z to stay within kZBytes.  How the output is cut never
+  // changes a sum (each output's terms and their order are the same in any block).
+  int a = 0;
+  while (a < 2 && g.fine[a] == 1 && g.coarse[a] == 1) ++a;
+  const int64_t z_bytes = R * (g.coarse_pixels() + kZPad) * static_cast<int64_t>(sizeof(T));
+  const int64_t images = g.batch * g.groups;
+  const int64_t blocks = std::clamp<int64_t>(
+      std::max(ceil_div(z_bytes, kZBytes), ceil_div(2 * threads, std::max<int64_t>(1, images))),
+      1, g.fine[a]);
+  const int64_t task_count = images * blocks;
+  const double flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(R) *
+                       double(g.coarse_pixels());
+  const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
+  const int64_t x_plane = g.coarse_pixels(), y_plane = g.fine_pixels();
 
   int nonfinite = 0;
 #pragma omp parallel if (parallel) reduction(| : nonfinite)
   {
     decltype(nonfinite_bit(T(0))) bad = 0;
-    Scratch<T> z_buf, a_buf, b_buf;
-    std::vector<T> phase_buf(static_cast<size_t>(phase_ld * std::min(sx, fx)));
+    BlockScratch<T> sc;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < task_count; ++task) {
-      const int64_t n = task / g.groups, grp = task % g.groups;
-      T* z = z_buf.get(R * ld);
-      const T* xs = x + (n * g.coarse_channels + grp * Kc) * P;
-      // Z = A * x_n, K block by K block, tile by tile of nr pixels: the tile's kcb rows
-      // (x's channel rows, P apart) are copied into one packed panel (zero past P) that every
-      // panel of A then reads from L1; read in place, rows 4 KiB apart share L1 sets.
-      for (int64_t c0 = 0; c0 < Kc; c0 += kb) {
-        const int64_t kcb = std::min(kb, Kc - c0);
-        const int accumulate = c0 > 0 ? 1 : 0;
-        // A block: panel of rows [r0, r0 + rr) at r0 * kcb, a[c * rr + i] = W[c0 + c][r0 + i]
-        // (W's row r = f * taps + k is contiguous in the channel c of the group).
-        T* ab = a_buf.get(Rp * kcb);
-        for (int64_t r0 = 0; r0 < R; r0 += mr) {
-          const int64_t rr = std::min<int64_t>(mr, R - r0);
-          for (int64_t c = 0; c < kcb; ++c) {
-            const T* wr = w + (grp * Kc + c0 + c) * R + r0;
-            std::copy(wr, wr + rr, ab + r0 * kcb + c * rr);
-          }
-        }
-        const T* xb = xs + c0 * P;
-        T* bp = b_buf.get(kcb * nr);
-        for (int64_t j = 0; j < P; j += nr) {
-          const int64_t len = std::min<int64_t>(nr, P - j);
-          // x comes from memory once, as kcb separate streams (too many for the hardware
-          // prefetcher to follow): prefetch each kAhead tiles on.
-          if (j + kAhead * nr < P)
-            for (int64_t c = 0; c < kcb; ++c) __builtin_prefetch(xb + c * P + j + kAhead * nr);
-          if (len == nr) {
-            copy_tiles(xb + j, P, kcb, nr, bp);
-          } else {
-            for (int64_t c = 0; c < kcb; ++c) {
-              std::copy(xb + c * P + j, xb + c * P + P, bp + c * nr);
-              std::fill(bp + c * nr + len, bp + (c + 1) * nr, T(0));
-            }
-          }
-          for (int64_t r0 = 0; r0 < R; r0 += mr) {
-            const int64_t rr = std::min<int64_t>(mr, R - r0);
-            uk.fn[rr](kcb, ab + r0 * kcb, bp, z + r0 * ld + j, ld, accumulate);
-          }
-        }
-      }
-      // col2im gather, output row by output row: per x phase rho, ph[rho][j] (output
-      // j * sx + rho) starts at the bias and adds its taps in increasing (kz, ky, kx) as
-      // contiguous runs of Z; then the phases are interleaved into the row.
-      for (int64_t f = 0; f < M; ++f) {
-        T* yc = y + (n * g.fine_channels + grp * M + f) * fine_pixels;
-        const T b = bias != nullptr ? bias[grp * M + f] : T(0);
-        for (int64_t oz = 0; oz < g.fine[0]; ++oz)
-          for (int64_t oy = 0; oy < g.fine[1]; ++oy) {
-            T* row = yc + (oz * g.fine[1] + oy) * fx;
-            for (const XPhase& xp : x_phases) {
-              T* ph = sx == 1 ? row : phase_buf.data() + xp.rho * phase_ld;
-              std::fill(ph, ph + xp.extent, b);
-              for (const AxisTap& tz : out_taps[0][static_cast<size_t>(oz)])
-                for (const AxisTap& ty : out_taps[1][static_cast<size_t>(oy)]) {
-                  const T* zp = z + ((f * g.kernel[0] + tz.k) * g.kernel[1] + ty.k) * g.kernel[2] * ld +
-                                (tz.i * g.coarse[1] + ty.i) * g.coarse[2];
-                  for (const XTap& t : xp.taps) {
-                    const T* zr = zp + t.k * ld + t.off;  // zr[j] for j in [lo, hi)
-                    for (int64_t jj = t.lo; jj < t.hi; ++jj) ph[jj] += zr[jj];
-                  }
-                }
-            }
-            if (sx == 2 && x_phases.size() == 2) {
-              const T* p0 = phase_buf.data();
-              const T* p1 = phase_buf.data() + phase_ld;
-              const int64_t pairs = fx / 2;
-              for (int64_t jj = 0; jj < pairs; ++jj) {
-                row[2 * jj] = p0[jj];
-                row[2 * jj + 1] = p1[jj];
-              }
-              if (fx % 2 != 0) row[fx - 1] = p0[pairs];
-            } else if (sx > 1) {
-              for (const XPhase& xp : x_phases) {
-                const T* ph = phase_buf.data() + xp.rho * phase_ld;
-                for (int64_t jj = 0; jj < xp.extent; ++jj) row[jj * sx + xp.rho] = ph[jj];
-              }
-            }
-            if (check)
-              for (int64_t o = 0; o < fx; ++o) bad |= nonfinite_bit(row[o]);
-          }
-      }
+      const int64_t img = task / blocks, b = task % blocks;
+      const int64_t n = img / g.groups, grp = img % g.groups;
+      const Block blk = make_block(g, a, g.fine[a] * b / blocks, g.fine[a] * (b + 1) / blocks);
+      bad |= run_block(blk, x + (n * g.coarse_channels + grp * Kc) * x_plane, x_plane, w, bias,
+                       y + (n * g.fine_channels + grp * M) * y_plane, y_plane, grp, check, sc);
     }
     nonfinite |= bad != 0 ? 1 : 0;
   }

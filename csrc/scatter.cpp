@@ -48,7 +48,7 @@ std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
-  if (columns_suit(g, sizeof(T))) return scatter_columns(g, x, w, bias, y, check);
+  if (columns_suit(g)) return scatter_columns(g, x, w, bias, y, check);
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
   for (int d = 0; d < kMaxDims; ++d)

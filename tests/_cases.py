@@ -108,4 +108,9 @@ COLUMNS = [
     Case(9, 1, 9, 2, (5, 9), (3, 3), (2, 2), (1, 1), (0, 0), (1, 1), False),     # odd width
     Case(8, 1, 8, 2, (3,), (7,), (5,), (0,), (4,), (1,), True),                  # stride > kernel
     Case(8, 1, 8, 2, (3, 2), (2, 3), (1, 2), (0, 1), (2, 1), (3, 2), False),     # op >= stride
+    # batch 1: the output is cut into blocks along its outermost axis (z, y or x for 1-D)
+    Case(1, 1, 16, 3, (9, 11), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),
+    Case(1, 1, 12, 1, (37,), (16,), (8,), (4,), (0,), (1,), True),
+    Case(1, 1, 8, 2, (3, 4, 5), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), True),
+    Case(1, 2, 9, 2, (2, 7), (5, 3), (3, 2), (3, 1), (2, 1), (2, 1), True),     # blocks w/o input
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tconv
-from _cases import FIXED, Case, cases
+from _cases import COLUMNS, FIXED, Case, cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,6 +63,18 @@ def test_fixed_cases_unit_and_uneven_chunks(case, dtype):
     if case.batch * np.prod(fine) <= 300:  # 1-element output blocks (task count = outputs)
         _check(case, dtype, (2, -1, *uneven), out_chunks=tuple(1 for _ in fine))
     _check(case, dtype, x_shape, out_chunks=tuple(_split(n, [3, 1, 4, 2]) for n in fine))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", COLUMNS, ids=[f"columns{i}" for i in range(len(COLUMNS))])
+def test_columns_path_blocks(case, dtype):
+    """Few output channels per group (the forward's GEMM + col2im path): blocks of 2-3 images
+    and a few outputs are the same bits as the whole batch at once."""
+    uneven = tuple(_split(n, [2, 1, 3]) for n in case.spatial)
+    _check(case, dtype, (3, 1, *uneven))
+    fine = case.output_spatial()
+    _check(case, dtype, (case.batch, case.c_in, *case.spatial),
+           out_chunks=tuple(_split(n, [3, 1, 4, 2]) for n in fine))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -120,12 +120,40 @@ def test_large_band_gather_every_isa(isa, dtype, fine, kernel, stride, padding):
     assert_matches_oracle(gi, expected, bound, fine * kernel, "grad_input")
 
 
+def _scatter_1d_oracle(x, w, stride, padding):
+    """conv_transpose1d in float64 by its definition: y[n, f, i*stride - padding + k] +=
+    x[n, c, i] * w[c, f, k] (outputs outside [0, out) dropped)."""
+    n, _, length = x.shape
+    k = w.shape[2]
+    out = (length - 1) * stride - 2 * padding + k
+    full = np.zeros((n, w.shape[1], (length - 1) * stride + k))
+    prod = np.einsum("nci,cfk->nfik", x.astype(np.float64), w.astype(np.float64))
+    for t in range(k):
+        full[:, :, t:t + (length - 1) * stride + 1:stride] += prod[:, :, :, t]
+    return full[:, :, padding:padding + out]
+
+
+# A 1-D layer with one output channel whose GEMM result for the whole signal (16 taps x 20 000
+# points) exceeds the 1 MiB a block may take: the output is cut into blocks along x.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_signal_few_channels_every_isa(isa, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 8, 20000)).astype(dtype)
+    w = rng.standard_normal((8, 1, 16)).astype(dtype)
+    b = rng.standard_normal(1).astype(dtype)
+    y = tconv.conv_transpose(x, w, b, stride=8, padding=4)
+    expected = _scatter_1d_oracle(x, w, 8, 4) + b.astype(np.float64)[None, :, None]
+    bound = _scatter_1d_oracle(np.abs(x), np.abs(w), 8, 4) + abs(float(b[0]))
+    assert_matches_oracle(y, expected, bound, 8 * 2 + 1, "forward")
+
+
 DETERMINISM = [
     Case(1, 1, 33, 19, (9, 11), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),  # batch 1
     Case(3, 1, 300, 5, (7,), (16,), (8,), (4,), (0,), (1,), True),
     Case(6, 1, 3, 4, (30, 30), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), False),  # 2 chunks
     Case(2, 3, 8, 6, (5, 4, 6), (2, 2, 2), (2, 2, 2), (0, 0, 0), (0, 0, 0), (1, 1, 1), True),
     COLUMNS[0],  # the forward's GEMM + col2im path: one task per image
+    COLUMNS[9],  # ... batch 1: blocks of the output, as many as the threads ask for
 ]
 
 

@@ -8,10 +8,10 @@
 
 namespace tconv {
 
-// Whether scatter_columns is the forward's path for g with elements of elem_size bytes.
-// Decided from the problem only (never from the thread count), so that the result is the
-// same for any number of threads.
-bool columns_suit(const Geometry& g, int64_t elem_size);
+// Whether scatter_columns is the forward's path for g.  Decided from the channels and the
+// kernel only -- never from the batch, the image size or the thread count -- so that an
+// output element's value does not depend on them.
+bool columns_suit(const Geometry& g);
 
 // y = C^T x like scatter(); with `check`, returns false when some output is Inf or NaN.
 template <typename T>

@@ -9,7 +9,9 @@
 // micro-kernels (ukernels/*.cpp, one translation unit per ISA) do the arithmetic, chosen once
 // at load time by dispatch.cpp (TCONV_ISA=avx512|avx2|generic overrides; see set_isa).
 // A forward with at most 4 output channels per group runs instead as one GEMM with output
-// channel x tap rows and a col2im gather (columns.cpp), chosen from the shapes only.
+// channel x tap rows and a col2im gather (columns.cpp), chosen from the channels and the
+// kernel only (never the batch, image size or thread count: an output's value must not
+// depend on them, which tconv.dask's bit-for-bit blocks rely on).
 //
 // Workspace bound.  Besides the arrays it returns, a call allocates:
 //   * packed A (weights) of the scatter/gather: the output channels are processed in slabs
@@ -21,8 +23,9 @@
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
 //     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
 //   * the forward with few output channels per group (columns.cpp), per thread: the GEMM's
-//     result Z for one image, (C_out/groups x taps) x (pixels + a tile) <= 4 MiB, its packed
-//     A block <= (512 + mr - 1) x 1 KiB and one packed B tile (nothing problem-sized);
+//     result Z for one block of the output, (C_out/groups x taps) x (the block's input
+//     pixels + a tile), <= 1 MiB unless a single output row (plane in 3-D) needs more, its
+//     packed A block <= (512 + mr - 1) x 1 KiB, one packed B tile and one output row;
 //   * weight_grad: packed A <= 512 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
 //     reduction block) per thread, and a second partial sum exactly the size of dW (the
 //     output) when the reduction is split in two chunks (never more);
