@@ -1,5 +1,5 @@
 """Small workload for tools/memcheck.sh: every kernel entry point, both dtypes, 1-D/2-D/3-D,
-groups/dilation/bias, 1 and 2 threads, empty batches, and the error paths."""
+groups/dilation/bias, the few-output-channel forward, 1 and 2 threads, empty batches, and the error paths."""
 
 import numpy as np
 
@@ -22,6 +22,10 @@ for threads in (1, 2):
                 cp = dict(stride=2, padding=1, dilation=2, groups=2)
                 c = tconv.conv(y, w, b[:4], **cp)
                 tconv.conv_backward(c, y, w, **cp)
+                # few output channels: the GEMM + col2im forward (csrc/columns.cpp)
+                xc = rng.standard_normal((batch, 8, *sp)).astype(dtype)
+                wc = rng.standard_normal((8, 3, *k)).astype(dtype)
+                tconv.conv_transpose(xc, wc, b[:3], stride=2, padding=1, output_padding=1)
 # error paths, Python side and C++ side
 x = np.zeros((1, 4, 5, 5), np.float32)
 w = np.zeros((4, 2, 3, 3), np.float32)
