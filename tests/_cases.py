@@ -114,3 +114,14 @@ COLUMNS = [
     Case(1, 1, 8, 2, (3, 4, 5), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), True),
     Case(1, 2, 9, 2, (2, 7), (5, 3), (3, 2), (3, 1), (2, 1), (2, 1), True),     # blocks w/o input
 ]
+
+# Rows of whole micro-kernel tiles (16 points: 1 fp32 AVX2 tile, 2 of fp64 and of the portable
+# kernels) without a bias: the gather's and the stride-1 forward's micro-kernels then write
+# straight into the output when no Inf/NaN test is pending (a grad_input larger than its
+# operands), and through the tile buffer otherwise.
+WHOLE_TILES = [
+    Case(2, 1, 12, 2, (8, 16), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), False),    # gi > g + w
+    Case(1, 1, 3, 3, (4, 16), (3, 3), (1, 1), (1, 1), (0, 0), (1, 1), False),     # stride 1
+    Case(2, 1, 20, 1, (32,), (3,), (2,), (1,), (1,), (1,), False),                # 1-D, 2 tiles
+    Case(1, 1, 300, 2, (2, 16), (2, 2), (2, 2), (0, 0), (0, 0), (1, 1), False),
+]

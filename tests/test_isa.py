@@ -15,7 +15,7 @@ from hypothesis import given, settings
 
 import tconv
 
-from _cases import COLUMNS, FIXED, Case, cases
+from _cases import COLUMNS, FIXED, WHOLE_TILES, Case, cases
 from conftest import assert_matches_oracle
 from test_reference import check_case
 
@@ -63,7 +63,7 @@ def _id(c: Case) -> str:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", FIXED + BLOCKING + COLUMNS, ids=_id)
+@pytest.mark.parametrize("case", FIXED + BLOCKING + COLUMNS + WHOLE_TILES, ids=_id)
 def test_fixed_cases_every_isa(isa, case, dtype):
     assert tconv.isa() == isa
     check_case(case, dtype)
@@ -145,6 +145,21 @@ def test_long_signal_few_channels_every_isa(isa, dtype):
     expected = _scatter_1d_oracle(x, w, 8, 4) + b.astype(np.float64)[None, :, None]
     bound = _scatter_1d_oracle(np.abs(x), np.abs(w), 8, 4) + abs(float(b[0]))
     assert_matches_oracle(y, expected, bound, 8 * 2 + 1, "forward")
+
+
+# A stride-1 forward whose output is larger than its operands (so no Inf/NaN test is pending)
+# with rows of whole tiles (544 = 34 x 16 points) and K = 30 x 9 > one K block: the
+# micro-kernels write and then accumulate K block after K block straight into the output.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_written_in_place_over_k_blocks_every_isa(isa, dtype):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 30, 544)).astype(dtype)
+    w = rng.standard_normal((30, 60, 9)).astype(dtype)
+    y = tconv.conv_transpose(x, w, padding=4)
+    assert y.shape == (2, 60, 544)
+    expected = _scatter_1d_oracle(x, w, 1, 4)
+    assert_matches_oracle(y, expected, _scatter_1d_oracle(np.abs(x), np.abs(w), 1, 4), 30 * 9,
+                          "forward")
 
 
 DETERMINISM = [

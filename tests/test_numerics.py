@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from _cases import COLUMNS, FIXED, Case, cases
+from _cases import COLUMNS, FIXED, WHOLE_TILES, Case, cases
 from conftest import assert_matches_oracle
 
 SPECIALS = (np.nan, np.inf, -np.inf)
@@ -156,6 +156,13 @@ def test_specials_fixed(case, dtype):
 @pytest.mark.parametrize("case", COLUMNS, ids=lambda c: f"{len(c.spatial)}d-k{c.kernel}-s{c.stride}")
 def test_specials_columns_path(case, dtype):
     for seed in range(3):
+        check_specials(case, dtype, seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", WHOLE_TILES, ids=lambda c: f"{len(c.spatial)}d-k{c.kernel}-s{c.stride}")
+def test_specials_whole_tile_rows(case, dtype):
+    for seed in range(6):
         check_specials(case, dtype, seed)
 
 
