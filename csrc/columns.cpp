@@ -57,22 +57,6 @@ inline int64_t tap_source(int64_t o, int64_t k, const Geometry& g, int d) {
   return i * g.stride[d] == shifted && i >= 0 && i < g.coarse[d] ? i : -1;
 }
 
-// bp[c * nr + u] = x[c * P + u] for c < rows, u < nr (nr = 8, 16 or 32: inline vector moves).
-template <typename T>
-void copy_tiles(const T* x, int64_t P, int64_t rows, int nr, T* bp) {
-  for (int64_t c = 0; c < rows; ++c, x += P, bp += nr) {
-    if (nr == 8) {
-      copy_fixed<T, 1, 8>(x, bp);
-    } else if (nr == 16) {
-      copy_fixed<T, 1, 16>(x, bp);
-    } else if (nr == 32) {
-      copy_fixed<T, 1, 32>(x, bp);
-    } else {
-      std::copy(x, x + nr, bp);
-    }
-  }
-}
-
 struct XTap {
   int64_t k, off, lo, hi;
 };
@@ -168,7 +152,7 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
       if (j + kAhead * nr < P)
         for (int64_t c = 0; c < kcb; ++c) __builtin_prefetch(xb + c * x_plane + j + kAhead * nr);
       if (len == nr) {
-        copy_tiles(xb + j, x_plane, kcb, nr, bp);
+        copy_panel([xb, j, x_plane](int64_t c) { return xb + c * x_plane + j; }, kcb, nr, bp);
       } else {
         for (int64_t c = 0; c < kcb; ++c) {
           std::copy(xb + c * x_plane + j, xb + c * x_plane + P, bp + c * nr);

@@ -580,21 +580,9 @@ int64_t tile_shift(const SubConv& s, const Band& b, const Segment& first_tile, c
 // Copy a tile's kc rows (nr elements each) into one contiguous B panel: the rows of a tile
 // come from channel planes a power-of-two stride apart that alias in L1, so when several
 // A panels reuse them, one copy into a packed panel is far cheaper than re-reading them.
-template <typename T, int NR>
-void copy_rows_fixed(const T* const* rows, int64_t kc, T* panel) {
-  for (int64_t k = 0; k < kc; ++k, panel += NR) copy_fixed<T, 1, NR>(rows[k], panel);
-}
-
 template <typename T>
 void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
-  switch (nr) {
-    case 8: copy_rows_fixed<T, 8>(rows, kc, panel); break;
-    case 16: copy_rows_fixed<T, 16>(rows, kc, panel); break;
-    case 32: copy_rows_fixed<T, 32>(rows, kc, panel); break;
-    default:
-      for (int64_t k = 0; k < kc; ++k)
-        for (int u = 0; u < nr; ++u) panel[k * nr + u] = rows[k][u];
-  }
+  copy_panel([rows](int64_t k) { return rows[k]; }, kc, nr, panel);
 }
 
 // Where a segment's first point lands in dst for output row m0 (rows are dst planes apart).

@@ -63,6 +63,26 @@ inline void copy_fixed(const T* from, T* to) {
   }
 }
 
+// One packed panel of kc rows of nr elements: panel[k * nr + u] = row_at(k)[u].  nr = 8, 16 or
+// 32 (every micro-kernel's width) copies each row with a fixed-length copy (inline vector
+// moves); the width is dispatched once per panel.
+template <int NR, typename T, class RowAt>
+inline void copy_panel_fixed(RowAt&& row_at, int64_t kc, T* panel) {
+  for (int64_t k = 0; k < kc; ++k, panel += NR) copy_fixed<T, 1, NR>(row_at(k), panel);
+}
+
+template <typename T, class RowAt>
+inline void copy_panel(RowAt&& row_at, int64_t kc, int nr, T* panel) {
+  switch (nr) {
+    case 8: copy_panel_fixed<8>(row_at, kc, panel); break;
+    case 16: copy_panel_fixed<16>(row_at, kc, panel); break;
+    case 32: copy_panel_fixed<32>(row_at, kc, panel); break;
+    default:
+      for (int64_t k = 0; k < kc; ++k)
+        for (int u = 0; u < nr; ++u) panel[k * nr + u] = row_at(k)[u];
+  }
+}
+
 // De-interleave S residues at once: to[r][u] = from[u * S + r] for r < S, u < count.
 // Reads `from` contiguously; on SSE2 with shuffles (S = 2) or 4 x 4 transposes (float, S = 4
 // or 8): one vector store per 2 or 4 values instead of a scalar store each.
