@@ -35,6 +35,7 @@
 #include "tconv/columns.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/subconv.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
 
@@ -56,14 +57,6 @@ inline int64_t tap_source(int64_t o, int64_t k, const Geometry& g, int d) {
   const int64_t i = floor_div(shifted, g.stride[d]);
   return i * g.stride[d] == shifted && i >= 0 && i < g.coarse[d] ? i : -1;
 }
-
-struct XTap {
-  int64_t k, off, lo, hi;
-};
-struct XPhase {
-  int64_t rho, extent;
-  std::vector<XTap> taps;
-};
 
 }  // namespace
 
@@ -106,7 +99,6 @@ Block make_block(const Geometry& g, int a, int64_t o0, int64_t o1) {
 template <typename T>
 struct BlockScratch {
   Scratch<T> z, a, b, phases;
-  std::vector<XPhase> x_phases;
 };
 
 // Computes one block of one image and group: x, y point at channel 0 of the group (block
@@ -166,23 +158,10 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
     }
   }
   // The innermost axis by output phase: output j * sx + rho (j < extent) gets, per tap
-  // kx of the phase, Z at i = j + off for j in [lo, hi).
+  // tap_kernel[t] of the phase, Z at i = j + tap_offset[t] for the j with 0 <= i < cx.
   const int64_t fx = g.fine[2], sx = g.stride[2], cx = g.coarse[2];
-  std::vector<XPhase>& x_phases = sc.x_phases;
-  x_phases.resize(static_cast<size_t>(std::min(sx, fx)));
-  for (int64_t rho = 0; rho < sx && rho < fx; ++rho) {
-    XPhase& xp = x_phases[static_cast<size_t>(rho)];
-    xp.rho = rho;
-    xp.extent = (fx - rho + sx - 1) / sx;
-    xp.taps.clear();
-    for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
-      const int64_t shifted = rho + g.pad[2] - kx * g.dilation[2];
-      if (shifted - floor_div(shifted, sx) * sx != 0) continue;
-      const int64_t off = floor_div(shifted, sx);
-      const int64_t lo = std::max<int64_t>(0, -off), hi = std::min(xp.extent, cx - off);
-      if (lo < hi) xp.taps.push_back({kx, off, lo, hi});
-    }
-  }
+  const std::vector<SubAxis> x_phases =
+      output_phases(fx, g.kernel[2], sx, g.pad[2], g.dilation[2]);
   const int64_t phase_ld = ceil_div(fx, sx) + 16;
   T* phase_buf = sc.phases.get(phase_ld * std::min(sx, fx));
   // col2im gather, output row by output row: per x phase rho, ph[rho][j] (output
@@ -194,8 +173,8 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
     for (int64_t oz = 0; oz < g.fine[0]; ++oz)
       for (int64_t oy = 0; oy < g.fine[1]; ++oy) {
         T* row = yc + (oz * g.fine[1] + oy) * fx;
-        for (const XPhase& xp : x_phases) {
-          T* ph = sx == 1 ? row : phase_buf + xp.rho * phase_ld;
+        for (const SubAxis& xp : x_phases) {
+          T* ph = sx == 1 ? row : phase_buf + xp.dst_base * phase_ld;
           std::fill(ph, ph + xp.extent, b);
           for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
             const int64_t iz = tap_source(oz, kz, g, 0);
@@ -205,9 +184,11 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
               if (iy < 0) continue;
               const T* zp = z + ((f * g.kernel[0] + kz) * g.kernel[1] + ky) * g.kernel[2] * ld +
                             (iz * g.coarse[1] + iy) * cx;
-              for (const XTap& t : xp.taps) {
-                const T* zr = zp + t.k * ld + t.off;  // zr[j] for j in [lo, hi)
-                for (int64_t jj = t.lo; jj < t.hi; ++jj) ph[jj] += zr[jj];
+              for (size_t t = 0; t < xp.tap_kernel.size(); ++t) {
+                const int64_t off = xp.tap_offset[t];
+                const T* zr = zp + xp.tap_kernel[t] * ld + off;  // zr[j], 0 <= j + off < cx
+                const int64_t hi = std::min(xp.extent, cx - off);
+                for (int64_t jj = std::max<int64_t>(0, -off); jj < hi; ++jj) ph[jj] += zr[jj];
               }
             }
           }
@@ -222,9 +203,9 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
           }
           if (fx % 2 != 0) row[fx - 1] = p0[pairs];
         } else if (sx > 1) {
-          for (const XPhase& xp : x_phases) {
-            const T* ph = phase_buf + xp.rho * phase_ld;
-            for (int64_t jj = 0; jj < xp.extent; ++jj) row[jj * sx + xp.rho] = ph[jj];
+          for (const SubAxis& xp : x_phases) {
+            const T* ph = phase_buf + xp.dst_base * phase_ld;
+            for (int64_t jj = 0; jj < xp.extent; ++jj) row[jj * sx + xp.dst_base] = ph[jj];
           }
         }
         if (check)

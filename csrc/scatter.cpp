@@ -19,11 +19,8 @@
 
 namespace tconv {
 
-namespace {
-
-// The output phases of one axis.
-std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_t pad,
-                            int64_t dilation) {
+std::vector<SubAxis> output_phases(int64_t fine, int64_t kernel, int64_t stride, int64_t pad,
+                                   int64_t dilation) {
   std::vector<SubAxis> out;
   for (int64_t rho = 0; rho < stride && rho < fine; ++rho) {
     SubAxis a;
@@ -45,6 +42,8 @@ std::vector<SubAxis> phases(int64_t fine, int64_t kernel, int64_t stride, int64_
   return out;
 }
 
+namespace {
+
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
@@ -52,7 +51,7 @@ bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
   for (int d = 0; d < kMaxDims; ++d)
-    axis_phases[d] = phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
+    axis_phases[d] = output_phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
   std::vector<SubConv> subs;
   for (const SubAxis& az : axis_phases[0])
     for (const SubAxis& ay : axis_phases[1])

@@ -47,6 +47,13 @@ struct SubConv {
   int64_t pixels() const { return axes[0].extent * axes[1].extent * axes[2].extent; }
 };
 
+// The output phases of one axis of a transposed convolution (scatter.cpp): phase rho (dst_base,
+// rho < min(stride, fine)) holds the outputs j * stride + rho, j < extent, and receives the
+// taps tap_kernel[t] reading input j + tap_offset[t] (the k with rho + pad - k * dilation a
+// multiple of the stride, in increasing k).
+std::vector<SubAxis> output_phases(int64_t fine, int64_t kernel, int64_t stride, int64_t pad,
+                                   int64_t dilation);
+
 // The channel, size and weight-stride fields of the SubConv for one direction of Geometry g
 // (axes left at their defaults): transposed = true maps coarse -> fine (scatter, M = fine
 // channels per group), false maps fine -> coarse (gather, M = coarse channels per group).
