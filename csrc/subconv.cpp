@@ -661,8 +661,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   // Every sub-convolution of a call has the same M, groups and destination.
   const int64_t M = subs[0].M, groups = subs[0].groups;
   const int64_t dst_plane = subs[0].dst_dims[0] * subs[0].dst_dims[1] * subs[0].dst_dims[2];
-  const int64_t dst_size = subs[0].batch * subs[0].dst_channels * subs[0].dst_dims[0] *
-                           subs[0].dst_dims[1] * subs[0].dst_dims[2];
+  const int64_t dst_size = subs[0].batch * subs[0].dst_channels * dst_plane;
   double flops = 0;
   int64_t total_pixels = 0, k_sum = 0;
   for (const SubConv& s : subs) {
