@@ -6,15 +6,28 @@
 // Per group this is a GEMM  dW_g = A * B^T  with both operands contiguous along the reduction
 //   A[m][kk]   = coarse[n][g*cpg + m][i]                 m < cpg, kk = n * coarse_pixels + i
 //   B[col][kk] = fine[n][g*fpg + f][i*s - p + k*d] or 0  col = f * taps + k  (dW's own layout)
-// reduced over K = batch x coarse pixels by the dot-product micro-kernels (ukernels.hpp), so
-// packing copies rows (A) and strided rows (B) without transposing either.  Packed blocks:
-//   ap[i * ld + kk - k0] (rows of A),  bp[t * ld + kk - k0] (columns of B), zero-padded from
-//   kc up to kcp = kc rounded up to the vector width; ld = kcp + one cache line.
+// over K = batch x coarse pixels.  B's columns are packed as rows (strided copies, no
+// transposing): bp[t * ld + kk - k0], zero-padded from kc up to kcp; ld = kcp + one cache line.
+// A's rows are read in place when a K block lies in one batch item, else packed as rows too.
+// Two forms of the micro-kernel loop, chosen from the dtype and M, N only (outer_form):
+//  * dot (float64, and float32 with few rows or columns): dot-product kernels (dot[r], r x nc
+//    tiles) reduce K blocks of 4 * k_block<T>(): lane l sums kk = l (mod vector width), then
+//    the lanes are added in a fixed order; the A tile stays in L1, B streams from L2.
+//  * outer (float32, 48 <= M <= 256 and N >= 128): each nr-column B block is transposed into
+//    a k-major panel (the ISA's transpose) of kc x nr = 24 KiB that stays in L1 while the GEMM
+//    kernels (rfn[r], A's rows broadcast in place) sweep every mr-row tile of A; one
+//    accumulator per element sums a K block in increasing kk.  Measured against dot (one
+//    process, calls alternating): 1.00-1.10x on one thread and 1.0-1.3x on two for the
+//    64-256-channel benchmark layers; slower with < 48 rows or < 128 columns (fewer rows
+//    share each panel's transposing, narrower tiles), with 512 rows (0.8-0.9x on one thread:
+//    dot's A tile stays in L1 and its B block in L2, while the outer form's A block does not
+//    fit in L2; smaller row blocks repack B more often and were slower still), and for float64
+//    on 512-channel layers (0.85-0.98x); those keep dot.
 //
 // Determinism: the reduction is cut into `chunks` pieces (1 or 2) chosen from the problem
-// sizes only, each summed in K blocks of 4 * k_block<T>() in increasing order (the dot kernel
-// adds each block's sum to the element); chunk 0 goes straight into dW, chunk 1 into a
-// workspace of dW's size, and the two are added in a final fixed-order pass.
+// sizes only, each summed in K blocks in increasing order (each block's sum added to the
+// element); chunk 0 goes straight into dW, chunk 1 into a workspace of dW's size, and the two
+// are added in a final fixed-order pass.
 // Tasks = chunk x group x row block x column range; a task packs its A block once per K block
 // and sweeps its column range in blocks of nc (how columns are split never changes a sum).
 #include <algorithm>
@@ -187,10 +200,19 @@ struct Task {
   int64_t group, m0, col0, col1, chunk;
 };
 
+// The outer form (see the top of the file); depends on the dtype and channels/kernel only, so
+// that a layer's result never depends on its batch or image size.
+template <typename T>
+bool outer_form(int64_t M, int64_t N) {
+  return sizeof(T) == sizeof(float) && M >= 48 && M <= 256 && N >= 128;
+}
+
+constexpr int64_t kPanelBytes = 24 * 1024;  // the outer form's k-major B panel, kept in L1
+constexpr int kMaxNR = 32;                  // widest tile of either form (AVX-512 f32 GEMM)
+
 template <typename T>
 void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const GemmKernels<T>& uk = active_gemm<T>();
-  const int mr = uk.dot_mr, nr = uk.dot_nc;
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
   const int64_t plane = g.coarse_pixels();
@@ -201,20 +223,25 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
     std::fill(dw, dw + dw_size, T(0));
     return;
   }
+  const bool outer = outer_form<T>(M, N);
+  const int mr = outer ? uk.mr : uk.dot_mr;
+  const int nr = outer ? uk.nr : uk.dot_nc;
   const int threads = omp_get_max_threads();
-  // L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A tile
-  // (in L1 for that sweep); the A block (<= 512 x kc, larger than L2: its tiles come from
-  // L3 once per B block) is packed once per K block and column range.  Every B block is
+  // dot: L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A
+  // tile (in L1 for that sweep); the A block (<= 512 x kc, larger than L2: its tiles come
+  // from L3 once per B block) is packed once per K block and column range.  Every B block is
   // packed once per A block, so up to 512 rows share it (with 256, the B packing of
   // 512-channel layers was twice as much work and ~20 % of samples).
-  const int64_t kc_max = 4 * k_block<T>();
+  // outer: one nr-column panel of kc rows per B block (24 KiB, in L1).
+  const int64_t kc_max =
+      outer ? kPanelBytes / (int64_t(nr) * int64_t(sizeof(T))) : 4 * k_block<T>();
   const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 512), mr));
   const int64_t mc = round_up(ceil_div(M, m_blocks), mr);
   // Chunks depend on the problem only (never on the thread count).
-  const int64_t k_blocks = ceil_div(K, kc_max);
+  const int64_t k_blocks = ceil_div(K, 4 * k_block<T>());
   const int64_t chunks = (k_blocks >= 2 && g.groups * m_blocks * ceil_div(N, 8 * int64_t(nr)) < 16) ? 2 : 1;
-  const int64_t chunk_len = round_up(ceil_div(K, chunks), kc_max);
-  const int64_t nc = round_up(std::min<int64_t>(N, 48), nr);
+  const int64_t chunk_len = round_up(ceil_div(K, chunks), 4 * k_block<T>());
+  const int64_t nc = outer ? nr : round_up(std::min<int64_t>(N, 48), nr);
   // Column ranges (whole nr tiles) only to give every thread work.
   const int64_t tiles = ceil_div(N, int64_t(nr));
   const int64_t splits =
@@ -234,9 +261,9 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
 
 #pragma omp parallel if (parallel)
   {
-    Scratch<T> a_buf, b_buf;
+    Scratch<T> a_buf, b_buf, panel_buf;
     std::vector<KSegment> segs;
-    T edge[kMaxMR * kMaxMR];  // one tile that would run past the column range
+    T edge[kMaxMR * kMaxNR];  // one tile that would run past the column range
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
@@ -250,7 +277,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
       }
       for (int64_t k0 = kbeg; k0 < kend; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, kend - k0);
-        const int64_t kcp = round_up(kc, uk.dot_kw);
+        const int64_t kcp = outer ? kc : round_up(kc, uk.dot_kw);
         // Rows one cache line longer than kcp: the kernel's mr + nc row streams would
         // otherwise all map to the same L1 sets (kcp * sizeof(T) is a multiple of 4 KiB).
         const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
@@ -268,21 +295,32 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
           ap = packed;
           lda = ld;
         }
+        T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
         for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
           const int64_t cols = std::min(nc, task.col1 - c0);
           const int64_t ncp = round_up(cols, nr);
           T* bp = b_buf.get(ncp * ld);
           pack_b(g, fine, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+          if (outer) uk.transpose(bp, ld, kc, panel);
           for (int64_t i0 = 0; i0 < rows; i0 += mr) {
             const int64_t r = std::min<int64_t>(mr, rows - i0);
+            const T* a = ap + i0 * lda;
+            // tile (i0, j0) into c (row stride ldc), overwriting or adding its block sum
+            const auto tile = [&](int64_t j0, T* c, int64_t ldc, int acc) {
+              if (outer) {
+                uk.rfn[r](kc, a, lda, panel, c, ldc, acc);
+              } else {
+                uk.dot[r](kcp, a, lda, bp + j0 * ld, ld, c, ldc, acc);
+              }
+            };
             for (int64_t j0 = 0; j0 < cols; j0 += nr) {
               T* c = out + i0 * N + c0 + j0;
               if (j0 + nr <= cols) {
-                uk.dot[r](kcp, ap + i0 * lda, lda, bp + j0 * ld, ld, c, N, accumulate);
+                tile(j0, c, N, accumulate);
                 continue;
               }
               // Same arithmetic as the kernel's own (+)= on the valid columns.
-              uk.dot[r](kcp, ap + i0 * lda, lda, bp + j0 * ld, ld, edge, nr, 0);
+              tile(j0, edge, nr, 0);
               for (int64_t i = 0; i < r; ++i)
                 for (int64_t j = 0; j < cols - j0; ++j)
                   c[i * N + j] = accumulate ? c[i * N + j] + edge[i * nr + j] : edge[i * nr + j];

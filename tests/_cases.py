@@ -125,3 +125,17 @@ WHOLE_TILES = [
     Case(2, 1, 20, 1, (32,), (3,), (2,), (1,), (1,), (1,), False),                # 1-D, 2 tiles
     Case(1, 1, 300, 2, (2, 16), (2, 2), (2, 2), (0, 0), (0, 0), (1, 1), False),
 ]
+
+# grad_weight's outer-product form (csrc/weight_grad.cpp: float32 with 48-256 coarse channels
+# and >= 128 columns, fine channels x taps, per group): row counts that end in a partial
+# 6-row tile, columns that end in a partial 16-column panel, reductions of several K blocks
+# (384 fp32 terms) whose last one is not a multiple of 8, blocks that cross batch items (A
+# packed) or lie in one (A read in place), two reduction chunks, groups, dilation, 1-/2-/3-D,
+# and the rule's boundaries (48 and 256 rows, 128 columns).
+OUTER_GW = [
+    Case(4, 1, 50, 15, (13, 11), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), False),
+    Case(2, 1, 48, 9, (1100,), (16,), (8,), (4,), (0,), (1,), False),            # two chunks
+    Case(2, 2, 49, 5, (5, 6, 7), (3, 3, 3), (1, 2, 1), (1, 1, 1), (0, 1, 0), (1, 1, 2), False),
+    Case(3, 1, 48, 8, (9, 9), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), False),     # 48 x 128
+    Case(2, 1, 256, 8, (5, 7), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), False),    # 256 x 128
+]

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 
 import tconv
 
-from _cases import COLUMNS, FIXED, WHOLE_TILES, Case, cases
+from _cases import COLUMNS, FIXED, OUTER_GW, WHOLE_TILES, Case, cases
 from conftest import assert_matches_oracle
 from test_reference import check_case
 
@@ -210,3 +210,42 @@ def test_tconv_isa_environment_variable():
     assert _isa_in_subprocess("generic") == ("generic", "")
     name, err = _isa_in_subprocess("no-such-isa")
     assert name == ISAS[0] and "TCONV_ISA=no-such-isa" in err
+
+
+def _grad_weight_oracle(x, g, case: Case):
+    """grad_weight of conv_transpose in float64, tap by tap:
+    gw[c, f, k] = sum_n sum_i x[n, c, i] * g[n, group(c) * fpg + f, i*s - p + k*d]
+    (zero where that index falls outside g)."""
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    hi = [max(0, (i - 1) * s - p + (k - 1) * d + 1 - o)
+          for i, k, s, p, d, o in zip(case.spatial, case.kernel, case.stride, case.padding,
+                                      case.dilation, g.shape[2:])]
+    gp = np.pad(g64, [(0, 0), (0, 0)] + [(p, h) for p, h in zip(case.padding, hi)])
+    cpg, fpg = case.c_in_per_group, case.c_out_per_group
+    out = np.zeros((case.c_in, fpg, *case.kernel))
+    for tap in np.ndindex(*case.kernel):
+        window = gp[(slice(None), slice(None)) + tuple(
+            slice(k * d, k * d + (i - 1) * s + 1, s)
+            for k, d, i, s in zip(tap, case.dilation, case.spatial, case.stride))]
+        for grp in range(case.groups):
+            xs = x64[:, grp * cpg:(grp + 1) * cpg].reshape(case.batch, cpg, -1)
+            gs = window[:, grp * fpg:(grp + 1) * fpg].reshape(case.batch, fpg, -1)
+            out[(slice(grp * cpg, (grp + 1) * cpg), slice(None)) + tap] = np.einsum(
+                "ncp,nfp->cf", xs, gs)
+    return out
+
+
+# grad_weight's outer-product form (transposed B panels, several K blocks and chunks) against
+# a tap-by-tap float64 oracle; the problems are too large for the dense matrix.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", OUTER_GW, ids=_id)
+def test_grad_weight_outer_form_every_isa(isa, case, dtype):
+    x, w, _ = case.arrays(dtype, seed=5)
+    y = tconv.conv_transpose(x, w, **case.params())
+    g = np.random.default_rng(6).standard_normal(y.shape).astype(dtype)
+    _, gw, _ = tconv.conv_transpose_backward(g, x, w, **case.params(),
+                                             output_mask=(False, True, False))
+    expected = _grad_weight_oracle(x, g, case)
+    bound = _grad_weight_oracle(np.abs(x), np.abs(g), case)
+    assert_matches_oracle(gw, expected, bound, case.batch * int(np.prod(case.spatial)),
+                          f"grad_weight {case}")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from _cases import COLUMNS, FIXED, WHOLE_TILES, Case, cases
+from _cases import COLUMNS, FIXED, OUTER_GW, WHOLE_TILES, Case, cases
 from conftest import assert_matches_oracle
 
 SPECIALS = (np.nan, np.inf, -np.inf)
@@ -164,6 +164,13 @@ def test_specials_columns_path(case, dtype):
 def test_specials_whole_tile_rows(case, dtype):
     for seed in range(6):
         check_specials(case, dtype, seed)
+
+
+# grad_weight's outer-product form (the two smallest of its cases)
+@pytest.mark.parametrize("case", OUTER_GW[3:], ids=lambda c: f"{len(c.spatial)}d-c{c.c_in}")
+def test_specials_grad_weight_outer_form(case):
+    for seed in range(2):
+        check_specials(case, np.float32, seed)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

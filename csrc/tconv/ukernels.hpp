@@ -43,6 +43,15 @@ template <typename T>
 using DotUkernel = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
                             int64_t ldc, int accumulate);
 
+// Row-A variant (weight_grad): A[i][k] = a[i * lda + k], B a packed panel b[k * nr + j].
+template <typename T>
+using RgemmUkernel = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c,
+                              int64_t ldc, int accumulate);
+
+// panel[k * nr + t] = rows[t * ld + k] for k < kc, t < nr.
+template <typename T>
+using PanelTranspose = void (*)(const T* rows, int64_t ld, int64_t kc, T* panel);
+
 template <typename T>
 struct GemmKernels {
   int mr = 0;  // rows of the widest kernel
@@ -50,6 +59,8 @@ struct GemmKernels {
   GemmUkernel<T> fn[kMaxMR + 1] = {};
   IgemmUkernel<T> ifn[kMaxMR + 1] = {};
   OgemmUkernel<T> ofn[kMaxMR + 1] = {};
+  RgemmUkernel<T> rfn[kMaxMR + 1] = {};
+  PanelTranspose<T> transpose = nullptr;
   // Wide variants for at most kWideMR rows (few output channels): more columns per tile, so
   // the broadcasts and B loads stay below the FMAs (e.g. 3 x 32 fp32 on AVX2).
   int wide_nr = 0;

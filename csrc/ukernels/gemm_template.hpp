@@ -14,10 +14,11 @@
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
 enum class BRows { kPacked, kRows, kOffsets };
 
-template <class Ops, int MR, int NV, BRows kMode>
+// How A[i][k] is found: kARows false: a[k * MR + i] (packed panel), true: a[i * lda + k].
+template <class Ops, int MR, int NV, BRows kMode, bool kARows = false>
 void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                const typename Ops::T* const* b_rows, const int64_t* b_off,
-               typename Ops::T* c, int64_t ldc, int accumulate) {
+               typename Ops::T* c, int64_t ldc, int accumulate, int64_t lda = 0) {
   using V = typename Ops::V;
   constexpr int W = Ops::kWidth;
   constexpr int NR = NV * W;
@@ -36,11 +37,11 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
     for (int j = 0; j < NV; ++j) bv[j] = Ops::load(brow + j * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V av = Ops::broadcast(a + i);
+      const V av = Ops::broadcast(kARows ? a + i * lda : a + i);
 #pragma GCC unroll 16
       for (int j = 0; j < NV; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
     }
-    a += MR;
+    a += kARows ? 1 : MR;
     if (kMode == BRows::kPacked) b += NR;
   }
 #pragma GCC unroll 16
@@ -59,6 +60,23 @@ template <class Ops, int MR, int NV>
 void gemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                   typename Ops::T* c, int64_t ldc, int accumulate) {
   gemm_body<Ops, MR, NV, BRows::kPacked>(kc, a, b, nullptr, nullptr, c, ldc, accumulate);
+}
+
+//   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[k * NR + j]   (A rows in place)
+template <class Ops, int MR, int NV>
+void rgemm_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
+                   typename Ops::T* c, int64_t ldc, int accumulate) {
+  gemm_body<Ops, MR, NV, BRows::kPacked, true>(kc, a, b, nullptr, nullptr, c, ldc, accumulate,
+                                               lda);
+}
+
+// panel[k * NR + t] = rows[t * ld + k] for k < kc, t < NR: the B panel of rgemm from NR rows
+// that are contiguous along k.
+template <typename T, int NR>
+void transpose_panel(const T* rows, int64_t ld, int64_t kc, T* panel) {
+  for (int64_t k = 0; k < kc; ++k)
+#pragma GCC unroll 16
+    for (int t = 0; t < NR; ++t) panel[k * NR + t] = rows[t * ld + k];
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
@@ -134,6 +152,8 @@ void fill_gemm_table(Table& table, std::index_sequence<R...>) {
   ((table.fn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
   ((table.ifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
   ((table.ofn[R + 1] = &ogemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+  ((table.rfn[R + 1] = &rgemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+  table.transpose = &transpose_panel<typename Ops::T, NV * Ops::kWidth>;
 }
 
 // Fill table.wfn/wifn[1..kWideMR] with the NV-vector-wide kernels for few rows.
