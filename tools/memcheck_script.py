@@ -1,5 +1,6 @@
 """Small workload for tools/memcheck.sh: every kernel entry point, both dtypes, 1-D/2-D/3-D,
-groups/dilation/bias, the few-output-channel forward, 1 and 2 threads, empty batches, and the error paths."""
+groups/dilation/bias, the few-output-channel forward, grad_weight's outer-product form, 1 and 2
+threads, empty batches, and the error paths."""
 
 import numpy as np
 
@@ -26,6 +27,13 @@ for threads in (1, 2):
                 xc = rng.standard_normal((batch, 8, *sp)).astype(dtype)
                 wc = rng.standard_normal((8, 3, *k)).astype(dtype)
                 tconv.conv_transpose(xc, wc, b[:3], stride=2, padding=1, output_padding=1)
+    # grad_weight's outer-product form (float32, 48-256 rows, >= 128 columns): partial row
+    # tiles and column panels (2-D), several K blocks crossing batch items (1-D)
+    for shape, k, s in (((2, 50, 5, 7), (3, 3), 2), ((2, 48, 200), (16,), 8)):
+        xo = rng.standard_normal(shape).astype(np.float32)
+        wo = rng.standard_normal((shape[1], 15 if len(k) == 2 else 9, *k)).astype(np.float32)
+        yo = tconv.conv_transpose(xo, wo, stride=s, padding=1)
+        tconv.conv_transpose_backward(yo, xo, wo, stride=s, padding=1)
 # error paths, Python side and C++ side
 x = np.zeros((1, 4, 5, 5), np.float32)
 w = np.zeros((4, 2, 3, 3), np.float32)

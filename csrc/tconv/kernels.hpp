@@ -27,10 +27,10 @@
 //     pixels + a tile), <= 1 MiB unless a single output row (plane in 3-D) needs more, its
 //     packed A block <= (512 + mr - 1) x 1 KiB, one packed B tile and one output row;
 //   * weight_grad: packed A <= 512 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
-//     reduction block; the outer-product form: A <= 256 rows and B one panel of nr rows, each
-//     <= 24 KiB + 64 B, plus that panel transposed, 24 KiB) per thread, and a second partial
-//     sum exactly the size of dW (the output) when the reduction is split in two chunks
-//     (never more);
+//     reduction block; the outer-product form: rows of kc = 24 KiB / (nr x sizeof(T)) values
+//     + 64 B, A <= 256 of them and B nr of them, plus B transposed, 24 KiB) per thread, and a
+//     second partial sum exactly the size of dW (the output) when the reduction is split in
+//     two chunks (never more);
 // and never a copy of the input, a column (im2col) buffer of the problem or atomics.
 // So the problem-sized buffers are each <= the output; the rest is per thread and
 // independent of batch and image size (the accumulator tile grows with the channel count).
