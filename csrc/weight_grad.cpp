@@ -278,8 +278,8 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
       for (int64_t k0 = kbeg; k0 < kend; k0 += kc_max) {
         const int64_t kc = std::min(kc_max, kend - k0);
         const int64_t kcp = outer ? kc : round_up(kc, uk.dot_kw);
-        // Rows one cache line longer than kcp: the kernel's mr + nc row streams would
-        // otherwise all map to the same L1 sets (kcp * sizeof(T) is a multiple of 4 KiB).
+        // Rows one cache line longer than kcp: the dot kernel's mr + nc row streams would
+        // otherwise all map to the same L1 sets (its kcp * sizeof(T) is a multiple of 4 KiB).
         const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
         const int accumulate = k0 > kbeg ? 1 : 0;
         k_segments(g, k0, kc, segs);

@@ -79,8 +79,7 @@ void transpose_panel_f32x16(const float* rows, int64_t ld, int64_t kc, float* pa
       _mm256_storeu_ps(o + 112, _mm256_permute2f128_ps(s3, s7, 0x31));
     }
   }
-  for (; k < kc; ++k)
-    for (int t = 0; t < 16; ++t) panel[k * 16 + t] = rows[t * ld + k];
+  transpose_panel<float, 16>(rows + k, ld, kc - k, panel + k * 16);  // the last kc % 8
 }
 
 tconv::IsaKernels make_table() {
