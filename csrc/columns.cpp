@@ -128,8 +128,8 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
     // A block: panel of rows [r0, r0 + rr) at r0 * kcb, a[c * rr + i] = W[c0 + c][r0 + i]
     // (W's row r = f * taps + k is contiguous in the channel c of the group).
     T* ab = sc.a.get(Rp * kcb);
-    for (int64_t r0 = 0; r0 < R; r0 += mr) {
-      const int64_t rr = std::min<int64_t>(mr, R - r0);
+    for (int64_t r0 = 0, rr = 0; r0 < R; r0 += rr) {
+      rr = tile_rows(R - r0, mr);
       for (int64_t c = 0; c < kcb; ++c) {
         const T* wr = w + (grp * Kc + c0 + c) * R + r0;
         std::copy(wr, wr + rr, ab + r0 * kcb + c * rr);
@@ -151,8 +151,8 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
           std::fill(bp + c * nr + len, bp + (c + 1) * nr, T(0));
         }
       }
-      for (int64_t r0 = 0; r0 < R; r0 += mr) {
-        const int64_t rr = std::min<int64_t>(mr, R - r0);
+      for (int64_t r0 = 0, rr = 0; r0 < R; r0 += rr) {
+        rr = tile_rows(R - r0, mr);
         uk.fn[rr](kcb, ab + r0 * kcb, bp, z + r0 * ld + j, ld, accumulate);
       }
     }

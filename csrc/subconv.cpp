@@ -728,7 +728,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     for (int64_t sl = 0; sl < slabs; ++sl) {
       std::vector<Task>& list = per_slab[static_cast<size_t>(sl)][si];
       for (int64_t g = 0; g < s.groups; ++g)
-        for (int64_t m0 = sl * ms; m0 < std::min(M, (sl + 1) * ms); m0 += mc) {
+        for (int64_t m0 = sl * ms, end = std::min(M, (sl + 1) * ms); m0 < end;
+             m0 += block_rows(end - m0, mc, mr)) {
           if (direct) {  // row blocks never cross a (n, jz) plane: see Band
             const int64_t jy_n = s.axes[1].extent;
             for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
@@ -840,7 +841,11 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
                             : KRows{all_rows[si].data() + k0,
                                     static_cast<size_t>(std::min(kc_max, k_total - k0))};
       }
-      for (int64_t i0 = p0 * mr; i0 < std::min(slab_rows, (p0 + panels_per_unit) * mr); i0 += mr) {
+      // the panels (cut by tile_rows from the slab's end) that start in this unit's range
+      for (int64_t i0 = 0, r = 0; i0 < std::min(slab_rows, (p0 + panels_per_unit) * mr);
+           i0 += r) {
+        r = tile_rows(slab_rows - i0, mr);
+        if (i0 < p0 * mr) continue;
         for (size_t si = 0; si < subs.size(); ++si) {
           const auto kc = static_cast<int64_t>(unit_rows[si].size());
           unit_panel[si] = kc == 0 ? nullptr
@@ -848,8 +853,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
                                          (g * static_cast<int64_t>(all_rows[si].size()) + k0) * ms +
                                          i0 * kc;
         }
-        pack_a_panels(subs, w, g, slab_m0 + i0, std::min<int64_t>(mr, slab_rows - i0),
-                      unit_rows, unit_panel);
+        pack_a_panels(subs, w, g, slab_m0 + i0, r, unit_rows, unit_panel);
       }
     }  // implicit barrier: every task below reads any of the packed blocks
 #pragma omp for schedule(dynamic, 1)
@@ -859,7 +863,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
          ti < round_start[static_cast<size_t>(round) + 1]; ++ti) {
       const Task& task = tasks[static_cast<size_t>(ti)];
       const SubConv& s = subs[static_cast<size_t>(task.sub)];
-      const int64_t mc = std::min(mc_of[static_cast<size_t>(task.sub)], slab_m0 + slab_rows - task.m0);
+      const int64_t mc =
+          block_rows(slab_m0 + slab_rows - task.m0, mc_of[static_cast<size_t>(task.sub)], mr);
       const int64_t nc = task.nc;
       bool direct = direct_of[static_cast<size_t>(task.sub)] != 0;
       const int64_t k_total = s.Kc * s.taps();
@@ -942,8 +947,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
             if (in_place) {  // one offset table for every tile
               for (size_t t = 0; t < tiles.size(); ++t) {
                 const T* base = band_data + tile_shift(s, band, tiles.front(), tiles[t]);
-                for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-                  const int64_t r = std::min<int64_t>(mr, mc - i0);
+                for (int64_t i0 = 0, r = 0; i0 < mc; i0 += r) {
+                  r = tile_rows(mc - i0, mr);
                   ofn[r](kc, ap + i0 * kc, base, row_part.data(),
                          c_at(i0, static_cast<int64_t>(t)), ldc, accumulate);
                 }
@@ -962,8 +967,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
           }
           if (in_place) {
             for (size_t t = 0; t < tiles.size(); ++t)
-              for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-                const int64_t r = std::min<int64_t>(mr, mc - i0);
+              for (int64_t i0 = 0, r = 0; i0 < mc; i0 += r) {
+                r = tile_rows(mc - i0, mr);
                 ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
                           c_at(i0, static_cast<int64_t>(t)), ldc, accumulate);
               }
@@ -977,12 +982,13 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         } else {
           pack_b(s, src, task.group, segs, rows, nc, nr, bp, reads);
         }
-        for (int64_t ib = 0; ib < mc; ib += mcb) {
-          const int64_t ie = std::min(mc, ib + mcb);
+        for (int64_t ib = 0, ie = 0; ib < mc; ib = ie) {
+          ie = std::min(mc, ib + mcb);
+          if (mc - ie < mr) ie = mc;  // a tile_rows split of the last rows stays in one block
           for (int64_t j0 = 0; j0 < ncp; j0 += nr) {
             const T* b = bp + j0 * kc;
-            for (int64_t i0 = ib; i0 < ie; i0 += mr) {
-              const int64_t r = std::min<int64_t>(mr, mc - i0);
+            for (int64_t i0 = ib, r = 0; i0 < ie; i0 += r) {
+              r = tile_rows(mc - i0, mr);
               fn[r](kc, ap + i0 * kc, b, c_at(i0, j0 / nr), ldc, accumulate);
             }
           }

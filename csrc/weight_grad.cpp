@@ -302,8 +302,8 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
           T* bp = b_buf.get(ncp * ld);
           pack_b(g, fine, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
           if (outer) uk.transpose(bp, ld, kc, panel);
-          for (int64_t i0 = 0; i0 < rows; i0 += mr) {
-            const int64_t r = std::min<int64_t>(mr, rows - i0);
+          for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
+            r = outer ? tile_rows(rows - i0, mr) : std::min<int64_t>(mr, rows - i0);
             const T* a = ap + i0 * lda;
             // tile (i0, j0) into c (row stride ldc), overwriting or adding its block sum
             const auto tile = [&](int64_t j0, T* c, int64_t ldc, int acc) {

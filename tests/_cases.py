@@ -126,6 +126,18 @@ WHOLE_TILES = [
     Case(1, 1, 300, 2, (2, 16), (2, 2), (2, 2), (0, 0), (0, 0), (1, 1), False),
 ]
 
+# Row counts (output channels of the forward, input channels of the gather) whose last
+# register tile would have 1-3 rows: the last 7-9 rows (AVX2 float32, 6-row tiles) are cut
+# into two near-halves instead, in the packed weights and in every sweep over them alike;
+# 254 rows in one task cross the L2 row block (252 rows) inside such a cut.
+TAIL_ROWS = [
+    Case(2, 1, 9, 8, (20,), (4,), (2,), (1,), (0,), (1,), True),               # 5 + 4, 4 + 4
+    Case(2, 1, 14, 13, (6, 7), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), False),  # 6+4+4, 6+4+3
+    Case(2, 2, 7, 15, (3, 4, 3), (2, 2, 2), (2, 2, 2), (0, 0, 0), (0, 0, 0), (1, 1, 1), True),
+    Case(8, 1, 3, 254, (40,), (4,), (2,), (1,), (0,), (1,), False),
+    Case(8, 1, 254, 3, (40,), (4,), (2,), (1,), (0,), (1,), False),
+]
+
 # grad_weight's outer-product form (csrc/weight_grad.cpp: float32 with 48-256 coarse channels
 # and >= 128 columns, fine channels x taps, per group): row counts that end in a partial
 # 6-row tile, columns that end in a partial 16-column panel, reductions of several K blocks

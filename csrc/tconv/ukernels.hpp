@@ -52,6 +52,24 @@ using RgemmUkernel = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T
 template <typename T>
 using PanelTranspose = void (*)(const T* rows, int64_t ld, int64_t kc, T* panel);
 
+// Rows of the register tile that starts `left` rows before the end of a block of A (whose
+// panels are packed and swept with the same cuts): mr, except that a remainder of mr + 1 to
+// mr + 3 rows is cut into two near-halves (mr = 6: 7 -> 4 + 3, 8 -> 4 + 4, 9 -> 5 + 4)
+// instead of leaving a last tile of 1-3 rows, whose few accumulators cannot hide the FMA
+// latency (about half the rate per row).  Only for mr >= 6; it never changes a sum.
+inline int64_t tile_rows(int64_t left, int mr) {
+  if (mr >= 6 && left > mr && left <= mr + 3) return (left + 1) / 2;
+  return left < mr ? left : mr;
+}
+
+// Rows of a block of A that starts `left` rows before the end of its range, blocks being mc
+// rows (a multiple of mr) apiece: mc, or all `left` rows when 1-3 would remain after it, so
+// that a tile_rows split of the last rows never crosses two blocks.
+inline int64_t block_rows(int64_t left, int64_t mc, int mr) {
+  if (mr >= 6 && left > mc && left <= mc + 3) return left;
+  return left < mc ? left : mc;
+}
+
 template <typename T>
 struct GemmKernels {
   int mr = 0;  // rows of the widest kernel
