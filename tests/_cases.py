@@ -138,6 +138,21 @@ TAIL_ROWS = [
     Case(8, 1, 254, 3, (40,), (4,), (2,), (1,), (0,), (1,), False),
 ]
 
+# grad_weight's packing of x strides of 4 and 8 (csrc/weight_grad.cpp, pack_group): runs of 4
+# or 8 taps that differ in kx only are de-interleaved from each fine row at once -- whole grid
+# rows where the reads stay inside the array, else the points valid for every tap of the run,
+# the rest one by one; kernels that are not a multiple of the stride (runs cut by the end of
+# the taps and by column blocks), reductions of several K blocks that start inside grid rows,
+# groups, 3-D, dilation on another axis, the dot form (21 rows: 3-row tile cuts) and the
+# outer form (50 rows).
+GROUPED_GW = [
+    Case(2, 1, 3, 2, (9, 70), (16, 16), (8, 8), (4, 4), (0, 0), (1, 1), False),
+    Case(2, 1, 21, 3, (150,), (10,), (4,), (3,), (1,), (1,), False),
+    Case(2, 2, 5, 2, (2, 3, 33), (2, 3, 9), (2, 1, 4), (0, 1, 5), (1, 0, 2), (2, 1, 1), False),
+    Case(1, 1, 50, 6, (5, 41), (3, 8), (2, 4), (1, 2), (0, 3), (1, 1), False),
+    Case(3, 1, 4, 3, (1, 7), (1, 13), (1, 8), (0, 12), (0, 0), (1, 1), False),
+]
+
 # grad_weight's outer-product form (csrc/weight_grad.cpp: float32 with 48-256 coarse channels
 # and >= 128 columns, fine channels x taps, per group): row counts that end in a partial
 # 6-row tile, columns that end in a partial 16-column panel, reductions of several K blocks

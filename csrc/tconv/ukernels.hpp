@@ -70,6 +70,16 @@ inline int64_t block_rows(int64_t left, int64_t mc, int mr) {
   return left < mc ? left : mc;
 }
 
+// Rows of the dot-product tile (weight_grad) that starts `left` rows before the end of its
+// block: mr, except that with mr = 4 a remainder of 5, 6 or 9 rows is cut into 3-row tiles
+// (9 -> 3 + 3 + 3, 6 -> 3 + 3, 5 -> 3 + 2) instead of ending in a 1- or 2-row tile, whose few
+// accumulators cannot hide the FMA latency.  dot_ukernel computes each element alike for any
+// tile height, so the cut never changes a result.
+inline int64_t dot_rows(int64_t left, int mr) {
+  if (mr == 4 && (left == 5 || left == 6 || left == 9)) return 3;
+  return left < mr ? left : mr;
+}
+
 template <typename T>
 struct GemmKernels {
   int mr = 0;  // rows of the widest kernel
