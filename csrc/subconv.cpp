@@ -45,6 +45,9 @@ constexpr int64_t kBandPrefetch = 2;
 // per K block, see run_subconvs).
 constexpr int64_t kBandL2Bytes = int64_t(256) << 10;
 
+// Most x phases stored together as one interleaved run (store_tile).
+constexpr int kMaxXPhases = 8;
+
 // A run of consecutive grid points on one (n, jz, jy) row: jx in [jx0, jx0 + len),
 // tile columns [t0, t0 + len).
 struct Segment {
@@ -598,14 +601,14 @@ T* segment_dst(const SubConv& s, T* dst, int64_t group, int64_t m0, const Segmen
 }
 
 // Adds the bias (if any: without one the sums are stored as they are, -0 included) and writes
-// the tile to its phase's places in dst.  With `odd` (the tile of the
-// x phase dst_base + 1 of the same grid block, x stride 2), both phases are written together
-// as one contiguous interleaved run: d[2u] from acc, d[2u + 1] from odd.
+// the tile to its phase's places in dst.  With xs > 0, `phases` holds the tiles of the xs x
+// phases 0 .. xs - 1 (x stride xs) of one grid block, s being phase 0: they are written
+// together as one contiguous interleaved run, d[xs * u + r] from phases[r] (acc unused).
 // With kCheck, returns nonzero when a stored value is Inf or NaN (else 0).
 template <bool kCheck, typename T>
 auto store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0, int64_t mc,
                 const std::vector<Segment>& segs, const T* acc, int64_t ldc,
-                const T* odd = nullptr) {
+                const T* const* phases = nullptr, int xs = 0) {
   decltype(nonfinite_bit(T(0))) bad = 0;
   const SubAxis& ax = s.axes[2];
   const int64_t plane = s.dst_dims[0] * s.dst_dims[1] * s.dst_dims[2];
@@ -613,16 +616,20 @@ auto store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t 
     T* base = segment_dst(s, dst, group, m0, seg);
     for (int64_t m = 0; m < mc; ++m) {
       const T b = bias ? bias[group * s.M + m0 + m] : T(0);
-      const T* a = acc + m * ldc + seg.t0;
+      const T* a = xs > 0 ? nullptr : acc + m * ldc + seg.t0;
       T* d = base + m * plane;
-      if (odd != nullptr) {
-        const T* o = odd + m * ldc + seg.t0;
-        for (int64_t u = 0; u < seg.len; ++u) {
-          const T even = bias ? a[u] + b : a[u], odd_v = bias ? o[u] + b : o[u];
-          d[2 * u] = even;
-          d[2 * u + 1] = odd_v;
-          if constexpr (kCheck) bad |= nonfinite_bit(even) | nonfinite_bit(odd_v);
+      if (xs > 0) {
+        const T* from[kMaxXPhases];
+        for (int r = 0; r < xs; ++r) from[r] = phases[r] + m * ldc + seg.t0;
+        if (xs == 2) {
+          interleave<T, 2>(from, bias != nullptr, b, d, seg.len);
+        } else if (xs == 4) {
+          interleave<T, 4>(from, bias != nullptr, b, d, seg.len);
+        } else {
+          interleave<T, 8>(from, bias != nullptr, b, d, seg.len);
         }
+        if constexpr (kCheck)  // the run just written, in L1
+          for (int64_t u = 0; u < xs * seg.len; ++u) bad |= nonfinite_bit(d[u]);
       } else if (ax.dst_step == 1) {
         for (int64_t u = 0; u < seg.len; ++u) {
           const T v = bias ? a[u] + b : a[u];
@@ -787,18 +794,27 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   }
   const auto round_count = static_cast<int64_t>(round_start.size()) - 1;
   const OffsetHull hull = offset_hull(subs);
-  // Sub-convolutions 2i and 2i + 1 are the x phases 0 and 1 (x stride 2) of one (z, y) phase
-  // with the same grid: their tasks are identical and adjacent in every round.
-  bool paired = subs.size() % 2 == 0;
-  for (size_t si = 0; paired && si < subs.size(); si += 2) {
-    const SubConv &e = subs[si], &o = subs[si + 1];
-    paired = e.axes[2].dst_step == 2 && e.axes[2].dst_base == 0 && o.axes[2].dst_base == 1 &&
-             per_slab[0][si].size() == per_slab[0][si + 1].size() &&
-             direct_of[si] == direct_of[si + 1];
-    for (int a = 0; a < kMaxDims; ++a)
-      paired = paired && e.axes[a].extent == o.axes[a].extent &&
+  // x-phase groups: with an x stride xs of 2, 4 or 8, sub-convolutions xs*i .. xs*i + xs - 1
+  // are the x phases 0 .. xs - 1 of one (z, y) phase with the same grid: their tasks are
+  // identical and adjacent in every round, and the last one stores all xs tiles as one
+  // contiguous interleaved run (FCN-8s k16s8: 8 phases, each stored with a step of 8, were
+  // 17 % of the forward's samples).  xs = 0: every phase stores its own tile.
+  int xs = subs[0].axes[2].dst_step;
+  if (xs != 2 && xs != 4 && xs != 8) xs = 0;
+  if (xs > 0 && subs.size() % static_cast<size_t>(xs) != 0) xs = 0;
+  for (size_t si = 0; xs > 0 && si < subs.size(); si += static_cast<size_t>(xs)) {
+    const SubConv& e = subs[si];
+    for (size_t r = 0; xs > 0 && r < static_cast<size_t>(xs); ++r) {
+      const SubConv& o = subs[si + r];
+      bool same = o.axes[2].dst_step == xs && o.axes[2].dst_base == static_cast<int64_t>(r) &&
+                  per_slab[0][si].size() == per_slab[0][si + r].size() &&
+                  direct_of[si] == direct_of[si + r];
+      for (int a = 0; a < kMaxDims; ++a)
+        same = same && e.axes[a].extent == o.axes[a].extent &&
                (a == 2 || (e.axes[a].dst_base == o.axes[a].dst_base &&
                            e.axes[a].dst_step == o.axes[a].dst_step));
+      if (!same) xs = 0;
+    }
   }
   // The direct path's source band is filled once per task for all channels, except when it
   // would outgrow L2 and no other phase shares it (not hull-shaped, or a single phase): then
@@ -816,7 +832,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
 #pragma omp parallel if (parallel) reduction(| : nonfinite)
   {
     decltype(nonfinite_bit(T(0))) bad = 0;
-    Scratch<T> b_buf, c_buf, c_even, band_buf;
+    Scratch<T> b_buf, c_buf, band_buf;
+    std::array<Scratch<T>, kMaxXPhases - 1> c_wait;  // tiles of x phases 0 .. xs - 2
     std::array<int64_t, 8> band_key{};
     bool band_key_valid = false;
     Scratch<const T*> ptr_buf;
@@ -895,17 +912,18 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       }
       if (direct && !use_band && s.axes[2].src_step != 1) direct = false;  // packed path
       const int64_t ncp = direct ? static_cast<int64_t>(tiles.size()) * nr : round_up(nc, nr);
-      // x-phase pairs: the even phase's tile waits in c_even for its odd sibling (the next
-      // task of the round, same grid block), which stores both.
-      const bool even = paired && task.sub % 2 == 0, odd = paired && task.sub % 2 == 1;
-      T* acc = (even ? c_even : c_buf).get(mc * ncp);
+      // x-phase groups: the tiles of phases 0 .. xs - 2 wait in c_wait for phase xs - 1 (the
+      // following tasks of the round, same grid block), which stores them all.
+      const int64_t x_phase = xs > 0 ? task.sub % xs : 0;
+      const bool waits = xs > 0 && x_phase < xs - 1, stores_all = xs > 0 && x_phase == xs - 1;
+      T* acc = (waits ? c_wait[static_cast<size_t>(x_phase)] : c_buf).get(mc * ncp);
       if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
       // Whole tiles of unit-stride destination rows, with no bias to add and no Inf/NaN test
       // (a second pass over the lines would cost what this saves): the micro-kernels write and
       // accumulate straight into dst (rows dst_plane apart), so the output lines are taken
       // while the task multiplies instead of all at the store (DCGAN 64->3 grad_input writes
       // 16.7 MB).  Same sums in the same order: the same bits as through store_tile.
-      bool to_dst = direct && !even && !odd && k_total > 0 && s.axes[2].dst_step == 1 &&
+      bool to_dst = direct && xs == 0 && k_total > 0 && s.axes[2].dst_step == 1 &&
                     bias == nullptr && !check;
       for (size_t t = 0; to_dst && t < tiles.size(); ++t) to_dst = tiles[t].len == nr;
       if (to_dst) {
@@ -996,14 +1014,16 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       }
       if (to_dst) {
         // stored by the micro-kernels
-      } else if (odd) {
-        const SubConv& e = subs[static_cast<size_t>(task.sub) - 1];
-        const T* ce = c_even.get(mc * ncp);
+      } else if (stores_all) {
+        const SubConv& e = subs[static_cast<size_t>(task.sub - x_phase)];
+        const T* phases[kMaxXPhases];
+        for (int64_t r = 0; r < x_phase; ++r) phases[r] = c_wait[static_cast<size_t>(r)].get(mc * ncp);
+        phases[x_phase] = acc;
         bad |= check ? store_tile<true>(e, dst, bias, task.group, task.m0, mc,
-                                        direct ? tiles : segs, ce, ncp, acc)
+                                        direct ? tiles : segs, acc, ncp, phases, int(xs))
                      : store_tile<false>(e, dst, bias, task.group, task.m0, mc,
-                                         direct ? tiles : segs, ce, ncp, acc);
-      } else if (!even) {
+                                         direct ? tiles : segs, acc, ncp, phases, int(xs));
+      } else if (!waits) {
         bad |= check ? store_tile<true>(s, dst, bias, task.group, task.m0, mc,
                                         direct ? tiles : segs, acc, ncp)
                      : store_tile<false>(s, dst, bias, task.group, task.m0, mc,

@@ -138,6 +138,20 @@ TAIL_ROWS = [
     Case(8, 1, 254, 3, (40,), (4,), (2,), (1,), (0,), (1,), False),
 ]
 
+# Forwards whose x phases (x stride 2, 4 or 8, every phase the same extent) are stored together
+# as one interleaved run (csrc/subconv.cpp, store_tile): 8 phases of 2 taps with a bias, 8
+# phases of 1 tap on the path that tests the stored values for Inf/NaN (output smaller than
+# the operands), 3-D with groups, rows longer than one 192-point chunk, the packed path (rows
+# too short for the direct one), and phases of unequal extent (each stored on its own).
+X_PHASES = [
+    Case(2, 1, 3, 6, (3, 12), (16, 16), (8, 8), (4, 4), (0, 0), (1, 1), True),
+    Case(1, 1, 60, 5, (2, 9), (2, 8), (1, 8), (0, 0), (0, 0), (1, 1), True),
+    Case(2, 2, 4, 7, (2, 3, 10), (2, 3, 4), (2, 1, 4), (0, 1, 0), (1, 0, 0), (1, 1, 1), False),
+    Case(2, 1, 6, 9, (300,), (16,), (8,), (4,), (0,), (1,), True),
+    Case(3, 1, 7, 8, (6, 5), (3, 4), (2, 4), (1, 0), (1, 0), (1, 1), True),
+    Case(2, 1, 5, 7, (4, 33), (3, 8), (1, 4), (1, 2), (0, 1), (1, 1), True),
+]
+
 # grad_weight's packing of x strides of 4 and 8 (csrc/weight_grad.cpp, pack_group): runs of 4
 # or 8 taps that differ in kx only are de-interleaved from each fine row at once -- whole grid
 # rows where the reads stay inside the array, else the points valid for every tap of the run,

@@ -11,7 +11,7 @@ import pytest
 import tconv
 from tconv import _core
 
-from _cases import FIXED, GROUPED_GW, OUTER_GW, TAIL_ROWS, Case
+from _cases import FIXED, GROUPED_GW, OUTER_GW, TAIL_ROWS, X_PHASES, Case
 
 # Large enough that every thread gets several output planes (and weight slices), with shapes
 # that miss any power-of-two tile.
@@ -21,7 +21,7 @@ BIG = [
     Case(2, 1, 5, 4, (4, 5, 3), (3, 2, 3), (2, 1, 2), (1, 0, 1), (1, 0, 0), (1, 2, 1), True),
     Case(2, 6, 1, 1, (13, 11), (3, 3), (2, 2), (1, 1), (0, 1), (1, 1), False),  # depthwise
 ]
-CASES = FIXED + BIG + OUTER_GW + TAIL_ROWS + GROUPED_GW
+CASES = FIXED + BIG + OUTER_GW + TAIL_ROWS + GROUPED_GW + X_PHASES
 
 
 def _isas() -> list[str | None]:

@@ -15,7 +15,9 @@ from hypothesis import given, settings
 
 import tconv
 
-from _cases import COLUMNS, FIXED, GROUPED_GW, OUTER_GW, TAIL_ROWS, WHOLE_TILES, Case, cases
+from _cases import (
+    COLUMNS, FIXED, GROUPED_GW, OUTER_GW, TAIL_ROWS, WHOLE_TILES, X_PHASES, Case, cases,
+)
 from conftest import assert_matches_oracle
 from test_reference import check_case
 
@@ -63,7 +65,9 @@ def _id(c: Case) -> str:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", FIXED + BLOCKING + COLUMNS + WHOLE_TILES + TAIL_ROWS + GROUPED_GW, ids=_id)
+@pytest.mark.parametrize(
+    "case", FIXED + BLOCKING + COLUMNS + WHOLE_TILES + TAIL_ROWS + GROUPED_GW + X_PHASES, ids=_id
+)
 def test_fixed_cases_every_isa(isa, case, dtype):
     assert tconv.isa() == isa
     check_case(case, dtype)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from _cases import COLUMNS, FIXED, OUTER_GW, WHOLE_TILES, Case, cases
+from _cases import COLUMNS, FIXED, OUTER_GW, WHOLE_TILES, X_PHASES, Case, cases
 from conftest import assert_matches_oracle
 
 SPECIALS = (np.nan, np.inf, -np.inf)
@@ -163,6 +163,14 @@ def test_specials_columns_path(case, dtype):
 @pytest.mark.parametrize("case", WHOLE_TILES, ids=lambda c: f"{len(c.spatial)}d-k{c.kernel}-s{c.stride}")
 def test_specials_whole_tile_rows(case, dtype):
     for seed in range(6):
+        check_specials(case, dtype, seed)
+
+
+# x phases stored together: the Inf/NaN test of the interleaved run, and bias
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", X_PHASES, ids=lambda c: f"{len(c.spatial)}d-k{c.kernel}-s{c.stride}")
+def test_specials_x_phase_groups(case, dtype):
+    for seed in range(3):
         check_specials(case, dtype, seed)
 
 

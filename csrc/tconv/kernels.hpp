@@ -19,7 +19,9 @@
 //     is no larger than the output plus mr - 1 output channels' worth of W (slabs are whole
 //     panels of mr = 6 rows; one slab = all of W when W is no larger than the output);
 //   * per thread, scratch that does not grow with the batch or the image size: packed B
-//     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T)),
+//     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T);
+//     xs such tiles for a forward with an x stride xs of 2, 4 or 8, whose x phases are stored
+//     together),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
 //     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
 //   * the forward with few output channels per group (columns.cpp), per thread: the GEMM's
