@@ -194,14 +194,9 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
           }
         }
         if (sx == 2 && fx >= 2) {
-          const T* p0 = phase_buf;
-          const T* p1 = phase_buf + phase_ld;
-          const int64_t pairs = fx / 2;
-          for (int64_t jj = 0; jj < pairs; ++jj) {
-            row[2 * jj] = p0[jj];
-            row[2 * jj + 1] = p1[jj];
-          }
-          if (fx % 2 != 0) row[fx - 1] = p0[pairs];
+          const T* const pair[2] = {phase_buf, phase_buf + phase_ld};
+          interleave<T, 2>(pair, false, T(0), row, fx / 2);
+          if (fx % 2 != 0) row[fx - 1] = phase_buf[fx / 2];
         } else if (sx > 1) {
           for (const SubAxis& xp : x_phases) {
             const T* ph = phase_buf + xp.dst_base * phase_ld;

@@ -115,6 +115,26 @@ int64_t copy_pieces(const T* from, T* to, int64_t lo, int64_t hi) {
   return ix;
 }
 
+// The grid rows [qa, qb) of run s whose fine row exists for the taps kz, ky (valid coarse
+// ranges rz, ry), and `base`, the fine index of grid row qa's x = 0 read of `channel` with x
+// shift xshift: point ix of grid row q reads fine[base + (q - qa) * stride_y * fine_x +
+// ix * stride_x].
+struct RunRows {
+  int64_t qa, qb, base;
+};
+
+inline RunRows run_rows(const Geometry& g, const KSegment& s, IndexRange rz, IndexRange ry,
+                        int64_t kz, int64_t ky, int64_t channel, int64_t xshift) {
+  const bool z_ok = s.iz >= rz.lo && s.iz < rz.hi;
+  const int64_t qa = z_ok ? std::clamp(ry.lo - s.iy, int64_t(0), s.rows) : s.rows;
+  const int64_t qb = z_ok ? std::clamp(ry.hi - s.iy, qa, s.rows) : s.rows;
+  const int64_t oz = s.iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
+  const int64_t oy = (s.iy + qa) * g.stride[1] - g.pad[1] + ky * g.dilation[1];
+  return {qa, qb,
+          (s.n * g.fine_channels + channel) * g.fine_pixels() + (oz * g.fine[1] + oy) * g.fine[2] +
+              xshift};
+}
+
 // The rows of S consecutive columns f, (kz, ky, kx0 + r), r < S, when x has a step of S = 4
 // or 8 and no dilation: all S read the same fine rows, at the S residues of x, so each fine
 // row is read once and de-interleaved (copy.hpp) instead of being gathered S times with a
@@ -138,9 +158,8 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, int64_t kz, i
   }
   const int64_t row_step = g.stride[1] * fx;  // between consecutive grid rows
   for (const KSegment& s : segs) {
-    const bool z_ok = s.iz >= rz.lo && s.iz < rz.hi;
-    const int64_t qa = z_ok ? std::clamp(ry.lo - s.iy, int64_t(0), s.rows) : s.rows;
-    const int64_t qb = z_ok ? std::clamp(ry.hi - s.iy, qa, s.rows) : s.rows;
+    // fine index of column r's point ix on grid row q: base + (q - qa) * row_step + ix * S + r
+    const auto [qa, qb, base] = run_rows(g, s, rz, ry, kz, ky, channel, kx0 - g.pad[2]);
     const int64_t end = s.ix0 + s.len;
     int64_t lo[S], hi[S];  // column r's valid points [lo, hi) of [ix0, end)
     int64_t all_lo = s.ix0, all_hi = end;
@@ -155,10 +174,6 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, int64_t kz, i
     }
     all_hi = std::max(all_hi, all_lo);
     if (qa == qb) continue;
-    const int64_t oz = s.iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-    const int64_t oy = (s.iy + qa) * g.stride[1] - g.pad[1] + ky * g.dilation[1];
-    // fine index of column r's point ix on grid row q: base + (q - qa) * row_step + ix * S + r
-    const int64_t base = (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + kx0 - g.pad[2];
     const bool whole = base + s.ix0 * S >= 0 && base + (qb - 1 - qa) * row_step + end * S <= fine_size;
     const int64_t from = whole ? s.ix0 : all_lo, to = whole ? end : all_hi;
     for (int64_t q = qa; q < qb; ++q) {
@@ -218,10 +233,9 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
     T* row = bp + t * ld;
     std::fill(row + kc, row + kcp, T(0));
     for (const KSegment& s : segs) {
-      // grid rows q < s.rows of the run whose fine row exists: [qa, qb)
-      const bool z_ok = s.iz >= rz.lo && s.iz < rz.hi;
-      const int64_t qa = z_ok ? std::clamp(ry.lo - s.iy, int64_t(0), s.rows) : s.rows;
-      const int64_t qb = z_ok ? std::clamp(ry.hi - s.iy, qa, s.rows) : s.rows;
+      // grid rows q < s.rows of the run whose fine row exists: [qa, qb); base: the fine
+      // index of grid row qa's x = 0 read
+      const auto [qa, qb, base] = run_rows(g, s, rz, ry, kz, ky, channel, xshift);
       const int64_t lo = std::clamp(rx.lo, s.ix0, s.ix0 + s.len);
       const int64_t hi = std::clamp(rx.hi, lo, s.ix0 + s.len);
       T* run = row + s.r0;  // packed row q of the run at run + q * len
@@ -232,11 +246,7 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
       std::fill(run, run + qa * s.len, T(0));
       std::fill(run + qb * s.len, run + s.rows * s.len, T(0));
       if (qa == qb) continue;
-      const int64_t oz = s.iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
-      const int64_t oy = (s.iy + qa) * g.stride[1] - g.pad[1] + ky * g.dilation[1];
       const int64_t row_step = g.stride[1] * fx;  // between consecutive grid rows
-      // fine index of grid row qa's x = 0 read
-      const int64_t base = (s.n * g.fine_channels + channel) * plane + (oz * fy + oy) * fx + xshift;
       // Common row lengths with step 1 or 2: copy whole runs with a fixed-length loop
       // (vectorised) and zero their ends again, when every read stays inside `fine`.
       const int64_t first = base + s.ix0 * sx;
