@@ -14,8 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",
-                                        "ignore:overflow:RuntimeWarning")
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +22,9 @@ from tconv import reference
 
 from _cases import COLUMNS, FIXED, OUTER_GW, WHOLE_TILES, X_PHASES, Case, cases
 from conftest import assert_matches_oracle
+
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",
+                                        "ignore:overflow:RuntimeWarning")
 
 SPECIALS = (np.nan, np.inf, -np.inf)
 
