@@ -182,15 +182,3 @@ def test_errors():
     unknown = da.zeros((1, 2, 5), chunks=2)[:, :, da.arange(5) > 1]  # nan chunk sizes
     with pytest.raises(ValueError, match="known chunk sizes"):
         td.conv_transpose(unknown.astype(np.float32), w)
-
-
-def _readme_block(marker: str) -> str:
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    after = text.split(marker, 1)[1]
-    return after.split("```python", 1)[1].split("```", 1)[0]
-
-
-def test_readme_dask_example_runs():
-    exec(compile(_readme_block("<!-- dask-example -->"), "README dask example", "exec"), {})
