@@ -162,3 +162,68 @@ def mxnet_conv_transpose(x, w, s, d, target_shape=None, pad=None, adj=None):
         starts.append(p)
         sizes.append(full - 2 * p + j)
     return crop_full(x, w, s, d, starts, sizes)
+
+
+# --- the installed frameworks themselves (each returns None when the package is missing) -------
+
+
+def jax_or_none():
+    try:
+        import jax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def jax_lax_conv_transpose(x, w_jax, s, d, padding, spec=None, transpose_kernel=False,
+                           use_consistent_padding=False):
+    """jax.lax.conv_transpose on tconv's NC* input; ``w_jax`` laid out by ``spec`` (default
+    JAX's HWIO family).  The lhs/out spatial letters follow the spec's spatial order."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    nd = x.ndim - 2
+    spec = spec or "HWD"[:nd] + "IO"
+    spatial = "".join(c for c in spec if c not in "OI")
+    lhs = "NC" + spatial
+    pad = padding if isinstance(padding, str) else [tuple(int(v) for v in p) for p in padding]
+    kwargs = {"use_consistent_padding": True} if use_consistent_padding else {}
+    y = lax.conv_transpose(jnp.asarray(x), jnp.asarray(w_jax), tuple(s), pad,
+                           rhs_dilation=tuple(d), dimension_numbers=(lhs, spec, lhs),
+                           transpose_kernel=transpose_kernel,
+                           precision=lax.Precision.HIGHEST, **kwargs)
+    return np.asarray(y)
+
+
+def ort_or_none():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def ort_conv_transpose(x, w, group=1, **attrs):
+    """One ConvTranspose node run by ONNX Runtime (float32; ORT has no float64 kernel).
+    Raises whatever ORT raises for attributes it refuses."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], group=group,
+                            **{k: v for k, v in attrs.items() if v is not None})
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape)),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # refusals are expected; the test looks at the exception
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x.astype(np.float32), "w": w.astype(np.float32)})[0]
