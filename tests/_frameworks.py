@@ -10,7 +10,8 @@ Sources transcribed (read via their public repositories / docs):
 - JAX: jax/_src/lax/convolution.py conv_transpose and _conv_transpose_padding (a stride-1
   correlation over the input dilated by the stride, kernel not flipped by default).
 - ONNX: ConvTranspose in onnx/defs/nn/defs.cc (Operators.md): total_padding, SAME_UPPER /
-  SAME_LOWER split, output_padding on the high side.
+  SAME_LOWER split, output_padding on the high side; where the spec and ONNX Runtime differ
+  (negative totals, refused attribute sets) as ONNX Runtime (conv_transpose_attributes.h).
 - MXNet: src/operator/nn/deconvolution-inl.h DeconvolutionParam::InferPad.
 """
 
@@ -134,19 +135,38 @@ def crop_full(x, w, s, d, starts, sizes):
     return out
 
 
-def onnx_conv_transpose(x, w, s, d, upper, output_shape=None, output_padding=None):
+def onnx_conv_transpose(x, w, s, d, auto_pad, output_shape=None, output_padding=None,
+                        pads=None):
+    """ConvTranspose as ONNX Runtime runs it (the spec's formulas; where the spec would give
+    negative pads ORT clamps the total at 0 and keeps the output from the start; see
+    onnxruntime conv_transpose_attributes.h).  None where ORT refuses the attributes."""
     nd = x.ndim - 2
     output_padding = output_padding or [0] * nd
-    if output_shape is None:
-        output_shape = [x.shape[2 + a] * s[a] for a in range(nd)]
-    starts = []
+    pads = pads or [(0, 0)] * nd
+    starts, sizes = [], []
     for a in range(nd):
-        total = (s[a] * (x.shape[2 + a] - 1) + output_padding[a] + kdil(w.shape[2 + a], d[a])
-                 - output_shape[a])
-        starts.append(total // 2 if upper else total - total // 2)
-        if total < 0:
+        i, k, op = x.shape[2 + a], w.shape[2 + a], output_padding[a]
+        kd = kdil(k, d[a])
+        full = s[a] * (i - 1) + kd
+        if not 0 <= op < max(s[a], d[a]):
             return None
-    return crop_full(x, w, s, d, starts, output_shape)
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            target = x.shape[2 + a] * s[a] if output_shape is None else output_shape[a]
+            total = max(full + op - target, 0)
+            begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            end = total - begin
+            size = target if output_shape is not None else full + op - total
+        else:
+            begin, end = pads[a] if auto_pad == "NOTSET" else (0, 0)
+            if begin < 0 or end < 0:
+                return None
+            size = full + op - begin - end
+        # ORT's consistency check: the matching conv must give back the input size
+        if size < 1 or (size + begin + end - kd) // s[a] + 1 != i:
+            return None
+        starts.append(begin)
+        sizes.append(size)
+    return crop_full(x, w, s, d, starts, sizes)
 
 
 def mxnet_conv_transpose(x, w, s, d, target_shape=None, pad=None, adj=None):
@@ -218,7 +238,7 @@ def ort_conv_transpose(x, w, group=1, **attrs):
         [node], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape)),
          helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * x.ndim)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

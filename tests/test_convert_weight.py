@@ -57,6 +57,7 @@ def test_tf_keras_layout_is_the_conv_input_gradient(nd, groups):
 SPECS = {1: ["HIO", "OIH", "IOH"], 2: ["HWIO", "OIHW", "IHWO", "WHOI"], 3: ["HWDIO", "OIHWD"]}
 
 
+@pytest.mark.slow  # one XLA compilation per spec
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("transpose_kernel", [False, True])
 def test_jax_layouts_against_jax(nd, transpose_kernel):

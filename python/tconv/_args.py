@@ -136,8 +136,10 @@ def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, .
     return result
 
 
-def padding_pairs(value: object, ndim: int, name: str = "padding") -> tuple[tuple[int, int], ...]:
-    """Padding as one ``(low, high)`` pair per spatial dim, each side ``>= 0``."""
+def padding_pairs(value: object, ndim: int, name: str = "padding",
+                  allow_negative: bool = False) -> tuple[tuple[int, int], ...]:
+    """Padding as one ``(low, high)`` pair per spatial dim, each side ``>= 0`` (any int with
+    ``allow_negative``)."""
     if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in value):
         if len(value) != ndim or not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
             raise ValueError(
@@ -148,7 +150,7 @@ def padding_pairs(value: object, ndim: int, name: str = "padding") -> tuple[tupl
     else:
         pairs = tuple((p, p) for p in int_tuple(value, ndim, name, minimum=-(2**62)))
     for lo, hi in pairs:
-        if lo < 0 or hi < 0:
+        if not allow_negative and (lo < 0 or hi < 0):
             raise ValueError(f"{name} must be >= 0, got {_fmt(value)}")
     return pairs
 

@@ -20,7 +20,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from . import _core, _padmode
+from . import _core, _extend, _padmode
 from ._args import (
     FloatArray,
     Geometry,
@@ -179,6 +179,18 @@ def conv_transpose(
     """
     x, w, b = _arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
+    negative = _extend.negative_pairs(padding, x.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        if output_size is not None:
+            output_padding = _extend.output_padding_for_size(
+                x.shape, w.shape, stride, negative, groups, dilation,
+                _spatial_size(output_size, x.ndim - 2))
+        win = _extend.transposed_window(x.shape, w.shape, stride, negative, output_padding,
+                                        groups, dilation)
+        check_bias(b, win.shape[1])
+        y = output_array(out, win.shape, x.dtype, [a for a in (x, w, b) if a is not None])
+        return _extend.conv_transpose(x, w, b, win, y)
     pad_arg, op_arg = (padding, output_padding) if output_size is None else _padding_for_size(
         x, w, output_size, stride, padding, output_padding, dilation, groups)
     geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
@@ -287,6 +299,13 @@ def conv(
     """
     y, w, b = _arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
+    negative = _extend.negative_pairs(padding, y.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        win = _extend.conv_window(y.shape, w.shape, stride, negative, dilation, groups)
+        check_bias(b, win.out_shape[1])
+        x = output_array(out, win.out_shape, y.dtype, [a for a in (y, w, b) if a is not None])
+        return _extend.conv(y, w, b, win, x)
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_bias(b, geom.coarse_channels)
     x = output_array(out, geom.coarse_shape, y.dtype, [a for a in (y, w, b) if a is not None])
@@ -363,6 +382,14 @@ def conv_transpose_backward(
     x, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(x, "input", grad_output=g)
+    negative = _extend.negative_pairs(padding, x.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        win = _extend.transposed_window(x.shape, w.shape, stride, negative, output_padding,
+                                        groups, dilation)
+        check_shape(g, win.shape, "grad_output")
+        return _extend.conv_transpose_backward(g, x, w, win,
+                                               (want_input, want_weight, want_bias))
     pad_arg: object = padding
     op_arg: object = output_padding
     if padding_string(padding) is not None and g.ndim == x.ndim:
@@ -425,6 +452,12 @@ def conv_backward(
     y, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(y, "input", grad_output=g)
+    negative = _extend.negative_pairs(padding, y.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        win = _extend.conv_window(y.shape, w.shape, stride, negative, dilation, groups)
+        check_shape(g, win.out_shape, "grad_output")
+        return _extend.conv_backward(g, y, w, win, (want_input, want_weight, want_bias))
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_shape(g, geom.coarse_shape, "grad_output")
     if mode == "zeros":
@@ -485,5 +518,9 @@ def output_shape(
             raise TypeError(f"{name} must be a sequence of ints, got {shape!r}")
     shape_in = int_tuple(tuple(input_shape), len(input_shape), "input_shape", 0)
     shape_w = int_tuple(tuple(weight_shape), len(weight_shape), "weight_shape", 0)
+    negative = _extend.negative_pairs(padding, len(shape_in) - 2)
+    if negative is not None:
+        return _extend.transposed_window(shape_in, shape_w, stride, negative, output_padding,
+                                         groups, dilation).shape
     return transposed_geometry(shape_in, shape_w, stride, padding, output_padding, groups,
                                dilation).fine_shape
