@@ -196,6 +196,14 @@ def jax_or_none():
     return jax
 
 
+def jax_has_consistent_padding():
+    """lax.conv_transpose(use_consistent_padding=...) exists from jax 0.10 on."""
+    import inspect
+
+    from jax import lax
+    return "use_consistent_padding" in inspect.signature(lax.conv_transpose).parameters
+
+
 def jax_lax_conv_transpose(x, w_jax, s, d, padding, spec=None, transpose_kernel=False,
                            use_consistent_padding=False):
     """jax.lax.conv_transpose on tconv's NC* input; ``w_jax`` laid out by ``spec`` (default

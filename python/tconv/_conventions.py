@@ -267,8 +267,14 @@ def _forward_mxnet(i: int, k: int, s: int, d: int, p: Params) -> Placement:
 
 
 def _forward_tconv(i: int, k: int, s: int, d: int, p: Params) -> Placement:
-    lo, hi = p["padding"]
     op = p["output_padding"]
+    if isinstance(p["padding"], str):  # tconv.conv_transpose's own padding strings
+        mode = p["padding"].lower()
+        if mode not in ("same", "valid") or op:
+            raise ValueError(f"tconv padding strings are 'same'/'valid' with output_padding 0, "
+                             f"got {p}")
+        return (same_transposed if mode == "same" else valid_transposed)(i, k, s, d)
+    lo, hi = p["padding"]
     if not 0 <= op < max(s, d):
         raise ValueError(f"tconv needs 0 <= output_padding < max(s, d): {p}")
     size = _full(i, k, s, d) - lo - hi + op
