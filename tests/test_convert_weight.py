@@ -157,3 +157,9 @@ def test_float32_kept_and_reference_agrees():
     np.testing.assert_array_equal(back, w64)
     np.testing.assert_allclose(tconv.conv_transpose(x, back, stride=2),
                                reference.conv_transpose(x, w64, stride=2), rtol=1e-12)
+
+
+def test_conv_transpose_names_a_keras_kernel():
+    x = np.zeros((1, 8, 4, 4))
+    with pytest.raises(ValueError, match="convert_weight"):
+        tconv.conv_transpose(x, np.zeros((3, 3, 16, 8)), stride=2)

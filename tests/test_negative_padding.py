@@ -130,6 +130,10 @@ def test_adjoint_and_backwards(problem):
     np.testing.assert_allclose(gi, ri, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(gb, rb, rtol=1e-10, atol=1e-12)
+    only = tconv.conv_transpose_backward(g, x, w, s, pads, op, groups, d,
+                                         output_mask=(False, True, False))
+    assert only[0] is None and only[2] is None
+    np.testing.assert_array_equal(only[1], gw)
     # conv_backward on the same problem: conv(g) with pairs -> grads wrt g and w
     xx = np.zeros(cg_full_shape(g, w, s, pads, d, groups), dtype=x.dtype)
     xx[(Ellipsis, *(slice(0, n) for n in x.shape[2:]))] = x

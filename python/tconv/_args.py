@@ -276,10 +276,13 @@ def transposed_geometry(
     g, c_in = _weight_and_groups(input, weight, groups)
     check_extents(input, weight)
     if weight[0] != c_in:
+        hint = (" (it looks like Keras/TF's (*kernel, C_out, C_in): "
+                "tconv.arithmetic.convert_weight(w, from_='keras', to='tconv') converts it)"
+                if weight[-1] == c_in else "")
         raise ValueError(
             f"weight.shape[0] ({weight[0]}) must equal the input channels ({c_in}); "
             f"conv_transpose weights are laid out (C_in, C_out/groups, *kernel), "
-            f"got weight of shape {weight}"
+            f"got weight of shape {weight}{hint}"
         )
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)

@@ -184,38 +184,29 @@ def _grad_bias(grad: FloatArray) -> FloatArray:
 Grads = tuple[FloatArray | None, FloatArray | None, FloatArray | None]
 
 
-def conv_transpose_backward(g: FloatArray, x: FloatArray, w: FloatArray, win: Window,
-                            want: tuple[bool, bool, bool]) -> Grads:
-    """Only the kept window of ``g`` reaches the kernels: the zero extension has no inputs."""
-    x, w = contiguous(x), contiguous(w)
-    grad_input = np.zeros(x.shape, dtype=x.dtype) if want[0] else None
-    grad_weight = np.zeros(w.shape, dtype=x.dtype) if want[1] else None
+def backward(coarse: FloatArray, fine: FloatArray, w: FloatArray, win: Window,
+             want: tuple[bool, bool, bool], fine_is_grad: bool) -> Grads:
+    """Both backwards.  The fine side (the transposed conv's output, the conv's input) meets
+    the kernels only through the window: the zero extension has no inputs, the cropped-away
+    input gets zero gradient."""
+    coarse, w = contiguous(coarse), contiguous(w)
+    grad_input = None
+    if want[0]:
+        grad_input = np.zeros(coarse.shape if fine_is_grad else fine.shape, dtype=fine.dtype)
+    grad_weight = np.zeros(w.shape, dtype=fine.dtype) if want[1] else None
     if win.geom is not None:
-        part = np.ascontiguousarray(g[win.index])
         args = win.geom.kernel_args()
-        if grad_input is not None:
+        part = np.ascontiguousarray(fine[win.index])
+        if grad_input is not None and fine_is_grad:  # conv_transpose: C g, onto the input
             _core.gather(part, w, None, grad_input, *args)
+        elif grad_input is not None:  # conv: C^T g, onto the kept part of the input
+            scattered = np.empty(win.geom.fine_shape, dtype=fine.dtype)
+            _core.scatter(coarse, w, None, scattered, *args)
+            grad_input[win.index] = scattered
         if grad_weight is not None:
-            _core.weight_grad(x, part, grad_weight, *args)
-    return grad_input, grad_weight, _grad_bias(g) if want[2] else None
-
-
-def conv_backward(g: FloatArray, y: FloatArray, w: FloatArray, win: Window,
-                  want: tuple[bool, bool, bool]) -> Grads:
-    """The cropped-away input gets zero gradient."""
-    g, w = contiguous(g), contiguous(w)
-    grad_input = np.zeros(y.shape, dtype=y.dtype) if want[0] else None
-    grad_weight = np.zeros(w.shape, dtype=y.dtype) if want[1] else None
-    if win.geom is not None:
-        args = win.geom.kernel_args()
-        if grad_input is not None:
-            part = np.empty(win.geom.fine_shape, dtype=y.dtype)
-            _core.scatter(g, w, None, part, *args)
-            grad_input[win.index] = part
-        if grad_weight is not None:
-            _core.weight_grad(g, np.ascontiguousarray(y[win.index]), grad_weight,
-                              *args)
-    return grad_input, grad_weight, _grad_bias(g) if want[2] else None
+            _core.weight_grad(coarse, part, grad_weight, *args)
+    grad_bias = _grad_bias(fine if fine_is_grad else coarse) if want[2] else None
+    return grad_input, grad_weight, grad_bias
 
 
 def output_padding_for_size(x_shape: Sequence[int], w_shape: Sequence[int], stride: object,

@@ -8,6 +8,9 @@ Per spatial dim, with input size ``i``, kernel ``k``, stride ``s``, padding ``p`
 * convolution:             ``o = floor((i + p_lo + p_hi - d*(k - 1) - 1) / s) + 1``
 * transposed convolution:  ``o = (i - 1)*s - p_lo - p_hi + d*(k - 1) + a + 1``
 
+A padding side may be negative: it crops the convolution's input and extends the transposed
+convolution's output with zeros (see docs/conventions.md).
+
 The floor makes the convolution many-to-one: for ``s > 1`` up to ``s`` input sizes give the
 same output size, so the transposed convolution, which goes the other way, has to be told which
 one to produce.  That is what ``output_padding`` (``a``) is, and :func:`output_padding_for`
@@ -92,7 +95,7 @@ def conv_output_size(
     k = int_tuple(kernel_size, nd, "kernel_size", 1)
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     out = []
     for dim in range(nd):
         span = i[dim] + sum(pads[dim]) - d[dim] * (k[dim] - 1) - 1
@@ -131,7 +134,7 @@ def conv_transpose_output_size(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     op = int_tuple(output_padding, nd, "output_padding", 0)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     out = []
     for dim in range(nd):
         if op[dim] >= max(s[dim], d[dim]):
@@ -205,7 +208,7 @@ def output_padding_for(
     k = int_tuple(kernel_size, nd, "kernel_size", 1)
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     op = []
     for dim in range(nd):
         smallest = (shape[2 + dim] - 1) * s[dim] - sum(pads[dim]) + d[dim] * (k[dim] - 1) + 1
@@ -271,7 +274,7 @@ def equivalent_conv(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     op = int_tuple(output_padding, nd, "output_padding", 0)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     reach = [d[dim] * (k[dim] - 1) for dim in range(nd)]
     return EquivalentConv(
         inserted_zeros=tuple(v - 1 for v in s),

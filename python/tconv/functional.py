@@ -154,7 +154,8 @@ def conv_transpose(
     stride, padding, output_padding, dilation : int or tuple of one int per spatial dim
         Output size per dim: ``(i - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
         ``0 <= output_padding < max(stride, dilation)``.  ``padding`` may also be one
-        ``(low, high)`` pair per dim (``lo + hi`` replaces ``2*padding``), or a string as in
+        ``(low, high)`` pair per dim (``lo + hi`` replaces ``2*padding``; a negative side
+        extends the output with that many zeros, ``padding_mode="zeros"`` only), or a string as in
         TensorFlow/Keras/JAX: ``"same"`` gives ``o = i*stride``, cropping
         ``total = dilation*(k - 1) + 1 - stride`` elements as ``lo = total // 2`` at the start
         and the rest (the odd one) at the end; when ``total < 0`` nothing is cropped and
@@ -283,7 +284,8 @@ def conv(
     bias : array_like, shape (C_out,), optional
     stride, padding, dilation : int or tuple
         Output size per dim: ``floor((i + 2*padding - dilation*(k - 1) - 1) / stride) + 1``.
-        ``padding`` may also be ``(low, high)`` pairs, ``"valid"`` (0) or ``"same"``:
+        ``padding`` may also be ``(low, high)`` pairs (a negative side crops the input: the
+        adjoint of :func:`conv_transpose`'s zero extension), ``"valid"`` (0) or ``"same"``:
         TensorFlow's rule, output ``ceil(i/stride)``, padding
         ``total = max((ceil(i/stride) - 1)*stride + dilation*(k - 1) + 1 - i, 0)`` split as
         ``total // 2`` before and the rest (the odd one) after -- PyTorch's ``"same"`` at stride
@@ -388,8 +390,8 @@ def conv_transpose_backward(
         win = _extend.transposed_window(x.shape, w.shape, stride, negative, output_padding,
                                         groups, dilation)
         check_shape(g, win.shape, "grad_output")
-        return _extend.conv_transpose_backward(g, x, w, win,
-                                               (want_input, want_weight, want_bias))
+        return _extend.backward(x, g, w, win, (want_input, want_weight, want_bias),
+                                fine_is_grad=True)
     pad_arg: object = padding
     op_arg: object = output_padding
     if padding_string(padding) is not None and g.ndim == x.ndim:
@@ -457,7 +459,8 @@ def conv_backward(
         _extend._refuse_mode(mode)
         win = _extend.conv_window(y.shape, w.shape, stride, negative, dilation, groups)
         check_shape(g, win.out_shape, "grad_output")
-        return _extend.conv_backward(g, y, w, win, (want_input, want_weight, want_bias))
+        return _extend.backward(g, y, w, win, (want_input, want_weight, want_bias),
+                                fine_is_grad=False)
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_shape(g, geom.coarse_shape, "grad_output")
     if mode == "zeros":
