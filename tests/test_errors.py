@@ -2,7 +2,7 @@
 answer.
 
 The matrix below crosses every class of bad input (wrong rank, channel mismatch, groups not
-dividing, stride/dilation <= 0, negative padding, output_padding too large, non-positive output
+dividing, stride/dilation <= 0, too much negative padding, output_padding too large, non-positive output
 size, mixed dtypes, int/bool/complex/float16/object/string arrays, ragged lists, None, sizes
 whose element count or index arithmetic overflows int64, bad ``out``/``output_size``/
 ``output_mask``) with every public function that takes that argument, in 1-D, 2-D and 3-D.
