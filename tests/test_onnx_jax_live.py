@@ -222,3 +222,54 @@ def test_jax_use_consistent_padding_means_torch_padding():
     torch_out = convert({"input_size": 4, "kernel_size": 3, "stride": 2, "padding": 1,
                          "output_padding": 1}, from_="torch", to="jax-consistent")
     assert torch_out["padding"] in ("SAME", ((1, 0),))
+
+
+@pytest.mark.slow
+def test_jax_vjp_and_negative_conv_padding():
+    """conv_transpose_backward against jax.vjp of lax.conv_transpose (explicit pairs, some
+    negative), and conv's cropping against lax.conv_general_dilated's negative padding."""
+    jax = fw.jax_or_none()
+    if jax is None:
+        pytest.skip("jax not installed")
+    import jax.numpy as jnp
+    from jax import lax
+
+    rng = np.random.default_rng(9)
+    hi = lax.Precision.HIGHEST
+    cases = [((5,), (3,), (2,), (1,), [(4, -1)]), ((4, 3), (2, 3), (3, 1), (1, 2), [(-1, 2), (5, 0)]),
+             ((3, 4), (3, 2), (2, 2), (2, 1), [(0, 6), (-2, -1)])]
+    for i, k, s, d, pads in cases:
+        nd = len(i)
+        spec = "OI" + "HWD"[:nd]
+        lhs = "NC" + "HWD"[:nd]
+        x = rng.standard_normal((2, 3, *i))
+        w_jax = rng.standard_normal((4, 3, *k))  # transpose_kernel=False: (C_out, C_in, *k)
+
+        def f(xx, ww):
+            return lax.conv_transpose(xx, ww, s, pads, rhs_dilation=d,
+                                      dimension_numbers=(lhs, spec, lhs), precision=hi)
+
+        y, pullback = jax.vjp(f, jnp.asarray(x), jnp.asarray(w_jax))
+        g = rng.standard_normal(y.shape)
+        gx, gw_jax = pullback(jnp.asarray(g))
+        out = convert({"input_size": i, "kernel_size": k, "stride": s, "dilation": d,
+                       "padding": pads}, from_="jax", to="tconv")
+        w = convert_weight(w_jax, from_="jax", to="tconv", spec=spec)
+        kw = {"stride": s, "padding": out["padding"], "output_padding": out["output_padding"],
+              "dilation": d}
+        np.testing.assert_allclose(tconv.conv_transpose(x, w, **kw), np.asarray(y), rtol=1e-10,
+                                   atol=1e-10)
+        t_gx, t_gw, _ = tconv.conv_transpose_backward(g, x, w, **kw)
+        np.testing.assert_allclose(t_gx, np.asarray(gx), rtol=1e-10, atol=1e-10)
+        # the weight map is linear, so the gradient converts like the weight
+        np.testing.assert_allclose(convert_weight(t_gw, from_="tconv", to="jax", spec=spec),
+                                   np.asarray(gw_jax), rtol=1e-10, atol=1e-10)
+        # conv: XLA's negative padding crops the input, as tconv.conv's does
+        yin = rng.standard_normal((2, 3, *(n * 2 + 3 for n in i)))
+        wc = rng.standard_normal((4, 3, *k))
+        cpads = [(-1, 2), (1, -2), (-2, -1)][:nd]
+        want = lax.conv_general_dilated(jnp.asarray(yin), jnp.asarray(wc), s, cpads,
+                                        rhs_dilation=d, dimension_numbers=(lhs, spec, lhs),
+                                        precision=hi)
+        np.testing.assert_allclose(tconv.conv(yin, wc, None, s, cpads, d), np.asarray(want),
+                                   rtol=1e-10, atol=1e-10)
