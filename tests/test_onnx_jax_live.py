@@ -245,9 +245,9 @@ def test_jax_vjp_and_negative_conv_padding():
         x = rng.standard_normal((2, 3, *i))
         w_jax = rng.standard_normal((4, 3, *k))  # transpose_kernel=False: (C_out, C_in, *k)
 
-        def f(xx, ww):
-            return lax.conv_transpose(xx, ww, s, pads, rhs_dilation=d,
-                                      dimension_numbers=(lhs, spec, lhs), precision=hi)
+        def f(xx, ww, s=s, pads=pads, d=d, dn=(lhs, spec, lhs)):
+            return lax.conv_transpose(xx, ww, s, pads, rhs_dilation=d, dimension_numbers=dn,
+                                      precision=hi)
 
         y, pullback = jax.vjp(f, jnp.asarray(x), jnp.asarray(w_jax))
         g = rng.standard_normal(y.shape)
