@@ -553,8 +553,9 @@ def solve(
         ``padding`` as ``(lo, hi)`` per dim, ``output_padding``, ``output_size`` and the
         framework's own ``params`` (e.g. ``{"padding": (1,), "output_padding": (1,)}`` for torch).
         ``tconv.conv_transpose(x, w, stride=..., dilation=..., **sol.kwargs())`` then returns the
-        framework's output values (JAX's ``conv_transpose`` default ``transpose_kernel=False``
-        additionally needs the kernel flipped in every spatial dim; see docs/conventions.md).
+        framework's output values, with the framework's kernel brought over by
+        :func:`tconv.arithmetic.convert_weight` (for JAX's default ``transpose_kernel=False``
+        that includes a flip of every spatial dim).
 
     Raises
     ------
@@ -666,12 +667,21 @@ def convert(
         torch               padding, output_padding
         tf                  padding ("SAME"/"VALID"), output_shape (spatial)
         keras               padding ("same"/"valid"), output_padding (or None)
-        jax                 padding ("SAME"/"VALID" or ((lo, hi), ...) pairs)
-        onnx-same-upper     output_shape (default i*s), output_padding (default 0)
+        jax                 padding ("SAME"/"VALID" or ((lo, hi), ...) pairs of the
+                            stride-dilated input, any ints)
+        jax-consistent      padding ("SAME"/"VALID" or the forward conv's pairs:
+                            ``use_consistent_padding=True``)
+        onnx                auto_pad NOTSET: pads ((begin, end) per dim, or ONNX's flat
+                            list), output_padding, output_shape (optional; wins over pads)
+        onnx-valid          output_padding, output_shape (optional)
+        onnx-same-upper     output_shape (optional), output_padding (default 0)
         onnx-same-lower     output_shape, output_padding
         mxnet               pad, adj  -- or target_shape
-        tconv               padding (int or (lo, hi) pairs), output_padding
+        tconv               padding (int, (lo, hi) pairs that may be negative, or
+                            "same"/"valid"), output_padding
         ==================  ======================================================
+
+        The ONNX conventions are ONNX Runtime's reading of the spec (docs/conventions.md).
     from_, to : str
         Conventions, see :data:`CONVENTIONS`.
 
@@ -683,8 +693,9 @@ def convert(
     Raises
     ------
     ValueError
-        When ``to`` cannot express that output (e.g. torch cannot crop one more element at the
-        end than at the start with output_padding 0 at stride 1).
+        When ``from_`` itself refuses the parameters (as the framework would), or ``to`` cannot
+        express that output (e.g. torch cannot crop one more element at the end than at the
+        start with output_padding 0 at stride 1).  ``to="tconv"`` expresses every output.
     """
     src, dst = _check_convention(from_, "from_"), _check_convention(to, "to")
     if not isinstance(params, Mapping):
