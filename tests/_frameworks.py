@@ -11,7 +11,7 @@ Sources transcribed (read via their public repositories / docs):
   correlation over the input dilated by the stride, kernel not flipped by default).
 - ONNX: ConvTranspose in onnx/defs/nn/defs.cc (Operators.md): total_padding, SAME_UPPER /
   SAME_LOWER split, output_padding on the high side; where the spec and ONNX Runtime differ
-  (negative totals, refused attribute sets) as ONNX Runtime (conv_transpose_attributes.h).
+  (negative totals, refused attribute sets) as ONNX Runtime 1.32 behaves (observed).
 - MXNet: src/operator/nn/deconvolution-inl.h DeconvolutionParam::InferPad.
 """
 
@@ -139,7 +139,7 @@ def onnx_conv_transpose(x, w, s, d, auto_pad, output_shape=None, output_padding=
                         pads=None):
     """ConvTranspose as ONNX Runtime runs it (the spec's formulas; where the spec would give
     negative pads ORT clamps the total at 0 and keeps the output from the start; see
-    onnxruntime conv_transpose_attributes.h).  None where ORT refuses the attributes."""
+    ONNX Runtime 1.32's observed behaviour).  None where ORT refuses the attributes."""
     nd = x.ndim - 2
     output_padding = output_padding or [0] * nd
     pads = pads or [(0, 0)] * nd

@@ -208,9 +208,9 @@ def _forward_jax(i: int, k: int, s: int, d: int, p: Params) -> Placement:
 
 
 def _forward_onnx(auto_pad: str) -> Callable[[int, int, int, int, Params], Placement]:
-    # ONNX ConvTranspose (onnx/defs/nn/defs.cc, Operators.md) as ONNX Runtime computes it
-    # (onnxruntime/core/providers/cpu/nn/conv_transpose_attributes.h; checked on random models
-    # in tests/test_onnx_jax_live.py):
+    # ONNX ConvTranspose (onnx/defs/nn/defs.cc, Operators.md) as ONNX Runtime 1.32's CPU kernel
+    # runs it (its behaviour where the spec is silent or reads otherwise was established on
+    # random one-node models; tests/test_onnx_jax_live.py keeps checking it):
     # * output_shape given (any auto_pad; pads are then ignored):
     #     total = max(s*(i-1) + output_padding + k_dil - output_shape, 0),
     #     SAME_UPPER: pads_start = total/2 (odd element at the END); otherwise (NOTSET,
