@@ -10,7 +10,8 @@ Sources transcribed (read via their public repositories / docs):
 - JAX: jax/_src/lax/convolution.py conv_transpose and _conv_transpose_padding (a stride-1
   correlation over the input dilated by the stride, kernel not flipped by default).
 - ONNX: ConvTranspose in onnx/defs/nn/defs.cc (Operators.md): total_padding, SAME_UPPER /
-  SAME_LOWER split, output_padding on the high side.
+  SAME_LOWER split, output_padding on the high side; where the spec and ONNX Runtime differ
+  (negative totals, refused attribute sets) as ONNX Runtime 1.32 behaves (observed).
 - MXNet: src/operator/nn/deconvolution-inl.h DeconvolutionParam::InferPad.
 """
 
@@ -134,19 +135,38 @@ def crop_full(x, w, s, d, starts, sizes):
     return out
 
 
-def onnx_conv_transpose(x, w, s, d, upper, output_shape=None, output_padding=None):
+def onnx_conv_transpose(x, w, s, d, auto_pad, output_shape=None, output_padding=None,
+                        pads=None):
+    """ConvTranspose as ONNX Runtime runs it (the spec's formulas; where the spec would give
+    negative pads ORT clamps the total at 0 and keeps the output from the start; see
+    ONNX Runtime 1.32's observed behaviour).  None where ORT refuses the attributes."""
     nd = x.ndim - 2
     output_padding = output_padding or [0] * nd
-    if output_shape is None:
-        output_shape = [x.shape[2 + a] * s[a] for a in range(nd)]
-    starts = []
+    pads = pads or [(0, 0)] * nd
+    starts, sizes = [], []
     for a in range(nd):
-        total = (s[a] * (x.shape[2 + a] - 1) + output_padding[a] + kdil(w.shape[2 + a], d[a])
-                 - output_shape[a])
-        starts.append(total // 2 if upper else total - total // 2)
-        if total < 0:
+        i, k, op = x.shape[2 + a], w.shape[2 + a], output_padding[a]
+        kd = kdil(k, d[a])
+        full = s[a] * (i - 1) + kd
+        if not 0 <= op < max(s[a], d[a]):
             return None
-    return crop_full(x, w, s, d, starts, output_shape)
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            target = x.shape[2 + a] * s[a] if output_shape is None else output_shape[a]
+            total = max(full + op - target, 0)
+            begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            end = total - begin
+            size = target if output_shape is not None else full + op - total
+        else:
+            begin, end = pads[a] if auto_pad == "NOTSET" else (0, 0)
+            if begin < 0 or end < 0:
+                return None
+            size = full + op - begin - end
+        # ORT's consistency check: the matching conv must give back the input size
+        if size < 1 or (size + begin + end - kd) // s[a] + 1 != i:
+            return None
+        starts.append(begin)
+        sizes.append(size)
+    return crop_full(x, w, s, d, starts, sizes)
 
 
 def mxnet_conv_transpose(x, w, s, d, target_shape=None, pad=None, adj=None):
@@ -162,3 +182,76 @@ def mxnet_conv_transpose(x, w, s, d, target_shape=None, pad=None, adj=None):
         starts.append(p)
         sizes.append(full - 2 * p + j)
     return crop_full(x, w, s, d, starts, sizes)
+
+
+# --- the installed frameworks themselves (each returns None when the package is missing) -------
+
+
+def jax_or_none():
+    try:
+        import jax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def jax_has_consistent_padding():
+    """lax.conv_transpose(use_consistent_padding=...) exists from jax 0.10 on."""
+    import inspect
+
+    from jax import lax
+    return "use_consistent_padding" in inspect.signature(lax.conv_transpose).parameters
+
+
+def jax_lax_conv_transpose(x, w_jax, s, d, padding, spec=None, transpose_kernel=False,
+                           use_consistent_padding=False):
+    """jax.lax.conv_transpose on tconv's NC* input; ``w_jax`` laid out by ``spec`` (default
+    JAX's HWIO family).  The lhs/out spatial letters follow the spec's spatial order."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    nd = x.ndim - 2
+    spec = spec or "HWD"[:nd] + "IO"
+    spatial = "".join(c for c in spec if c not in "OI")
+    lhs = "NC" + spatial
+    pad = padding if isinstance(padding, str) else [tuple(int(v) for v in p) for p in padding]
+    kwargs = {"use_consistent_padding": True} if use_consistent_padding else {}
+    y = lax.conv_transpose(jnp.asarray(x), jnp.asarray(w_jax), tuple(s), pad,
+                           rhs_dilation=tuple(d), dimension_numbers=(lhs, spec, lhs),
+                           transpose_kernel=transpose_kernel,
+                           precision=lax.Precision.HIGHEST, **kwargs)
+    return np.asarray(y)
+
+
+def ort_or_none():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def ort_conv_transpose(x, w, group=1, **attrs):
+    """One ConvTranspose node run by ONNX Runtime (float32; ORT has no float64 kernel).
+    Raises whatever ORT raises for attributes it refuses."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], group=group,
+                            **{k: v for k, v in attrs.items() if v is not None})
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape)),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * x.ndim)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # refusals are expected; the test looks at the exception
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x.astype(np.float32), "w": w.astype(np.float32)})[0]

@@ -185,3 +185,32 @@ def test_arithmetic_errors():
         conv_transpose_output_size(3, 3, 0)
     with pytest.raises(ValueError, match="groups"):
         flip_kernel(np.zeros((3, 1, 2)), 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 3), st.integers(1, 2),
+       st.integers(-4, 3), st.integers(-4, 3), st.integers(0, 2))
+def test_sizes_with_negative_padding(i, k, s, d, lo, hi, a):
+    """A negative side crops the conv's input / extends the transposed conv's output: sizes by
+    counting (window positions over the cropped/padded input; the kept window's length)."""
+    a = a % max(s, d)
+    full = (i - 1) * s + d * (k - 1) + 1
+    size = full - lo - hi + a
+    if size < 1:
+        with pytest.raises(ValueError):
+            conv_transpose_output_size(i, k, s, ((lo, hi),), a, d)
+    else:
+        assert conv_transpose_output_size(i, k, s, ((lo, hi),), a, d) == (size,)
+        x = np.ones((1, 1, i))
+        assert tconv.conv_transpose(x, np.ones((1, 1, k)), None, s, ((lo, hi),), a, 1,
+                                    d).shape[2:] == (size,)
+        assert output_padding_for((size,), (1, 1, i), k, s, ((lo, hi),), d) == (a,)
+    padded = i + lo + hi  # input length after cropping/padding
+    count = sum(1 for m in range(padded) if m * s + d * (k - 1) < padded)
+    if count == 0:
+        with pytest.raises(ValueError):
+            conv_output_size(i, k, s, ((lo, hi),), d)
+    else:
+        assert conv_output_size(i, k, s, ((lo, hi),), d) == (count,)
+        assert tconv.conv(np.ones((1, 1, i)), np.ones((1, 1, k)), None, s, ((lo, hi),),
+                          d).shape[2:] == (count,)

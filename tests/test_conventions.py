@@ -60,14 +60,25 @@ def run_framework(conv, x, w, s, d, p):
         if op is not None and any(not 0 <= o < ss for o, ss in zip(op, s)):
             return None
         return fw.keras_conv_transpose(x, w, s, d, p["padding"].lower(), op)
-    if conv == "jax":
+    if conv in ("jax", "jax-consistent"):
         pad = p["padding"]
         pad = pad.upper() if isinstance(pad, str) else [tuple(v) for v in pad]
+        if conv == "jax-consistent" and not isinstance(pad, str):
+            # use_consistent_padding=True: the forward conv's padding, JAX pads the dilated
+            # input by k_dil - 1 - p on each side (_conv_transpose_padding)
+            pad = [(fw.kdil(w.shape[2 + a], d[a]) - 1 - lo, fw.kdil(w.shape[2 + a], d[a]) - 1 - hi)
+                   for a, (lo, hi) in enumerate(pad)]
         return fw.jax_conv_transpose(x, np.flip(w, axis=tuple(range(2, w.ndim))), s, d, pad)
     if conv.startswith("onnx"):
-        return fw.onnx_conv_transpose(x, w, s, d, conv.endswith("upper"),
-                                      per_dim(p["output_shape"], nd),
-                                      per_dim(p["output_padding"], nd))
+        auto_pad = {"onnx": "NOTSET", "onnx-valid": "VALID", "onnx-same-upper": "SAME_UPPER",
+                    "onnx-same-lower": "SAME_LOWER"}[conv]
+        shape = p.get("output_shape")
+        pads = p.get("pads")
+        if pads is not None:
+            pads = [tuple(v) for v in pads] if isinstance(pads[0], (list, tuple)) else [pads] * nd
+        return fw.onnx_conv_transpose(x, w, s, d, auto_pad,
+                                      None if shape is None else per_dim(shape, nd),
+                                      per_dim(p.get("output_padding", 0), nd), pads)
     if conv == "mxnet":
         if "target_shape" in p:
             return fw.mxnet_conv_transpose(x, w, s, d, target_shape=per_dim(p["target_shape"], nd))
@@ -81,10 +92,14 @@ def run_framework(conv, x, w, s, d, p):
 def expected_default_size(conv, mode, i, k, s, d):
     """Each framework's documented default output size for the mode."""
     kd = fw.kdil(k, d)
+    if mode == "same" and conv.startswith("onnx-same"):
+        # ONNX Runtime without output_shape: total = max(full - i*s, 0) is cropped, so i*s
+        # only when k_dil >= s (the spec says i*s always; see docs/conventions.md)
+        return min(i * s, (i - 1) * s + kd)
     if mode == "same":
         return i * s
-    if conv in ("torch", "mxnet"):
-        return (i - 1) * s + kd  # no padding
+    if conv in ("torch", "mxnet", "onnx", "onnx-valid"):
+        return (i - 1) * s + kd  # no padding (ONNX VALID: no output extension, unlike TF's)
     return fw.keras_length(i, k, s, d, "valid", None)  # TF/Keras/JAX valid
 
 
@@ -107,7 +122,9 @@ def test_solve_default_size_matches_framework(conv, geom, mode):
             full = (i[a] - 1) * s[a] + fw.kdil(k[a], d[a])
             if conv == "torch" and not torch_can_reach(i[a], k[a], s[a], d[a], want):
                 return
-            if conv.startswith("onnx") and (mode == "valid" or full < want):
+            if conv.startswith("onnx-same") and mode == "valid":
+                return
+            if conv == "onnx-valid" and mode == "same":
                 return
             if conv == "mxnet" and full < want:
                 return
@@ -122,8 +139,8 @@ def test_solve_default_size_matches_framework(conv, geom, mode):
     np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("conv", ["torch", "tf", "keras", "onnx-same-upper", "onnx-same-lower",
-                                  "mxnet", "tconv"])
+@pytest.mark.parametrize("conv", ["torch", "tf", "keras", "onnx", "onnx-valid", "onnx-same-upper",
+                                  "onnx-same-lower", "mxnet", "tconv"])
 @settings(max_examples=20, deadline=None,
           # parameter sets a convention cannot express are discarded (most draws, for some)
           suppress_health_check=[HealthCheck.filter_too_much])
@@ -261,6 +278,11 @@ def test_convert_to_torch_runs_in_torch(geom, src, mode):
     (lambda: solve(5, 3, 2, padding="full", convention="tf"), "padding"),
     (lambda: solve(5, 3, 2, padding="valid", convention="onnx-same-upper"), "same"),
     (lambda: solve(5, 3, 2, output_size=20, convention="tf"), "padding='same'"),
+    (lambda: solve(5, 3, 2, output_padding=1, convention="torch"), "output_padding"),
+    (lambda: solve(5, 3, 2, padding="same", convention="onnx-valid"), "valid"),
+    (lambda: solve(5, 3, 2, output_padding=2, convention="onnx"), "output_padding"),
+    (lambda: convert({"input_size": 5, "kernel_size": 3, "stride": 2, "padding": "full"},
+                     from_="tconv", to="torch"), "same"),
     (lambda: solve(5, 3, 2, output_size=11, convention="jax"), "jax"),
     (lambda: solve((5, 5), 3, 2, output_size=(10,), convention="tf"), "output_size"),
     (lambda: solve(5, 0, 2), "kernel_size"),
@@ -278,3 +300,90 @@ def test_arithmetic_errors(call, fragment):
     with pytest.raises(ValueError) as info:
         call()
     assert fragment in str(info.value), str(info.value)
+
+
+# --- a table per framework, worked out by hand from the documented formulas --------------------
+# (input i, kernel k, stride s, dilation d), the framework's parameters, and tconv's
+# ((lo, hi), output_padding); full = (i-1)s + d(k-1) + 1 is noted for each.
+TABLE = [
+    # torch: size = full - 2p + op; full 11, p 1, op 1 -> 10 from 1: hi = 11 - 1 - 10 = 0
+    ("torch", (5, 3, 2, 1), {"padding": 1, "output_padding": 1}, ((1, 0), 0)),
+    # tf SAME, output_shape 10: lo = (11 - 10) // 2 = 0, the odd one cropped at the end
+    ("tf", (5, 3, 2, 1), {"padding": "SAME", "output_shape": 10}, ((0, 1), 0)),
+    # tf VALID, output_shape 12 (ceil((12-3+1)/2) = 5): nothing cropped, one zero appended
+    ("tf", (5, 3, 2, 1), {"padding": "VALID", "output_shape": 12}, ((0, 0), 1)),
+    # keras same: size i*s = 8 of full 10, lo = 2 // 2 = 1
+    ("keras", (4, 4, 2, 1), {"padding": "same", "output_padding": None}, ((1, 1), 0)),
+    # keras valid, k_dil < s: size i*s = 6 of full 5
+    ("keras", (3, 1, 2, 1), {"padding": "valid", "output_padding": None}, ((0, 0), 1)),
+    # jax SAME, k_dil 1 < s 3: size 9 of full 7, nothing cropped
+    ("jax", (3, 1, 3, 1), {"padding": "SAME"}, ((0, 0), 2)),
+    # jax pairs (5, -1), k_dil 2: lo = 1 - 5 = -4, size 5 + 5 - 1 - 2 + 1 = 8, full 6: hi = 2
+    ("jax", (3, 2, 2, 1), {"padding": ((5, -1),)}, ((-4, 2), 0)),
+    # jax-consistent (1, -2): lo 1, size full 7 - 1 + 2 = 8: two zeros appended (>= max(s, d))
+    ("jax-consistent", (3, 3, 2, 1), {"padding": ((1, -2),)}, ((1, -2), 0)),
+    # onnx NOTSET pads (1, 2), op 1: size 7 + 1 - 3 = 5 from 1, hi = 7 - 1 - 5 = 1
+    ("onnx", (3, 3, 2, 1), {"pads": (1, 2), "output_padding": 1}, ((1, 1), 0)),
+    # onnx output_shape 6 beyond full 5 (k 1, s 2): total clamped to 0, a zero appended
+    ("onnx", (3, 1, 2, 1), {"output_shape": 6}, ((0, 0), 1)),
+    # onnx output_shape 4, full 7: total 3, start 3 - 3 // 2 = 2 (SAME_LOWER's split)
+    ("onnx", (3, 3, 2, 1), {"output_shape": 4}, ((2, 1), 0)),
+    # onnx VALID, k 1 < s 2: the full output, 5 (tconv's "valid" would give 6)
+    ("onnx-valid", (3, 1, 2, 1), {}, ((0, 0), 0)),
+    # SAME_UPPER / SAME_LOWER, total 7 - 6 = 1: the odd one at the end / at the start
+    ("onnx-same-upper", (3, 3, 2, 1), {}, ((0, 1), 0)),
+    ("onnx-same-lower", (3, 3, 2, 1), {}, ((1, 0), 0)),
+    # SAME_UPPER, k_dil 1 < s 3, no output_shape: total max(7 - 9, 0) = 0, output full 7
+    ("onnx-same-upper", (3, 1, 3, 1), {}, ((0, 0), 0)),
+    # mxnet target_shape 10 of full 11: pad ceil(1/2) = 1 at the start
+    ("mxnet", (5, 3, 2, 1), {"target_shape": 10}, ((1, 0), 0)),
+    ("mxnet", (5, 4, 2, 1), {"pad": 1, "adj": 1}, ((1, 0), 0)),
+]
+
+
+@pytest.mark.parametrize("conv,geom,params,want", TABLE,
+                         ids=[f"{row[0]}-{n}" for n, row in enumerate(TABLE)])
+def test_table_of_documented_cases(conv, geom, params, want):
+    i, k, s, d = geom
+    full = dict(params, input_size=i, kernel_size=k, stride=s, dilation=d)
+    out = convert(full, from_=conv, to="tconv")
+    assert (out["padding"][0], out["output_padding"][0]) == want
+    x, w = arrays((i,), (k,), seed=7)
+    p = dict(params)
+    for key, value in p.items():  # run_framework takes per-dim values
+        if key in ("pads", "padding") and isinstance(value, tuple) and value and not isinstance(
+                value[0], tuple):
+            p[key] = (value,)
+    p.setdefault("output_padding", 0 if conv.startswith("onnx") else None)
+    expected = run_framework(conv, x, w, (s,), (d,), p)
+    got = tconv.conv_transpose(x, w, stride=s, dilation=d, padding=out["padding"],
+                               output_padding=out["output_padding"])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("conv,geom,params", [
+    ("onnx", (3, 3, 2, 3), {"output_padding": 2}),        # ORT: output_padding >= stride
+    ("onnx", (3, 1, 2, 1), {"output_shape": 7}),          # ORT: conv would give 4 inputs
+    ("onnx", (3, 3, 2, 1), {"pads": (-1, 0)}),            # ONNX pads are >= 0
+    ("onnx-same-lower", (3, 3, 2, 1), {"output_padding": 2}),
+    ("jax", (3, 3, 2, 1), {"padding": ((-5, -5),)}),      # nothing left
+    ("tconv", (3, 3, 2, 1), {"padding": ((9, 0),)}),       # nothing left
+])
+def test_table_of_refused_cases(conv, geom, params):
+    i, k, s, d = geom
+    with pytest.raises(ValueError):
+        convert(dict(params, input_size=i, kernel_size=k, stride=s, dilation=d), from_=conv,
+                to="tconv")
+
+
+def test_solve_takes_the_frameworks_output_padding():
+    # keras: (i-1)s + k_dil - 2*(k_dil // 2) + op = 8 + 3 - 2 + 1 = 10 for "same", op 1
+    sol = solve(5, 3, 2, convention="keras", output_padding=1)
+    assert sol.output_size == (10,) and sol.params["output_padding"] == (1,)
+    # onnx-same-upper, op 1: total = 11 + 1 - 10 = 2 -> one cropped on each side, size 10
+    sol = solve(5, 3, 2, convention="onnx-same-upper", output_padding=1)
+    assert sol.output_size == (10,) and sol.padding == ((1, 0),) and sol.output_padding == (0,)
+    x, w = arrays((5,), (3,), seed=8)
+    np.testing.assert_allclose(
+        tconv.conv_transpose(x, w, stride=2, **sol.kwargs()),
+        fw.onnx_conv_transpose(x, w, (2,), (1,), "SAME_UPPER", None, [1]), rtol=1e-12)

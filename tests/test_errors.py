@@ -2,7 +2,7 @@
 answer.
 
 The matrix below crosses every class of bad input (wrong rank, channel mismatch, groups not
-dividing, stride/dilation <= 0, negative padding, output_padding too large, non-positive output
+dividing, stride/dilation <= 0, too much negative padding, output_padding too large, non-positive output
 size, mixed dtypes, int/bool/complex/float16/object/string arrays, ragged lists, None, sizes
 whose element count or index arithmetic overflows int64, bad ``out``/``output_size``/
 ``output_mask``) with every public function that takes that argument, in 1-D, 2-D and 3-D.
@@ -205,9 +205,11 @@ def _param_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, 
     add("stride-0-in-one-dim", ValueError, "stride", stride=(0,) + ones(1)[1:])
     add("dilation-0", ValueError, "dilation", dilation=0)
     add("dilation-negative", ValueError, "dilation", dilation=-2)
-    add("padding-negative", ValueError, "padding", padding=-1)
-    add("padding-negative-in-one-dim", ValueError, "padding", padding=(0,) * (nd - 1) + (-1,))
-    add("padding-pair-negative", ValueError, "padding", padding=((0, -1),) * nd)
+    # negative padding is legal (zero extension / cropping); too much of it leaves no output
+    if "output_padding" in p:
+        add("padding-negative-no-output", ValueError, "output size", padding=((10, -2),) * nd)
+    else:
+        add("padding-negative-no-output", ValueError, "output size", padding=-3)
     add("groups-not-dividing", ValueError, "groups", groups=3)
     add("groups-0", ValueError, "groups", groups=0)
     add("groups-negative", ValueError, "groups", groups=-1)

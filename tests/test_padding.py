@@ -387,8 +387,9 @@ ERRORS = [
      "pair"),
     ("pairs for wrong ndim", lambda: tconv.conv_transpose(X, W, padding=((1, 1), (1, 1))),
      ValueError, "pair"),
-    ("negative pair", lambda: tconv.conv_transpose(X, W, padding=((-1, 1),)), ValueError,
-     "padding"),
+    # a negative side is zero extension, which only padding_mode="zeros" defines
+    ("negative pair with a padding_mode", lambda: tconv.conv_transpose(
+        X, W, padding=((-1, 1),), padding_mode="circular"), ValueError, "padding_mode"),
     ("float in pair", lambda: tconv.conv_transpose(X, W, padding=((1.5, 1),)), TypeError,
      "padding"),
     ("unknown padding_mode", lambda: tconv.conv_transpose(X, W, padding_mode="mirror"),

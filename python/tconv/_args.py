@@ -136,8 +136,10 @@ def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, .
     return result
 
 
-def padding_pairs(value: object, ndim: int, name: str = "padding") -> tuple[tuple[int, int], ...]:
-    """Padding as one ``(low, high)`` pair per spatial dim, each side ``>= 0``."""
+def padding_pairs(value: object, ndim: int, name: str = "padding",
+                  allow_negative: bool = False) -> tuple[tuple[int, int], ...]:
+    """Padding as one ``(low, high)`` pair per spatial dim, each side ``>= 0`` (any int with
+    ``allow_negative``)."""
     if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in value):
         if len(value) != ndim or not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
             raise ValueError(
@@ -148,7 +150,7 @@ def padding_pairs(value: object, ndim: int, name: str = "padding") -> tuple[tupl
     else:
         pairs = tuple((p, p) for p in int_tuple(value, ndim, name, minimum=-(2**62)))
     for lo, hi in pairs:
-        if lo < 0 or hi < 0:
+        if not allow_negative and (lo < 0 or hi < 0):
             raise ValueError(f"{name} must be >= 0, got {_fmt(value)}")
     return pairs
 
@@ -274,10 +276,13 @@ def transposed_geometry(
     g, c_in = _weight_and_groups(input, weight, groups)
     check_extents(input, weight)
     if weight[0] != c_in:
+        hint = (" (it looks like Keras/TF's (*kernel, C_out, C_in): "
+                "tconv.arithmetic.convert_weight(w, from_='keras', to='tconv') converts it)"
+                if weight[-1] == c_in else "")
         raise ValueError(
             f"weight.shape[0] ({weight[0]}) must equal the input channels ({c_in}); "
             f"conv_transpose weights are laid out (C_in, C_out/groups, *kernel), "
-            f"got weight of shape {weight}"
+            f"got weight of shape {weight}{hint}"
         )
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)

@@ -8,8 +8,9 @@ and dilation ``d`` has the *full* output (no padding at all) of length
 Every framework's result is a *window* of that full output: it starts ``lo`` elements in
 (``lo >= 0`` is cropped from the low side) and has ``size`` elements; positions beyond ``full``
 are zeros (an output_padding).  This module calls ``(lo, size)`` the *placement*.  In tconv's
-terms a placement is ``padding=(lo, hi)`` with ``hi = max(full - lo - size, 0)`` and
-``output_padding = max(size - (full - lo), 0)``.
+terms a placement is ``padding=(lo, hi)`` with ``hi = full - lo - size``, where a negative side
+extends the output with zeros (an extension at the end smaller than ``max(stride, dilation)``
+is written as ``output_padding`` instead, as PyTorch would).
 
 Each convention is one ``_forward_*`` function (the framework's documented rule, framework
 parameters -> placement, with the source it transcribes); :func:`solve` and :func:`convert`
@@ -37,7 +38,8 @@ __all__ = [
 
 #: Conventions :func:`solve` and :func:`convert` understand ("tconv" is tconv's own terms).
 CONVENTIONS = (
-    "torch", "keras", "tf", "jax", "onnx-same-upper", "onnx-same-lower", "mxnet", "tconv",
+    "torch", "keras", "tf", "jax", "jax-consistent", "onnx", "onnx-valid", "onnx-same-upper",
+    "onnx-same-lower", "mxnet", "tconv",
 )
 
 Placement = tuple[int, int]  # (lo, size) of one spatial dim, see the module docstring
@@ -113,17 +115,18 @@ def same_conv(n: int, k: int, s: int, d: int) -> tuple[int, int]:
 
 def placement_to_tconv(i: int, k: int, s: int, d: int, placement: Placement) -> tuple[
         tuple[int, int], int]:
-    """``((lo, hi), output_padding)`` in tconv's terms for one dim's placement."""
+    """``((lo, hi), output_padding)`` in tconv's terms for one dim's placement: ``lo < 0``
+    (the output starts before the full output) and ``hi < 0`` (zeros appended beyond
+    ``output_padding``'s reach) are tconv's negative padding, i.e. zero extension."""
     lo, size = placement
-    if lo < 0:
-        raise ValueError(
-            f"this output starts {-lo} element(s) before the full transposed-conv output; "
-            "tconv padding must be >= 0"
-        )
     if size < 1:
         raise ValueError(f"computed output size {size} is not positive")
     rest = _full(i, k, s, d) - lo - size
-    return (lo, max(rest, 0)), max(-rest, 0)
+    if rest >= 0:
+        return (lo, rest), 0
+    if -rest < max(s, d):
+        return (lo, 0), -rest
+    return (lo, rest), 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,27 +197,54 @@ def _forward_jax(i: int, k: int, s: int, d: int, p: Params) -> Placement:
         b = pad_len - a
     else:
         a, b = pad
-    return kd - 1 - a, (i - 1) * s + 1 + a + b - kd + 1
+        if p.get("consistent"):
+            # use_consistent_padding=True: (a, b) is the forward conv's padding, and JAX pads the
+            # stride-dilated input by k_dil - 1 - a and k_dil - 1 - b (_conv_transpose_padding)
+            a, b = kd - 1 - a, kd - 1 - b
+    size = (i - 1) * s + 1 + a + b - kd + 1
+    if size < 1:
+        raise ValueError(f"jax padding {pad} leaves no output (size {size})")
+    return kd - 1 - a, size
 
 
-def _forward_onnx(upper: bool) -> Callable[[int, int, int, int, Params], Placement]:
-    # ONNX ConvTranspose (onnx/defs/nn/defs.cc, Operators.md): with auto_pad SAME_UPPER/LOWER
-    # output_shape defaults to i*s and
-    #   total = s*(i-1) + output_padding + k_dil - output_shape
-    #   SAME_UPPER: pads_start = total/2 (odd element at the END); SAME_LOWER: pads_start =
-    #   total - total/2 (odd element at the START).  output = full - start - end + output_padding.
+def _forward_onnx(auto_pad: str) -> Callable[[int, int, int, int, Params], Placement]:
+    # ONNX ConvTranspose (onnx/defs/nn/defs.cc, Operators.md) as ONNX Runtime 1.32's CPU kernel
+    # runs it (its behaviour where the spec is silent or reads otherwise was established on
+    # random one-node models; tests/test_onnx_jax_live.py keeps checking it):
+    # * output_shape given (any auto_pad; pads are then ignored):
+    #     total = max(s*(i-1) + output_padding + k_dil - output_shape, 0),
+    #     SAME_UPPER: pads_start = total/2 (odd element at the END); otherwise (NOTSET,
+    #     SAME_LOWER, VALID) pads_start = total - total/2 (odd element at the START).  A negative
+    #     total keeps the output from the full output's start and appends zeros (the spec would
+    #     split the negative total, which for NOTSET/SAME_LOWER puts a zero at the start).
+    # * SAME_UPPER/LOWER without output_shape: the same split of max(full + op - i*s, 0), the
+    #   output full + op - total (i*s unless k_dil + op < s, where the spec says i*s).
+    # * NOTSET: pads (begin, end) >= 0, output full + op - begin - end; VALID: pads 0.
+    # ORT refuses output_padding >= max(s, d) and every result whose conv would not give back
+    # the input size: floor((output + begin + end - k_dil)/s) + 1 == i (so output_padding < s).
     def rule(i: int, k: int, s: int, d: int, p: Params) -> Placement:
-        size, op = p["output_shape"], p["output_padding"]
-        if op < 0:
-            raise ValueError(f"onnx output_padding must be >= 0, got {op}")
-        total = _full(i, k, s, d) + op - size
-        if total < 0:
+        size, op = p.get("output_shape"), p["output_padding"]
+        kd, full = _dilated(k, d), _full(i, k, s, d)
+        if not 0 <= op < max(s, d):
+            raise ValueError(f"onnx needs 0 <= output_padding < max(stride, dilation): {p}")
+        if size is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            total = max(full + op - (i * s if size is None else size), 0)
+            head = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            tail = total - head
+            if size is None:
+                size = full + op - total
+        else:
+            head, tail = p.get("pads", (0, 0)) if auto_pad == "NOTSET" else (0, 0)
+            if head < 0 or tail < 0:
+                raise ValueError(f"onnx pads must be >= 0, got {(head, tail)}")
+            size = full + op - head - tail
+        if size < 1 or (size + head + tail - kd) // s + 1 != i:
             raise ValueError(
-                f"ONNX auto_pad gives negative total padding {total} here (k_dil < stride); the "
-                "spec's pads would be negative and runtimes disagree, so tconv does not guess"
+                f"ONNX Runtime refuses this ConvTranspose: output size {size} with pads "
+                f"{(head, tail)} is not consistent with input size {i} (stride {s}, k_dil {kd}, "
+                f"output_padding {op})"
             )
-        start = total // 2 if upper else total - total // 2
-        return start, size
+        return head, size
 
     return rule
 
@@ -237,11 +267,20 @@ def _forward_mxnet(i: int, k: int, s: int, d: int, p: Params) -> Placement:
 
 
 def _forward_tconv(i: int, k: int, s: int, d: int, p: Params) -> Placement:
-    lo, hi = p["padding"]
     op = p["output_padding"]
-    if lo < 0 or hi < 0 or not 0 <= op < max(s, d):
-        raise ValueError(f"tconv needs padding >= 0 and 0 <= output_padding < max(s, d): {p}")
-    return lo, _full(i, k, s, d) - lo - hi + op
+    if isinstance(p["padding"], str):  # tconv.conv_transpose's own padding strings
+        mode = p["padding"].lower()
+        if mode not in ("same", "valid") or op:
+            raise ValueError(f"tconv padding strings are 'same'/'valid' with output_padding 0, "
+                             f"got {p}")
+        return (same_transposed if mode == "same" else valid_transposed)(i, k, s, d)
+    lo, hi = p["padding"]
+    if not 0 <= op < max(s, d):
+        raise ValueError(f"tconv needs 0 <= output_padding < max(s, d): {p}")
+    size = _full(i, k, s, d) - lo - hi + op
+    if size < 1:
+        raise ValueError(f"tconv padding {p['padding']} leaves no output (size {size})")
+    return lo, size
 
 
 _FORWARD: dict[str, Callable[[int, int, int, int, Params], Placement]] = {
@@ -249,8 +288,11 @@ _FORWARD: dict[str, Callable[[int, int, int, int, Params], Placement]] = {
     "tf": _forward_tf,
     "keras": _forward_keras,
     "jax": _forward_jax,
-    "onnx-same-upper": _forward_onnx(upper=True),
-    "onnx-same-lower": _forward_onnx(upper=False),
+    "jax-consistent": lambda i, k, s, d, p: _forward_jax(i, k, s, d, {**p, "consistent": True}),
+    "onnx": _forward_onnx("NOTSET"),
+    "onnx-valid": _forward_onnx("VALID"),
+    "onnx-same-upper": _forward_onnx("SAME_UPPER"),
+    "onnx-same-lower": _forward_onnx("SAME_LOWER"),
     "mxnet": _forward_mxnet,
     "tconv": _forward_tconv,
 }
@@ -274,7 +316,18 @@ def _candidates(conv: str, i: int, k: int, s: int, d: int, lo: int, size: int) -
         yield {"padding": "VALID"}
         a = kd - 1 - lo
         yield {"padding": (a, size - ((i - 1) * s + 2 - kd) - a)}
+    elif conv == "jax-consistent":
+        yield {"padding": "SAME"}
+        yield {"padding": "VALID"}
+        yield {"padding": (lo, full - lo - size)}
+    elif conv == "onnx":
+        for op in range(max(s, d)):
+            yield {"pads": (lo, full + op - lo - size), "output_padding": op, "output_shape": None}
+        for op in range(max(s, d)):
+            yield {"pads": (0, 0), "output_padding": op, "output_shape": size}
     elif conv.startswith("onnx"):
+        for op in range(max(s, d)):
+            yield {"output_shape": None, "output_padding": op}
         for op in range(max(s, d)):
             yield {"output_shape": size, "output_padding": op}
     elif conv == "mxnet":
@@ -393,7 +446,12 @@ def _split(params: Mapping[str, Any], nd: int, conv: str) -> list[Params]:
     for key, value in params.items():
         if key in ("input_size", "kernel_size", "stride", "dilation"):
             continue
-        pairs_key = (conv == "jax" and key == "padding") or (conv == "tconv" and key == "padding")
+        pairs_key = (conv in ("jax", "jax-consistent", "tconv") and key == "padding") or (
+            conv == "onnx" and key == "pads")
+        if (conv == "onnx" and key == "pads" and isinstance(value, (list, tuple))
+                and len(value) == 2 * nd and not any(isinstance(v, (list, tuple)) for v in value)):
+            # ONNX's own flat order: all begins, then all ends
+            value = tuple(zip(value[:nd], value[nd:]))
         if isinstance(value, str) or value is None:
             values: list[Any] = [value] * nd
         elif pairs_key:
@@ -404,8 +462,8 @@ def _split(params: Mapping[str, Any], nd: int, conv: str) -> list[Params]:
             elif conv == "tconv":
                 values = [(p, p) for p in _ints(value, nd, key, 0)]
             else:
-                raise ValueError(f"jax padding must be 'SAME', 'VALID' or (lo, hi) pairs per dim, "
-                                 f"got {value!r}")
+                raise ValueError(f"{conv} {key} must be 'SAME', 'VALID' or (lo, hi) pairs per "
+                                 f"dim, got {value!r}")
         else:
             values = list(_ints(value, nd, key, -(2**62)))
         for p, v in zip(per_dim, values):
@@ -418,8 +476,11 @@ _REQUIRED = {
     "tf": ("padding", "output_shape"),
     "keras": ("padding", "output_padding"),
     "jax": ("padding",),
-    "onnx-same-upper": ("output_shape", "output_padding"),
-    "onnx-same-lower": ("output_shape", "output_padding"),
+    "jax-consistent": ("padding",),
+    "onnx": ("output_padding",),
+    "onnx-valid": ("output_padding",),
+    "onnx-same-upper": ("output_padding",),
+    "onnx-same-lower": ("output_padding",),
     "mxnet": (),
     "tconv": ("padding", "output_padding"),
 }
@@ -437,9 +498,10 @@ def _defaults(conv: str, i: int, k: int, s: int, d: int, p: Params) -> Params:
         mode = str(p.get("padding", "")).lower()
         p["output_shape"] = _keras_length(i, k, s, d, mode, None) if mode else None
     elif conv.startswith("onnx"):
-        if p.get("output_shape") is None:
-            p["output_shape"] = i * s
+        p.setdefault("output_shape", None)
         p.setdefault("output_padding", 0)
+        if conv == "onnx":
+            p.setdefault("pads", (0, 0))
     elif conv == "mxnet" and p.get("target_shape") is None:
         p.pop("target_shape", None)
         p.setdefault("pad", 0)
@@ -462,6 +524,7 @@ def solve(
     output_size: int | Sequence[int] | None = None,
     padding: str = "same",
     convention: str = "torch",
+    output_padding: int | Sequence[int] | None = None,
 ) -> Solution:
     """tconv's ``padding`` and ``output_padding`` for one framework's transposed conv.
 
@@ -475,9 +538,14 @@ def solve(
     padding : {"same", "valid"}
         The framework mode to reproduce.  Ignored by "torch" and "mxnet" beyond choosing the
         default output size (they have no such mode: their symmetric-padding parameters are
-        solved for the size).  The ONNX conventions are "same" only.
+        solved for the size).  "onnx-same-*" are "same" only, "onnx-valid" is "valid" only;
+        "onnx" (auto_pad NOTSET) gives "same" as ``output_shape`` (default ``i*s``) and
+        "valid" as ``pads`` 0.
     convention : str
         One of :data:`CONVENTIONS` (see docs/conventions.md for each formula).
+    output_padding : int or tuple, optional
+        The framework's own ``output_padding`` where it is a free parameter: the ONNX
+        conventions (default 0) and "keras" (default None: Keras' own default size).
 
     Returns
     -------
@@ -485,8 +553,9 @@ def solve(
         ``padding`` as ``(lo, hi)`` per dim, ``output_padding``, ``output_size`` and the
         framework's own ``params`` (e.g. ``{"padding": (1,), "output_padding": (1,)}`` for torch).
         ``tconv.conv_transpose(x, w, stride=..., dilation=..., **sol.kwargs())`` then returns the
-        framework's output values (JAX's ``conv_transpose`` default ``transpose_kernel=False``
-        additionally needs the kernel flipped in every spatial dim; see docs/conventions.md).
+        framework's output values, with the framework's kernel brought over by
+        :func:`tconv.arithmetic.convert_weight` (for JAX's default ``transpose_kernel=False``
+        that includes a flip of every spatial dim).
 
     Raises
     ------
@@ -502,9 +571,17 @@ def solve(
     sizes: tuple[int | None, ...] = (
         (None,) * nd if output_size is None else _ints(output_size, nd, "output_size", 1)
     )
+    ops: tuple[int | None, ...] = (None,) * nd
+    if output_padding is not None:
+        if not (conv.startswith("onnx") or conv == "keras"):
+            raise ValueError(
+                f"output_padding is a free parameter only for the ONNX conventions and keras; "
+                f"{conv}'s is solved for the output size"
+            )
+        ops = _ints(output_padding, nd, "output_padding", 0)
     per_dim: list[Params] = []
-    for (i, k, s, d), size in zip(dims, sizes):
-        per_dim.append(_solve_dim(conv, mode, i, k, s, d, size))
+    for (i, k, s, d), size, op in zip(dims, sizes, ops):
+        per_dim.append(_solve_dim(conv, mode, i, k, s, d, size, op))
     placements = [_placement(conv, *dim, p) for dim, p in zip(dims, per_dim)]
     tconv_terms = [placement_to_tconv(*dim, pl) for dim, pl in zip(dims, placements)]
     return Solution(
@@ -515,7 +592,8 @@ def solve(
     )
 
 
-def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int | None) -> Params:
+def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int | None,
+               op: int | None = None) -> Params:
     full = _full(i, k, s, d)
     if conv == "tconv":
         rule = same_transposed if mode == "same" else valid_transposed
@@ -538,9 +616,15 @@ def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int |
             )
         return found[0]
     if conv.startswith("onnx"):
-        if mode != "same":
+        valid_only = conv == "onnx-valid"
+        if conv.startswith("onnx-same") and mode != "same":
             raise ValueError(f"{conv} is a 'same' convention, got padding={mode!r}")
-        p = _defaults(conv, i, k, s, d, {"output_shape": size})
+        if valid_only and mode != "valid":
+            raise ValueError(f"{conv} is a 'valid' convention, got padding={mode!r}")
+        if conv == "onnx" and mode == "same" and size is None:
+            size = i * s  # NOTSET has no 'same': the spec's SAME output size, as output_shape
+        given: Params = {"output_shape": size, "output_padding": op or 0}
+        p = _defaults(conv, i, k, s, d, given)
         _placement(conv, i, k, s, d, p)
         return p
     if conv == "tf":
@@ -549,12 +633,14 @@ def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int |
         return p
     if conv == "keras":
         if size is None:
-            return {"padding": mode, "output_padding": None}
+            p = {"padding": mode, "output_padding": op}
+            _placement(conv, i, k, s, d, p)
+            return p
         base = _keras_length(i, k, s, d, mode, 0)
         p = {"padding": mode, "output_padding": size - base}
         _placement(conv, i, k, s, d, p)
         return p
-    # jax: the padding string fixes the size
+    # jax / jax-consistent: the padding string fixes the size
     p = {"padding": mode.upper()}
     got = _placement(conv, i, k, s, d, p)[1]
     if size is not None and size != got:
@@ -581,12 +667,21 @@ def convert(
         torch               padding, output_padding
         tf                  padding ("SAME"/"VALID"), output_shape (spatial)
         keras               padding ("same"/"valid"), output_padding (or None)
-        jax                 padding ("SAME"/"VALID" or ((lo, hi), ...) pairs)
-        onnx-same-upper     output_shape (default i*s), output_padding (default 0)
+        jax                 padding ("SAME"/"VALID" or ((lo, hi), ...) pairs of the
+                            stride-dilated input, any ints)
+        jax-consistent      padding ("SAME"/"VALID" or the forward conv's pairs:
+                            ``use_consistent_padding=True``)
+        onnx                auto_pad NOTSET: pads ((begin, end) per dim, or ONNX's flat
+                            list), output_padding, output_shape (optional; wins over pads)
+        onnx-valid          output_padding, output_shape (optional)
+        onnx-same-upper     output_shape (optional), output_padding (default 0)
         onnx-same-lower     output_shape, output_padding
         mxnet               pad, adj  -- or target_shape
-        tconv               padding (int or (lo, hi) pairs), output_padding
+        tconv               padding (int, (lo, hi) pairs that may be negative, or
+                            "same"/"valid"), output_padding
         ==================  ======================================================
+
+        The ONNX conventions are ONNX Runtime's reading of the spec (docs/conventions.md).
     from_, to : str
         Conventions, see :data:`CONVENTIONS`.
 
@@ -598,8 +693,9 @@ def convert(
     Raises
     ------
     ValueError
-        When ``to`` cannot express that output (e.g. torch cannot crop one more element at the
-        end than at the start with output_padding 0 at stride 1).
+        When ``from_`` itself refuses the parameters (as the framework would), or ``to`` cannot
+        express that output (e.g. torch cannot crop one more element at the end than at the
+        start with output_padding 0 at stride 1).  ``to="tconv"`` expresses every output.
     """
     src, dst = _check_convention(from_, "from_"), _check_convention(to, "to")
     if not isinstance(params, Mapping):

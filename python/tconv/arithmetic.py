@@ -8,6 +8,9 @@ Per spatial dim, with input size ``i``, kernel ``k``, stride ``s``, padding ``p`
 * convolution:             ``o = floor((i + p_lo + p_hi - d*(k - 1) - 1) / s) + 1``
 * transposed convolution:  ``o = (i - 1)*s - p_lo - p_hi + d*(k - 1) + a + 1``
 
+A padding side may be negative: it crops the convolution's input and extends the transposed
+convolution's output with zeros (see docs/conventions.md).
+
 The floor makes the convolution many-to-one: for ``s > 1`` up to ``s`` input sizes give the
 same output size, so the transposed convolution, which goes the other way, has to be told which
 one to produce.  That is what ``output_padding`` (``a``) is, and :func:`output_padding_for`
@@ -53,6 +56,8 @@ __all__ = [
     "EquivalentConv",
     "equivalent_conv",
     "flip_kernel",
+    "WEIGHT_LAYOUTS",
+    "convert_weight",
 ]
 
 
@@ -90,7 +95,7 @@ def conv_output_size(
     k = int_tuple(kernel_size, nd, "kernel_size", 1)
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     out = []
     for dim in range(nd):
         span = i[dim] + sum(pads[dim]) - d[dim] * (k[dim] - 1) - 1
@@ -129,7 +134,7 @@ def conv_transpose_output_size(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     op = int_tuple(output_padding, nd, "output_padding", 0)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     out = []
     for dim in range(nd):
         if op[dim] >= max(s[dim], d[dim]):
@@ -203,7 +208,7 @@ def output_padding_for(
     k = int_tuple(kernel_size, nd, "kernel_size", 1)
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     op = []
     for dim in range(nd):
         smallest = (shape[2 + dim] - 1) * s[dim] - sum(pads[dim]) + d[dim] * (k[dim] - 1) + 1
@@ -269,7 +274,7 @@ def equivalent_conv(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     op = int_tuple(output_padding, nd, "output_padding", 0)
-    pads = padding_pairs(padding, nd)
+    pads = padding_pairs(padding, nd, allow_negative=True)
     reach = [d[dim] * (k[dim] - 1) for dim in range(nd)]
     return EquivalentConv(
         inserted_zeros=tuple(v - 1 for v in s),
@@ -305,3 +310,182 @@ def flip_kernel(weight: object, groups: int = 1) -> FloatArray:
     spatial_axes = tuple(range(3, 3 + len(kernel)))
     flipped = np.flip(per_group, axis=spatial_axes)
     return np.ascontiguousarray(flipped.reshape(g * c_out_g, c_in // g, *kernel))
+
+
+#: Frameworks whose transposed-conv kernel layout :func:`convert_weight` knows.
+WEIGHT_LAYOUTS = ("tconv", "torch", "onnx", "mxnet", "keras", "tf", "jax")
+
+
+def _check_layout(name: object, arg: str) -> str:
+    if not isinstance(name, str) or name.lower() not in WEIGHT_LAYOUTS:
+        raise ValueError(f"{arg} must be one of {', '.join(WEIGHT_LAYOUTS)}; got {name!r}")
+    return name.lower()
+
+
+def _jax_perm(spec: str | None, ndim: int) -> tuple[int, ...]:
+    """Axes of a JAX kernel (its ``dimension_numbers`` rhs spec) in the order (O, I, *spatial),
+    spatial in the order the spec lists them (JAX orders the lhs/out spatial dims by it too)."""
+    nd = ndim - 2
+    if spec is None:  # lax.conv_transpose's default: TensorFlow's HIO / HWIO / HWDIO
+        spec = "HWD"[:nd] + "IO"
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a string such as 'HWIO' or 'OIHW', got {spec!r}")
+    letters = spec.upper()
+    if len(letters) != ndim or sorted(letters) != sorted(set(letters)) or not {"O", "I"} <= set(
+            letters):
+        raise ValueError(
+            f"spec must name each of the weight's {ndim} axes once, with 'O' and 'I' among "
+            f"them (e.g. {'HWD'[:nd] + 'IO'!r} or {'OI' + 'HWD'[:nd]!r}); got {spec!r}"
+        )
+    spatial = tuple(a for a, c in enumerate(letters) if c not in "OI")
+    return (letters.index("O"), letters.index("I"), *spatial)
+
+
+def _to_tconv(w: FloatArray, layout: str, groups: int, spec: str | None,
+              transpose_kernel: bool) -> FloatArray:
+    nd = w.ndim - 2
+    if layout in ("tconv", "torch", "onnx", "mxnet"):
+        return w
+    if layout in ("keras", "tf"):  # (*k, C_out/groups, C_in) -> (C_in, C_out/groups, *k)
+        return np.ascontiguousarray(np.transpose(w, (nd + 1, nd, *range(nd))))
+    oi = np.transpose(w, _jax_perm(spec, w.ndim))  # (O, I, *k) as the spec labels them
+    if transpose_kernel:
+        # lax.conv_transpose flips the spatial axes and swaps O and I before correlating, so the
+        # axis labelled O holds tconv's C_in: the gradient layout, no flip left to undo.
+        return np.ascontiguousarray(oi)
+    # transpose_kernel=False correlates the stride-dilated input with the kernel as given:
+    # a direct-conv kernel (C_out, C_in/groups, *k); flip_kernel is its own inverse.
+    return flip_kernel(oi, groups=groups)
+
+
+def _from_tconv(t: FloatArray, layout: str, groups: int, spec: str | None,
+                transpose_kernel: bool) -> FloatArray:
+    nd = t.ndim - 2
+    if layout in ("tconv", "torch", "onnx", "mxnet"):
+        return t
+    if layout in ("keras", "tf"):
+        return np.ascontiguousarray(np.transpose(t, (*range(2, 2 + nd), 1, 0)))
+    oi = t if transpose_kernel else flip_kernel(t, groups=groups)
+    inverse = np.argsort(_jax_perm(spec, t.ndim))
+    return np.ascontiguousarray(np.transpose(oi, tuple(int(a) for a in inverse)))
+
+
+def convert_weight(
+    weight: object,
+    *,
+    from_: str,
+    to: str,
+    groups: int = 1,
+    spec: str | None = None,
+    transpose_kernel: bool = False,
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+    kernel_size: IntOrTuple | None = None,
+) -> FloatArray:
+    """Bring a transposed-convolution kernel from one framework's layout to another's.
+
+    ==============================  ===========================================================
+    layout                          kernel of the transposed conv (``C_in`` = its input channels)
+    ==============================  ===========================================================
+    tconv, torch, onnx, mxnet       ``(C_in, C_out/groups, *k)``
+    keras, tf                       ``(*k, C_out/groups, C_in)`` (``Conv*DTranspose.kernel``,
+                                    ``tf.nn.conv_transpose`` ``filters``)
+    jax, ``transpose_kernel=True``  ``(C_in, C_out, *k)`` labelled O, I, spatial by ``spec``
+    jax, ``transpose_kernel=False`` a direct-conv kernel: ``(C_out, C_in/groups, *k)``
+                                    labelled O, I, spatial by ``spec``, spatially flipped
+    ==============================  ===========================================================
+
+    Parameters
+    ----------
+    weight : array_like, 3-D to 5-D
+    from_, to : str
+        One of :data:`WEIGHT_LAYOUTS`.
+    groups : int
+        Channel groups (JAX's ``lax.conv_transpose`` has none: ``groups > 1`` with "jax" means
+        ``lax.conv_general_dilated(..., lhs_dilation=strides, feature_group_count=groups)``,
+        which needs ``transpose_kernel=False``).
+    spec : str, optional
+        For "jax": the rhs entry of ``dimension_numbers`` (default ``lax.conv_transpose``'s
+        "HIO"/"HWIO"/"HWDIO"; e.g. "OIHW" with ``('NCHW', 'OIHW', 'NCHW')``).  Spatial axes
+        come out in the order the spec lists them.
+    transpose_kernel : bool
+        For "jax": the ``transpose_kernel`` argument of ``lax.conv_transpose`` (default False,
+        as in JAX).
+    in_channels, out_channels, kernel_size : optional
+        What the transposed conv should have.  A square kernel such as Keras' ``(4, 4, 4, 4)``
+        is a valid shape in every layout, so a wrong ``from_`` cannot be seen in the shape;
+        with these hints a mismatch raises and names the layouts the shape does fit.
+
+    Returns
+    -------
+    ndarray (float32 stays float32), contiguous.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> k = np.zeros((3, 3, 16, 8))            # Keras Conv2DTranspose(16, 3) on 8 channels
+    >>> convert_weight(k, from_="keras", to="torch").shape
+    (8, 16, 3, 3)
+    """
+    src, dst = _check_layout(from_, "from_"), _check_layout(to, "to")
+    w = as_float_array(weight, "weight")
+    if w.ndim not in (3, 4, 5):
+        raise ValueError(f"weight must be 3-D to 5-D, got shape {w.shape}")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if not isinstance(transpose_kernel, (bool, np.bool_)):
+        raise TypeError(f"transpose_kernel must be a bool, got {transpose_kernel!r}")
+    g = int(groups)
+    if g < 1:
+        raise ValueError(f"groups must be >= 1, got {g}")
+    if src == dst == "jax":
+        raise ValueError("from_ and to are both 'jax' with one spec/transpose_kernel; convert "
+                         "to 'tconv' first, then to 'jax' with the other settings")
+    if "jax" in (src, dst) and transpose_kernel and g > 1:
+        raise ValueError("lax.conv_transpose has no groups: transpose_kernel=True needs "
+                         "groups=1 (grouped JAX kernels are conv_general_dilated kernels, "
+                         "transpose_kernel=False)")
+    t = _to_tconv(w, src, g, spec, bool(transpose_kernel))
+    if t.shape[0] % g != 0:
+        raise ValueError(f"groups={g} must divide the input channels ({t.shape[0]}) of this "
+                         f"{src} weight of shape {w.shape}")
+    _check_hints(w, t, src, g, spec, bool(transpose_kernel), in_channels, out_channels,
+                 kernel_size)
+    return _from_tconv(t, dst, g, spec, bool(transpose_kernel))
+
+
+def _check_hints(w: FloatArray, t: FloatArray, src: str, groups: int, spec: str | None,
+                 transpose_kernel: bool, in_channels: int | None, out_channels: int | None,
+                 kernel_size: IntOrTuple | None) -> None:
+    nd = w.ndim - 2
+    want: dict[int, int] = {}
+    if in_channels is not None:
+        want[0] = int_tuple(in_channels, 1, "in_channels", 1)[0]
+    if out_channels is not None:
+        c_out = int_tuple(out_channels, 1, "out_channels", 1)[0]
+        if c_out % groups != 0:
+            raise ValueError(f"groups={groups} must divide out_channels ({c_out})")
+        want[1] = c_out // groups
+    if kernel_size is not None:
+        for a, k in enumerate(int_tuple(kernel_size, nd, "kernel_size", 1)):
+            want[2 + a] = k
+    def matches(shape: tuple[int, ...]) -> bool:
+        return all(shape[a] == n for a, n in want.items())
+
+    if matches(t.shape):
+        return
+    fits = []
+    for other in WEIGHT_LAYOUTS:
+        for tk in ((False, True) if other == "jax" else (transpose_kernel,)):
+            try:
+                if matches(_to_tconv(w, other, groups, spec, tk).shape):
+                    fits.append(other + (f" (transpose_kernel={tk})" if other == "jax" else ""))
+            except ValueError:
+                continue
+    hint = (f"; that shape does fit the layout of {', '.join(dict.fromkeys(fits))}"
+            if fits else "")
+    raise ValueError(
+        f"a {src} weight of shape {w.shape} means in_channels={t.shape[0]}, "
+        f"out_channels={t.shape[1] * groups}, kernel_size={t.shape[2:]}, not the "
+        f"in_channels/out_channels/kernel_size given{hint}"
+    )

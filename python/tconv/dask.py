@@ -43,7 +43,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from tconv import _core
+from tconv import _core, _extend
 from tconv._args import (
     FloatArray,
     IntOrTuple,
@@ -52,7 +52,7 @@ from tconv._args import (
     check_bias,
     transposed_geometry,
 )
-from tconv.functional import _padding_for_size
+from tconv.functional import _padding_for_size, _spatial_size
 
 __all__ = ["conv_transpose"]
 
@@ -153,6 +153,10 @@ def conv_transpose(
             raise TypeError(f"{name} has dtype {arr.dtype} but input has dtype {x.dtype}; "
                             "all arrays must share one dtype")
     shape = tuple(int(s) for s in x.shape)
+    negative = _extend.negative_pairs(padding, len(shape) - 2)
+    if negative is not None:
+        return _extended(x, w, b, stride, negative, output_padding, groups, dilation,
+                         output_size, chunks)
     if output_size is not None:
         probe = np.lib.stride_tricks.as_strided(np.empty((), x.dtype), shape=shape,
                                                 strides=(0,) * len(shape))
@@ -211,6 +215,36 @@ def conv_transpose(
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=[x])
     result: da.Array = da.Array(  # type: ignore[no-untyped-call]
         hlg, name, chunks=out_chunks, dtype=x.dtype, meta=np.empty((0,) * (nd + 2), dtype=x.dtype))
+    return result
+
+
+def _extended(x: da.Array, w: FloatArray, b: FloatArray | None, stride: IntOrTuple,
+              pairs: tuple[tuple[int, int], ...], output_padding: IntOrTuple, groups: int,
+              dilation: IntOrTuple, output_size: Sequence[int] | None, chunks: Any) -> da.Array:
+    """Negative padding: the blocks of the part that meets data, zeros around it, then the
+    bias (the order of :func:`tconv.conv_transpose`, so the result is bitwise the same)."""
+    shape = tuple(int(s) for s in x.shape)
+    if output_size is not None:
+        output_padding = _extend.output_padding_for_size(
+            shape, w.shape, stride, pairs, groups, dilation, _spatial_size(output_size,
+                                                                           len(shape) - 2))
+    win = _extend.transposed_window(shape, w.shape, stride, pairs, output_padding, groups,
+                                    dilation)
+    check_bias(b, win.shape[1])
+    if win.geom is None:
+        y = da.zeros(win.shape, dtype=x.dtype)
+    else:
+        kept = conv_transpose(x, w, None, stride, win.geom.padding, 0, groups, dilation)
+        widths = [(0, 0), (0, 0)] + [(sl.start, n - sl.stop)
+                                     for sl, n in zip(win.where, win.shape[2:])]
+        y = da.pad(kept, widths, mode="constant")
+    if b is not None:
+        y = y + b.reshape(-1, *([1] * (len(shape) - 2)))
+    if chunks is not None:
+        spatial = da.core.normalize_chunks(  # type: ignore[no-untyped-call]
+            chunks, shape=win.shape[2:], dtype=x.dtype)
+        y = y.rechunk((x.chunks[0], (win.shape[1],), *spatial))
+    result: da.Array = y
     return result
 
 

@@ -20,7 +20,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from . import _core, _padmode
+from . import _core, _extend, _padmode
 from ._args import (
     FloatArray,
     Geometry,
@@ -154,7 +154,8 @@ def conv_transpose(
     stride, padding, output_padding, dilation : int or tuple of one int per spatial dim
         Output size per dim: ``(i - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
         ``0 <= output_padding < max(stride, dilation)``.  ``padding`` may also be one
-        ``(low, high)`` pair per dim (``lo + hi`` replaces ``2*padding``), or a string as in
+        ``(low, high)`` pair per dim (``lo + hi`` replaces ``2*padding``; a negative side
+        extends the output with that many zeros, ``padding_mode="zeros"`` only), or a string as in
         TensorFlow/Keras/JAX: ``"same"`` gives ``o = i*stride``, cropping
         ``total = dilation*(k - 1) + 1 - stride`` elements as ``lo = total // 2`` at the start
         and the rest (the odd one) at the end; when ``total < 0`` nothing is cropped and
@@ -179,6 +180,18 @@ def conv_transpose(
     """
     x, w, b = _arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
+    negative = _extend.negative_pairs(padding, x.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        if output_size is not None:
+            output_padding = _extend.output_padding_for_size(
+                x.shape, w.shape, stride, negative, groups, dilation,
+                _spatial_size(output_size, x.ndim - 2))
+        win = _extend.transposed_window(x.shape, w.shape, stride, negative, output_padding,
+                                        groups, dilation)
+        check_bias(b, win.shape[1])
+        y = output_array(out, win.shape, x.dtype, [a for a in (x, w, b) if a is not None])
+        return _extend.conv_transpose(x, w, b, win, y)
     pad_arg, op_arg = (padding, output_padding) if output_size is None else _padding_for_size(
         x, w, output_size, stride, padding, output_padding, dilation, groups)
     geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
@@ -271,7 +284,8 @@ def conv(
     bias : array_like, shape (C_out,), optional
     stride, padding, dilation : int or tuple
         Output size per dim: ``floor((i + 2*padding - dilation*(k - 1) - 1) / stride) + 1``.
-        ``padding`` may also be ``(low, high)`` pairs, ``"valid"`` (0) or ``"same"``:
+        ``padding`` may also be ``(low, high)`` pairs (a negative side crops the input: the
+        adjoint of :func:`conv_transpose`'s zero extension), ``"valid"`` (0) or ``"same"``:
         TensorFlow's rule, output ``ceil(i/stride)``, padding
         ``total = max((ceil(i/stride) - 1)*stride + dilation*(k - 1) + 1 - i, 0)`` split as
         ``total // 2`` before and the rest (the odd one) after -- PyTorch's ``"same"`` at stride
@@ -287,6 +301,13 @@ def conv(
     """
     y, w, b = _arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
+    negative = _extend.negative_pairs(padding, y.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        win = _extend.conv_window(y.shape, w.shape, stride, negative, dilation, groups)
+        check_bias(b, win.out_shape[1])
+        x = output_array(out, win.out_shape, y.dtype, [a for a in (y, w, b) if a is not None])
+        return _extend.conv(y, w, b, win, x)
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_bias(b, geom.coarse_channels)
     x = output_array(out, geom.coarse_shape, y.dtype, [a for a in (y, w, b) if a is not None])
@@ -363,6 +384,14 @@ def conv_transpose_backward(
     x, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(x, "input", grad_output=g)
+    negative = _extend.negative_pairs(padding, x.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        win = _extend.transposed_window(x.shape, w.shape, stride, negative, output_padding,
+                                        groups, dilation)
+        check_shape(g, win.shape, "grad_output")
+        return _extend.backward(x, g, w, win, (want_input, want_weight, want_bias),
+                                fine_is_grad=True)
     pad_arg: object = padding
     op_arg: object = output_padding
     if padding_string(padding) is not None and g.ndim == x.ndim:
@@ -425,6 +454,13 @@ def conv_backward(
     y, w, _ = _arrays(input, weight, None)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(y, "input", grad_output=g)
+    negative = _extend.negative_pairs(padding, y.ndim - 2)
+    if negative is not None:
+        _extend._refuse_mode(mode)
+        win = _extend.conv_window(y.shape, w.shape, stride, negative, dilation, groups)
+        check_shape(g, win.out_shape, "grad_output")
+        return _extend.backward(g, y, w, win, (want_input, want_weight, want_bias),
+                                fine_is_grad=False)
     geom = conv_geometry(y.shape, w.shape, stride, padding, dilation, groups)
     check_shape(g, geom.coarse_shape, "grad_output")
     if mode == "zeros":
@@ -485,5 +521,9 @@ def output_shape(
             raise TypeError(f"{name} must be a sequence of ints, got {shape!r}")
     shape_in = int_tuple(tuple(input_shape), len(input_shape), "input_shape", 0)
     shape_w = int_tuple(tuple(weight_shape), len(weight_shape), "weight_shape", 0)
+    negative = _extend.negative_pairs(padding, len(shape_in) - 2)
+    if negative is not None:
+        return _extend.transposed_window(shape_in, shape_w, stride, negative, output_padding,
+                                         groups, dilation).shape
     return transposed_geometry(shape_in, shape_w, stride, padding, output_padding, groups,
                                dilation).fine_shape

@@ -150,10 +150,14 @@ def _check(
     d: list[Any],
     groups: int,
     op: list[Any] | None = None,
+    padding_mode: str = "zeros",
 ) -> None:
     """Refuse what is not a convolution, so that the oracle never computes garbage quietly.
 
-    Deliberately written out again here rather than shared with :mod:`tconv._args`.
+    Deliberately written out again here rather than shared with :mod:`tconv._args`.  With
+    ``padding_mode="zeros"`` a negative padding side is allowed: the matrix entries
+    ``o = i*s - p + k*d`` that fall outside the grid are dropped either way, which for the conv
+    crops its input and for the transposed conv extends its output with zeros.
     """
     nd = w.ndim - 2
     if not (isinstance(groups, (int, np.integer)) and groups >= 1 and w.shape[0] % groups == 0):
@@ -162,7 +166,8 @@ def _check(
         raise ValueError(f"reference: input has {input_shape[0]} channels, the weight "
                          f"{w.shape} (groups={groups}) needs {channels}")
     for a in range(nd):
-        if s[a] < 1 or d[a] < 1 or min(pads[a]) < 0 or w.shape[2 + a] < 1 or input_shape[1 + a] < 1:
+        negative = min(pads[a]) < 0 and padding_mode != "zeros"
+        if s[a] < 1 or d[a] < 1 or negative or w.shape[2 + a] < 1 or input_shape[1 + a] < 1:
             raise ValueError(f"reference: need stride >= 1, dilation >= 1, padding >= 0 and "
                              f"sizes >= 1, got stride {s}, dilation {d}, padding {pads}, "
                              f"weight {w.shape}, input_shape {tuple(input_shape)}")
@@ -207,7 +212,7 @@ def conv_matrix(
     nd = _rank(w, input_shape)
     fine = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
-    _check(w, input_shape, w.shape[1] * groups, s, pads, d, groups)
+    _check(w, input_shape, w.shape[1] * groups, s, pads, d, groups, padding_mode=padding_mode)
     coarse = _check_out([_conv_out(fine[a], w.shape[2 + a], s[a], *pads[a], d[a]) for a in range(nd)])
     if padding_mode != "zeros":
         padded = [fine[a] + pads[a][0] + pads[a][1] for a in range(nd)]
@@ -236,7 +241,7 @@ def conv_transpose_matrix(
     coarse = list(input_shape[1:])
     s, d, pads = _per_dim(stride, nd), _per_dim(dilation, nd), _pairs(padding, nd)
     op = _per_dim(output_padding, nd)
-    _check(w, input_shape, w.shape[0], s, pads, d, groups, op)
+    _check(w, input_shape, w.shape[0], s, pads, d, groups, op, padding_mode)
     fine = _check_out([_tconv_out(coarse[a], w.shape[2 + a], s[a], *pads[a], d[a], op[a])
                        for a in range(nd)])
     if padding_mode != "zeros":
