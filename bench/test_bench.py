@@ -4,7 +4,8 @@ Run ``pytest bench/ --benchmark-only`` for timings (``--benchmark-columns=min,me
 and ``--benchmark-group-by=group`` are the defaults' useful subset), or
 ``pytest bench/ --benchmark-disable`` for a quick correctness pass (see ``conftest.py``).
 
-Each item times one implementation (``tconv``, ``torch`` or ``reference``) of one pass
+Each item times one implementation (``tconv``, a peer -- ``torch``, ``onnxruntime``,
+``openvino``, see :mod:`tconv._peers` -- or ``reference``) of one pass
 (``fwd``, ``grad_input``, ``grad_weight``) of one case of :mod:`tconv.bench_cases`, at its real
 size (``full``) or scaled down (``small``, :meth:`BenchCase.quick`); items that should be
 compared share a ``benchmark.group`` named ``<case> <pass> <dtype> <size>``.  The dense NumPy
@@ -26,9 +27,12 @@ from typing import Any
 import numpy as np
 import pytest
 from cases import CASES, PASSES, BenchCase
+from tconv._peers import PEERS
 from tconv.bench import Workload, as_numpy
 
 SIZES = ("full", "small")
+#: The peers timed beside tconv (each skipped when not installed or without the pass).
+PEER_IMPLS = ("torch", "onnxruntime", "openvino")
 
 
 def _params() -> list[Any]:
@@ -36,7 +40,8 @@ def _params() -> list[Any]:
     for case in CASES:
         for pass_ in PASSES:
             for size in SIZES:
-                impls = ("tconv", "torch") + (("reference",) if size == "small" else ())
+                peers = PEER_IMPLS if pass_ == "fwd" else ("torch",)  # the others: inference only
+                impls = ("tconv", *peers) + (("reference",) if size == "small" else ())
                 for impl in impls:
                     marks = [getattr(pytest.mark, size)]
                     params.append(pytest.param(case, pass_, size, impl, marks=marks,
@@ -105,10 +110,18 @@ def _assert_close(actual: Any, case: BenchCase, size: str, dtype: str, pass_: st
 @pytest.mark.parametrize(("case", "pass_", "size", "impl"), _params())
 def test_layer(benchmark: Any, case: BenchCase, pass_: str, size: str, impl: str,
                dtype: str) -> None:
-    if impl == "torch" and _torch_or_none() is None:
-        pytest.skip("torch is not importable")
     work = _workload(case, size, dtype)
-    run = getattr(work, impl)(pass_)
+    if impl in PEERS:
+        if not PEERS[impl].available():
+            pytest.skip(f"{impl} is not installed")
+        import tconv
+
+        peer_run = PEERS[impl].thunk(work, pass_, tconv.get_num_threads())
+        if peer_run is None:
+            pytest.skip(f"{impl} has no {pass_} in {dtype}")
+        run = peer_run
+    else:
+        run = getattr(work, impl)(pass_)
     benchmark.group = f"{case.name} {pass_} {dtype} {size}"
     benchmark.extra_info.update(
         geometry=work.case.describe(), flops=work.case.flops, impl=impl,

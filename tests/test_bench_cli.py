@@ -11,10 +11,12 @@ import importlib.util
 import json
 
 import pytest
-from tconv.bench_cases import CASES, select_cases
+from tconv._peers import PEERS
+from tconv.bench_cases import CASES, GEMM_CASES, select_cases
 from tconv.cli import main
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+INSTALLED = {name: peer.available() for name, peer in PEERS.items()}
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
@@ -39,13 +41,21 @@ def test_bench_quick_writes_table_json_png(tmp_path, capsys):
         assert r["case"] == "dcgan-64-3" and r["flops"] == quick.flops
         assert r["tconv_gflops"] > 0 and len(r["tconv_samples"]) == 2
         if HAS_TORCH:
-            assert r["torch_gflops"] > 0 and r["ratio"] > 0
+            torch_row = r["peers"]["torch"]
+            assert torch_row["gflops"] > 0 and torch_row["ratio"] > 0
+            assert len(torch_row["samples"]) == 2
             assert r["check"] == "ok", r
-        else:
-            assert r["torch_gflops"] is None and r["check"] == "unchecked"
+        for name in ("onnxruntime", "openvino"):  # inference engines: forward rows only
+            if r["pass"] != "fwd" or not INSTALLED[name]:
+                assert name not in r["peers"], (name, r)
+            elif r["dtype"] == "float32":
+                assert r["peers"][name]["check"] == "ok", (name, r)
+        if not r["peers"]:
+            assert r["check"] == "unchecked"
     if HAS_TORCH:
-        assert "geomean tconv/torch fwd float32" in out
-        assert set(record["summary"]["ratio"]) >= {"fwd float32", "grad_weight float64"}
+        assert "geomean tconv/torch     fwd float32" in out
+        assert set(record["summary"]["ratio"]["torch"]) >= {"fwd float32", "grad_weight float64"}
+    assert record["options"]["peers"] == [n for n in PEERS if INSTALLED[n]]
 
     png = tmp_path / "bench.png"
     if HAS_MATPLOTLIB:
@@ -59,8 +69,51 @@ def test_bench_without_torch_columns(tmp_path, capsys):
             "--min-time", "0", "--no-torch", "--peak-gflops", "100"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "torch GF/s" not in out and "tconv-only" in out
+    assert "torch GF/s" not in out
     assert "--peak-gflops 100" in out
+
+
+def test_bench_peers_none_is_tconv_only(capsys):
+    argv = ["bench", "--quick", "--cases", "unet-k2s2", "--passes", "fwd", "--repeat", "1",
+            "--min-time", "0", "--peers", "none"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "GF/s" in out and "tconv-only" in out and "tconv/" not in out
+
+
+@pytest.mark.skipif(not (INSTALLED["onnxruntime"] and INSTALLED["openvino"]),
+                    reason="needs onnxruntime and openvino")
+def test_bench_inference_peers_agree_with_tconv(capsys):
+    # each peer's forward is compared with tconv's in the run: a wrong model export fails it
+    argv = ["bench", "--quick", "--cases", "k3s2p1op1,depthwise", "--passes", "fwd",
+            "--repeat", "1", "--min-time", "0", "--peers", "onnxruntime,openvino"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tconv/ort" in out and "tconv/ov" in out and "tconv/best" in out
+    assert "FAIL" not in out
+
+
+def test_bench_gemm_suite_against_blas(capsys, tmp_path):
+    argv = ["bench", "--suite", "gemm", "--cases", "gemm-64x64", "--passes", "fwd",
+            "--repeat", "1", "--min-time", "0", "--peers", "numpy", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tconv/blas" in out and "gemm-64x64x32768" in out
+    record = json.loads((tmp_path / "bench.json").read_text())
+    (row,) = record["results"]
+    assert row["pass"] == "fwd" and row["check"] == "ok" and "numpy" in row["peers"]
+
+
+def test_gemm_cases_are_plain_products():
+    for c in GEMM_CASES:
+        m, k, n = (int(v) for v in c.name.split("-")[1].split("x"))
+        assert (c.c_out, c.c_in, c.batch * c.spatial[0]) == (m, k, n)
+        assert c.flops == 2 * m * k * n
+
+
+def test_bad_peer_name_is_an_error(capsys):
+    assert main(["bench", "--quick", "--peers", "torch,tensorflow"]) == 2
+    assert "unknown peer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", [["--cases", "no-such-layer"], ["--passes", "fwd,sideways"],
@@ -72,7 +125,7 @@ def test_bench_rejects_bad_options(bad, capsys):
 
 def test_case_list_matches_issue():
     names = [c.name for c in CASES]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 13
     by_name = {c.name: c for c in CASES}
     dcgan = by_name["dcgan-256-128"]
     assert (dcgan.batch, dcgan.c_in, dcgan.c_out, dcgan.spatial) == (64, 256, 128, (8, 8))
@@ -84,6 +137,10 @@ def test_case_list_matches_issue():
     assert by_name["unet3d-k3s2op1"].output_shape == (2, 32, 32, 32, 32)
     assert by_name["hifigan-k16s8"].output_shape == (8, 256, 2048)
     assert by_name["fcn8s-k16s8"].output_shape == (4, 21, 512, 512)
+    depthwise = by_name["depthwise-k4s2"]
+    assert (depthwise.groups, depthwise.c_in, depthwise.c_out) == (64, 64, 64)
+    assert depthwise.weight_shape == (64, 1, 4, 4)
+    assert depthwise.output_shape == (8, 64, 256, 256)
     assert [c.name for c in select_cases("dcgan")] == names[:4]
     for c in CASES:
         q = c.quick()

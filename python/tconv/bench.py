@@ -1,17 +1,21 @@
-"""``python -m tconv bench``: time tconv against PyTorch on the layers of :mod:`tconv.bench_cases`.
+"""``python -m tconv bench``: time tconv against its peers on the layers of :mod:`tconv.bench_cases`.
 
-For every case, pass (``fwd``, ``grad_input``, ``grad_weight``) and dtype, tconv and torch are
-timed in the same process, their repetitions interleaved (so a noisy neighbour or a clock change
-hits both alike), after a warm-up; each reported time is the median of ``--repeat`` repetitions,
-and one repetition runs the call enough times to last ``--min-time`` seconds.  Both libraries
+The peers (:mod:`tconv._peers`, each optional and skipped when not installed) are PyTorch,
+ONNX Runtime, OpenVINO and, for the 1x1 layers of ``--suite gemm``, NumPy's BLAS.  For every
+case, pass (``fwd``, ``grad_input``, ``grad_weight``) and dtype, tconv and every peer that has the
+pass are timed in the same process, their repetitions interleaved (so a noisy neighbour or a
+clock change hits all alike), after a warm-up; each reported time is the median of ``--repeat``
+repetitions, and one repetition runs the call enough times to last ``--min-time`` seconds.  All
 use the same number of threads.  What torch runs is what a training step runs:
 
 * ``fwd``: ``torch.nn.functional.conv_transpose{1,2,3}d`` under ``torch.no_grad()``;
 * ``grad_input`` / ``grad_weight``: ``torch.ops.aten.convolution_backward(..., transposed=True,
   output_mask=...)``, the op autograd calls for the backward of ``conv_transpose``.
 
-Every tconv result is also compared with torch's (or, without torch, nothing is compared and
-the table says so); a mismatch marks the row ``FAIL`` and makes the command exit with status 1.
+ONNX Runtime and OpenVINO run the forward of a one-node ``ConvTranspose`` model.  Every peer's
+result is compared with tconv's; a mismatch marks the row ``FAIL`` and makes the command exit
+with status 1.  ``tconv/<peer>`` is the peer's time over tconv's (above 1: tconv is faster) and
+``tconv/best`` the same for the fastest peer of the row.
 
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
 "% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
@@ -42,12 +46,14 @@ import numpy as np
 
 from . import _core
 from . import reference as _reference
-from .bench_cases import PASSES, BenchCase, select_cases
+from ._peers import PEERS, available_peers, parse_peers
+from .bench_cases import CASES, GEMM_CASES, PASSES, BenchCase, select_cases
 from .functional import conv_transpose, conv_transpose_backward
 
 # (no percent sign: argparse %-formats help texts but prints descriptions verbatim)
-HELP = ("Benchmark tconv against PyTorch on real transposed-convolution layers: GF/s, ratio, "
-        "share of the machine's peak; optional JSON + PNG.")
+HELP = ("Benchmark tconv against its peers (PyTorch, ONNX Runtime, OpenVINO, NumPy's BLAS) on "
+        "real transposed-convolution layers: GF/s, ratios, share of the machine's peak; "
+        "optional JSON + PNG.")
 
 #: fp32 FLOP per cycle per core for each ISA family (2 FMA pipes x lanes x 2 FLOP per FMA).
 FP32_FLOPS_PER_CYCLE: dict[str, int] = {"avx512": 64, "avx2": 32, "generic": 8}
@@ -341,9 +347,24 @@ def machine_info(threads: int) -> dict[str, Any]:
         "numpy": np.__version__,
         "tconv": getattr(tconv, "__version__", "unknown"),
         "torch": None if torch is None else torch.__version__,
+        "peer_versions": _peer_versions(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_1min_before": _load_average(),
     }
+
+
+def _peer_versions() -> dict[str, str]:
+    """Version of each installed peer package."""
+    import importlib.metadata
+
+    versions = {}
+    for name, peer in PEERS.items():
+        if peer.available():
+            try:
+                versions[name] = importlib.metadata.version(peer.module)
+            except importlib.metadata.PackageNotFoundError:
+                versions[name] = "unknown"
+    return versions
 
 
 def _load_average() -> float | None:
@@ -367,8 +388,20 @@ def busy_warning(load: float | None) -> str | None:
 
 
 @dataclass
+class PeerTiming:
+    """One peer's time for a (case, pass, dtype), and how far its result is from tconv's."""
+
+    seconds: float
+    gflops: float
+    ratio: float  # peer seconds / tconv seconds: > 1 means tconv is faster
+    max_rel_error: float
+    check: str
+    samples: list[float] = field(default_factory=list)
+
+
+@dataclass
 class Row:
-    """One measured (case, pass, dtype)."""
+    """One measured (case, pass, dtype): tconv and every peer that has this pass."""
 
     case: str
     geometry: str
@@ -377,14 +410,21 @@ class Row:
     flops: int
     tconv_seconds: float
     tconv_gflops: float
-    torch_seconds: float | None = None
-    torch_gflops: float | None = None
-    ratio: float | None = None
+    peers: dict[str, PeerTiming] = field(default_factory=dict)
     peak_percent: float | None = None
-    max_rel_error: float | None = None
     check: str = "unchecked"
     tconv_samples: list[float] = field(default_factory=list)
-    torch_samples: list[float] = field(default_factory=list)
+
+    @property
+    def best_peer(self) -> str | None:
+        """The fastest peer on this row (None without peers)."""
+        return min(self.peers, key=lambda n: self.peers[n].seconds) if self.peers else None
+
+    @property
+    def best_ratio(self) -> float | None:
+        """Fastest peer's seconds / tconv's seconds."""
+        best = self.best_peer
+        return None if best is None else self.peers[best].ratio
 
 
 def run_benchmarks(
@@ -394,11 +434,14 @@ def run_benchmarks(
     repeat: int,
     min_time: float,
     peak: Peak,
-    use_torch: bool = True,
+    peers: list[str] | None = None,
+    threads: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Row]:
-    """Measure every (case, pass, dtype); see the module docstring for the method."""
-    torch = _torch() if use_torch else None
+    """Measure every (case, pass, dtype) against ``peers`` (installed ones, by name, see
+    :mod:`tconv._peers`); see the module docstring for the method."""
+    threads = threads if threads is not None else _core.get_num_threads()
+    peers = [] if peers is None else peers
     rows: list[Row] = []
     total = len(cases) * len(passes) * len(dtypes)
     started = time.perf_counter()
@@ -410,8 +453,10 @@ def run_benchmarks(
                     progress(f"[{len(rows) + 1}/{total}] {case.name} {pass_} {dtype.name} "
                              f"({case.flops / 1e9:.3g} GFLOP), {time.perf_counter() - started:.0f} s elapsed")
                 fns: dict[str, Callable[[], Any]] = {"tconv": work.tconv(pass_)}
-                if torch is not None:
-                    fns["torch"] = work.torch(pass_)
+                for name in peers:
+                    thunk = PEERS[name].thunk(work, pass_, threads)
+                    if thunk is not None:
+                        fns[name] = thunk
                 samples, results = time_interleaved(fns, repeat, min_time)
                 t_tconv = statistics.median(samples["tconv"])
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
@@ -421,14 +466,19 @@ def run_benchmarks(
                 peak_dtype = peak.for_dtype(dtype)
                 if peak_dtype:
                     row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
-                if torch is not None:
-                    t_torch = statistics.median(samples["torch"])
-                    row.torch_seconds, row.torch_samples = t_torch, samples["torch"]
-                    row.torch_gflops = case.flops / t_torch / 1e9
-                    row.ratio = t_torch / t_tconv
-                    err = relative_error(results["tconv"], results["torch"])
-                    row.max_rel_error = err
-                    row.check = "ok" if err <= MISMATCH_TOLERANCE[dtype.name] else "FAIL"
+                for name in fns:
+                    if name == "tconv":
+                        continue
+                    seconds = statistics.median(samples[name])
+                    err = relative_error(results["tconv"], results[name])
+                    row.peers[name] = PeerTiming(
+                        seconds=seconds, gflops=case.flops / seconds / 1e9,
+                        ratio=seconds / t_tconv, max_rel_error=err,
+                        check="ok" if err <= MISMATCH_TOLERANCE[dtype.name] else "FAIL",
+                        samples=samples[name])
+                if row.peers:
+                    fails = any(t.check == "FAIL" for t in row.peers.values())
+                    row.check = "FAIL" if fails else "ok"
                 rows.append(row)
     return rows
 
@@ -438,15 +488,32 @@ def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
 
 
+def _peer_names(rows: list[Row]) -> list[str]:
+    """Peers that appear in any row, in :data:`PEERS` order."""
+    seen = {name for r in rows for name in r.peers}
+    return [name for name in PEERS if name in seen]
+
+
 def summary(rows: list[Row]) -> dict[str, Any]:
-    """Per (pass, dtype): geomean and min of tconv/torch; float64/float32 GF/s geomean."""
+    """Per peer (and ``best``, the fastest peer per row) and (pass, dtype): geomean and min
+    of peer time / tconv time; and the float64/float32 GF/s geomean per pass."""
     out: dict[str, Any] = {"ratio": {}, "float64_over_float32": {}}
+    for peer in [*_peer_names(rows), "best"]:
+        for pass_ in PASSES:
+            for dtype in ("float32", "float64"):
+                sel = [r for r in rows if r.pass_ == pass_ and r.dtype == dtype]
+                if peer == "best":
+                    ratios = [r.best_ratio for r in sel if r.best_ratio is not None]
+                    if len({n for r in sel for n in r.peers}) < 2:
+                        continue  # with a single peer "best" only repeats it
+                else:
+                    ratios = [r.peers[peer].ratio for r in sel if peer in r.peers]
+                if ratios:
+                    worst = min(ratios)
+                    out["ratio"].setdefault(peer, {})[f"{pass_} {dtype}"] = {
+                        "geomean": geomean(ratios), "min": worst, "cases": len(ratios),
+                        "slower_cases": sum(r < 1.0 for r in ratios)}
     for pass_ in PASSES:
-        for dtype in ("float32", "float64"):
-            ratios = [r.ratio for r in rows if r.pass_ == pass_ and r.dtype == dtype and r.ratio]
-            if ratios:
-                out["ratio"][f"{pass_} {dtype}"] = {
-                    "geomean": geomean(ratios), "min": min(ratios), "cases": len(ratios)}
         by_key = {(r.case, r.dtype): r.tconv_gflops for r in rows if r.pass_ == pass_}
         pairs = [by_key[(c, "float64")] / g32 for (c, d), g32 in by_key.items()
                  if d == "float32" and (c, "float64") in by_key]
@@ -464,40 +531,55 @@ def _gflops(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
+#: Short column names of the peers in the table.
+SHORT = {"torch": "torch", "onnxruntime": "ort", "openvino": "ov", "numpy": "blas"}
+
+
 def format_table(rows: list[Row], peak: Peak) -> str:
     """The result table plus the geomean lines, as text."""
-    has_torch = any(r.torch_gflops is not None for r in rows)
+    peers = _peer_names(rows)
     head = ["case", "geometry", "pass", "dtype", "tconv GF/s"]
-    if has_torch:
-        head += ["torch GF/s", "tconv/torch"]
+    for name in peers:
+        head += [f"{SHORT[name]} GF/s", f"tconv/{SHORT[name]}"]
+    if len(peers) > 1:
+        head += ["tconv/best"]
     head += ["% peak"]
-    if has_torch:
+    if peers:
         head += ["check"]
     body = []
     for r in rows:
         line = [r.case, r.geometry, r.pass_, r.dtype, _gflops(r.tconv_gflops)]
-        if has_torch:
-            line += [_gflops(r.torch_gflops), _fmt(r.ratio, ".2f") + "x"]
+        for name in peers:
+            t = r.peers.get(name)
+            line += [_gflops(t.gflops if t else None), f"{t.ratio:.2f}x" if t else "-"]
+        if len(peers) > 1:
+            best = r.best_peer
+            line += ["-" if best is None else f"{r.best_ratio:.2f}x {SHORT[best]}"]
         line += [_fmt(r.peak_percent, ".1f")]
-        if has_torch:
-            line += [r.check if r.max_rel_error is None else f"{r.check} ({r.max_rel_error:.0e})"]
+        if peers:
+            worst = max((t.max_rel_error for t in r.peers.values()), default=None)
+            line += [r.check if worst is None else f"{r.check} ({worst:.0e})"]
         body.append(line)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    numeric = {"tconv GF/s", "torch GF/s", "tconv/torch", "% peak"}
+    text_columns = {"case", "geometry", "pass", "dtype", "check"}
 
     def render(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if h in numeric else c.ljust(w)
+        return "  ".join(c.ljust(w) if h in text_columns else c.rjust(w)
                          for c, w, h in zip(cells, widths, head)).rstrip()
 
     lines = [render(head), render(["-" * w for w in widths])] + [render(b) for b in body]
     stats = summary(rows)
     if stats["ratio"]:
         lines.append("")
-        for key, s in stats["ratio"].items():
-            lines.append(f"geomean tconv/torch {key:20s} {s['geomean']:.2f}x "
-                         f"(min {s['min']:.2f}x over {s['cases']} cases)")
-    elif not has_torch:
-        lines.append("\ntorch not importable (or --no-torch): tconv-only columns, results unchecked")
+        for peer, by_key in stats["ratio"].items():
+            label = "best peer" if peer == "best" else SHORT[peer]
+            for key, st in by_key.items():
+                lines.append(f"geomean tconv/{label:9s} {key:20s} {st['geomean']:.2f}x "
+                             f"(min {st['min']:.2f}x, slower on {st['slower_cases']} of "
+                             f"{st['cases']} cases)")
+    elif not peers:
+        lines.append("\nno peer (none installed, or --peers none): tconv-only columns, "
+                     "results unchecked")
     for pass_, ratio in stats["float64_over_float32"].items():
         lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
     lines.append(f"% peak relative to: {peak.source}")
@@ -520,7 +602,7 @@ def write_json(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak,
 
 
 def write_png(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak) -> bool:
-    """Grouped bar chart (tconv vs torch GF/s per case), one panel per pass x dtype.
+    """Grouped bar chart (tconv and each peer's GF/s per case), one panel per pass x dtype.
 
     Returns False (and writes nothing) if matplotlib is not installed.
     """
@@ -534,26 +616,33 @@ def write_png(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak) 
     panels = [(p, d) for p in PASSES for d in ("float32", "float64")
               if any(r.pass_ == p and r.dtype == d for r in rows)]
     cases = list(dict.fromkeys(r.case for r in rows))
+    series = ["tconv", *_peer_names(rows)]
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.9 * len(cases) + 2), 3.2 * len(panels)),
                              squeeze=False)
-    width = 0.4
+    width = 0.8 / len(series)
     for ax, (pass_, dtype) in zip(axes[:, 0], panels):
         sel = {r.case: r for r in rows if r.pass_ == pass_ and r.dtype == dtype}
         xs = np.arange(len(cases))
-        ours = [sel[c].tconv_gflops if c in sel else 0.0 for c in cases]
-        theirs = [(sel[c].torch_gflops or 0.0) if c in sel else 0.0 for c in cases]
-        ax.bar(xs - width / 2, ours, width, label="tconv")
-        if any(theirs):
-            ax.bar(xs + width / 2, theirs, width, label="torch")
-            for x, c in zip(xs, cases):  # the same-run ratio above each pair
-                if c in sel and sel[c].ratio:
-                    ax.annotate(f"{sel[c].ratio:.2f}x", (x, max(ours[x], theirs[x])),
-                                ha="center", va="bottom", fontsize=7)
+        tallest = [0.0] * len(cases)
+        for i, name in enumerate(series):
+            values = []
+            for j, c in enumerate(cases):
+                r = sel.get(c)
+                v = (r.tconv_gflops if name == "tconv" else
+                     (r.peers[name].gflops if name in r.peers else 0.0)) if r else 0.0
+                values.append(v)
+                tallest[j] = max(tallest[j], v)
+            ax.bar(xs + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+        for x, c in zip(xs, cases):  # the same-run ratio to the fastest peer above each group
+            r = sel.get(c)
+            if r is not None and r.best_ratio:
+                ax.annotate(f"{r.best_ratio:.2f}x", (x, tallest[x]), ha="center", va="bottom",
+                            fontsize=7)
         title = f"{pass_}, {dtype}"
         limit = peak.for_dtype(np.dtype(dtype))
         if limit:
             title += f" (peak {limit:.0f} GF/s)"
-            if max(ours + theirs) >= 0.25 * limit:  # otherwise the line squashes the bars
+            if max(tallest) >= 0.25 * limit:  # otherwise the line squashes the bars
                 ax.axhline(limit, color="grey", linestyle="--", linewidth=1, label="peak")
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("GF/s")
@@ -561,8 +650,9 @@ def write_png(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak) 
         ax.set_xticklabels(cases, rotation=30, ha="right", fontsize=8)
         ax.margins(y=0.15)
         ax.legend(fontsize=8)
-    fig.suptitle(f"tconv {machine['tconv']} vs torch {machine['torch']} - {machine['cpu_model']}, "
-                 f"{machine['threads']} threads, {machine['date_utc'][:10]}", fontsize=10)
+    fig.suptitle(f"tconv {machine['tconv']} vs {', '.join(series[1:]) or 'no peer'} - "
+                 f"{machine['cpu_model']}, {machine['threads']} threads, "
+                 f"{machine['date_utc'][:10]}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -592,7 +682,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-gflops", type=float, default=None,
                         help="machine float32 peak for the threads used, in GF/s "
                              "(default: an estimate, printed)")
-    parser.add_argument("--no-torch", action="store_true", help="time tconv only")
+    parser.add_argument("--peers", default="all",
+                        help="comma-separated peers to time against: "
+                             f"{','.join(PEERS)} (default: all, each skipped when not "
+                             "installed; none: tconv only)")
+    parser.add_argument("--suite", choices=("layers", "gemm", "all"), default="layers",
+                        help="layers: the network layers; gemm: 1x1 layers that are plain "
+                             "matrix products, against NumPy's BLAS (default: layers)")
+    parser.add_argument("--no-torch", action="store_true", help="leave torch out of the peers")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for bench.json and bench.png")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
@@ -607,8 +704,10 @@ def _progress(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    suite = {"layers": CASES, "gemm": GEMM_CASES, "all": CASES + GEMM_CASES}[args.suite]
     try:
-        cases = select_cases(args.cases)
+        cases = select_cases(args.cases, suite)
+        peer_names = parse_peers(args.peers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -634,13 +733,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --threads must be >= 1, got {threads}", file=sys.stderr)
         return 2
     _core.set_num_threads(threads)
-    torch = None if args.no_torch else _torch()
-    if torch is not None:
-        torch.set_num_threads(threads)
+    if args.no_torch:
+        peer_names = [n for n in peer_names if n != "torch"]
+    peer_names, missing = available_peers(peer_names)
 
     peak = estimate_peak(threads, args.peak_gflops)
     machine = machine_info(threads)
-    print(f"tconv {machine['tconv']}, torch {machine['torch'] or 'absent'}, "
+    print(f"tconv {machine['tconv']}, peers: {', '.join(peer_names) or 'none'}"
+          + (f" (not installed: {', '.join(missing)})" if missing else "") + ", "
           f"{machine['cpu_model']} ({machine['logical_cpus']} logical CPUs, {machine['isa']}), "
           f"tconv kernels: {machine['tconv_isa'] or 'not reported'}, "
           f"{threads} threads, {machine['date_utc']}")
@@ -650,7 +750,7 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning)
     rows = run_benchmarks(cases, passes, DTYPES[args.dtype], args.repeat, min_time, peak,
-                          use_torch=torch is not None, progress=_progress)
+                          peers=peer_names, threads=threads, progress=_progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(format_table(rows, peak))
@@ -659,7 +759,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         options = {"cases": [c.name for c in cases], "passes": passes, "dtype": args.dtype,
                    "repeat": args.repeat, "min_time": min_time, "quick": args.quick,
-                   "threads": threads}
+                   "threads": threads, "peers": peer_names}
         write_json(args.out / "bench.json", rows, machine, peak, options)
         print(f"wrote {args.out / 'bench.json'}")
         if write_png(args.out / "bench.png", rows, machine, peak):
@@ -669,7 +769,7 @@ def run(args: argparse.Namespace) -> int:
                   "(or pip install matplotlib)")
     failed = [r for r in rows if r.check == "FAIL"]
     if failed:
-        print(f"\nFAIL: {len(failed)} result(s) differ from torch beyond tolerance "
+        print(f"\nFAIL: {len(failed)} result(s) differ from a peer's beyond tolerance "
               f"{MISMATCH_TOLERANCE}", file=sys.stderr)
         return 1
     return 0

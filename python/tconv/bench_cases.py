@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from .functional import output_shape
 
-__all__ = ["CASES", "PASSES", "QUICK_DENSE_LIMIT", "BenchCase", "select_cases"]
+__all__ = ["CASES", "GEMM_CASES", "PASSES", "QUICK_DENSE_LIMIT", "BenchCase", "select_cases"]
 
 #: The three timed passes, in table order.
 PASSES: tuple[str, ...] = ("fwd", "grad_input", "grad_weight")
@@ -124,14 +124,14 @@ class BenchCase:
 
 
 def _case(name: str, batch: int, c_in: int, c_out: int, spatial: tuple[int, ...], k: int, s: int,
-          p: int = 0, op: int = 0, note: str = "") -> BenchCase:
+          p: int = 0, op: int = 0, groups: int = 1, note: str = "") -> BenchCase:
     nd = len(spatial)
     return BenchCase(name=name, batch=batch, c_in=c_in, c_out=c_out, spatial=spatial,
                      kernel=(k,) * nd, stride=(s,) * nd, padding=(p,) * nd,
-                     output_padding=(op,) * nd, dilation=(1,) * nd, note=note)
+                     output_padding=(op,) * nd, dilation=(1,) * nd, groups=groups, note=note)
 
 
-#: The benchmark suite of issue 3, in table order.
+#: The public benchmark suite, in table order.
 CASES: tuple[BenchCase, ...] = (
     # DCGAN generator (batch 64, k4 s2 p1): each layer doubles the spatial size.
     _case("dcgan-512-256", 64, 512, 256, (4, 4), 4, 2, 1, note="DCGAN generator layer"),
@@ -152,6 +152,18 @@ CASES: tuple[BenchCase, ...] = (
     # Volumetric decoders.
     _case("vnet3d-k2s2", 2, 128, 64, (16, 16, 16), 2, 2, note="V-Net 3-D up-convolution"),
     _case("unet3d-k3s2op1", 2, 64, 32, (16, 16, 16), 3, 2, 1, 1, note="3-D U-Net up-sampling"),
+    # Depthwise (groups = channels) learned-bilinear 2x up-sampling of mobile/FCN decoders.
+    _case("depthwise-k4s2", 8, 64, 64, (128, 128), 4, 2, 1, groups=64,
+          note="depthwise 2x up-sampling"),
+)
+
+#: 1x1 transposed convolutions that are plain matrix products ``Y = W^T X`` (M = C_out,
+#: K = C_in, N = pixels): the GEMM engine measured against NumPy's BLAS on the same M, K, N.
+GEMM_CASES: tuple[BenchCase, ...] = (
+    _case("gemm-128x256x32768", 1, 256, 128, (32768,), 1, 1, note="GEMM M128 K256 N32768"),
+    _case("gemm-512x512x1024", 1, 512, 512, (1024,), 1, 1, note="GEMM M512 K512 N1024"),
+    _case("gemm-64x64x32768", 1, 64, 64, (32768,), 1, 1, note="GEMM M64 K64 N32768"),
+    _case("gemm-32x1024x4096", 1, 1024, 32, (4096,), 1, 1, note="GEMM M32 K1024 N4096"),
 )
 
 
