@@ -10,15 +10,17 @@
 // already the operator's value; only the outputs it leaves Inf or NaN are recomputed here, one
 // by one, so a few NaN in a large call cost a few windows of loop-nest work, not the whole call
 // (tconv/nonfinite.hpp).  Each output's terms are summed in one fixed order -- (input channel,
-// tap) for scatter and gather, (n, pixel) for weight_grad -- whichever thread computes it, and
-// whether it is recomputed alone or with its whole plane, so results are bitwise deterministic
-// for any thread count.
+// tap) for scatter and gather, (n, pixel) into fixed lanes for weight_grad -- whichever thread
+// computes it, and whether it is recomputed alone or with its whole plane, so results are
+// bitwise deterministic for any thread count.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/subconv.hpp"
 
 namespace tconv {
 
@@ -123,22 +125,51 @@ void element_pairs(const Geometry& g, const std::array<AxisPairs, kMaxDims>& axe
                              axes[2].src[c]});
 }
 
-// y plane (n, f) = C^T x, summed in the order (c, k, i).
+// y plane (n, f) = C^T x, summed in the order (c, k, i), one output phase at a time (the
+// phases of scatter.cpp): within a phase every tap reads x at a fixed offset, so each row is a
+// contiguous multiply-add.  acc: scratch.
 template <typename T>
-void scatter_plane(const Geometry& g, const T* x, const T* w, const T* bias, int64_t n,
-                   int64_t f, T* out) {
+void scatter_plane(const Geometry& g, const std::array<std::vector<SubAxis>, kMaxDims>& phases,
+                   const T* x, const T* w, const T* bias, int64_t n, int64_t f, T* out,
+                   std::vector<T>& acc) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
-  std::fill(out, out + g.fine_pixels(), bias ? bias[f] : T(0));
   const int64_t group = f / fpg;
-  for (int64_t c = group * cpg; c < (group + 1) * cpg; ++c) {
-    const T* in = x + (n * g.coarse_channels + c) * g.coarse_pixels();
-    const T* w_cf = w + (c * fpg + f % fpg) * taps;
-    for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
-                            int64_t sx) {
-      const T wv = w_cf[tap];
-      for (int64_t ix = lo; ix < hi; ++ix) out[fi + (ix - lo) * sx] += in[ci + ix] * wv;
-    });
-  }
+  const auto valid = [](const SubAxis& a, size_t t, int64_t coarse) {  // j + offset in range
+    const int64_t off = a.tap_offset[t];
+    return IndexRange{std::max<int64_t>(0, -off), std::min(a.extent, coarse - off)};
+  };
+  for (const SubAxis& az : phases[0])
+    for (const SubAxis& ay : phases[1])
+      for (const SubAxis& ax : phases[2]) {
+        const int64_t ey = ay.extent, ex = ax.extent;
+        acc.assign(static_cast<size_t>(az.extent * ey * ex), bias ? bias[f] : T(0));
+        for (int64_t c = group * cpg; c < (group + 1) * cpg; ++c) {
+          const T* in = x + (n * g.coarse_channels + c) * g.coarse_pixels();
+          const T* w_cf = w + (c * fpg + f % fpg) * taps;
+          for (size_t tz = 0; tz < az.tap_kernel.size(); ++tz)
+            for (size_t ty = 0; ty < ay.tap_kernel.size(); ++ty)
+              for (size_t tx = 0; tx < ax.tap_kernel.size(); ++tx) {
+                const T wv = w_cf[(az.tap_kernel[tz] * g.kernel[1] + ay.tap_kernel[ty]) *
+                                      g.kernel[2] + ax.tap_kernel[tx]];
+                const IndexRange rz = valid(az, tz, g.coarse[0]), ry = valid(ay, ty, g.coarse[1]),
+                                 rx = valid(ax, tx, g.coarse[2]);
+                for (int64_t jz = rz.lo; jz < rz.hi; ++jz)
+                  for (int64_t jy = ry.lo; jy < ry.hi; ++jy) {
+                    T* __restrict a = acc.data() + (jz * ey + jy) * ex;
+                    const T* __restrict src =
+                        in + ((jz + az.tap_offset[tz]) * g.coarse[1] + jy + ay.tap_offset[ty]) *
+                                 g.coarse[2] + ax.tap_offset[tx];
+                    for (int64_t jx = rx.lo; jx < rx.hi; ++jx) a[jx] += src[jx] * wv;
+                  }
+              }
+        }
+        const T* a = acc.data();
+        for (int64_t jz = 0; jz < az.extent; ++jz)
+          for (int64_t jy = 0; jy < ey; ++jy)
+            for (int64_t jx = 0; jx < ex; ++jx)
+              out[((jz * az.dst_step + az.dst_base) * g.fine[1] + jy * ay.dst_step + ay.dst_base) *
+                      g.fine[2] + jx * ax.dst_step + ax.dst_base] = *a++;
+      }
 }
 
 // x plane (n, c) = C y, summed in the order (f, k, i).
@@ -153,12 +184,14 @@ void gather_plane(const Geometry& g, const T* y, const T* w, const T* bias, int6
     for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
                             int64_t sx) {
       const T wv = w_cf[tap];
-      for (int64_t ix = lo; ix < hi; ++ix) out[ci + ix] += wv * in[fi + (ix - lo) * sx];
+      T* __restrict o = out + ci + lo;
+      const T* __restrict src = in + fi;
+      for (int64_t j = 0; j < hi - lo; ++j) o[j] += wv * src[j * sx];
     });
   }
 }
 
-// Recomputes the Inf/NaN elements of each output plane.  `plane(p, buf)` writes plane p whole
+// Recomputes the Inf/NaN elements of each output plane.  `plane(p, buf, scratch)` writes plane p whole
 // by the loop nest; `element(p, e, pairs)` returns its element e alone, with the same terms in
 // the same order.  A plane with many such elements is cheaper whole (contiguous rows).
 template <typename T, typename Plane, typename Element>
@@ -170,17 +203,23 @@ void repair_planes(const Geometry& g, const std::array<AxisPairs, kMaxDims>& axe
   {
     std::vector<int64_t> bad;
     std::vector<Pair> pairs;
-    std::vector<T> whole;
+    std::vector<T> whole, scratch;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t p = 0; p < planes; ++p) {
       T* out = result + p * size;
       bad.clear();
-      for (int64_t e = 0; e < size; ++e)
-        if (nonfinite_bit(out[e])) bad.push_back(e);
+      for (int64_t e0 = 0; e0 < size; e0 += 256) {  // a vector OR first, then the few
+        const int64_t e1 = std::min(size, e0 + 256);
+        decltype(nonfinite_bit(T(0))) any = 0;
+        for (int64_t e = e0; e < e1; ++e) any |= nonfinite_bit(out[e]);
+        if (any)
+          for (int64_t e = e0; e < e1; ++e)
+            if (nonfinite_bit(out[e])) bad.push_back(e);
+      }
       if (bad.empty()) continue;
       if (static_cast<int64_t>(bad.size()) * 8 > size) {
         whole.resize(static_cast<size_t>(size));
-        plane(p, whole.data());
+        plane(p, whole.data(), scratch);
         for (int64_t e : bad) out[e] = whole[static_cast<size_t>(e)];
       } else {
         for (int64_t e : bad) {
@@ -198,11 +237,15 @@ template <typename T>
 void scatter_repair(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   const std::array<AxisPairs, kMaxDims> axes = {axis_pairs(g, 0, true), axis_pairs(g, 1, true),
                                                 axis_pairs(g, 2, true)};
+  std::array<std::vector<SubAxis>, kMaxDims> phases;
+  for (int d = 0; d < kMaxDims; ++d)
+    phases[d] = output_phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
   repair_planes<T>(
       g, axes, g.fine, g.coarse, g.batch * g.fine_channels, y,
-      [&](int64_t p, T* out) {
-        scatter_plane(g, x, w, bias, p / g.fine_channels, p % g.fine_channels, out);
+      [&](int64_t p, T* out, std::vector<T>& scratch) {
+        scatter_plane(g, phases, x, w, bias, p / g.fine_channels, p % g.fine_channels, out,
+                      scratch);
       },
       [&](int64_t p, const std::vector<Pair>& pairs) {
         const int64_t n = p / g.fine_channels, f = p % g.fine_channels, group = f / fpg;
@@ -223,7 +266,7 @@ void gather_repair(const Geometry& g, const T* y, const T* w, const T* bias, T* 
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
   repair_planes<T>(
       g, axes, g.coarse, g.fine, g.batch * g.coarse_channels, x,
-      [&](int64_t p, T* out) {
+      [&](int64_t p, T* out, std::vector<T>&) {
         gather_plane(g, y, w, bias, p / g.coarse_channels, p % g.coarse_channels, out);
       },
       [&](int64_t p, const std::vector<Pair>& pairs) {
@@ -239,7 +282,10 @@ void gather_repair(const Geometry& g, const T* y, const T* w, const T* bias, T* 
 }
 
 // dW[c][f][k] = sum_n sum_i coarse[n][c][i] * fine[n][f][i*s - p + k*d], each Inf/NaN entry
-// reduced alone in the order (n, i).
+// reduced alone in the order (n, i), into kLanes partial sums (term u of each row goes to
+// part[u % kLanes], so the sums are independent chains) added in lane order at the end.
+constexpr int kLanes = 8;
+
 template <typename T>
 void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
@@ -252,15 +298,23 @@ void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw
       if (!nonfinite_bit(entry)) continue;
       const int64_t kx = tap % g.kernel[2], ky = (tap / g.kernel[2]) % g.kernel[1],
                     kz = tap / (g.kernel[2] * g.kernel[1]);
-      T acc = T(0);
+      T part[kLanes] = {};
       for (int64_t n = 0; n < g.batch; ++n) {
         const T* cin = coarse + (n * g.coarse_channels + c) * g.coarse_pixels();
         const T* fin = fine + (n * g.fine_channels + f) * g.fine_pixels();
         for_each_row_of_tap(g, kz, ky, kx, [&](int64_t ci, int64_t fi, int64_t lo, int64_t hi,
                                                int64_t sx) {
-          for (int64_t ix = lo; ix < hi; ++ix) acc += cin[ci + ix] * fin[fi + (ix - lo) * sx];
+          const T* a = cin + ci + lo;
+          const T* b = fin + fi;
+          const int64_t len = hi - lo;
+          int64_t j = 0;
+          for (; j + kLanes <= len; j += kLanes)
+            for (int u = 0; u < kLanes; ++u) part[u] += a[j + u] * b[(j + u) * sx];
+          for (int u = 0; j < len; ++j, ++u) part[u] += a[j] * b[j * sx];
         });
       }
+      T acc = part[0];
+      for (int u = 1; u < kLanes; ++u) acc += part[u];
       entry = acc;
     }
   }
