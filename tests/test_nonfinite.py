@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import tconv
-from tconv import reference
-
 from _cases import Case
 from conftest import assert_matches_oracle
+from tconv import reference
 from test_numerics import assert_same_specials
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",

@@ -13,6 +13,11 @@ use the same number of threads.  What torch runs is what a training step runs:
 Every tconv result is also compared with torch's (or, without torch, nothing is compared and
 the table says so); a mismatch marks the row ``FAIL`` and makes the command exit with status 1.
 
+A case with ``nan_input`` (``nan-input-k4s2``) puts one NaN in the middle of x and times the
+call next to the same call on finite data: the table's last lines give the NaN call's time as a
+multiple of the finite one's (the non-finite repair must stay cheap).  Its ``grad_input`` does not
+read x and is skipped; it is left out of the tconv/torch geomeans.
+
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
 "% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
 FLOP/cycle/core of the CPU's widest ISA (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
@@ -34,7 +39,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +101,8 @@ class Workload:
         self.x = rng.standard_normal(c.input_shape).astype(self.dtype)
         self.w = rng.standard_normal(c.weight_shape).astype(self.dtype)
         self.g = rng.standard_normal(c.output_shape).astype(self.dtype)
+        if c.nan_input and self.x.size:
+            self.x.flat[self.x.size // 2] = np.nan
 
     def converted(self, dtype: np.dtype[Any], absolute: bool = False) -> Workload:
         """The same inputs (exactly, if ``dtype`` is wider) in ``dtype``; ``|.|`` of them if
@@ -185,11 +192,17 @@ def as_numpy(result: Any) -> np.ndarray[Any, Any]:
 
 
 def relative_error(actual: Any, expected: Any) -> float:
-    """``max|actual - expected| / max|expected|`` in float64 (``inf`` on a shape mismatch)."""
+    """``max|actual - expected| / max|expected|`` in float64 over the finite elements (``inf``
+    on a shape mismatch or when NaN/+Inf/-Inf are not in the same places)."""
     a = as_numpy(actual).astype(np.float64)
     e = as_numpy(expected).astype(np.float64)
     if a.shape != e.shape:
         return math.inf
+    nan, inf = np.isnan(e), np.isinf(e)
+    if not (np.array_equal(np.isnan(a), nan) and np.array_equal(np.isinf(a), inf)
+            and np.array_equal(a[inf], e[inf])):
+        return math.inf
+    a, e = a[~nan & ~inf], e[~nan & ~inf]
     if e.size == 0:
         return 0.0
     scale = float(np.max(np.abs(e))) or 1.0
@@ -383,6 +396,9 @@ class Row:
     peak_percent: float | None = None
     max_rel_error: float | None = None
     check: str = "unchecked"
+    #: nan_input cases: the same call on finite data, and the NaN call's time over its time
+    finite_seconds: float | None = None
+    nan_over_finite: float | None = None
     tconv_samples: list[float] = field(default_factory=list)
     torch_samples: list[float] = field(default_factory=list)
 
@@ -405,19 +421,27 @@ def run_benchmarks(
     for case in cases:
         for dtype in dtypes:
             work = Workload(case, dtype)
+            finite = Workload(replace(case, nan_input=False), dtype) if case.nan_input else None
             for pass_ in passes:
+                if finite is not None and pass_ == "grad_input":
+                    continue  # reads no x: nothing non-finite
                 if progress is not None:
                     progress(f"[{len(rows) + 1}/{total}] {case.name} {pass_} {dtype.name} "
                              f"({case.flops / 1e9:.3g} GFLOP), {time.perf_counter() - started:.0f} s elapsed")
                 fns: dict[str, Callable[[], Any]] = {"tconv": work.tconv(pass_)}
                 if torch is not None:
                     fns["torch"] = work.torch(pass_)
+                if finite is not None:
+                    fns["finite"] = finite.tconv(pass_)
                 samples, results = time_interleaved(fns, repeat, min_time)
                 t_tconv = statistics.median(samples["tconv"])
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
                           dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
                           tconv_gflops=case.flops / t_tconv / 1e9,
                           tconv_samples=samples["tconv"])
+                if finite is not None:
+                    row.finite_seconds = statistics.median(samples["finite"])
+                    row.nan_over_finite = t_tconv / row.finite_seconds
                 peak_dtype = peak.for_dtype(dtype)
                 if peak_dtype:
                     row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
@@ -443,11 +467,13 @@ def summary(rows: list[Row]) -> dict[str, Any]:
     out: dict[str, Any] = {"ratio": {}, "float64_over_float32": {}}
     for pass_ in PASSES:
         for dtype in ("float32", "float64"):
-            ratios = [r.ratio for r in rows if r.pass_ == pass_ and r.dtype == dtype and r.ratio]
+            ratios = [r.ratio for r in rows if r.pass_ == pass_ and r.dtype == dtype and r.ratio
+                      and r.nan_over_finite is None]
             if ratios:
                 out["ratio"][f"{pass_} {dtype}"] = {
                     "geomean": geomean(ratios), "min": min(ratios), "cases": len(ratios)}
-        by_key = {(r.case, r.dtype): r.tconv_gflops for r in rows if r.pass_ == pass_}
+        by_key = {(r.case, r.dtype): r.tconv_gflops for r in rows
+                  if r.pass_ == pass_ and r.nan_over_finite is None}
         pairs = [by_key[(c, "float64")] / g32 for (c, d), g32 in by_key.items()
                  if d == "float32" and (c, "float64") in by_key]
         if pairs:
@@ -500,6 +526,10 @@ def format_table(rows: list[Row], peak: Peak) -> str:
         lines.append("\ntorch not importable (or --no-torch): tconv-only columns, results unchecked")
     for pass_, ratio in stats["float64_over_float32"].items():
         lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
+    for r in rows:
+        if r.nan_over_finite is not None:
+            lines.append(f"one NaN in x: {r.case} {r.pass_} {r.dtype} takes "
+                         f"{r.nan_over_finite:.2f}x the time of the finite call")
     lines.append(f"% peak relative to: {peak.source}")
     return "\n".join(lines)
 
