@@ -660,3 +660,31 @@ def test_issue_examples() -> None:
             call()
     # without requires_grad a CPU tensor is an array like any other
     np.testing.assert_array_equal(tconv.conv_transpose(t.detach(), w), tconv.conv_transpose(x, w))
+
+
+def test_torch_api_takes_ints_only() -> None:
+    """tconv.torch: a float in a tuple was truncated (stride=(1.5, 2) ran as (1, 2)); now every
+    int argument is an int in some form, or a TypeError naming it."""
+    torch = pytest.importorskip("torch")
+    import tconv.torch as tt
+
+    x, w = torch.ones(1, 2, 5, 5), torch.ones(2, 3, 3, 3)
+    for kw, name in (({"stride": (1.5, 2)}, "stride"), ({"padding": (1, 0.5)}, "padding"),
+                     ({"dilation": 2.0}, "dilation"), ({"groups": 1.7}, "groups"),
+                     ({"output_padding": [None, 0]}, "output_padding")):
+        with pytest.raises(TypeError, match=name):
+            tt.conv_transpose2d(x, w, **kw)
+    expected = tt.conv_transpose2d(x, w, stride=2, padding=1)
+    for stride in (np.int64(2), np.array(2), torch.tensor(2), np.array([2, 2])):
+        assert torch.equal(tt.conv_transpose2d(x, w, stride=stride, padding=np.array(1)),
+                           expected)
+    for args, name in (((2.0, 3, 3), "in_channels"), ((2, None, 3), "out_channels"),
+                       ((2, 3, 3.0), "kernel_size"), ((2, 3, True), "kernel_size")):
+        with pytest.raises(TypeError, match=name):
+            tt.ConvTranspose2d(*args)
+    with pytest.raises(ValueError, match="kernel_size"):
+        tt.ConvTranspose2d(2, 3, 0)
+    with pytest.raises(TypeError, match="groups"):
+        tt.ConvTranspose2d(2, 4, 3, groups=2.0)
+    layer = tt.ConvTranspose2d(np.int64(2), np.array(3), np.array(3), stride=np.array(2))
+    assert layer.weight.shape == (2, 3, 3, 3) and layer.stride == (2, 2)

@@ -137,6 +137,18 @@ def _as_int(value: object, name: str, whole: object = None) -> int:
         ) from None
 
 
+def as_int(value: object, name: str) -> int:
+    """One int argument (``groups``, a channel count): Python and NumPy integers and 0-d
+    integer arrays; a bool, float or anything else is a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, not a bool, got {_fmt(value)}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        kind = "" if value is None else f" of type {type(value).__name__}"
+        raise TypeError(f"{name} must be an int, got {_fmt(value)}{kind}") from None
+
+
 def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
     """An int or a sequence of ``ndim`` ints, each ``>= minimum``."""
     if isinstance(value, np.ndarray) and value.ndim > 1:
