@@ -191,38 +191,60 @@ void gather_plane(const Geometry& g, const T* y, const T* w, const T* bias, int6
   }
 }
 
-// Recomputes the Inf/NaN elements of each output plane.  `plane(p, buf, scratch)` writes plane p whole
-// by the loop nest; `element(p, e, pairs)` returns its element e alone, with the same terms in
-// the same order.  A plane with many such elements is cheaper whole (contiguous rows).
+// Appends to `bad` the indices of the Inf/NaN elements of out[0 .. size): a vector OR over
+// each block first, then the few blocks that have any.
+template <typename T>
+void find_nonfinite(const T* out, int64_t size, std::vector<int64_t>& bad) {
+  for (int64_t e0 = 0; e0 < size; e0 += 256) {
+    const int64_t e1 = std::min(size, e0 + 256);
+    decltype(nonfinite_bit(T(0))) any = 0;
+    for (int64_t e = e0; e < e1; ++e) any |= nonfinite_bit(out[e]);
+    if (any)
+      for (int64_t e = e0; e < e1; ++e)
+        if (nonfinite_bit(out[e])) bad.push_back(e);
+  }
+}
+
+// Work below which a repair runs on the calling thread: on a busy machine waking the other
+// threads costs more than a few windows of loop nest (multiply-adds).
+constexpr int64_t kParallelRepairWork = int64_t(1) << 20;
+
+// Recomputes the Inf/NaN elements of each output plane.  `plane(p, buf, scratch)` writes plane
+// p whole by the loop nest; `element(p, e, pairs)` returns its element e alone, with the same
+// terms in the same order.  A plane with many such elements is cheaper whole (contiguous rows).
+// `terms`: most products in one element (for the work estimate).
 template <typename T, typename Plane, typename Element>
 void repair_planes(const Geometry& g, const std::array<AxisPairs, kMaxDims>& axes,
-                   const Dims& out_dims, const Dims& src_dims, int64_t planes, T* result,
-                   Plane&& plane, Element&& element) {
+                   const Dims& out_dims, const Dims& src_dims, int64_t planes, int64_t terms,
+                   T* result, Plane&& plane, Element&& element) {
   const int64_t size = out_dims[0] * out_dims[1] * out_dims[2];
-#pragma omp parallel if (planes > 1 && planes * size > (int64_t(1) << 15))
+  std::vector<int64_t> bad_planes, bad;
+  int64_t work = 0;
+  for (int64_t p = 0; p < planes; ++p) {
+    bad.clear();
+    find_nonfinite(result + p * size, size, bad);
+    if (bad.empty()) continue;
+    bad_planes.push_back(p);
+    work += static_cast<int64_t>(bad.size()) * terms;
+  }
+  const int64_t count = static_cast<int64_t>(bad_planes.size());
+#pragma omp parallel if (count > 1 && work > kParallelRepairWork)
   {
-    std::vector<int64_t> bad;
+    std::vector<int64_t> elements;
     std::vector<Pair> pairs;
     std::vector<T> whole, scratch;
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t p = 0; p < planes; ++p) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t p = bad_planes[static_cast<size_t>(i)];
       T* out = result + p * size;
-      bad.clear();
-      for (int64_t e0 = 0; e0 < size; e0 += 256) {  // a vector OR first, then the few
-        const int64_t e1 = std::min(size, e0 + 256);
-        decltype(nonfinite_bit(T(0))) any = 0;
-        for (int64_t e = e0; e < e1; ++e) any |= nonfinite_bit(out[e]);
-        if (any)
-          for (int64_t e = e0; e < e1; ++e)
-            if (nonfinite_bit(out[e])) bad.push_back(e);
-      }
-      if (bad.empty()) continue;
-      if (static_cast<int64_t>(bad.size()) * 8 > size) {
+      elements.clear();
+      find_nonfinite(out, size, elements);
+      if (static_cast<int64_t>(elements.size()) * 8 > size) {
         whole.resize(static_cast<size_t>(size));
         plane(p, whole.data(), scratch);
-        for (int64_t e : bad) out[e] = whole[static_cast<size_t>(e)];
+        for (int64_t e : elements) out[e] = whole[static_cast<size_t>(e)];
       } else {
-        for (int64_t e : bad) {
+        for (int64_t e : elements) {
           element_pairs(g, axes, out_dims, src_dims, e, pairs);
           out[e] = element(p, pairs);
         }
@@ -242,7 +264,7 @@ void scatter_repair(const Geometry& g, const T* x, const T* w, const T* bias, T*
     phases[d] = output_phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
   repair_planes<T>(
-      g, axes, g.fine, g.coarse, g.batch * g.fine_channels, y,
+      g, axes, g.fine, g.coarse, g.batch * g.fine_channels, cpg * taps, y,
       [&](int64_t p, T* out, std::vector<T>& scratch) {
         scatter_plane(g, phases, x, w, bias, p / g.fine_channels, p % g.fine_channels, out,
                       scratch);
@@ -265,7 +287,7 @@ void gather_repair(const Geometry& g, const T* y, const T* w, const T* bias, T* 
                                                 axis_pairs(g, 2, false)};
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
   repair_planes<T>(
-      g, axes, g.coarse, g.fine, g.batch * g.coarse_channels, x,
+      g, axes, g.coarse, g.fine, g.batch * g.coarse_channels, fpg * taps, x,
       [&](int64_t p, T* out, std::vector<T>&) {
         gather_plane(g, y, w, bias, p / g.coarse_channels, p % g.coarse_channels, out);
       },
@@ -289,34 +311,35 @@ constexpr int kLanes = 8;
 template <typename T>
 void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
-  const int64_t slices = g.coarse_channels * fpg;
-#pragma omp parallel for schedule(dynamic, 4) if (slices * taps > (int64_t(1) << 12))
-  for (int64_t slice = 0; slice < slices; ++slice) {
+  std::vector<int64_t> bad;
+  find_nonfinite(dw, g.coarse_channels * fpg * taps, bad);
+  const int64_t count = static_cast<int64_t>(bad.size());
+  const int64_t work = count * g.batch * g.coarse_pixels();
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1 && work > kParallelRepairWork)
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t index = bad[static_cast<size_t>(i)], slice = index / taps, tap = index % taps;
     const int64_t c = slice / fpg, f = (c / cpg) * fpg + slice % fpg;
-    for (int64_t tap = 0; tap < taps; ++tap) {
-      T& entry = dw[slice * taps + tap];
-      if (!nonfinite_bit(entry)) continue;
-      const int64_t kx = tap % g.kernel[2], ky = (tap / g.kernel[2]) % g.kernel[1],
-                    kz = tap / (g.kernel[2] * g.kernel[1]);
-      T part[kLanes] = {};
-      for (int64_t n = 0; n < g.batch; ++n) {
-        const T* cin = coarse + (n * g.coarse_channels + c) * g.coarse_pixels();
-        const T* fin = fine + (n * g.fine_channels + f) * g.fine_pixels();
-        for_each_row_of_tap(g, kz, ky, kx, [&](int64_t ci, int64_t fi, int64_t lo, int64_t hi,
-                                               int64_t sx) {
-          const T* a = cin + ci + lo;
-          const T* b = fin + fi;
-          const int64_t len = hi - lo;
-          int64_t j = 0;
-          for (; j + kLanes <= len; j += kLanes)
-            for (int u = 0; u < kLanes; ++u) part[u] += a[j + u] * b[(j + u) * sx];
-          for (int u = 0; j < len; ++j, ++u) part[u] += a[j] * b[j * sx];
-        });
-      }
-      T acc = part[0];
-      for (int u = 1; u < kLanes; ++u) acc += part[u];
-      entry = acc;
+    T& entry = dw[index];
+    const int64_t kx = tap % g.kernel[2], ky = (tap / g.kernel[2]) % g.kernel[1],
+                  kz = tap / (g.kernel[2] * g.kernel[1]);
+    T part[kLanes] = {};
+    for (int64_t n = 0; n < g.batch; ++n) {
+      const T* cin = coarse + (n * g.coarse_channels + c) * g.coarse_pixels();
+      const T* fin = fine + (n * g.fine_channels + f) * g.fine_pixels();
+      for_each_row_of_tap(g, kz, ky, kx, [&](int64_t ci, int64_t fi, int64_t lo, int64_t hi,
+                                             int64_t sx) {
+        const T* a = cin + ci + lo;
+        const T* b = fin + fi;
+        const int64_t len = hi - lo;
+        int64_t j = 0;
+        for (; j + kLanes <= len; j += kLanes)
+          for (int u = 0; u < kLanes; ++u) part[u] += a[j + u] * b[(j + u) * sx];
+        for (int u = 0; j < len; ++j, ++u) part[u] += a[j] * b[j * sx];
+      });
     }
+    T acc = part[0];
+    for (int u = 1; u < kLanes; ++u) acc += part[u];
+    entry = acc;
   }
 }
 
