@@ -24,8 +24,6 @@ from test_numerics import assert_same_specials
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",
                                         "ignore:overflow:RuntimeWarning")
 
-ISAS = tconv.supported_isas()
-
 CASES = [
     # sub-convolutions, k4 s2 p1 (each output phase has its own taps), bias
     Case(2, 1, 10, 12, (9, 11), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), True),
@@ -71,8 +69,8 @@ def _check_forward(case: Case, x, w, b, label: str) -> None:
 
 def _check_backward(case: Case, g, x, w, label: str) -> None:
     p = case.params()
-    cp = dict(stride=case.stride, padding=case.padding, dilation=case.dilation,
-              groups=case.groups)
+    cp = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
+          "groups": case.groups}
     gi, gw, _ = tconv.conv_transpose_backward(g, x, w, **p)
     crop = (..., *[slice(0, n) for n in x.shape[2:]])
     expected = reference.conv_structural(g, w, **cp)[crop]
@@ -96,12 +94,15 @@ def _check_backward(case: Case, g, x, w, label: str) -> None:
     assert_same_specials(cw, ref_cw, f"conv grad_weight {label}")
 
 
-@pytest.fixture(params=ISAS)
+@pytest.fixture(params=tconv.supported_isas())
 def isa(request):
-    before = tconv.isa()
-    tconv.set_isa(request.param)
-    yield request.param
-    tconv.set_isa(before)
+    """Each ISA this CPU runs, restored afterwards (as in test_isa)."""
+    saved = tconv.isa()
+    try:
+        tconv.set_isa(request.param)
+        yield request.param
+    finally:
+        tconv.set_isa(saved)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)])
@@ -142,8 +143,8 @@ def test_outputs_a_nan_does_not_reach_keep_the_fast_result(isa, case):
     assert np.isnan(y[reached]).all()
     assert np.array_equal(y[~reached].view(np.uint32), y0[~reached].view(np.uint32))
     # the gather (conv) of a grad_output with one NaN, likewise
-    cp = dict(stride=case.stride, padding=case.padding, dilation=case.dilation,
-              groups=case.groups)
+    cp = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
+          "groups": case.groups}
     g = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
     gpos = _positions(g.shape)[2]
     gn, g0 = g.copy(), g.copy()
@@ -162,7 +163,7 @@ def test_repaired_results_do_not_depend_on_the_thread_count(isa):
     x[1, 5, 0, 0] = np.nan
     x[2, 7, 10, 17] = np.inf
     w[3, 2, 1, 3] = -np.inf  # a whole output plane per sample: repaired plane by plane
-    p = dict(stride=2, padding=1)
+    p = {"stride": 2, "padding": 1}
     g = rng.standard_normal((3, 16, 40, 36)).astype(np.float32)
     g[0, 4, 39, 0] = np.nan
 
