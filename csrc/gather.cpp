@@ -42,7 +42,7 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
       g.coarse_channels * g.fine_per_group() * g.taps(),
       g.batch * g.coarse_channels * g.coarse_pixels(),
       [&](bool check) { return gather_fast(g, y, w, bias, x, check); },
-      [&] { gather_direct(g, y, w, bias, x); });
+      [&] { gather_repair(g, y, w, bias, x); });
 }
 
 template void gather<float>(const Geometry&, const float*, const float*, const float*, float*);

@@ -72,7 +72,7 @@ void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
       g.coarse_channels * g.fine_per_group() * g.taps(),
       g.batch * g.fine_channels * g.fine_pixels(),
       [&](bool check) { return scatter_fast(g, x, w, bias, y, check); },
-      [&] { scatter_direct(g, x, w, bias, y); });
+      [&] { scatter_repair(g, x, w, bias, y); });
 }
 
 template void scatter<float>(const Geometry&, const float*, const float*, const float*, float*);

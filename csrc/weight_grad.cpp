@@ -436,7 +436,7 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
         weight_grad_fast(g, coarse, fine, dw);
         return !check || all_finite(dw, dw_size);
       },
-      [&] { weight_grad_direct(g, coarse, fine, dw); });
+      [&] { weight_grad_repair(g, coarse, fine, dw); });
 }
 
 template void weight_grad<float>(const Geometry&, const float*, const float*, float*);

@@ -156,3 +156,23 @@ def test_help_renders(argv, capsys):
         main(argv)
     assert exit_info.value.code == 0
     assert "bench" in capsys.readouterr().out
+
+
+def test_bench_nan_row_reports_nan_over_finite_time(capsys):
+    argv = ["bench", "--quick", "--cases", "nan-input", "--repeat", "1", "--min-time", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "one NaN in x: nan-input-k4s2 fwd float32 takes" in out
+    assert "nan-input-k4s2 grad_weight" in out and "nan-input-k4s2 grad_input" not in out
+    if HAS_TORCH:
+        assert "geomean tconv/torch" not in out  # the NaN row is no layer of the suite
+
+
+def test_relative_error_needs_the_same_nan_and_inf():
+    import numpy as np
+    from tconv.bench import relative_error
+
+    e = np.array([1.0, np.nan, np.inf, 2.0])
+    assert relative_error(e + 1e-9, e) < 1e-8
+    assert relative_error(np.array([1.0, 0.0, np.inf, 2.0]), e) == float("inf")
+    assert relative_error(np.array([1.0, np.nan, -np.inf, 2.0]), e) == float("inf")

@@ -16,6 +16,7 @@ name, instead of killing pytest.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import subprocess
 import sys
@@ -150,6 +151,15 @@ BAD_DTYPES = [np.int64, np.int32, np.uint8, np.bool_, np.complex64, np.complex12
               np.longdouble, object, "U3", "datetime64[s]"]
 
 
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def _grad_tensor(a: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.array(a)).requires_grad_(True)
+
+
 def _array_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, str]]:
     ref = "reference" in api.params  # the oracle takes any real numbers (ints too), in float64
     out = []
@@ -171,6 +181,10 @@ def _array_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, 
         out.append((f"{name}-string", _set(**{name: "abc"}), TypeError, name))
         out.append((f"{name}-dict", _set(**{name: {}}), TypeError, name))
         out.append((f"{name}-0d", _set(**{name: np.float32(1.0)}), ValueError, name))
+        if not ref and HAS_TORCH:  # torch's own message would not point to tconv.torch
+            out.append((f"{name}-torch-requires-grad",
+                        _set(**{name: lambda kw, n=name: _grad_tensor(kw[n])}),
+                        TypeError, f"{name} is a torch.Tensor that requires grad"))
         if not ref:
             out.append((f"{name}-float64-among-float32",
                         _set(**{name: lambda kw, n=name: kw[n].astype(np.float64)}),
@@ -221,6 +235,18 @@ def _param_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, 
         add("stride-str", TypeError, "stride", stride="2")
         add("stride-bool", TypeError, "stride", stride=True)
         add("stride-nested", TypeError, "stride", stride=((1, 1),) * nd)
+        add("stride-0d-float-array", TypeError, "stride", stride=np.array(2.0))
+        add("stride-2d-array", ValueError, "stride", stride=np.ones((1, nd), np.int64))
+        add("stride-None-entry", TypeError, "stride=", stride=(1,) * (nd - 1) + (None,))
+        add("stride-bool-array", TypeError, "stride", stride=np.array(True))
+        add("stride-complex", TypeError, "stride", stride=1 + 0j)
+        add("dilation-0d-float-array", TypeError, "dilation", dilation=np.array(1.0))
+        add("padding-0d-float-array", TypeError, "padding", padding=np.array(0.0))
+        add("padding-array-pairs-wrong-count", ValueError, "padding",
+            padding=np.zeros((nd + 1, 2), np.int64))
+        add("padding-bytes", TypeError, "padding", padding=b"same")
+        add("groups-0d-float-array", TypeError, "groups", groups=np.array(1.0))
+        add("groups-list", TypeError, "groups", groups=[1])
         add("dilation-wrong-length", ValueError, "dilation", dilation=ones(1, 1))
         add("dilation-float", TypeError, "dilation", dilation=2.0)
         add("dilation-None", TypeError, "dilation", dilation=None)
@@ -346,6 +372,7 @@ def _param_cases(api: Api) -> list[tuple[str, Callable[[Kwargs], Kwargs], type, 
         add("output_size-None-entry", TypeError, "output_size", output_size=(None,) * nd)
         add("output_size-int", TypeError, "output_size", output_size=7)
         add("output_size-str", TypeError, "output_size", output_size="77")
+        add("output_size-0d-array", TypeError, "output_size", output_size=np.array(7))
         add("output_size-unreachable", ValueError, "output_size", stride=2, output_size=(100,) * nd)
         add("output_size-negative", ValueError, "output_size", output_size=(-7,) * nd)
     # int64 overflow: huge strides/padding/dilation and a huge (zero-stride) input
@@ -587,3 +614,79 @@ def test_unusual_valid_arrays_give_identical_results(api: Api, transform: str) -
 def test_case_count() -> None:
     """The matrix is as large as this docstring claims (kept in sync with the README)."""
     assert len(CASES) >= 1000, len(CASES)
+
+
+# --------------------------------------------------------------------------------------------
+# What is accepted: integers in any NumPy form, as for the plain Python int.
+# --------------------------------------------------------------------------------------------
+
+INT_FORMS: dict[str, Callable[[int], Any]] = {
+    "numpy-scalar": np.int64, "numpy-int32": np.int32, "0d-array": np.array,
+    "0d-uint8-array": lambda v: np.array(v, np.uint8),
+}
+
+
+@pytest.mark.parametrize("form", list(INT_FORMS), ids=list(INT_FORMS))
+def test_numpy_integers_are_ints(form: str) -> None:
+    as_form = INT_FORMS[form]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 5, 6)).astype(F32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(F32)
+    plain = {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2, "dilation": 2}
+    expected = tconv.conv_transpose(x, w[:, :3], **plain)
+    given = {k: as_form(v) for k, v in plain.items()}
+    np.testing.assert_array_equal(tconv.conv_transpose(x, w[:, :3], **given), expected)
+    # per dim, and padding as an array of (low, high) rows
+    per_dim = {**given, "stride": np.array([2, 2]), "padding": np.array([[1, 1], [1, 1]])}
+    np.testing.assert_array_equal(tconv.conv_transpose(x, w[:, :3], **per_dim), expected)
+    wc = rng.standard_normal((6, 2, 3, 3)).astype(F32)
+    conv_plain = {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}
+    np.testing.assert_array_equal(
+        tconv.conv(x, wc, **{k: as_form(v) for k, v in conv_plain.items()}),
+        tconv.conv(x, wc, **conv_plain))
+    assert tconv.output_shape(x.shape, w[:, :3].shape, **given) == expected.shape
+
+
+def test_issue_examples() -> None:
+    """The two reports of issue 19: a 0-d stride array works like the int; a tensor that
+    requires grad gets a TypeError pointing to tconv.torch, not torch's RuntimeError."""
+    x, w = z(1, 2, 5), z(2, 3, 3)
+    np.testing.assert_array_equal(tconv.conv_transpose(x, w, stride=np.array(2)),
+                                  tconv.conv_transpose(x, w, stride=2))
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(1, 2, 5, requires_grad=True)
+    for call in (lambda: tconv.conv_transpose(t, w), lambda: tconv.conv(t, w.transpose(1, 0, 2)),
+                 lambda: tconv.conv_transpose1d(x, torch.from_numpy(w).requires_grad_()),
+                 lambda: tconv.conv_transpose_backward(z(1, 3, 7), t, w)):
+        with pytest.raises(TypeError, match="tconv.torch"):
+            call()
+    # without requires_grad a CPU tensor is an array like any other
+    np.testing.assert_array_equal(tconv.conv_transpose(t.detach(), w), tconv.conv_transpose(x, w))
+
+
+def test_torch_api_takes_ints_only() -> None:
+    """tconv.torch: a float in a tuple was truncated (stride=(1.5, 2) ran as (1, 2)); now every
+    int argument is an int in some form, or a TypeError naming it."""
+    torch = pytest.importorskip("torch")
+    import tconv.torch as tt
+
+    x, w = torch.ones(1, 2, 5, 5), torch.ones(2, 3, 3, 3)
+    for kw, name in (({"stride": (1.5, 2)}, "stride"), ({"padding": (1, 0.5)}, "padding"),
+                     ({"dilation": 2.0}, "dilation"), ({"groups": 1.7}, "groups"),
+                     ({"output_padding": [None, 0]}, "output_padding")):
+        with pytest.raises(TypeError, match=name):
+            tt.conv_transpose2d(x, w, **kw)
+    expected = tt.conv_transpose2d(x, w, stride=2, padding=1)
+    for stride in (np.int64(2), np.array(2), torch.tensor(2), np.array([2, 2])):
+        assert torch.equal(tt.conv_transpose2d(x, w, stride=stride, padding=np.array(1)),
+                           expected)
+    for args, name in (((2.0, 3, 3), "in_channels"), ((2, None, 3), "out_channels"),
+                       ((2, 3, 3.0), "kernel_size"), ((2, 3, True), "kernel_size")):
+        with pytest.raises(TypeError, match=name):
+            tt.ConvTranspose2d(*args)
+    with pytest.raises(ValueError, match="kernel_size"):
+        tt.ConvTranspose2d(2, 3, 0)
+    with pytest.raises(TypeError, match="groups"):
+        tt.ConvTranspose2d(2, 4, 3, groups=2.0)
+    layer = tt.ConvTranspose2d(np.int64(2), np.array(3), np.array(3), stride=np.array(2))
+    assert layer.weight.shape == (2, 3, 3, 3) and layer.stride == (2, 2)

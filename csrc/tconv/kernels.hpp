@@ -62,17 +62,18 @@ void gather(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
 template <typename T>
 void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw);
 
-// Direct loop-nest forms of the three kernels (csrc/direct.cpp): they multiply only the pairs
-// the operator's definition pairs up, so Inf/NaN reach exactly the outputs they touch.  The
-// operators above switch to them when an operand holds Inf/NaN (see tconv/nonfinite.hpp).
+// Loop-nest repairs (csrc/direct.cpp): each recomputes, multiplying only the pairs the
+// operator's definition pairs up, exactly the elements of an already computed result that are
+// Inf or NaN, so Inf/NaN reach exactly the outputs they touch.  The operators above run them
+// after their fast kernel when it left an Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool all_finite(const T* p, int64_t n);
 template <typename T>
-void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y);
+void scatter_repair(const Geometry& g, const T* x, const T* w, const T* bias, T* y);
 template <typename T>
-void gather_direct(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
+void gather_repair(const Geometry& g, const T* y, const T* w, const T* bias, T* x);
 template <typename T>
-void weight_grad_direct(const Geometry& g, const T* coarse, const T* fine, T* dw);
+void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw);
 
 // ISA dispatch: names are "avx512", "avx2", "generic".  supported_isas() lists those this
 // build and CPU can run, best first; set_isa throws std::invalid_argument for any other name.

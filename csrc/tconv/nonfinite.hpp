@@ -1,15 +1,20 @@
-// Choosing between the fast kernels and the exact loop nests (direct.cpp) for Inf/NaN data.
+// Inf/NaN data: the fast kernels, then the exact loop nest (direct.cpp) on the few outputs
+// that need it.
 //
 // The fast kernels also multiply padded zeros by weights, so an Inf/NaN weight or input can
-// turn outputs that the operator's definition never pairs it with into NaN (0 * Inf); the
-// direct kernels then give the exact result.  Two equivalent tests decide, whichever reads
+// turn outputs that the operator's definition never pairs it with into NaN (0 * Inf).  But
+// every product the fast kernel forms is summed into some result element, and a sum that
+// takes an Inf or NaN term stays Inf or NaN: a result element the fast kernel leaves finite
+// had only finite products (its padded-zero products were exact zeros), so it is the
+// operator's value.  Only the elements it leaves Inf or NaN can be wrong (a NaN where the
+// definition has a finite value, or a finite overflow summed in another order), and the
+// repair recomputes exactly those with the loop nest.  One NaN in a large input then costs
+// the loop-nest work of the outputs its window reaches, not of the whole call.
+// Whether a result element holds Inf or NaN is known two equivalent ways, whichever reads
 // fewer values:
-//   - before: scan the two operands; any Inf/NaN -> exact kernel only.
-//   - after: run the fast kernel and test its result.  Every product the fast kernel forms
-//     is summed into some result element, and a sum that takes an Inf or NaN term stays Inf
-//     or NaN, so a finite result means every product had finite factors: the padded-zero
-//     products were exact zeros, and the result is the exact one.  Otherwise (an Inf/NaN
-//     operand, or a finite overflow) the exact kernel overwrites the whole result.
+//   - before: scan the two operands; all finite -> the fast kernel without any test (its
+//     result can then only be non-finite by a finite overflow, which it keeps).
+//   - after: the fast kernel tests its result as it stores it.
 // Columns the fast kernel computes past a tile's end and discards are not part of the result:
 // the values they read are not paired with any result element by the definition either.
 // The sub-convolutions test each value as they store it (no extra pass over the result);
@@ -37,17 +42,14 @@ inline auto nonfinite_bit(T v) {
 }
 
 // fast(check) runs the fast kernel and, when `check`, returns false if its result holds an
-// Inf or NaN; exact() runs the loop nest.  a, b: the operands; result_size: the result's.
-template <typename T, typename Fast, typename Exact>
+// Inf or NaN; repair() recomputes the result's Inf/NaN elements by the loop nest.  a, b: the
+// operands; result_size: the result's.
+template <typename T, typename Fast, typename Repair>
 void run_checked(const T* a, int64_t a_size, const T* b, int64_t b_size, int64_t result_size,
-                 Fast&& fast, Exact&& exact) {
-  if (result_size < a_size + b_size) {
-    if (!fast(true)) exact();
-  } else if (!all_finite(a, a_size) || !all_finite(b, b_size)) {
-    exact();
-  } else {
-    fast(false);
-  }
+                 Fast&& fast, Repair&& repair) {
+  const bool check =
+      result_size < a_size + b_size || !all_finite(a, a_size) || !all_finite(b, b_size);
+  if (!fast(check)) repair();
 }
 
 }  // namespace tconv

@@ -76,10 +76,22 @@ def _fmt(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _refuse_grad_tensor(value: object, name: str) -> None:
+    """A torch tensor that requires grad: the NumPy API would drop the graph (and torch refuses
+    the conversion with its own message); point to the autograd API instead."""
+    if type(value).__module__.startswith("torch") and getattr(value, "requires_grad", False) is True:
+        raise TypeError(
+            f"{name} is a torch.Tensor that requires grad, but tconv's NumPy functions do not "
+            f"track gradients: use tconv.torch (conv_transpose1d/2d/3d, ConvTranspose1d/2d/3d: "
+            f"autograd-aware), or pass {name}.detach() if no gradient is needed"
+        )
+
+
 def as_float_array(value: object, name: str) -> FloatArray:
     """``np.asarray`` the value and check it is a real float32/float64 array."""
     if value is None:
         raise TypeError(f"{name} must be an array of float32 or float64, got None")
+    _refuse_grad_tensor(value, name)
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
@@ -109,19 +121,42 @@ def check_same_dtype(reference: FloatArray, ref_name: str, **others: FloatArray 
             )
 
 
-def _as_int(value: object, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {_fmt(value)}")
+def _as_int(value: object, name: str, whole: object = None) -> int:
+    """``value`` as an int (Python and NumPy integers, 0-d integer arrays; never a bool or a
+    float).  ``whole``: the sequence ``value`` is an entry of, for the message."""
+    where = "" if whole is None else f" (in {name}={_fmt(whole)})"
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, np.ndarray)
+                                               and value.dtype == np.bool_):
+        raise TypeError(f"{name} must be an int, not a bool, got {_fmt(value)}{where}")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {_fmt(value)}") from None
+        kind = "" if value is None else f" of type {type(value).__name__}"
+        raise TypeError(
+            f"{name} must be an int or a tuple of ints, got {_fmt(value)}{kind}{where}"
+        ) from None
+
+
+def as_int(value: object, name: str) -> int:
+    """One int argument (``groups``, a channel count): Python and NumPy integers and 0-d
+    integer arrays; a bool, float or anything else is a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, not a bool, got {_fmt(value)}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        kind = "" if value is None else f" of type {type(value).__name__}"
+        raise TypeError(f"{name} must be an int, got {_fmt(value)}{kind}") from None
 
 
 def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
     """An int or a sequence of ``ndim`` ints, each ``>= minimum``."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = [_as_int(v, name) for v in value]
+    if isinstance(value, np.ndarray) and value.ndim > 1:
+        raise ValueError(
+            f"{name} must be an int or a tuple of {ndim} ints, got an array of shape {value.shape}"
+        )
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        items = [_as_int(v, name, value) for v in value]
         if len(items) != ndim:
             raise ValueError(
                 f"{name} must be an int or a tuple of {ndim} ints for {ndim}-D input, "
@@ -140,13 +175,15 @@ def padding_pairs(value: object, ndim: int, name: str = "padding",
                   allow_negative: bool = False) -> tuple[tuple[int, int], ...]:
     """Padding as one ``(low, high)`` pair per spatial dim, each side ``>= 0`` (any int with
     ``allow_negative``)."""
+    if isinstance(value, np.ndarray) and value.ndim == 2:  # one (low, high) row per dim
+        value = [tuple(row) for row in value.tolist()]
     if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in value):
         if len(value) != ndim or not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
             raise ValueError(
                 f"{name} given as pairs must hold one (low, high) pair per spatial dim "
                 f"({ndim}), got {_fmt(value)}"
             )
-        pairs = tuple((_as_int(lo, name), _as_int(hi, name)) for lo, hi in value)
+        pairs = tuple((_as_int(lo, name, value), _as_int(hi, name, value)) for lo, hi in value)
     else:
         pairs = tuple((p, p) for p in int_tuple(value, ndim, name, minimum=-(2**62)))
     for lo, hi in pairs:
@@ -244,8 +281,11 @@ def _weight_and_groups(
     input: Sequence[int], weight: Sequence[int], groups: object
 ) -> tuple[int, int]:
     """Validate weight against input channels; return (groups, other side's channel count)."""
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups must be an int, got {_fmt(groups)}")
+    if isinstance(groups, (bool, np.bool_)) or not (
+            isinstance(groups, (int, np.integer))
+            or (isinstance(groups, np.ndarray) and groups.ndim == 0 and groups.dtype.kind in "iu")):
+        kind = "" if groups is None else f" of type {type(groups).__name__}"
+        raise TypeError(f"groups must be an int, got {_fmt(groups)}{kind}")
     g = int(groups)
     if g < 1:
         raise ValueError(f"groups must be >= 1, got {g}")

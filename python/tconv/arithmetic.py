@@ -195,7 +195,7 @@ def output_padding_for(
         )
     if isinstance(output_size, (str, bytes)) or not isinstance(
         output_size, (list, tuple, np.ndarray)
-    ):
+    ) or (isinstance(output_size, np.ndarray) and output_size.ndim != 1):
         raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
     size = list(int_tuple(tuple(output_size), len(output_size), "output_size", 0))
     if len(size) == nd + 2:

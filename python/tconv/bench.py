@@ -17,6 +17,11 @@ result is compared with tconv's; a mismatch marks the row ``FAIL`` and makes the
 with status 1.  ``tconv/<peer>`` is the peer's time over tconv's (above 1: tconv is faster) and
 ``tconv/best`` the same for the fastest peer of the row.
 
+A case with ``nan_input`` (``nan-input-k4s2``) puts one NaN in the middle of x and times the
+call next to the same call on finite data: the table's last lines give the NaN call's time as a
+multiple of the finite one's (the non-finite repair must stay cheap).  Its ``grad_input`` does not
+read x and is skipped; it is left out of the tconv/torch geomeans.
+
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
 "% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
 FLOP/cycle/core of the CPU's widest ISA (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
@@ -38,7 +43,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +52,7 @@ import numpy as np
 from . import _core
 from . import reference as _reference
 from ._peers import PEERS, available_peers, parse_peers
-from .bench_cases import CASES, GEMM_CASES, PASSES, BenchCase, select_cases
+from .bench_cases import ALL_CASES, GEMM_CASES, PASSES, BenchCase, select_cases
 from .functional import conv_transpose, conv_transpose_backward
 
 # (no percent sign: argparse %-formats help texts but prints descriptions verbatim)
@@ -102,6 +107,8 @@ class Workload:
         self.x = rng.standard_normal(c.input_shape).astype(self.dtype)
         self.w = rng.standard_normal(c.weight_shape).astype(self.dtype)
         self.g = rng.standard_normal(c.output_shape).astype(self.dtype)
+        if c.nan_input and self.x.size:
+            self.x.flat[self.x.size // 2] = np.nan
 
     def converted(self, dtype: np.dtype[Any], absolute: bool = False) -> Workload:
         """The same inputs (exactly, if ``dtype`` is wider) in ``dtype``; ``|.|`` of them if
@@ -191,11 +198,17 @@ def as_numpy(result: Any) -> np.ndarray[Any, Any]:
 
 
 def relative_error(actual: Any, expected: Any) -> float:
-    """``max|actual - expected| / max|expected|`` in float64 (``inf`` on a shape mismatch)."""
+    """``max|actual - expected| / max|expected|`` in float64 over the finite elements (``inf``
+    on a shape mismatch or when NaN/+Inf/-Inf are not in the same places)."""
     a = as_numpy(actual).astype(np.float64)
     e = as_numpy(expected).astype(np.float64)
     if a.shape != e.shape:
         return math.inf
+    nan, inf = np.isnan(e), np.isinf(e)
+    if not (np.array_equal(np.isnan(a), nan) and np.array_equal(np.isinf(a), inf)
+            and np.array_equal(a[inf], e[inf])):
+        return math.inf
+    a, e = a[~nan & ~inf], e[~nan & ~inf]
     if e.size == 0:
         return 0.0
     scale = float(np.max(np.abs(e))) or 1.0
@@ -413,6 +426,9 @@ class Row:
     peers: dict[str, PeerTiming] = field(default_factory=dict)
     peak_percent: float | None = None
     check: str = "unchecked"
+    #: nan_input cases: the same call on finite data, and the NaN call's time over its time
+    finite_seconds: float | None = None
+    nan_over_finite: float | None = None
     tconv_samples: list[float] = field(default_factory=list)
 
     @property
@@ -448,7 +464,10 @@ def run_benchmarks(
     for case in cases:
         for dtype in dtypes:
             work = Workload(case, dtype)
+            finite = Workload(replace(case, nan_input=False), dtype) if case.nan_input else None
             for pass_ in passes:
+                if finite is not None and pass_ == "grad_input":
+                    continue  # reads no x: nothing non-finite
                 if progress is not None:
                     progress(f"[{len(rows) + 1}/{total}] {case.name} {pass_} {dtype.name} "
                              f"({case.flops / 1e9:.3g} GFLOP), {time.perf_counter() - started:.0f} s elapsed")
@@ -457,18 +476,22 @@ def run_benchmarks(
                     thunk = PEERS[name].thunk(work, pass_, threads)
                     if thunk is not None:
                         fns[name] = thunk
+                timed_peers = [name for name in fns if name != "tconv"]
+                if finite is not None:
+                    fns["finite"] = finite.tconv(pass_)
                 samples, results = time_interleaved(fns, repeat, min_time)
                 t_tconv = statistics.median(samples["tconv"])
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
                           dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
                           tconv_gflops=case.flops / t_tconv / 1e9,
                           tconv_samples=samples["tconv"])
+                if finite is not None:
+                    row.finite_seconds = statistics.median(samples["finite"])
+                    row.nan_over_finite = t_tconv / row.finite_seconds
                 peak_dtype = peak.for_dtype(dtype)
                 if peak_dtype:
                     row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
-                for name in fns:
-                    if name == "tconv":
-                        continue
+                for name in timed_peers:
                     seconds = statistics.median(samples[name])
                     err = relative_error(results["tconv"], results[name])
                     row.peers[name] = PeerTiming(
@@ -501,7 +524,8 @@ def summary(rows: list[Row]) -> dict[str, Any]:
     for peer in [*_peer_names(rows), "best"]:
         for pass_ in PASSES:
             for dtype in ("float32", "float64"):
-                sel = [r for r in rows if r.pass_ == pass_ and r.dtype == dtype]
+                sel = [r for r in rows if r.pass_ == pass_ and r.dtype == dtype
+                       and r.nan_over_finite is None]  # the NaN rows time the repair
                 if peer == "best":
                     ratios = [r.best_ratio for r in sel if r.best_ratio is not None]
                     if len({n for r in sel for n in r.peers}) < 2:
@@ -514,7 +538,8 @@ def summary(rows: list[Row]) -> dict[str, Any]:
                         "geomean": geomean(ratios), "min": worst, "cases": len(ratios),
                         "slower_cases": sum(r < 1.0 for r in ratios)}
     for pass_ in PASSES:
-        by_key = {(r.case, r.dtype): r.tconv_gflops for r in rows if r.pass_ == pass_}
+        by_key = {(r.case, r.dtype): r.tconv_gflops for r in rows
+                  if r.pass_ == pass_ and r.nan_over_finite is None}
         pairs = [by_key[(c, "float64")] / g32 for (c, d), g32 in by_key.items()
                  if d == "float32" and (c, "float64") in by_key]
         if pairs:
@@ -582,6 +607,10 @@ def format_table(rows: list[Row], peak: Peak) -> str:
                      "results unchecked")
     for pass_, ratio in stats["float64_over_float32"].items():
         lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
+    for r in rows:
+        if r.nan_over_finite is not None:
+            lines.append(f"one NaN in x: {r.case} {r.pass_} {r.dtype} takes "
+                         f"{r.nan_over_finite:.2f}x the time of the finite call")
     lines.append(f"% peak relative to: {peak.source}")
     return "\n".join(lines)
 
@@ -704,7 +733,7 @@ def _progress(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    suite = {"layers": CASES, "gemm": GEMM_CASES, "all": CASES + GEMM_CASES}[args.suite]
+    suite = {"layers": ALL_CASES, "gemm": GEMM_CASES, "all": ALL_CASES + GEMM_CASES}[args.suite]
     try:
         cases = select_cases(args.cases, suite)
         peer_names = parse_peers(args.peers)

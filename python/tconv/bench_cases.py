@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 from .functional import output_shape
 
-__all__ = ["CASES", "GEMM_CASES", "PASSES", "QUICK_DENSE_LIMIT", "BenchCase", "select_cases"]
+__all__ = ["ALL_CASES", "CASES", "GEMM_CASES", "NONFINITE_CASES", "PASSES", "QUICK_DENSE_LIMIT",
+           "BenchCase", "select_cases"]
 
 #: The three timed passes, in table order.
 PASSES: tuple[str, ...] = ("fwd", "grad_input", "grad_weight")
@@ -49,6 +50,9 @@ class BenchCase:
     dilation: tuple[int, ...]
     groups: int = 1
     note: str = ""
+    #: One NaN in the middle of x: bench times the call next to the same call on finite data
+    #: and reports the ratio (a few Inf/NaN must not send the call down a slow path).
+    nan_input: bool = False
 
     @property
     def dims(self) -> int:
@@ -167,7 +171,19 @@ GEMM_CASES: tuple[BenchCase, ...] = (
 )
 
 
-def select_cases(patterns: str | None, cases: tuple[BenchCase, ...] = CASES) -> list[BenchCase]:
+#: Rows timing non-finite data (not layers of issue 3; kept out of the tconv/torch geomeans).
+NONFINITE_CASES: tuple[BenchCase, ...] = (
+    replace(_case("nan-input-k4s2", 8, 128, 64, (32, 32), 4, 2, 1,
+                  note="one NaN in x, timed against the finite call"),
+            nan_input=True),
+)
+
+#: What ``python -m tconv bench`` runs by default.
+ALL_CASES: tuple[BenchCase, ...] = CASES + NONFINITE_CASES
+
+
+def select_cases(patterns: str | None,
+                 cases: tuple[BenchCase, ...] = ALL_CASES) -> list[BenchCase]:
     """Cases whose name contains any of the comma-separated ``patterns`` (all if None/empty).
 
     Raises ``ValueError`` if a pattern matches nothing, listing the valid names.

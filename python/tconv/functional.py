@@ -99,7 +99,8 @@ def _padding_for_size(
 
 
 def _spatial_size(output_size: Sequence[int], nd: int) -> list[int]:
-    if not isinstance(output_size, (list, tuple, np.ndarray)):
+    if not isinstance(output_size, (list, tuple, np.ndarray)) or (
+            isinstance(output_size, np.ndarray) and output_size.ndim != 1):
         raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
     size = list(int_tuple(output_size, len(output_size), "output_size", 1))
     if len(size) == nd + 2:
@@ -517,7 +518,8 @@ def output_shape(
     ``weight_shape`` is (C_in, C_out/groups, *k); ``groups`` scales C_out.
     """
     for name, shape in (("input_shape", input_shape), ("weight_shape", weight_shape)):
-        if not isinstance(shape, (list, tuple, np.ndarray)):
+        if not isinstance(shape, (list, tuple, np.ndarray)) or (
+                isinstance(shape, np.ndarray) and shape.ndim != 1):
             raise TypeError(f"{name} must be a sequence of ints, got {shape!r}")
     shape_in = int_tuple(tuple(input_shape), len(input_shape), "input_shape", 0)
     shape_w = int_tuple(tuple(weight_shape), len(weight_shape), "weight_shape", 0)

@@ -35,7 +35,7 @@ import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from tconv import functional
-from tconv._args import FloatArray
+from tconv._args import FloatArray, as_int, int_tuple
 
 __all__ = [
     "ConvTranspose1d",
@@ -82,11 +82,8 @@ def _params(
     dilation: IntOrTuple,
 ) -> tuple[tuple[int, ...], ...]:
     def per_dim(value: IntOrTuple, name: str) -> tuple[int, ...]:
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return (int(value),) * nd
-        if isinstance(value, (list, tuple, torch.Size)):
-            return tuple(int(v) for v in value)
-        raise TypeError(f"{name} must be an int or a tuple of {nd} ints, got {value!r}")
+        # ints only (never int(1.5) == 1); the ranges are checked by tconv.functional
+        return int_tuple(value, nd, name, minimum=-(2**62))
 
     return (per_dim(stride, "stride"), per_dim(padding, "padding"),
             per_dim(output_padding, "output_padding"), per_dim(dilation, "dilation"))
@@ -161,7 +158,7 @@ def _conv_transpose(
     batched = input.unsqueeze(0) if unbatched else input
     s, p, op, d = _params(nd, stride, padding, output_padding, dilation)
     out = _ConvTransposeFunction.apply(  # type: ignore[no-untyped-call]
-        batched, weight, bias, s, p, op, int(groups), d)
+        batched, weight, bias, s, p, op, as_int(groups, "groups"), d)
     assert isinstance(out, torch.Tensor)
     return out.squeeze(0) if unbatched else out
 
@@ -287,6 +284,12 @@ class _ConvTransposeNd(torch.nn.Module):
         super().__init__()
         nd = self._nd
         name = type(self).__name__
+        in_channels, out_channels = as_int(in_channels, "in_channels"), as_int(out_channels,
+                                                                             "out_channels")
+        groups = as_int(groups, "groups")
+        if in_channels < 0 or out_channels < 0:
+            raise ValueError(f"{name}: in_channels and out_channels must be >= 0, got "
+                             f"{in_channels} and {out_channels}")
         if groups <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups}")
         if in_channels % groups != 0:
@@ -304,7 +307,7 @@ class _ConvTransposeNd(torch.nn.Module):
             raise ValueError(f"{name}: padding must be an int or a tuple of ints, got {padding!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _params(nd, kernel_size, 0, 0, 1)[0]
+        self.kernel_size = int_tuple(kernel_size, nd, "kernel_size", 1)
         self.stride, self.padding, self.output_padding, self.dilation = _params(
             nd, stride, padding, output_padding, dilation)
         self.transposed = True
