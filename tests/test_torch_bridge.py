@@ -143,15 +143,6 @@ def test_only_requested_gradients_are_computed():
     assert x.grad is not None and w.grad is None and b.grad is None
 
 
-def test_double_backward_raises_clearly():
-    cfg = CONFIGS[0]
-    x, w, b = _tensors(cfg, torch.float64)
-    y = tt.conv_transpose1d(x, w, b, **_kwargs(cfg))
-    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        gx.sum().backward()
-
-
 def test_hand_off_is_zero_copy():
     t = torch.randn(2, 3, 4)
     view = tt._to_numpy(t)
@@ -256,8 +247,8 @@ def test_layer_in_optimizer_step_tracks_torch(one_thread):
 def test_errors():
     x = torch.randn(1, 2, 5)
     w = torch.randn(2, 3, 3)
-    with pytest.raises(TypeError, match="input must have dtype torch.float32 or torch.float64"):
-        tt.conv_transpose1d(x.half(), w.half())
+    with pytest.raises(TypeError, match="input must have dtype torch.float32, float64"):
+        tt.conv_transpose1d(x.int(), w)
     with pytest.raises(TypeError, match="weight must have dtype"):
         tt.conv_transpose1d(x, w.int())
     with pytest.raises(TypeError, match="weight has dtype torch.float64 but input"):
@@ -272,9 +263,8 @@ def test_errors():
         tt.conv_transpose1d(x[0, 0], w)
     with pytest.raises(ValueError, match="weight.shape\\[0\\]"):
         tt.conv_transpose1d(torch.randn(1, 4, 5), w)
-    for mode in ("reflect", "circular", "replicate"):
-        with pytest.raises(ValueError, match='padding_mode="zeros"'):
-            tt.ConvTranspose2d(2, 2, 3, padding_mode=mode)
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        tt.ConvTranspose2d(2, 2, 3, padding_mode="wrap")
     with pytest.raises(ValueError, match="divisible by groups"):
         tt.ConvTranspose2d(3, 2, 3, groups=2)
     with pytest.raises(ValueError, match="groups must be a positive"):
