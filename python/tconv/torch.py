@@ -44,7 +44,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
-from typing import Any, Callable, Literal, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union, cast
 
 import numpy as np
 import torch
@@ -60,6 +60,8 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose3d",
     "convert",
+    "export_onnx",
+    "onnx_translation_table",
     "revert",
 ]
 
@@ -526,10 +528,15 @@ def _conv_transpose(
     g = _strict_groups(groups)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
-    with warnings.catch_warnings():
-        if _tracing():  # the checks read sizes; the traced op recomputes them
+    # The checks leave the batch size out (it cannot make a geometry invalid), so that
+    # torch.export / torch.compile keep a dynamic batch dimension symbolic.
+    shape = (1, *x.shape[1:])
+    if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+        with warnings.catch_warnings():  # the checks read sizes; the traced op recomputes them
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
-        geom = transposed_geometry(tuple(x.shape), tuple(weight.shape), s, p, op, g, d)
+            geom = transposed_geometry(shape, tuple(weight.shape), s, p, op, g, d)
+    else:
+        geom = transposed_geometry(shape, tuple(weight.shape), s, p, op, g, d)
     if bias is not None and tuple(bias.shape) != (geom.fine_channels,):
         raise ValueError(f"bias must be 1-D with one entry per output channel "
                          f"({geom.fine_channels}), got shape {tuple(bias.shape)}")
@@ -658,15 +665,16 @@ class _TconvLayer(torch.nn.Module):
     ``state_dict``, repr) is PyTorch's ``nn.ConvTranspose*d``, the next class in the MRO."""
 
     _nd = 0
-    padding_mode: Literal["zeros", "reflect", "replicate", "circular"]
-    stride: tuple[int, ...]
-    padding: str | tuple[int, ...]
-    output_padding: tuple[int, ...]
-    dilation: tuple[int, ...]
-    kernel_size: tuple[int, ...]
-    groups: int
-    weight: torch.Tensor
-    bias: Optional[torch.Tensor]
+    if TYPE_CHECKING:  # for mypy only: TorchScript would read class annotations as attr types
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"]
+        stride: tuple[int, ...]
+        padding: str | tuple[int, ...]
+        output_padding: tuple[int, ...]
+        dilation: tuple[int, ...]
+        kernel_size: tuple[int, ...]
+        groups: int
+        weight: torch.Tensor
+        bias: Optional[torch.Tensor]
 
     def __init__(
         self,
@@ -707,6 +715,8 @@ class _TconvLayer(torch.nn.Module):
                 ) -> torch.Tensor:
         """Transposed convolution of ``input`` (N, C_in, *spatial) or (C_in, *spatial);
         ``output_size`` picks ``output_padding`` as in PyTorch."""
+        if torch.jit.is_scripting():  # type: ignore[attr-defined]
+            return self._scripted_forward(input, output_size)
         op = self.output_padding
         if output_size is not None:
             op = tuple(self._output_padding(  # type: ignore[operator]
@@ -715,6 +725,24 @@ class _TconvLayer(torch.nn.Module):
         return _FUNCTIONS[self._nd](input, self.weight, self.bias, self.stride,
                                     cast(tuple[int, ...], self.padding), op, self.groups,
                                     self.dilation, self.padding_mode)
+
+    @torch.jit.export
+    def _scripted_forward(self, input: torch.Tensor, output_size: Optional[list[int]] = None
+                          ) -> torch.Tensor:
+        """The forward TorchScript compiles (torch.jit.script): the operator called directly;
+        the eager path's Python argument checks are the operator's own here."""
+        if self.padding_mode != "zeros":
+            raise ValueError("tconv.torch: a scripted layer supports only padding_mode='zeros' "
+                             "(use torch.jit.trace or torch.compile for the other modes)")
+        nd = self.weight.dim() - 2
+        op = self._output_padding(  # type: ignore[operator]
+            input, output_size, self.stride, self.padding, self.kernel_size, nd,
+            self.dilation)
+        unbatched = input.dim() == nd + 1
+        x = input.unsqueeze(0) if unbatched else input
+        y: torch.Tensor = torch.ops.tconv.conv_transpose(
+            x, self.weight, self.bias, self.stride, self.padding, op, self.dilation, self.groups)
+        return y.squeeze(0) if unbatched else y
 
 
 class ConvTranspose1d(_TconvLayer, torch.nn.ConvTranspose1d):
@@ -739,6 +767,43 @@ class ConvTranspose3d(_TconvLayer, torch.nn.ConvTranspose3d):
     ``(in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``."""
 
     _nd = 3
+
+
+# ----------------------------------------------------------------------------------------------
+# ONNX
+# ----------------------------------------------------------------------------------------------
+
+def onnx_translation_table() -> dict[Any, Callable[..., Any]]:
+    """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``: maps
+    ``tconv::conv_transpose`` onto the standard ONNX ``ConvTranspose`` (needs ``onnxscript``).
+
+    Only the forward operator is translated (ONNX graphs are inference graphs); a layer with
+    ``padding_mode`` other than "zeros" exports as ``ConvTranspose`` plus the ops of its fold.
+    """
+    import importlib
+
+    op = importlib.import_module("onnxscript").opset18
+
+    def conv_transpose(x: Any, w: Any, bias: Any = None, stride: Sequence[int] = (1,),
+                       padding: Sequence[int] = (0,), output_padding: Sequence[int] = (0,),
+                       dilation: Sequence[int] = (1,), groups: int = 1) -> Any:
+        attrs = {"strides": list(stride), "pads": [*padding, *padding],
+                 "output_padding": list(output_padding), "dilations": list(dilation),
+                 "group": groups}
+        inputs = (x, w) if bias is None else (x, w, bias)
+        return op.ConvTranspose(*inputs, **attrs)
+
+    return {torch.ops.tconv.conv_transpose.default: conv_transpose}
+
+
+def export_onnx(model: torch.nn.Module, args: tuple[Any, ...], f: Any = None,
+                **kwargs: Any) -> Any:
+    """``torch.onnx.export(model, args, f, dynamo=True, ...)`` with tconv's layers written as
+    ONNX ``ConvTranspose`` nodes (so the file runs in any ONNX runtime, without tconv); other
+    keyword arguments go to :func:`torch.onnx.export`.  Returns its ``ONNXProgram``."""
+    table = {**onnx_translation_table(), **kwargs.pop("custom_translation_table", {})}
+    return torch.onnx.export(model, args, f, dynamo=True, custom_translation_table=table,
+                             **kwargs)
 
 
 _TO_TCONV: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
