@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from tconv import _core, _padmode
-from tconv._args import FloatArray, int_tuple, transposed_geometry
+from tconv._args import FloatArray, Geometry, int_tuple, transposed_geometry
 
 __all__ = [
     "ConvTranspose1d",
@@ -219,17 +219,48 @@ def _weight_grad_fake(coarse: torch.Tensor, fine: torch.Tensor, kernel: Sequence
 # TorchScript trace) and wrapped in autograd.Functions with setup_context, which torch.func's
 # transforms need (the functions' vmap rules come from the operators' batching rules).
 
+def _forward_ad_setup(ctx: Any, inputs: tuple[Any, ...], first_arg: int,
+                      output: torch.Tensor) -> None:
+    """What the jvp rules need: the two operands and the non-tensor arguments."""
+    if hasattr(ctx, "save_for_forward"):  # autograd.Function contexts (not the ops' own)
+        ctx.save_for_forward(inputs[0], inputs[1])
+    ctx.arguments = inputs[first_arg:]
+    ctx.output_shape = output.shape
+
+
+def _bilinear_jvp(call: Callable[..., torch.Tensor], ctx: Any, a_t: Optional[torch.Tensor],
+                  b_t: Optional[torch.Tensor], bias_t: Optional[torch.Tensor] = None
+                  ) -> torch.Tensor:
+    """Forward-mode rule of a bilinear op ``f(a, b) (+ bias)``: ``f(a', b) + f(a, b') + bias'``,
+    written with the family's own (differentiable) operators."""
+    a, b = ctx.saved_tensors
+    out: Optional[torch.Tensor] = None
+    for term in ((a_t, b), (a, b_t)):
+        if term[0] is not None and term[1] is not None:
+            part = call(term[0], term[1], *ctx.arguments)
+            out = part if out is None else out + part
+    if bias_t is not None:
+        nd = len(ctx.output_shape) - 2
+        part = bias_t.reshape(-1, *([1] * nd)).expand(ctx.output_shape)
+        out = part if out is None else out + part
+    assert out is not None
+    return out
+
+
 def _scatter_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     x, w, bias, _, *geometry = inputs
     ctx.save_for_backward(x, w)
     ctx.geometry = geometry
     ctx.has_bias = bias is not None
+    _forward_ad_setup(ctx, inputs, 3, output)
 
 
 def _scatter_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
     x, w = ctx.saved_tensors
     need = ctx.needs_input_grad
     gx = _call_gather(grad, w, x.shape[2:], *ctx.geometry) if need[0] else None
+    if gx is not None:  # grad_input takes the forward's memory format, as in torch
+        gx = gx.contiguous(memory_format=_memory_format(x, w))
     gw = _call_weight_grad(x, grad, w.shape[2:], *ctx.geometry) if need[1] else None
     gb = None
     if ctx.has_bias and need[2]:
@@ -242,12 +273,14 @@ def _conv_transpose_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tenso
     ctx.save_for_backward(x, w)
     ctx.geometry = (stride, padding, dilation, groups)
     ctx.has_bias = bias is not None
+    _forward_ad_setup(ctx, inputs, 3, output)
 
 
 def _gather_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     y, w, _, *geometry = inputs
     ctx.save_for_backward(y, w)
     ctx.geometry = geometry
+    _forward_ad_setup(ctx, inputs, 2, output)
 
 
 def _gather_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
@@ -262,6 +295,7 @@ def _weight_grad_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) 
     coarse, fine, _, *geometry = inputs
     ctx.save_for_backward(coarse, fine)
     ctx.geometry = geometry
+    _forward_ad_setup(ctx, inputs, 2, output)
 
 
 def _weight_grad_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
@@ -282,6 +316,12 @@ class _Scatter(torch.autograd.Function):
     setup_context = staticmethod(_scatter_setup)
     backward = staticmethod(_scatter_backward)
 
+    @staticmethod
+    def jvp(ctx: Any, x_t: Optional[torch.Tensor], w_t: Optional[torch.Tensor],
+            bias_t: Optional[torch.Tensor], *_: Any) -> torch.Tensor:
+        return _bilinear_jvp(lambda a, b, *r: _call_scatter(a, b, None, *r), ctx, x_t, w_t,
+                             bias_t)
+
 
 class _ConvTranspose(torch.autograd.Function):
     generate_vmap_rule = True
@@ -292,6 +332,12 @@ class _ConvTranspose(torch.autograd.Function):
 
     setup_context = staticmethod(_conv_transpose_setup)
     backward = staticmethod(_scatter_backward)
+
+    @staticmethod
+    def jvp(ctx: Any, x_t: Optional[torch.Tensor], w_t: Optional[torch.Tensor],
+            bias_t: Optional[torch.Tensor], *_: Any) -> torch.Tensor:
+        return _bilinear_jvp(lambda a, b, *r: _call_conv_transpose(a, b, None, *r), ctx, x_t,
+                             w_t, bias_t)
 
 
 class _Gather(torch.autograd.Function):
@@ -304,6 +350,11 @@ class _Gather(torch.autograd.Function):
     setup_context = staticmethod(_gather_setup)
     backward = staticmethod(_gather_backward)
 
+    @staticmethod
+    def jvp(ctx: Any, y_t: Optional[torch.Tensor], w_t: Optional[torch.Tensor],
+            *_: Any) -> torch.Tensor:
+        return _bilinear_jvp(_call_gather, ctx, y_t, w_t)
+
 
 class _WeightGrad(torch.autograd.Function):
     generate_vmap_rule = True
@@ -314,6 +365,11 @@ class _WeightGrad(torch.autograd.Function):
 
     setup_context = staticmethod(_weight_grad_setup)
     backward = staticmethod(_weight_grad_backward)
+
+    @staticmethod
+    def jvp(ctx: Any, coarse_t: Optional[torch.Tensor], fine_t: Optional[torch.Tensor],
+            *_: Any) -> torch.Tensor:
+        return _bilinear_jvp(_call_weight_grad, ctx, coarse_t, fine_t)
 
 
 def _tracing() -> bool:
@@ -528,18 +584,21 @@ def _conv_transpose(
     g = _strict_groups(groups)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
-    # The checks leave the batch size out (it cannot make a geometry invalid), so that
-    # torch.export / torch.compile keep a dynamic batch dimension symbolic.
-    shape = (1, *x.shape[1:])
+    def check() -> Geometry:
+        # The batch size is left out (it cannot make a geometry invalid), so that
+        # torch.export / torch.compile keep a dynamic batch dimension symbolic.
+        geom = transposed_geometry((1, *x.shape[1:]), tuple(weight.shape), s, p, op, g, d)
+        if bias is not None and tuple(bias.shape) != (geom.fine_channels,):
+            raise ValueError(f"bias must be 1-D with one entry per output channel "
+                             f"({geom.fine_channels}), got shape {tuple(bias.shape)}")
+        return geom
+
     if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
         with warnings.catch_warnings():  # the checks read sizes; the traced op recomputes them
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
-            geom = transposed_geometry(shape, tuple(weight.shape), s, p, op, g, d)
+            geom = check()
     else:
-        geom = transposed_geometry(shape, tuple(weight.shape), s, p, op, g, d)
-    if bias is not None and tuple(bias.shape) != (geom.fine_channels,):
-        raise ValueError(f"bias must be 1-D with one entry per output channel "
-                         f"({geom.fine_channels}), got shape {tuple(bias.shape)}")
+        geom = check()
     if mode == "zeros":
         y = _call_conv_transpose(x, weight, bias, list(s), list(p), list(op), list(d), g)
     else:
