@@ -252,3 +252,15 @@ def test_func_vmap_grad_jacrev():
     hess = jacrev(jacrev(lambda u: tt.conv_transpose2d(x, u, b, **kw).pow(3).sum()))(w)
     hess_ref = jacrev(jacrev(lambda u: F.conv_transpose2d(x, u, b, **kw).pow(3).sum()))(w)
     torch.testing.assert_close(hess, hess_ref)
+
+
+def test_direct_operator_calls_check_dtypes():
+    """The operators can be called past the functions' checks: mixed or integer dtypes raise
+    instead of being converted (an integer result would be silently truncated)."""
+    x, w, b, y, size, geometry = _op_args()
+    with pytest.raises(TypeError, match="one dtype"):
+        torch.ops.tconv.scatter(x.detach().int(), w.detach().int(), None, size, *geometry)
+    with pytest.raises(TypeError, match="one dtype"):
+        torch.ops.tconv.gather(y.detach().float(), w.detach(), [3, 2], *geometry)
+    with pytest.raises(TypeError, match="one dtype"):
+        torch.ops.tconv.weight_grad(x.detach(), y.detach().float(), [2, 3], *geometry)

@@ -76,7 +76,14 @@ _SUPPORTED = _EXACT + _HALF
 # The operator family
 # ----------------------------------------------------------------------------------------------
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def _operand_dtype(*tensors: Optional[torch.Tensor]) -> torch.dtype:
+    """The dtype the kernels compute in, after checking the operands share a supported dtype
+    (the operators can be called directly, past the functions' checks)."""
+    dtype = tensors[0].dtype if tensors[0] is not None else torch.float32
+    for t in tensors:
+        if t is not None and (t.dtype != dtype or t.dtype not in _SUPPORTED):
+            raise TypeError("tconv operators take tensors of one dtype, float32, float64, "
+                            f"float16 or bfloat16; got {[u.dtype for u in tensors if u is not None]}")
     return dtype if dtype in _EXACT else torch.float32
 
 
@@ -116,15 +123,12 @@ def _result(array: FloatArray, dtype: torch.dtype, fmt: torch.memory_format) -> 
 _GEOMETRY = "int[] stride, int[] pad, int[] dilation, int groups"
 
 
-@torch.library.custom_op(
-    "tconv::scatter", mutates_args=(),
-    schema=f"(Tensor x, Tensor w, Tensor? bias, SymInt[] size, {_GEOMETRY}) -> Tensor")
-def _scatter(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
+def _scatter_impl(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
              size: Sequence[int], stride: Sequence[int], pad: Sequence[int],
              dilation: Sequence[int], groups: int) -> torch.Tensor:
     """``y = C(w)^T x + bias``: x (N, C_c, *coarse), w (C_c, C_f/g, *k), y (N, C_f, *size);
     ``pad`` is the low-side padding (the high side is implied by ``size``)."""
-    dt = _compute_dtype(x.dtype)
+    dt = _operand_dtype(x, w, bias)
     y = np.empty((x.shape[0], w.shape[1] * groups, *size), dtype=np.dtype(str(dt)[6:]))
     _core.scatter(_to_numpy(x, dt), _to_numpy(w, dt),
                   None if bias is None else _to_numpy(bias, dt), y,
@@ -132,27 +136,21 @@ def _scatter(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
     return _result(y, x.dtype, _memory_format(x, w))
 
 
-@torch.library.custom_op(
-    "tconv::gather", mutates_args=(),
-    schema=f"(Tensor y, Tensor w, SymInt[] size, {_GEOMETRY}) -> Tensor")
-def _gather(y: torch.Tensor, w: torch.Tensor, size: Sequence[int], stride: Sequence[int],
+def _gather_impl(y: torch.Tensor, w: torch.Tensor, size: Sequence[int], stride: Sequence[int],
             pad: Sequence[int], dilation: Sequence[int], groups: int) -> torch.Tensor:
     """``x = C(w) y``: y (N, C_f, *fine), w (C_c, C_f/g, *k), x (N, C_c, *size)."""
-    dt = _compute_dtype(y.dtype)
+    dt = _operand_dtype(y, w)
     x = np.empty((y.shape[0], w.shape[0], *size), dtype=np.dtype(str(dt)[6:]))
     _core.gather(_to_numpy(y, dt), _to_numpy(w, dt), None, x,
                  list(stride), list(pad), list(dilation), groups)
     return _result(x, y.dtype, _memory_format(y, w))
 
 
-@torch.library.custom_op(
-    "tconv::weight_grad", mutates_args=(),
-    schema=f"(Tensor coarse, Tensor fine, SymInt[] kernel, {_GEOMETRY}) -> Tensor")
-def _weight_grad(coarse: torch.Tensor, fine: torch.Tensor, kernel: Sequence[int],
+def _weight_grad_impl(coarse: torch.Tensor, fine: torch.Tensor, kernel: Sequence[int],
                  stride: Sequence[int], pad: Sequence[int], dilation: Sequence[int],
                  groups: int) -> torch.Tensor:
     """``dw[c, f, k] = sum_{n,i} coarse[n, c, i] fine[n, f, i*s - pad + k*d]``."""
-    dt = _compute_dtype(coarse.dtype)
+    dt = _operand_dtype(coarse, fine)
     dw = np.empty((coarse.shape[1], fine.shape[1] // groups, *kernel),
                   dtype=np.dtype(str(dt)[6:]))
     _core.weight_grad(_to_numpy(coarse, dt), _to_numpy(fine, dt), dw,
@@ -166,22 +164,35 @@ def _output_size(x: torch.Tensor, w: torch.Tensor, stride: Sequence[int], paddin
             for i, (s, p, op, d) in enumerate(zip(stride, padding, output_padding, dilation))]
 
 
-@torch.library.custom_op(
-    "tconv::conv_transpose", mutates_args=(),
-    schema="(Tensor x, Tensor w, Tensor? bias, int[] stride, int[] padding, "
-           "int[] output_padding, int[] dilation, int groups) -> Tensor")
-def _conv_transpose_op(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
-                       stride: Sequence[int], padding: Sequence[int],
-                       output_padding: Sequence[int], dilation: Sequence[int],
-                       groups: int) -> torch.Tensor:
+def _conv_transpose_impl(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
+                         stride: Sequence[int], padding: Sequence[int],
+                         output_padding: Sequence[int], dilation: Sequence[int],
+                         groups: int) -> torch.Tensor:
     """The entry point (``torch.nn.functional.conv_transpose*d``'s arguments): a scatter whose
     output size follows from the input's, so a traced graph stays valid for other sizes and
     maps one-to-one onto ONNX ``ConvTranspose``."""
     geom = transposed_geometry(tuple(x.shape), tuple(w.shape), list(stride), list(padding),
                                list(output_padding), groups, list(dilation))
-    out = _scatter(x, w, bias, geom.fine, *geom.kernel_args())
-    assert isinstance(out, torch.Tensor)
-    return out
+    return _scatter_impl(x, w, bias, geom.fine, *geom.kernel_args())
+
+
+_scatter = torch.library.custom_op(
+    "tconv::scatter", mutates_args=(),
+    schema=f"(Tensor x, Tensor w, Tensor? bias, SymInt[] size, {_GEOMETRY}) -> Tensor",
+)(_scatter_impl)
+_gather = torch.library.custom_op(
+    "tconv::gather", mutates_args=(),
+    schema=f"(Tensor y, Tensor w, SymInt[] size, {_GEOMETRY}) -> Tensor",
+)(_gather_impl)
+_weight_grad = torch.library.custom_op(
+    "tconv::weight_grad", mutates_args=(),
+    schema=f"(Tensor coarse, Tensor fine, SymInt[] kernel, {_GEOMETRY}) -> Tensor",
+)(_weight_grad_impl)
+_conv_transpose_op = torch.library.custom_op(
+    "tconv::conv_transpose", mutates_args=(),
+    schema="(Tensor x, Tensor w, Tensor? bias, int[] stride, int[] padding, "
+           "int[] output_padding, int[] dilation, int groups) -> Tensor",
+)(_conv_transpose_impl)
 
 
 @_conv_transpose_op.register_fake
@@ -306,12 +317,20 @@ def _weight_grad_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.
     return gc, gf, None, None, None, None, None
 
 
+def _plain(*args: Any) -> bool:
+    """Ordinary eager tensors (no functorch wrapper, no subclass): the implementation can run
+    directly, skipping the dispatcher's per-call cost."""
+    return all(type(a) in (torch.Tensor, torch.nn.Parameter)
+               and not torch._C._functorch.is_functorch_wrapped_tensor(a)
+               for a in args if isinstance(a, torch.Tensor))
+
+
 class _Scatter(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
     def forward(*args: Any) -> Any:
-        return torch.ops.tconv.scatter(*args)
+        return _scatter_impl(*args) if _plain(*args) else torch.ops.tconv.scatter(*args)
 
     setup_context = staticmethod(_scatter_setup)
     backward = staticmethod(_scatter_backward)
@@ -328,7 +347,12 @@ class _ConvTranspose(torch.autograd.Function):
 
     @staticmethod
     def forward(*args: Any) -> Any:
-        return torch.ops.tconv.conv_transpose(*args)
+        if not _plain(*args):
+            return torch.ops.tconv.conv_transpose(*args)
+        x, w, bias, stride, padding, output_padding, dilation, groups = args
+        # the functions have checked the arguments: straight to the kernel
+        size = _output_size(x, w, stride, padding, output_padding, dilation)
+        return _scatter_impl(x, w, bias, size, stride, padding, dilation, groups)
 
     setup_context = staticmethod(_conv_transpose_setup)
     backward = staticmethod(_scatter_backward)
@@ -345,7 +369,7 @@ class _Gather(torch.autograd.Function):
 
     @staticmethod
     def forward(*args: Any) -> Any:
-        return torch.ops.tconv.gather(*args)
+        return _gather_impl(*args) if _plain(*args) else torch.ops.tconv.gather(*args)
 
     setup_context = staticmethod(_gather_setup)
     backward = staticmethod(_gather_backward)
@@ -361,7 +385,7 @@ class _WeightGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(*args: Any) -> Any:
-        return torch.ops.tconv.weight_grad(*args)
+        return _weight_grad_impl(*args) if _plain(*args) else torch.ops.tconv.weight_grad(*args)
 
     setup_context = staticmethod(_weight_grad_setup)
     backward = staticmethod(_weight_grad_backward)
