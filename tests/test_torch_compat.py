@@ -131,7 +131,7 @@ def check_func():
 
 def check_jvp():
     import torch.autograd.forward_ad as fwad
-    from torch.func import jacfwd, jvp
+    from torch.func import hessian, jacfwd, jvp
 
     ref, mine = _layers()
     x = _x()
@@ -143,6 +143,9 @@ def check_jvp():
     kw = dict(stride=2, padding=1, groups=2)
     torch.testing.assert_close(jacfwd(lambda w: tt.conv_transpose2d(x[:1], w, **kw))(w),
                                jacfwd(lambda w: F.conv_transpose2d(x[:1], w, **kw))(w))
+    torch.testing.assert_close(
+        hessian(lambda w: tt.conv_transpose2d(x[:1], w, **kw).pow(3).sum())(w),
+        hessian(lambda w: F.conv_transpose2d(x[:1], w, **kw).pow(3).sum())(w))
     with fwad.dual_level():
         y = tt.conv_transpose2d(fwad.make_dual(x, t), w, **kw)
         torch.testing.assert_close(fwad.unpack_dual(y).tangent,

@@ -326,7 +326,10 @@ def _plain(*args: Any) -> bool:
 
 
 class _Scatter(torch.autograd.Function):
-    generate_vmap_rule = True
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
+        return _scatter_vmap(info, in_dims, *args)
+
 
     @staticmethod
     def forward(*args: Any) -> Any:
@@ -343,7 +346,10 @@ class _Scatter(torch.autograd.Function):
 
 
 class _ConvTranspose(torch.autograd.Function):
-    generate_vmap_rule = True
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
+        return _conv_transpose_vmap(info, in_dims, *args)
+
 
     @staticmethod
     def forward(*args: Any) -> Any:
@@ -365,7 +371,10 @@ class _ConvTranspose(torch.autograd.Function):
 
 
 class _Gather(torch.autograd.Function):
-    generate_vmap_rule = True
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
+        return _gather_vmap(info, in_dims, *args)
+
 
     @staticmethod
     def forward(*args: Any) -> Any:
@@ -381,7 +390,10 @@ class _Gather(torch.autograd.Function):
 
 
 class _WeightGrad(torch.autograd.Function):
-    generate_vmap_rule = True
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
+        return _weight_grad_vmap(info, in_dims, *args)
+
 
     @staticmethod
     def forward(*args: Any) -> Any:
@@ -464,8 +476,8 @@ def _scatter_vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, w: torch
     xd, wd, bd = in_dims[:3]
     if xd is not None and wd is None and bd is None:
         folded, b = _fold(x, xd)
-        return _unfold(torch.ops.tconv.scatter(folded, w, bias, size, *geometry), b), 0
-    return _per_slice(torch.ops.tconv.scatter, _batch_size(info), (x, w, bias), (xd, wd, bd),
+        return _unfold(_call_scatter(folded, w, bias, size, *geometry), b), 0
+    return _per_slice(_call_scatter, _batch_size(info), (x, w, bias), (xd, wd, bd),
                       (size, *geometry))
 
 
@@ -475,8 +487,8 @@ def _conv_transpose_vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, w
     xd, wd, bd = in_dims[:3]
     if xd is not None and wd is None and bd is None:
         folded, b = _fold(x, xd)
-        return _unfold(torch.ops.tconv.conv_transpose(folded, w, bias, *geometry), b), 0
-    return _per_slice(torch.ops.tconv.conv_transpose, _batch_size(info), (x, w, bias),
+        return _unfold(_call_conv_transpose(folded, w, bias, *geometry), b), 0
+    return _per_slice(_call_conv_transpose, _batch_size(info), (x, w, bias),
                       (xd, wd, bd), geometry)
 
 
@@ -485,15 +497,15 @@ def _gather_vmap(info: Any, in_dims: tuple[Any, ...], y: torch.Tensor, w: torch.
     yd, wd = in_dims[:2]
     if yd is not None and wd is None:
         folded, b = _fold(y, yd)
-        return _unfold(torch.ops.tconv.gather(folded, w, size, *geometry), b), 0
-    return _per_slice(torch.ops.tconv.gather, _batch_size(info), (y, w), (yd, wd),
+        return _unfold(_call_gather(folded, w, size, *geometry), b), 0
+    return _per_slice(_call_gather, _batch_size(info), (y, w), (yd, wd),
                       (size, *geometry))
 
 
 def _weight_grad_vmap(info: Any, in_dims: tuple[Any, ...], coarse: torch.Tensor,
                       fine: torch.Tensor, kernel: Sequence[Any], *geometry: Any
                       ) -> tuple[torch.Tensor, int]:
-    return _per_slice(torch.ops.tconv.weight_grad, _batch_size(info), (coarse, fine),
+    return _per_slice(_call_weight_grad, _batch_size(info), (coarse, fine),
                       in_dims[:2], (kernel, *geometry))
 
 
