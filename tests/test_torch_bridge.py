@@ -17,6 +17,7 @@ import tconv
 
 torch = pytest.importorskip("torch")
 tt = pytest.importorskip("tconv.torch")
+from test_torch_autograd import one_thread  # noqa: E402, F401  (autouse: one thread)
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_FN = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
@@ -36,19 +37,6 @@ CONFIGS = [
     (3, (2, 2, 2), (1, 2, 2), (1, 2, 1), (0, 0, 1), (0, 1, 0), (1, 1, 1), 1, False),
 ]
 IDS = [f"{c[0]}d-{i}" for i, c in enumerate(CONFIGS)]
-
-
-@pytest.fixture
-def one_thread():
-    """Gradcheck and training run hundreds of tiny kernels; on a busy machine waking an OpenMP
-    team costs more than the work.  (Thread count never changes results.)"""
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with tconv.threads(1):
-            yield
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 def _tensors(cfg, dtype, batch=2, c_in_per_group=2, c_out_per_group=2, seed=0):

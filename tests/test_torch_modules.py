@@ -14,23 +14,12 @@ import tconv
 
 torch = pytest.importorskip("torch")
 tt = pytest.importorskip("tconv.torch")
+from test_torch_autograd import one_thread  # noqa: E402, F401  (autouse: one thread)
 
 nn = torch.nn
 F = torch.nn.functional
 TORCH_MOD = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 TCONV_MOD = {1: tt.ConvTranspose1d, 2: tt.ConvTranspose2d, 3: tt.ConvTranspose3d}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny kernels: waking an OpenMP team costs more than the work on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with tconv.threads(1):
-            yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _pair(nd, seed=0, **kwargs):

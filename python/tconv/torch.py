@@ -325,87 +325,37 @@ def _plain(*args: Any) -> bool:
                for a in args if isinstance(a, torch.Tensor))
 
 
-class _Scatter(torch.autograd.Function):
-    @staticmethod
-    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
-        return _scatter_vmap(info, in_dims, *args)
+def _conv_transpose_direct(*args: Any) -> torch.Tensor:
+    x, w, bias, stride, padding, output_padding, dilation, groups = args
+    # the functions have checked the arguments: straight to the kernel
+    size = _output_size(x, w, stride, padding, output_padding, dilation)
+    return _scatter_impl(x, w, bias, size, stride, padding, dilation, groups)
 
 
-    @staticmethod
-    def forward(*args: Any) -> Any:
-        return _scatter_impl(*args) if _plain(*args) else torch.ops.tconv.scatter(*args)
+def _autograd_function(name: str, impl: Callable[..., torch.Tensor],
+                       setup: Callable[..., None], backward: Callable[..., Any],
+                       vmap_rule: Callable[..., tuple[torch.Tensor, int]],
+                       has_bias: bool) -> Any:
+    """The autograd.Function of operator ``tconv::name``: the same formulas as the operator's
+    registration, plus setup_context, a vmap rule and a jvp rule, which torch.func needs."""
+    op = getattr(torch.ops.tconv, name)
 
-    setup_context = staticmethod(_scatter_setup)
-    backward = staticmethod(_scatter_backward)
+    def forward(*args: Any) -> torch.Tensor:
+        out: torch.Tensor = impl(*args) if _plain(*args) else op(*args)
+        return out
 
-    @staticmethod
-    def jvp(ctx: Any, x_t: Optional[torch.Tensor], w_t: Optional[torch.Tensor],
-            bias_t: Optional[torch.Tensor], *_: Any) -> torch.Tensor:
-        return _bilinear_jvp(lambda a, b, *r: _call_scatter(a, b, None, *r), ctx, x_t, w_t,
-                             bias_t)
+    def call(a: torch.Tensor, b: torch.Tensor, *rest: Any) -> torch.Tensor:
+        return _call(name, a, b, None, *rest) if has_bias else _call(name, a, b, *rest)
 
+    def jvp(ctx: Any, a_t: Optional[torch.Tensor], b_t: Optional[torch.Tensor],
+            *rest: Any) -> torch.Tensor:
+        return _bilinear_jvp(call, ctx, a_t, b_t, rest[0] if has_bias else None)
 
-class _ConvTranspose(torch.autograd.Function):
-    @staticmethod
-    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
-        return _conv_transpose_vmap(info, in_dims, *args)
-
-
-    @staticmethod
-    def forward(*args: Any) -> Any:
-        if not _plain(*args):
-            return torch.ops.tconv.conv_transpose(*args)
-        x, w, bias, stride, padding, output_padding, dilation, groups = args
-        # the functions have checked the arguments: straight to the kernel
-        size = _output_size(x, w, stride, padding, output_padding, dilation)
-        return _scatter_impl(x, w, bias, size, stride, padding, dilation, groups)
-
-    setup_context = staticmethod(_conv_transpose_setup)
-    backward = staticmethod(_scatter_backward)
-
-    @staticmethod
-    def jvp(ctx: Any, x_t: Optional[torch.Tensor], w_t: Optional[torch.Tensor],
-            bias_t: Optional[torch.Tensor], *_: Any) -> torch.Tensor:
-        return _bilinear_jvp(lambda a, b, *r: _call_conv_transpose(a, b, None, *r), ctx, x_t,
-                             w_t, bias_t)
-
-
-class _Gather(torch.autograd.Function):
-    @staticmethod
-    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
-        return _gather_vmap(info, in_dims, *args)
-
-
-    @staticmethod
-    def forward(*args: Any) -> Any:
-        return _gather_impl(*args) if _plain(*args) else torch.ops.tconv.gather(*args)
-
-    setup_context = staticmethod(_gather_setup)
-    backward = staticmethod(_gather_backward)
-
-    @staticmethod
-    def jvp(ctx: Any, y_t: Optional[torch.Tensor], w_t: Optional[torch.Tensor],
-            *_: Any) -> torch.Tensor:
-        return _bilinear_jvp(_call_gather, ctx, y_t, w_t)
-
-
-class _WeightGrad(torch.autograd.Function):
-    @staticmethod
-    def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[torch.Tensor, int]:
-        return _weight_grad_vmap(info, in_dims, *args)
-
-
-    @staticmethod
-    def forward(*args: Any) -> Any:
-        return _weight_grad_impl(*args) if _plain(*args) else torch.ops.tconv.weight_grad(*args)
-
-    setup_context = staticmethod(_weight_grad_setup)
-    backward = staticmethod(_weight_grad_backward)
-
-    @staticmethod
-    def jvp(ctx: Any, coarse_t: Optional[torch.Tensor], fine_t: Optional[torch.Tensor],
-            *_: Any) -> torch.Tensor:
-        return _bilinear_jvp(_call_weight_grad, ctx, coarse_t, fine_t)
+    namespace: dict[str, Callable[..., Any]] = {
+        "forward": forward, "setup_context": setup, "backward": backward, "vmap": vmap_rule,
+        "jvp": jvp}
+    return type(name, (torch.autograd.Function,),
+                {key: staticmethod(fn) for key, fn in namespace.items()})
 
 
 def _tracing() -> bool:
@@ -415,28 +365,27 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or bool(torch.jit.is_tracing())  # type: ignore[attr-defined, no-untyped-call]
 
 
-def _call_scatter(*args: Any) -> torch.Tensor:
-    out = torch.ops.tconv.scatter(*args) if _tracing() else _Scatter.apply(*args)  # type: ignore[no-untyped-call]
+def _call(name: str, *args: Any) -> torch.Tensor:
+    """Operator ``tconv::name`` with autograd: the graph node when tracing, else its Function."""
+    out = getattr(torch.ops.tconv, name)(*args) if _tracing() else _AUTOGRAD[name].apply(*args)
     assert isinstance(out, torch.Tensor)
     return out
+
+
+def _call_scatter(*args: Any) -> torch.Tensor:
+    return _call("scatter", *args)
 
 
 def _call_conv_transpose(*args: Any) -> torch.Tensor:
-    out = torch.ops.tconv.conv_transpose(*args) if _tracing() else _ConvTranspose.apply(*args)  # type: ignore[no-untyped-call]
-    assert isinstance(out, torch.Tensor)
-    return out
+    return _call("conv_transpose", *args)
 
 
 def _call_gather(*args: Any) -> torch.Tensor:
-    out = torch.ops.tconv.gather(*args) if _tracing() else _Gather.apply(*args)  # type: ignore[no-untyped-call]
-    assert isinstance(out, torch.Tensor)
-    return out
+    return _call("gather", *args)
 
 
 def _call_weight_grad(*args: Any) -> torch.Tensor:
-    out = torch.ops.tconv.weight_grad(*args) if _tracing() else _WeightGrad.apply(*args)  # type: ignore[no-untyped-call]
-    assert isinstance(out, torch.Tensor)
-    return out
+    return _call("weight_grad", *args)
 
 
 _scatter.register_autograd(_scatter_backward, setup_context=_scatter_setup)
@@ -513,6 +462,18 @@ torch.library.register_vmap("tconv::scatter", _scatter_vmap)
 torch.library.register_vmap("tconv::conv_transpose", _conv_transpose_vmap)
 torch.library.register_vmap("tconv::gather", _gather_vmap)
 torch.library.register_vmap("tconv::weight_grad", _weight_grad_vmap)
+
+_AUTOGRAD = {
+    "scatter": _autograd_function("scatter", _scatter_impl, _scatter_setup, _scatter_backward,
+                                  _scatter_vmap, has_bias=True),
+    "conv_transpose": _autograd_function("conv_transpose", _conv_transpose_direct,
+                                         _conv_transpose_setup, _scatter_backward,
+                                         _conv_transpose_vmap, has_bias=True),
+    "gather": _autograd_function("gather", _gather_impl, _gather_setup, _gather_backward,
+                                 _gather_vmap, has_bias=False),
+    "weight_grad": _autograd_function("weight_grad", _weight_grad_impl, _weight_grad_setup,
+                                      _weight_grad_backward, _weight_grad_vmap, has_bias=False),
+}
 
 
 # ----------------------------------------------------------------------------------------------
