@@ -1,24 +1,26 @@
 """PyTorch bridge: tconv's kernels as PyTorch custom operators and ``nn.ConvTranspose*d`` layers.
 
 ``import tconv`` never imports PyTorch; ``import tconv.torch`` does (absolute imports only, so
-this module's name does not shadow the real ``torch`` package) and registers three operators
+this module's name does not shadow the real ``torch`` package) and registers four operators
 with :mod:`torch.library` (pure Python registration; the C++ extension knows nothing of
 libtorch).  With ``C`` the convolution matrix of a weight ``w`` (see :mod:`tconv.reference`):
 
-=======================  ===================================  ===================================
-operator                 computes                             kernel
-=======================  ===================================  ===================================
-``tconv::scatter``       ``y = C(w)^T x (+ bias)``            transposed conv (scatter-add)
-``tconv::gather``        ``x = C(w) y``                       conv / grad_input (gather)
-``tconv::weight_grad``   ``dw`` with ``<dw, v> = <C(v)^T x, y>`` weight gradient
-=======================  ===================================  ===================================
+==========================  ========================================  ==========================
+operator                    computes                                  kernel
+==========================  ========================================  ==========================
+``tconv::conv_transpose``   ``y = C(w)^T x (+ bias)``, size from x's   transposed conv (scatter)
+``tconv::scatter``          ``y = C(w)^T x (+ bias)`` to a given size  transposed conv (scatter)
+``tconv::gather``           ``x = C(w) y``                            conv / grad_input (gather)
+``tconv::weight_grad``      ``dw``: ``<dw, v> = <C(v)^T x, y>``       weight gradient
+==========================  ========================================  ==========================
 
-All three are bilinear, and each one's derivative with respect to either operand is another
-member of the family (the gradient of a scatter is a gather and a weight_grad, the gradient of a
-gather is a scatter and a weight_grad, the gradient of a weight_grad is a gather and a scatter),
-so autograd of any order is exact.  Each operator has a fake (meta) implementation, so
+All are bilinear, and each one's derivative with respect to either operand is another member of
+the family (the gradient of a scatter is a gather and a weight_grad, the gradient of a gather is
+a scatter and a weight_grad, the gradient of a weight_grad is a gather and a scatter), so
+autograd of any order is exact.  Each operator has a fake (meta) implementation, so
 ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` see it as one graph node, and a
-batching rule for ``torch.func.vmap``.
+batching rule for ``torch.func.vmap``; eager calls go through autograd.Functions with the same
+formulas plus setup_context and jvp rules, which ``torch.func`` needs.
 
 Functions (the signatures of :func:`torch.nn.functional.conv_transpose1d` / ``2d`` / ``3d``,
 plus ``padding_mode``)::
