@@ -255,11 +255,15 @@ def test_half_dtypes_round_the_float32_result_once(nd, dtype):
                                    atol=torch.finfo(dtype).eps * want.abs().max().item())
 
 
-def test_half_is_exactly_one_rounding():
+@pytest.mark.parametrize("mode", ["zeros", "circular", "reflect", "replicate"])
+def test_half_is_exactly_one_rounding(mode):
     x = torch.randn(2, 4, 6, 5).bfloat16()
     w = torch.randn(4, 3, 3, 3).bfloat16()
-    y = tt.conv_transpose2d(x, w, stride=2)
-    assert torch.equal(y, tt.conv_transpose2d(x.float(), w.float(), stride=2).bfloat16())
+    b = torch.randn(3).bfloat16()
+    kw = dict(stride=2, padding=1, padding_mode=mode)
+    y = tt.conv_transpose2d(x, w, b, **kw)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, tt.conv_transpose2d(x.float(), w.float(), b.float(), **kw).bfloat16())
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -603,11 +603,16 @@ def _conv_transpose(
     else:
         # C_m^T x = P_m^T (C_0^T x): the unpadded transposed conv, its border folded back (the
         # bias after, so that it is added once per output element).
+        # Half dtypes go through float32 as a whole, so that the result is rounded once.
         _padmode.check_mode_padding(mode, geom.fine, geom.padding)
-        y = _call_conv_transpose(x, weight, None, list(s), [0] * nd, list(op), list(d), g)
+        dtype = x.dtype
+        work = torch.float32 if dtype in _HALF else dtype
+        y = _call_conv_transpose(x.to(work), weight.to(work), None, list(s), [0] * nd,
+                                 list(op), list(d), g)
         y = _fold_border(y, p, mode)
         if bias is not None:
-            y = y + bias.reshape(-1, *([1] * nd))
+            y = y + bias.to(work).reshape(-1, *([1] * nd))
+        y = y.to(dtype)
     assert isinstance(y, torch.Tensor)
     return y.squeeze(0) if unbatched else y
 
