@@ -91,7 +91,7 @@ def _run_in_fresh_process(code):
 
 
 _LOAD_AND_COMPARE = """
-import torch, tconv.torch
+import torch, tconv  # with torch loaded first, a plain import tconv registers the operators
 model = torch.jit.load({path!r})
 data = torch.load({data!r})
 for z, want in data:
