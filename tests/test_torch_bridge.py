@@ -17,6 +17,7 @@ import tconv
 
 torch = pytest.importorskip("torch")
 tt = pytest.importorskip("tconv.torch")
+from test_torch_autograd import one_thread  # noqa: E402, F401  (autouse: one thread)
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_FN = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
@@ -36,19 +37,6 @@ CONFIGS = [
     (3, (2, 2, 2), (1, 2, 2), (1, 2, 1), (0, 0, 1), (0, 1, 0), (1, 1, 1), 1, False),
 ]
 IDS = [f"{c[0]}d-{i}" for i, c in enumerate(CONFIGS)]
-
-
-@pytest.fixture
-def one_thread():
-    """Gradcheck and training run hundreds of tiny kernels; on a busy machine waking an OpenMP
-    team costs more than the work.  (Thread count never changes results.)"""
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with tconv.threads(1):
-            yield
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 def _tensors(cfg, dtype, batch=2, c_in_per_group=2, c_out_per_group=2, seed=0):
@@ -141,15 +129,6 @@ def test_only_requested_gradients_are_computed():
     b.requires_grad_(False)
     tt.conv_transpose2d(x, w, b, **_kwargs(cfg)).sum().backward()
     assert x.grad is not None and w.grad is None and b.grad is None
-
-
-def test_double_backward_raises_clearly():
-    cfg = CONFIGS[0]
-    x, w, b = _tensors(cfg, torch.float64)
-    y = tt.conv_transpose1d(x, w, b, **_kwargs(cfg))
-    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        gx.sum().backward()
 
 
 def test_hand_off_is_zero_copy():
@@ -256,8 +235,8 @@ def test_layer_in_optimizer_step_tracks_torch(one_thread):
 def test_errors():
     x = torch.randn(1, 2, 5)
     w = torch.randn(2, 3, 3)
-    with pytest.raises(TypeError, match="input must have dtype torch.float32 or torch.float64"):
-        tt.conv_transpose1d(x.half(), w.half())
+    with pytest.raises(TypeError, match="input must have dtype torch.float32, float64"):
+        tt.conv_transpose1d(x.int(), w)
     with pytest.raises(TypeError, match="weight must have dtype"):
         tt.conv_transpose1d(x, w.int())
     with pytest.raises(TypeError, match="weight has dtype torch.float64 but input"):
@@ -272,9 +251,8 @@ def test_errors():
         tt.conv_transpose1d(x[0, 0], w)
     with pytest.raises(ValueError, match="weight.shape\\[0\\]"):
         tt.conv_transpose1d(torch.randn(1, 4, 5), w)
-    for mode in ("reflect", "circular", "replicate"):
-        with pytest.raises(ValueError, match='padding_mode="zeros"'):
-            tt.ConvTranspose2d(2, 2, 3, padding_mode=mode)
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        tt.ConvTranspose2d(2, 2, 3, padding_mode="wrap")
     with pytest.raises(ValueError, match="divisible by groups"):
         tt.ConvTranspose2d(3, 2, 3, groups=2)
     with pytest.raises(ValueError, match="groups must be a positive"):

@@ -5,6 +5,8 @@ A convolution is a matrix product ``y = C x``; a transposed convolution multipli
 its gradient multiplies by ``C`` again (a gather: an ordinary strided convolution).
 """
 
+import sys as _sys
+
 from . import arithmetic, checkerboard, emulate, reference, resize, subpixel
 from ._isa import isa, set_isa, supported_isas
 from ._threads import get_num_threads, set_num_threads, threads
@@ -25,6 +27,16 @@ __version__ = "0.1.0"
 # Optional bridges, imported on first use so that ``import tconv`` needs neither PyTorch nor
 # Dask: ``tconv.torch`` (autograd functions, ConvTranspose*d layers), ``tconv.dask``.
 _LAZY_SUBMODULES = ("torch", "dask")
+
+
+if "torch" in _sys.modules:
+    # PyTorch is already loaded: register tconv's operators now, so that a model saved with
+    # torch.jit.save loads after a plain ``import tconv``.  A PyTorch tconv.torch cannot use
+    # must not break the NumPy API: ``import tconv.torch`` reports that error itself.
+    try:
+        from . import torch as torch  # noqa: F401
+    except Exception:  # noqa: BLE001, S110
+        pass
 
 
 def __getattr__(name: str) -> object:
