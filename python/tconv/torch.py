@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from tconv import _core, _padmode
-from tconv._args import FloatArray, Geometry, int_tuple, transposed_geometry
+from tconv._args import FloatArray, Geometry, as_int, int_tuple, transposed_geometry
 
 __all__ = [
     "ConvTranspose1d",
@@ -511,22 +511,17 @@ def _autocast(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
 
 
 def _strict_ints(value: object, nd: int, name: str, minimum: int) -> tuple[int, ...]:
-    """An int or a tuple/list of ``nd`` ints, as strict as PyTorch: floats, bools and strings
-    raise ``TypeError``."""
-    items = value if isinstance(value, (list, tuple, torch.Size)) else [value]
-    for v in items:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, torch.SymInt)):
-            raise TypeError(f"{name} must be an int or a tuple of {nd} ints, got {value!r}")
+    """An int or a tuple/list of ``nd`` ints (Python, NumPy or 0-d integer tensors/arrays):
+    floats, bools and strings raise ``TypeError`` naming the argument, never truncate."""
     return int_tuple(list(value) if isinstance(value, (tuple, torch.Size)) else value, nd,
                      name, minimum)
 
 
 def _strict_groups(groups: object) -> int:
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be a positive integer, got {groups}")
-    return int(groups)
+    g = as_int(groups, "groups")
+    if g < 1:
+        raise ValueError(f"groups must be a positive integer, got {g}")
+    return g
 
 
 def _fold_border(y: torch.Tensor, padding: Sequence[int], mode: str) -> torch.Tensor:
@@ -756,22 +751,22 @@ class _TconvLayer(torch.nn.Module):
     ) -> None:
         nd = self._nd
         name = type(self).__name__
-        for value, arg in ((in_channels, "in_channels"), (out_channels, "out_channels")):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name}: {arg} must be an int, got {value!r}")
-        _strict_ints(kernel_size, nd, "kernel_size", 1)
-        _strict_ints(stride, nd, "stride", 1)
+        try:
+            channels = [as_int(value, arg) for value, arg in
+                        ((in_channels, "in_channels"), (out_channels, "out_channels"))]
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
         if isinstance(padding, str):
             raise ValueError(f"{name}: padding must be an int or a tuple of ints, got {padding!r}")
-        _strict_ints(padding, nd, "padding", 0)
-        _strict_ints(output_padding, nd, "output_padding", 0)
-        _strict_ints(dilation, nd, "dilation", 1)
-        _strict_groups(groups)
+        # normalised to Python ints here, so torch's constructor never sees a NumPy integer
+        geometry = (_strict_ints(kernel_size, nd, "kernel_size", 1),
+                    _strict_ints(stride, nd, "stride", 1), _strict_ints(padding, nd, "padding", 0),
+                    _strict_ints(output_padding, nd, "output_padding", 0))
+        d = _strict_ints(dilation, nd, "dilation", 1)
+        g = _strict_groups(groups)
         mode = _padmode.check_padding_mode(padding_mode)
         # torch's constructor accepts only "zeros"; the other modes are tconv's addition.
-        super().__init__(in_channels, out_channels, kernel_size, stride,
-                         padding, output_padding, groups, bias, dilation, "zeros", device,
-                         dtype)
+        super().__init__(*channels, *geometry, g, bias, d, "zeros", device, dtype)
         self.padding_mode = cast(Literal["zeros", "reflect", "replicate", "circular"], mode)
 
     def forward(self, input: torch.Tensor, output_size: Optional[list[int]] = None
