@@ -461,13 +461,15 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   const SubAxis& az = s.axes[0];
   const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
-  // valid u of each phase ph: 0 <= (u + x0) * step + ph < sx (the same on every valid row)
+  // valid u of each phase ph: 0 <= (u + x0) * step + ph < sx (the same on every valid row),
+  // as a range [lo, hi) within [0, width]: a band that lies wholly in the low padding (a row
+  // chunk far left of the source) has its first valid u past the band's end.
   std::vector<std::pair<int64_t, int64_t>> range(static_cast<size_t>(b.phases()));
   for (int64_t p = 0; p < b.phases(); ++p) {
     const int64_t ph = b.phase[static_cast<size_t>(p)];
     int64_t lo = 0, hi = 0;
     if (ph < sx) {
-      lo = std::max<int64_t>(0, -b.x0 + ceil_div(std::max<int64_t>(0, -ph), step));
+      lo = std::clamp<int64_t>(-b.x0 + ceil_div(std::max<int64_t>(0, -ph), step), 0, b.width);
       hi = std::max(lo, std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0));
     }
     range[static_cast<size_t>(p)] = {lo, hi};

@@ -6,6 +6,7 @@
 #   BUILD_DIR   build directory            (default: build-sanitize)
 #   PYTHON      interpreter                (default: python3)
 #   TCONV_FUZZ_EXAMPLES  fuzz examples     (default here: 120)
+#   TCONV_BOUNDARY_QUICK boundary sweep: c-1, c, c+1 of the cheap geometries (default here: 1)
 #
 # Python itself is not instrumented, so the ASan runtime is LD_PRELOADed; the interpreter's own
 # (intentional) leaks at exit are not ours, so leak detection is off (detect_leaks=0) -- use
@@ -37,7 +38,7 @@ log="$builddir/sanitize.log"
 if [ "$#" -eq 0 ]; then
   set -- tests/test_reference.py tests/test_identities.py tests/test_errors.py \
     tests/test_fuzz.py tests/test_core_fuzz.py tests/test_concurrency.py tests/test_determinism.py \
-    tests/test_numerics.py \
+    tests/test_numerics.py tests/test_crash_regressions.py tests/test_boundaries.py \
     -k "not torch"
 fi
 existing=()
@@ -60,7 +61,7 @@ env LD_PRELOAD="$asan_rt" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:check_initialization_order=1:log_path=$reports/asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan" \
   PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" \
-  TCONV_FUZZ_EXAMPLES="${TCONV_FUZZ_EXAMPLES:-120}" TCONV_FUZZ_REPORT="$builddir/fuzz-report.json" \
+  TCONV_FUZZ_EXAMPLES="${TCONV_FUZZ_EXAMPLES:-120}" TCONV_BOUNDARY_QUICK="${TCONV_BOUNDARY_QUICK:-1}" TCONV_FUZZ_REPORT="$builddir/fuzz-report.json" \
   "$py" -m pytest -q -p no:cacheprovider "${existing[@]}" 2>&1 | tee "$log" || status=$?
 
 if compgen -G "$reports/*" >/dev/null ||

@@ -1,0 +1,570 @@
+"""Boundary sweep: every constant in csrc/ that switches the kernels' behaviour, straddled.
+
+TABLE lists each constant (tile sizes per ISA, row chunks, K blocks, L1/L2 block and band
+sizes, flop thresholds between serial and parallel runs, the few-output-channel (columns) and
+outer-product grad_weight cut-offs, ...) with where it lives and the geometry family that
+drives it.  For every value c of a row the sweep runs the family's geometries at c - 1, c,
+c + 1 and 2c + 3, and the same sizes as a low/high/one-sided padding and as a crop
+(family "pad"), through every operation -- the forward conv_transpose, the gather (conv and
+grad_input), grad_weight and resize_conv -- on every ISA of ``tconv.supported_isas()``,
+against the float64 structural oracle (tests/_structural.py, tconv.reference).
+
+test_table_covers_csrc fails when csrc/ gains a named constant (``constexpr ... kName``), a
+tile-table instantiation or a numeric literal (>= 3, per file) that no row claims: add a row
+(and, if it switches behaviour, a family that straddles it).  Rows whose values are 0 are
+inert (a constant that never changes which code runs, e.g. a prefetch distance or an
+alignment); their ``why`` says so.  The scan works per file and per literal value, so a new
+threshold that reuses a value already claimed in the same file is not caught.
+
+Geometries whose cost is large are marked slow (CI runs them with ``-m slow``).
+``TCONV_BOUNDARY_QUICK=1`` keeps only the values c - 1, c, c + 1 of the cheaper geometries,
+with padding/crop probes only for the rows whose family is "pad" (tools/sanitize.sh uses it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tconv
+from _structural import grad_weight as grad_weight_oracle
+from conftest import assert_matches_oracle
+from tconv import reference
+
+ISAS = tconv.supported_isas()
+CSRC = Path(__file__).resolve().parent.parent / "csrc"
+QUICK = os.environ.get("TCONV_BOUNDARY_QUICK", "") not in ("", "0")
+
+
+# ---- one problem, every operation --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Geo:
+    """A conv_transpose problem (coarse -> fine); conv and grad_input run the same geometry
+    as a gather (fine -> coarse), grad_weight its weight gradient."""
+
+    coarse: tuple[int, ...]
+    c_in: int = 2
+    c_out: int = 3
+    kernel: tuple[int, ...] = (3,)
+    stride: tuple[int, ...] = (1,)
+    padding: tuple[tuple[int, int], ...] = ((0, 0),)
+    dilation: tuple[int, ...] = (1,)
+    output_padding: tuple[int, ...] = (0,)
+    groups: int = 1
+    batch: int = 1
+    ops: tuple[str, ...] = ("forward", "grad_input", "grad_weight", "conv", "resize_conv")
+
+    @property
+    def fine(self) -> tuple[int, ...]:
+        return tuple((i - 1) * s - lo - hi + d * (k - 1) + op + 1
+                     for i, k, s, (lo, hi), d, op in zip(self.coarse, self.kernel, self.stride,
+                                                         self.padding, self.dilation,
+                                                         self.output_padding))
+
+    def valid(self) -> bool:
+        return min(self.fine) >= 1 and min(self.coarse) >= 1
+
+    def cost(self) -> float:
+        """Rough count of the oracle's products (the sweep's dominant cost)."""
+        taps = int(np.prod(self.kernel))
+        return float(self.batch * self.c_in * (self.c_out // self.groups) * taps
+                     * np.prod(self.coarse))
+
+    def kw(self) -> dict[str, Any]:
+        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+                "groups": self.groups}
+
+
+def _check_all(geo: Geo, dtype: Any) -> None:
+    rng = np.random.default_rng(abs(hash(geo)) % 2**32)
+    nd = len(geo.coarse)
+    x = rng.standard_normal((geo.batch, geo.c_in, *geo.coarse)).astype(dtype)
+    w = rng.standard_normal((geo.c_in, geo.c_out // geo.groups, *geo.kernel)).astype(dtype)
+    b = rng.standard_normal(geo.c_out).astype(dtype)
+    g = rng.standard_normal((geo.batch, geo.c_out, *geo.fine)).astype(dtype)
+    taps = int(np.prod(geo.kernel))
+    kw, tkw = geo.kw(), dict(geo.kw(), output_padding=geo.output_padding)
+    expected: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+    if "forward" in geo.ops:
+        expected["forward"] = (
+            reference.conv_transpose_structural(x, w, b, **tkw),
+            reference.conv_transpose_structural(np.abs(x), np.abs(w), np.abs(b), **tkw),
+            geo.c_in // geo.groups * taps + 1)
+    # the gather (conv of g with the same weight) is conv_transpose's grad_input
+    if "grad_input" in geo.ops:
+        expected["grad_input"] = (reference.conv_structural(g, w, None, **kw),
+                                  reference.conv_structural(np.abs(g), np.abs(w), None, **kw),
+                                  geo.c_out // geo.groups * taps)
+    if "grad_weight" in geo.ops:
+        expected["grad_weight"] = (
+            grad_weight_oracle(g, x, w.shape, geo.stride, geo.padding, geo.dilation, geo.groups),
+            grad_weight_oracle(np.abs(g), np.abs(x), w.shape, geo.stride, geo.padding,
+                               geo.dilation, geo.groups),
+            geo.batch * int(np.prod(geo.coarse)))
+    # conv: a conv weight (C_out, C_in/groups, *k) of its own, on the fine-shaped tensor g
+    wconv = rng.standard_normal((geo.c_in, geo.c_out // geo.groups, *geo.kernel)).astype(dtype)
+    bconv = rng.standard_normal(geo.c_in).astype(dtype)
+    if "conv" in geo.ops:
+        expected["conv"] = (reference.conv_structural(g, wconv, bconv, **kw),
+                            reference.conv_structural(np.abs(g), np.abs(wconv), np.abs(bconv),
+                                                      **kw),
+                            geo.c_out // geo.groups * taps + 1)
+    # resize_conv: nearest x2 upsampling then a stride-1 conv with the geometry's padding
+    small = g[(...,) + tuple(slice(0, (f + 1) // 2) for f in geo.fine)]
+    up = small
+    for a in range(nd):
+        up = np.repeat(up, 2, axis=2 + a)
+    rkw = {"padding": geo.padding, "dilation": geo.dilation, "groups": geo.groups}
+    resize_ok = "resize_conv" in geo.ops and all(
+        u + lo + hi >= d * (k - 1) + 1 for u, (lo, hi), d, k in
+        zip(up.shape[2:], geo.padding, geo.dilation, geo.kernel))
+    if resize_ok:
+        expected["resize_conv"] = (
+            reference.conv_structural(up, wconv, None, **rkw),
+            reference.conv_structural(np.abs(up), np.abs(wconv), None, **rkw),
+            geo.c_out // geo.groups * taps)
+    before = tconv.isa()
+    try:
+        for isa in ISAS:
+            tconv.set_isa(isa)
+            got: dict[str, np.ndarray] = {}
+            if "forward" in expected:
+                got["forward"] = tconv.conv_transpose(x, w, b, **tkw)
+            if "grad_input" in expected or "grad_weight" in expected:
+                gi, gw, _ = tconv.conv_transpose_backward(
+                    g, x, w, output_mask=(True, True, False), **tkw)
+                got["grad_input"], got["grad_weight"] = gi, gw
+            if "conv" in expected:
+                got["conv"] = tconv.conv(g, wconv, bconv, **kw)
+            if "resize_conv" in expected:
+                got["resize_conv"] = tconv.resize_conv(small, wconv, 2, **rkw)
+            for op, (want, scale, terms) in expected.items():
+                assert_matches_oracle(got[op], want, scale, terms,
+                                      f"{op} on {isa} ({np.dtype(dtype).name}) for {geo}")
+    finally:
+        tconv.set_isa(before)
+
+
+# ---- geometry families: sizes that put one internal quantity at v ------------------------
+
+def _1d(coarse: int, **kw: Any) -> Geo:
+    return Geo((coarse,), **kw)
+
+
+def fam_width(v: int) -> list[Geo]:
+    """Grid-row width v: the gather's output width, the forward's phase width (stride 1 and
+    2), grad_weight's coarse rows; 1-D and 2-D."""
+    return [_1d(v, kernel=(3,), padding=((1, 1),)),
+            _1d(v, kernel=(4,), stride=(2,), padding=((1, 1),)),
+            Geo((2, v), kernel=(3, 3), stride=(1, 2), padding=((1, 1), (1, 1)),
+                dilation=(1, 1), output_padding=(0, 1))]
+
+
+def fam_pad(v: int) -> list[Geo]:
+    """v as padding (gather) and crop (forward): symmetric, low only, high only, strided,
+    a length-1 input with a 1-tap kernel (issue 19's call), and 2-D."""
+    return [_1d(2 * v + 3, kernel=(3,), padding=((v, v),)),
+            _1d(v + 3, kernel=(3,), padding=((v, 0),)),
+            _1d(v + 3, kernel=(3,), padding=((0, v),)),
+            _1d(v + 2, kernel=(4,), stride=(2,), padding=((v, v),)),
+            _1d(2 * v + 1, c_in=1, c_out=1, kernel=(1,), padding=((v, v),)),
+            Geo((3, 2 * v + 3), kernel=(3, 3), stride=(1, 1), padding=((1, 1), (v, v)),
+                dilation=(1, 1), output_padding=(0, 0))]
+
+
+def fam_out_channels(v: int) -> list[Geo]:
+    """M = v output channels of each GEMM: the forward's (C_out) and the gather's (C_in),
+    grad_weight's rows (C_in)."""
+    return [_1d(6, c_in=2, c_out=v, kernel=(3,), stride=(2,), padding=((1, 1),)),
+            _1d(6, c_in=v, c_out=2, kernel=(3,), stride=(2,), padding=((1, 1),)),
+            Geo((3, 4), c_in=v, c_out=2, kernel=(3, 3), stride=(1, 1), padding=((1, 1), (1, 1)),
+                dilation=(1, 1), output_padding=(0, 0))]
+
+
+def fam_reduction(v: int) -> list[Geo]:
+    """K = v terms per output: channels x 1 tap, and one channel x v taps."""
+    return [_1d(5, c_in=v, c_out=2, kernel=(1,)),
+            _1d(5, c_in=2, c_out=v, kernel=(1,)),
+            _1d(3, c_in=1, c_out=1, kernel=(v,))]
+
+
+def fam_wg_pixels(v: int) -> list[Geo]:
+    """grad_weight's reduction K = batch x coarse pixels = v (1 and 3 images)."""
+    out = [_1d(v, kernel=(3,), padding=((1, 1),))]
+    if v % 3 == 0:
+        out.append(_1d(v // 3, kernel=(3,), padding=((1, 1),), batch=3))
+    else:
+        out.append(Geo((1, v), kernel=(1, 3), stride=(1, 2), padding=((0, 0), (1, 1)),
+                       dilation=(1, 1), output_padding=(0, 0)))
+    return out
+
+
+def fam_outer(v: int, what: str) -> list[Geo]:
+    """grad_weight's outer form (float32, 48 <= M <= 256, N = C_out x taps >= 128) with M, N
+    or K = v, the other two at the form's smallest."""
+    m, n, k = 48, 128, 64
+    if what == "M":
+        m = v
+    elif what == "N":
+        n = v
+    else:
+        k = v
+    return [_1d(k, c_in=m, c_out=n, kernel=(1,), ops=("grad_weight",))]
+
+
+def fam_stride(v: int) -> list[Geo]:
+    """Stride v along x (forward x phases, gather source step, grad_weight's de-interleave),
+    kernel v + 1 and 2v."""
+    return [_1d(9, kernel=(v + 1,), stride=(v,), padding=((1, 1),)),
+            Geo((2, 5), kernel=(2, 2 * v), stride=(1, v), padding=((0, 0), (v // 2, v // 2)),
+                dilation=(1, 1), output_padding=(0, 0))]
+
+
+def fam_columns(v: int, what: str) -> list[Geo]:
+    """The forward's few-output-channel path: C_out/groups (M) <= 4, M x taps in [12, 512],
+    C_in/groups >= 8; one of them = v, the others inside the range."""
+    if what == "M":
+        return [Geo((4, 5), c_in=8, c_out=v, kernel=(4, 4), stride=(2, 2),
+                    padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(0, 0))]
+    if what == "rows":  # M = 1, taps = v
+        return [_1d(4, c_in=8, c_out=1, kernel=(v,), stride=(2,))]
+    if what == "rows3":  # M = 3 x taps ~ v
+        return [_1d(4, c_in=8, c_out=3, kernel=(max(1, v // 3),), stride=(2,))]
+    if what == "Kc":
+        return [Geo((3, 4), c_in=v, c_out=3, kernel=(2, 2), stride=(2, 2),
+                    padding=((0, 0), (0, 0)), dilation=(1, 1), output_padding=(0, 0))]
+    # coarse pixels P = v on the columns path (Z blocks, prefetch distance)
+    return [_1d(v, c_in=8, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),))]
+
+
+def fam_band(v: int) -> list[Geo]:
+    """A gather whose source band holds v float32 values per channel: 64 output points (a
+    multiple of every tile width) of a 2-tap kernel dilated by v - 64 (band = 64 + span)."""
+    d = max(1, v - 64)
+    return [Geo((64,), c_in=1, c_out=1, kernel=(2,), dilation=(d,),
+                ops=("grad_input", "conv"))]
+
+
+def fam_band_channels(v: int) -> list[Geo]:
+    """v input channels of a gather (the band's channel count: prefetch distance, per-K-block
+    bands) with 200-point rows."""
+    return [_1d(200, c_in=2, c_out=v, kernel=(3,), padding=((1, 1),),
+                ops=("grad_input", "conv"))]
+
+
+def fam_groups(v: int) -> list[Geo]:
+    """v groups (one channel each) with grad_weight's reduction over two K blocks."""
+    return [_1d(1100, c_in=v, c_out=v, groups=v, kernel=(3,), padding=((1, 1),))]
+
+
+def fam_flops(v: int) -> list[Geo]:
+    """About v flops (serial vs parallel run): a 1-channel 1-tap gather/forward of v/2 points
+    and a columns-path forward."""
+    return [_1d(max(1, v // 2), c_in=1, c_out=1, kernel=(1,)),
+            _1d(max(1, v // 192), c_in=8, c_out=3, kernel=(4,), stride=(2,),
+                ops=("forward",))]
+
+
+def fam_elements(v: int) -> list[Geo]:
+    """An operand of v values (all_finite's parallel threshold)."""
+    return [_1d(v, c_in=1, c_out=2, kernel=(3,), padding=((1, 1),))]
+
+
+def fam_checked(v: int) -> list[Geo]:
+    """Output size against input + weight size (run_checked tests the result after the fast
+    kernel, or both operands before): C_out 2, 1 tap, length v."""
+    return [_1d(v, c_in=1, c_out=2, kernel=(1,))]
+
+
+FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
+    "width": fam_width, "pad": fam_pad, "out_channels": fam_out_channels,
+    "reduction": fam_reduction, "wg_pixels": fam_wg_pixels,
+    "outer_M": lambda v: fam_outer(v, "M"), "outer_N": lambda v: fam_outer(v, "N"),
+    "outer_K": lambda v: fam_outer(v, "K"), "stride": fam_stride,
+    "col_M": lambda v: fam_columns(v, "M"), "col_rows": lambda v: fam_columns(v, "rows"),
+    "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
+    "col_P": lambda v: fam_columns(v, "P"), "band": fam_band,
+    "band_channels": fam_band_channels, "groups": fam_groups, "flops": fam_flops,
+    "elements": fam_elements, "checked": fam_checked,
+}
+
+
+# ---- the table ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    where: str                        # file: constant or expression
+    values: tuple[int, ...]           # boundaries in the family's units (empty: inert)
+    families: tuple[str, ...]
+    literals: tuple[str, ...] = ()    # numeric literals of `where`'s file this row claims
+    names: tuple[str, ...] = ()       # named constants (kXxx) of that file it claims
+    why: str = ""
+    dtypes: tuple[str, ...] = ("float32",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Per-ISA register tiles (csrc/ukernels/*.cpp: fill_gemm_table<Ops, NV>(index_sequence<MR>),
+# fill_wide_table<Ops, NV>, fill_dot_table<Ops, NC>; nr = NV x the Ops' kWidth).
+TILE_MR = (4, 6, 12)                  # generic, avx2, avx512 GEMM rows
+TILE_NR = (8, 16, 32)                 # GEMM columns: f32 8/16/32, f64 8/8/16
+WIDE_NR = (16, 32, 64)                # wide kernels (<= kWideMR rows): f32 16/32/64
+PANEL_K = (768, 384, 192)             # outer grad_weight K block = kPanelBytes / (nr x 4)
+
+TABLE: list[Row] = [
+    # -- csrc/ukernels/*.cpp: the register tiles --------------------------------------------
+    Row("GEMM tile rows mr", "ukernels/{generic,avx2,avx512}.cpp: index_sequence<4|6|12>",
+        TILE_MR, ("out_channels",), literals=("4", "6", "12"),
+        why="output-channel tails of 1 .. mr - 1 rows"),
+    Row("GEMM tile columns nr (NV x kWidth)",
+        "ukernels/*.cpp: fill_gemm_table<Ops, 2|8>, kWidth 1/4/8/16", TILE_NR + (4,),
+        ("width", "wg_pixels"), literals=("8", "16", "4", "2"),
+        names=("kWidth",), dtypes=("float32", "float64"),
+        why="pixel tails; nr >= 0.6 x round_up(width, nr) picks the direct path"),
+    Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: fill_wide_table<Ops, 4|16>",
+        WIDE_NR, ("width",), literals=("16", "4")),
+    Row("dot tile (grad_weight) rows 4, columns 3/4", "ukernels/*.cpp: fill_dot_table<Ops, 3|4>",
+        (3, 4), ("out_channels", "outer_N"), literals=("3", "4")),
+    Row("avx2 f32 panel transpose, 8 rows at a time", "ukernels/avx2.cpp: k + 8 <= kc",
+        (8, 16), ("outer_K",),
+        literals=("5", "7", "32", "48", "64", "80", "96", "112", "0x44", "0xEE", "0x20", "0x31"),
+        why="the rest are shuffle immediates and panel offsets of the 8 x 16 transpose"),
+    Row("avx512 lane buffer", "ukernels/avx512.cpp: alignas(64) lanes", (),
+        (), literals=("64",), why="inert: alignment of a reduction buffer"),
+    # -- csrc/tconv/ukernels.hpp ------------------------------------------------------------
+    Row("kMaxMR: largest mr", "tconv/ukernels.hpp: kMaxMR", (12,), ("out_channels",),
+        literals=("12",), names=("kMaxMR",)),
+    Row("kWideMR: wide kernels for M <= 3", "tconv/ukernels.hpp: kWideMR", (3,),
+        ("out_channels",), literals=("3",), names=("kWideMR",)),
+    Row("tile_rows / block_rows: split of mr + 1 .. mr + 3 rows (mr >= 6)",
+        "tconv/ukernels.hpp: mr >= 6 && left <= mr + 3", (7, 9, 13, 15),
+        ("out_channels",), literals=("6", "3")),
+    Row("dot_rows: 5, 6, 9 rows as 3-row tiles (mr = 4)", "tconv/ukernels.hpp: dot_rows",
+        (5, 6, 9), ("out_channels",), literals=("4", "5", "6", "9")),
+    # -- csrc/tconv/workspace.hpp -------------------------------------------------------------
+    Row("kKBlockBytes: K block kc = 256 (f32) / 128 (f64)", "tconv/workspace.hpp: kKBlockBytes",
+        (256, 128), ("reduction",), literals=("1024",), names=("kKBlockBytes",),
+        dtypes=("float32", "float64")),
+    Row("Scratch alignment", "tconv/workspace.hpp: 64-byte aligned_alloc", (), (),
+        literals=("63", "64"), why="inert: allocation rounding"),
+    # -- csrc/tconv/geometry.hpp, nonfinite.hpp, copy.hpp -------------------------------------
+    Row("kMaxDims", "tconv/geometry.hpp: kMaxDims = 3", (), (), literals=("3",),
+        names=("kMaxDims",), why="inert: rank; 1-D, 2-D and 3-D run everywhere"),
+    Row("run_checked: result size vs operand sizes", "tconv/nonfinite.hpp: result_size < a + b",
+        (2, 3), ("checked",), literals=("4", "0x7f800000", "0x7ff0000000000000"),
+        why="4 = sizeof(float); the masks are the IEEE exponents"),
+    Row("fixed-length copies (SSE groups of 4, residues 4/8, panels 8/16/32)",
+        "tconv/copy.hpp: copy_fixed, copy_panel, (de)interleave", (4, 8, 16, 32),
+        ("width", "stride"), literals=("3", "4", "8", "16", "32")),
+    # -- csrc/subconv.cpp (forward, gather = conv / grad_input, resize_conv) ------------------
+    Row("kMaxRowChunk: direct-path row chunk", "subconv.cpp: kMaxRowChunk = 192", (192,),
+        ("width", "pad"), literals=("192",), names=("kMaxRowChunk",),
+        dtypes=("float32", "float64")),
+    Row("rows per task 192 / width; packed-path pixel block 192",
+        "subconv.cpp: 192 / round_up(width, nr), min(n_total, 192)", (96, 64, 48),
+        ("width",), literals=("192",)),
+    Row("kMaxInPlaceRows: A panels read B rows from the band", "subconv.cpp: kMaxInPlaceRows",
+        (128,), ("out_channels",), literals=("128",), names=("kMaxInPlaceRows",)),
+    Row("kMaxBandBytes: largest band (2 MiB = 524288 f32)", "subconv.cpp: kMaxBandBytes",
+        (524288,), ("band",), literals=("20",), names=("kMaxBandBytes",)),
+    Row("kBandL2Bytes: band filled per K block above 256 KiB (65536 f32)",
+        "subconv.cpp: kBandL2Bytes", (65536,), ("band",), literals=("256", "10"),
+        names=("kBandL2Bytes",)),
+    Row("kBandPrefetch: channels ahead of the band fill", "subconv.cpp: kBandPrefetch", (2,),
+        ("band_channels",), names=("kBandPrefetch",)),
+    Row("pack_a_panels prefetch: 4 channels ahead", "subconv.cpp: kAhead = 4", (4,),
+        ("band_channels", "out_channels"), literals=("4",), names=("kAhead",)),
+    Row("kMaxXPhases / xs in {2, 4, 8}: interleaved x-phase stores",
+        "subconv.cpp: kMaxXPhases, xs != 2 && xs != 4 && xs != 8", (2, 4, 8), ("stride",),
+        literals=("8", "4"), names=("kMaxXPhases",)),
+    Row("pack_piece lengths 4/8/16, steps 1/2 (packed path)", "subconv.cpp: pack_b",
+        (4, 8, 16), ("width", "stride"), literals=("4", "8", "16")),
+    Row("band de-interleave of steps 2/4/8", "subconv.cpp: fill_band step == 2|4|8",
+        (2, 4, 8), ("stride",), literals=("8", "4")),
+    Row("direct vs packed: width >= 0.6 x round_up(width, nr)", "subconv.cpp: 0.6", (5, 10, 20),
+        ("width",), literals=("0.6",)),
+    Row("mcb: A rows per L2 block (256 KiB / kc)", "subconv.cpp: (256 << 10) / (kc x size)",
+        (252, 256), ("out_channels",), literals=("256", "10")),
+    Row("tasks wanted: 4 x threads", "subconv.cpp: 4.0 * threads, 4 * threads", (), (),
+        literals=("4.0", "4"), why="thread-count-dependent splitting never changes a sum "
+        "(test_determinism); straddled by every family through the task counts"),
+    Row("serial below 2e5 flops", "subconv.cpp: flops > 2e5", (200000,), ("flops",),
+        literals=("2e5",)),
+    Row("band fill prefetch per 64-byte line", "subconv.cpp: q += 64", (), (),
+        literals=("64",), why="inert: prefetch stride"),
+    Row("band key (8 values)", "subconv.cpp: std::array<int64_t, 8>", (), (), literals=("8",),
+        why="inert: array sizes (key fields, residues <= 8)"),
+    Row("A-packing unit tuple", "subconv.cpp: std::array<int64_t, 3>", (), (), literals=("3",),
+        why="inert: a (group, K block, panel) triple"),
+    Row("pack_piece unroll", "subconv.cpp / copy.hpp: #pragma GCC unroll", (), (),
+        why="pragma lines are not scanned"),
+    # -- csrc/columns.cpp (forward with few output channels) ----------------------------------
+    Row("kMaxM: columns path for C_out/groups <= 4", "columns.cpp: kMaxM", (4,), ("col_M",),
+        literals=("4",), names=("kMaxM",)),
+    Row("kMinRows: M x taps >= 12", "columns.cpp: kMinRows", (12,), ("col_rows", "col_rows3"),
+        literals=("12",), names=("kMinRows",)),
+    Row("kMinChannels: C_in/groups >= 8", "columns.cpp: kMinChannels", (8,), ("col_Kc",),
+        literals=("8",), names=("kMinChannels",)),
+    Row("kMaxRows: M x taps <= 512", "columns.cpp: kMaxRows", (512,), ("col_rows",),
+        literals=("512",), names=("kMaxRows",)),
+    Row("kZBytes / kZPad: Z block <= 1 MiB (P + 64) x R x size", "columns.cpp: kZBytes, kZPad",
+        (21781,), ("col_P",), literals=("20", "64"), names=("kZBytes", "kZPad"),
+        why="R = 12, float32: (P + 64) x 48 bytes = 1 MiB at P = 21781.3"),
+    Row("columns prefetch: 4 tiles ahead", "columns.cpp: kAhead = 4", (32, 64, 128), ("col_P",),
+        literals=("4",), names=("kAhead",), why="P = 4 x nr"),
+    Row("phase buffer slack", "columns.cpp: ceil_div(fx, sx) + 16", (), (), literals=("16",),
+        why="inert: buffer length"),
+    Row("columns serial below 2e5 flops", "columns.cpp: flops > 2e5", (200000,), ("flops",),
+        literals=("2e5",)),
+    # -- csrc/weight_grad.cpp -----------------------------------------------------------------
+    Row("outer form: 48 <= M <= 256, N >= 128 (float32)", "weight_grad.cpp: outer_form",
+        (48, 256), ("outer_M",), literals=("48", "256")),
+    Row("outer form: N >= 128", "weight_grad.cpp: outer_form", (128,), ("outer_N",),
+        literals=("128",)),
+    Row("kPanelBytes: outer K block 24 KiB / (nr x 4)", "weight_grad.cpp: kPanelBytes",
+        PANEL_K, ("outer_K",), literals=("24", "1024"), names=("kPanelBytes",)),
+    Row("kMaxNR: edge tile buffer kMaxMR x kMaxNR", "weight_grad.cpp: kMaxNR", (32,),
+        ("outer_N",), literals=("32",), names=("kMaxNR",),
+        why="partial column tiles of the widest (avx512 f32) outer tile"),
+    Row("dot K block 4 x kc = 1024 (f32) / 512 (f64); two chunks from 2 blocks",
+        "weight_grad.cpp: 4 * k_block<T>()", (1024, 512), ("wg_pixels",), literals=("4",),
+        dtypes=("float32", "float64")),
+    Row("two chunks only while groups x m_blocks x ceil(N / 8nr) < 16",
+        "weight_grad.cpp: chunks", (16,), ("groups",), literals=("8", "16")),
+    Row("row blocks of <= 512 rows of A", "weight_grad.cpp: min(M, 512)", (512,),
+        ("out_channels",), literals=("512",)),
+    Row("dot column block min(N, 48)", "weight_grad.cpp: min(N, 48)", (48,),
+        ("out_channels",), literals=("48",)),
+    Row("fixed-length row copies 4/8/16/32, 32-point pieces, steps 2/4/8",
+        "weight_grad.cpp: copy_run, copy_pieces, pack_group", (4, 8, 16, 32),
+        ("wg_pixels", "stride"), literals=("4", "8", "16", "32")),
+    Row("weight_grad serial below 2e5 flops", "weight_grad.cpp: flops > 2e5", (200000,),
+        ("flops",), literals=("2e5",)),
+    Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
+        literals=("64",), why="inert: leading dimension padding"),
+    # -- csrc/direct.cpp, resize.cpp ----------------------------------------------------------
+    Row("all_finite parallel above 2^18 values", "direct.cpp: n > (1 << 18)", (262144,),
+        ("elements",), literals=("18",)),
+    Row("bilinear sample centres", "resize.cpp: (o + 0.5) / s - 0.5", (), (),
+        literals=("0.5",), why="inert: the formula, not a switch"),
+]
+
+# Files of each row (the part of `where` before the colon, relative to csrc/).
+_ROW_FILES = {
+    "ukernels/{generic,avx2,avx512}.cpp": ("ukernels/generic.cpp", "ukernels/avx2.cpp",
+                                           "ukernels/avx512.cpp"),
+    "ukernels/*.cpp": ("ukernels/generic.cpp", "ukernels/avx2.cpp", "ukernels/avx512.cpp"),
+    "subconv.cpp / copy.hpp": ("subconv.cpp", "tconv/copy.hpp"),
+}
+
+
+def _row_files(row: Row) -> tuple[str, ...]:
+    f = row.where.split(":")[0].strip()
+    return _ROW_FILES.get(f, (f,))
+
+
+# ---- the scan of csrc/ -------------------------------------------------------------------
+
+_NUM = re.compile(r"(?<![\w.])(0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)[uUlLfF]*(?![\w.])")
+_NAMED = re.compile(r"\bconstexpr\s+[\w:<>]+\s+(k[A-Z]\w*)\s*=")
+_INERT_NAMES = {"kZero", "kBorder"}  # sentinel codes of indirect_rows, not sizes
+
+
+def _code(text: str) -> str:
+    """Source without comments, string literals and non-OpenMP pragmas / includes."""
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
+    text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+    return re.sub(r"^\s*#\s*(include|pragma\s+(?!omp)|define|if|endif|else|elif)[^\n]*", "",
+                  text, flags=re.MULTILINE)
+
+
+def scan_csrc() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(file, literal) with a value >= 3 or non-integer, and (file, kName) of csrc/."""
+    literals, names = set(), set()
+    for path in sorted(CSRC.rglob("*")):
+        if path.suffix not in (".cpp", ".hpp"):
+            continue
+        rel = path.relative_to(CSRC).as_posix()
+        code = _code(path.read_text())
+        for m in _NUM.finditer(code):
+            text = m.group(1)
+            value = int(text, 16) if text.lower().startswith("0x") else float(text)
+            if value not in (0, 1, 2):
+                literals.add((rel, text))
+        for m in _NAMED.finditer(code):
+            if m.group(1) not in _INERT_NAMES:
+                names.add((rel, m.group(1)))
+    return literals, names
+
+
+def test_table_covers_csrc():
+    literals, names = scan_csrc()
+    claimed_lits = {(f, lit) for row in TABLE for f in _row_files(row) for lit in row.literals}
+    claimed_names = {(f, n) for row in TABLE for f in _row_files(row) for n in row.names}
+    missing = sorted(literals - claimed_lits)
+    assert not missing, (
+        "csrc/ has numeric literals that no TABLE row of tests/test_boundaries.py claims "
+        f"(add a row, with a family that straddles it if it switches behaviour): {missing}")
+    missing_names = sorted(names - claimed_names)
+    assert not missing_names, f"csrc/ constants without a TABLE row: {missing_names}"
+    stale = sorted(n for n in claimed_names - names)
+    assert not stale, f"TABLE rows name constants that csrc/ no longer has: {stale}"
+
+
+def test_table_rows_are_complete():
+    for row in TABLE:
+        assert row.values or row.why, f"inert row without a reason: {row.name}"
+        for fam in row.families:
+            assert fam in FAMILIES, (row.name, fam)
+
+
+# ---- the sweep ---------------------------------------------------------------------------
+
+SLOW_COST = 3e5    # oracle products above which a geometry runs only with -m slow
+QUICK_COST = 2e4   # ... and above which TCONV_BOUNDARY_QUICK leaves it out
+
+
+def _sweep_params() -> list[Any]:
+    """One parameter per distinct (geometry, dtype), naming the rows that asked for it; the
+    2c + 3 values and the costly geometries are slow."""
+    seen: dict[tuple[Geo, str], list[str]] = {}
+    slow: dict[tuple[Geo, str], bool] = {}
+
+    def add(geo: Geo, dt: str, label: str, far: bool) -> None:
+        if not geo.valid() or (QUICK and (far or geo.cost() > QUICK_COST)):
+            return
+        key = (geo, dt)
+        seen.setdefault(key, []).append(label)
+        slow[key] = slow.get(key, True) and (far or geo.cost() > SLOW_COST)
+
+    for row in TABLE:
+        for c in row.values:
+            for v in (c - 1, c, c + 1, 2 * c + 3):
+                if v < 1:
+                    continue
+                far = v == 2 * c + 3
+                for fam in row.families:
+                    for geo in FAMILIES[fam](v):
+                        for dt in row.dtypes:
+                            add(geo, dt, f"{row.name} (c={c}, v={v})", far)
+                if "pad" not in row.families and v <= 4096 and not QUICK:
+                    for geo in fam_pad(v):
+                        add(geo, "float32", f"{row.name}: padding/crop {v}", far)
+    return [pytest.param(geo, dt, rows, marks=[pytest.mark.slow] if slow[(geo, dt)] else [],
+                         id=f"{dt}-{'x'.join(map(str, geo.coarse))}-{i}")
+            for i, ((geo, dt), rows) in enumerate(seen.items())]
+
+
+@pytest.mark.parametrize("geo,dtype,rows", _sweep_params())
+def test_boundary(geo, dtype, rows):
+    _check_all(geo, np.dtype(dtype))
