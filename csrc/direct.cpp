@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "tconv/cancel.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 
@@ -62,9 +63,11 @@ void for_each_tap_row(const Geometry& g, Visit&& visit) {
 }  // namespace
 
 // y = C^T x.  Parallel over output planes (n, f); each summed in the order (c, k, i).
+// Cancellation (tconv/cancel.hpp) is checked before each input channel's terms.
 template <typename T>
 void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
+  Cancellation* const cancel = current_cancellation();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t f = 0; f < g.fine_channels; ++f) {
@@ -72,6 +75,7 @@ void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T*
       std::fill(out, out + g.fine_pixels(), bias ? bias[f] : T(0));
       const int64_t group = f / fpg;
       for (int64_t c = group * cpg; c < (group + 1) * cpg; ++c) {
+        if (stop(cancel)) break;
         const T* in = x + (n * g.coarse_channels + c) * g.coarse_pixels();
         const T* w_cf = w + (c * fpg + f % fpg) * taps;
         for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
@@ -88,12 +92,14 @@ void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T*
 template <typename T>
 void gather_direct(const Geometry& g, const T* y, const T* w, const T* bias, T* x) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
+  Cancellation* const cancel = current_cancellation();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t c = 0; c < g.coarse_channels; ++c) {
       T* out = x + (n * g.coarse_channels + c) * g.coarse_pixels();
       std::fill(out, out + g.coarse_pixels(), bias ? bias[c] : T(0));
       for (int64_t f_local = 0; f_local < fpg; ++f_local) {
+        if (stop(cancel)) break;
         const T* in = y + (n * g.fine_channels + (c / cpg) * fpg + f_local) * g.fine_pixels();
         const T* w_cf = w + (c * fpg + f_local) * taps;
         for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,
@@ -111,6 +117,7 @@ void gather_direct(const Geometry& g, const T* y, const T* w, const T* bias, T* 
 template <typename T>
 void weight_grad_direct(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
+  Cancellation* const cancel = current_cancellation();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t c = 0; c < g.coarse_channels; ++c) {
     for (int64_t f_local = 0; f_local < fpg; ++f_local) {
@@ -118,6 +125,7 @@ void weight_grad_direct(const Geometry& g, const T* coarse, const T* fine, T* dw
       T* dw_cf = dw + (c * fpg + f_local) * taps;
       std::fill(dw_cf, dw_cf + taps, T(0));
       for (int64_t n = 0; n < g.batch; ++n) {
+        if (stop(cancel)) break;
         const T* cin = coarse + (n * g.coarse_channels + c) * g.coarse_pixels();
         const T* fin = fine + (n * g.fine_channels + f) * g.fine_pixels();
         for_each_tap_row(g, [&](int64_t tap, int64_t ci, int64_t fi, int64_t lo, int64_t hi,

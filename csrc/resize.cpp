@@ -9,6 +9,7 @@
 #include <cmath>
 #include <memory>
 
+#include "tconv/cancel.hpp"
 #include "tconv/resize.hpp"
 
 namespace tconv {
@@ -90,9 +91,12 @@ void apply_axis(const ResampleAxis& axis, int64_t outer, int64_t inner, const T*
   for (size_t j = 0; j < w.size(); ++j) w[j] = static_cast<T>(axis.weight[j]);
   const int64_t n_in = axis.in_size;
   const int64_t n_out = axis.out_size;
+  Cancellation* const cancel = current_cancellation();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t r = 0; r < n_out; ++r) {
+      // rows can be a few flops each: poll (read the clock) only every 64th
+      if ((r & 63) == 0 ? stop(cancel) : stopped(cancel)) continue;
       const T* base = src + o * n_in * inner;
       T* row = dst + (o * n_out + r) * inner;
       const int64_t j0 = axis.start[static_cast<size_t>(r)];
