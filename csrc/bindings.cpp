@@ -6,9 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <algorithm>
 #include <chrono>
-#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -73,9 +71,10 @@ tconv::Geometry make_geometry(const py::array& coarse, const py::array& fine,
 // until it returns.  So a call made on the main thread installs a Cancellation whose poll
 // takes the GIL back for a moment every kPollInterval, from between two tasks, and runs the
 // pending handlers (PyErr_CheckSignals).  When one raises (KeyboardInterrupt), the kernel takes
-// no further task, its output is filled with NaN (a partial result must not pass for one)
-// and the exception propagates.  Calls on other threads are not polled: their thread could
-// not run the handler, which the main thread runs when it next executes Python.
+// no further task and returns early, and the exception propagates; the output array then
+// holds unspecified values (the Python layer fills a user's out= with NaN).  Calls on other
+// threads are not polled: their thread could not run the handler, which the main thread runs
+// when it next executes Python.
 constexpr std::chrono::milliseconds kPollInterval{20};
 
 bool poll_signals(void* /*context*/) {
@@ -91,9 +90,9 @@ bool on_main_thread() {
          PyThread_get_thread_ident();
 }
 
-// Runs kernel() with the GIL released on the calling thread; `out` (count values) is its output.
-template <typename T, typename Kernel>
-void run_kernel(T* out, py::ssize_t count, Kernel&& kernel) {
+// Runs kernel() with the GIL released on the calling thread.
+template <typename Kernel>
+void run_kernel(Kernel&& kernel) {
   const bool interruptible = on_main_thread();
   tconv::Cancellation cancel(interruptible ? &poll_signals : nullptr, nullptr, kPollInterval);
   {
@@ -102,10 +101,7 @@ void run_kernel(T* out, py::ssize_t count, Kernel&& kernel) {
     tconv::apply_num_threads();
     kernel();
   }
-  if (cancel.cancelled()) {
-    std::fill(out, out + count, std::numeric_limits<T>::quiet_NaN());
-    throw py::error_already_set();
-  }
+  if (cancel.cancelled()) throw py::error_already_set();
 }
 
 template <typename T>
@@ -125,7 +121,7 @@ void bind_dtype(py::module_& m) {
         const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.fine_channels);
         T* out = y.mutable_data();
-        run_kernel(out, y.size(), [&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
+        run_kernel([&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -138,7 +134,7 @@ void bind_dtype(py::module_& m) {
         const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.coarse_channels);
         T* out = x.mutable_data();
-        run_kernel(out, x.size(), [&] { tconv::gather<T>(g, y.data(), w.data(), b, out); });
+        run_kernel([&] { tconv::gather<T>(g, y.data(), w.data(), b, out); });
       },
       py::arg("y").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("x").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -149,9 +145,7 @@ void bind_dtype(py::module_& m) {
          const Sizes& pad, const Sizes& dilation, int64_t groups) {
         const tconv::Geometry g = make_geometry(coarse, fine, dw, stride, pad, dilation, groups);
         T* out = dw.mutable_data();
-        run_kernel(out, dw.size(), [&] {
-          tconv::weight_grad<T>(g, coarse.data(), fine.data(), out);
-        });
+        run_kernel([&] { tconv::weight_grad<T>(g, coarse.data(), fine.data(), out); });
       },
       py::arg("coarse").noconvert(), py::arg("fine").noconvert(), py::arg("dw").noconvert(),
       py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
@@ -205,9 +199,7 @@ void bind_resize(py::module_& m) {
         const ResizeProblem r = make_resize(x, y, scale);
         const tconv::ResizeMode md = resize_mode(mode);
         T* out = y.mutable_data();
-        run_kernel(out, y.size(), [&] {
-          tconv::upsample<T>(r.planes, r.in, r.scale, md, x.data(), out);
-        });
+        run_kernel([&] { tconv::upsample<T>(r.planes, r.in, r.scale, md, x.data(), out); });
       },
       py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("scale"), py::arg("mode"),
       "y = U x: integer-factor upsampling ('nearest' or 'linear') into the preallocated y.");
@@ -217,9 +209,8 @@ void bind_resize(py::module_& m) {
         const ResizeProblem r = make_resize(gx, gy, scale);
         const tconv::ResizeMode md = resize_mode(mode);
         T* out = gx.mutable_data();
-        run_kernel(out, gx.size(), [&] {
-          tconv::upsample_adjoint<T>(r.planes, r.in, r.scale, md, gy.data(), out);
-        });
+        run_kernel(
+            [&] { tconv::upsample_adjoint<T>(r.planes, r.in, r.scale, md, gy.data(), out); });
       },
       py::arg("gy").noconvert(), py::arg("gx").noconvert(), py::arg("scale"), py::arg("mode"),
       "gx = U^T gy: the adjoint (gradient) of upsample, into the preallocated gx.");

@@ -8,6 +8,8 @@
 // whenever an operand holds a non-finite value: results are then exactly those of the
 // operator's definition (as in PyTorch), at loop-nest speed.  Each is parallel over output
 // slices and sums every element in a fixed order, so it is deterministic for any thread count.
+// Cancellation (tconv/cancel.hpp) is checked per output slice and before each input channel's
+// (grad_weight: batch item's) terms in it.
 #include <algorithm>
 #include <cstdint>
 
@@ -63,7 +65,6 @@ void for_each_tap_row(const Geometry& g, Visit&& visit) {
 }  // namespace
 
 // y = C^T x.  Parallel over output planes (n, f); each summed in the order (c, k, i).
-// Cancellation (tconv/cancel.hpp) is checked before each input channel's terms.
 template <typename T>
 void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
@@ -71,6 +72,7 @@ void scatter_direct(const Geometry& g, const T* x, const T* w, const T* bias, T*
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t f = 0; f < g.fine_channels; ++f) {
+      if (stop(cancel)) continue;
       T* out = y + (n * g.fine_channels + f) * g.fine_pixels();
       std::fill(out, out + g.fine_pixels(), bias ? bias[f] : T(0));
       const int64_t group = f / fpg;
@@ -96,6 +98,7 @@ void gather_direct(const Geometry& g, const T* y, const T* w, const T* bias, T* 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t c = 0; c < g.coarse_channels; ++c) {
+      if (stop(cancel)) continue;
       T* out = x + (n * g.coarse_channels + c) * g.coarse_pixels();
       std::fill(out, out + g.coarse_pixels(), bias ? bias[c] : T(0));
       for (int64_t f_local = 0; f_local < fpg; ++f_local) {
@@ -121,6 +124,7 @@ void weight_grad_direct(const Geometry& g, const T* coarse, const T* fine, T* dw
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t c = 0; c < g.coarse_channels; ++c) {
     for (int64_t f_local = 0; f_local < fpg; ++f_local) {
+      if (stop(cancel)) continue;
       const int64_t f = (c / cpg) * fpg + f_local;
       T* dw_cf = dw + (c * fpg + f_local) * taps;
       std::fill(dw_cf, dw_cf + taps, T(0));
