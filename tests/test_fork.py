@@ -151,33 +151,32 @@ def test_fork_before_any_multithreaded_use_keeps_threads():
         pid = os.fork()
         if pid == 0:
             n, got = work()
-            os._exit(0 if n == 2 else 1)
+            with tconv.threads(1):
+                one = work()
+            os._exit(0 if n == 2 and one == (1, got) else 1)
         assert wait_child(pid) == 0
         print("ok")
     """)
     assert out.strip() == "ok"
 
 
-def test_fork_multiprocessing_pool():
-    out = run_script("""
-        check_parent()
-        threads, want = work()
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            results = pool.map_async(work, range(4)).get(timeout=60)
-        assert all(n == 1 and got == want for n, got in results), [n for n, _ in results]
-        print("ok")
-    """)
-    assert out.strip() == "ok"
+# A fork-context pool of two workers mapping work() over four items into `results`.
+POOLS = {
+    "multiprocessing.Pool": """
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    results = pool.map_async(work, range(4)).get(timeout=60)
+""",
+    "ProcessPoolExecutor": """
+with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+    results = list(pool.map(work, range(4), timeout=60))
+""",
+}
 
 
-def test_fork_process_pool_executor():
-    out = run_script("""
-        check_parent()
-        threads, want = work()
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-            results = list(pool.map(work, range(4), timeout=60))
-        assert all(n == 1 and got == want for n, got in results), [n for n, _ in results]
-        print("ok")
-    """)
+@pytest.mark.parametrize("pool", list(POOLS))
+def test_fork_pool(pool):
+    out = run_script("check_parent()\nthreads, want = work()\n" + POOLS[pool] + """
+assert all(n == 1 and got == want for n, got in results), [n for n, _ in results]
+print("ok")
+""")
     assert out.strip() == "ok"

@@ -201,3 +201,18 @@ def test_exception_from_handler_propagates_and_nans_out(alarm_handler):
         tconv.conv(y, w, stride=2, out=out)
     assert np.isnan(out).all()
     assert tconv.conv(y, w, stride=2).tobytes() == clean.tobytes()
+
+
+def test_handler_may_call_tconv(alarm_handler):
+    """A handler that itself calls tconv (run from inside the outer call's kernel) is fine."""
+    rng = np.random.default_rng(3)
+    x, w = _medium(rng)
+    xs, ws = _a(rng, 2, 8, 16, 16), _a(rng, 8, 4, 3, 3)
+    clean, small = tconv.conv_transpose(x, w, stride=2), tconv.conv_transpose(xs, ws, stride=2)
+    inner: list[np.ndarray] = []
+    alarm_handler(lambda signum, frame: inner.append(tconv.conv_transpose(xs, ws, stride=2)))
+    signal.setitimer(signal.ITIMER_REAL, 0.02, 0.05)
+    got = tconv.conv_transpose(x, w, stride=2)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    assert inner and all(r.tobytes() == small.tobytes() for r in inner)
+    assert got.tobytes() == clean.tobytes()
