@@ -72,7 +72,5 @@ class CancelScope {
 
 // Between tasks: true when the remaining tasks must be skipped (polls on the owner thread).
 inline bool stop(Cancellation* c) noexcept { return c != nullptr && c->check(); }
-// Inside tight loops: only reads the flag (no clock, no poll).
-inline bool stopped(const Cancellation* c) noexcept { return c != nullptr && c->cancelled(); }
 
 }  // namespace tconv

@@ -181,7 +181,8 @@ def conv_transpose(
     output_size : sequence of int, optional
         Desired spatial (or full) output size; picks ``output_padding`` as PyTorch does.
     out : ndarray, optional
-        C-contiguous array of the output shape and dtype to write into.
+        C-contiguous array of the output shape and dtype to write into.  If the call is
+        interrupted (Ctrl-C), it holds only NaN.
     padding_mode : {"zeros", "circular", "reflect", "replicate"}
         The adjoint of :func:`conv` with that ``padding_mode``: ``C_m^T = P_m^T C_0^T`` with
         ``P_m`` the padding operator (see ``docs/padding.md``): the unpadded transposed conv,
@@ -209,7 +210,8 @@ def conv_transpose(
     _padmode.check_mode_padding(mode, geom.fine, geom.padding)
     full = _unpadded(geom)
     y_full = np.empty(full.fine_shape, dtype=x.dtype)
-    _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args())
+    with _no_partial_out(None if out is None else y):
+        _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args())
     np.copyto(y, _padmode.fold(y_full, geom.padding, mode))
     if b is not None:
         y += b.reshape(-1, *([1] * geom.ndim))
@@ -294,6 +296,7 @@ def conv(
         1 (PyTorch refuses ``"same"`` for stride > 1).
     groups : int
     out : ndarray, optional
+        As for :func:`conv_transpose` (only NaN after an interrupted call).
     padding_mode : {"zeros", "circular", "reflect", "replicate"}
         As ``torch.nn.Conv*d``: the conv (padding 0) of the input padded by that mode.
 
