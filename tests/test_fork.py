@@ -180,3 +180,28 @@ assert all(n == 1 and got == want for n, got in results), [n for n, _ in results
 print("ok")
 """)
     assert out.strip() == "ok"
+
+
+@pytest.mark.slow
+def test_torch_dataloader_fork_workers():
+    """PyTorch DataLoader workers (fork on Linux) calling tconv in __getitem__."""
+    pytest.importorskip("torch")
+    out = run_script("""
+import torch
+
+class Data(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        n, got = work()
+        return torch.tensor([n, int(got == want)])
+
+threads, want = work()
+loader = torch.utils.data.DataLoader(Data(), batch_size=1, num_workers=2,
+                                     multiprocessing_context="fork", timeout=60)
+rows = torch.cat(list(loader)).tolist()
+assert rows == [[1, 1]] * 4, rows
+print("ok")
+""")
+    assert out.strip() == "ok"
