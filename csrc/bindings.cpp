@@ -6,11 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "tconv/cancel.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/resize.hpp"
 
@@ -63,6 +65,45 @@ tconv::Geometry make_geometry(const py::array& coarse, const py::array& fine,
   return g;
 }
 
+// ---- Ctrl-C: running a kernel so that a Python signal handler can interrupt it ------------
+// Python runs signal handlers on the main thread only, and only between bytecodes, which a
+// kernel call (GIL released, the caller being the master of its OpenMP teams) does not reach
+// until it returns.  So a call made on the main thread installs a Cancellation whose poll
+// takes the GIL back for a moment every kPollInterval, from between two tasks, and runs the
+// pending handlers (PyErr_CheckSignals).  When one raises (KeyboardInterrupt), the kernel takes
+// no further task and returns early, and the exception propagates; the output array then
+// holds unspecified values (the Python layer fills a user's out= with NaN).  Calls on other
+// threads are not polled: their thread could not run the handler, which the main thread runs
+// when it next executes Python.
+constexpr std::chrono::milliseconds kPollInterval{20};
+
+bool poll_signals(void* /*context*/) {
+  py::gil_scoped_acquire gil;
+  // On error the exception stays set on this thread's state until run_kernel rethrows it.
+  return PyErr_CheckSignals() != 0;
+}
+
+bool on_main_thread() {
+  // threading.main_thread() follows fork(): in a child it is the thread that forked.
+  static py::handle threading = py::module_::import("threading").release();
+  return py::cast<unsigned long>(threading.attr("main_thread")().attr("ident")) ==
+         PyThread_get_thread_ident();
+}
+
+// Runs kernel() with the GIL released on the calling thread.
+template <typename Kernel>
+void run_kernel(Kernel&& kernel) {
+  const bool interruptible = on_main_thread();
+  tconv::Cancellation cancel(interruptible ? &poll_signals : nullptr, nullptr, kPollInterval);
+  {
+    py::gil_scoped_release release;
+    tconv::CancelScope scope(interruptible ? &cancel : nullptr);
+    tconv::apply_num_threads();
+    kernel();
+  }
+  if (cancel.cancelled()) throw py::error_already_set();
+}
+
 template <typename T>
 const T* bias_ptr(const std::optional<In<T>>& bias, int64_t channels) {
   if (!bias) return nullptr;
@@ -80,9 +121,7 @@ void bind_dtype(py::module_& m) {
         const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.fine_channels);
         T* out = y.mutable_data();
-        py::gil_scoped_release release;
-        tconv::apply_num_threads();
-        tconv::scatter<T>(g, x.data(), w.data(), b, out);
+        run_kernel([&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -95,9 +134,7 @@ void bind_dtype(py::module_& m) {
         const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.coarse_channels);
         T* out = x.mutable_data();
-        py::gil_scoped_release release;
-        tconv::apply_num_threads();
-        tconv::gather<T>(g, y.data(), w.data(), b, out);
+        run_kernel([&] { tconv::gather<T>(g, y.data(), w.data(), b, out); });
       },
       py::arg("y").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("x").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -108,9 +145,7 @@ void bind_dtype(py::module_& m) {
          const Sizes& pad, const Sizes& dilation, int64_t groups) {
         const tconv::Geometry g = make_geometry(coarse, fine, dw, stride, pad, dilation, groups);
         T* out = dw.mutable_data();
-        py::gil_scoped_release release;
-        tconv::apply_num_threads();
-        tconv::weight_grad<T>(g, coarse.data(), fine.data(), out);
+        run_kernel([&] { tconv::weight_grad<T>(g, coarse.data(), fine.data(), out); });
       },
       py::arg("coarse").noconvert(), py::arg("fine").noconvert(), py::arg("dw").noconvert(),
       py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
@@ -164,8 +199,7 @@ void bind_resize(py::module_& m) {
         const ResizeProblem r = make_resize(x, y, scale);
         const tconv::ResizeMode md = resize_mode(mode);
         T* out = y.mutable_data();
-        py::gil_scoped_release release;
-        tconv::upsample<T>(r.planes, r.in, r.scale, md, x.data(), out);
+        run_kernel([&] { tconv::upsample<T>(r.planes, r.in, r.scale, md, x.data(), out); });
       },
       py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("scale"), py::arg("mode"),
       "y = U x: integer-factor upsampling ('nearest' or 'linear') into the preallocated y.");
@@ -175,8 +209,8 @@ void bind_resize(py::module_& m) {
         const ResizeProblem r = make_resize(gx, gy, scale);
         const tconv::ResizeMode md = resize_mode(mode);
         T* out = gx.mutable_data();
-        py::gil_scoped_release release;
-        tconv::upsample_adjoint<T>(r.planes, r.in, r.scale, md, gy.data(), out);
+        run_kernel(
+            [&] { tconv::upsample_adjoint<T>(r.planes, r.in, r.scale, md, gy.data(), out); });
       },
       py::arg("gy").noconvert(), py::arg("gx").noconvert(), py::arg("scale"), py::arg("mode"),
       "gx = U^T gy: the adjoint (gradient) of upsample, into the preallocated gx.");

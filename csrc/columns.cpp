@@ -32,6 +32,7 @@
 
 #include <omp.h>
 
+#include "tconv/cancel.hpp"
 #include "tconv/columns.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
@@ -235,6 +236,7 @@ bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T
   const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
   const int64_t x_plane = g.coarse_pixels(), y_plane = g.fine_pixels();
 
+  Cancellation* const cancel = current_cancellation();
   int nonfinite = 0;
 #pragma omp parallel if (parallel) reduction(| : nonfinite)
   {
@@ -242,6 +244,7 @@ bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T
     BlockScratch<T> sc;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < task_count; ++task) {
+      if (stop(cancel)) continue;
       const int64_t img = task / blocks, b = task % blocks;
       const int64_t n = img / g.groups, grp = img % g.groups;
       const Block blk = make_block(g, a, g.fine[a] * b / blocks, g.fine[a] * (b + 1) / blocks);

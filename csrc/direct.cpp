@@ -12,12 +12,14 @@
 // (tconv/nonfinite.hpp).  Each output's terms are summed in one fixed order -- (input channel,
 // tap) for scatter and gather, (n, pixel) into fixed lanes for weight_grad -- whichever thread
 // computes it, and whether it is recomputed alone or with its whole plane, so results are
-// bitwise deterministic for any thread count.
+// bitwise deterministic for any thread count.  Cancellation (tconv/cancel.hpp) is checked per
+// repaired plane or weight entry.
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
 
+#include "tconv/cancel.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
@@ -228,6 +230,7 @@ void repair_planes(const Geometry& g, const std::array<AxisPairs, kMaxDims>& axe
     work += static_cast<int64_t>(bad.size()) * terms;
   }
   const int64_t count = static_cast<int64_t>(bad_planes.size());
+  Cancellation* const cancel = current_cancellation();
 #pragma omp parallel if (count > 1 && work > kParallelRepairWork)
   {
     std::vector<int64_t> elements;
@@ -235,6 +238,7 @@ void repair_planes(const Geometry& g, const std::array<AxisPairs, kMaxDims>& axe
     std::vector<T> whole, scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < count; ++i) {
+      if (stop(cancel)) continue;
       const int64_t p = bad_planes[static_cast<size_t>(i)];
       T* out = result + p * size;
       elements.clear();
@@ -315,8 +319,10 @@ void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw
   find_nonfinite(dw, g.coarse_channels * fpg * taps, bad);
   const int64_t count = static_cast<int64_t>(bad.size());
   const int64_t work = count * g.batch * g.coarse_pixels();
+  Cancellation* const cancel = current_cancellation();
 #pragma omp parallel for schedule(dynamic, 1) if (count > 1 && work > kParallelRepairWork)
   for (int64_t i = 0; i < count; ++i) {
+    if (stop(cancel)) continue;
     const int64_t index = bad[static_cast<size_t>(i)], slice = index / taps, tap = index % taps;
     const int64_t c = slice / fpg, f = (c / cpg) * fpg + slice % fpg;
     T& entry = dw[index];

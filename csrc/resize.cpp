@@ -9,6 +9,7 @@
 #include <cmath>
 #include <memory>
 
+#include "tconv/cancel.hpp"
 #include "tconv/resize.hpp"
 
 namespace tconv {
@@ -83,16 +84,28 @@ bool is_identity(const ResampleAxis& axis) {
 
 // One separable pass: src viewed as (outer, axis.in_size, inner), dst as
 // (outer, axis.out_size, inner);  dst[o][r][i] = sum_{j in row r} w[j] * src[o][index[j]][i],
-// summed in row order.  Parallel over (o, r): each dst row has one owner.
+// summed in row order.  Parallel over the (o, r) rows: each dst row has one owner.  The rows
+// are taken in runs of about kRunValues values (a row can be a single value), and
+// cancellation (tconv/cancel.hpp) is checked once per run.
 template <typename T>
 void apply_axis(const ResampleAxis& axis, int64_t outer, int64_t inner, const T* src, T* dst) {
+  constexpr int64_t kRunValues = 4096;
   std::vector<T> w(axis.weight.size());
   for (size_t j = 0; j < w.size(); ++j) w[j] = static_cast<T>(axis.weight[j]);
   const int64_t n_in = axis.in_size;
   const int64_t n_out = axis.out_size;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t o = 0; o < outer; ++o) {
-    for (int64_t r = 0; r < n_out; ++r) {
+  const int64_t rows = outer * n_out;
+  const int64_t run = std::max<int64_t>(1, kRunValues / inner);
+  Cancellation* const cancel = current_cancellation();
+#pragma omp parallel for schedule(static)
+  for (int64_t first = 0; first < rows; first += run) {
+    if (stop(cancel)) continue;
+    int64_t o = first / n_out, r = first % n_out;
+    for (int64_t i = first, end = std::min(rows, first + run); i < end; ++i, ++r) {
+      if (r == n_out) {
+        r = 0;
+        ++o;
+      }
       const T* base = src + o * n_in * inner;
       T* row = dst + (o * n_out + r) * inner;
       const int64_t j0 = axis.start[static_cast<size_t>(r)];

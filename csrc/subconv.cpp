@@ -19,6 +19,7 @@
 
 #include <omp.h>
 
+#include "tconv/cancel.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
@@ -852,6 +853,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const auto unit_count = static_cast<int64_t>(a_units.size());
   const bool parallel = threads > 1 && (round_count > 1 || unit_count > 1) && flops > 2e5;
 
+  Cancellation* const cancel = current_cancellation();
   int nonfinite = 0;  // some stored value is Inf/NaN
 #pragma omp parallel if (parallel) reduction(| : nonfinite)
   {
@@ -873,6 +875,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     const int64_t slab_m0 = sl * ms, slab_rows = std::min(ms, M - sl * ms);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < unit_count; ++u) {
+      if (stop(cancel)) continue;
       const auto [g, k0, p0] = a_units[static_cast<size_t>(u)];
       // this K block's rows of each sub-convolution (none: no tasks, or K ends before k0)
       for (size_t si = 0; si < subs.size(); ++si) {
@@ -902,6 +905,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
          round < slab_round[static_cast<size_t>(sl) + 1]; ++round)
     for (int64_t ti = round_start[static_cast<size_t>(round)];
          ti < round_start[static_cast<size_t>(round) + 1]; ++ti) {
+      if (stop(cancel)) break;  // never a later task of the round (its x-phase store)
       const Task& task = tasks[static_cast<size_t>(ti)];
       const SubConv& s = subs[static_cast<size_t>(task.sub)];
       const int64_t mc =
@@ -963,6 +967,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
       const T* a_group = a_packed.data() + a_off[static_cast<size_t>(task.sub)] +
                          task.group * k_total * ms;
       for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
+        if (k0 > 0 && stop(cancel)) break;
         const int64_t kc = std::min(kc_max, k_total - k0);
         rows = {all_rows[static_cast<size_t>(task.sub)].data() + k0, static_cast<size_t>(kc)};
         // panel of row m0 + i at ap + i * kc

@@ -35,6 +35,7 @@
 
 #include <omp.h>
 
+#include "tconv/cancel.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
@@ -346,6 +347,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   const auto task_count = static_cast<int64_t>(tasks.size());
   const double flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
   const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
+  Cancellation* const cancel = current_cancellation();
 
 #pragma omp parallel if (parallel)
   {
@@ -354,6 +356,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
     T edge[kMaxMR * kMaxNR];  // one tile that would run past the column range
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
+      if (stop(cancel)) continue;
       const Task& task = tasks[static_cast<size_t>(ti)];
       const int64_t rows = std::min(mc, M - task.m0);
       const int64_t kbeg = task.chunk * chunk_len;
@@ -364,6 +367,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
           std::fill(out + i * N + task.col0, out + i * N + task.col1, T(0));
       }
       for (int64_t k0 = kbeg; k0 < kend; k0 += kc_max) {
+        if (k0 > kbeg && stop(cancel)) break;
         const int64_t kc = std::min(kc_max, kend - k0);
         const int64_t kcp = outer ? kc : round_up(kc, uk.dot_kw);
         // Rows one cache line longer than kcp: the dot kernel's mr + nc row streams would

@@ -83,6 +83,8 @@ void set_isa(const std::string& name);
 
 // OpenMP thread control (the pool used by every kernel), process-wide: set_num_threads
 // stores the count, apply_num_threads makes the calling thread use it (call it before a kernel).
+// In a process forked after a kernel ran multi-threaded the count is 1 for good (libgomp's
+// pool does not survive fork) and set_num_threads(n > 1) throws std::runtime_error.
 int get_num_threads();
 void set_num_threads(int n);
 void apply_num_threads();

@@ -5,6 +5,12 @@ from every Python thread (the extension re-applies it on the calling thread befo
 kernel, because OpenMP's own setting is per calling thread).  Until it is set, the count is
 OpenMP's default, which honours the ``OMP_NUM_THREADS`` environment variable.  Results are
 bitwise identical for every thread count; only speed changes.
+
+After ``fork()``: OpenMP's thread pool does not survive it, so a process forked after a
+kernel ran on several threads (a fork ``multiprocessing`` pool, ``ProcessPoolExecutor``,
+PyTorch ``DataLoader`` workers) runs every kernel on one thread: ``get_num_threads()`` is 1
+there and ``set_num_threads(n)`` with ``n > 1`` raises ``RuntimeError``.  Start workers with
+the "spawn" or "forkserver" method to give them several threads.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ def set_num_threads(n: int) -> None:
     ----------
     n : int
         Thread count, ``>= 1``.  Values above the core count oversubscribe the machine.
+
+    Raises
+    ------
+    RuntimeError
+        If ``n > 1`` in a process forked after tconv ran on several threads (see above).
     """
     _core.set_num_threads(_check_count(n))
 

@@ -16,6 +16,8 @@ for the same weight, so each is the other's adjoint and the other's gradient.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -51,6 +53,19 @@ __all__ = [
     "conv_backward",
     "output_shape",
 ]
+
+
+@contextmanager
+def _no_partial_out(out: FloatArray | None) -> Iterator[None]:
+    """A kernel interrupted by Ctrl-C (or any exception raised by a signal handler) leaves its
+    output partly written: a user's ``out`` is then filled with NaN before the exception
+    propagates, so that no partial result can pass for one."""
+    try:
+        yield
+    except BaseException:
+        if out is not None:
+            out.fill(np.nan)
+        raise
 
 
 def _arrays(
@@ -168,7 +183,8 @@ def conv_transpose(
     output_size : sequence of int, optional
         Desired spatial (or full) output size; picks ``output_padding`` as PyTorch does.
     out : ndarray, optional
-        C-contiguous array of the output shape and dtype to write into.
+        C-contiguous array of the output shape and dtype to write into.  If the call is
+        interrupted (Ctrl-C), it holds only NaN.
     padding_mode : {"zeros", "circular", "reflect", "replicate"}
         The adjoint of :func:`conv` with that ``padding_mode``: ``C_m^T = P_m^T C_0^T`` with
         ``P_m`` the padding operator (see ``docs/padding.md``): the unpadded transposed conv,
@@ -199,15 +215,17 @@ def conv_transpose(
     check_bias(b, geom.fine_channels)
     y = output_array(out, geom.fine_shape, x.dtype, [a for a in (x, w, b) if a is not None])
     if mode == "zeros":
-        _core.scatter(contiguous(x), contiguous(w), None if b is None else contiguous(b), y,
-                      *geom.kernel_args())
+        with _no_partial_out(None if out is None else y):
+            _core.scatter(contiguous(x), contiguous(w), None if b is None else contiguous(b), y,
+                          *geom.kernel_args())
         return y
     # C_m^T x = P_m^T (C_0^T x): the unpadded scatter, then the border folded back (bias after,
     # so that it is added once per output element).
     _padmode.check_mode_padding(mode, geom.fine, geom.padding)
     full = _unpadded(geom)
     y_full = np.empty(full.fine_shape, dtype=x.dtype)
-    _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args())
+    with _no_partial_out(None if out is None else y):
+        _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args())
     np.copyto(y, _padmode.fold(y_full, geom.padding, mode))
     if b is not None:
         y += b.reshape(-1, *([1] * geom.ndim))
@@ -293,6 +311,7 @@ def conv(
         1 (PyTorch refuses ``"same"`` for stride > 1).
     groups : int
     out : ndarray, optional
+        As for :func:`conv_transpose` (only NaN after an interrupted call).
     padding_mode : {"zeros", "circular", "reflect", "replicate"}
         As ``torch.nn.Conv*d``: the conv (padding 0) of the input padded by that mode.
 
@@ -316,8 +335,9 @@ def conv(
         _padmode.check_mode_padding(mode, geom.fine, geom.padding)
         y = _padmode.pad(y, geom.padding, mode)
         geom = _unpadded(geom)
-    _core.gather(contiguous(y), contiguous(w), None if b is None else contiguous(b), x,
-                 *geom.kernel_args())
+    with _no_partial_out(None if out is None else x):
+        _core.gather(contiguous(y), contiguous(w), None if b is None else contiguous(b), x,
+                     *geom.kernel_args())
     return x
 
 

@@ -1,0 +1,225 @@
+"""Ctrl-C: a long kernel call answers a real SIGINT quickly with KeyboardInterrupt.
+
+The kernels poll Python's signal handlers from the calling (main) thread between tasks, so a
+handler runs while the call is in flight, not when it returns.  After an interrupt, a user's
+``out=`` holds NaN (never a partial result), and the next call is bitwise equal to a clean run:
+the checks never reorder work.  Signals come from a timer thread (``os.kill`` of this process,
+as a terminal's Ctrl-C does) or from ``setitimer``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import tconv
+from tconv import resize
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread(),
+    reason="needs POSIX signals and to run on the main thread",
+)
+
+LATENCY = 0.2  # seconds from the signal to KeyboardInterrupt in the caller
+
+
+def _drain() -> None:
+    """A Python call: pending signal handlers run at its entry."""
+
+
+@contextmanager
+def sigint_after(delay: float) -> Iterator[dict[str, float]]:
+    """Send SIGINT to this process ``delay`` s into the block, from a timer thread.
+
+    Inside the block SIGINT raises KeyboardInterrupt as by default; a signal that arrives
+    after the block is swallowed instead of interrupting pytest.
+    """
+    state = {"armed": 1.0, "sent": 0.0}
+
+    def handler(signum: int, frame: object) -> None:
+        if state["armed"]:
+            signal.default_int_handler(signum, frame)
+
+    def fire() -> None:
+        state["sent"] = time.perf_counter()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    timer = threading.Timer(delay, fire)
+    timer.start()
+    try:
+        yield state
+    finally:
+        state["armed"] = 0.0
+        timer.cancel()
+        timer.join()
+        _drain()
+        signal.signal(signal.SIGINT, previous)
+
+
+def interrupt_latency(call: Callable[[], object], delay: float) -> float | None:
+    """Seconds from SIGINT to KeyboardInterrupt, or None if the call ran to its end."""
+    with sigint_after(delay) as state:
+        try:
+            call()
+        except KeyboardInterrupt:
+            return time.perf_counter() - state["sent"]
+    return None
+
+
+def timed(call: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def _a(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+# Entry points, each sized to run for seconds on a loaded 2-core machine.  They return the
+# call and, for conv_transpose and conv, the out= array the call writes into.
+def _forward(rng):  # sub-convolution forward
+    x, w = _a(rng, 16, 256, 64, 64), _a(rng, 256, 128, 4, 4)
+    out = np.empty((16, 128, 130, 130), np.float32)
+    return lambda: tconv.conv_transpose(x, w, stride=2, out=out), out
+
+
+def _columns(rng):  # forward with few output channels (columns.cpp)
+    x, w = _a(rng, 16, 512, 128, 128), _a(rng, 512, 3, 4, 4)
+    return lambda: tconv.conv_transpose(x, w, stride=2), None
+
+
+def _gather(rng):  # conv / grad_input
+    y, w = _a(rng, 16, 128, 130, 130), _a(rng, 256, 128, 4, 4)
+    out = np.empty((16, 256, 64, 64), np.float32)
+    return lambda: tconv.conv(y, w, stride=2, out=out), out
+
+
+def _grad_weight(rng):
+    g, x, w = _a(rng, 16, 128, 130, 130), _a(rng, 16, 256, 64, 64), _a(rng, 256, 128, 4, 4)
+    mask = (False, True, False)
+    return lambda: tconv.conv_transpose_backward(g, x, w, stride=2, output_mask=mask)[1], None
+
+
+def _resize_conv(rng):  # upsample, then a stride-1 gather
+    x, w = _a(rng, 4, 128, 96, 96), _a(rng, 128, 128, 3, 3)
+    return lambda: tconv.resize_conv(x, w, 2), None
+
+
+def _upsample(rng):  # the separable resize passes alone
+    x = _a(rng, 4, 64, 256, 256)
+    return lambda: resize.upsample(x, 2, "linear"), None
+
+
+def _direct(rng):  # non-finite operands: the exact loop nests (direct.cpp)
+    x, w = _a(rng, 1, 256, 64, 64), _a(rng, 256, 128, 4, 4)
+    x[:, :, ::2, ::2] = np.inf  # in every output's window: the whole call runs the loop nest
+    return lambda: tconv.conv_transpose(x, w, stride=2), None
+
+
+ENTRY_POINTS = {
+    "forward": _forward, "columns": _columns, "gather": _gather, "grad_weight": _grad_weight,
+    "resize_conv": _resize_conv, "upsample": _upsample, "direct": _direct,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ENTRY_POINTS))
+def test_sigint_interrupts_long_call(name):
+    call, out = ENTRY_POINTS[name](np.random.default_rng(0))
+    clean, seconds = timed(call)
+    clean = clean.copy()  # out= is overwritten below
+    assert seconds > 0.4, f"{name} took {seconds:.2f} s: too short to interrupt meaningfully"
+    latencies = []
+    for delay in (0.2, 0.25 * seconds, 0.2):
+        latency = interrupt_latency(call, delay)
+        assert latency is not None, f"{name}: SIGINT at {delay:.2f} s did not interrupt the call"
+        latencies.append(latency)
+        if out is not None:
+            assert np.isnan(out).all(), f"{name}: out= holds a partial result after the interrupt"
+    # One slow answer may come from a load spike on a shared machine; two may not.
+    assert sorted(latencies)[1] < LATENCY, f"{name}: latencies {latencies}"
+    assert max(latencies) < 2.5 * LATENCY, f"{name}: latencies {latencies}"
+    again = call()
+    assert again.tobytes() == clean.tobytes(), f"{name}: result changed after an interrupt"
+
+
+@pytest.fixture
+def alarm_handler():
+    """Installs a SIGALRM handler for the test and restores everything afterwards."""
+    previous = signal.getsignal(signal.SIGALRM)
+
+    def install(handler):
+        signal.signal(signal.SIGALRM, handler)
+
+    yield install
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _medium(rng):
+    x, w = _a(rng, 4, 128, 64, 64), _a(rng, 128, 64, 4, 4)
+    return x, w
+
+
+def test_handler_runs_during_the_call(alarm_handler):
+    """A handler that does not raise runs mid-call, and the call's result is unchanged."""
+    x, w = _medium(np.random.default_rng(1))
+    clean, seconds = timed(lambda: tconv.conv_transpose(x, w, stride=2))
+    ran: list[float] = []
+    alarm_handler(lambda signum, frame: ran.append(time.perf_counter()))
+    start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, 0.02)
+    got = tconv.conv_transpose(x, w, stride=2)
+    end = time.perf_counter()
+    assert ran, "the handler never ran"
+    # Run after the call, it would come at `end` or later.
+    assert ran[0] < end - (end - start) / 3, (ran[0] - start, end - start, seconds)
+    assert got.tobytes() == clean.tobytes()
+
+
+@pytest.mark.parametrize("op, padding_mode", [("conv", "zeros"), ("conv_transpose", "circular")])
+def test_exception_from_handler_propagates_and_nans_out(alarm_handler, op, padding_mode):
+    """Any exception a signal handler raises stops the call; out= then holds only NaN."""
+    x, w = _medium(np.random.default_rng(2))
+    if op == "conv":
+        x = tconv.conv_transpose(x, w, stride=2)
+    fn = getattr(tconv, op)
+
+    def call(**out):
+        return fn(x, w, stride=2, padding=1, padding_mode=padding_mode, **out)
+
+    clean, seconds = timed(call)
+
+    def expire(signum, frame):
+        raise TimeoutError("alarm")
+
+    alarm_handler(expire)
+    out = np.zeros_like(clean)
+    signal.setitimer(signal.ITIMER_REAL, min(0.05, seconds / 4))
+    with pytest.raises(TimeoutError, match="alarm"):
+        call(out=out)
+    assert np.isnan(out).all()
+    assert call().tobytes() == clean.tobytes()
+
+
+def test_handler_may_call_tconv(alarm_handler):
+    """A handler that itself calls tconv (run from inside the outer call's kernel) is fine."""
+    rng = np.random.default_rng(3)
+    x, w = _medium(rng)
+    xs, ws = _a(rng, 2, 8, 16, 16), _a(rng, 8, 4, 3, 3)
+    clean, small = tconv.conv_transpose(x, w, stride=2), tconv.conv_transpose(xs, ws, stride=2)
+    inner: list[np.ndarray] = []
+    alarm_handler(lambda signum, frame: inner.append(tconv.conv_transpose(xs, ws, stride=2)))
+    signal.setitimer(signal.ITIMER_REAL, 0.02, 0.05)
+    got = tconv.conv_transpose(x, w, stride=2)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    assert inner and all(r.tobytes() == small.tobytes() for r in inner)
+    assert got.tobytes() == clean.tobytes()
