@@ -3,6 +3,10 @@
 // one.  An unknown or unsupported TCONV_ISA does not fail the import: it prints a warning on
 // stderr and falls back to the automatic choice.  set_isa() (tests, benchmarks) is strict and
 // throws std::invalid_argument instead.
+//
+// Emulated ISAs ("avx512-emulated": an ISA's table over portable lanes) run on every CPU and
+// come after "generic" in supported_isas(), so that the suites looping over it test them, but
+// the automatic choice (the front) never takes them: only TCONV_ISA or set_isa() do.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +22,7 @@ namespace {
 
 bool cpu_has(const std::string& isa) {
   if (isa == "generic") return true;
+  if (isa == "avx512-emulated") return avx512_emulated_kernels() != nullptr;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
 #ifdef TCONV_HAVE_AVX2
@@ -37,6 +42,7 @@ bool cpu_has(const std::string& isa) {
 // with AVX-512 flags.
 const IsaKernels* table_for(const std::string& isa) {
   if (isa == "avx512") return avx512_kernels();
+  if (isa == "avx512-emulated") return avx512_emulated_kernels();
   if (isa == "avx2") return avx2_kernels();
   return generic_kernels();
 }
@@ -63,7 +69,7 @@ std::atomic<const IsaKernels*>& active() {
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out;
-  for (const char* isa : {"avx512", "avx2", "generic"})
+  for (const char* isa : {"avx512", "avx2", "generic", "avx512-emulated"})
     if (cpu_has(isa)) out.emplace_back(isa);
   return out;
 }

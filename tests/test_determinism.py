@@ -12,6 +12,7 @@ import tconv
 from tconv import _core
 
 from _cases import FIXED, GROUPED_GW, OUTER_GW, TAIL_ROWS, X_PHASES, Case
+from _isas import isa_params
 
 # Large enough that every thread gets several output planes (and weight slices), with shapes
 # that miss any power-of-two tile.
@@ -24,9 +25,9 @@ BIG = [
 CASES = FIXED + BIG + OUTER_GW + TAIL_ROWS + GROUPED_GW + X_PHASES
 
 
-def _isas() -> list[str | None]:
+def _isas() -> list[object]:
     if hasattr(_core, "supported_isas") and hasattr(_core, "set_isa"):
-        return list(_core.supported_isas())
+        return isa_params(list(_core.supported_isas()))
     return [None]  # a build without ISA dispatch has one path
 
 

@@ -18,6 +18,7 @@ import tconv
 from _cases import (
     COLUMNS, FIXED, GROUPED_GW, OUTER_GW, TAIL_ROWS, WHOLE_TILES, X_PHASES, Case, cases,
 )
+from _isas import isa_params, real_of
 from conftest import assert_matches_oracle
 from test_reference import check_case
 
@@ -52,7 +53,7 @@ BLOCKING = [
 ]
 
 
-@pytest.fixture(params=ISAS)
+@pytest.fixture(params=isa_params())
 def isa(request):
     before = tconv.isa()
     tconv.set_isa(request.param)
@@ -86,7 +87,7 @@ def test_fixed_cases_every_isa(isa, case, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ISAS)
+@pytest.mark.parametrize("name", isa_params())
 @settings(max_examples=15, deadline=None)
 @given(case=cases())
 def test_random_cases_every_isa(name, case, dtype):
@@ -205,7 +206,11 @@ def test_bitwise_identical_for_1_2_3_threads(isa, case, dtype):
 
 
 def test_isa_names():
-    assert ISAS[-1] == "generic" and tconv.isa() in ISAS
+    real = [name for name in ISAS if real_of(name) is None]
+    emulated = [name for name in ISAS if real_of(name) is not None]
+    # the real paths best first down to generic, then the emulations (never the default)
+    assert ISAS == real + emulated and real[-1] == "generic" and tconv.isa() in ISAS
+    assert "avx512-emulated" in emulated
     with pytest.raises(ValueError, match="ISA"):
         tconv.set_isa("sse9")
 
@@ -224,8 +229,11 @@ def _isa_in_subprocess(value: str):
 
 def test_tconv_isa_environment_variable():
     assert _isa_in_subprocess("generic") == ("generic", "")
+    assert _isa_in_subprocess("avx512-emulated") == ("avx512-emulated", "")
     name, err = _isa_in_subprocess("no-such-isa")
     assert name == ISAS[0] and "TCONV_ISA=no-such-isa" in err
+    # the automatic choice is the best real path, never an emulation
+    assert _isa_in_subprocess("") == (ISAS[0], "") and real_of(ISAS[0]) is None
 
 
 def _grad_weight_oracle(x, g, case: Case):

@@ -109,10 +109,12 @@ struct IsaKernels {
 
 // One table per ISA, each defined in its own translation unit (csrc/ukernels/*.cpp) that is
 // compiled with that ISA's flags.  The avx2/avx512 getters return nullptr when the compiler
-// could not build that ISA.
+// could not build that ISA.  avx512_emulated_kernels(): the avx512 table's logic over portable
+// lanes (runs on any CPU, for tests; nullptr if built with TCONV_EMULATED_ISAS=OFF).
 const IsaKernels* generic_kernels();
 const IsaKernels* avx2_kernels();
 const IsaKernels* avx512_kernels();
+const IsaKernels* avx512_emulated_kernels();
 
 // The table chosen at load time (dispatch.cpp); see kernels.hpp for set_isa().
 const IsaKernels& active_kernels();

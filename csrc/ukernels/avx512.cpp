@@ -1,6 +1,7 @@
-// AVX-512 (F, VL, BW, DQ) micro-kernels, compiled with -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma (CMake set_source_files_properties).
-//   f32_gemm_12x32__avx512f: 12 rows x 2 zmm (32 floats) = 24 accumulators + 2 b + 1 broadcast.
-//   f64_gemm_12x16__avx512f: 12 rows x 2 zmm (16 doubles).
+// AVX-512 (F, VL, BW, DQ) micro-kernels, compiled with -mavx512f -mavx512vl -mavx512bw
+// -mavx512dq -mfma (CMake set_source_files_properties).  The table (tile shapes, reduction
+// order) is avx512_table.hpp, shared with the portable "avx512-emulated" build that tests it on
+// any CPU; only the one-intrinsic wrappers below are specific to this file.
 #include <cstdint>
 #include <utility>
 
@@ -10,14 +11,6 @@
 #include <immintrin.h>
 
 namespace {
-
-// Lanes added in increasing order (no AVX-512 machine here to test a shuffle tree on).
-template <typename T, int W>
-T sum_lanes(const T* lanes) {
-  T sum = lanes[0];
-  for (int l = 1; l < W; ++l) sum += lanes[l];
-  return sum;
-}
 
 struct Avx512F32 {
   using T = float;
@@ -29,11 +22,6 @@ struct Avx512F32 {
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-  static T reduce(V v) {
-    alignas(64) T lanes[kWidth];
-    _mm512_store_ps(lanes, v);
-    return sum_lanes<T, kWidth>(lanes);
-  }
 };
 
 struct Avx512F64 {
@@ -46,32 +34,16 @@ struct Avx512F64 {
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-  static T reduce(V v) {
-    alignas(64) T lanes[kWidth];
-    _mm512_store_pd(lanes, v);
-    return sum_lanes<T, kWidth>(lanes);
-  }
 };
 
 #include "gemm_template.hpp"
-
-tconv::IsaKernels make_table() {
-  tconv::IsaKernels t;
-  t.name = "avx512";
-  fill_gemm_table<Avx512F32, 2>(t.f32, std::make_index_sequence<12>{});
-  fill_gemm_table<Avx512F64, 2>(t.f64, std::make_index_sequence<12>{});
-  fill_wide_table<Avx512F32, 4>(t.f32, std::make_index_sequence<3>{});
-  fill_wide_table<Avx512F64, 4>(t.f64, std::make_index_sequence<3>{});
-  fill_dot_table<Avx512F32, 4>(t.f32, std::make_index_sequence<4>{});
-  fill_dot_table<Avx512F64, 4>(t.f64, std::make_index_sequence<4>{});
-  return t;
-}
+#include "avx512_table.hpp"
 
 }  // namespace
 
 namespace tconv {
 const IsaKernels* avx512_kernels() {
-  static const IsaKernels table = make_table();
+  static const IsaKernels table = make_avx512_table<Avx512F32, Avx512F64>("avx512");
   return &table;
 }
 }  // namespace tconv

@@ -1,0 +1,45 @@
+// A portable W-lane vector with the semantics of a SIMD register, for "<isa>-emulated" builds
+// of an ISA's kernel table (see avx512_emulated.cpp, docs/isa.md): every operation works lane by
+// lane exactly as the hardware instruction does, so the emulated kernels give the real ones'
+// results bit for bit.  fma is std::fma (one rounding, as vfmadd); the translation unit is
+// compiled with -ffp-contract=off so the compiler fuses nothing else.
+//
+// Include ONLY inside the anonymous namespace of a translation unit (as gemm_template.hpp),
+// after <cmath>.
+
+template <typename TT, int W>
+struct EmulatedOps {
+  using T = TT;
+  struct V {
+    T lane[W];
+  };
+  static constexpr int kWidth = W;
+  static V zero() {
+    V r;
+    for (int l = 0; l < W; ++l) r.lane[l] = T(0);
+    return r;
+  }
+  static V load(const T* p) {
+    V r;
+    for (int l = 0; l < W; ++l) r.lane[l] = p[l];
+    return r;
+  }
+  static V broadcast(const T* p) {
+    V r;
+    for (int l = 0; l < W; ++l) r.lane[l] = *p;
+    return r;
+  }
+  static V fma(const V& a, const V& b, const V& c) {
+    V r;
+    for (int l = 0; l < W; ++l) r.lane[l] = std::fma(a.lane[l], b.lane[l], c.lane[l]);
+    return r;
+  }
+  static V add(const V& a, const V& b) {
+    V r;
+    for (int l = 0; l < W; ++l) r.lane[l] = a.lane[l] + b.lane[l];
+    return r;
+  }
+  static void store(T* p, const V& v) {
+    for (int l = 0; l < W; ++l) p[l] = v.lane[l];
+  }
+};

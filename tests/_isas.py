@@ -1,0 +1,30 @@
+"""The ISA paths the kernel suites run on, as pytest parameters.
+
+``tconv.supported_isas()`` lists the real paths this CPU runs (best first, ending in
+"generic"), then the emulated ones ("avx512-emulated": the AVX-512 table's tile logic over
+portable lanes, on any CPU).  An emulated path is the only test of its ISA's tile logic on a CPU
+without that ISA, so it runs in the default suite there; where the real ISA runs too, the
+emulation is bitwise equal to it (test_isa_emulated.py, default suite) and the heavy suites run
+it under ``-m slow`` only, which keeps the default run's time that of three paths.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import tconv
+
+EMULATED_SUFFIX = "-emulated"
+
+
+def real_of(name: str) -> str | None:
+    """The real ISA an emulated path emulates ("avx512-emulated" -> "avx512"), else None."""
+    return name[: -len(EMULATED_SUFFIX)] if name.endswith(EMULATED_SUFFIX) else None
+
+
+def isa_params(isas: list[str] | None = None) -> list[object]:
+    """``isas`` (default: ``tconv.supported_isas()``) as parameters; an emulated ISA whose real
+    ISA is also in the list is marked slow."""
+    isas = tconv.supported_isas() if isas is None else isas
+    return [pytest.param(name, marks=pytest.mark.slow) if real_of(name) in isas else name
+            for name in isas]
