@@ -164,9 +164,18 @@ def alarm_handler():
     signal.signal(signal.SIGALRM, previous)
 
 
-def _medium(rng):
-    x, w = _a(rng, 4, 128, 64, 64), _a(rng, 128, 64, 4, 4)
-    return x, w
+def _medium(rng, min_seconds=0.2):
+    """A k4 s2 layer whose forward lasts at least ``min_seconds`` here (several 20 ms polls):
+    the batch doubles until it does, since a fast machine does the batch-4 layer in ~25 ms."""
+    w = _a(rng, 128, 64, 4, 4)
+    batch = 4
+    while True:
+        x = _a(rng, batch, 128, 64, 64)
+        start = time.perf_counter()
+        tconv.conv_transpose(x, w, stride=2)
+        if time.perf_counter() - start >= min_seconds or batch >= 64:
+            return x, w
+        batch *= 2
 
 
 def test_handler_runs_during_the_call(alarm_handler):
