@@ -245,7 +245,7 @@ def test_func_vmap_grad_jacrev():
     # Per-sample gradients: vmap over grad.
     per_sample = vmap(grad(lambda u, t: tt.conv_transpose2d(t[None], u, b, **kw).sin().sum()),
                       in_dims=(None, 0))(w, x)
-    ref = torch.stack([grad(lambda u: F.conv_transpose2d(t[None], u, b, **kw).sin().sum())(w)
+    ref = torch.stack([grad(lambda u, t=t: F.conv_transpose2d(t[None], u, b, **kw).sin().sum())(w)
                        for t in x])
     torch.testing.assert_close(per_sample, ref)
     # Hessian-vector products: forward-over-reverse is not needed; reverse-over-reverse is.

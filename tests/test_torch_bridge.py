@@ -90,7 +90,7 @@ def test_function_matches_torch_forward_and_backward(cfg, dtype):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_gradcheck_float64(cfg, one_thread):
+def test_gradcheck_float64(cfg, one_thread):  # noqa: F811 (the imported fixture)
     x, w, b = _tensors(cfg, torch.float64, batch=1, c_in_per_group=1, c_out_per_group=1)
     fn = TCONV_FN[cfg[0]]
     kwargs = _kwargs(cfg)
@@ -216,7 +216,7 @@ def test_layer_output_size_out_of_range():
         layer(torch.randn(1, 2, 4, 5), output_size=[9])
 
 
-def test_layer_in_optimizer_step_tracks_torch(one_thread):
+def test_layer_in_optimizer_step_tracks_torch(one_thread):  # noqa: F811 (the imported fixture)
     torch.manual_seed(3)
     ref = torch.nn.ConvTranspose3d(2, 2, 2, stride=2, dtype=torch.float64)
     mine = tt.ConvTranspose3d(2, 2, 2, stride=2, dtype=torch.float64)
@@ -266,7 +266,7 @@ def test_cuda_tensor_rejected():
         tt.conv_transpose1d(x, torch.randn(2, 3, 3, device="cuda"))
 
 
-def test_example_trains(one_thread):
+def test_example_trains(one_thread):  # noqa: F811 (the imported fixture)
     path = ROOT / "examples" / "train_upsampler.py"
     spec = importlib.util.spec_from_file_location("train_upsampler", path)
     assert spec is not None and spec.loader is not None
