@@ -860,6 +860,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     decltype(nonfinite_bit(T(0))) bad = 0;
     Scratch<T> b_buf, c_buf, band_buf;
     std::array<Scratch<T>, kMaxXPhases - 1> c_wait;  // tiles of x phases 0 .. xs - 2
+    // The key of the whole-call band that band_buf holds (band_key_valid: it holds one).
+    // Every other write into band_buf (a per-K-block fill) clears band_key_valid.
     std::array<int64_t, 8> band_key{};
     bool band_key_valid = false;
     Scratch<const T*> ptr_buf;
@@ -987,6 +989,9 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
               c_begin = rows.front().channel;
               const int64_t c_end = rows.back().channel + 1;
               T* data = band_buf.get((c_end - c_begin) * band.size());
+              // band_buf no longer holds the band of band_key: a later task with that key
+              // must fill it again (it read this K block's channels of another grid block)
+              band_key_valid = false;
               fill_band(s, src, task.group, tiles.front(), band, c_begin, c_end, data);
               band_data = data;
             }
