@@ -510,13 +510,6 @@ def _autocast(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
             else t for t in tensors]
 
 
-def _strict_ints(value: object, nd: int, name: str, minimum: int) -> tuple[int, ...]:
-    """An int or a tuple/list of ``nd`` ints (Python, NumPy or 0-d integer tensors/arrays):
-    floats, bools and strings raise ``TypeError`` naming the argument, never truncate."""
-    return int_tuple(list(value) if isinstance(value, (tuple, torch.Size)) else value, nd,
-                     name, minimum)
-
-
 def _strict_groups(groups: object) -> int:
     g = as_int(groups, "groups")
     if g < 1:
@@ -571,10 +564,10 @@ def _conv_transpose(
             f"unbatched {nd + 1}-D (C_in, *{nd} spatial dims), got shape {tuple(input.shape)}"
         )
     mode = _padmode.check_padding_mode(padding_mode)
-    s = _strict_ints(stride, nd, "stride", 1)
-    p = _strict_ints(padding, nd, "padding", 0)
-    op = _strict_ints(output_padding, nd, "output_padding", 0)
-    d = _strict_ints(dilation, nd, "dilation", 1)
+    s = int_tuple(stride, nd, "stride", 1)
+    p = int_tuple(padding, nd, "padding", 0)
+    op = int_tuple(output_padding, nd, "output_padding", 0)
+    d = int_tuple(dilation, nd, "dilation", 1)
     g = _strict_groups(groups)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
@@ -759,10 +752,10 @@ class _TconvLayer(torch.nn.Module):
         if isinstance(padding, str):
             raise ValueError(f"{name}: padding must be an int or a tuple of ints, got {padding!r}")
         # normalised to Python ints here, so torch's constructor never sees a NumPy integer
-        geometry = (_strict_ints(kernel_size, nd, "kernel_size", 1),
-                    _strict_ints(stride, nd, "stride", 1), _strict_ints(padding, nd, "padding", 0),
-                    _strict_ints(output_padding, nd, "output_padding", 0))
-        d = _strict_ints(dilation, nd, "dilation", 1)
+        geometry = (int_tuple(kernel_size, nd, "kernel_size", 1),
+                    int_tuple(stride, nd, "stride", 1), int_tuple(padding, nd, "padding", 0),
+                    int_tuple(output_padding, nd, "output_padding", 0))
+        d = int_tuple(dilation, nd, "dilation", 1)
         g = _strict_groups(groups)
         mode = _padmode.check_padding_mode(padding_mode)
         # torch's constructor accepts only "zeros"; the other modes are tconv's addition.
