@@ -15,6 +15,7 @@
 #include "tconv/columns.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/plan.hpp"
 #include "tconv/subconv.hpp"
 
 namespace tconv {
@@ -23,20 +24,9 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
-  if (columns_suit(g)) return scatter_columns(g, x, w, bias, y, check);
-  const SubConv base = subconv_base(g, /*transposed=*/true);
-  std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
-  for (int d = 0; d < kMaxDims; ++d)
-    axis_phases[d] = output_phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
-  std::vector<SubConv> subs;
-  for (const SubAxis& az : axis_phases[0])
-    for (const SubAxis& ay : axis_phases[1])
-      for (const SubAxis& ax : axis_phases[2]) {
-        SubConv s = base;
-        s.axes = {az, ay, ax};
-        subs.push_back(std::move(s));
-      }
-  return run_subconvs<T>(subs, x, w, bias, y, check);
+  if (forward_algorithm(g) == Algorithm::kColumns)
+    return scatter_columns(g, x, w, bias, y, check);
+  return run_subconvs<T>(scatter_subconvs(g), x, w, bias, y, check);
 }
 
 }  // namespace

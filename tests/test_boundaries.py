@@ -399,8 +399,9 @@ TABLE: list[Row] = [
     Row("tasks wanted: 4 x threads", "tconv/plan.hpp: kTasksPerThread", (), (),
         literals=("4",), names=("kTasksPerThread",), why="thread-count-dependent splitting never changes a sum "
         "(test_determinism); straddled by every family through the task counts"),
-    Row("serial below 2e5 flops (every operator)", "tconv/plan.hpp: kParallelFlops", (200000,),
-        ("flops",), literals=("2e5",), names=("kParallelFlops",)),
+    Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
+        "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
+        names=("kParallelFlops",)),
     Row("band fill prefetch per 64-byte line", "subconv/band.cpp: q += 64", (), (),
         literals=("64",), why="inert: prefetch stride"),
     Row("band key (8 values)", "subconv/*: std::array<int64_t, 8>", (), (), literals=("8",),
@@ -425,8 +426,6 @@ TABLE: list[Row] = [
         literals=("4",), names=("kAhead",), why="P = 4 x nr"),
     Row("phase buffer slack", "columns.cpp: ceil_div(fx, sx) + 16", (), (), literals=("16",),
         why="inert: buffer length"),
-    Row("columns serial below 2e5 flops", "columns.cpp: flops > 2e5", (200000,), ("flops",),
-        literals=("2e5",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------
     Row("outer form: 48 <= M <= 256, N >= 128 (float32)", "weight_grad.cpp: outer_form",
         (48, 256), ("outer_M",), literals=("48", "256")),
@@ -449,8 +448,6 @@ TABLE: list[Row] = [
     Row("fixed-length row copies 4/8/16/32, 32-point pieces, steps 2/4/8",
         "weight_grad.cpp: copy_run, copy_pieces, pack_group", (4, 8, 16, 32),
         ("wg_pixels", "stride"), literals=("4", "8", "16", "32")),
-    Row("weight_grad serial below 2e5 flops", "weight_grad.cpp: flops > 2e5", (200000,),
-        ("flops",), literals=("2e5",)),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/direct.cpp, resize.cpp ----------------------------------------------------------
@@ -471,9 +468,15 @@ TABLE: list[Row] = [
         names=("kLanes",),
         why="inert for results: both repair forms sum each output in one order; "
             "tests/test_nonfinite.py drives both (a NaN in x, a NaN weight)"),
+    # -- csrc/plan.cpp ---------------------------------------------------------------------------
+    Row("planner summary: 4 input modes, B rows + 64 bytes", "plan.cpp: seen[4], + 64", (), (),
+        literals=("4", "64"), why="inert: reports the plan, never chooses it "
+        "(the choices are the rows above; tests/test_plan.py checks the report)"),
     # -- csrc/bindings.cpp ----------------------------------------------------------------------
     Row("Ctrl-C poll interval 20 ms", "bindings.cpp: kPollInterval{20}", (), (),
         literals=("20",), why="inert: when Python's signal handlers run, never what is computed"),
+    Row("verbose line: time field buffer", "bindings.cpp: char time[32]", (), (),
+        literals=("32",), why="inert: formats the TCONV_VERBOSE time, never what is computed"),
 ]
 
 # Files of each row (the part of `where` before the colon, relative to csrc/).
