@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "tconv/cancel.hpp"
 #include "tconv/kernels.hpp"
+#include "tconv/plan.hpp"
 #include "tconv/resize.hpp"
 
 namespace py = pybind11;
@@ -26,36 +29,41 @@ using Sizes = std::vector<int64_t>;
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
+Sizes shape_of(const py::array& a) { return Sizes(a.shape(), a.shape() + a.ndim()); }
+
 // coarse: (N, C_coarse, *coarse), fine: (N, C_fine, *fine), weight: (C_coarse, C_fine/g, *k).
-tconv::Geometry make_geometry(const py::array& coarse, const py::array& fine,
-                              const py::array& weight, const Sizes& stride, const Sizes& pad,
-                              const Sizes& dilation, int64_t groups) {
-  const py::ssize_t nd = coarse.ndim() - 2;
+tconv::Geometry make_geometry(const Sizes& coarse, const Sizes& fine, const Sizes& weight,
+                              const Sizes& stride, const Sizes& pad, const Sizes& dilation,
+                              int64_t groups) {
+  const auto nd = static_cast<py::ssize_t>(coarse.size()) - 2;
   if (nd < 1 || nd > tconv::kMaxDims) fail("_core: coarse array must have 3 to 5 dims");
-  if (fine.ndim() != coarse.ndim() || weight.ndim() != coarse.ndim())
+  if (fine.size() != coarse.size() || weight.size() != coarse.size())
     fail("_core: coarse, fine and weight arrays must have the same ndim");
   if (static_cast<py::ssize_t>(stride.size()) != nd ||
       static_cast<py::ssize_t>(pad.size()) != nd ||
       static_cast<py::ssize_t>(dilation.size()) != nd)
     fail("_core: stride, pad and dilation need one entry per spatial dim");
   if (groups < 1) fail("_core: groups must be >= 1");
+  for (const Sizes* shape : {&coarse, &fine, &weight})
+    for (const int64_t n : *shape)
+      if (n < 0) fail("_core: sizes must be >= 0");
   tconv::Geometry g;
-  g.batch = coarse.shape(0);
+  g.batch = coarse[0];
   g.groups = groups;
-  g.coarse_channels = coarse.shape(1);
-  g.fine_channels = fine.shape(1);
-  if (fine.shape(0) != g.batch) fail("_core: batch sizes differ");
+  g.coarse_channels = coarse[1];
+  g.fine_channels = fine[1];
+  if (fine[0] != g.batch) fail("_core: batch sizes differ");
   if (g.coarse_channels % groups != 0 || g.fine_channels % groups != 0)
     fail("_core: groups must divide both channel counts");
-  if (weight.shape(0) != g.coarse_channels || weight.shape(1) * groups != g.fine_channels)
+  if (weight[0] != g.coarse_channels || weight[1] * groups != g.fine_channels)
     fail("_core: weight shape does not match the channel counts");
   const py::ssize_t offset = tconv::kMaxDims - nd;
   for (py::ssize_t d = 0; d < nd; ++d) {
     const auto k = static_cast<size_t>(offset + d);
     const auto s = static_cast<size_t>(d);
-    g.coarse[k] = coarse.shape(2 + d);
-    g.fine[k] = fine.shape(2 + d);
-    g.kernel[k] = weight.shape(2 + d);
+    g.coarse[k] = coarse[static_cast<size_t>(2 + d)];
+    g.fine[k] = fine[static_cast<size_t>(2 + d)];
+    g.kernel[k] = weight[static_cast<size_t>(2 + d)];
     g.stride[k] = stride[s];
     g.pad[k] = pad[s];
     g.dilation[k] = dilation[s];
@@ -104,6 +112,65 @@ void run_kernel(Kernel&& kernel) {
   if (cancel.cancelled()) throw py::error_already_set();
 }
 
+// ---- verbose mode: one line per kernel call on stderr (TCONV_VERBOSE=1, tconv.set_verbose) --
+// Off, a call pays one relaxed atomic load.  On, the call is planned first (the plan the kernel
+// is about to compute for itself, same thread count) and timed; the line is
+//   tconv_verbose,<op>,<algorithm>[/<input>],<isa>,<dtype>,<shapes>,<tile/blocks>,<threads>,<ms>
+// where op names the kernel's operation (conv_transpose: scatter, conv: gather, grad_weight);
+// a grad_input runs as the other direction's kernel and is reported as that one.
+std::atomic<bool> verbose{false};
+
+std::string dims(const Sizes& shape) {
+  std::string out;
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? "x" : "") + std::to_string(shape[i]);
+  return out;
+}
+
+template <typename T, typename Kernel>
+void run_logged(const char* op, const tconv::Geometry& g, const Sizes& coarse, const Sizes& fine,
+                const Sizes& weight, Kernel&& kernel) {
+  if (!verbose.load(std::memory_order_relaxed)) {
+    run_kernel(kernel);
+    return;
+  }
+  const tconv::Plan p = tconv::plan(op, g, sizeof(T) == sizeof(float) ? "float32" : "float64");
+  const auto start = std::chrono::steady_clock::now();
+  run_kernel(kernel);
+  const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - start;
+  char time[32];  // snprintf truncates (a call of 10^28 ms)
+  std::snprintf(time, sizeof(time), "%.3f", ms.count());
+  const std::string line =
+      "tconv_verbose," + p.op + "," + p.algorithm + (p.input.empty() ? "" : "/" + p.input) +
+      "," + p.isa + "," + p.dtype + ",coarse:" + dims(coarse) + ";fine:" + dims(fine) +
+      ";weight:" + dims(weight) + ",tile:" + std::to_string(p.mr) + "x" + std::to_string(p.nr) +
+      ";kc:" + std::to_string(p.kc) + ";mc:" + std::to_string(p.mc) +
+      ";nc:" + std::to_string(p.nc) + ";tasks:" + std::to_string(p.tasks) + "," +
+      std::to_string(p.threads) + "," + time + "\n";
+  PySys_WriteStderr("%s", line.c_str());
+}
+
+py::dict plan_dict(const tconv::Plan& p) {
+  py::dict d;
+  d["op"] = p.op;
+  d["kernel"] = p.kernel;
+  d["algorithm"] = p.algorithm;
+  d["input"] = p.input;
+  d["isa"] = p.isa;
+  d["dtype"] = p.dtype;
+  d["mr"] = p.mr;
+  d["nr"] = p.nr;
+  d["kc"] = p.kc;
+  d["mc"] = p.mc;
+  d["nc"] = p.nc;
+  d["slabs"] = p.slabs;
+  d["tasks"] = p.tasks;
+  d["threads"] = p.threads;
+  d["parallel"] = p.parallel;
+  d["workspace_bytes"] = p.workspace_bytes;
+  d["flops"] = p.flops;
+  return d;
+}
+
 template <typename T>
 const T* bias_ptr(const std::optional<In<T>>& bias, int64_t channels) {
   if (!bias) return nullptr;
@@ -118,10 +185,12 @@ void bind_dtype(py::module_& m) {
       "scatter",
       [](const In<T>& x, const In<T>& w, const std::optional<In<T>>& bias, In<T>& y,
          const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
-        const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
+        const Sizes cs = shape_of(x), fs = shape_of(y), ws = shape_of(w);
+        const tconv::Geometry g = make_geometry(cs, fs, ws, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.fine_channels);
         T* out = y.mutable_data();
-        run_kernel([&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
+        run_logged<T>("conv_transpose", g, cs, fs, ws,
+                      [&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -131,10 +200,12 @@ void bind_dtype(py::module_& m) {
       "gather",
       [](const In<T>& y, const In<T>& w, const std::optional<In<T>>& bias, In<T>& x,
          const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
-        const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
+        const Sizes cs = shape_of(x), fs = shape_of(y), ws = shape_of(w);
+        const tconv::Geometry g = make_geometry(cs, fs, ws, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.coarse_channels);
         T* out = x.mutable_data();
-        run_kernel([&] { tconv::gather<T>(g, y.data(), w.data(), b, out); });
+        run_logged<T>("conv", g, cs, fs, ws,
+                      [&] { tconv::gather<T>(g, y.data(), w.data(), b, out); });
       },
       py::arg("y").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("x").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -143,9 +214,11 @@ void bind_dtype(py::module_& m) {
       "weight_grad",
       [](const In<T>& coarse, const In<T>& fine, In<T>& dw, const Sizes& stride,
          const Sizes& pad, const Sizes& dilation, int64_t groups) {
-        const tconv::Geometry g = make_geometry(coarse, fine, dw, stride, pad, dilation, groups);
+        const Sizes cs = shape_of(coarse), fs = shape_of(fine), ws = shape_of(dw);
+        const tconv::Geometry g = make_geometry(cs, fs, ws, stride, pad, dilation, groups);
         T* out = dw.mutable_data();
-        run_kernel([&] { tconv::weight_grad<T>(g, coarse.data(), fine.data(), out); });
+        run_logged<T>("grad_weight", g, cs, fs, ws,
+                      [&] { tconv::weight_grad<T>(g, coarse.data(), fine.data(), out); });
       },
       py::arg("coarse").noconvert(), py::arg("fine").noconvert(), py::arg("dw").noconvert(),
       py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
@@ -230,6 +303,23 @@ PYBIND11_MODULE(_core, m) {
         "ISAs this build can run on this CPU, best first.");
   m.def("set_isa", &tconv::set_isa, py::arg("name"),
         "Use the micro-kernels of ISA `name` (ValueError if unknown or unsupported here).");
+  m.def(
+      "plan",
+      [](const std::string& op, const std::string& dtype, const Sizes& coarse, const Sizes& fine,
+         const Sizes& weight, const Sizes& stride, const Sizes& pad, const Sizes& dilation,
+         int64_t groups) {
+        const tconv::Geometry g = make_geometry(coarse, fine, weight, stride, pad, dilation, groups);
+        return plan_dict(tconv::plan(op, g, dtype));
+      },
+      py::arg("op"), py::arg("dtype"), py::arg("coarse"), py::arg("fine"), py::arg("weight"),
+      py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
+      "The plan of one call (tconv/plan.hpp) as a dict; ValueError for an unknown op or dtype.");
+  m.def(
+      "set_verbose", [](bool on) { verbose.store(on, std::memory_order_relaxed); },
+      py::arg("on"), "Print one tconv_verbose line per kernel call to stderr (or stop).");
+  m.def(
+      "get_verbose", [] { return verbose.load(std::memory_order_relaxed); },
+      "Whether kernel calls print tconv_verbose lines.");
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");

@@ -36,6 +36,7 @@
 #include "tconv/columns.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/plan.hpp"
 #include "tconv/subconv.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -105,6 +106,8 @@ struct BlockScratch {
 // Computes one block of one image and group: x, y point at channel 0 of the group (block
 // offsets not applied); their channel planes are x_plane and y_plane apart.  Returns the OR
 // of the stored values' non-finite bits when `check`.
+// Longer than most functions: its GEMM and col2im phases share the block's buffers and the
+// prefetch of x a few tiles ahead, which keep their interleaving only inside one loop nest.
 template <typename T>
 auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const T* bias,
                T* y, int64_t y_plane, int64_t grp, bool check, BlockScratch<T>& sc) {
@@ -214,31 +217,39 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
 }  // namespace
 
 template <typename T>
-bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
-  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
-  const int64_t R = M * g.taps();
-  if (g.batch == 0 || g.fine_pixels() == 0) return true;
-  const int threads = omp_get_max_threads();
+ColumnsPlan plan_columns(const Geometry& g, int threads) {
+  ColumnsPlan p;
+  p.rows = g.fine_per_group() * g.taps();
+  if (g.batch == 0 || g.fine_pixels() == 0) return p;
   // Blocks along the outermost axis that is not 1 in both input and output (x for 1-D), so
   // that a block's inputs and outputs are contiguous runs of each channel plane: enough for
   // the threads and for one block's Z to stay within kZBytes.  How the output is cut never
   // changes a sum (each output's terms and their order are the same in any block).
-  int a = 0;
-  while (a < 2 && g.fine[a] == 1 && g.coarse[a] == 1) ++a;
-  const int64_t z_bytes = R * (g.coarse_pixels() + kZPad) * static_cast<int64_t>(sizeof(T));
+  while (p.axis < 2 && g.fine[p.axis] == 1 && g.coarse[p.axis] == 1) ++p.axis;
+  p.z_bytes = p.rows * (g.coarse_pixels() + kZPad) * static_cast<int64_t>(sizeof(T));
   const int64_t images = g.batch * g.groups;
-  const int64_t blocks = std::clamp<int64_t>(
-      std::max(ceil_div(z_bytes, kZBytes), ceil_div(2 * threads, std::max<int64_t>(1, images))),
-      1, g.fine[a]);
-  const int64_t task_count = images * blocks;
-  const double flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(R) *
-                       double(g.coarse_pixels());
-  const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
+  p.blocks = std::clamp<int64_t>(
+      std::max(ceil_div(p.z_bytes, kZBytes), ceil_div(2 * threads, std::max<int64_t>(1, images))),
+      1, g.fine[p.axis]);
+  p.task_count = images * p.blocks;
+  p.flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(p.rows) *
+            double(g.coarse_pixels());
+  p.parallel = threads > 1 && p.task_count > 1 && p.flops > kParallelFlops;
+  return p;
+}
+
+template <typename T>
+bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const ColumnsPlan p = plan_columns<T>(g, omp_get_max_threads());
+  if (p.task_count == 0) return true;
+  const int a = p.axis;
+  const int64_t blocks = p.blocks, task_count = p.task_count;
   const int64_t x_plane = g.coarse_pixels(), y_plane = g.fine_pixels();
 
   Cancellation* const cancel = current_cancellation();
   int nonfinite = 0;
-#pragma omp parallel if (parallel) reduction(| : nonfinite)
+#pragma omp parallel if (p.parallel) reduction(| : nonfinite)
   {
     decltype(nonfinite_bit(T(0))) bad = 0;
     BlockScratch<T> sc;
@@ -256,6 +267,8 @@ bool scatter_columns(const Geometry& g, const T* x, const T* w, const T* bias, T
   return nonfinite == 0;
 }
 
+template ColumnsPlan plan_columns<float>(const Geometry&, int);
+template ColumnsPlan plan_columns<double>(const Geometry&, int);
 template bool scatter_columns<float>(const Geometry&, const float*, const float*, const float*,
                                      float*, bool);
 template bool scatter_columns<double>(const Geometry&, const double*, const double*,

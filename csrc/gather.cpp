@@ -16,21 +16,7 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x, bool check) {
-  SubConv s = subconv_base(g, /*transposed=*/false);
-  for (int d = 0; d < kMaxDims; ++d) {
-    SubAxis& a = s.axes[d];
-    a.extent = g.coarse[d];
-    a.src_step = g.stride[d];
-    a.dst_step = 1;
-    a.dst_base = 0;
-    a.tap_kernel.clear();
-    a.tap_offset.clear();
-    for (int64_t k = 0; k < g.kernel[d]; ++k) {
-      a.tap_kernel.push_back(k);
-      a.tap_offset.push_back(k * g.dilation[d] - g.pad[d]);
-    }
-  }
-  return run_subconvs<T>({s}, y, w, bias, x, check);
+  return run_subconvs<T>({gather_subconv(g)}, y, w, bias, x, check);
 }
 
 }  // namespace

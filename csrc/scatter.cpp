@@ -15,52 +15,18 @@
 #include "tconv/columns.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/plan.hpp"
 #include "tconv/subconv.hpp"
 
 namespace tconv {
-
-std::vector<SubAxis> output_phases(int64_t fine, int64_t kernel, int64_t stride, int64_t pad,
-                                   int64_t dilation) {
-  std::vector<SubAxis> out;
-  for (int64_t rho = 0; rho < stride && rho < fine; ++rho) {
-    SubAxis a;
-    a.extent = (fine - rho + stride - 1) / stride;
-    a.src_step = 1;
-    a.dst_step = stride;
-    a.dst_base = rho;
-    a.tap_kernel.clear();
-    a.tap_offset.clear();
-    for (int64_t k = 0; k < kernel; ++k) {
-      const int64_t shifted = rho + pad - k * dilation;
-      if (shifted - floor_div(shifted, stride) * stride == 0) {
-        a.tap_kernel.push_back(k);
-        a.tap_offset.push_back(floor_div(shifted, stride));
-      }
-    }
-    out.push_back(std::move(a));
-  }
-  return out;
-}
-
 namespace {
 
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
-  if (columns_suit(g)) return scatter_columns(g, x, w, bias, y, check);
-  const SubConv base = subconv_base(g, /*transposed=*/true);
-  std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
-  for (int d = 0; d < kMaxDims; ++d)
-    axis_phases[d] = output_phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
-  std::vector<SubConv> subs;
-  for (const SubAxis& az : axis_phases[0])
-    for (const SubAxis& ay : axis_phases[1])
-      for (const SubAxis& ax : axis_phases[2]) {
-        SubConv s = base;
-        s.axes = {az, ay, ax};
-        subs.push_back(std::move(s));
-      }
-  return run_subconvs<T>(subs, x, w, bias, y, check);
+  if (forward_algorithm(g) == Algorithm::kColumns)
+    return scatter_columns(g, x, w, bias, y, check);
+  return run_subconvs<T>(scatter_subconvs(g), x, w, bias, y, check);
 }
 
 }  // namespace

@@ -39,6 +39,8 @@
 #include "tconv/copy.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/plan.hpp"
+#include "tconv/weight_grad.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
 
@@ -200,6 +202,7 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, int64_t kz, i
 
 // B block: bp[t * ld + r] = B[col0 + t][k0 + r] for t < nc, r < kc; 0 for r < kcp elsewhere
 // (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
+// Slightly over 80 lines: one case per (z, y) run kind, each needing the same run bounds.
 template <typename T>
 void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64_t nc,
             int64_t ncp, const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
@@ -285,10 +288,6 @@ void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64
   }
 }
 
-struct Task {
-  int64_t group, m0, col0, col1, chunk;
-};
-
 // The outer form (see the top of the file); depends on the dtype and channels/kernel only, so
 // that a layer's result never depends on its batch or image size.
 template <typename T>
@@ -298,6 +297,94 @@ bool outer_form(int64_t M, int64_t N) {
 
 constexpr int64_t kPanelBytes = 24 * 1024;  // the outer form's k-major B panel, kept in L1
 constexpr int kMaxNR = 32;                  // widest tile of either form (AVX-512 f32 GEMM)
+
+}  // namespace
+
+template <typename T>
+WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& uk, int threads) {
+  WeightGradPlan p;
+  const int64_t M = g.coarse_per_group();
+  const int64_t N = g.fine_per_group() * g.taps();
+  const int64_t K = g.batch * g.coarse_pixels();
+  p.outer = outer_form<T>(M, N);
+  p.mr = p.outer ? uk.mr : uk.dot_mr;
+  p.nr = p.outer ? uk.nr : uk.dot_nc;
+  if (g.coarse_channels * N == 0 || K == 0) return p;
+  const int nr = p.nr;
+  // dot: L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A
+  // tile (in L1 for that sweep); the A block (<= 512 x kc, larger than L2: its tiles come
+  // from L3 once per B block) is packed once per K block and column range.  Every B block is
+  // packed once per A block, so up to 512 rows share it (with 256, the B packing of
+  // 512-channel layers was twice as much work and ~20 % of samples).
+  // outer: one nr-column panel of kc rows per B block (24 KiB, in L1).
+  p.kc = p.outer ? kPanelBytes / (int64_t(nr) * int64_t(sizeof(T))) : 4 * k_block<T>();
+  const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 512), p.mr));
+  p.mc = round_up(ceil_div(M, m_blocks), p.mr);
+  // Chunks depend on the problem only (never on the thread count).
+  const int64_t k_blocks = ceil_div(K, 4 * k_block<T>());
+  p.chunks = (k_blocks >= 2 && g.groups * m_blocks * ceil_div(N, 8 * int64_t(nr)) < 16) ? 2 : 1;
+  p.chunk_len = round_up(ceil_div(K, p.chunks), 4 * k_block<T>());
+  p.nc = p.outer ? nr : round_up(std::min<int64_t>(N, 48), nr);
+  // Column ranges (whole nr tiles) only to give every thread work.
+  const int64_t tiles = ceil_div(N, int64_t(nr));
+  const int64_t splits = std::min(tiles, ceil_div(2 * threads, p.chunks * g.groups * m_blocks));
+  for (int64_t ch = 0; ch < p.chunks; ++ch)
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t m0 = 0; m0 < M; m0 += p.mc)
+        for (int64_t sp = 0; sp < splits; ++sp)
+          p.tasks.push_back({grp, m0, std::min(N, tiles * sp / splits * nr),
+                             std::min(N, tiles * (sp + 1) / splits * nr), ch});
+  p.flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
+  p.parallel = threads > 1 && p.tasks.size() > 1 && p.flops > kParallelFlops;
+  return p;
+}
+
+namespace {
+
+// One K block of a task (A rows at ap, lda apart; B's K segments segs) times every column
+// block of the task's range, into out (dW rows N apart); the outer form transposes each B
+// block into panel, tiles past the range's end go through edge.
+template <typename T>
+void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels<T>& uk,
+                   const T* fine, const WeightGradTask& task, int64_t rows,
+                   const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
+                   const T* ap, int64_t lda, int accumulate, T* out, Scratch<T>& b_buf, T* panel,
+                   T* edge) {
+  const bool outer = p.outer;
+  const int mr = p.mr, nr = p.nr;
+  const int64_t nc = p.nc, N = g.fine_per_group() * g.taps();
+  for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
+    const int64_t cols = std::min(nc, task.col1 - c0);
+    const int64_t ncp = round_up(cols, nr);
+    T* bp = b_buf.get(ncp * ld);
+    pack_b(g, fine, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+    if (outer) uk.transpose(bp, ld, kc, panel);
+    for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
+      r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
+      const T* a = ap + i0 * lda;
+      // tile (i0, j0) into c (row stride ldc), overwriting or adding its block sum
+      const auto tile = [&](int64_t j0, T* c, int64_t ldc, int acc) {
+        if (outer) {
+          uk.rfn[r](kc, a, lda, panel, c, ldc, acc);
+        } else {
+          uk.dot[r](kcp, a, lda, bp + j0 * ld, ld, c, ldc, acc);
+        }
+      };
+      for (int64_t j0 = 0; j0 < cols; j0 += nr) {
+        T* c = out + i0 * N + c0 + j0;
+        if (j0 + nr <= cols) {
+          tile(j0, c, N, accumulate);
+          continue;
+        }
+        // Same arithmetic as the kernel's own (+)= on the valid columns.
+        tile(j0, edge, nr, 0);
+        for (int64_t i = 0; i < r; ++i)
+          for (int64_t j = 0; j < cols - j0; ++j)
+            c[i * N + j] = accumulate ? c[i * N + j] + edge[i * nr + j] : edge[i * nr + j];
+      }
+    }
+  }
+}
 
 template <typename T>
 void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) {
@@ -312,44 +399,16 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
     std::fill(dw, dw + dw_size, T(0));
     return;
   }
-  const bool outer = outer_form<T>(M, N);
-  const int mr = outer ? uk.mr : uk.dot_mr;
-  const int nr = outer ? uk.nr : uk.dot_nc;
-  const int threads = omp_get_max_threads();
-  // dot: L2 (512 KiB) holds one B block (<= 48 x kc), swept by the kernel once per mr-row A
-  // tile (in L1 for that sweep); the A block (<= 512 x kc, larger than L2: its tiles come
-  // from L3 once per B block) is packed once per K block and column range.  Every B block is
-  // packed once per A block, so up to 512 rows share it (with 256, the B packing of
-  // 512-channel layers was twice as much work and ~20 % of samples).
-  // outer: one nr-column panel of kc rows per B block (24 KiB, in L1).
-  const int64_t kc_max =
-      outer ? kPanelBytes / (int64_t(nr) * int64_t(sizeof(T))) : 4 * k_block<T>();
-  const int64_t m_blocks = ceil_div(M, round_up(std::min<int64_t>(M, 512), mr));
-  const int64_t mc = round_up(ceil_div(M, m_blocks), mr);
-  // Chunks depend on the problem only (never on the thread count).
-  const int64_t k_blocks = ceil_div(K, 4 * k_block<T>());
-  const int64_t chunks = (k_blocks >= 2 && g.groups * m_blocks * ceil_div(N, 8 * int64_t(nr)) < 16) ? 2 : 1;
-  const int64_t chunk_len = round_up(ceil_div(K, chunks), 4 * k_block<T>());
-  const int64_t nc = outer ? nr : round_up(std::min<int64_t>(N, 48), nr);
-  // Column ranges (whole nr tiles) only to give every thread work.
-  const int64_t tiles = ceil_div(N, int64_t(nr));
-  const int64_t splits =
-      std::min(tiles, ceil_div(2 * threads, chunks * g.groups * m_blocks));
-
-  std::vector<Task> tasks;
-  for (int64_t ch = 0; ch < chunks; ++ch)
-    for (int64_t grp = 0; grp < g.groups; ++grp)
-      for (int64_t m0 = 0; m0 < M; m0 += mc)
-        for (int64_t sp = 0; sp < splits; ++sp)
-          tasks.push_back({grp, m0, std::min(N, tiles * sp / splits * nr),
-                           std::min(N, tiles * (sp + 1) / splits * nr), ch});
+  const WeightGradPlan p = plan_weight_grad_blocks<T>(g, uk, omp_get_max_threads());
+  const bool outer = p.outer;
+  const int nr = p.nr;
+  const int64_t kc_max = p.kc, mc = p.mc, chunks = p.chunks, chunk_len = p.chunk_len;
+  const std::vector<WeightGradTask>& tasks = p.tasks;
   std::vector<T> partial(chunks > 1 ? static_cast<size_t>(dw_size) : 0);
   const auto task_count = static_cast<int64_t>(tasks.size());
-  const double flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
-  const bool parallel = threads > 1 && task_count > 1 && flops > 2e5;
   Cancellation* const cancel = current_cancellation();
 
-#pragma omp parallel if (parallel)
+#pragma omp parallel if (p.parallel)
   {
     Scratch<T> a_buf, b_buf, panel_buf;
     std::vector<KSegment> segs;
@@ -357,7 +416,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       if (stop(cancel)) continue;
-      const Task& task = tasks[static_cast<size_t>(ti)];
+      const WeightGradTask& task = tasks[static_cast<size_t>(ti)];
       const int64_t rows = std::min(mc, M - task.m0);
       const int64_t kbeg = task.chunk * chunk_len;
       const int64_t kend = std::min(K, kbeg + chunk_len);
@@ -388,37 +447,8 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
           lda = ld;
         }
         T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
-        for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
-          const int64_t cols = std::min(nc, task.col1 - c0);
-          const int64_t ncp = round_up(cols, nr);
-          T* bp = b_buf.get(ncp * ld);
-          pack_b(g, fine, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
-          if (outer) uk.transpose(bp, ld, kc, panel);
-          for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
-            r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
-            const T* a = ap + i0 * lda;
-            // tile (i0, j0) into c (row stride ldc), overwriting or adding its block sum
-            const auto tile = [&](int64_t j0, T* c, int64_t ldc, int acc) {
-              if (outer) {
-                uk.rfn[r](kc, a, lda, panel, c, ldc, acc);
-              } else {
-                uk.dot[r](kcp, a, lda, bp + j0 * ld, ld, c, ldc, acc);
-              }
-            };
-            for (int64_t j0 = 0; j0 < cols; j0 += nr) {
-              T* c = out + i0 * N + c0 + j0;
-              if (j0 + nr <= cols) {
-                tile(j0, c, N, accumulate);
-                continue;
-              }
-              // Same arithmetic as the kernel's own (+)= on the valid columns.
-              tile(j0, edge, nr, 0);
-              for (int64_t i = 0; i < r; ++i)
-                for (int64_t j = 0; j < cols - j0; ++j)
-                  c[i * N + j] = accumulate ? c[i * N + j] + edge[i * nr + j] : edge[i * nr + j];
-            }
-          }
-        }
+        column_blocks(g, p, uk, fine, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
+                      b_buf, panel, edge);
       }
     }
     if (chunks > 1) {
@@ -443,6 +473,10 @@ void weight_grad(const Geometry& g, const T* coarse, const T* fine, T* dw) {
       [&] { weight_grad_repair(g, coarse, fine, dw); });
 }
 
+template WeightGradPlan plan_weight_grad_blocks<float>(const Geometry&, const GemmKernels<float>&,
+                                                      int);
+template WeightGradPlan plan_weight_grad_blocks<double>(const Geometry&,
+                                                       const GemmKernels<double>&, int);
 template void weight_grad<float>(const Geometry&, const float*, const float*, float*);
 template void weight_grad<double>(const Geometry&, const double*, const double*, double*);
 

@@ -139,7 +139,7 @@ TAIL_ROWS = [
 ]
 
 # Forwards whose x phases (x stride 2, 4 or 8, every phase the same extent) are stored together
-# as one interleaved run (csrc/subconv.cpp, store_tile): 8 phases of 2 taps with a bias, 8
+# as one interleaved run (csrc/subconv/store.cpp, store_tile): 8 phases of 2 taps with a bias, 8
 # phases of 1 tap on the path that tests the stored values for Inf/NaN (output smaller than
 # the operands), 3-D with groups, rows longer than one 192-point chunk, the packed path (rows
 # too short for the direct one), and phases of unequal extent (each stored on its own).

@@ -365,47 +365,50 @@ TABLE: list[Row] = [
     Row("fixed-length copies (SSE groups of 4, residues 4/8, panels 8/16/32)",
         "tconv/copy.hpp: copy_fixed, copy_panel, (de)interleave", (4, 8, 16, 32),
         ("width", "stride"), literals=("3", "4", "8", "16", "32")),
-    # -- csrc/subconv.cpp (forward, gather = conv / grad_input, resize_conv) ------------------
-    Row("kMaxRowChunk: direct-path row chunk", "subconv.cpp: kMaxRowChunk = 192", (192,),
+    # -- csrc/subconv/*.cpp (forward, gather = conv / grad_input, resize_conv) ----------------
+    Row("kMaxRowChunk: direct-path row chunk", "subconv/plan.cpp: kMaxRowChunk = 192", (192,),
         ("width", "pad"), literals=("192",), names=("kMaxRowChunk",),
         dtypes=("float32", "float64")),
     Row("rows per task 192 / width; packed-path pixel block 192",
-        "subconv.cpp: 192 / round_up(width, nr), min(n_total, 192)", (96, 64, 48),
+        "subconv/plan.cpp: kMaxRowChunk / round_up(width, nr), min(n_total, kMaxRowChunk)",
+        (96, 64, 48),
         ("width",), literals=("192",)),
-    Row("kMaxInPlaceRows: A panels read B rows from the band", "subconv.cpp: kMaxInPlaceRows",
+    Row("kMaxInPlaceRows: A panels read B rows from the band", "subconv/run.cpp: kMaxInPlaceRows",
         (128,), ("out_channels",), literals=("128",), names=("kMaxInPlaceRows",)),
-    Row("kMaxBandBytes: largest band (2 MiB = 524288 f32)", "subconv.cpp: kMaxBandBytes",
+    Row("kMaxBandBytes: largest band (2 MiB = 524288 f32)", "subconv/plan.cpp: kMaxBandBytes",
         (524288,), ("band",), literals=("20",), names=("kMaxBandBytes",)),
     Row("kBandL2Bytes: band filled per K block above 256 KiB (65536 f32)",
-        "subconv.cpp: kBandL2Bytes", (65536,), ("band",), literals=("256", "10"),
+        "subconv/plan.cpp: kBandL2Bytes", (65536,), ("band",), literals=("256", "10"),
         names=("kBandL2Bytes",)),
-    Row("kBandPrefetch: channels ahead of the band fill", "subconv.cpp: kBandPrefetch", (2,),
+    Row("kBandPrefetch: channels ahead of the band fill", "subconv/band.cpp: kBandPrefetch", (2,),
         ("band_channels",), names=("kBandPrefetch",)),
-    Row("pack_a_panels prefetch: 4 channels ahead", "subconv.cpp: kAhead = 4", (4,),
+    Row("pack_a_panels prefetch: 4 channels ahead", "subconv/pack.cpp: kAhead = 4", (4,),
         ("band_channels", "out_channels"), literals=("4",), names=("kAhead",)),
     Row("kMaxXPhases / xs in {2, 4, 8}: interleaved x-phase stores",
-        "subconv.cpp: kMaxXPhases, xs != 2 && xs != 4 && xs != 8", (2, 4, 8), ("stride",),
+        "subconv/*: kMaxXPhases, xs != 2 && xs != 4 && xs != 8", (2, 4, 8), ("stride",),
         literals=("8", "4"), names=("kMaxXPhases",)),
-    Row("pack_piece lengths 4/8/16, steps 1/2 (packed path)", "subconv.cpp: pack_b",
+    Row("pack_piece lengths 4/8/16, steps 1/2 (packed path)", "subconv/pack.cpp: pack_b",
         (4, 8, 16), ("width", "stride"), literals=("4", "8", "16")),
-    Row("band de-interleave of steps 2/4/8", "subconv.cpp: fill_band step == 2|4|8",
+    Row("band de-interleave of steps 2/4/8", "subconv/band.cpp: fill_band step == 2|4|8",
         (2, 4, 8), ("stride",), literals=("8", "4")),
-    Row("direct vs packed: width >= 0.6 x round_up(width, nr)", "subconv.cpp: 0.6", (5, 10, 20),
-        ("width",), literals=("0.6",)),
-    Row("mcb: A rows per L2 block (256 KiB / kc)", "subconv.cpp: (256 << 10) / (kc x size)",
-        (252, 256), ("out_channels",), literals=("256", "10")),
-    Row("tasks wanted: 4 x threads", "subconv.cpp: 4.0 * threads, 4 * threads", (), (),
-        literals=("4.0", "4"), why="thread-count-dependent splitting never changes a sum "
+    Row("direct vs packed: width >= 0.6 x round_up(width, nr)",
+        "tconv/plan.hpp: kDirectMinFill = 0.6", (5, 10, 20), ("width",), literals=("0.6",),
+        names=("kDirectMinFill",)),
+    Row("mcb: A rows per L2 block (256 KiB / kc)", "tconv/plan.hpp: kL2ABytes / (kc x size)",
+        (252, 256), ("out_channels",), literals=("256", "10"), names=("kL2ABytes",)),
+    Row("tasks wanted: 4 x threads", "tconv/plan.hpp: kTasksPerThread", (), (),
+        literals=("4",), names=("kTasksPerThread",), why="thread-count-dependent splitting never changes a sum "
         "(test_determinism); straddled by every family through the task counts"),
-    Row("serial below 2e5 flops", "subconv.cpp: flops > 2e5", (200000,), ("flops",),
-        literals=("2e5",)),
-    Row("band fill prefetch per 64-byte line", "subconv.cpp: q += 64", (), (),
+    Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
+        "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
+        names=("kParallelFlops",)),
+    Row("band fill prefetch per 64-byte line", "subconv/band.cpp: q += 64", (), (),
         literals=("64",), why="inert: prefetch stride"),
-    Row("band key (8 values)", "subconv.cpp: std::array<int64_t, 8>", (), (), literals=("8",),
+    Row("band key (8 values)", "subconv/*: std::array<int64_t, 8>", (), (), literals=("8",),
         why="inert: array sizes (key fields, residues <= 8)"),
-    Row("A-packing unit tuple", "subconv.cpp: std::array<int64_t, 3>", (), (), literals=("3",),
+    Row("A-packing unit tuple", "subconv/internal.hpp: std::array<int64_t, 3>", (), (), literals=("3",),
         why="inert: a (group, K block, panel) triple"),
-    Row("pack_piece unroll", "subconv.cpp / copy.hpp: #pragma GCC unroll", (), (),
+    Row("pack_piece unroll", "subconv/pack.cpp / copy.hpp: #pragma GCC unroll", (), (),
         why="pragma lines are not scanned"),
     # -- csrc/columns.cpp (forward with few output channels) ----------------------------------
     Row("kMaxM: columns path for C_out/groups <= 4", "columns.cpp: kMaxM", (4,), ("col_M",),
@@ -423,8 +426,6 @@ TABLE: list[Row] = [
         literals=("4",), names=("kAhead",), why="P = 4 x nr"),
     Row("phase buffer slack", "columns.cpp: ceil_div(fx, sx) + 16", (), (), literals=("16",),
         why="inert: buffer length"),
-    Row("columns serial below 2e5 flops", "columns.cpp: flops > 2e5", (200000,), ("flops",),
-        literals=("2e5",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------
     Row("outer form: 48 <= M <= 256, N >= 128 (float32)", "weight_grad.cpp: outer_form",
         (48, 256), ("outer_M",), literals=("48", "256")),
@@ -447,8 +448,6 @@ TABLE: list[Row] = [
     Row("fixed-length row copies 4/8/16/32, 32-point pieces, steps 2/4/8",
         "weight_grad.cpp: copy_run, copy_pieces, pack_group", (4, 8, 16, 32),
         ("wg_pixels", "stride"), literals=("4", "8", "16", "32")),
-    Row("weight_grad serial below 2e5 flops", "weight_grad.cpp: flops > 2e5", (200000,),
-        ("flops",), literals=("2e5",)),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/direct.cpp, resize.cpp ----------------------------------------------------------
@@ -469,9 +468,15 @@ TABLE: list[Row] = [
         names=("kLanes",),
         why="inert for results: both repair forms sum each output in one order; "
             "tests/test_nonfinite.py drives both (a NaN in x, a NaN weight)"),
+    # -- csrc/plan.cpp ---------------------------------------------------------------------------
+    Row("planner summary: 4 input modes, B rows + 64 bytes", "plan.cpp: seen[4], + 64", (), (),
+        literals=("4", "64"), why="inert: reports the plan, never chooses it "
+        "(the choices are the rows above; tests/test_plan.py checks the report)"),
     # -- csrc/bindings.cpp ----------------------------------------------------------------------
     Row("Ctrl-C poll interval 20 ms", "bindings.cpp: kPollInterval{20}", (), (),
         literals=("20",), why="inert: when Python's signal handlers run, never what is computed"),
+    Row("verbose line: time field buffer", "bindings.cpp: char time[32]", (), (),
+        literals=("32",), why="inert: formats the TCONV_VERBOSE time, never what is computed"),
 ]
 
 # Files of each row (the part of `where` before the colon, relative to csrc/).
@@ -481,7 +486,9 @@ _ROW_FILES = {
     "ukernels/{generic,avx2,avx512}.cpp": ("ukernels/generic.cpp", "ukernels/avx2.cpp",
                                            *_AVX512_FILES),
     "ukernels/*.cpp": ("ukernels/generic.cpp", "ukernels/avx2.cpp", *_AVX512_FILES),
-    "subconv.cpp / copy.hpp": ("subconv.cpp", "tconv/copy.hpp"),
+    "subconv/pack.cpp / copy.hpp": ("subconv/pack.cpp", "tconv/copy.hpp"),
+    "subconv/*": tuple(p.relative_to(CSRC).as_posix()
+                       for p in sorted((CSRC / "subconv").glob("*.[ch]pp"))),
 }
 
 

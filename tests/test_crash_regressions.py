@@ -1,7 +1,7 @@
 """The calls of issue 19 that crashed (SIGSEGV), each run in a child process on every ISA and
 checked against the oracle (tconv.reference, or PyTorch for the autograd module).
 
-Root cause: the direct path's source band (csrc/subconv.cpp, fill_band) computed the first
+Root cause: the direct path's source band (csrc/subconv/band.cpp, fill_band) computed the first
 valid point of a band row without clamping it to the band's width.  Rows longer than one row
 chunk (kMaxRowChunk grid points) are cut into chunks, and a chunk lying wholly in a low
 padding longer than the chunk has its first valid point past the band's end: the zero fill

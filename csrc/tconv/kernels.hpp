@@ -12,6 +12,8 @@
 // channel x tap rows and a col2im gather (columns.cpp), chosen from the channels and the
 // kernel only (never the batch, image size or thread count: an output's value must not
 // depend on them, which tconv.dask's bit-for-bit blocks rely on).
+// Each operator first plans its call (tconv/plan.hpp: algorithm, tiles, blocks, tasks,
+// parallel or not) and then only runs that plan; tconv.plan() reports the same plan.
 //
 // Workspace bound.  Besides the arrays it returns, a call allocates:
 //   * packed A (weights) of the scatter/gather: the output channels are processed in slabs

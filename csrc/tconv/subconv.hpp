@@ -54,6 +54,11 @@ struct SubConv {
 std::vector<SubAxis> output_phases(int64_t fine, int64_t kernel, int64_t stride, int64_t pad,
                                    int64_t dilation);
 
+// The forward's sub-convolutions of g, one per output phase (scatter.cpp), and the gather's
+// one (gather.cpp: the source read at i * stride + k * dilation - pad).
+std::vector<SubConv> scatter_subconvs(const Geometry& g);
+SubConv gather_subconv(const Geometry& g);
+
 // The channel, size and weight-stride fields of the SubConv for one direction of Geometry g
 // (axes left at their defaults): transposed = true maps coarse -> fine (scatter, M = fine
 // channels per group), false maps fine -> coarse (gather, M = coarse channels per group).

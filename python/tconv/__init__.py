@@ -10,6 +10,7 @@ import sys as _sys
 from . import arithmetic, checkerboard, emulate, reference, resize, subpixel
 from ._isa import isa, set_isa, supported_isas
 from ._threads import get_num_threads, set_num_threads, threads
+from .plan import Plan, get_verbose, plan, set_verbose
 from .functional import (
     conv,
     conv_backward,
@@ -69,4 +70,8 @@ __all__ = [
     "subpixel",
     "resize_conv",
     "resize_conv_backward",
+    "Plan",
+    "plan",
+    "set_verbose",
+    "get_verbose",
 ]

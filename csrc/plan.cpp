@@ -1,0 +1,187 @@
+// The planner (tconv/plan.hpp): one function per operator, each summarising the plan that the
+// operator's executor computes with the same functions, plus the workspace it will allocate.
+#include <algorithm>
+#include <omp.h>
+#include <stdexcept>
+
+#include "subconv/internal.hpp"
+#include "tconv/columns.hpp"
+#include "tconv/kernels.hpp"
+#include "tconv/plan.hpp"
+#include "tconv/weight_grad.hpp"
+
+namespace tconv {
+namespace {
+
+template <typename T>
+const char* dtype_name() {
+  return sizeof(T) == sizeof(float) ? "float32" : "float64";
+}
+
+template <typename T>
+Plan base_plan(const char* kernel, const char* algorithm) {
+  Plan p;
+  p.kernel = kernel;
+  p.algorithm = algorithm;
+  p.isa = isa();
+  p.dtype = dtype_name<T>();
+  return p;
+}
+
+// Walks the tasks of a sub-convolution plan as the executor does (row tiles, the input
+// rule) for the largest per-thread scratch and the input modes used.
+template <typename T>
+Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvPlan& sp,
+                        Plan p) {
+  using namespace detail;
+  p.mr = sp.mr;
+  p.nr = sp.nr;
+  p.kc = sp.kc;
+  p.slabs = sp.slabs;
+  p.flops = sp.flops;
+  p.tasks = static_cast<int64_t>(sp.tasks.size());
+  p.parallel = sp.parallel;
+  p.threads = sp.parallel ? sp.threads : 1;
+  if (sp.empty) return p;
+  const int64_t elem = sp.elem;
+  bool seen[4] = {false, false, false, false};
+  int64_t thread_bytes = 0;
+  std::vector<Segment> segs, tiles;
+  for (const Task& task : sp.tasks) {
+    const SubConv& s = subs[static_cast<size_t>(task.sub)];
+    const int64_t slab_m0 = task.m0 / sp.ms * sp.ms;
+    const int64_t slab_rows = std::min(sp.ms, s.M - slab_m0);
+    const int64_t mc =
+        block_rows(slab_m0 + slab_rows - task.m0, sp.mc_of[static_cast<size_t>(task.sub)], sp.mr);
+    row_segments(s, task.q0, task.nc, segs);
+    tiles.clear();
+    if (sp.direct_of[static_cast<size_t>(task.sub)]) row_tiles(segs, sp.nr, tiles);
+    const TaskInput in = task_input(sp, s, task, tiles);
+    seen[static_cast<int>(in.mode)] = true;
+    const auto n_tiles = static_cast<int64_t>(tiles.size());
+    const int64_t ncp = in.mode != Input::kPacked ? n_tiles * sp.nr : round_up(task.nc, sp.nr);
+    const int64_t band_channels =
+        in.mode == Input::kBand ? s.Kc
+        : in.mode == Input::kBandPerBlock ? std::min(s.Kc, sp.kc / s.taps() + 2)
+                                          : 0;
+    // accumulator tiles (xs of them in an x-phase group), B (+ border rows), band, pointers
+    const int64_t bytes = (std::max(1, sp.xs) * mc * ncp + 2 * sp.kc * ncp +
+                           band_channels * in.band.size()) * elem +
+                          sp.kc * n_tiles * int64_t(sizeof(T*));
+    thread_bytes = std::max(thread_bytes, bytes);
+    p.mc = std::max(p.mc, mc);
+    p.nc = std::max(p.nc, task.nc);
+  }
+  const char* names[4] = {"packed", "indirect", "band", "band_per_block"};
+  for (int i = 0; i < 4; ++i)
+    if (seen[i]) p.input += (p.input.empty() ? "" : "+") + std::string(names[i]);
+  p.workspace_bytes = sp.a_off.back() * elem + p.threads * thread_bytes;
+  return p;
+}
+
+template <typename T>
+Plan plan_columns_call(const Geometry& g, int threads) {
+  Plan p = base_plan<T>("scatter", "columns");
+  const ColumnsPlan cp = plan_columns<T>(g, threads);
+  const GemmKernels<T>& uk = active_gemm<T>();
+  p.mr = uk.mr;
+  p.nr = uk.nr;
+  p.kc = k_block<T>();
+  p.mc = cp.rows;
+  p.slabs = cp.blocks;
+  p.tasks = cp.task_count;
+  p.flops = cp.flops;
+  p.parallel = cp.parallel;
+  p.threads = cp.parallel ? threads : 1;
+  if (cp.task_count == 0) return p;
+  // per thread: one block's Z, the packed A block, a B tile and one output row (kernels.hpp)
+  const int64_t z = ceil_div(cp.z_bytes, cp.blocks);
+  const int64_t a = round_up(cp.rows, uk.mr) * p.kc * int64_t(sizeof(T));
+  const int64_t row = (g.fine[2] + p.kc * uk.nr) * int64_t(sizeof(T));
+  p.workspace_bytes = p.threads * (z + a + row);
+  return p;
+}
+
+}  // namespace
+
+Algorithm forward_algorithm(const Geometry& g) {
+  return columns_suit(g) ? Algorithm::kColumns : Algorithm::kSubconv;
+}
+
+template <typename T>
+Plan plan_scatter(const Geometry& g, int threads) {
+  if (forward_algorithm(g) == Algorithm::kColumns) return plan_columns_call<T>(g, threads);
+  const std::vector<SubConv> subs = scatter_subconvs(g);
+  return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
+                               base_plan<T>("scatter", "subconv"));
+}
+
+template <typename T>
+Plan plan_gather(const Geometry& g, int threads) {
+  const std::vector<SubConv> subs{gather_subconv(g)};
+  return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
+                               base_plan<T>("gather", "subconv"));
+}
+
+template <typename T>
+Plan plan_weight_grad(const Geometry& g, int threads) {
+  const GemmKernels<T>& uk = active_gemm<T>();
+  const WeightGradPlan wp = plan_weight_grad_blocks<T>(g, uk, threads);
+  Plan p = base_plan<T>("weight_grad", wp.outer ? "outer_product" : "dot");
+  p.mr = wp.mr;
+  p.nr = wp.nr;
+  p.kc = wp.kc;
+  p.mc = wp.mc;
+  p.nc = wp.nc;
+  p.slabs = wp.chunks;
+  p.tasks = static_cast<int64_t>(wp.tasks.size());
+  p.flops = wp.flops;
+  p.parallel = wp.parallel;
+  p.threads = wp.parallel ? threads : 1;
+  if (wp.tasks.empty()) return p;
+  // per thread: packed A (mc rows) and B (nc rows) of kc + 64 B, the outer form's panel; a
+  // second dW when the reduction is split in two chunks
+  const int64_t line = wp.kc * int64_t(sizeof(T)) + 64;
+  const int64_t per_thread = (wp.mc + round_up(wp.nc, wp.nr)) * line +
+                             (wp.outer ? wp.kc * wp.nr * int64_t(sizeof(T)) : 0);
+  const int64_t dw = g.coarse_channels * g.fine_per_group() * g.taps() * int64_t(sizeof(T));
+  p.workspace_bytes = p.threads * per_thread + (wp.chunks > 1 ? dw : 0);
+  return p;
+}
+
+template Plan plan_scatter<float>(const Geometry&, int);
+template Plan plan_scatter<double>(const Geometry&, int);
+template Plan plan_gather<float>(const Geometry&, int);
+template Plan plan_gather<double>(const Geometry&, int);
+template Plan plan_weight_grad<float>(const Geometry&, int);
+template Plan plan_weight_grad<double>(const Geometry&, int);
+
+namespace {
+
+template <typename T>
+Plan plan_op(const std::string& op, const Geometry& g, int threads) {
+  if (op == "conv_transpose") return plan_scatter<T>(g, threads);
+  if (op == "conv" || op == "grad_input") return plan_gather<T>(g, threads);
+  if (op == "grad_weight") return plan_weight_grad<T>(g, threads);
+  throw std::invalid_argument("plan: op must be 'conv_transpose', 'conv', 'grad_input' or "
+                              "'grad_weight', got '" + op + "'");
+}
+
+}  // namespace
+
+Plan plan(const std::string& op, const Geometry& g, const std::string& dtype) {
+  const int threads = get_num_threads();
+  Plan p;
+  if (dtype == "float32") {
+    p = plan_op<float>(op, g, threads);
+  } else if (dtype == "float64") {
+    p = plan_op<double>(op, g, threads);
+  } else {
+    throw std::invalid_argument("plan: dtype must be 'float32' or 'float64', got '" + dtype +
+                                "'");
+  }
+  p.op = op;
+  return p;
+}
+
+}  // namespace tconv

@@ -1,0 +1,255 @@
+// The direct path's zero-padded source band (layout in internal.hpp): its shape, its fill
+// from the source, and the row offsets of a K block into it.
+#include <algorithm>
+#include <climits>
+#include <utility>
+
+#include "subconv/internal.hpp"
+#include "tconv/copy.hpp"
+
+namespace tconv::detail {
+
+OffsetHull offset_hull(const std::vector<SubConv>& subs) {
+  OffsetHull h;
+  h.valid = !subs.empty();
+  for (int a = 0; a < kMaxDims; ++a) {
+    h.lo[a] = INT64_MAX;
+    h.hi[a] = INT64_MIN;
+  }
+  for (const SubConv& s : subs)
+    for (int a = 0; a < kMaxDims; ++a) {
+      const SubAxis& ax = s.axes[a];
+      if (ax.src_step != 1 || ax.extent != subs[0].axes[a].extent) h.valid = false;
+      for (const int64_t o : ax.tap_offset) {
+        h.lo[a] = std::min(h.lo[a], o);
+        h.hi[a] = std::max(h.hi[a], o);
+      }
+    }
+  return h;
+}
+
+Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull) {
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  Band b;
+  int64_t first = tiles.front().jx0, last = first;
+  for (const Segment& t : tiles) {
+    first = std::min(first, t.jx0);
+    last = std::max(last, t.jx0);
+  }
+  if (hull.valid) {  // step 1 everywhere: one x phase, z planes and rows cover the hull
+    b.tz_n = hull.hi[0] - hull.lo[0] + 1;
+    for (int64_t i = 0; i < b.tz_n; ++i) b.z_offset.push_back(hull.lo[0] + i);
+    for (const int64_t o : az.tap_offset) b.tz_plane.push_back(o - hull.lo[0]);
+    b.y0 = tiles.front().jy + hull.lo[1];
+    b.rows = tiles.back().jy - tiles.front().jy + hull.hi[1] - hull.lo[1] + 1;
+    b.phase = {0};
+    for (const int64_t o : ax.tap_offset) {
+      b.tap_plane.push_back(0);
+      b.tap_shift.push_back(o);
+    }
+    b.x0 = first + hull.lo[2];
+    b.width = last + hull.hi[2] + nr - b.x0;
+    return b;
+  }
+  const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
+  b.tz_n = static_cast<int64_t>(az.tap_offset.size());
+  b.z_offset = az.tap_offset;
+  for (int64_t i = 0; i < b.tz_n; ++i) b.tz_plane.push_back(i);
+  b.y0 = tiles.front().jy * ay.src_step + *oy_min;
+  b.rows = (tiles.back().jy - tiles.front().jy) * ay.src_step + (*oy_max - *oy_min) + 1;
+  const int64_t step = ax.src_step;
+  int64_t q_min = 0, q_max = 0;
+  for (size_t t = 0; t < ax.tap_offset.size(); ++t) {
+    const int64_t q = floor_div(ax.tap_offset[t], step);
+    const int64_t ph = ax.tap_offset[t] - q * step;
+    auto it = std::find(b.phase.begin(), b.phase.end(), ph);
+    if (it == b.phase.end()) it = b.phase.insert(b.phase.end(), ph);
+    b.tap_plane.push_back(it - b.phase.begin());
+    b.tap_shift.push_back(q);
+    q_min = t == 0 ? q : std::min(q_min, q);
+    q_max = t == 0 ? q : std::max(q_max, q);
+  }
+  b.x0 = first + q_min;
+  b.width = last + q_max + nr - b.x0;
+  return b;
+}
+
+namespace {
+
+// Channels ahead whose source lines fill_band prefetches.
+constexpr int64_t kBandPrefetch = 2;
+
+// How every in-source row of a band is laid out.  range[p]: the valid u of phase p, i.e.
+// 0 <= (u + x0) * step + ph < sx (the same on every valid row), as [lo, hi) within
+// [0, width]: a band that lies wholly in the low padding (a row chunk far left of the source)
+// has its first valid u past the band's end.
+// When every residue of a step of 2, 4 or 8 has a plane, the points valid in all of them
+// ([both_lo, both_hi)) are de-interleaved in one pass over the source row (deinterleave), the
+// rest per phase.  With a de-interleaved middle, every valid row has the same edges: spans of
+// zeros (reads off the source row) and a few points read one by one (valid in some residues
+// only).  They are listed once here, so a row costs one deinterleave and these short loops
+// instead of the per-phase range arithmetic (3-D U-Net and V-Net grad_input, whose band rows
+// are 32 values: 1.03-1.09x; float64 1.02x).
+struct RowLayout {
+  int64_t step = 1;
+  std::vector<std::pair<int64_t, int64_t>> range;
+  bool deint = false;
+  int64_t both_lo = 0, both_hi = 0;
+  std::vector<std::pair<int64_t, int64_t>> zero_spans, edge_points;  // in a band row
+  std::array<int64_t, 8> deint_to{};                                 // residue's run in a row
+};
+
+RowLayout row_layout(const Band& b, int64_t sx, int64_t step) {
+  RowLayout l;
+  l.step = step;
+  l.range.resize(static_cast<size_t>(b.phases()));
+  for (int64_t p = 0; p < b.phases(); ++p) {
+    const int64_t ph = b.phase[static_cast<size_t>(p)];
+    int64_t lo = 0, hi = 0;
+    if (ph < sx) {
+      lo = std::clamp<int64_t>(-b.x0 + ceil_div(std::max<int64_t>(0, -ph), step), 0, b.width);
+      hi = std::max(lo, std::min<int64_t>(b.width, ceil_div(sx - ph, step) - b.x0));
+    }
+    l.range[static_cast<size_t>(p)] = {lo, hi};
+  }
+  std::array<int64_t, 8> plane_of{};  // band plane of each residue
+  if ((step == 2 || step == 4 || step == 8) && b.phases() == step) {
+    l.both_hi = b.width;
+    for (int64_t p = 0; p < b.phases(); ++p) {
+      l.both_lo = std::max(l.both_lo, l.range[static_cast<size_t>(p)].first);
+      l.both_hi = std::min(l.both_hi, l.range[static_cast<size_t>(p)].second);
+      plane_of[static_cast<size_t>(b.phase[static_cast<size_t>(p)])] = p;
+    }
+    l.both_hi = std::max(l.both_hi, l.both_lo);
+  }
+  l.deint = l.both_hi > l.both_lo;
+  if (!l.deint) return l;
+  for (int64_t p = 0; p < b.phases(); ++p) {
+    const auto [lo, hi] = l.range[static_cast<size_t>(p)];
+    const int64_t base = p * b.width;
+    const int64_t off = b.x0 * step + b.phase[static_cast<size_t>(p)];
+    if (lo > 0) l.zero_spans.emplace_back(base, base + lo);
+    if (hi < b.width) l.zero_spans.emplace_back(base + hi, base + b.width);
+    // (band index, source offset); off + u * step >= 0 for u >= lo
+    for (int64_t u = lo; u < l.both_lo; ++u) l.edge_points.emplace_back(base + u, off + u * step);
+    for (int64_t u = l.both_hi; u < hi; ++u) l.edge_points.emplace_back(base + u, off + u * step);
+  }
+  for (int64_t ph = 0; ph < step; ++ph)
+    l.deint_to[static_cast<size_t>(ph)] = plane_of[static_cast<size_t>(ph)] * b.width + l.both_lo;
+  return l;
+}
+
+// One band row from the source row `in` (in the source).
+template <typename T>
+void fill_row(const Band& b, const RowLayout& l, const T* in, T* out_row) {
+  const int64_t step = l.step;
+  if (l.deint) {
+    for (const auto& [zb, ze] : l.zero_spans) std::fill(out_row + zb, out_row + ze, T(0));
+    for (const auto& [di, si] : l.edge_points) out_row[di] = in[si];
+    std::array<T*, 8> to{};
+    for (int64_t ph = 0; ph < step; ++ph)
+      to[static_cast<size_t>(ph)] = out_row + l.deint_to[static_cast<size_t>(ph)];
+    const T* from = in + (b.x0 + l.both_lo) * step;
+    if (step == 2) {
+      deinterleave<T, 2>(from, to.data(), l.both_hi - l.both_lo);
+    } else if (step == 4) {
+      deinterleave<T, 4>(from, to.data(), l.both_hi - l.both_lo);
+    } else {
+      deinterleave<T, 8>(from, to.data(), l.both_hi - l.both_lo);
+    }
+    return;
+  }
+  for (int64_t p = 0; p < b.phases(); ++p) {
+    T* out = out_row + p * b.width;
+    const auto [lo, hi] = l.range[static_cast<size_t>(p)];
+    // out[u] = in[off + u * step]; off + u * step >= 0 for u >= lo (no pointer is formed
+    // before the source)
+    const int64_t off = b.x0 * step + b.phase[static_cast<size_t>(p)];
+    std::fill(out, out + lo, T(0));
+    if (step == 1) {
+      std::copy(in + off + lo, in + off + hi, out + lo);
+    } else {
+      for (int64_t u = lo; u < hi; ++u) out[u] = in[off + u * step];
+    }
+    std::fill(out + hi, out + b.width, T(0));
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
+               const Band& b, int64_t c_begin, int64_t c_end, T* band) {
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  const SubAxis& az = s.axes[0];
+  const int64_t step = s.axes[2].src_step;
+  const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
+  const RowLayout layout = row_layout(b, sx, step);
+  const int64_t row_size = b.phases() * b.width;
+  // The source lines of channel c + kBandPrefetch are prefetched while channel c is copied:
+  // each channel's rows are a separate region (a plane apart) that the hardware prefetcher
+  // only picks up once the copy reaches it, and large sources come from DRAM (DCGAN 64->3:
+  // 17 MB of input, its band fill was a fifth of the forward's time).  Source x range the
+  // band reads (every phase), clamped to the row:
+  const int64_t x_lo = std::clamp<int64_t>(b.x0 * step, 0, sx);
+  const int64_t x_hi = std::clamp<int64_t>((b.x0 + b.width) * step, x_lo, sx);
+  const int64_t y_lo = std::clamp<int64_t>(b.y0, 0, sy);
+  const int64_t y_hi = std::clamp<int64_t>(b.y0 + b.rows, y_lo, sy);
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    if (c + kBandPrefetch < c_end && x_hi > x_lo) {
+      for (int64_t tz = 0; tz < b.tz_n; ++tz) {
+        const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
+        if (z < 0 || z >= sz) continue;
+        for (int64_t y = y_lo; y < y_hi; ++y) {
+          const T* row = src_n + ((c + kBandPrefetch) * sz + z) * sy * sx + y * sx;
+          const char* q = reinterpret_cast<const char*>(row + x_lo);
+          const char* e = reinterpret_cast<const char*>(row + x_hi);
+          for (; q < e; q += 64) __builtin_prefetch(q);
+          __builtin_prefetch(e - 1);
+        }
+      }
+    }
+    for (int64_t tz = 0; tz < b.tz_n; ++tz) {
+      const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
+      for (int64_t r = 0; r < b.rows; ++r) {
+        const int64_t y = b.y0 + r;
+        T* out_row = band + (((c - c_begin) * b.tz_n + tz) * b.rows + r) * row_size;
+        if (z < 0 || z >= sz || y < 0 || y >= sy) {
+          std::fill(out_row, out_row + row_size, T(0));
+          continue;
+        }
+        fill_row(b, layout, src_n + (c * sz + z) * sy * sx + y * sx, out_row);
+      }
+    }
+  }
+}
+
+void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,
+                      int64_t c_begin, std::vector<int64_t>& row_off) {
+  // band holds channels from c_begin on (see fill_band)
+  const SubAxis& ay = s.axes[1];
+  const int64_t line = b.phases() * b.width;  // one band row
+  const int64_t tile_part = first_tile.jy * ay.src_step * line + first_tile.jx0;
+  row_off.resize(rows.size());
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const KRow& row = rows[k];
+    const auto tx = static_cast<size_t>(row.tx);
+    row_off[k] =
+        (((row.channel - c_begin) * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
+         ay.tap_offset[static_cast<size_t>(row.ty)] - b.y0) * line +
+        b.tap_plane[tx] * b.width + b.tap_shift[tx] - b.x0 + tile_part;
+  }
+}
+
+int64_t tile_shift(const SubConv& s, const Band& b, const Segment& first_tile, const Segment& t) {
+  return (t.jy - first_tile.jy) * s.axes[1].src_step * b.phases() * b.width + t.jx0 -
+         first_tile.jx0;
+}
+
+template void fill_band<float>(const SubConv&, const float*, int64_t, const Segment&, const Band&,
+                                int64_t, int64_t, float*);
+template void fill_band<double>(const SubConv&, const double*, int64_t, const Segment&, const Band&,
+                                int64_t, int64_t, double*);
+
+}  // namespace tconv::detail

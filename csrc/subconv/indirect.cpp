@@ -1,0 +1,76 @@
+// The indirect input: B rows read through pointers straight into the source (zero rows and
+// copied border rows where a tile leaves it), and the copy of such rows into a packed panel.
+#include <algorithm>
+
+#include "subconv/internal.hpp"
+#include "tconv/copy.hpp"
+
+namespace tconv::detail {
+
+template <typename T>
+void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
+                   KRows rows, int nr, const T* zeros, T* border, const T** ptrs,
+                   std::vector<int64_t>& tap_code) {
+  constexpr int64_t kZero = -1, kBorder = -2;
+  const int64_t kc = static_cast<int64_t>(rows.size());
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
+  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
+  const int64_t taps = s.taps();
+  tap_code.resize(static_cast<size_t>(taps));
+  for (const Segment& tile : tiles) {
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
+      const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
+      const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
+      const int64_t x0 = tile.jx0 + ax.tap_offset[static_cast<size_t>(tx)];  // step 1
+      int64_t code = kZero;
+      if (z >= 0 && z < sz && y >= 0 && y < sy && x0 + tile.len > 0 && x0 < sx)
+        code = (x0 >= 0 && x0 + nr <= sx) ? (z * sy + y) * sx + x0 : kBorder;
+      tap_code[static_cast<size_t>(t)] = code;
+    }
+    const T* src_n = src + (tile.n * s.src_channels + group * s.Kc) * plane;
+    for (int64_t k = 0; k < kc; ++k) {
+      const KRow& row = rows[static_cast<size_t>(k)];
+      const int64_t code = tap_code[static_cast<size_t>(row.tap)];
+      const T* plane_c = src_n + row.channel * plane;
+      if (code >= 0) {
+        *ptrs++ = plane_c + code;
+      } else if (code == kZero) {
+        *ptrs++ = zeros;
+      } else {
+        // valid u: 0 <= x0 + u < sx and u < len; the rest of the nr row is zero
+        const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
+        const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
+        const int64_t x0 = tile.jx0 + ax.tap_offset[static_cast<size_t>(row.tx)];
+        const int64_t lo = std::max<int64_t>(0, -x0);
+        const int64_t hi = std::min<int64_t>(tile.len, sx - x0);
+        const T* srow = plane_c + (z * sy + y) * sx + x0;
+        // lo < hi here.  Clamped loads + select: a short branch-free loop (a plain copy loop
+        // becomes a memcpy call, far too slow for <= 32 elements).
+        for (int64_t u = 0; u < nr; ++u) {
+          const T v = srow[std::min(std::max(u, lo), hi - 1)];
+          border[u] = (u >= lo && u < hi) ? v : T(0);
+        }
+        *ptrs++ = border;
+        border += nr;
+      }
+    }
+  }
+}
+
+template <typename T>
+void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel) {
+  copy_panel([rows](int64_t k) { return rows[k]; }, kc, nr, panel);
+}
+
+template void indirect_rows<float>(const SubConv&, const float*, int64_t, const std::vector<Segment>&,
+                                    KRows, int, const float*, float*, const float**, std::vector<int64_t>&);
+template void indirect_rows<double>(const SubConv&, const double*, int64_t, const std::vector<Segment>&,
+                                    KRows, int, const double*, double*, const double**, std::vector<int64_t>&);
+template void copy_rows<float>(const float* const*, int64_t, int, float*);
+template void copy_rows<double>(const double* const*, int64_t, int, double*);
+
+}  // namespace tconv::detail

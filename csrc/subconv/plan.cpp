@@ -1,0 +1,247 @@
+// The plan of one run_subconvs call: tile and block sizes, output-channel slabs, tasks and
+// rounds, the A packing units, and the rule by which a task reads its source.  Everything
+// here is decided before the parallel region and never changes while it runs.
+#include <algorithm>
+
+#include "subconv/internal.hpp"
+#include "tconv/plan.hpp"
+
+namespace tconv::detail {
+namespace {
+
+// Longest run of one grid row that a direct-path task takes (longer rows are cut into chunks,
+// so that the accumulator tile and the source band stay in L2); also the packed path's pixel
+// block and the columns a direct-path task aims at (whole rows).
+constexpr int64_t kMaxRowChunk = 192;
+// Largest direct-path source band (bigger bands fall back to per-row border copies).
+constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
+// Largest band of all channels filled at once when no other phase shares it (bigger: filled
+// per K block: 1-D HiFi-GAN grad_input: 256 channels x 8 phases x 146 points would be
+// 1.2 MB, read back from L3 by every tile).
+constexpr int64_t kBandL2Bytes = int64_t(256) << 10;
+
+// Flops, and pixel totals, of the sub-convolutions (pixels: summed over groups).
+void totals(const std::vector<SubConv>& subs, SubconvPlan& p, int64_t& total_pixels,
+            int64_t& k_sum) {
+  total_pixels = 0;
+  k_sum = 0;
+  for (const SubConv& s : subs) {
+    const int64_t n_total = s.batch * s.pixels();
+    k_sum += s.Kc * s.taps();
+    if (n_total == 0 || s.M == 0) continue;
+    p.flops += 2.0 * double(s.M) * double(n_total) * double(s.Kc * s.taps()) * double(s.groups);
+    total_pixels += n_total * s.groups;
+  }
+}
+
+// The tasks of sub-convolution si, slab by slab (per_slab[sl][si]); sets mc_of, direct_of.
+void plan_tasks(const std::vector<SubConv>& subs, size_t si, int64_t total_pixels,
+                SubconvPlan& p, std::vector<std::vector<std::vector<Task>>>& per_slab) {
+  const SubConv& s = subs[si];
+  const int64_t n_total = s.batch * s.pixels();
+  if (n_total == 0 || s.M == 0) return;
+  const int nr = p.nr, mr = p.mr;
+  // share of the tasks this sub-convolution should provide
+  const double share = double(n_total * s.groups) / double(total_pixels);
+  const double want = kTasksPerThread * p.threads * share;
+  const int64_t width = s.axes[2].extent;
+  // strided sources (gather) take the direct path only through a de-interleaved band
+  const bool direct = double(width) >= kDirectMinFill * double(round_up(width, nr));
+  int64_t cols = width;  // direct path: columns of one row per task (< width: row chunks)
+  int64_t nc, pixel_tasks;
+  if (direct) {  // whole rows of the grid, about kMaxRowChunk columns; long rows cut into chunks
+    int64_t rows_per_task = std::max<int64_t>(1, kMaxRowChunk / round_up(width, nr));
+    while (rows_per_task > 1 &&
+           double(s.groups * ceil_div(n_total, rows_per_task * width)) < want)
+      --rows_per_task;
+    if (width > kMaxRowChunk) cols = round_up(ceil_div(width, ceil_div(width, kMaxRowChunk)), nr);
+    nc = rows_per_task * cols;
+    pixel_tasks = s.batch * s.axes[0].extent * ceil_div(s.axes[1].extent, rows_per_task) *
+                  ceil_div(width, cols);
+  } else {
+    nc = round_up(std::min<int64_t>(n_total, kMaxRowChunk), nr);
+    while (nc > nr && double(s.groups * ceil_div(n_total, nc)) < want) nc -= nr;
+    pixel_tasks = ceil_div(n_total, nc);
+  }
+  // Split a slab's rows across tasks only when the pixels alone give too few.
+  int64_t m_splits = 1;
+  while (double(s.groups * pixel_tasks * m_splits) < want && ceil_div(p.ms, 2 * m_splits) >= mr)
+    m_splits *= 2;
+  const int64_t mc = round_up(ceil_div(p.ms, m_splits), mr);
+  p.direct_of[si] = direct;
+  p.mc_of[si] = mc;
+  p.active[si] = 1;
+  const int64_t rows = nc / cols;
+  const int64_t M = s.M, jy_n = s.axes[1].extent;
+  for (int64_t sl = 0; sl < p.slabs; ++sl) {
+    std::vector<Task>& list = per_slab[static_cast<size_t>(sl)][si];
+    for (int64_t g = 0; g < s.groups; ++g)
+      for (int64_t m0 = sl * p.ms, end = std::min(M, (sl + 1) * p.ms); m0 < end;
+           m0 += block_rows(end - m0, mc, mr)) {
+        if (!direct) {
+          for (int64_t q0 = 0; q0 < n_total; q0 += nc)
+            list.push_back({static_cast<int64_t>(si), g, m0, q0, std::min(nc, n_total - q0)});
+          continue;
+        }
+        // row blocks never cross a (n, jz) plane: see Band
+        for (int64_t plane = 0; plane < s.batch * s.axes[0].extent; ++plane)
+          for (int64_t jy0 = 0; jy0 < jy_n; jy0 += rows)
+            for (int64_t jx0 = 0; jx0 < width; jx0 += cols)  // cols < width: rows == 1
+              list.push_back({static_cast<int64_t>(si), g, m0, (plane * jy_n + jy0) * width + jx0,
+                              cols < width ? std::min(cols, width - jx0)
+                                           : std::min(rows, jy_n - jy0) * width});
+      }
+  }
+}
+
+// A packing units of a slab: (group, K block index, range of mr panels), each packing those
+// panels for every sub-convolution, the phases innermost: the phases of a forward read the
+// same weight cache lines (W[c][m][every tap]), which then come from L1 once per panel
+// instead of once per phase.  Panel ranges split the work when K blocks are few.
+void plan_a_units(const std::vector<SubConv>& subs, SubconvPlan& p) {
+  const int64_t groups = subs[0].groups;
+  int64_t k_blocks = 0;
+  for (size_t si = 0; si < subs.size(); ++si)
+    if (p.active[si]) k_blocks = std::max(k_blocks, ceil_div(subs[si].Kc * subs[si].taps(), p.kc));
+  const int64_t slab_panels = ceil_div(p.ms, p.mr);
+  const int64_t panel_chunks = std::min(
+      slab_panels, std::max<int64_t>(1, ceil_div(kTasksPerThread * p.threads,
+                                                 std::max<int64_t>(1, groups * k_blocks))));
+  p.panels_per_unit = ceil_div(slab_panels, panel_chunks);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t kb = 0; kb < k_blocks; ++kb)
+      for (int64_t p0 = 0; p0 < slab_panels; p0 += p.panels_per_unit)
+        p.a_units.push_back({g, kb * p.kc, p0});
+}
+
+// Rounds: the i-th task of every sub-convolution (phase) of a slab together.  They write the
+// same region of the output (phase rho of grid point j lands at j*s + rho), so one thread
+// runs a round back to back and every output cache line is completed while it is in cache,
+// instead of being fetched once per phase.
+void plan_rounds(const std::vector<std::vector<std::vector<Task>>>& per_slab, SubconvPlan& p) {
+  p.round_start = {0};
+  p.slab_round = {0};
+  for (const std::vector<std::vector<Task>>& per_sub : per_slab) {
+    for (size_t i = 0;; ++i) {
+      bool any = false;
+      for (const std::vector<Task>& list : per_sub) {
+        if (i < list.size()) {
+          p.tasks.push_back(list[i]);
+          any = true;
+        }
+      }
+      if (!any) break;
+      p.round_start.push_back(static_cast<int64_t>(p.tasks.size()));
+    }
+    p.slab_round.push_back(static_cast<int64_t>(p.round_start.size()) - 1);
+  }
+}
+
+// x-phase groups: with an x stride xs of 2, 4 or 8, sub-convolutions xs*i .. xs*i + xs - 1
+// are the x phases 0 .. xs - 1 of one (z, y) phase with the same grid: their tasks are
+// identical and adjacent in every round, and the last one stores all xs tiles as one
+// contiguous interleaved run (FCN-8s k16s8: 8 phases, each stored with a step of 8, were
+// 17 % of the forward's samples).  0: every phase stores its own tile.
+int x_phase_group(const std::vector<SubConv>& subs, const SubconvPlan& p,
+                  const std::vector<std::vector<Task>>& slab0) {
+  int xs = static_cast<int>(subs[0].axes[2].dst_step);
+  if (xs != 2 && xs != 4 && xs != kMaxXPhases) return 0;
+  if (subs.size() % static_cast<size_t>(xs) != 0) return 0;
+  for (size_t si = 0; si < subs.size(); si += static_cast<size_t>(xs)) {
+    const SubConv& e = subs[si];
+    for (size_t r = 0; r < static_cast<size_t>(xs); ++r) {
+      const SubConv& o = subs[si + r];
+      bool same = o.axes[2].dst_step == xs && o.axes[2].dst_base == static_cast<int64_t>(r) &&
+                  slab0[si].size() == slab0[si + r].size() &&
+                  p.direct_of[si] == p.direct_of[si + r];
+      for (int a = 0; a < kMaxDims; ++a)
+        same = same && e.axes[a].extent == o.axes[a].extent &&
+               (a == 2 || (e.axes[a].dst_base == o.axes[a].dst_base &&
+                           e.axes[a].dst_step == o.axes[a].dst_step));
+      if (!same) return 0;
+    }
+  }
+  return xs;
+}
+
+}  // namespace
+
+template <typename T>
+SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>& uk,
+                          int threads) {
+  SubconvPlan p;
+  if (subs.empty()) return p;
+  // At most kWideMR output channels: the wide kernels (more pixels per tile).
+  p.wide = subs[0].M <= kWideMR && uk.wide_nr > 0;
+  p.mr = p.wide ? kWideMR : uk.mr;
+  p.nr = p.wide ? uk.wide_nr : uk.nr;
+  p.elem = static_cast<int64_t>(sizeof(T));
+  p.threads = threads;
+  p.kc = k_block<T>();
+  // Rows of A swept per B panel: an mcb x kc block of A (kL2ABytes) stays in L2.
+  p.mcb = std::max<int64_t>(p.mr, kL2ABytes / (p.kc * p.elem) / p.mr * p.mr);
+  int64_t total_pixels = 0, k_sum = 0;
+  totals(subs, p, total_pixels, k_sum);
+  if (total_pixels == 0) return p;
+  p.empty = false;
+  // Every sub-convolution of a call has the same M, groups and destination.
+  const int64_t M = subs[0].M, groups = subs[0].groups;
+  const int64_t dst_size = subs[0].batch * subs[0].dst_channels * subs[0].dst_dims[0] *
+                           subs[0].dst_dims[1] * subs[0].dst_dims[2];
+  // Output channels are processed in slabs of ms rows: the weights of one slab, for every
+  // sub-convolution and group, are packed once and shared by the threads, and the packed copy
+  // is no larger than the output plus mr - 1 rows (the slab is a whole number of mr panels).
+  p.ms = std::min(round_up(M, p.mr),
+                  round_up(std::max<int64_t>(1, dst_size / std::max<int64_t>(1, groups * k_sum)),
+                           p.mr));
+  p.slabs = ceil_div(M, p.ms);
+  p.a_off.assign(subs.size() + 1, 0);
+  for (size_t si = 0; si < subs.size(); ++si)
+    p.a_off[si + 1] = p.a_off[si] + groups * p.ms * subs[si].Kc * subs[si].taps();
+  p.mc_of.assign(subs.size(), 0);
+  p.direct_of.assign(subs.size(), 0);
+  p.active.assign(subs.size(), 0);
+  std::vector<std::vector<std::vector<Task>>> per_slab(
+      static_cast<size_t>(p.slabs), std::vector<std::vector<Task>>(subs.size()));
+  for (size_t si = 0; si < subs.size(); ++si) plan_tasks(subs, si, total_pixels, p, per_slab);
+  plan_a_units(subs, p);
+  plan_rounds(per_slab, p);
+  p.hull = offset_hull(subs);
+  p.xs = x_phase_group(subs, p, per_slab[0]);
+  // The direct path's source band is filled once per task for all channels, except when it
+  // would outgrow L2 and no other phase shares it (not hull-shaped, or a single phase): then
+  // once per K block with only that block's channels (task_input).
+  p.band_shared = p.hull.valid && subs.size() > 1;
+  p.all_rows.resize(subs.size());
+  for (size_t si = 0; si < subs.size(); ++si) k_rows(subs[si], p.all_rows[si]);
+  const auto round_count = static_cast<int64_t>(p.round_start.size()) - 1;
+  const auto unit_count = static_cast<int64_t>(p.a_units.size());
+  p.parallel = threads > 1 && (round_count > 1 || unit_count > 1) && p.flops > kParallelFlops;
+  return p;
+}
+
+template SubconvPlan plan_subconvs<float>(const std::vector<SubConv>&, const GemmKernels<float>&,
+                                          int);
+template SubconvPlan plan_subconvs<double>(const std::vector<SubConv>&,
+                                           const GemmKernels<double>&, int);
+
+TaskInput task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
+                     const std::vector<Segment>& tiles) {
+  TaskInput in;
+  if (!p.direct_of[static_cast<size_t>(task.sub)]) return in;
+  const int64_t k_total = s.Kc * s.taps();
+  if (!tiles.empty() && k_total > 0) {
+    in.band = band_shape(s, tiles, p.nr, p.hull);
+    const bool per_block = !p.band_shared && s.Kc * in.band.size() * p.elem > kBandL2Bytes;
+    const int64_t band_channels = per_block ? std::min(s.Kc, p.kc / s.taps() + 2) : s.Kc;
+    if (band_channels * in.band.size() * p.elem <= kMaxBandBytes) {
+      in.mode = per_block ? Input::kBandPerBlock : Input::kBand;
+      return in;
+    }
+  }
+  // no band: row pointers into the source, which needs unit steps along x
+  in.mode = s.axes[2].src_step != 1 ? Input::kPacked : Input::kIndirect;
+  return in;
+}
+
+}  // namespace tconv::detail

@@ -1,0 +1,348 @@
+// The sub-convolution executor: runs a SubconvPlan (plan.cpp) in one parallel region, slab by
+// slab: pack the slab's A panels (shared), then run its rounds of tasks.  It decides nothing
+// that the plan fixes; per task it applies the plan's rule task_input and the two store and
+// B-reuse rules below, which depend only on the task and the call's arguments.
+#include <algorithm>
+#include <array>
+
+#include <omp.h>
+
+#include "subconv/internal.hpp"
+#include "tconv/cancel.hpp"
+
+namespace tconv {
+namespace detail {
+namespace {
+
+// Most output channels for which the direct path's A panels read B rows straight from the
+// band (more: each tile's rows are first copied into one packed panel).
+constexpr int64_t kMaxInPlaceRows = 128;
+
+// One call: its arguments, its plan and the kernels the plan chose.
+template <typename T>
+struct Call {
+  const std::vector<SubConv>& subs;
+  const SubconvPlan& p;
+  const T *src, *w, *bias;
+  T* dst;
+  bool check;
+  const T* a_packed;
+  int64_t dst_plane;
+  const GemmUkernel<T>* fn;
+  const IgemmUkernel<T>* ifn;
+  const OgemmUkernel<T>* ofn;
+  Cancellation* cancel;
+};
+
+// A thread's scratch, reused across its tasks.
+template <typename T>
+struct Worker {
+  Scratch<T> b_buf, c_buf, band_buf;
+  std::array<Scratch<T>, kMaxXPhases - 1> c_wait;  // tiles of x phases 0 .. xs - 2
+  // The key of the whole-call band that band_buf holds (band_key_valid: it holds one).
+  // Every other write into band_buf (a per-K-block fill) clears band_key_valid.
+  std::array<int64_t, 8> band_key{};
+  bool band_key_valid = false;
+  Scratch<const T*> ptr_buf;
+  std::vector<Segment> segs, tiles;
+  std::vector<KRows> unit_rows;
+  std::vector<T*> unit_panel;
+  std::vector<int64_t> tap_code, row_part;
+  std::vector<T*> tile_dst;
+  std::vector<TapRead> reads;
+  std::vector<T> zeros;
+  NonfiniteBits<T> bad = 0;
+};
+
+// One task being run: where its input, accumulator and packed A are.
+template <typename T>
+struct TaskRun {
+  const Task& task;
+  const SubConv& s;
+  int64_t slab_m0, mc, ncp;
+  TaskInput in;
+  const T* band_data;  // kBand: the task's band
+  T* acc;
+  bool to_dst;         // the micro-kernels store straight into dst (tile_dst)
+  int64_t ldc;
+  const T* a_group;    // packed A of the task's group
+};
+
+// Packs A unit u of the slab starting at row slab_m0 (slab_rows rows).
+template <typename T>
+void pack_unit(const Call<T>& c, Worker<T>& wk, int64_t u, int64_t slab_m0, int64_t slab_rows,
+               T* a_packed) {
+  const SubconvPlan& p = c.p;
+  const auto [g, k0, p0] = p.a_units[static_cast<size_t>(u)];
+  // this K block's rows of each sub-convolution (none: no tasks, or K ends before k0)
+  for (size_t si = 0; si < c.subs.size(); ++si) {
+    const auto k_total = static_cast<int64_t>(p.all_rows[si].size());
+    wk.unit_rows[si] = !p.active[si] || k0 >= k_total
+                           ? KRows{}
+                           : KRows{p.all_rows[si].data() + k0,
+                                   static_cast<size_t>(std::min(p.kc, k_total - k0))};
+  }
+  // the panels (cut by tile_rows from the slab's end) that start in this unit's range
+  for (int64_t i0 = 0, r = 0; i0 < std::min(slab_rows, (p0 + p.panels_per_unit) * p.mr);
+       i0 += r) {
+    r = tile_rows(slab_rows - i0, p.mr);
+    if (i0 < p0 * p.mr) continue;
+    for (size_t si = 0; si < c.subs.size(); ++si) {
+      const auto kc = static_cast<int64_t>(wk.unit_rows[si].size());
+      wk.unit_panel[si] =
+          kc == 0 ? nullptr
+                  : a_packed + p.a_off[si] +
+                        (g * static_cast<int64_t>(p.all_rows[si].size()) + k0) * p.ms + i0 * kc;
+    }
+    pack_a_panels(c.subs, c.w, g, slab_m0 + i0, r, wk.unit_rows, wk.unit_panel);
+  }
+}
+
+// The task's band for all channels (kBand), filled unless this thread's last one is it.
+template <typename T>
+const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const SubConv& s,
+                    const Band& band) {
+  // A hull-shaped band depends only on the grid block: reuse this thread's last one.
+  const std::array<int64_t, 8> key{task.group, wk.tiles.front().n, wk.tiles.front().jz,
+                                   band.y0, band.rows, band.x0, band.width, band.tz_n};
+  T* data = wk.band_buf.get(s.Kc * band.size());
+  if (!c.p.hull.valid || !wk.band_key_valid || key != wk.band_key) {
+    fill_band(s, c.src, task.group, wk.tiles.front(), band, 0, s.Kc, data);
+    wk.band_key = key;
+    wk.band_key_valid = c.p.hull.valid;
+  }
+  return data;
+}
+
+// Whole tiles of unit-stride destination rows, with no bias to add and no Inf/NaN test (a
+// second pass over the lines would cost what this saves): the micro-kernels write and
+// accumulate straight into dst (rows dst_plane apart), so the output lines are taken while
+// the task multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).
+// Same sums in the same order: the same bits as through store_tile.
+template <typename T>
+bool stores_in_kernels(const Call<T>& c, const SubConv& s, const TaskInput& in,
+                       const std::vector<Segment>& tiles) {
+  bool to_dst = in.mode != Input::kPacked && c.p.xs == 0 && s.Kc * s.taps() > 0 &&
+                s.axes[2].dst_step == 1 && c.bias == nullptr && !c.check;
+  for (size_t t = 0; to_dst && t < tiles.size(); ++t) to_dst = tiles[t].len == c.p.nr;
+  return to_dst;
+}
+
+// The C tile of rows i0.. and tile (nr columns) t.
+template <typename T>
+T* c_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t i0, int64_t t) {
+  return tr.to_dst ? wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane
+                   : tr.acc + i0 * tr.ncp + t * c.p.nr;
+}
+
+// Direct path, one K block: B rows through pointers (or band offsets), multiplied in place
+// when few A panels read them; returns false when B was instead copied into packed panels at
+// bp for block_gemm.
+template <typename T>
+bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows,
+                  const T* ap, T* bp, int accumulate) {
+  const SubconvPlan& p = c.p;
+  const auto kc = static_cast<int64_t>(rows.size());
+  const std::vector<Segment>& tiles = wk.tiles;
+  const bool use_band = tr.in.mode == Input::kBand || tr.in.mode == Input::kBandPerBlock;
+  // Rows read in place by every A panel: always from the band (its channel planes are not a
+  // power-of-two stride apart) unless M is large enough that one packed copy per tile pays
+  // off; from the source itself only for one A panel.
+  const bool in_place = tr.mc <= p.mr || (use_band && tr.mc <= kMaxInPlaceRows);
+  const T** ptrs = wk.ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
+  if (use_band) {
+    const Band& band = tr.in.band;
+    const T* band_data = tr.band_data;
+    int64_t c_begin = 0;
+    if (tr.in.mode == Input::kBandPerBlock) {  // this K block's channels only
+      c_begin = rows.front().channel;
+      const int64_t c_end = rows.back().channel + 1;
+      T* data = wk.band_buf.get((c_end - c_begin) * band.size());
+      // band_buf no longer holds the band of band_key: a later task with that key must fill
+      // it again (it read this K block's channels of another grid block)
+      wk.band_key_valid = false;
+      fill_band(tr.s, c.src, tr.task.group, tiles.front(), band, c_begin, c_end, data);
+      band_data = data;
+    }
+    band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_part);
+    for (size_t t = 0; t < tiles.size(); ++t) {
+      const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
+      if (in_place) {  // one offset table for every tile
+        for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
+          r = tile_rows(tr.mc - i0, p.mr);
+          c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(),
+                   c_at(c, wk, tr, i0, static_cast<int64_t>(t)), tr.ldc, accumulate);
+        }
+        continue;
+      }
+      const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
+      for (int64_t k = 0; k < kc; ++k) tile_ptrs[k] = base + wk.row_part[static_cast<size_t>(k)];
+    }
+    if (in_place) return true;
+  } else {
+    indirect_rows(tr.s, c.src, tr.task.group, tiles, rows, p.nr, wk.zeros.data(),
+                  bp + kc * tr.ncp, ptrs, wk.tap_code);
+  }
+  if (in_place) {
+    for (size_t t = 0; t < tiles.size(); ++t)
+      for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
+        r = tile_rows(tr.mc - i0, p.mr);
+        c.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
+                 c_at(c, wk, tr, i0, static_cast<int64_t>(t)), tr.ldc, accumulate);
+      }
+    return true;
+  }
+  // Several A panels reuse each B panel: pack it once (source rows come from channel planes a
+  // power-of-two stride apart that alias in L1).
+  for (size_t t = 0; t < tiles.size(); ++t)
+    copy_rows(ptrs + static_cast<int64_t>(t) * kc, kc, p.nr,
+              bp + static_cast<int64_t>(t) * kc * p.nr);
+  return false;
+}
+
+// Packed B at bp (kc rows) times the task's A: blocks of mcb rows, nr panels, mr tiles.
+template <typename T>
+void block_gemm(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t kc,
+                const T* ap, const T* bp, int accumulate) {
+  const int mr = c.p.mr, nr = c.p.nr;
+  for (int64_t ib = 0, ie = 0; ib < tr.mc; ib = ie) {
+    ie = std::min(tr.mc, ib + c.p.mcb);
+    if (tr.mc - ie < mr) ie = tr.mc;  // a tile_rows split of the last rows stays in one block
+    for (int64_t j0 = 0; j0 < tr.ncp; j0 += nr) {
+      const T* b = bp + j0 * kc;
+      for (int64_t i0 = ib, r = 0; i0 < ie; i0 += r) {
+        r = tile_rows(tr.mc - i0, mr);
+        c.fn[r](kc, ap + i0 * kc, b, c_at(c, wk, tr, i0, j0 / nr), tr.ldc, accumulate);
+      }
+    }
+  }
+}
+
+// Stores the task's tile (or, for an x-phase group, waits for or stores the group's tiles).
+template <typename T>
+void store_task(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr) {
+  if (tr.to_dst) return;  // stored by the micro-kernels
+  const int xs = c.p.xs;
+  const int64_t x_phase = xs > 0 ? tr.task.sub % xs : 0;
+  const std::vector<Segment>& segs = tr.in.mode != Input::kPacked ? wk.tiles : wk.segs;
+  const T* phases[kMaxXPhases];
+  const SubConv* s = &tr.s;
+  if (xs > 0) {
+    if (x_phase < xs - 1) return;  // phase xs - 1 stores the group
+    s = &c.subs[static_cast<size_t>(tr.task.sub - x_phase)];
+    for (int64_t r = 0; r < x_phase; ++r)
+      phases[r] = wk.c_wait[static_cast<size_t>(r)].get(tr.mc * tr.ncp);
+    phases[x_phase] = tr.acc;
+  }
+  const T* const* ph = xs > 0 ? phases : nullptr;
+  wk.bad |= c.check ? store_tile<true>(*s, c.dst, c.bias, tr.task.group, tr.task.m0, tr.mc,
+                                       segs, tr.acc, tr.ncp, ph, xs)
+                    : store_tile<false>(*s, c.dst, c.bias, tr.task.group, tr.task.m0, tr.mc,
+                                        segs, tr.acc, tr.ncp, ph, xs);
+}
+
+// Runs task ti of a slab whose rows are [slab_m0, slab_m0 + slab_rows).
+template <typename T>
+void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int64_t slab_rows) {
+  const SubconvPlan& p = c.p;
+  const Task& task = p.tasks[static_cast<size_t>(ti)];
+  const SubConv& s = c.subs[static_cast<size_t>(task.sub)];
+  const int64_t mc = block_rows(slab_m0 + slab_rows - task.m0,
+                                p.mc_of[static_cast<size_t>(task.sub)], p.mr);
+  const int64_t k_total = s.Kc * s.taps();
+  row_segments(s, task.q0, task.nc, wk.segs);
+  wk.tiles.clear();
+  if (p.direct_of[static_cast<size_t>(task.sub)]) row_tiles(wk.segs, p.nr, wk.tiles);
+  TaskInput in = task_input(p, s, task, wk.tiles);
+  const bool direct = in.mode != Input::kPacked;
+  const T* band_data = in.mode == Input::kBand ? whole_band(c, wk, task, s, in.band) : nullptr;
+  const int64_t ncp =
+      direct ? static_cast<int64_t>(wk.tiles.size()) * p.nr : round_up(task.nc, p.nr);
+  // x-phase groups: the tiles of phases 0 .. xs - 2 wait in c_wait for phase xs - 1 (the
+  // following tasks of the round, same grid block), which stores them all.
+  const int64_t x_phase = p.xs > 0 ? task.sub % p.xs : 0;
+  const bool waits = p.xs > 0 && x_phase < p.xs - 1;
+  T* acc = (waits ? wk.c_wait[static_cast<size_t>(x_phase)] : wk.c_buf).get(mc * ncp);
+  if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
+  const bool to_dst = stores_in_kernels(c, s, in, wk.tiles);
+  if (to_dst) {
+    wk.tile_dst.resize(wk.tiles.size());
+    for (size_t t = 0; t < wk.tiles.size(); ++t)
+      wk.tile_dst[t] = segment_dst(s, c.dst, task.group, task.m0, wk.tiles[t]);
+  }
+  const T* a_group = c.a_packed + p.a_off[static_cast<size_t>(task.sub)] +
+                     task.group * k_total * p.ms;
+  const TaskRun<T> tr{task, s, slab_m0, mc, ncp, std::move(in), band_data, acc, to_dst,
+                      to_dst ? c.dst_plane : ncp, a_group};
+  for (int64_t k0 = 0; k0 < k_total; k0 += p.kc) {
+    if (k0 > 0 && stop(c.cancel)) break;
+    const int64_t kc = std::min(p.kc, k_total - k0);
+    const KRows rows{p.all_rows[static_cast<size_t>(task.sub)].data() + k0,
+                     static_cast<size_t>(kc)};
+    // panel of row m0 + i at ap + i * kc
+    const T* ap = a_group + k0 * p.ms + (task.m0 - slab_m0) * kc;
+    // B: ncp columns (+ border rows of the indirect path after them)
+    T* bp = wk.b_buf.get(2 * kc * ncp);
+    const int accumulate = k0 > 0 ? 1 : 0;
+    if (direct) {
+      if (direct_block(c, wk, tr, rows, ap, bp, accumulate)) continue;
+    } else {
+      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.reads);
+    }
+    block_gemm(c, wk, tr, kc, ap, bp, accumulate);
+  }
+  store_task(c, wk, tr);
+}
+
+}  // namespace
+}  // namespace detail
+
+template <typename T>
+bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
+                  T* dst, bool check) {
+  using namespace detail;
+  const GemmKernels<T>& uk = active_gemm<T>();
+  const SubconvPlan p = plan_subconvs<T>(subs, uk, omp_get_max_threads());
+  if (p.empty) return true;
+  std::vector<T> a_packed(static_cast<size_t>(p.a_off.back()));
+  const SubConv& s0 = subs[0];
+  const Call<T> c{subs, p, src, w, bias, dst, check, a_packed.data(),
+                  s0.dst_dims[0] * s0.dst_dims[1] * s0.dst_dims[2],
+                  p.wide ? uk.wfn : uk.fn, p.wide ? uk.wifn : uk.ifn, p.wide ? uk.wofn : uk.ofn,
+                  current_cancellation()};
+  const auto unit_count = static_cast<int64_t>(p.a_units.size());
+  const int64_t M = s0.M;
+  int nonfinite = 0;  // some stored value is Inf/NaN
+#pragma omp parallel if (p.parallel) reduction(| : nonfinite)
+  {
+    Worker<T> wk;
+    wk.unit_rows.resize(subs.size());
+    wk.unit_panel.resize(subs.size());
+    wk.zeros.assign(static_cast<size_t>(p.nr), T(0));
+    for (int64_t sl = 0; sl < p.slabs; ++sl) {
+      const int64_t slab_m0 = sl * p.ms, slab_rows = std::min(p.ms, M - sl * p.ms);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t u = 0; u < unit_count; ++u) {
+        if (stop(c.cancel)) continue;
+        pack_unit(c, wk, u, slab_m0, slab_rows, a_packed.data());
+      }  // implicit barrier: every task below reads any of the packed blocks
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t round = p.slab_round[static_cast<size_t>(sl)];
+           round < p.slab_round[static_cast<size_t>(sl) + 1]; ++round)
+        for (int64_t ti = p.round_start[static_cast<size_t>(round)];
+             ti < p.round_start[static_cast<size_t>(round) + 1]; ++ti) {
+          if (stop(c.cancel)) break;  // never a later task of the round (its x-phase store)
+          run_task(c, wk, ti, slab_m0, slab_rows);
+        }
+    }
+    nonfinite |= wk.bad != 0 ? 1 : 0;
+  }
+  return nonfinite == 0;
+}
+
+template bool run_subconvs<float>(const std::vector<SubConv>&, const float*, const float*,
+                                  const float*, float*, bool);
+template bool run_subconvs<double>(const std::vector<SubConv>&, const double*, const double*,
+                                   const double*, double*, bool);
+
+}  // namespace tconv

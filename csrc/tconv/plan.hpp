@@ -1,0 +1,63 @@
+// The planner: how an operator call will run, decided from its Geometry, dtype, ISA table and
+// thread count before it runs (csrc/plan.cpp).  Each operator's executor runs the plan of the
+// same functions (subconv/plan.cpp: plan_subconvs, columns.cpp: plan_columns, weight_grad.cpp:
+// plan_weight_grad_blocks), so what plan() reports is what runs.  Not planned: the Inf/NaN
+// repair (tconv/nonfinite.hpp), which depends on the data; it runs after any algorithm.
+// The thresholds below choose how an operator runs, each defined once and shared by the
+// operators that apply it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tconv/geometry.hpp"
+
+namespace tconv {
+
+// Below this many flops a call runs on one thread (starting the pool costs more than it saves).
+constexpr double kParallelFlops = 2e5;
+// Tasks aimed at per thread, so that dynamic scheduling evens out their unequal costs.
+constexpr int64_t kTasksPerThread = 4;
+// A block of A kept in L2 while B panels stream past it (bytes).
+constexpr int64_t kL2ABytes = int64_t(256) << 10;
+// The sub-convolutions' direct (row-tile) path needs rows filling at least this fraction of
+// their tiles of nr points; shorter rows take the packed path.
+constexpr double kDirectMinFill = 0.6;
+
+
+// The forward's algorithm: sub-convolutions (one implicit GEMM per output phase), or for few
+// output channels per group one GEMM with channel x tap rows and a col2im gather (columns.cpp).
+enum class Algorithm { kSubconv, kColumns };
+Algorithm forward_algorithm(const Geometry& g);
+
+// What plan() returns: the summary of one call's plan.
+struct Plan {
+  std::string op;         // conv_transpose, conv, grad_input or grad_weight
+  std::string kernel;     // scatter, gather or weight_grad
+  std::string algorithm;  // subconv, columns, outer_product or dot
+  std::string input;      // subconv: the tasks' input modes (band, indirect, packed; '+'-joined)
+  std::string isa, dtype;
+  int mr = 0, nr = 0;     // register tile
+  int64_t kc = 0, mc = 0, nc = 0;  // K block, rows and columns per task (largest)
+  int64_t slabs = 0;      // subconv: output-channel slabs; columns: output blocks per image
+  int64_t tasks = 0;
+  int threads = 1;        // threads the call runs on (1 when not parallel)
+  bool parallel = false;
+  int64_t workspace_bytes = 0;  // scratch beyond the output (bound in kernels.hpp)
+  double flops = 0;
+};
+
+// One planner per operator; `threads` is the pool size the call would get.
+template <typename T>
+Plan plan_scatter(const Geometry& g, int threads);
+template <typename T>
+Plan plan_gather(const Geometry& g, int threads);
+template <typename T>
+Plan plan_weight_grad(const Geometry& g, int threads);
+
+// The plan of operation op (conv_transpose and conv's grad_input are scatters, conv and
+// conv_transpose's grad_input gathers; see Plan::op) for dtype "float32" or "float64" with the
+// active ISA and thread count; std::invalid_argument for another op or dtype.
+Plan plan(const std::string& op, const Geometry& g, const std::string& dtype);
+
+}  // namespace tconv

@@ -1,0 +1,31 @@
+// How weight_grad (csrc/weight_grad.cpp) cuts a call: its plan, shared with the planner.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tconv/geometry.hpp"
+#include "tconv/ukernels.hpp"
+
+namespace tconv {
+
+// Rows [m0, m0 + mc) of group `group`, dW columns [col0, col1), reduction chunk `chunk`.
+struct WeightGradTask {
+  int64_t group, m0, col0, col1, chunk;
+};
+
+// The GEMM dW (M x N per group) = coarse (M x K) * fine^T (K x N), K = batch x pixels.
+struct WeightGradPlan {
+  bool outer = false;  // the outer-product form (else dot products)
+  int mr = 0, nr = 0;
+  int64_t kc = 0, mc = 0, nc = 0;  // K block, rows per task, columns per B block
+  int64_t chunks = 1, chunk_len = 0;  // the reduction in 1 or 2 chunks (a second dW)
+  std::vector<WeightGradTask> tasks;
+  double flops = 0;
+  bool parallel = false;
+};
+
+template <typename T>
+WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& uk, int threads);
+
+}  // namespace tconv
