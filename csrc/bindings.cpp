@@ -9,15 +9,19 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "tconv/assert.hpp"
 #include "tconv/cancel.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/plan.hpp"
 #include "tconv/resize.hpp"
+#include "tconv/ukernels.hpp"
 
 namespace py = pybind11;
 
@@ -290,6 +294,129 @@ void bind_resize(py::module_& m) {
 }
 // ---- end resize ----------------------------------------------------------------------------
 
+// ---- one micro-kernel, called directly (tests/test_ukernels.py) ---------------------------
+// The arrays are given in the kernel's own layout (csrc/tconv/ukernels.hpp); every size is
+// checked here so that no call can reach outside an array.  `slot` is the GemmKernels field:
+//   fn wfn         a: panel (>= kc*rows), b: panel (>= kc*cols)
+//   ifn wifn       a: panel, b: (n, >= cols) rows, index: kc row numbers of b (b_rows[k])
+//   ofn wofn       a: panel, b: 1-D, index: kc element offsets into b (b_off[k])
+//   rfn            a: (rows, lda >= kc), b: panel
+//   dot            a: (rows, lda >= kc), b: (cols, ldb >= kc), kc a multiple of dot_kw
+//   transpose      a: (cols, ld >= kc) rows, c: (kc, cols) panel (rows and b unused)
+// and c is (rows, ldc >= cols) otherwise.  The call runs on the calling thread.
+const tconv::IsaKernels& isa_table(const std::string& isa) {
+  const tconv::IsaKernels* t = tconv::kernels_for(isa);
+  if (t == nullptr) fail("_core: ISA '" + isa + "' is unknown or not supported here");
+  return *t;
+}
+
+template <typename T>
+const tconv::GemmKernels<T>& gemm_table(const tconv::IsaKernels& t) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return t.f32;
+  } else {
+    return t.f64;
+  }
+}
+
+template <typename T>
+void run_ukernel(const std::string& isa, const std::string& slot, int rows, int64_t kc,
+                 const In<T>& a, const In<T>& b, In<T>& c, int accumulate,
+                 const std::optional<In<int64_t>>& index) {
+  const tconv::GemmKernels<T>& g = gemm_table<T>(isa_table(isa));
+  const bool wide = slot == "wfn" || slot == "wifn" || slot == "wofn";
+  const int max_rows = slot == "dot" ? g.dot_mr : wide ? tconv::kWideMR : g.mr;
+  const int64_t cols = slot == "dot" ? g.dot_nc : wide ? g.wide_nr : g.nr;
+  if (slot != "transpose" && (rows < 1 || rows > max_rows)) fail("_core: rows out of range");
+  // kc < 1 and accumulate outside {0, 1} reach no memory beyond the checked sizes: they are
+  // left to the kernels' own TCONV_ASSERT, so that a test can see those checks fire.
+  const auto need = [](bool ok) {
+    if (!ok) fail("_core: array sizes do not fit the micro-kernel");
+  };
+  if (slot == "transpose") {
+    need(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
+    need(c.ndim() == 2 && c.shape(0) == kc && c.shape(1) == cols);
+    g.transpose(a.data(), a.shape(1), kc, c.mutable_data());
+    return;
+  }
+  need(c.ndim() == 2 && c.shape(0) == rows && c.shape(1) >= cols);
+  const int64_t ldc = c.shape(1);
+  T* cp = c.mutable_data();
+  const bool panel_a = slot != "rfn" && slot != "dot";
+  if (panel_a) {
+    need(a.ndim() == 1 && a.shape(0) >= kc * rows);
+  } else {
+    need(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) >= kc);
+  }
+  const bool indexed = slot == "ifn" || slot == "wifn" || slot == "ofn" || slot == "wofn";
+  need(indexed == index.has_value());
+  if (indexed) need(index->ndim() == 1 && index->shape(0) == kc);
+  if (slot == "fn" || slot == "wfn" || slot == "rfn") {
+    need(b.ndim() == 1 && b.shape(0) >= kc * cols);
+    if (slot == "rfn") {
+      g.rfn[rows](kc, a.data(), a.shape(1), b.data(), cp, ldc, accumulate);
+    } else {
+      (wide ? g.wfn : g.fn)[rows](kc, a.data(), b.data(), cp, ldc, accumulate);
+    }
+  } else if (slot == "ifn" || slot == "wifn") {
+    need(b.ndim() == 2 && b.shape(1) >= cols);
+    std::vector<const T*> b_rows(static_cast<size_t>(kc));
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t r = index->at(k);
+      need(r >= 0 && r < b.shape(0));
+      b_rows[static_cast<size_t>(k)] = b.data() + r * b.shape(1);
+    }
+    (wide ? g.wifn : g.ifn)[rows](kc, a.data(), b_rows.data(), cp, ldc, accumulate);
+  } else if (slot == "ofn" || slot == "wofn") {
+    need(b.ndim() == 1);
+    for (int64_t k = 0; k < kc; ++k) need(index->at(k) >= 0 && index->at(k) + cols <= b.shape(0));
+    (wide ? g.wofn : g.ofn)[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate);
+  } else if (slot == "dot") {
+    need(kc % g.dot_kw == 0);
+    need(b.ndim() == 2 && b.shape(0) == cols && b.shape(1) >= kc);
+    g.dot[rows](kc, a.data(), a.shape(1), b.data(), b.shape(1), cp, ldc, accumulate);
+  } else {
+    fail("_core: unknown micro-kernel slot '" + slot + "'");
+  }
+}
+
+template <typename T>
+py::dict ukernel_tiles(const tconv::GemmKernels<T>& g) {
+  py::dict d;
+  d["mr"] = g.mr;
+  d["nr"] = g.nr;
+  d["wide_nr"] = g.wide_nr;
+  d["dot_mr"] = g.dot_mr;
+  d["dot_nc"] = g.dot_nc;
+  d["dot_kw"] = g.dot_kw;
+  // which entries of each slot hold a kernel, independently of the name list
+  const auto filled = [](const auto& slot) {
+    py::list rows;
+    for (int r = 0; r < static_cast<int>(std::size(slot)); ++r)
+      if (slot[r] != nullptr) rows.append(r);
+    return rows;
+  };
+  d["fn"] = filled(g.fn);
+  d["ifn"] = filled(g.ifn);
+  d["ofn"] = filled(g.ofn);
+  d["rfn"] = filled(g.rfn);
+  d["wfn"] = filled(g.wfn);
+  d["wifn"] = filled(g.wifn);
+  d["wofn"] = filled(g.wofn);
+  d["dot"] = filled(g.dot);
+  d["transpose"] = g.transpose != nullptr ? py::list(py::make_tuple(0)) : py::list();
+  return d;
+}
+
+template <typename T>
+void bind_ukernel(py::module_& m) {
+  m.def("_run_ukernel", &run_ukernel<T>, py::arg("isa"), py::arg("slot"), py::arg("rows"),
+        py::arg("kc"), py::arg("a").noconvert(), py::arg("b").noconvert(),
+        py::arg("c").noconvert(), py::arg("accumulate"), py::arg("index").noconvert() = py::none(),
+        "Call one micro-kernel of ISA `isa`'s table on arrays in its own layout (tests only).");
+}
+// ---- end micro-kernels ---------------------------------------------------------------------
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -320,6 +447,29 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "get_verbose", [] { return verbose.load(std::memory_order_relaxed); },
       "Whether kernel calls print tconv_verbose lines.");
+  bind_ukernel<float>(m);
+  bind_ukernel<double>(m);
+  m.def(
+      "_ukernel_names",
+      [](const std::string& isa) {
+        std::vector<std::tuple<std::string, std::string, std::string, int>> out;
+        for (const tconv::NamedUkernel& k : isa_table(isa).ukernels)
+          out.emplace_back(k.name, k.dtype, k.slot, k.rows);
+        return out;
+      },
+      py::arg("isa"), "(name, dtype, slot, rows) of every micro-kernel in ISA `isa`'s table.");
+  m.def(
+      "_ukernel_tiles",
+      [](const std::string& isa, const std::string& dtype) {
+        const tconv::IsaKernels& t = isa_table(isa);
+        if (dtype == "f32") return ukernel_tiles(t.f32);
+        if (dtype == "f64") return ukernel_tiles(t.f64);
+        fail("_core: dtype must be 'f32' or 'f64'");
+      },
+      py::arg("isa"), py::arg("dtype"),
+      "Tile sizes of ISA `isa`'s f32 or f64 table and the filled entries of each slot.");
+  m.def("_asserts", &tconv::asserts_enabled,
+        "Whether this build checks the micro-kernels' preconditions (TCONV_ASSERT).");
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");

@@ -87,6 +87,12 @@ void set_isa(const std::string& name) {
                               "' is unknown or not supported on this CPU/build");
 }
 
+const IsaKernels* kernels_for(const std::string& name) {
+  for (const std::string& isa : supported_isas())
+    if (isa == name) return table_for(isa);
+  return nullptr;
+}
+
 const IsaKernels& active_kernels() { return *active().load(); }
 
 }  // namespace tconv

@@ -313,8 +313,8 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# Per-ISA register tiles (csrc/ukernels/*.cpp: fill_gemm_table<Ops, NV>(index_sequence<MR>),
-# fill_wide_table<Ops, NV>, fill_dot_table<Ops, NC>; nr = NV x the Ops' kWidth).
+# Per-ISA register tiles (csrc/ukernels/*.cpp: the X(kind, slot, name, Ops, rows, n) entries of
+# TCONV_<ISA>_UKERNELS, one named kernel each; nr = n x the Ops' kWidth, dot columns = n).
 TILE_MR = (4, 6, 12)                  # generic, avx2, avx512 GEMM rows
 TILE_NR = (8, 16, 32)                 # GEMM columns: f32 8/16/32, f64 8/8/16
 WIDE_NR = (16, 32, 64)                # wide kernels (<= kWideMR rows): f32 16/32/64
@@ -322,17 +322,17 @@ PANEL_K = (768, 384, 192)             # outer grad_weight K block = kPanelBytes 
 
 TABLE: list[Row] = [
     # -- csrc/ukernels/*.cpp: the register tiles --------------------------------------------
-    Row("GEMM tile rows mr", "ukernels/{generic,avx2,avx512}.cpp: index_sequence<4|6|12>",
-        TILE_MR, ("out_channels",), literals=("4", "6", "12"),
-        why="output-channel tails of 1 .. mr - 1 rows"),
+    Row("GEMM tile rows mr", "ukernels/{generic,avx2,avx512}.cpp: TCONV_*_UKERNELS rows 4|6|12",
+        TILE_MR, ("out_channels",), literals=("4", "6", "12", "5", "7", "9", "10", "11"),
+        why="output-channel tails of 1 .. mr - 1 rows (a named kernel per row count)"),
     Row("GEMM tile columns nr (NV x kWidth)",
-        "ukernels/*.cpp: fill_gemm_table<Ops, 2|8>, kWidth 1/4/8/16", TILE_NR + (4,),
-        ("width", "wg_pixels"), literals=("8", "16", "4", "2"),
+        "ukernels/*.cpp: TCONV_*_UKERNELS n 2|8, kWidth 1/4/8/16", TILE_NR + (4,),
+        ("width", "wg_pixels"), literals=("8", "16", "4", "2", "32"),
         names=("kWidth",), dtypes=("float32", "float64"),
         why="pixel tails; nr >= 0.6 x round_up(width, nr) picks the direct path"),
-    Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: fill_wide_table<Ops, 4|16>",
+    Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: wfn entries, n 4|16",
         WIDE_NR, ("width",), literals=("16", "4")),
-    Row("dot tile (grad_weight) rows 4, columns 3/4", "ukernels/*.cpp: fill_dot_table<Ops, 3|4>",
+    Row("dot tile (grad_weight) rows 4, columns 3/4", "ukernels/*.cpp: dot entries, n 3|4",
         (3, 4), ("out_channels", "outer_N"), literals=("3", "4")),
     Row("avx2 f32 panel transpose, 8 rows at a time", "ukernels/avx2.cpp: k + 8 <= kc",
         (8, 16), ("outer_K",),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the extension with -fsanitize=address,undefined (CMake option TCONV_SANITIZE) into its
-# own build dir and run a fast subset of the test suite against it.  Fails on any sanitizer
-# report.  Usage: tools/sanitize.sh [pytest args...]  (default: the fast subset below)
+# Build the extension with -fsanitize=address,undefined (CMake option TCONV_SANITIZE) and the
+# micro-kernels' precondition checks (TCONV_ASSERTS) into its own build dir and run a fast
+# subset of the test suite against it.  Fails on any sanitizer report or failed check.
+# Usage: tools/sanitize.sh [pytest args...]  (default: the fast subset below)
 #
 #   BUILD_DIR   build directory            (default: build-sanitize)
 #   PYTHON      interpreter                (default: python3)
@@ -16,7 +17,8 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 builddir=${BUILD_DIR:-build-sanitize}
 
-cmake -S . -B "$builddir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCONV_SANITIZE=ON \
+cmake -S . -B "$builddir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DTCONV_SANITIZE=ON -DTCONV_ASSERTS=ON \
   -DPython_EXECUTABLE="$(command -v "$py")" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" >/dev/null
 cmake --build "$builddir"
@@ -39,6 +41,7 @@ if [ "$#" -eq 0 ]; then
   set -- tests/test_reference.py tests/test_identities.py tests/test_errors.py \
     tests/test_fuzz.py tests/test_core_fuzz.py tests/test_concurrency.py tests/test_determinism.py \
     tests/test_numerics.py tests/test_crash_regressions.py tests/test_boundaries.py \
+    tests/test_ukernels.py \
     -k "not torch"
 fi
 existing=()
@@ -49,7 +52,8 @@ done
 # the tests must import the instrumented copy, not an installed or in-tree tconv
 LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$pkg" "$py" -c "
 import sys, tconv._core as c
-sys.exit(0 if c.__file__.startswith('$pkg') else 'sanitize.sh: imported ' + c.__file__)"
+sys.exit('sanitize.sh: imported ' + c.__file__ if not c.__file__.startswith('$pkg') else
+         0 if c._asserts() else 'sanitize.sh: the build does not check TCONV_ASSERT')"
 
 echo "== sanitizer run: ${existing[*]}"
 # Reports go to files, not stderr: pytest captures stderr and the abort would lose them; files

@@ -9,10 +9,14 @@
 //
 // The sum runs in increasing k with one accumulator per (i, j): fixed order, so results never
 // depend on the thread that runs a tile.  `accumulate` = 0 overwrites c, 1 adds to it
-// (c = c + block_sum).  fn[r] handles r rows, r = 1..mr.
+// (c = c + block_sum).  fn[r] handles r rows, r = 1..mr.  Every kernel requires kc >= 1,
+// ldc >= its tile's columns and non-null pointers; each slot holds a named function
+// (NamedUkernel below) that checks these with TCONV_ASSERT in Debug and sanitizer builds.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace tconv {
 
@@ -101,10 +105,22 @@ struct GemmKernels {
   DotUkernel<T> dot[kMaxMR + 1] = {};
 };
 
+// A table slot's kernel by name: the function tconv::ukernels::<name> (in the namespace
+// tconv::ukernels::emulated for the avx512-emulated table) fills GemmKernels<dtype>::<slot>[rows]
+// (rows 0: the transpose pointer).  Names read <dtype>_<kind>_<rows>x<columns>__<isa>, see
+// csrc/ukernels/gemm_template.hpp.
+struct NamedUkernel {
+  const char* name;   // e.g. "f32_gemm_6x16__avx2_fma"
+  const char* dtype;  // "f32" (GemmKernels<float>) or "f64"
+  const char* slot;   // fn ifn ofn rfn wfn wifn wofn dot transpose
+  int rows;
+};
+
 struct IsaKernels {
   const char* name = "";
   GemmKernels<float> f32;
   GemmKernels<double> f64;
+  std::vector<NamedUkernel> ukernels;  // every filled slot, in the order the ISA lists them
 };
 
 // One table per ISA, each defined in its own translation unit (csrc/ukernels/*.cpp) that is
@@ -115,6 +131,10 @@ const IsaKernels* generic_kernels();
 const IsaKernels* avx2_kernels();
 const IsaKernels* avx512_kernels();
 const IsaKernels* avx512_emulated_kernels();
+
+// The table of ISA `isa` (a name of supported_isas()), or nullptr if this build or CPU cannot
+// run it: the tests call one micro-kernel of any table directly (bindings.cpp).
+const IsaKernels* kernels_for(const std::string& isa);
 
 // The table chosen at load time (dispatch.cpp); see kernels.hpp for set_isa().
 const IsaKernels& active_kernels();

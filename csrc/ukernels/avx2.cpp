@@ -1,11 +1,16 @@
 // AVX2 + FMA micro-kernels, compiled with -mavx2 -mfma (CMake set_source_files_properties).
 //   f32_gemm_6x16__avx2_fma: 6 rows x 2 ymm (16 floats) = 12 accumulators + 2 b + 1 broadcast.
 //   f64_gemm_6x8__avx2_fma:  6 rows x 2 ymm (8 doubles).
-//   dot 4x3 (weight_grad): 12 accumulators + 3 b + 1 a, each ymm over 8 (4) consecutive k.
-//   transpose_panel_f32x16 (weight_grad's outer-product form): 8 x 8 in-register transposes.
+//   f32_gemm_3x32__avx2_fma: the wide kernels for at most 3 rows, 4 ymm.
+//   f32_dot_4x3c8__avx2_fma (weight_grad): 12 accumulators + 3 b + 1 a, each ymm over 8 (4) k.
+//   f32_transpose_16__avx2_fma (weight_grad's outer-product form): 8 x 8 in-register transposes.
+// All in namespace tconv::ukernels; the full list is TCONV_AVX2_UKERNELS below.
+#include <algorithm>
 #include <cstdint>
-#include <utility>
+#include <string_view>
+#include <type_traits>
 
+#include "tconv/assert.hpp"
 #include "tconv/ukernels.hpp"
 
 #ifdef TCONV_HAVE_AVX2
@@ -51,6 +56,7 @@ struct Avx2F64 {
 #include "gemm_template.hpp"
 
 // transpose_panel for 16 float rows: 8 x 8 blocks by unpack / shuffle / lane permutes.
+// (the body of f32_transpose_16__avx2_fma)
 void transpose_panel_f32x16(const float* rows, int64_t ld, int64_t kc, float* panel) {
   int64_t k = 0;
   for (; k + 8 <= kc; k += 8) {
@@ -82,17 +88,109 @@ void transpose_panel_f32x16(const float* rows, int64_t ld, int64_t kc, float* pa
   transpose_panel<float, 16>(rows + k, ld, kc - k, panel + k * 16);  // the last kc % 8
 }
 
+// The hand-written transpose in place of the template's (same result: it only moves values).
+#define TCONV_DEFINE_transpose8x8(name, Ops, unused_rows, NR)                                 \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
+    static_assert((NR) == 16, "transpose_panel_f32x16 moves 16 rows");                      \
+    TCONV_TRANSPOSE_ASSERTS();                                                               \
+    ::transpose_panel_f32x16(rows, ld, kc, panel);                                           \
+  }
+
+// X(kind, slot, name, Ops, rows, n): see gemm_template.hpp.  gemm 6 x (2 x 8 | 2 x 4), wide
+// 3 x 4 vectors, dot 4 x 3.
+#define TCONV_AVX2_UKERNELS(X)                                            \
+  X(gemm, fn, f32_gemm_1x16__avx2_fma, Avx2F32, 1, 2)                     \
+  X(gemm, fn, f32_gemm_2x16__avx2_fma, Avx2F32, 2, 2)                     \
+  X(gemm, fn, f32_gemm_3x16__avx2_fma, Avx2F32, 3, 2)                     \
+  X(gemm, fn, f32_gemm_4x16__avx2_fma, Avx2F32, 4, 2)                     \
+  X(gemm, fn, f32_gemm_5x16__avx2_fma, Avx2F32, 5, 2)                     \
+  X(gemm, fn, f32_gemm_6x16__avx2_fma, Avx2F32, 6, 2)                     \
+  X(igemm, ifn, f32_igemm_1x16__avx2_fma, Avx2F32, 1, 2)                  \
+  X(igemm, ifn, f32_igemm_2x16__avx2_fma, Avx2F32, 2, 2)                  \
+  X(igemm, ifn, f32_igemm_3x16__avx2_fma, Avx2F32, 3, 2)                  \
+  X(igemm, ifn, f32_igemm_4x16__avx2_fma, Avx2F32, 4, 2)                  \
+  X(igemm, ifn, f32_igemm_5x16__avx2_fma, Avx2F32, 5, 2)                  \
+  X(igemm, ifn, f32_igemm_6x16__avx2_fma, Avx2F32, 6, 2)                  \
+  X(ogemm, ofn, f32_ogemm_1x16__avx2_fma, Avx2F32, 1, 2)                  \
+  X(ogemm, ofn, f32_ogemm_2x16__avx2_fma, Avx2F32, 2, 2)                  \
+  X(ogemm, ofn, f32_ogemm_3x16__avx2_fma, Avx2F32, 3, 2)                  \
+  X(ogemm, ofn, f32_ogemm_4x16__avx2_fma, Avx2F32, 4, 2)                  \
+  X(ogemm, ofn, f32_ogemm_5x16__avx2_fma, Avx2F32, 5, 2)                  \
+  X(ogemm, ofn, f32_ogemm_6x16__avx2_fma, Avx2F32, 6, 2)                  \
+  X(rgemm, rfn, f32_rgemm_1x16__avx2_fma, Avx2F32, 1, 2)                  \
+  X(rgemm, rfn, f32_rgemm_2x16__avx2_fma, Avx2F32, 2, 2)                  \
+  X(rgemm, rfn, f32_rgemm_3x16__avx2_fma, Avx2F32, 3, 2)                  \
+  X(rgemm, rfn, f32_rgemm_4x16__avx2_fma, Avx2F32, 4, 2)                  \
+  X(rgemm, rfn, f32_rgemm_5x16__avx2_fma, Avx2F32, 5, 2)                  \
+  X(rgemm, rfn, f32_rgemm_6x16__avx2_fma, Avx2F32, 6, 2)                  \
+  X(gemm, wfn, f32_gemm_1x32__avx2_fma, Avx2F32, 1, 4)                    \
+  X(gemm, wfn, f32_gemm_2x32__avx2_fma, Avx2F32, 2, 4)                    \
+  X(gemm, wfn, f32_gemm_3x32__avx2_fma, Avx2F32, 3, 4)                    \
+  X(igemm, wifn, f32_igemm_1x32__avx2_fma, Avx2F32, 1, 4)                 \
+  X(igemm, wifn, f32_igemm_2x32__avx2_fma, Avx2F32, 2, 4)                 \
+  X(igemm, wifn, f32_igemm_3x32__avx2_fma, Avx2F32, 3, 4)                 \
+  X(ogemm, wofn, f32_ogemm_1x32__avx2_fma, Avx2F32, 1, 4)                 \
+  X(ogemm, wofn, f32_ogemm_2x32__avx2_fma, Avx2F32, 2, 4)                 \
+  X(ogemm, wofn, f32_ogemm_3x32__avx2_fma, Avx2F32, 3, 4)                 \
+  X(dot, dot, f32_dot_1x3c8__avx2_fma, Avx2F32, 1, 3)                     \
+  X(dot, dot, f32_dot_2x3c8__avx2_fma, Avx2F32, 2, 3)                     \
+  X(dot, dot, f32_dot_3x3c8__avx2_fma, Avx2F32, 3, 3)                     \
+  X(dot, dot, f32_dot_4x3c8__avx2_fma, Avx2F32, 4, 3)                     \
+  X(transpose8x8, transpose, f32_transpose_16__avx2_fma, Avx2F32, 0, 16)  \
+  X(gemm, fn, f64_gemm_1x8__avx2_fma, Avx2F64, 1, 2)                      \
+  X(gemm, fn, f64_gemm_2x8__avx2_fma, Avx2F64, 2, 2)                      \
+  X(gemm, fn, f64_gemm_3x8__avx2_fma, Avx2F64, 3, 2)                      \
+  X(gemm, fn, f64_gemm_4x8__avx2_fma, Avx2F64, 4, 2)                      \
+  X(gemm, fn, f64_gemm_5x8__avx2_fma, Avx2F64, 5, 2)                      \
+  X(gemm, fn, f64_gemm_6x8__avx2_fma, Avx2F64, 6, 2)                      \
+  X(igemm, ifn, f64_igemm_1x8__avx2_fma, Avx2F64, 1, 2)                   \
+  X(igemm, ifn, f64_igemm_2x8__avx2_fma, Avx2F64, 2, 2)                   \
+  X(igemm, ifn, f64_igemm_3x8__avx2_fma, Avx2F64, 3, 2)                   \
+  X(igemm, ifn, f64_igemm_4x8__avx2_fma, Avx2F64, 4, 2)                   \
+  X(igemm, ifn, f64_igemm_5x8__avx2_fma, Avx2F64, 5, 2)                   \
+  X(igemm, ifn, f64_igemm_6x8__avx2_fma, Avx2F64, 6, 2)                   \
+  X(ogemm, ofn, f64_ogemm_1x8__avx2_fma, Avx2F64, 1, 2)                   \
+  X(ogemm, ofn, f64_ogemm_2x8__avx2_fma, Avx2F64, 2, 2)                   \
+  X(ogemm, ofn, f64_ogemm_3x8__avx2_fma, Avx2F64, 3, 2)                   \
+  X(ogemm, ofn, f64_ogemm_4x8__avx2_fma, Avx2F64, 4, 2)                   \
+  X(ogemm, ofn, f64_ogemm_5x8__avx2_fma, Avx2F64, 5, 2)                   \
+  X(ogemm, ofn, f64_ogemm_6x8__avx2_fma, Avx2F64, 6, 2)                   \
+  X(rgemm, rfn, f64_rgemm_1x8__avx2_fma, Avx2F64, 1, 2)                   \
+  X(rgemm, rfn, f64_rgemm_2x8__avx2_fma, Avx2F64, 2, 2)                   \
+  X(rgemm, rfn, f64_rgemm_3x8__avx2_fma, Avx2F64, 3, 2)                   \
+  X(rgemm, rfn, f64_rgemm_4x8__avx2_fma, Avx2F64, 4, 2)                   \
+  X(rgemm, rfn, f64_rgemm_5x8__avx2_fma, Avx2F64, 5, 2)                   \
+  X(rgemm, rfn, f64_rgemm_6x8__avx2_fma, Avx2F64, 6, 2)                   \
+  X(gemm, wfn, f64_gemm_1x16__avx2_fma, Avx2F64, 1, 4)                    \
+  X(gemm, wfn, f64_gemm_2x16__avx2_fma, Avx2F64, 2, 4)                    \
+  X(gemm, wfn, f64_gemm_3x16__avx2_fma, Avx2F64, 3, 4)                    \
+  X(igemm, wifn, f64_igemm_1x16__avx2_fma, Avx2F64, 1, 4)                 \
+  X(igemm, wifn, f64_igemm_2x16__avx2_fma, Avx2F64, 2, 4)                 \
+  X(igemm, wifn, f64_igemm_3x16__avx2_fma, Avx2F64, 3, 4)                 \
+  X(ogemm, wofn, f64_ogemm_1x16__avx2_fma, Avx2F64, 1, 4)                 \
+  X(ogemm, wofn, f64_ogemm_2x16__avx2_fma, Avx2F64, 2, 4)                 \
+  X(ogemm, wofn, f64_ogemm_3x16__avx2_fma, Avx2F64, 3, 4)                 \
+  X(dot, dot, f64_dot_1x3c4__avx2_fma, Avx2F64, 1, 3)                     \
+  X(dot, dot, f64_dot_2x3c4__avx2_fma, Avx2F64, 2, 3)                     \
+  X(dot, dot, f64_dot_3x3c4__avx2_fma, Avx2F64, 3, 3)                     \
+  X(dot, dot, f64_dot_4x3c4__avx2_fma, Avx2F64, 4, 3)                     \
+  X(transpose, transpose, f64_transpose_8__avx2_fma, Avx2F64, 0, 8)
+
+}  // namespace
+
+namespace tconv::ukernels {
+TCONV_AVX2_UKERNELS(TCONV_UKERNEL_DEFINE)
+}  // namespace tconv::ukernels
+
+namespace {
+
 tconv::IsaKernels make_table() {
-  tconv::IsaKernels t;
-  t.name = "avx2";
-  fill_gemm_table<Avx2F32, 2>(t.f32, std::make_index_sequence<6>{});
-  fill_gemm_table<Avx2F64, 2>(t.f64, std::make_index_sequence<6>{});
-  t.f32.transpose = &transpose_panel_f32x16;
-  fill_wide_table<Avx2F32, 4>(t.f32, std::make_index_sequence<3>{});
-  fill_wide_table<Avx2F64, 4>(t.f64, std::make_index_sequence<3>{});
-  fill_dot_table<Avx2F32, 3>(t.f32, std::make_index_sequence<4>{});
-  fill_dot_table<Avx2F64, 3>(t.f64, std::make_index_sequence<4>{});
-  return t;
+  using namespace tconv::ukernels;
+  tconv::IsaKernels table;
+  table.name = "avx2";
+  TCONV_AVX2_UKERNELS(TCONV_UKERNEL_FILL)
+  return table;
 }
 
 }  // namespace

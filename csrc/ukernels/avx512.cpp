@@ -2,9 +2,12 @@
 // -mavx512dq -mfma (CMake set_source_files_properties).  The table (tile shapes, reduction
 // order) is avx512_table.hpp, shared with the portable "avx512-emulated" build that tests it on
 // any CPU; only the one-intrinsic wrappers below are specific to this file.
+#include <algorithm>
 #include <cstdint>
-#include <utility>
+#include <string_view>
+#include <type_traits>
 
+#include "tconv/assert.hpp"
 #include "tconv/ukernels.hpp"
 
 #ifdef TCONV_HAVE_AVX512
@@ -39,11 +42,31 @@ struct Avx512F64 {
 #include "gemm_template.hpp"
 #include "avx512_table.hpp"
 
+using F32 = Avx512Ops<Avx512F32>;
+using F64 = Avx512Ops<Avx512F64>;
+static_assert(F32::kWidth == 16 && F64::kWidth == 8, "AVX-512 is 16 floats / 8 doubles");
+
+}  // namespace
+
+namespace tconv::ukernels {
+TCONV_AVX512_UKERNELS(TCONV_UKERNEL_DEFINE)
+}  // namespace tconv::ukernels
+
+namespace {
+
+tconv::IsaKernels make_table() {
+  using namespace tconv::ukernels;
+  tconv::IsaKernels table;
+  table.name = "avx512";
+  TCONV_AVX512_UKERNELS(TCONV_UKERNEL_FILL)
+  return table;
+}
+
 }  // namespace
 
 namespace tconv {
 const IsaKernels* avx512_kernels() {
-  static const IsaKernels table = make_avx512_table<Avx512F32, Avx512F64>("avx512");
+  static const IsaKernels table = make_table();
   return &table;
 }
 }  // namespace tconv

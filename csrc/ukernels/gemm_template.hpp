@@ -8,8 +8,19 @@
 //
 // Include ONLY inside an anonymous namespace of an ISA translation unit: the instantiations must
 // not be merged by the linker with those compiled for another ISA.
+#include <algorithm>
 #include <cstdint>
-#include <utility>
+#include <string_view>
+#include <type_traits>
+
+#include "tconv/assert.hpp"
+#include "tconv/ukernels.hpp"
+
+// The named kernels (TCONV_DEFINE_*) inline everything they call (flatten), so that the hot
+// loop is the named function itself and not a template instance behind a tail call.  (Marking
+// the templates always_inline instead changed gcc's vectorisation of some scalar kernels:
+// generic's igemm 4x8 spilled more and ran at 0.72x.)
+#define TCONV_UKERNEL_NAMED __attribute__((flatten))
 
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
 enum class BRows { kPacked, kRows, kOffsets };
@@ -135,33 +146,140 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   }
 }
 
-// Fill table.dot[1..MR] with dot_ukernel<Ops, r, NC>.
-template <class Ops, int NC, class Table, std::size_t... R>
-void fill_dot_table(Table& table, std::index_sequence<R...>) {
-  table.dot_mr = static_cast<int>(sizeof...(R));
-  table.dot_nc = NC;
-  table.dot_kw = Ops::kWidth;
-  ((table.dot[R + 1] = &dot_ukernel<Ops, static_cast<int>(R + 1), NC>), ...);
+// ---- Named micro-kernels ----------------------------------------------------------------
+// Each table slot is filled by a real, non-template function whose name says what it is,
+//   <dtype>_<kind>_<rows>x<columns>[c<k width>]__<isa>     e.g. f32_gemm_6x16__avx2_fma,
+// so that a profiler, a debugger or a grep shows a kernel a human can find.  Each function is a
+// thin wrapper that checks the kernel's preconditions (TCONV_ASSERT: Debug and sanitizer builds
+// only) and runs the one template above.  An ISA translation unit lists its kernels once, as
+//
+//   #define MY_ISA_UKERNELS(X)  X(kind, slot, name, Ops, rows, n) ...
+//
+//   kind  gemm | igemm | ogemm | rgemm | dot | transpose: which template (TCONV_DEFINE_<kind>)
+//   slot  the GemmKernels field it fills: fn ifn ofn rfn | wfn wifn wofn | dot | transpose
+//   rows  MR, the index in the slot (0 for transpose)
+//   n     NV (vectors of columns) for the gemm kinds, NC (columns) for dot, NR for transpose
+//
+// and expands it twice: MY_ISA_UKERNELS(TCONV_UKERNEL_DEFINE) inside namespace tconv::ukernels
+// defines the functions, MY_ISA_UKERNELS(TCONV_UKERNEL_FILL) inside a function with a local
+// `tconv::IsaKernels table` fills the slots and the table's tile sizes and name list.
+
+#define TCONV_UKERNEL_DEFINE(kind, slot, name, Ops, rows, n) TCONV_DEFINE_##kind(name, Ops, rows, n)
+
+#define TCONV_UKERNEL_FILL(kind, slot, name, Ops, rows, n)                                   \
+  fill_ukernel_slot<Ops>(table, ukernel_table_of<Ops::T>(table).slot, &name, #name, #slot, rows, \
+                         n);
+
+// Preconditions of every gemm kind: kc >= 1, accumulate 0 or 1, rows of C at least NR apart.
+#define TCONV_GEMM_ASSERTS(Ops, NV)                      \
+  TCONV_ASSERT(kc >= 1);                                 \
+  TCONV_ASSERT(a != nullptr);                            \
+  TCONV_ASSERT(c != nullptr);                            \
+  TCONV_ASSERT(ldc >= (NV) * Ops::kWidth);               \
+  TCONV_ASSERT(accumulate == 0 || accumulate == 1)
+
+#define TCONV_DEFINE_gemm(name, Ops, MR, NV)                                                 \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(int64_t kc, const Ops::T* a, const Ops::T* b, Ops::T* c, int64_t ldc,            \
+            int accumulate) {                                                                \
+    TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
+    TCONV_ASSERT(b != nullptr);                                                              \
+    ::gemm_ukernel<Ops, MR, NV>(kc, a, b, c, ldc, accumulate);                               \
+  }
+
+#define TCONV_DEFINE_igemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(int64_t kc, const Ops::T* a, const Ops::T* const* b_rows, Ops::T* c, int64_t ldc, \
+            int accumulate) {                                                                \
+    TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
+    TCONV_ASSERT(b_rows != nullptr);                                                         \
+    if constexpr (::tconv::asserts_enabled())                                                \
+      for (int64_t k = 0; k < kc; ++k) TCONV_ASSERT(b_rows[k] != nullptr);                   \
+    ::igemm_ukernel<Ops, MR, NV>(kc, a, b_rows, c, ldc, accumulate);                         \
+  }
+
+#define TCONV_DEFINE_ogemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(int64_t kc, const Ops::T* a, const Ops::T* b, const int64_t* b_off, Ops::T* c,   \
+            int64_t ldc, int accumulate) {                                                   \
+    TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
+    TCONV_ASSERT(b != nullptr);                                                              \
+    TCONV_ASSERT(b_off != nullptr);                                                          \
+    ::ogemm_ukernel<Ops, MR, NV>(kc, a, b, b_off, c, ldc, accumulate);                       \
+  }
+
+// A's rows lda apart must not overlap: lda >= kc (irrelevant for one row).
+#define TCONV_DEFINE_rgemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(int64_t kc, const Ops::T* a, int64_t lda, const Ops::T* b, Ops::T* c,            \
+            int64_t ldc, int accumulate) {                                                   \
+    TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
+    TCONV_ASSERT(b != nullptr);                                                              \
+    TCONV_ASSERT((MR) == 1 || lda >= kc);                                                    \
+    ::rgemm_ukernel<Ops, MR, NV>(kc, a, lda, b, c, ldc, accumulate);                         \
+  }
+
+// kc is a whole number of vectors (the caller zero-pads the reduction up to it).
+#define TCONV_DEFINE_dot(name, Ops, MR, NC)                                                  \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(int64_t kc, const Ops::T* a, int64_t lda, const Ops::T* b, int64_t ldb,          \
+            Ops::T* c, int64_t ldc, int accumulate) {                                        \
+    TCONV_ASSERT(kc >= 1);                                                                   \
+    TCONV_ASSERT(kc % Ops::kWidth == 0);                                                     \
+    TCONV_ASSERT(a != nullptr);                                                              \
+    TCONV_ASSERT(b != nullptr);                                                              \
+    TCONV_ASSERT(c != nullptr);                                                              \
+    TCONV_ASSERT((MR) == 1 || lda >= kc);                                                    \
+    TCONV_ASSERT((NC) == 1 || ldb >= kc);                                                    \
+    TCONV_ASSERT(ldc >= (NC));                                                               \
+    TCONV_ASSERT(accumulate == 0 || accumulate == 1);                                        \
+    ::dot_ukernel<Ops, MR, NC>(kc, a, lda, b, ldb, c, ldc, accumulate);                      \
+  }
+
+#define TCONV_TRANSPOSE_ASSERTS()  \
+  TCONV_ASSERT(kc >= 1);           \
+  TCONV_ASSERT(rows != nullptr);   \
+  TCONV_ASSERT(panel != nullptr);  \
+  TCONV_ASSERT(ld >= kc)
+
+#define TCONV_DEFINE_transpose(name, Ops, unused_rows, NR)                                   \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
+    TCONV_TRANSPOSE_ASSERTS();                                                               \
+    ::transpose_panel<Ops::T, NR>(rows, ld, kc, panel);                                      \
+  }
+
+template <typename T>
+tconv::GemmKernels<T>& ukernel_table_of(tconv::IsaKernels& table) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return table.f32;
+  } else {
+    return table.f64;
+  }
 }
 
-// Fill table.fn[1..MR] with gemm_ukernel<Ops, r, NV>.
-template <class Ops, int NV, class Table, std::size_t... R>
-void fill_gemm_table(Table& table, std::index_sequence<R...>) {
-  table.mr = static_cast<int>(sizeof...(R));
-  table.nr = NV * Ops::kWidth;
-  ((table.fn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
-  ((table.ifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
-  ((table.ofn[R + 1] = &ogemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
-  ((table.rfn[R + 1] = &rgemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
-  table.transpose = &transpose_panel<typename Ops::T, NV * Ops::kWidth>;
-}
-
-// Fill table.wfn/wifn[1..kWideMR] with the NV-vector-wide kernels for few rows.
-template <class Ops, int NV, class Table, std::size_t... R>
-void fill_wide_table(Table& table, std::index_sequence<R...>) {
-  static_assert(sizeof...(R) == tconv::kWideMR);
-  table.wide_nr = NV * Ops::kWidth;
-  ((table.wfn[R + 1] = &gemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
-  ((table.wifn[R + 1] = &igemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
-  ((table.wofn[R + 1] = &ogemm_ukernel<Ops, static_cast<int>(R + 1), NV>), ...);
+// Put `fn` into its slot (an array indexed by rows, or the transpose pointer), record its name,
+// and derive the table's tile sizes from the kernels that fill fn, wfn and dot.
+template <class Ops, class Slot, class Fn>
+void fill_ukernel_slot(tconv::IsaKernels& table, Slot& slot, Fn fn, const char* name,
+                       const char* slot_name, int rows, int n) {
+  tconv::GemmKernels<typename Ops::T>& g = ukernel_table_of<typename Ops::T>(table);
+  if constexpr (std::is_array_v<Slot>) {
+    slot[rows] = fn;
+  } else {
+    slot = fn;
+  }
+  const std::string_view s = slot_name;
+  if (s == "fn") {
+    g.mr = std::max(g.mr, rows);
+    g.nr = n * Ops::kWidth;
+  } else if (s == "wfn") {
+    g.wide_nr = n * Ops::kWidth;
+  } else if (s == "dot") {
+    g.dot_mr = std::max(g.dot_mr, rows);
+    g.dot_nc = n;
+    g.dot_kw = Ops::kWidth;
+  }
+  table.ukernels.push_back({name, sizeof(typename Ops::T) == sizeof(float) ? "f32" : "f64",
+                            slot_name, rows});
 }
