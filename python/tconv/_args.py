@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Protocol, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
-
-from ._conventions import placement_to_tconv, same_conv, same_transposed, valid_transposed
 
 IntOrTuple = Union[int, Sequence[int]]
 #: ``padding`` accepts an int, one int per spatial dim, one ``(low, high)`` pair per dim, or
@@ -32,7 +30,10 @@ class Geometry:
     """One validated problem, in the kernels' terms.
 
     ``coarse`` is the transposed convolution's input (the ordinary convolution's output),
-    ``fine`` its output.  Per spatial dim: ``fine = coarse * stride - pad_lo + tap * dilation``.
+    ``fine`` its output.  Index map per spatial dim: ``fine = coarse * stride - pad_lo + tap *
+    dilation``; sizes: ``fine = (coarse - 1)*stride - lo - hi + dilation*(kernel - 1) + 1 +
+    output_padding``.  For a convolution ``output_padding`` is the part of its input that the
+    last window does not reach (what its adjoint needs to restore the input's size).
     """
 
     batch: int
@@ -45,6 +46,7 @@ class Geometry:
     stride: tuple[int, ...]
     padding: tuple[tuple[int, int], ...]
     dilation: tuple[int, ...]
+    output_padding: tuple[int, ...]
 
     @property
     def ndim(self) -> int:
@@ -76,6 +78,18 @@ def _fmt(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+# ---------------------------------------------------------------------------------------------
+# Arrays and dtypes
+# ---------------------------------------------------------------------------------------------
+
+
+class HasDtype(Protocol):
+    """A NumPy array, a dask array or a torch tensor: anything whose dtype can be compared."""
+
+    @property
+    def dtype(self) -> Any: ...
+
+
 def _refuse_grad_tensor(value: object, name: str) -> None:
     """A torch tensor that requires grad: the NumPy API would drop the graph (and torch refuses
     the conversion with its own message); point to the autograd API instead."""
@@ -84,6 +98,16 @@ def _refuse_grad_tensor(value: object, name: str) -> None:
             f"{name} is a torch.Tensor that requires grad, but tconv's NumPy functions do not "
             f"track gradients: use tconv.torch (conv_transpose1d/2d/3d, ConvTranspose1d/2d/3d: "
             f"autograd-aware), or pass {name}.detach() if no gradient is needed"
+        )
+
+
+def check_float_dtype(dtype: np.dtype[Any], name: str) -> None:
+    """The kernels compute in float32 and float64 only; anything else is a TypeError (no
+    silent casting)."""
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{name} must have dtype float32 or float64, got dtype {dtype} "
+            f"(convert explicitly, e.g. {name}.astype(np.float32))"
         )
 
 
@@ -96,14 +120,32 @@ def as_float_array(value: object, name: str) -> FloatArray:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
-        raise TypeError(
-            f"{name} must have dtype float32 or float64, got dtype {arr.dtype} "
-            f"(convert explicitly, e.g. {name}.astype(np.float32))"
-        )
+    check_float_dtype(arr.dtype, name)
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
+
+
+def check_same_dtype(reference: HasDtype, ref_name: str, *, what: str = "arrays",
+                     **others: HasDtype | None) -> None:
+    """Every one of ``others`` (None skipped) has ``reference``'s dtype."""
+    for name, arr in others.items():
+        if arr is not None and arr.dtype != reference.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {ref_name} has dtype {reference.dtype}; "
+                f"all {what} must share one dtype"
+            )
+
+
+def float_arrays(
+    input: object, weight: object, bias: object = None
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """``(input, weight, bias)`` of a convolution-like call as float arrays of one dtype."""
+    x = as_float_array(input, "input")
+    w = as_float_array(weight, "weight")
+    b = None if bias is None else as_float_array(bias, "bias")
+    check_same_dtype(x, "input", weight=w, bias=b)
+    return x, w, b
 
 
 def contiguous(arr: FloatArray) -> FloatArray:
@@ -112,16 +154,13 @@ def contiguous(arr: FloatArray) -> FloatArray:
     return np.require(arr, requirements=["C", "A"])
 
 
-def check_same_dtype(reference: FloatArray, ref_name: str, **others: FloatArray | None) -> None:
-    for name, arr in others.items():
-        if arr is not None and arr.dtype != reference.dtype:
-            raise TypeError(
-                f"{name} has dtype {arr.dtype} but {ref_name} has dtype {reference.dtype}; "
-                "all arrays must share one dtype"
-            )
+# ---------------------------------------------------------------------------------------------
+# Ints and int-or-tuple arguments
+# ---------------------------------------------------------------------------------------------
 
 
-def _as_int(value: object, name: str, whole: object = None) -> int:
+def _as_int(value: object, name: str, whole: object = None,
+            expected: str = "an int or a tuple of ints") -> int:
     """``value`` as an int (Python and NumPy integers, 0-d integer arrays; never a bool or a
     float).  ``whole``: the sequence ``value`` is an entry of, for the message."""
     where = "" if whole is None else f" (in {name}={_fmt(whole)})"
@@ -132,21 +171,21 @@ def _as_int(value: object, name: str, whole: object = None) -> int:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         kind = "" if value is None else f" of type {type(value).__name__}"
-        raise TypeError(
-            f"{name} must be an int or a tuple of ints, got {_fmt(value)}{kind}{where}"
-        ) from None
+        raise TypeError(f"{name} must be {expected}, got {_fmt(value)}{kind}{where}") from None
 
 
 def as_int(value: object, name: str) -> int:
-    """One int argument (``groups``, a channel count): Python and NumPy integers and 0-d
-    integer arrays; a bool, float or anything else is a TypeError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not a bool, got {_fmt(value)}")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        kind = "" if value is None else f" of type {type(value).__name__}"
-        raise TypeError(f"{name} must be an int, got {_fmt(value)}{kind}") from None
+    """One int argument (a channel count): Python and NumPy integers and 0-d integer arrays; a
+    bool, float or anything else is a TypeError naming ``name``."""
+    return _as_int(value, name, expected="an int")
+
+
+def as_groups(value: object) -> int:
+    """``groups``: an int >= 1."""
+    g = as_int(value, "groups")
+    if g < 1:
+        raise ValueError(f"groups must be a positive integer, got {g}")
+    return g
 
 
 def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
@@ -169,6 +208,30 @@ def int_tuple(value: object, ndim: int, name: str, minimum: int) -> tuple[int, .
         if v < minimum:
             raise ValueError(f"{name} must be >= {minimum} in every dim, got {_fmt(value)}")
     return result
+
+
+def implied_ndim(*values: object) -> int:
+    """Spatial dims implied by int-or-tuple size arguments (1 when all are plain ints)."""
+    lengths = {len(v) for v in values if isinstance(v, (list, tuple, np.ndarray))}
+    if len(lengths) > 1:
+        raise ValueError(
+            f"size arguments disagree on the number of spatial dims: got lengths {sorted(lengths)}"
+        )
+    nd = lengths.pop() if lengths else 1
+    if nd not in (1, 2, 3):
+        raise ValueError(f"tconv supports 1, 2 or 3 spatial dims, got {nd}")
+    return nd
+
+
+def size_args(input_size: object, kernel_size: object, stride: object, dilation: object,
+              *others: object) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...],
+                                        tuple[int, ...]]:
+    """``(nd, input_size, kernel_size, stride, dilation)`` of the shape-only functions, each an
+    int or one int per spatial dim (``others``, e.g. padding, only count towards ``nd``)."""
+    nd = implied_ndim(input_size, kernel_size, stride, dilation, *others)
+    return (nd, int_tuple(input_size, nd, "input_size", 1),
+            int_tuple(kernel_size, nd, "kernel_size", 1), int_tuple(stride, nd, "stride", 1),
+            int_tuple(dilation, nd, "dilation", 1))
 
 
 def padding_pairs(value: object, ndim: int, name: str = "padding",
@@ -205,6 +268,151 @@ def padding_string(value: object, name: str = "padding") -> str | None:
     return mode
 
 
+# ---------------------------------------------------------------------------------------------
+# Sizes, one spatial dim at a time: the shape formulas live here and nowhere else.
+# ---------------------------------------------------------------------------------------------
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def dilated_extent(k: int, d: int) -> int:
+    """Span of a kernel of ``k`` taps at dilation ``d``."""
+    return d * (k - 1) + 1
+
+
+def transposed_size(i: Any, k: Any, s: int, lo: int, hi: int, d: int, op: int) -> Any:
+    """``(i - 1)*s - lo - hi + d*(k - 1) + 1 + op``: the transposed conv's output size (plain
+    arithmetic, so that torch's symbolic sizes pass through unevaluated)."""
+    return (i - 1) * s - lo - hi + d * (k - 1) + 1 + op
+
+
+def check_output_padding(op: Sequence[int], stride: Sequence[int],
+                         dilation: Sequence[int]) -> None:
+    if any(o >= max(s, d) for o, s, d in zip(op, stride, dilation)):
+        raise ValueError(
+            f"output_padding must be smaller than either stride or dilation in every dim, "
+            f"got output_padding={tuple(op)}, stride={tuple(stride)}, dilation={tuple(dilation)}"
+        )
+
+
+def transposed_sizes(coarse: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                     pads: Sequence[tuple[int, int]], dilation: Sequence[int],
+                     output_padding: Sequence[int]) -> tuple[int, ...]:
+    """Spatial output size of a transposed conv, checked: ``output_padding < max(s, d)`` and
+    every size positive."""
+    check_output_padding(output_padding, stride, dilation)
+    sizes = []
+    for dim, (i, k, s, (lo, hi), d, op) in enumerate(
+            zip(coarse, kernel, stride, pads, dilation, output_padding)):
+        size = transposed_size(i, k, s, lo, hi, d, op)
+        if size < 1:
+            raise ValueError(
+                f"computed output size {size} in spatial dim {dim} is not positive "
+                f"(input size {i}, kernel {k}, stride {s}, padding {(lo, hi)}, dilation {d}, "
+                f"output_padding {op})"
+            )
+        sizes.append(size)
+    return tuple(sizes)
+
+
+def conv_sizes(fine: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+               pads: Sequence[tuple[int, int]], dilation: Sequence[int]) -> tuple[int, ...]:
+    """Spatial output size of a convolution, ``floor((n + lo + hi - d*(k - 1) - 1)/s) + 1``,
+    checked to be positive."""
+    sizes = []
+    for dim, (n, k, s, (lo, hi), d) in enumerate(zip(fine, kernel, stride, pads, dilation)):
+        span = n + lo + hi - dilated_extent(k, d)
+        if span < 0:
+            raise ValueError(
+                f"computed output size in spatial dim {dim} is not positive: padded input "
+                f"{n + lo + hi} is smaller than the dilated kernel {dilated_extent(k, d)}"
+            )
+        sizes.append(span // s + 1)
+    return tuple(sizes)
+
+
+# ---------------------------------------------------------------------------------------------
+# "same" / "valid": the rules behind tconv's padding strings (TensorFlow's, which Keras and JAX
+# share for the transposed conv).  A placement is ``(lo, size)``: the output is the window of
+# ``size`` elements starting ``lo`` elements into the full (unpadded) output; see
+# tconv._conventions, which expresses every framework's convention as one.
+# ---------------------------------------------------------------------------------------------
+
+Placement = tuple[int, int]
+
+
+def full_size(i: int, k: int, s: int, d: int) -> int:
+    """Output size of an unpadded transposed conv, ``(i - 1)*s + d*(k - 1) + 1``."""
+    return int(transposed_size(i, k, s, 0, 0, d, 0))
+
+
+def same_transposed(i: int, k: int, s: int, d: int, size: int | None = None) -> Placement:
+    """Placement of a ``padding="same"`` transposed conv: TensorFlow's ``conv2d_transpose``.
+
+    TF computes the transposed conv as the input gradient of a ``SAME`` conv whose input has
+    ``size`` elements (default ``i*s``) and whose output has ``i = ceil(size/s)`` elements; that
+    conv pads ``total = max((i - 1)*s + k_dil - size, 0)`` split as ``lo = total // 2`` before
+    and ``total - lo`` after (the odd element goes to the END), so the transposed output is the
+    full output cropped by ``lo`` at the start.  JAX's ``conv_transpose(padding="SAME")`` and
+    Keras' ``Conv*DTranspose(padding="same")`` give the same placement for ``size = i*s``.
+    (tensorflow/core/framework/kernel_shape_util.cc GetWindowedOutputSizeVerbose.)
+    """
+    size = i * s if size is None else size
+    if ceil_div(size, s) != i:
+        raise ValueError(
+            f"padding='same' with output size {size} needs ceil({size}/stride {s}) == input "
+            f"size {i}; choose an output size in [{(i - 1) * s + 1}, {i * s}]"
+        )
+    return max(full_size(i, k, s, d) - size, 0) // 2, size
+
+
+def valid_transposed(i: int, k: int, s: int, d: int, size: int | None = None) -> Placement:
+    """Placement of a ``padding="valid"`` transposed conv (TF/Keras/JAX): no cropping.
+
+    Default size ``i*s + max(k_dil - s, 0)`` (Keras ``deconv_output_length``, JAX ``VALID``):
+    the full output, extended with zeros up to ``i*s`` when ``k_dil < s``.  An explicit ``size``
+    must satisfy TF's ``ceil((size - k_dil + 1)/s) == i``.
+    """
+    kd = dilated_extent(k, d)
+    size = i * s + max(kd - s, 0) if size is None else size
+    if ceil_div(size - kd + 1, s) != i:
+        lo_size, hi_size = (i - 1) * s + kd, i * s + kd - 1
+        raise ValueError(
+            f"padding='valid' with output size {size} needs ceil((size - {kd} + 1)/stride {s}) "
+            f"== input size {i}; choose an output size in [{lo_size}, {hi_size}]"
+        )
+    return 0, size
+
+
+def same_conv(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """(lo, hi) padding of a ``padding="same"`` convolution of an ``n``-element input (TF rule).
+
+    Output ``ceil(n/s)``; ``total = max((ceil(n/s) - 1)*s + k_dil - n, 0)``, ``lo = total // 2``,
+    the odd element at the END.  At stride 1 this is exactly PyTorch's ``padding="same"``
+    (which PyTorch rejects for stride > 1).
+    """
+    total = max((ceil_div(n, s) - 1) * s + dilated_extent(k, d) - n, 0)
+    return total // 2, total - total // 2
+
+
+def placement_to_tconv(i: int, k: int, s: int, d: int, placement: Placement) -> tuple[
+        tuple[int, int], int]:
+    """``((lo, hi), output_padding)`` in tconv's terms for one dim's placement: ``lo < 0``
+    (the output starts before the full output) and ``hi < 0`` (zeros appended beyond
+    ``output_padding``'s reach) are tconv's negative padding, i.e. zero extension."""
+    lo, size = placement
+    if size < 1:
+        raise ValueError(f"computed output size {size} is not positive")
+    rest = full_size(i, k, s, d) - lo - size
+    if rest >= 0:
+        return (lo, rest), 0
+    if -rest < max(s, d):
+        return (lo, 0), -rest
+    return (lo, rest), 0
+
+
 def transposed_string_padding(
     mode: str,
     coarse: Sequence[int],
@@ -214,7 +422,7 @@ def transposed_string_padding(
     output_size: Sequence[int] | None = None,
 ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
     """(padding pairs, output_padding) of a transposed conv with ``padding="same"|"valid"``
-    (TensorFlow's rules, see :mod:`tconv._conventions`), for the default or given output size."""
+    for the default or given output size."""
     rule = same_transposed if mode == "same" else valid_transposed
     sizes: Sequence[int | None] = [None] * len(coarse) if output_size is None else output_size
     pads, ops = [], []
@@ -223,6 +431,94 @@ def transposed_string_padding(
         pads.append(pair)
         ops.append(op)
     return tuple(pads), tuple(ops)
+
+
+def _refuse_output_padding_with_string(op: Sequence[int], padding: object) -> None:
+    if any(op):
+        raise ValueError(
+            f"output_padding={tuple(op)} cannot be combined with padding={padding!r}, which "
+            "fixes the output size; pass output_size= instead"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# output_size: the output_padding (or, for "same"/"valid", the padding) that gives a size
+# ---------------------------------------------------------------------------------------------
+
+
+def spatial_output_size(output_size: object, nd: int) -> tuple[int, ...]:
+    """``output_size`` as ``nd`` spatial sizes: a sequence of ``nd`` ints, or of ``nd + 2``
+    (a full output shape, whose batch and channel entries are ignored)."""
+    if not isinstance(output_size, (list, tuple, np.ndarray)) or (
+            isinstance(output_size, np.ndarray) and output_size.ndim != 1):
+        raise TypeError(f"output_size must be a sequence of ints, got {_fmt(output_size)}")
+    size = int_tuple(output_size, len(output_size), "output_size", 0)
+    if len(size) == nd + 2:
+        size = size[2:]
+    if len(size) != nd:
+        raise ValueError(
+            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, "
+            f"got {_fmt(output_size)}"
+        )
+    return size
+
+
+def output_padding_for_size(
+    size: Sequence[int],
+    coarse: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+) -> tuple[int, ...]:
+    """PyTorch's ``output_size`` rule: per dim the smallest output is ``m`` (output_padding 0)
+    and ``output_padding = size - m``, reachable for ``m <= size < m + max(s, d)`` (PyTorch's
+    ``m + s`` wherever PyTorch's is defined; ``output_padding < dilation`` adds the rest)."""
+    op = []
+    for dim, (want, i, k, s, (lo, hi), d) in enumerate(
+            zip(size, coarse, kernel, stride, pads, dilation)):
+        smallest = transposed_size(i, k, s, lo, hi, d, 0)
+        first, last = max(smallest, 1), smallest + max(s, d) - 1
+        if not first <= want <= last:
+            raise ValueError(
+                f"output_size {tuple(size)} is not reachable: spatial dim {dim} must lie in "
+                f"[{first}, {last}] for input size {tuple(coarse)}, kernel {tuple(kernel)}, "
+                f"stride {tuple(stride)}, padding {tuple(pads)} and dilation {tuple(dilation)}"
+            )
+        op.append(want - smallest)
+    return tuple(op)
+
+
+def resolve_output_size(
+    input: Sequence[int],
+    weight: Sequence[int],
+    output_size: object,
+    stride: object,
+    padding: object,
+    output_padding: object,
+    groups: object,
+    dilation: object,
+) -> tuple[Any, tuple[int, ...]]:
+    """``(padding, output_padding)`` for which ``conv_transpose`` produces ``output_size``:
+    PyTorch's rule (an ``output_padding``, which replaces the one given) for numeric padding,
+    which may have negative sides; TensorFlow's (``conv2d_transpose(output_shape=...)``, new
+    padding pairs) for ``"same"``/``"valid"``."""
+    full = transposed_geometry(input, weight, stride, 0, 0, groups, dilation)
+    size = spatial_output_size(output_size, full.ndim)
+    mode = padding_string(padding)
+    if mode is not None:
+        _refuse_output_padding_with_string(
+            int_tuple(output_padding, full.ndim, "output_padding", 0), padding)
+        return transposed_string_padding(mode, full.coarse, full.kernel, full.stride,
+                                         full.dilation, size)
+    pads = padding_pairs(padding, full.ndim, allow_negative=True)
+    return padding, output_padding_for_size(size, full.coarse, full.kernel, full.stride, pads,
+                                            full.dilation)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes and the Geometry
+# ---------------------------------------------------------------------------------------------
 
 
 def spatial_ndim(shape: Sequence[int], name: str, ndim: int | None = None) -> int:
@@ -281,14 +577,7 @@ def _weight_and_groups(
     input: Sequence[int], weight: Sequence[int], groups: object
 ) -> tuple[int, int]:
     """Validate weight against input channels; return (groups, other side's channel count)."""
-    if isinstance(groups, (bool, np.bool_)) or not (
-            isinstance(groups, (int, np.integer))
-            or (isinstance(groups, np.ndarray) and groups.ndim == 0 and groups.dtype.kind in "iu")):
-        kind = "" if groups is None else f" of type {type(groups).__name__}"
-        raise TypeError(f"groups must be an int, got {_fmt(groups)}{kind}")
-    g = int(groups)
-    if g < 1:
-        raise ValueError(f"groups must be >= 1, got {g}")
+    g = as_groups(groups)
     if len(weight) != len(input):
         raise ValueError(
             f"weight must be {len(input)}-D to match input of shape {tuple(input)}, "
@@ -327,44 +616,25 @@ def transposed_geometry(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     op = int_tuple(output_padding, nd, "output_padding", 0)
+    coarse, kernel = input[2:], weight[2:]
     mode = padding_string(padding)
     if mode is None:
         pads = padding_pairs(padding, nd)
     else:
-        if any(op):
-            raise ValueError(
-                f"output_padding={op} cannot be combined with padding={padding!r}, which fixes "
-                "the output size; pass output_size= instead"
-            )
-        pads, op = transposed_string_padding(mode, input[2:], weight[2:], s, d)
-    for i in range(nd):
-        if op[i] >= max(s[i], d[i]):
-            raise ValueError(
-                f"output_padding must be smaller than either stride or dilation in every dim, "
-                f"got output_padding={op}, stride={s}, dilation={d}"
-            )
-    kernel = weight[2:]
-    fine = []
-    for i in range(nd):
-        size = (input[2 + i] - 1) * s[i] - sum(pads[i]) + d[i] * (kernel[i] - 1) + op[i] + 1
-        if size < 1:
-            raise ValueError(
-                f"computed output size {size} in spatial dim {i} is not positive "
-                f"(input size {input[2 + i]}, kernel {kernel[i]}, stride {s[i]}, "
-                f"padding {pads[i]}, dilation {d[i]}, output_padding {op[i]})"
-            )
-        fine.append(size)
+        _refuse_output_padding_with_string(op, padding)
+        pads, op = transposed_string_padding(mode, coarse, kernel, s, d)
     geom = Geometry(
-        batch=int(input[0]),
+        batch=input[0],
         groups=g,
         coarse_channels=c_in,
-        fine_channels=int(weight[1]) * g,
-        coarse=tuple(int(v) for v in input[2:]),
-        fine=tuple(fine),
+        fine_channels=weight[1] * g,
+        coarse=coarse,
+        fine=transposed_sizes(coarse, kernel, s, pads, d, op),
         kernel=kernel,
         stride=s,
         padding=pads,
         dilation=d,
+        output_padding=op,
     )
     check_element_count(geom.fine_shape, "output")
     check_index_range(geom)
@@ -397,37 +667,44 @@ def conv_geometry(
         raise ValueError(f"groups={g} must divide the output channels ({weight[0]})")
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
-    kernel = weight[2:]
+    fine, kernel = input[2:], weight[2:]
     mode = padding_string(padding)
     if mode == "same":  # TF's rule (ceil(i/s) outputs); PyTorch's at stride 1
-        pads = tuple(same_conv(n, k, si, di) for n, k, si, di in zip(input[2:], kernel, s, d))
+        pads = tuple(same_conv(n, k, si, di) for n, k, si, di in zip(fine, kernel, s, d))
     else:
         pads = padding_pairs(0 if mode == "valid" else padding, nd)
-    coarse = []
-    for i in range(nd):
-        span = input[2 + i] + sum(pads[i]) - d[i] * (kernel[i] - 1) - 1
-        if span < 0:
-            raise ValueError(
-                f"computed output size in spatial dim {i} is not positive: padded input "
-                f"{input[2 + i] + sum(pads[i])} is smaller than the dilated kernel "
-                f"{d[i] * (kernel[i] - 1) + 1}"
-            )
-        coarse.append(span // s[i] + 1)
+    coarse = conv_sizes(fine, kernel, s, pads, d)
     geom = Geometry(
-        batch=int(input[0]),
+        batch=input[0],
         groups=g,
-        coarse_channels=int(weight[0]),
+        coarse_channels=weight[0],
         fine_channels=c_in,
-        coarse=tuple(coarse),
-        fine=tuple(int(v) for v in input[2:]),
+        coarse=coarse,
+        fine=fine,
         kernel=kernel,
         stride=s,
         padding=pads,
         dilation=d,
+        output_padding=tuple(
+            n - transposed_size(c, k, si, lo, hi, di, 0)
+            for n, c, k, si, (lo, hi), di in zip(fine, coarse, kernel, s, pads, d)),
     )
     check_element_count(geom.coarse_shape, "output")
     check_index_range(geom)
     return geom
+
+
+def output_mask_triple(output_mask: object) -> tuple[bool, bool, bool]:
+    """A backward's ``output_mask``: three bools (or 0/1), which gradients to compute."""
+    if not isinstance(output_mask, (list, tuple, np.ndarray)) or not all(
+        isinstance(m, (bool, np.bool_)) or (isinstance(m, (int, np.integer)) and m in (0, 1))
+        for m in output_mask
+    ):
+        raise TypeError(f"output_mask must be a sequence of 3 bools, got {output_mask!r}")
+    mask = tuple(bool(m) for m in output_mask)
+    if len(mask) != 3:
+        raise ValueError(f"output_mask must have 3 entries, got {output_mask!r}")
+    return mask[0], mask[1], mask[2]
 
 
 def check_bias(bias: FloatArray | None, channels: int) -> None:

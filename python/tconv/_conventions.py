@@ -15,16 +15,29 @@ is written as ``output_padding`` instead, as PyTorch would).
 Each convention is one ``_forward_*`` function (the framework's documented rule, framework
 parameters -> placement, with the source it transcribes); :func:`solve` and :func:`convert`
 only search those rules, so each formula exists once.  The ``"same"``/``"valid"`` rules that
-:func:`tconv.conv_transpose` and :func:`tconv.conv` accept as ``padding`` strings live here
-too (:func:`same_transposed`, :func:`valid_transposed`, :func:`same_conv`).
+:func:`tconv.conv_transpose` and :func:`tconv.conv` accept as ``padding`` strings
+(:func:`same_transposed`, :func:`valid_transposed`, :func:`same_conv`) live in
+:mod:`tconv._args` with the other argument rules; the ``"tconv"`` convention uses them.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ._args import (
+    Placement,
+    ceil_div,
+    dilated_extent,
+    full_size,
+    int_tuple,
+    placement_to_tconv,
+    same_conv,
+    same_transposed,
+    size_args,
+    valid_transposed,
+)
 
 __all__ = [
     "CONVENTIONS",
@@ -42,91 +55,7 @@ CONVENTIONS = (
     "onnx-same-lower", "mxnet", "tconv",
 )
 
-Placement = tuple[int, int]  # (lo, size) of one spatial dim, see the module docstring
 Params = dict[str, Any]  # one framework's own parameters for one spatial dim
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -((-a) // b)
-
-
-def _dilated(k: int, d: int) -> int:
-    return d * (k - 1) + 1
-
-
-def _full(i: int, k: int, s: int, d: int) -> int:
-    return (i - 1) * s + _dilated(k, d)
-
-
-# ---------------------------------------------------------------------------------------------
-# "same" / "valid": the rules behind tconv's padding strings (TensorFlow's, which Keras and JAX
-# share for the transposed conv).
-# ---------------------------------------------------------------------------------------------
-
-
-def same_transposed(i: int, k: int, s: int, d: int, size: int | None = None) -> Placement:
-    """Placement of a ``padding="same"`` transposed conv: TensorFlow's ``conv2d_transpose``.
-
-    TF computes the transposed conv as the input gradient of a ``SAME`` conv whose input has
-    ``size`` elements (default ``i*s``) and whose output has ``i = ceil(size/s)`` elements; that
-    conv pads ``total = max((i - 1)*s + k_dil - size, 0)`` split as ``lo = total // 2`` before
-    and ``total - lo`` after (the odd element goes to the END), so the transposed output is the
-    full output cropped by ``lo`` at the start.  JAX's ``conv_transpose(padding="SAME")`` and
-    Keras' ``Conv*DTranspose(padding="same")`` give the same placement for ``size = i*s``.
-    (tensorflow/core/framework/kernel_shape_util.cc GetWindowedOutputSizeVerbose.)
-    """
-    size = i * s if size is None else size
-    if _ceil_div(size, s) != i:
-        raise ValueError(
-            f"padding='same' with output size {size} needs ceil({size}/stride {s}) == input "
-            f"size {i}; choose an output size in [{(i - 1) * s + 1}, {i * s}]"
-        )
-    return max(_full(i, k, s, d) - size, 0) // 2, size
-
-
-def valid_transposed(i: int, k: int, s: int, d: int, size: int | None = None) -> Placement:
-    """Placement of a ``padding="valid"`` transposed conv (TF/Keras/JAX): no cropping.
-
-    Default size ``i*s + max(k_dil - s, 0)`` (Keras ``deconv_output_length``, JAX ``VALID``):
-    the full output, extended with zeros up to ``i*s`` when ``k_dil < s``.  An explicit ``size``
-    must satisfy TF's ``ceil((size - k_dil + 1)/s) == i``.
-    """
-    kd = _dilated(k, d)
-    size = i * s + max(kd - s, 0) if size is None else size
-    if _ceil_div(size - kd + 1, s) != i:
-        lo_size, hi_size = (i - 1) * s + kd, i * s + kd - 1
-        raise ValueError(
-            f"padding='valid' with output size {size} needs ceil((size - {kd} + 1)/stride {s}) "
-            f"== input size {i}; choose an output size in [{lo_size}, {hi_size}]"
-        )
-    return 0, size
-
-
-def same_conv(n: int, k: int, s: int, d: int) -> tuple[int, int]:
-    """(lo, hi) padding of a ``padding="same"`` convolution of an ``n``-element input (TF rule).
-
-    Output ``ceil(n/s)``; ``total = max((ceil(n/s) - 1)*s + k_dil - n, 0)``, ``lo = total // 2``,
-    the odd element at the END.  At stride 1 this is exactly PyTorch's ``padding="same"``
-    (which PyTorch rejects for stride > 1).
-    """
-    total = max((_ceil_div(n, s) - 1) * s + _dilated(k, d) - n, 0)
-    return total // 2, total - total // 2
-
-
-def placement_to_tconv(i: int, k: int, s: int, d: int, placement: Placement) -> tuple[
-        tuple[int, int], int]:
-    """``((lo, hi), output_padding)`` in tconv's terms for one dim's placement: ``lo < 0``
-    (the output starts before the full output) and ``hi < 0`` (zeros appended beyond
-    ``output_padding``'s reach) are tconv's negative padding, i.e. zero extension."""
-    lo, size = placement
-    if size < 1:
-        raise ValueError(f"computed output size {size} is not positive")
-    rest = _full(i, k, s, d) - lo - size
-    if rest >= 0:
-        return (lo, rest), 0
-    if -rest < max(s, d):
-        return (lo, 0), -rest
-    return (lo, rest), 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +70,7 @@ def _forward_torch(i: int, k: int, s: int, d: int, p: Params) -> Placement:
     pad, op = p["padding"], p["output_padding"]
     if pad < 0 or not 0 <= op < max(s, d):
         raise ValueError(f"torch needs padding >= 0 and 0 <= output_padding < max(s, d): {p}")
-    return pad, _full(i, k, s, d) - 2 * pad + op
+    return pad, full_size(i, k, s, d) - 2 * pad + op
 
 
 def _forward_tf(i: int, k: int, s: int, d: int, p: Params) -> Placement:
@@ -156,7 +85,7 @@ def _forward_tf(i: int, k: int, s: int, d: int, p: Params) -> Placement:
 
 def _keras_length(i: int, k: int, s: int, d: int, mode: str, op: int | None) -> int:
     # keras deconv_output_length (keras/src/utils/conv_utils.py, tf.keras utils/conv_utils.py).
-    kd = _dilated(k, d)
+    kd = dilated_extent(k, d)
     if op is None:
         return i * s if mode == "same" else i * s + max(kd - s, 0)
     pad = kd // 2 if mode == "same" else 0
@@ -182,13 +111,13 @@ def _forward_jax(i: int, k: int, s: int, d: int, p: Params) -> Placement:
     # jax/_src/lax/convolution.py gives (a, b) for the strings.  An unpadded full transposed conv
     # is a = b = k_dil - 1, so tconv's lo = k_dil - 1 - a; the output has (i-1)s + 1 + a + b -
     # k_dil + 1 elements.
-    kd = _dilated(k, d)
+    kd = dilated_extent(k, d)
     pad = p["padding"]
     if isinstance(pad, str):
         mode = pad.upper()
         if mode == "SAME":
             pad_len = kd + s - 2
-            a = kd - 1 if s > kd - 1 else _ceil_div(pad_len, 2)
+            a = kd - 1 if s > kd - 1 else ceil_div(pad_len, 2)
         elif mode == "VALID":
             pad_len = kd + s - 2 + max(kd - s, 0)
             a = kd - 1
@@ -224,7 +153,7 @@ def _forward_onnx(auto_pad: str) -> Callable[[int, int, int, int, Params], Place
     # the input size: floor((output + begin + end - k_dil)/s) + 1 == i (so output_padding < s).
     def rule(i: int, k: int, s: int, d: int, p: Params) -> Placement:
         size, op = p.get("output_shape"), p["output_padding"]
-        kd, full = _dilated(k, d), _full(i, k, s, d)
+        kd, full = dilated_extent(k, d), full_size(i, k, s, d)
         if not 0 <= op < max(s, d):
             raise ValueError(f"onnx needs 0 <= output_padding < max(stride, dilation): {p}")
         if size is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
@@ -254,7 +183,7 @@ def _forward_mxnet(i: int, k: int, s: int, d: int, p: Params) -> Placement:
     #   total = s*(i-1) + k_dil - target (must be >= 0), adj = total % 2, pad = (total + 1)/2,
     # i.e. the odd element is cropped at the START; otherwise out = full - 2*pad + adj.
     target = p.get("target_shape")
-    full = _full(i, k, s, d)
+    full = full_size(i, k, s, d)
     if target is not None:
         total = full - target
         if total < 0:
@@ -277,7 +206,7 @@ def _forward_tconv(i: int, k: int, s: int, d: int, p: Params) -> Placement:
     lo, hi = p["padding"]
     if not 0 <= op < max(s, d):
         raise ValueError(f"tconv needs 0 <= output_padding < max(s, d): {p}")
-    size = _full(i, k, s, d) - lo - hi + op
+    size = full_size(i, k, s, d) - lo - hi + op
     if size < 1:
         raise ValueError(f"tconv padding {p['padding']} leaves no output (size {size})")
     return lo, size
@@ -301,7 +230,7 @@ _FORWARD: dict[str, Callable[[int, int, int, int, Params], Placement]] = {
 def _candidates(conv: str, i: int, k: int, s: int, d: int, lo: int, size: int) -> Iterator[Params]:
     """Parameter sets of ``conv`` that might produce the placement ``(lo, size)``, in order of
     preference; :func:`_inverse` keeps the first one whose forward rule really does."""
-    kd, full = _dilated(k, d), _full(i, k, s, d)
+    kd, full = dilated_extent(k, d), full_size(i, k, s, d)
     if conv == "torch":
         yield {"padding": lo, "output_padding": size - (full - 2 * lo)}
     elif conv == "tf":
@@ -393,38 +322,10 @@ def _check_convention(name: object, arg: str = "convention") -> str:
     return name.lower()
 
 
-def _ints(value: object, nd: int | None, name: str, minimum: int) -> tuple[int, ...]:
-    if isinstance(value, (list, tuple)):
-        items = tuple(value)
-    else:
-        items = (value,) * (nd or 1)
-    out = []
-    for v in items:
-        if isinstance(v, bool):
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
-        try:
-            out.append(operator.index(v))
-        except TypeError:
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}") from None
-    if nd is not None and len(out) != nd:
-        raise ValueError(f"{name} must have {nd} entries (one per spatial dim), got {value!r}")
-    if any(v < minimum for v in out):
-        raise ValueError(f"{name} must be >= {minimum} in every dim, got {value!r}")
-    return tuple(out)
-
-
 def _geometry(
     input_size: object, kernel_size: object, stride: object, dilation: object
 ) -> tuple[int, list[tuple[int, int, int, int]]]:
-    nd = len(input_size) if isinstance(input_size, (list, tuple)) else None
-    for v in (kernel_size, stride, dilation):
-        if nd is None and isinstance(v, (list, tuple)):
-            nd = len(v)
-    nd = nd or 1
-    i = _ints(input_size, nd, "input_size", 1)
-    k = _ints(kernel_size, nd, "kernel_size", 1)
-    s = _ints(stride, nd, "stride", 1)
-    d = _ints(dilation, nd, "dilation", 1)
+    nd, i, k, s, d = size_args(input_size, kernel_size, stride, dilation)
     return nd, list(zip(i, k, s, d))
 
 
@@ -458,14 +359,14 @@ def _split(params: Mapping[str, Any], nd: int, conv: str) -> list[Params]:
             if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
                 if len(value) != nd or any(len(v) != 2 for v in value):
                     raise ValueError(f"{key} must hold one (lo, hi) pair per dim, got {value!r}")
-                values = [tuple(_ints(v, 2, key, -(2**62))) for v in value]
+                values = [tuple(int_tuple(v, 2, key, -(2**62))) for v in value]
             elif conv == "tconv":
-                values = [(p, p) for p in _ints(value, nd, key, 0)]
+                values = [(p, p) for p in int_tuple(value, nd, key, 0)]
             else:
                 raise ValueError(f"{conv} {key} must be 'SAME', 'VALID' or (lo, hi) pairs per "
                                  f"dim, got {value!r}")
         else:
-            values = list(_ints(value, nd, key, -(2**62)))
+            values = list(int_tuple(value, nd, key, -(2**62)))
         for p, v in zip(per_dim, values):
             p[key] = v
     return per_dim
@@ -569,7 +470,7 @@ def solve(
     mode = padding.lower()
     nd, dims = _geometry(input_size, kernel_size, stride, dilation)
     sizes: tuple[int | None, ...] = (
-        (None,) * nd if output_size is None else _ints(output_size, nd, "output_size", 1)
+        (None,) * nd if output_size is None else int_tuple(output_size, nd, "output_size", 1)
     )
     ops: tuple[int | None, ...] = (None,) * nd
     if output_padding is not None:
@@ -578,7 +479,7 @@ def solve(
                 f"output_padding is a free parameter only for the ONNX conventions and keras; "
                 f"{conv}'s is solved for the output size"
             )
-        ops = _ints(output_padding, nd, "output_padding", 0)
+        ops = int_tuple(output_padding, nd, "output_padding", 0)
     per_dim: list[Params] = []
     for (i, k, s, d), size, op in zip(dims, sizes, ops):
         per_dim.append(_solve_dim(conv, mode, i, k, s, d, size, op))
@@ -594,7 +495,7 @@ def solve(
 
 def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int | None,
                op: int | None = None) -> Params:
-    full = _full(i, k, s, d)
+    full = full_size(i, k, s, d)
     if conv == "tconv":
         rule = same_transposed if mode == "same" else valid_transposed
         pad, op = placement_to_tconv(i, k, s, d, rule(i, k, s, d, size))
@@ -606,7 +507,7 @@ def _solve_dim(conv: str, mode: str, i: int, k: int, s: int, d: int, size: int |
             if total < 0:
                 raise ValueError(f"mxnet cannot produce output size {want} > full output {full}")
             return {"target_shape": want}
-        lo = max(_ceil_div(total, 2), 0)
+        lo = max(ceil_div(total, 2), 0)
         found = _inverse_all(conv, i, k, s, d, (lo, want))
         if not found:
             raise ValueError(

@@ -28,10 +28,12 @@ from ._args import (
     check_index_range,
     contiguous,
     conv_geometry,
+    conv_sizes,
     int_tuple,
     padding_pairs,
     padding_string,
     transposed_geometry,
+    transposed_sizes,
 )
 
 Pairs = tuple[tuple[int, int], ...]
@@ -79,26 +81,12 @@ def transposed_window(x_shape: Sequence[int], w_shape: Sequence[int], stride: ob
                       pairs: Pairs, output_padding: object, groups: object,
                       dilation: object) -> Window:
     full_geom = transposed_geometry(x_shape, w_shape, stride, 0, 0, groups, dilation)
-    nd = full_geom.ndim
-    op = int_tuple(output_padding, nd, "output_padding", 0)
-    sizes, kept, where, pads = [], [], [], []
-    for a in range(nd):
-        s, d, full = full_geom.stride[a], full_geom.dilation[a], full_geom.fine[a]
-        if op[a] >= max(s, d):
-            raise ValueError(
-                f"output_padding must be smaller than either stride or dilation in every dim, "
-                f"got output_padding={op}, stride={full_geom.stride}, "
-                f"dilation={full_geom.dilation}"
-            )
-        lo, hi = pairs[a]
-        size = full - lo - hi + op[a]
-        if size < 1:
-            raise ValueError(
-                f"computed output size {size} in spatial dim {a} is not positive (full output "
-                f"{full}, padding {pairs[a]}, output_padding {op[a]})"
-            )
+    op = int_tuple(output_padding, full_geom.ndim, "output_padding", 0)
+    sizes = transposed_sizes(full_geom.coarse, full_geom.kernel, full_geom.stride, pairs,
+                             full_geom.dilation, op)
+    kept, where, pads = [], [], []
+    for (lo, _), size, full in zip(pairs, sizes, full_geom.fine):
         a0, a1 = max(lo, 0), min(lo + size, full)
-        sizes.append(size)
         kept.append(a1 - a0)
         where.append(slice(a0 - lo, a1 - lo))
         pads.append((a0, full - a1))
@@ -123,17 +111,9 @@ def conv_window(y_shape: Sequence[int], w_shape: Sequence[int], stride: object, 
     except (TypeError, ValueError):
         fits = y_shape[2:]
     probe = conv_geometry((*y_shape[:2], *fits), w_shape, stride, 0, dilation, groups)
-    crop, pads, out = [], [], []
-    for a in range(nd):
-        n, (lo, hi) = y_shape[2 + a], pairs[a]
-        s, d, k = probe.stride[a], probe.dilation[a], probe.kernel[a]
-        span = n + lo + hi - d * (k - 1) - 1
-        if span < 0:
-            raise ValueError(
-                f"computed output size in spatial dim {a} is not positive: padded input "
-                f"{n + lo + hi} is smaller than the dilated kernel {d * (k - 1) + 1}"
-            )
-        out.append(span // s + 1)
+    out = conv_sizes(y_shape[2:], probe.kernel, probe.stride, pairs, probe.dilation)
+    crop, pads = [], []
+    for n, (lo, hi) in zip(y_shape[2:], pairs):
         c0, c1 = max(-lo, 0), min(n, n + hi)
         crop.append(slice(c0, max(c1, c0)))
         pads.append((max(lo, 0), max(hi, 0)))
@@ -144,7 +124,7 @@ def conv_window(y_shape: Sequence[int], w_shape: Sequence[int], stride: object, 
     if min(kept) > 0:
         geom = conv_geometry((*y_shape[:2], *kept), w_shape, stride, tuple(pads), dilation,
                              groups)
-        assert geom.coarse == tuple(out)
+        assert geom.coarse == out
     return Window(geom, y_shape, tuple(crop), out_shape)
 
 
@@ -207,22 +187,3 @@ def backward(coarse: FloatArray, fine: FloatArray, w: FloatArray, win: Window,
             _core.weight_grad(coarse, part, grad_weight, *args)
     grad_bias = _grad_bias(fine if fine_is_grad else coarse) if want[2] else None
     return grad_input, grad_weight, grad_bias
-
-
-def output_padding_for_size(x_shape: Sequence[int], w_shape: Sequence[int], stride: object,
-                            pairs: Pairs, groups: object, dilation: object,
-                            size: Sequence[int]) -> tuple[int, ...]:
-    """PyTorch's ``output_size`` rule (``0 <= output_padding < max(stride, dilation)``) for
-    padding pairs that may be negative."""
-    full_geom = transposed_geometry(x_shape, w_shape, stride, 0, 0, groups, dilation)
-    op = []
-    for a, want in enumerate(size):
-        smallest = full_geom.fine[a] - sum(pairs[a])
-        limit = max(full_geom.stride[a], full_geom.dilation[a])
-        if not max(smallest, 1) <= want < smallest + limit:
-            raise ValueError(
-                f"output_size {tuple(size)} is not reachable: spatial dim {a} must lie in "
-                f"[{max(smallest, 1)}, {smallest + limit - 1}] for padding {pairs[a]}"
-            )
-        op.append(want - smallest)
-    return tuple(op)

@@ -38,8 +38,15 @@ from ._args import (
     IntOrTuple,
     PaddingArg,
     as_float_array,
+    as_groups,
+    conv_sizes,
     int_tuple,
+    output_padding_for_size,
     padding_pairs,
+    size_args,
+    spatial_ndim,
+    spatial_output_size,
+    transposed_sizes,
 )
 
 # Framework conventions (TF/Keras/JAX/ONNX/MXNet/torch): their home is _conventions.
@@ -61,19 +68,6 @@ __all__ = [
 ]
 
 
-def _ndim(*values: object) -> int:
-    """Spatial dims implied by the int-or-tuple arguments (1 when all are plain ints)."""
-    lengths = {len(v) for v in values if isinstance(v, (list, tuple, np.ndarray))}
-    if len(lengths) > 1:
-        raise ValueError(
-            f"size arguments disagree on the number of spatial dims: got lengths {sorted(lengths)}"
-        )
-    nd = lengths.pop() if lengths else 1
-    if nd not in (1, 2, 3):
-        raise ValueError(f"tconv supports 1, 2 or 3 spatial dims, got {nd}")
-    return nd
-
-
 def conv_output_size(
     input_size: IntOrTuple,
     kernel_size: IntOrTuple,
@@ -90,22 +84,8 @@ def conv_output_size(
     >>> conv_output_size(5, 3, stride=2, padding=1)
     (3,)
     """
-    nd = _ndim(input_size, kernel_size, stride, padding, dilation)
-    i = int_tuple(input_size, nd, "input_size", 1)
-    k = int_tuple(kernel_size, nd, "kernel_size", 1)
-    s = int_tuple(stride, nd, "stride", 1)
-    d = int_tuple(dilation, nd, "dilation", 1)
-    pads = padding_pairs(padding, nd, allow_negative=True)
-    out = []
-    for dim in range(nd):
-        span = i[dim] + sum(pads[dim]) - d[dim] * (k[dim] - 1) - 1
-        if span < 0:
-            raise ValueError(
-                f"padded input ({i[dim] + sum(pads[dim])}) is smaller than the dilated kernel "
-                f"({d[dim] * (k[dim] - 1) + 1}) in spatial dim {dim}"
-            )
-        out.append(span // s[dim] + 1)
-    return tuple(out)
+    nd, i, k, s, d = size_args(input_size, kernel_size, stride, dilation, padding)
+    return conv_sizes(i, k, s, padding_pairs(padding, nd, allow_negative=True), d)
 
 
 def conv_transpose_output_size(
@@ -128,29 +108,10 @@ def conv_transpose_output_size(
     >>> conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1)   # ... pick 6
     (6,)
     """
-    nd = _ndim(input_size, kernel_size, stride, padding, output_padding, dilation)
-    i = int_tuple(input_size, nd, "input_size", 1)
-    k = int_tuple(kernel_size, nd, "kernel_size", 1)
-    s = int_tuple(stride, nd, "stride", 1)
-    d = int_tuple(dilation, nd, "dilation", 1)
+    nd, i, k, s, d = size_args(input_size, kernel_size, stride, dilation, padding,
+                               output_padding)
     op = int_tuple(output_padding, nd, "output_padding", 0)
-    pads = padding_pairs(padding, nd, allow_negative=True)
-    out = []
-    for dim in range(nd):
-        if op[dim] >= max(s[dim], d[dim]):
-            raise ValueError(
-                f"output_padding must be smaller than either stride or dilation in every dim, "
-                f"got output_padding={op}, stride={s}, dilation={d}"
-            )
-        size = (i[dim] - 1) * s[dim] - sum(pads[dim]) + d[dim] * (k[dim] - 1) + op[dim] + 1
-        if size < 1:
-            raise ValueError(
-                f"computed output size {size} in spatial dim {dim} is not positive "
-                f"(input size {i[dim]}, kernel {k[dim]}, stride {s[dim]}, padding {pads[dim]}, "
-                f"dilation {d[dim]}, output_padding {op[dim]})"
-            )
-        out.append(size)
-    return tuple(out)
+    return transposed_sizes(i, k, s, padding_pairs(padding, nd, allow_negative=True), d, op)
 
 
 def output_padding_for(
@@ -188,40 +149,13 @@ def output_padding_for(
     (1, 1)
     """
     shape = tuple(int(v) for v in input_shape)
-    nd = len(shape) - 2
-    if nd not in (1, 2, 3):
-        raise ValueError(
-            f"input_shape must be (N, C, *spatial) with 1 to 3 spatial dims, got {shape}"
-        )
-    if isinstance(output_size, (str, bytes)) or not isinstance(
-        output_size, (list, tuple, np.ndarray)
-    ) or (isinstance(output_size, np.ndarray) and output_size.ndim != 1):
-        raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
-    size = list(int_tuple(tuple(output_size), len(output_size), "output_size", 0))
-    if len(size) == nd + 2:
-        size = size[2:]
-    if len(size) != nd:
-        raise ValueError(
-            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, "
-            f"got {tuple(output_size)}"
-        )
+    nd = spatial_ndim(shape, "input_shape")
+    size = spatial_output_size(output_size, nd)
     k = int_tuple(kernel_size, nd, "kernel_size", 1)
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     pads = padding_pairs(padding, nd, allow_negative=True)
-    op = []
-    for dim in range(nd):
-        smallest = (shape[2 + dim] - 1) * s[dim] - sum(pads[dim]) + d[dim] * (k[dim] - 1) + 1
-        limit = max(s[dim], d[dim])
-        lo, hi = max(smallest, 1), smallest + limit - 1
-        if not lo <= size[dim] <= hi:
-            raise ValueError(
-                f"output_size {tuple(size)} is not reachable: spatial dim {dim} must lie in "
-                f"[{lo}, {hi}] for input shape {shape}, kernel {k}, stride {s}, "
-                f"padding {pads} and dilation {d}"
-            )
-        op.append(size[dim] - smallest)
-    return tuple(op)
+    return output_padding_for_size(size, shape[2:], k, s, pads, d)
 
 
 @dataclass(frozen=True)
@@ -268,11 +202,8 @@ def equivalent_conv(
     """
     out = conv_transpose_output_size(input_size, kernel_size, stride, padding, output_padding,
                                      dilation)
-    nd = len(out)
-    i = int_tuple(input_size, nd, "input_size", 1)
-    k = int_tuple(kernel_size, nd, "kernel_size", 1)
-    s = int_tuple(stride, nd, "stride", 1)
-    d = int_tuple(dilation, nd, "dilation", 1)
+    nd, i, k, s, d = size_args(input_size, kernel_size, stride, dilation, padding,
+                               output_padding)
     op = int_tuple(output_padding, nd, "output_padding", 0)
     pads = padding_pairs(padding, nd, allow_negative=True)
     reach = [d[dim] * (k[dim] - 1) for dim in range(nd)]
@@ -300,11 +231,9 @@ def flip_kernel(weight: object, groups: int = 1) -> FloatArray:
     w = as_float_array(weight, "weight")
     if w.ndim not in (3, 4, 5):
         raise ValueError(f"weight must be 3-D to 5-D (C_in, C_out/groups, *k), got shape {w.shape}")
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    g = int(groups)
-    if g < 1 or w.shape[0] % g != 0:
-        raise ValueError(f"groups={g} must be >= 1 and divide weight.shape[0] ({w.shape[0]})")
+    g = as_groups(groups)
+    if w.shape[0] % g != 0:
+        raise ValueError(f"groups={g} must divide weight.shape[0] ({w.shape[0]})")
     c_in, c_out_g, kernel = w.shape[0], w.shape[1], w.shape[2:]
     per_group = w.reshape(g, c_in // g, c_out_g, *kernel).swapaxes(1, 2)
     spatial_axes = tuple(range(3, 3 + len(kernel)))
@@ -431,13 +360,9 @@ def convert_weight(
     w = as_float_array(weight, "weight")
     if w.ndim not in (3, 4, 5):
         raise ValueError(f"weight must be 3-D to 5-D, got shape {w.shape}")
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
+    g = as_groups(groups)
     if not isinstance(transpose_kernel, (bool, np.bool_)):
         raise TypeError(f"transpose_kernel must be a bool, got {transpose_kernel!r}")
-    g = int(groups)
-    if g < 1:
-        raise ValueError(f"groups must be >= 1, got {g}")
     if src == dst == "jax":
         raise ValueError("from_ and to are both 'jax' with one spec/transpose_kernel; convert "
                          "to 'tconv' first, then to 'jax' with the other settings")

@@ -27,8 +27,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from ._args import FloatArray, IntOrTuple, as_float_array, int_tuple, spatial_ndim
-from .arithmetic import _ndim
+from ._args import FloatArray, IntOrTuple, as_float_array, implied_ndim, int_tuple, spatial_ndim
 
 __all__ = ["overlap", "phase_sums", "is_artifact_free", "project", "icnr", "score"]
 
@@ -80,7 +79,7 @@ def overlap(
     array([[4, 2],
            [2, 1]])
     """
-    nd = _ndim(kernel_size, stride, dilation)
+    nd = implied_ndim(kernel_size, stride, dilation)
     k = int_tuple(kernel_size, nd, "kernel_size", 1)
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)

@@ -50,9 +50,11 @@ from tconv._args import (
     PaddingArg,
     as_float_array,
     check_bias,
+    check_float_dtype,
+    check_same_dtype,
+    resolve_output_size,
     transposed_geometry,
 )
-from tconv.functional import _padding_for_size, _spatial_size
 
 __all__ = ["conv_transpose"]
 
@@ -145,24 +147,17 @@ def conv_transpose(
     if any(math.isnan(s) for s in x.shape):
         raise ValueError(f"input must have known chunk sizes, got shape {x.shape} "
                          "(call input.compute_chunk_sizes() first)")
-    as_float_array(np.empty((0,), dtype=x.dtype), "input")  # dtype check only
+    check_float_dtype(x.dtype, "input")
     w = np.ascontiguousarray(as_float_array(weight, "weight"))
     b = None if bias is None else np.ascontiguousarray(as_float_array(bias, "bias"))
-    for name, arr in (("weight", w), ("bias", b)):
-        if arr is not None and arr.dtype != x.dtype:
-            raise TypeError(f"{name} has dtype {arr.dtype} but input has dtype {x.dtype}; "
-                            "all arrays must share one dtype")
+    check_same_dtype(x, "input", weight=w, bias=b)
     shape = tuple(int(s) for s in x.shape)
+    if output_size is not None:  # the in-memory rule, for numeric and "same"/"valid" padding
+        padding, output_padding = resolve_output_size(
+            shape, w.shape, output_size, stride, padding, output_padding, groups, dilation)
     negative = _extend.negative_pairs(padding, len(shape) - 2)
     if negative is not None:
-        return _extended(x, w, b, stride, negative, output_padding, groups, dilation,
-                         output_size, chunks)
-    if output_size is not None:
-        probe = np.lib.stride_tricks.as_strided(np.empty((), x.dtype), shape=shape,
-                                                strides=(0,) * len(shape))
-        # the in-memory rule, for numeric and "same"/"valid" padding alike
-        padding, output_padding = _padding_for_size(probe, w, output_size, stride, padding,
-                                                    output_padding, dilation, groups)
+        return _extended(x, w, b, stride, negative, output_padding, groups, dilation, chunks)
     geom = transposed_geometry(shape, w.shape, stride, padding, output_padding, groups,
                                dilation)
     check_bias(b, geom.fine_channels)
@@ -220,14 +215,10 @@ def conv_transpose(
 
 def _extended(x: da.Array, w: FloatArray, b: FloatArray | None, stride: IntOrTuple,
               pairs: tuple[tuple[int, int], ...], output_padding: IntOrTuple, groups: int,
-              dilation: IntOrTuple, output_size: Sequence[int] | None, chunks: Any) -> da.Array:
+              dilation: IntOrTuple, chunks: Any) -> da.Array:
     """Negative padding: the blocks of the part that meets data, zeros around it, then the
     bias (the order of :func:`tconv.conv_transpose`, so the result is bitwise the same)."""
     shape = tuple(int(s) for s in x.shape)
-    if output_size is not None:
-        output_padding = _extend.output_padding_for_size(
-            shape, w.shape, stride, pairs, groups, dilation, _spatial_size(output_size,
-                                                                           len(shape) - 2))
     win = _extend.transposed_window(shape, w.shape, stride, pairs, output_padding, groups,
                                     dilation)
     check_bias(b, win.shape[1])

@@ -35,7 +35,7 @@ from ._args import (
     IntOrTuple,
     PaddingArg,
     as_float_array,
-    check_same_dtype,
+    float_arrays,
     int_tuple,
     spatial_ndim,
     transposed_geometry,
@@ -127,18 +127,11 @@ def conv_transpose_via_conv(
     ...                  tconv.conv_transpose(x, w, stride=2, padding=1)))
     True
     """
-    x = as_float_array(input, "input")
-    w = as_float_array(weight, "weight")
-    b = None if bias is None else as_float_array(bias, "bias")
-    check_same_dtype(x, "input", weight=w, bias=b)
+    x, w, b = float_arrays(input, weight, bias)
     geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups,
                                dilation)
-    op = tuple(
-        f - ((c - 1) * s - lo - hi + d * (k - 1) + 1)
-        for f, c, s, (lo, hi), d, k in zip(geom.fine, geom.coarse, geom.stride, geom.padding,
-                                           geom.dilation, geom.kernel)
-    )
-    eq = equivalent_conv(geom.coarse, geom.kernel, geom.stride, geom.padding, op, geom.dilation)
+    eq = equivalent_conv(geom.coarse, geom.kernel, geom.stride, geom.padding,
+                         geom.output_padding, geom.dilation)
     # The stretched input, padded (or cropped) by eq.padding, in one allocation.
     start = [lo for lo, _ in eq.padding]
     size = [n + lo + hi for n, (lo, hi) in zip(eq.stretched_size, eq.padding)]

@@ -16,9 +16,10 @@ for the same weight, so each is the other's adjoint and the other's gradient.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, Sequence
+from typing import ParamSpec, Sequence
 
 import numpy as np
 
@@ -34,14 +35,15 @@ from ._args import (
     check_shape,
     contiguous,
     conv_geometry,
+    float_arrays,
     int_tuple,
     output_array,
+    output_mask_triple,
     padding_string,
+    resolve_output_size,
     spatial_ndim,
     transposed_geometry,
-    transposed_string_padding,
 )
-from .arithmetic import output_padding_for
 
 __all__ = [
     "conv_transpose",
@@ -68,16 +70,6 @@ def _no_partial_out(out: FloatArray | None) -> Iterator[None]:
         raise
 
 
-def _arrays(
-    input: object, weight: object, bias: object
-) -> tuple[FloatArray, FloatArray, FloatArray | None]:
-    x = as_float_array(input, "input")
-    w = as_float_array(weight, "weight")
-    b = None if bias is None else as_float_array(bias, "bias")
-    check_same_dtype(x, "input", weight=w, bias=b)
-    return x, w, b
-
-
 def _unpadded(geom: Geometry) -> Geometry:
     """The same problem on the padded fine grid with padding 0: ``C_0`` of ``C_m = C_0 P_m``."""
     return dataclasses.replace(
@@ -85,63 +77,6 @@ def _unpadded(geom: Geometry) -> Geometry:
         fine=tuple(n + lo + hi for n, (lo, hi) in zip(geom.fine, geom.padding)),
         padding=((0, 0),) * geom.ndim,
     )
-
-
-def _padding_for_size(
-    input: FloatArray,
-    weight: FloatArray,
-    output_size: Sequence[int],
-    stride: IntOrTuple,
-    padding: PaddingArg,
-    output_padding: IntOrTuple,
-    dilation: IntOrTuple,
-    groups: int,
-) -> tuple[PaddingArg, IntOrTuple]:
-    """(padding, output_padding) giving ``output_size``: PyTorch's rule for numeric padding,
-    TensorFlow's (``conv2d_transpose(output_shape=...)``) for ``"same"``/``"valid"``."""
-    mode = padding_string(padding)
-    if mode is None:
-        return padding, _output_padding_for_size(input, weight, output_size, stride, padding,
-                                                 dilation, groups)
-    nd = spatial_ndim(input.shape, "input")
-    size = _spatial_size(output_size, nd)
-    if any(int_tuple(output_padding, nd, "output_padding", 0)):
-        raise ValueError(f"output_padding cannot be combined with padding={padding!r}; "
-                         "output_size alone chooses the size")
-    return transposed_string_padding(
-        mode, input.shape[2:], weight.shape[2:], int_tuple(stride, nd, "stride", 1),
-        int_tuple(dilation, nd, "dilation", 1), size)
-
-
-def _spatial_size(output_size: Sequence[int], nd: int) -> list[int]:
-    if not isinstance(output_size, (list, tuple, np.ndarray)) or (
-            isinstance(output_size, np.ndarray) and output_size.ndim != 1):
-        raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
-    size = list(int_tuple(output_size, len(output_size), "output_size", 1))
-    if len(size) == nd + 2:
-        size = size[2:]
-    if len(size) != nd:
-        raise ValueError(
-            f"output_size must have {nd} (or {nd + 2}) entries for {nd}-D input, got {output_size}"
-        )
-    return size
-
-
-def _output_padding_for_size(
-    input: FloatArray,
-    weight: FloatArray,
-    output_size: Sequence[int],
-    stride: IntOrTuple,
-    padding: PaddingArg,
-    dilation: IntOrTuple,
-    groups: int,
-) -> tuple[int, ...]:
-    """output_padding that makes conv_transpose produce ``output_size`` (PyTorch's rule), from
-    :func:`tconv.arithmetic.output_padding_for`, the one home of that rule."""
-    if weight.ndim != input.ndim:  # let the geometry check name the real problem (the weight)
-        transposed_geometry(input.shape, weight.shape, stride, padding, 0, groups, dilation)
-    return output_padding_for(output_size, input.shape, weight.shape[2:], stride, padding,
-                              dilation)
 
 
 def conv_transpose(
@@ -195,23 +130,21 @@ def conv_transpose(
     -------
     ndarray, shape (N, C_out, *o), the input's dtype.
     """
-    x, w, b = _arrays(input, weight, bias)
+    x, w, b = float_arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
+    if output_size is not None:
+        padding, output_padding = resolve_output_size(
+            x.shape, w.shape, output_size, stride, padding, output_padding, groups, dilation)
     negative = _extend.negative_pairs(padding, x.ndim - 2)
     if negative is not None:
         _extend._refuse_mode(mode)
-        if output_size is not None:
-            output_padding = _extend.output_padding_for_size(
-                x.shape, w.shape, stride, negative, groups, dilation,
-                _spatial_size(output_size, x.ndim - 2))
         win = _extend.transposed_window(x.shape, w.shape, stride, negative, output_padding,
                                         groups, dilation)
         check_bias(b, win.shape[1])
         y = output_array(out, win.shape, x.dtype, [a for a in (x, w, b) if a is not None])
         return _extend.conv_transpose(x, w, b, win, y)
-    pad_arg, op_arg = (padding, output_padding) if output_size is None else _padding_for_size(
-        x, w, output_size, stride, padding, output_padding, dilation, groups)
-    geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
+    geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups,
+                               dilation)
     check_bias(b, geom.fine_channels)
     y = output_array(out, geom.fine_shape, x.dtype, [a for a in (x, w, b) if a is not None])
     if mode == "zeros":
@@ -232,53 +165,29 @@ def conv_transpose(
     return y
 
 
-class _ConvTransposeNd(Protocol):
-    """The signature of :func:`conv_transpose1d`, ``2d`` and ``3d``."""
-
-    def __call__(
-        self,
-        input: object,
-        weight: object,
-        bias: object = None,
-        stride: IntOrTuple = 1,
-        padding: PaddingArg = 0,
-        output_padding: IntOrTuple = 0,
-        groups: int = 1,
-        dilation: IntOrTuple = 1,
-        *,
-        output_size: Sequence[int] | None = None,
-        out: FloatArray | None = None,
-    ) -> FloatArray: ...
+_P = ParamSpec("_P")
 
 
-def _conv_transpose_nd(nd: int) -> _ConvTransposeNd:
-    def op(
-        input: object,
-        weight: object,
-        bias: object = None,
-        stride: IntOrTuple = 1,
-        padding: PaddingArg = 0,
-        output_padding: IntOrTuple = 0,
-        groups: int = 1,
-        dilation: IntOrTuple = 1,
-        *,
-        output_size: Sequence[int] | None = None,
-        out: FloatArray | None = None,
-        padding_mode: str = "zeros",
-    ) -> FloatArray:
+def _fixed_ndim(nd: int, impl: Callable[_P, FloatArray]) -> Callable[_P, FloatArray]:
+    """``impl`` for ``nd`` spatial dims only: the same signature, taken from ``impl`` itself
+    (for type checkers through the ParamSpec, at run time through ``__wrapped__``), so that the
+    1-D/2-D/3-D wrappers cannot drift from it; the input's rank is checked first."""
+
+    @functools.wraps(impl)
+    def op(*args: _P.args, **kwargs: _P.kwargs) -> FloatArray:
+        input = args[0] if args else kwargs.get("input")
         spatial_ndim(np.shape(as_float_array(input, "input")), "input", nd)
-        return conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
-                              dilation, output_size=output_size, out=out,
-                              padding_mode=padding_mode)
+        return impl(*args, **kwargs)
 
-    op.__name__ = op.__qualname__ = f"conv_transpose{nd}d"
-    op.__doc__ = f"{nd}-D :func:`conv_transpose`: input must be {nd + 2}-D (N, C_in, *{nd} dims)."
+    op.__name__ = op.__qualname__ = f"{impl.__name__}{nd}d"
+    op.__doc__ = (f"{nd}-D :func:`{impl.__name__}`: input must be {nd + 2}-D "
+                  f"(N, C_in, *{nd} dims); otherwise the same arguments.")
     return op
 
 
-conv_transpose1d = _conv_transpose_nd(1)
-conv_transpose2d = _conv_transpose_nd(2)
-conv_transpose3d = _conv_transpose_nd(3)
+conv_transpose1d = _fixed_ndim(1, conv_transpose)
+conv_transpose2d = _fixed_ndim(2, conv_transpose)
+conv_transpose3d = _fixed_ndim(3, conv_transpose)
 
 
 def conv(
@@ -319,7 +228,7 @@ def conv(
     -------
     ndarray, shape (N, C_out, *o)
     """
-    y, w, b = _arrays(input, weight, bias)
+    y, w, b = float_arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
     negative = _extend.negative_pairs(padding, y.ndim - 2)
     if negative is not None:
@@ -339,18 +248,6 @@ def conv(
         _core.gather(contiguous(y), contiguous(w), None if b is None else contiguous(b), x,
                      *geom.kernel_args())
     return x
-
-
-def _mask(output_mask: Sequence[bool]) -> tuple[bool, bool, bool]:
-    if not isinstance(output_mask, (list, tuple, np.ndarray)) or not all(
-        isinstance(m, (bool, np.bool_)) or (isinstance(m, (int, np.integer)) and m in (0, 1))
-        for m in output_mask
-    ):
-        raise TypeError(f"output_mask must be a sequence of 3 bools, got {output_mask!r}")
-    mask = tuple(bool(m) for m in output_mask)
-    if len(mask) != 3:
-        raise ValueError(f"output_mask must have 3 entries, got {output_mask!r}")
-    return mask[0], mask[1], mask[2]
 
 
 def _grad_bias(grad: FloatArray) -> FloatArray:
@@ -400,9 +297,9 @@ def conv_transpose_backward(
     With a ``padding_mode`` other than "zeros"
     (``y = P_m^T C_0^T x``) both gradients use the padded ``P_m g`` with padding 0.
     """
-    want_input, want_weight, want_bias = _mask(output_mask)
+    want_input, want_weight, want_bias = output_mask_triple(output_mask)
     mode = _padmode.check_padding_mode(padding_mode)
-    x, w, _ = _arrays(input, weight, None)
+    x, w, _ = float_arrays(input, weight)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(x, "input", grad_output=g)
     negative = _extend.negative_pairs(padding, x.ndim - 2)
@@ -413,13 +310,12 @@ def conv_transpose_backward(
         check_shape(g, win.shape, "grad_output")
         return _extend.backward(x, g, w, win, (want_input, want_weight, want_bias),
                                 fine_is_grad=True)
-    pad_arg: object = padding
-    op_arg: object = output_padding
     if padding_string(padding) is not None and g.ndim == x.ndim:
         # "same"/"valid" forward may have used output_size=: grad_output's size says which
-        pad_arg, op_arg = _padding_for_size(x, w, g.shape[2:], stride, padding, output_padding,
-                                            dilation, groups)
-    geom = transposed_geometry(x.shape, w.shape, stride, pad_arg, op_arg, groups, dilation)
+        padding, output_padding = resolve_output_size(
+            x.shape, w.shape, g.shape[2:], stride, padding, output_padding, groups, dilation)
+    geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups,
+                               dilation)
     check_shape(g, geom.fine_shape, "grad_output")
     g = contiguous(g)
     if mode == "zeros":
@@ -470,9 +366,9 @@ def conv_backward(
     With a ``padding_mode`` other than "zeros" (``C_m = C_0 P_m``): ``grad_input = P_m^T C_0^T g``
     and ``grad_weight`` uses the padded input.
     """
-    want_input, want_weight, want_bias = _mask(output_mask)
+    want_input, want_weight, want_bias = output_mask_triple(output_mask)
     mode = _padmode.check_padding_mode(padding_mode)
-    y, w, _ = _arrays(input, weight, None)
+    y, w, _ = float_arrays(input, weight)
     g = as_float_array(grad_output, "grad_output")
     check_same_dtype(y, "input", grad_output=g)
     negative = _extend.negative_pairs(padding, y.ndim - 2)

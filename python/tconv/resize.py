@@ -34,7 +34,9 @@ from ._args import (
     check_same_dtype,
     check_shape,
     contiguous,
+    float_arrays,
     int_tuple,
+    output_mask_triple,
     spatial_ndim,
 )
 from .functional import conv, conv_backward
@@ -107,27 +109,16 @@ def upsample_backward(grad_output: object, input_shape: Sequence[int], scale: In
     return grad_input
 
 
-def _same_padding(kernel: Sequence[int], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """PyTorch's ``padding="same"``: total ``d*(k-1)``, the odd one out on the high side."""
-    pairs = []
-    for k, d in zip(kernel, dilation):
-        total = d * (k - 1)
-        pairs.append((total // 2, total - total // 2))
-    return tuple(pairs)
-
-
-def _resolve_padding(
-    padding: PaddingArg | str, kernel: Sequence[int], dilation: IntOrTuple
-) -> tuple[PaddingArg, tuple[int, ...]]:
-    nd = len(kernel)
-    d = int_tuple(dilation, nd, "dilation", 1)
-    if isinstance(padding, str):
-        if padding == "same":
-            return _same_padding(kernel, d), d
-        if padding == "valid":
-            return 0, d
-        raise ValueError(f"padding must be 'same', 'valid', an int or a tuple, got {padding!r}")
-    return padding, d
+def _operands(input: object, weight: object, bias: object = None
+              ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """The arrays, checked before the upsampling so that a wrong weight is reported in terms of
+    the caller's input, not the upsampled one."""
+    x, w, b = float_arrays(input, weight, bias)
+    if w.ndim != x.ndim:
+        raise ValueError(
+            f"weight must be {x.ndim}-D to match input of shape {x.shape}, got shape {w.shape}"
+        )
+    return x, w, b
 
 
 def resize_conv(
@@ -166,17 +157,9 @@ def resize_conv(
     >>> resize_conv(x, w, 2).shape
     (1, 1, 8, 8)
     """
-    x = as_float_array(input, "input")
-    w = as_float_array(weight, "weight")
-    b = None if bias is None else as_float_array(bias, "bias")
-    check_same_dtype(x, "input", weight=w, bias=b)
-    if w.ndim != x.ndim:
-        raise ValueError(
-            f"weight must be {x.ndim}-D to match input of shape {x.shape}, got shape {w.shape}"
-        )
-    pad, d = _resolve_padding(padding, w.shape[2:], dilation)
+    x, w, b = _operands(input, weight, bias)
     up = upsample(x, scale, mode)
-    return conv(up, w, b, stride=1, padding=pad, dilation=d, groups=groups)
+    return conv(up, w, b, stride=1, padding=padding, dilation=dilation, groups=groups)
 
 
 def resize_conv_backward(
@@ -196,23 +179,13 @@ def resize_conv_backward(
     and ``grad_input = U^T (C^T g)``: the conv's input gradient pulled back through the
     upsampling's adjoint (:func:`upsample_backward`).  ``None`` where ``output_mask`` is False.
     """
-    x = as_float_array(input, "input")
-    w = as_float_array(weight, "weight")
+    x, w, _ = _operands(input, weight)
     g = as_float_array(grad_output, "grad_output")
-    check_same_dtype(x, "input", weight=w, grad_output=g)
-    if w.ndim != x.ndim:
-        raise ValueError(
-            f"weight must be {x.ndim}-D to match input of shape {x.shape}, got shape {w.shape}"
-        )
-    mask = tuple(bool(m) for m in output_mask)
-    if len(mask) != 3:
-        raise ValueError(f"output_mask must have 3 entries, got {output_mask!r}")
-    pad, d = _resolve_padding(padding, w.shape[2:], dilation)
+    check_same_dtype(x, "input", grad_output=g)
+    mask = output_mask_triple(output_mask)
     up = upsample(x, scale, mode)
     grad_up, grad_weight, grad_bias = conv_backward(
-        g, up, w, stride=1, padding=pad, dilation=d, groups=groups,
-        output_mask=(mask[0], mask[1], mask[2]),
-    )
+        g, up, w, stride=1, padding=padding, dilation=dilation, groups=groups, output_mask=mask)
     grad_input = None
     if grad_up is not None:
         grad_input = upsample_backward(grad_up, x.shape, scale, mode)

@@ -31,10 +31,12 @@ from ._args import (
     IntOrTuple,
     PaddingArg,
     as_float_array,
+    as_groups,
     check_bias,
-    check_same_dtype,
+    float_arrays,
     int_tuple,
     padding_pairs,
+    size_args,
     spatial_ndim,
     transposed_geometry,
 )
@@ -141,11 +143,9 @@ def to_subpixel(
     s = int_tuple(stride, nd, "stride", 1)
     d = int_tuple(dilation, nd, "dilation", 1)
     padding_pairs(padding, nd)
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    g = int(groups)
-    if g < 1 or w.shape[0] % g != 0:
-        raise ValueError(f"groups={g} must be >= 1 and divide weight.shape[0] ({w.shape[0]})")
+    g = as_groups(groups)
+    if w.shape[0] % g != 0:
+        raise ValueError(f"groups={g} must divide weight.shape[0] ({w.shape[0]})")
     out = w
     lengths = []
     for dim in range(nd):
@@ -194,15 +194,12 @@ def subpixel_geometry(
     positions starting at ``alpha``: padding ``low = a_max - alpha``,
     ``high = M - i + alpha``; the shuffled result is cropped to ``[beta, beta + o_size)``.
     """
-    from .arithmetic import _ndim, conv_transpose_output_size
+    from .arithmetic import conv_transpose_output_size
 
     out = conv_transpose_output_size(input_size, kernel_size, stride, padding, output_padding,
                                      dilation)
-    nd = _ndim(input_size, kernel_size, stride, padding, output_padding, dilation)
-    i = int_tuple(input_size, nd, "input_size", 1)
-    k = int_tuple(kernel_size, nd, "kernel_size", 1)
-    s = int_tuple(stride, nd, "stride", 1)
-    d = int_tuple(dilation, nd, "dilation", 1)
+    nd, i, k, s, d = size_args(input_size, kernel_size, stride, dilation, padding,
+                               output_padding)
     pads = padding_pairs(padding, nd)
     conv_pads, crops = [], []
     for dim in range(nd):
@@ -236,20 +233,12 @@ def conv_transpose_subpixel(
     ...                  tconv.conv_transpose(x, w, stride=2, padding=1)))
     True
     """
-    x = as_float_array(input, "input")
-    w = as_float_array(weight, "weight")
-    b = None if bias is None else as_float_array(bias, "bias")
-    check_same_dtype(x, "input", weight=w, bias=b)
+    x, w, b = float_arrays(input, weight, bias)
     geom = transposed_geometry(x.shape, w.shape, stride, padding, output_padding, groups,
                                dilation)
     check_bias(b, geom.fine_channels)
-    op = tuple(
-        f - ((c - 1) * s - lo - hi + d * (k - 1) + 1)
-        for f, c, s, (lo, hi), d, k in zip(geom.fine, geom.coarse, geom.stride, geom.padding,
-                                           geom.dilation, geom.kernel)
-    )
-    geo = subpixel_geometry(geom.coarse, geom.kernel, geom.stride, geom.padding, op,
-                            geom.dilation)
+    geo = subpixel_geometry(geom.coarse, geom.kernel, geom.stride, geom.padding,
+                            geom.output_padding, geom.dilation)
     pads = geo.padding
     v = to_subpixel(w, geom.stride, geom.padding, geom.groups, geom.dilation)
     phases = int(np.prod(geom.stride))

@@ -44,15 +44,25 @@ Channels-last input (or weight) gives a channels-last output, as in PyTorch.
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, Literal, Optional, ParamSpec, Union, cast
 
 import numpy as np
 import torch
 
 from tconv import _core, _padmode
-from tconv._args import FloatArray, Geometry, as_int, int_tuple, transposed_geometry
+from tconv._args import (
+    FloatArray,
+    Geometry,
+    as_groups,
+    as_int,
+    check_same_dtype,
+    int_tuple,
+    transposed_geometry,
+    transposed_size,
+)
 
 __all__ = [
     "ConvTranspose1d",
@@ -162,7 +172,7 @@ def _weight_grad_impl(coarse: torch.Tensor, fine: torch.Tensor, kernel: Sequence
 
 def _output_size(x: torch.Tensor, w: torch.Tensor, stride: Sequence[int], padding: Sequence[int],
                  output_padding: Sequence[int], dilation: Sequence[int]) -> list[Any]:
-    return [(x.shape[2 + i] - 1) * s - 2 * p + d * (w.shape[2 + i] - 1) + op + 1
+    return [transposed_size(x.shape[2 + i], w.shape[2 + i], s, p, p, d, op)
             for i, (s, p, op, d) in enumerate(zip(stride, padding, output_padding, dilation))]
 
 
@@ -510,13 +520,6 @@ def _autocast(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
             else t for t in tensors]
 
 
-def _strict_groups(groups: object) -> int:
-    g = as_int(groups, "groups")
-    if g < 1:
-        raise ValueError(f"groups must be a positive integer, got {g}")
-    return g
-
-
 def _fold_border(y: torch.Tensor, padding: Sequence[int], mode: str) -> torch.Tensor:
     """``P_m^T y``: adds each border element of the unpadded output back onto the element the
     padding mode copies it from (see :mod:`tconv._padmode`), then crops the border.  Written with
@@ -537,14 +540,15 @@ def _conv_transpose(
     nd: int,
     input: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    stride: IntOrTuple,
-    padding: IntOrTuple,
-    output_padding: IntOrTuple,
-    groups: int,
-    dilation: IntOrTuple,
+    bias: torch.Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
     padding_mode: str = "zeros",
 ) -> torch.Tensor:
+    """The one definition of :func:`conv_transpose1d`, ``2d`` and ``3d`` (``nd`` bound)."""
     _check_tensor(input, "input")
     _check_tensor(weight, "weight")
     if bias is not None:
@@ -552,12 +556,7 @@ def _conv_transpose(
     cast_input, cast_weight, bias = _autocast(input, weight, bias)
     assert cast_input is not None and cast_weight is not None
     input, weight = cast_input, cast_weight
-    for name, other in (("weight", weight), ("bias", bias)):
-        if other is not None and other.dtype != input.dtype:
-            raise TypeError(
-                f"{name} has dtype {other.dtype} but input has dtype {input.dtype}; "
-                "all tensors must share one dtype"
-            )
+    check_same_dtype(input, "input", what="tensors", weight=weight, bias=bias)
     if input.dim() not in (nd + 1, nd + 2):
         raise ValueError(
             f"conv_transpose{nd}d: input must be {nd + 2}-D (N, C_in, *{nd} spatial dims) or "
@@ -568,7 +567,7 @@ def _conv_transpose(
     p = int_tuple(padding, nd, "padding", 0)
     op = int_tuple(output_padding, nd, "output_padding", 0)
     d = int_tuple(dilation, nd, "dilation", 1)
-    g = _strict_groups(groups)
+    g = as_groups(groups)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     def check() -> Geometry:
@@ -605,105 +604,49 @@ def _conv_transpose(
     return y.squeeze(0) if unbatched else y
 
 
-def conv_transpose1d(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    stride: IntOrTuple = 1,
-    padding: IntOrTuple = 0,
-    output_padding: IntOrTuple = 0,
-    groups: int = 1,
-    dilation: IntOrTuple = 1,
-    padding_mode: str = "zeros",
-) -> torch.Tensor:
-    """1-D transposed convolution on CPU tensors by tconv, differentiable to any order.
+_P = ParamSpec("_P")
+_SHAPES = {1: ("L", "k"), 2: ("H, W", "kH, kW"), 3: ("D, H, W", "kD, kH, kW")}
 
-    Same signature and result as :func:`torch.nn.functional.conv_transpose1d`, plus
+
+def _fixed_ndim(nd: int, impl: Callable[Concatenate[int, _P], torch.Tensor]
+                ) -> Callable[_P, torch.Tensor]:
+    """``impl`` with its first argument (the number of spatial dims) bound to ``nd``, keeping
+    the rest of its signature for type checkers (the ParamSpec) and ``inspect`` alike."""
+
+    def op(*args: _P.args, **kwargs: _P.kwargs) -> torch.Tensor:
+        return impl(nd, *args, **kwargs)
+
+    signature = inspect.signature(impl)
+    op.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:])
+    op.__name__ = op.__qualname__ = f"conv_transpose{nd}d"
+    spatial, kernel = _SHAPES[nd]
+    op.__doc__ = f"""{nd}-D transposed convolution on CPU tensors by tconv, differentiable to any
+    order.
+
+    Same signature and result as :func:`torch.nn.functional.conv_transpose{nd}d`, plus
     ``padding_mode`` ("zeros", "circular", "reflect", "replicate"; see ``docs/padding.md``).
 
     Parameters
     ----------
-    input : Tensor, shape (N, C_in, L) or (C_in, L)
-    weight : Tensor, shape (C_in, C_out/groups, k)
+    input : Tensor, shape (N, C_in, {spatial}) or unbatched (C_in, {spatial})
+    weight : Tensor, shape (C_in, C_out/groups, {kernel})
     bias : Tensor, shape (C_out,), optional
-    stride, padding, output_padding, dilation : int or tuple of 1 int
+    stride, padding, output_padding, dilation : int or tuple of {nd} int{"s" if nd > 1 else ""}
     groups : int
+    padding_mode : str
 
     Returns
     -------
-    Tensor, shape (N, C_out, L_out) or (C_out, L_out), with
-    ``L_out = (L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
-    """
-    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, padding_mode)
-
-
-def conv_transpose2d(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    stride: IntOrTuple = 1,
-    padding: IntOrTuple = 0,
-    output_padding: IntOrTuple = 0,
-    groups: int = 1,
-    dilation: IntOrTuple = 1,
-    padding_mode: str = "zeros",
-) -> torch.Tensor:
-    """2-D transposed convolution on CPU tensors by tconv, differentiable to any order.
-
-    Same signature and result as :func:`torch.nn.functional.conv_transpose2d`, plus
-    ``padding_mode``.
-
-    Parameters
-    ----------
-    input : Tensor, shape (N, C_in, H, W) or (C_in, H, W)
-    weight : Tensor, shape (C_in, C_out/groups, kH, kW)
-    bias : Tensor, shape (C_out,), optional
-    stride, padding, output_padding, dilation : int or tuple of 2 ints
-    groups : int
-
-    Returns
-    -------
-    Tensor, shape (N, C_out, H_out, W_out) or unbatched, with per dim
+    Tensor, shape (N, C_out, *out) or unbatched (C_out, *out), with per dim
     ``out = (in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
     """
-    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, padding_mode)
+    return op
 
 
-def conv_transpose3d(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    stride: IntOrTuple = 1,
-    padding: IntOrTuple = 0,
-    output_padding: IntOrTuple = 0,
-    groups: int = 1,
-    dilation: IntOrTuple = 1,
-    padding_mode: str = "zeros",
-) -> torch.Tensor:
-    """3-D transposed convolution on CPU tensors by tconv, differentiable to any order.
-
-    Same signature and result as :func:`torch.nn.functional.conv_transpose3d`, plus
-    ``padding_mode``.
-
-    Parameters
-    ----------
-    input : Tensor, shape (N, C_in, D, H, W) or (C_in, D, H, W)
-    weight : Tensor, shape (C_in, C_out/groups, kD, kH, kW)
-    bias : Tensor, shape (C_out,), optional
-    stride, padding, output_padding, dilation : int or tuple of 3 ints
-    groups : int
-
-    Returns
-    -------
-    Tensor, shape (N, C_out, D_out, H_out, W_out) or unbatched, with per dim
-    ``out = (in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
-    """
-    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, padding_mode)
-
-
+conv_transpose1d = _fixed_ndim(1, _conv_transpose)
+conv_transpose2d = _fixed_ndim(2, _conv_transpose)
+conv_transpose3d = _fixed_ndim(3, _conv_transpose)
 _FUNCTIONS = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}
 
 
@@ -756,7 +699,7 @@ class _TconvLayer(torch.nn.Module):
                     int_tuple(stride, nd, "stride", 1), int_tuple(padding, nd, "padding", 0),
                     int_tuple(output_padding, nd, "output_padding", 0))
         d = int_tuple(dilation, nd, "dilation", 1)
-        g = _strict_groups(groups)
+        g = as_groups(groups)
         mode = _padmode.check_padding_mode(padding_mode)
         # torch's constructor accepts only "zeros"; the other modes are tconv's addition.
         super().__init__(*channels, *geometry, g, bias, d, "zeros", device, dtype)
