@@ -12,6 +12,7 @@
 // every y element is written once.  A phase with no taps receives the bias only.
 // Few output channels per group (an RGB output layer) would give every phase a GEMM of
 // only M <= 4 rows; columns_suit then routes the call to columns.cpp instead.
+#include "gemm/engine.hpp"
 #include "tconv/columns.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
@@ -47,6 +48,7 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
+  if (gemm_suits(g)) return run_gemm(g, /*transposed=*/true, x, w, bias, y, check);
   if (columns_suit(g)) return scatter_columns(g, x, w, bias, y, check);
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
