@@ -21,6 +21,7 @@
 #include "gemm/engine.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include <omp.h>
@@ -51,8 +52,20 @@ struct Problem {
   const T* bias;              // bias[g * M + m] or null
 };
 
+// Rows of A cut into the fewest panels of <= mr rows, their heights differing by at most one
+// (M = 64, mr = 12: 11 11 11 11 10 10, not 12 12 12 12 12 4): a short last tile has too few
+// accumulators to hide the FMA latency.  Any cut gives the same sums (one accumulator per
+// output, increasing k, whatever the tile height).
+struct PanelCut {
+  int64_t count, base, extra;
+  PanelCut(int64_t rows, int mr)
+      : count(ceil_div(rows, mr)), base(rows / count), extra(rows % count) {}
+  int64_t start(int64_t p) const { return p * base + std::min(p, extra); }
+  int64_t rows(int64_t p) const { return base + (p < extra ? 1 : 0); }
+};
+
 struct Task {
-  int64_t n, g, m0, rows, j0, cols;
+  int64_t n, g, p0, p1, j0, cols;  // panels [p0, p1) of A, columns [j0, j0 + cols)
 };
 
 // The panels of B for columns [0, cols) of kc rows of ld apart: panel p (nr columns) at
@@ -97,6 +110,12 @@ template <bool kCheck, typename T>
 auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r, int64_t cols,
                  const T* bias) {
   decltype(nonfinite_bit(T(0))) bad = 0;
+  if (bias == nullptr && from == to) {  // in place, nothing to add: only the test
+    if constexpr (kCheck)
+      for (int64_t i = 0; i < r; ++i)
+        for (int64_t u = 0; u < cols; ++u) bad |= nonfinite_bit(from[i * ld_from + u]);
+    return bad;
+  }
   for (int64_t i = 0; i < r; ++i) {
     const T* a = from + i * ld_from;
     T* d = to + i * ld_to;
@@ -142,7 +161,7 @@ bool run(const Problem<T>& pb, bool check) {
   const int threads = omp_get_max_threads();
   const double flops = 2.0 * double(images) * double(M) * double(K) * double(N);
 
-  // Tasks: column blocks of <= nc_max, cut smaller (then rows split in whole mr panels) until
+  // Tasks: column blocks of <= nc_max, cut smaller (then rows split in whole panels) until
   // there are about 4 per thread; never changes a sum.
   const int64_t nc_max =
       std::max<int64_t>(nr, kBBlockBytes / (kc_max * int64_t(sizeof(T))) / nr * nr);
@@ -151,24 +170,24 @@ bool run(const Problem<T>& pb, bool check) {
   while (double(images * col_blocks) < want && ceil_div(N, col_blocks + 1) >= 2 * nr)
     ++col_blocks;
   const int64_t nc = round_up(ceil_div(N, col_blocks), nr);
+  const PanelCut cut(M, mr);
   int64_t m_splits = 1;
-  while (double(images * ceil_div(N, nc) * m_splits) < want && ceil_div(M, 2 * m_splits) >= mr)
+  while (double(images * ceil_div(N, nc) * m_splits) < want && 2 * m_splits <= cut.count)
     m_splits *= 2;
-  const int64_t mc = round_up(ceil_div(M, m_splits), mr);
+  const int64_t panels_per_task = ceil_div(cut.count, m_splits);
   std::vector<Task> tasks;
   for (int64_t ng = 0; ng < images; ++ng)
     for (int64_t j0 = 0; j0 < N; j0 += nc)
-      for (int64_t m0 = 0, rows = 0; m0 < M; m0 += rows) {
-        rows = block_rows(M - m0, mc, mr);  // whole panels of the tile_rows cut below
-        tasks.push_back({ng / pb.groups, ng % pb.groups, m0, rows, j0, std::min(nc, N - j0)});
-      }
+      for (int64_t p0 = 0; p0 < cut.count; p0 += panels_per_task)
+        tasks.push_back({ng / pb.groups, ng % pb.groups, p0,
+                         std::min(cut.count, p0 + panels_per_task), j0, std::min(nc, N - j0)});
   const int64_t k_blocks = ceil_div(K, kc_max);
   const auto task_count = static_cast<int64_t>(tasks.size());
   const bool parallel = threads > 1 && flops > 2e5;
 
-  // Packed A: K block k0 of group g at (g * K + k0) * M, its panels cut by tile_rows from
-  // row 0 (panel at row i: + i * kc, element (k, i') at [k * r + i']).
-  std::vector<T> a_packed(static_cast<size_t>(pb.groups * K * M));
+  // Packed A: K block k0 of group g at (g * K + k0) * M, panel p (r rows from row i) at
+  // + i * kc, element (k, i') at [k * r + i'].
+  const std::unique_ptr<T[]> a_packed(new T[static_cast<size_t>(pb.groups * K * M)]);
   Cancellation* const cancel = current_cancellation();
   int nonfinite = 0;
 #pragma omp parallel if (parallel) reduction(| : nonfinite)
@@ -179,9 +198,9 @@ bool run(const Problem<T>& pb, bool check) {
       const int64_t g = u / k_blocks, k0 = (u % k_blocks) * kc_max;
       const int64_t kc = std::min(kc_max, K - k0);
       const T* wg = pb.w + g * pb.a_group + k0 * pb.a_k;
-      T* block = a_packed.data() + (g * K + k0) * M;
-      for (int64_t i0 = 0, r = 0; i0 < M; i0 += r) {
-        r = tile_rows(M - i0, mr);
+      T* block = a_packed.get() + (g * K + k0) * M;
+      for (int64_t p = 0; p < cut.count; ++p) {
+        const int64_t i0 = cut.start(p), r = cut.rows(p);
         T* panel = block + i0 * kc;
         for (int64_t k = 0; k < kc; ++k)
           for (int64_t i = 0; i < r; ++i)
@@ -195,10 +214,11 @@ bool run(const Problem<T>& pb, bool check) {
       const Task& t = tasks[static_cast<size_t>(ti)];
       const int64_t full = t.cols / nr, ncp = round_up(t.cols, nr);
       const T* b_src = pb.src + (t.n * pb.groups + t.g) * K * N + t.j0;
-      T* c = pb.dst + ((t.n * pb.groups + t.g) * M + t.m0) * N + t.j0;
-      const T* bias = pb.bias ? pb.bias + t.g * M + t.m0 : nullptr;
+      const int64_t m0 = cut.start(t.p0), rows = cut.start(t.p1) - m0;
+      T* c = pb.dst + ((t.n * pb.groups + t.g) * M + m0) * N + t.j0;
+      const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
       T* bp = b_buf.get(kc_max * ncp);
-      T* edge = full * nr < t.cols ? edge_buf.get(t.rows * nr) : nullptr;
+      T* edge = full * nr < t.cols ? edge_buf.get(rows * nr) : nullptr;
       const bool finish = bias != nullptr || check;
       for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
         if (k0 > 0 && stop(cancel)) break;
@@ -206,10 +226,10 @@ bool run(const Problem<T>& pb, bool check) {
         const int accumulate = k0 > 0 ? 1 : 0;
         const bool last = k0 + kc >= K;
         pack(b_src + k0 * N, N, kc, t.cols, bp);
-        const T* a_block = a_packed.data() + (t.g * K + k0) * M;
-        for (int64_t i = 0, r = 0; i < t.rows; i += r) {
-          r = tile_rows(M - t.m0 - i, mr);
-          const T* ap = a_block + (t.m0 + i) * kc;
+        const T* a_block = a_packed.get() + (t.g * K + k0) * M;
+        for (int64_t p = t.p0; p < t.p1; ++p) {
+          const int64_t i = cut.start(p) - m0, r = cut.rows(p);
+          const T* ap = a_block + (m0 + i) * kc;
           const GemmUkernel<T> kernel = fn[r];
           for (int64_t p = 0; p < full; ++p) {
             T* ct = c + i * N + p * nr;
