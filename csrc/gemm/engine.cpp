@@ -13,11 +13,16 @@
 //   task = (image, group, column block, row block); a task owns its C block, so the threads
 //      write disjoint outputs and no sum depends on the split (which does depend on the
 //      thread count: blocks are cut smaller until there are about 4 tasks per thread).
-// The micro-kernel accumulates straight into the output rows (ldc = P); only the last, partial
-// column panel of a block goes through an mr x nr tile buffer.  After a tile's last K block
-// the bias and the Inf/NaN test run over it while it is in L1.
-// Workspace per thread: the B block (kc x round_up(nc, nr)) and the edge tile buffer
-// (rows of the task x nr); per call: the packed weights (exactly W's size).
+// Where the sums go.  The output rows are P apart, often a multiple of 4 KiB, so the rows of a
+// tile share one L1 set: a tile read back from the output (for the bias, the Inf/NaN test or
+// the next K block) misses L1.  So with one K block the micro-kernel writes the output directly
+// only when nothing is left to do; otherwise it writes an mr x nr tile buffer (L1), which the
+// epilogue (bias, test) then copies out.  With several K blocks the partial sums of the task's
+// C block wait in a contiguous buffer (rows x nc) and each tile is copied out after its last
+// block, while it is in L1.
+// Workspace per thread: the B block (kc x round_up(nc, nr) <= 512 KiB + one nr column), one
+// mr x nr tile, and with K > kc the partial sums (the task's rows x round_up(nc, nr)); per
+// call: the packed weights (exactly W's size).
 #include "gemm/engine.hpp"
 
 #include <algorithm>
@@ -103,19 +108,13 @@ PackB<T> pack_b_for(int nr) {
   }
 }
 
-// Columns [u0, u1) of rows [0, r) of a finished tile (ld apart): adds the bias of each row (if
-// any; without one the sums stay as they are, -0 included) and, with kCheck, returns nonzero
-// when a value is Inf or NaN.  `from` may equal `to` (in place) or be the edge tile buffer.
+// Copies rows [0, r) x columns [0, cols) of a finished tile to the output, adding the bias of
+// each row (if any; without one the sums are copied as they are, -0 included); with kCheck,
+// returns nonzero when a value is Inf or NaN.
 template <bool kCheck, typename T>
 auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r, int64_t cols,
                  const T* bias) {
   decltype(nonfinite_bit(T(0))) bad = 0;
-  if (bias == nullptr && from == to) {  // in place, nothing to add: only the test
-    if constexpr (kCheck)
-      for (int64_t i = 0; i < r; ++i)
-        for (int64_t u = 0; u < cols; ++u) bad |= nonfinite_bit(from[i * ld_from + u]);
-    return bad;
-  }
   for (int64_t i = 0; i < r; ++i) {
     const T* a = from + i * ld_from;
     T* d = to + i * ld_to;
@@ -207,19 +206,24 @@ bool run(const Problem<T>& pb, bool check) {
             panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
       }
     }  // implicit barrier: the tasks read every packed block
-    Scratch<T> b_buf, edge_buf;
+    Scratch<T> b_buf, part_buf, tile_buf;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       if (stop(cancel)) continue;
       const Task& t = tasks[static_cast<size_t>(ti)];
-      const int64_t full = t.cols / nr, ncp = round_up(t.cols, nr);
+      const int64_t ncp = round_up(t.cols, nr);
       const T* b_src = pb.src + (t.n * pb.groups + t.g) * K * N + t.j0;
       const int64_t m0 = cut.start(t.p0), rows = cut.start(t.p1) - m0;
       T* c = pb.dst + ((t.n * pb.groups + t.g) * M + m0) * N + t.j0;
       const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
       T* bp = b_buf.get(kc_max * ncp);
-      T* edge = full * nr < t.cols ? edge_buf.get(rows * nr) : nullptr;
-      const bool finish = bias != nullptr || check;
+      // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
+      // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
+      // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
+      // straight into the output.
+      const bool blocked = K > kc_max, finish = bias != nullptr || check;
+      T* part = blocked ? part_buf.get(rows * ncp) : nullptr;
+      T* tile = blocked ? nullptr : tile_buf.get(int64_t(mr) * nr);
       for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
         if (k0 > 0 && stop(cancel)) break;
         const int64_t kc = std::min(kc_max, K - k0);
@@ -231,22 +235,17 @@ bool run(const Problem<T>& pb, bool check) {
           const int64_t i = cut.start(p) - m0, r = cut.rows(p);
           const T* ap = a_block + (m0 + i) * kc;
           const GemmUkernel<T> kernel = fn[r];
-          for (int64_t p = 0; p < full; ++p) {
-            T* ct = c + i * N + p * nr;
-            kernel(kc, ap, bp + p * kc * nr, ct, N, accumulate);
-            if (last && finish)
-              bad |= check ? finish_tile<true>(ct, N, ct, N, r, nr, bias ? bias + i : nullptr)
-                           : finish_tile<false>(ct, N, ct, N, r, nr, bias ? bias + i : nullptr);
-          }
-          if (edge != nullptr) {
-            T* et = edge + i * nr;
-            kernel(kc, ap, bp + full * kc * nr, et, nr, accumulate);
-            if (last) {
-              T* ct = c + i * N + full * nr;
-              const T* bi = bias ? bias + i : nullptr;
-              bad |= check ? finish_tile<true>(et, nr, ct, N, r, t.cols - full * nr, bi)
-                           : finish_tile<false>(et, nr, ct, N, r, t.cols - full * nr, bi);
-            }
+          const T* bi = bias ? bias + i : nullptr;
+          for (int64_t q = 0; q < ncp / nr; ++q) {
+            T* out = c + i * N + q * nr;
+            const int64_t cols = std::min<int64_t>(nr, t.cols - q * nr);
+            const bool direct = !blocked && !finish && cols == nr;
+            T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
+            const int64_t ldc = blocked ? ncp : direct ? N : nr;
+            kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate);
+            if (last && !direct)
+              bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
+                           : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
           }
         }
       }
