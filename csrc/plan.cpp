@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdexcept>
 
+#include "gemm/engine.hpp"
 #include "subconv/internal.hpp"
 #include "tconv/columns.hpp"
 #include "tconv/kernels.hpp"
@@ -102,14 +103,38 @@ Plan plan_columns_call(const Geometry& g, int threads) {
   return p;
 }
 
+template <typename T>
+Plan plan_gemm_call(const Geometry& g, bool transposed, const char* kernel, int threads) {
+  Plan p = base_plan<T>(kernel, "gemm");
+  const GemmPlan gp = plan_gemm<T>(g, transposed, threads);
+  p.mr = gp.mr;
+  p.nr = gp.nr;
+  p.kc = gp.kc;
+  p.mc = gp.mc;
+  p.nc = gp.nc;
+  p.tasks = gp.tasks;
+  p.flops = gp.flops;
+  p.parallel = gp.parallel;
+  p.threads = gp.parallel ? threads : 1;
+  p.workspace_bytes = gp.workspace_bytes;
+  return p;
+}
+
 }  // namespace
 
 Algorithm forward_algorithm(const Geometry& g) {
+  if (gemm_suits(g)) return Algorithm::kGemm;
   return columns_suit(g) ? Algorithm::kColumns : Algorithm::kSubconv;
+}
+
+Algorithm gather_algorithm(const Geometry& g) {
+  return gemm_suits(g) ? Algorithm::kGemm : Algorithm::kSubconv;
 }
 
 template <typename T>
 Plan plan_scatter(const Geometry& g, int threads) {
+  if (forward_algorithm(g) == Algorithm::kGemm)
+    return plan_gemm_call<T>(g, /*transposed=*/true, "scatter", threads);
   if (forward_algorithm(g) == Algorithm::kColumns) return plan_columns_call<T>(g, threads);
   const std::vector<SubConv> subs = scatter_subconvs(g);
   return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
@@ -118,6 +143,8 @@ Plan plan_scatter(const Geometry& g, int threads) {
 
 template <typename T>
 Plan plan_gather(const Geometry& g, int threads) {
+  if (gather_algorithm(g) == Algorithm::kGemm)
+    return plan_gemm_call<T>(g, /*transposed=*/false, "gather", threads);
   const std::vector<SubConv> subs{gather_subconv(g)};
   return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
                                base_plan<T>("gather", "subconv"));

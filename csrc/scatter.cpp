@@ -12,6 +12,7 @@
 // every y element is written once.  A phase with no taps receives the bias only.
 // Few output channels per group (an RGB output layer) would give every phase a GEMM of
 // only M <= 4 rows; columns_suit then routes the call to columns.cpp instead.
+#include "gemm/engine.hpp"
 #include "tconv/columns.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
@@ -24,8 +25,14 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
-  if (forward_algorithm(g) == Algorithm::kColumns)
-    return scatter_columns(g, x, w, bias, y, check);
+  switch (forward_algorithm(g)) {
+    case Algorithm::kGemm:
+      return run_gemm(g, /*transposed=*/true, x, w, bias, y, check);
+    case Algorithm::kColumns:
+      return scatter_columns(g, x, w, bias, y, check);
+    case Algorithm::kSubconv:
+      break;
+  }
   return run_subconvs<T>(scatter_subconvs(g), x, w, bias, y, check);
 }
 

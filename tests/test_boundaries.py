@@ -284,6 +284,24 @@ def fam_checked(v: int) -> list[Geo]:
     return [_1d(v, c_in=1, c_out=2, kernel=(1,))]
 
 
+def fam_gemm_pixels(v: int) -> list[Geo]:
+    """v pixels of a 1x1 stride-1 problem (the GEMM engine, csrc/gemm/engine.cpp): 13 rows
+    (two tiles on avx512) and 2 rows (the wide kernels), 1-D and 2-D."""
+    return [_1d(v, c_in=3, c_out=13, kernel=(1,)), _1d(v, c_in=5, c_out=2, kernel=(1,)),
+            Geo((2, v), c_in=2, c_out=5, kernel=(1, 1), stride=(1, 1), padding=((0, 0), (0, 0)),
+                dilation=(1, 1), output_padding=(0, 0))]
+
+
+def fam_gemm_rows(v: int) -> list[Geo]:
+    """M = v rows of the GEMM engine: the forward's C_out and the gather's C_in."""
+    return [_1d(37, c_in=3, c_out=v, kernel=(1,)), _1d(37, c_in=v, c_out=3, kernel=(1,))]
+
+
+def fam_gemm_depth(v: int) -> list[Geo]:
+    """K = v terms of the GEMM engine: the forward's C_in and the gather's C_out."""
+    return [_1d(21, c_in=v, c_out=7, kernel=(1,)), _1d(21, c_in=7, c_out=v, kernel=(1,))]
+
+
 FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "width": fam_width, "pad": fam_pad, "out_channels": fam_out_channels,
     "reduction": fam_reduction, "wg_pixels": fam_wg_pixels,
@@ -293,7 +311,8 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
     "col_P": lambda v: fam_columns(v, "P"), "band": fam_band,
     "band_channels": fam_band_channels, "groups": fam_groups, "flops": fam_flops,
-    "elements": fam_elements, "checked": fam_checked,
+    "elements": fam_elements, "checked": fam_checked, "gemm_pixels": fam_gemm_pixels,
+    "gemm_rows": fam_gemm_rows, "gemm_depth": fam_gemm_depth,
 }
 
 
@@ -450,6 +469,23 @@ TABLE: list[Row] = [
         ("wg_pixels", "stride"), literals=("4", "8", "16", "32")),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
+    # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------
+    Row("gemm engine: B block kBBlockBytes (512 KiB) -> nc = 512 columns (f32 and f64)",
+        "gemm/engine.cpp: kBBlockBytes", (512,), ("gemm_pixels",), literals=("512", "10"),
+        names=("kBBlockBytes",), dtypes=("float32", "float64")),
+    Row("gemm engine: pack_b per nr 8/16/32/64 (pixel tails of every tile and wide tile)",
+        "gemm/engine.cpp: pack_b_for", (8, 16, 32, 64), ("gemm_pixels",),
+        literals=("8", "16", "32", "64"), dtypes=("float32", "float64")),
+    Row("gemm engine: tile rows mr, wide kernels for M <= 3, row blocks of whole panels",
+        "gemm/engine.cpp: tile_rows, block_rows", TILE_MR + (3,), ("gemm_rows",)),
+    Row("gemm engine: K block kc, prefetch kPackAhead = 4 rows ahead (64-byte lines)",
+        "gemm/engine.cpp: kPackAhead, k + kPackAhead < kc", (4, 128, 256), ("gemm_depth",),
+        literals=("4", "64"), names=("kPackAhead", "kLine"), dtypes=("float32", "float64")),
+    Row("gemm engine: tasks wanted 4 x threads", "gemm/engine.cpp: 4.0 * threads", (), (),
+        literals=("4.0",), why="thread-count-dependent splitting never changes a sum "
+        "(tests/test_gemm_engine.py: 1, 2, 3 threads bitwise)"),
+    Row("gemm engine: serial below 2e5 flops", "gemm/engine.cpp: flops > 2e5", (200000,),
+        ("flops",), literals=("2e5",)),
     # -- csrc/direct.cpp, resize.cpp ----------------------------------------------------------
     Row("all_finite parallel above 2^18 values", "direct.cpp: n > (1 << 18)", (262144,),
         ("elements",), literals=("18",)),

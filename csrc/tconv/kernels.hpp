@@ -26,6 +26,12 @@
 //     together),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
 //     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
+//   * a 1x1, stride-1, unpadded forward or gather (gemm/engine.cpp, a plain GEMM per image
+//     and group): the weights packed once, exactly W's size, shared by the threads; per
+//     thread one packed B block kc x round_up(nc, nr) (kc = k_block<T>(), nc <= 512 pixels:
+//     <= 512 KiB + one nr-wide column), one mr x nr tile and, when K > kc, the partial sums
+//     of the task's rows x round_up(nc, nr) (grows with the output channels, like the
+//     accumulator tile below);
 //   * the forward with few output channels per group (columns.cpp), per thread: the GEMM's
 //     result Z for one block of the output, (C_out/groups x taps) x (the block's input
 //     pixels + a tile), <= 1 MiB unless a single output row (plane in 3-D) needs more, its

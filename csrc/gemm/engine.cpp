@@ -1,0 +1,337 @@
+// The dense GEMM engine (layout and formula in gemm/engine.hpp): C (M x P) = A (M x K) * B
+// (K x P) per batch image and group, B and C row-major with leading dimension P.
+//
+// Blocking, GotoBLAS / BLIS style, around the micro-kernel tile mr x nr of active_gemm<T>():
+//   A: the weights, packed once per call into mr-row panels (a[k * r + i], r <= mr) per K
+//      block; the copy is the size of W and shared by the threads.
+//   K blocks of kc = k_block<T>() (256 f32 / 128 f64): the subconv driver's, so every output
+//      is summed in the same order as there (block sums in increasing k, then the bias) and
+//      choosing this engine changes no bit.  One A panel (mr x kc, 12 KiB for avx512 f32)
+//      stays in L1 while it sweeps the B panels of its block.
+//   column blocks of nc <= kBBlockBytes / (kc x sizeof(T)) pixels (512 for both types): the
+//      packed B block kc x nc (512 KiB) stays in L2 while every A panel sweeps it.
+//   task = (image, group, column block, row block); a task owns its C block, so the threads
+//      write disjoint outputs and no sum depends on the split (which does depend on the
+//      thread count: blocks are cut smaller until there are about 4 tasks per thread).
+// Where the sums go.  The output rows are P apart, often a multiple of 4 KiB, so the rows of a
+// tile share one L1 set: a tile read back from the output (for the bias, the Inf/NaN test or
+// the next K block) misses L1.  So with one K block the micro-kernel writes the output directly
+// only when nothing is left to do; otherwise it writes an mr x nr tile buffer (L1), which the
+// epilogue (bias, test) then copies out.  With several K blocks the partial sums of the task's
+// C block wait in a contiguous buffer (rows x nc) and each tile is copied out after its last
+// block, while it is in L1.
+// Workspace per thread: the B block (kc x round_up(nc, nr) <= 512 KiB + one nr column), one
+// mr x nr tile, and with K > kc the partial sums (the task's rows x round_up(nc, nr)); per
+// call: the packed weights (exactly W's size).
+#include "gemm/engine.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include <omp.h>
+
+#include "tconv/cancel.hpp"
+#include "tconv/copy.hpp"
+#include "tconv/nonfinite.hpp"
+#include "tconv/plan.hpp"
+#include "tconv/ukernels.hpp"
+#include "tconv/workspace.hpp"
+
+namespace tconv {
+namespace {
+
+// Bytes of one packed B block (kc x nc): kept in L2 while the A panels sweep it.
+constexpr int64_t kBBlockBytes = int64_t(512) << 10;
+// Rows of B ahead of the one being packed whose lines are prefetched: every row of a block is
+// a separate stream (P apart), too short for the hardware prefetcher to ramp up on.
+constexpr int64_t kPackAhead = 4;
+
+// The problem of one call: C[n][g] = A[g] * B[n][g].
+template <typename T>
+struct Problem {
+  int64_t batch, groups, M, K, N;
+  const T* w;
+  int64_t a_group, a_m, a_k;  // A[g][m][k] = w[g * a_group + m * a_m + k * a_k]
+  const T* src;               // B[n][g][k][j] = src[((n * groups + g) * K + k) * N + j]
+  T* dst;                     // C[n][g][m][j] = dst[((n * groups + g) * M + m) * N + j]
+  const T* bias;              // bias[g * M + m] or null
+};
+
+// Rows of A cut into the fewest panels of <= mr rows, their heights differing by at most one
+// (M = 64, mr = 12: 11 11 11 11 10 10, not 12 12 12 12 12 4): a short last tile has too few
+// accumulators to hide the FMA latency.  Any cut gives the same sums (one accumulator per
+// output, increasing k, whatever the tile height).
+struct PanelCut {
+  int64_t count, base, extra;
+  PanelCut(int64_t rows, int mr)
+      : count(ceil_div(rows, mr)), base(rows / count), extra(rows % count) {}
+  int64_t start(int64_t p) const { return p * base + std::min(p, extra); }
+  int64_t rows(int64_t p) const { return base + (p < extra ? 1 : 0); }
+};
+
+struct Task {
+  int64_t n, g, p0, p1, j0, cols;  // panels [p0, p1) of A, columns [j0, j0 + cols)
+};
+
+// The panels of B for columns [0, cols) of kc rows of ld apart: panel p (nr columns) at
+// panel + p * kc * NR holds b[k * NR + j] = src[k * ld + p * NR + j], zero past cols.
+template <typename T, int NR>
+void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
+  const int64_t full = cols / NR, tail = cols - full * NR;
+  const int64_t step = NR * kc;
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* row = src + k * ld;
+    if (k + kPackAhead < kc)
+      for (int64_t q = 0; q < cols; q += kLine) __builtin_prefetch(row + kPackAhead * ld + q);
+    T* out = panel + k * NR;
+    for (int64_t p = 0; p < full; ++p) copy_fixed<T, 1, NR>(row + p * NR, out + p * step);
+    if (tail > 0) {
+      T* o = out + full * step;
+      for (int64_t j = 0; j < tail; ++j) o[j] = row[full * NR + j];
+      for (int64_t j = tail; j < NR; ++j) o[j] = T(0);
+    }
+  }
+}
+
+template <typename T>
+using PackB = void (*)(const T*, int64_t, int64_t, int64_t, T*);
+
+template <typename T>
+PackB<T> pack_b_for(int nr) {
+  switch (nr) {
+    case 8: return &pack_b<T, 8>;
+    case 16: return &pack_b<T, 16>;
+    case 32: return &pack_b<T, 32>;
+    case 64: return &pack_b<T, 64>;
+    default: return nullptr;
+  }
+}
+
+// Copies rows [0, r) x columns [0, cols) of a finished tile to the output, adding the bias of
+// each row (if any; without one the sums are copied as they are, -0 included); with kCheck,
+// returns nonzero when a value is Inf or NaN.
+template <bool kCheck, typename T>
+auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r, int64_t cols,
+                 const T* bias) {
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  for (int64_t i = 0; i < r; ++i) {
+    const T* a = from + i * ld_from;
+    T* d = to + i * ld_to;
+    if (bias != nullptr) {
+      const T b = bias[i];
+      for (int64_t u = 0; u < cols; ++u) {
+        const T v = a[u] + b;
+        d[u] = v;
+        if constexpr (kCheck) bad |= nonfinite_bit(v);
+      }
+    } else {
+      for (int64_t u = 0; u < cols; ++u) {
+        const T v = a[u];
+        d[u] = v;
+        if constexpr (kCheck) bad |= nonfinite_bit(v);
+      }
+    }
+  }
+  return bad;
+}
+
+// The tasks of one call and the plan they make: column blocks of <= nc_max (a kc x nc block
+// of B fills kBBlockBytes), cut smaller -- then the rows split in whole panels -- until there
+// are about kTasksPerThread per thread.  The cut never changes a sum.
+struct Schedule {
+  GemmPlan plan;
+  bool wide = false;
+  PanelCut cut{1, 1};
+  std::vector<Task> tasks;
+};
+
+template <typename T>
+Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int64_t M, int64_t K,
+                  int64_t N, int threads) {
+  Schedule sc;
+  GemmPlan& p = sc.plan;
+  // At most kWideMR rows: the wide kernels (more columns per tile), as in the subconv driver.
+  sc.wide = M <= kWideMR && uk.wide_nr > 0;
+  p.mr = sc.wide ? kWideMR : uk.mr;
+  p.nr = sc.wide ? uk.wide_nr : uk.nr;
+  p.kc = k_block<T>();
+  p.flops = 2.0 * double(images) * double(M) * double(K) * double(N);
+  if (images == 0 || M == 0 || N == 0 || K == 0) return sc;
+  const int nr = p.nr;
+  const int64_t nc_max =
+      std::max<int64_t>(nr, kBBlockBytes / (p.kc * int64_t(sizeof(T))) / nr * nr);
+  const double want = threads > 1 ? double(kTasksPerThread * threads) : 1.0;
+  int64_t col_blocks = ceil_div(N, nc_max);
+  while (double(images * col_blocks) < want && ceil_div(N, col_blocks + 1) >= 2 * nr)
+    ++col_blocks;
+  const int64_t nc = round_up(ceil_div(N, col_blocks), nr);
+  sc.cut = PanelCut(M, p.mr);
+  int64_t m_splits = 1;
+  while (double(images * ceil_div(N, nc) * m_splits) < want && 2 * m_splits <= sc.cut.count)
+    m_splits *= 2;
+  const int64_t panels_per_task = ceil_div(sc.cut.count, m_splits);
+  for (int64_t ng = 0; ng < images; ++ng)
+    for (int64_t j0 = 0; j0 < N; j0 += nc)
+      for (int64_t p0 = 0; p0 < sc.cut.count; p0 += panels_per_task)
+        sc.tasks.push_back({ng / groups, ng % groups, p0,
+                            std::min(sc.cut.count, p0 + panels_per_task), j0,
+                            std::min(nc, N - j0)});
+  p.tasks = static_cast<int64_t>(sc.tasks.size());
+  p.parallel = threads > 1 && p.flops > kParallelFlops;
+  p.nc = std::min(nc, N);
+  p.mc = std::min(M, sc.cut.start(std::min(sc.cut.count, panels_per_task)));
+  // packed A (all groups' weights) + per thread: B block, then partial sums or one tile
+  const int64_t ncp = round_up(p.nc, nr);
+  const int64_t per_thread = p.kc * ncp + (K > p.kc ? p.mc * ncp : int64_t(p.mr) * nr);
+  p.workspace_bytes = (groups * K * M + (p.parallel ? threads : 1) * per_thread) *
+                      int64_t(sizeof(T));
+  return sc;
+}
+
+template <typename T>
+bool run(const Problem<T>& pb, bool check) {
+  const int64_t M = pb.M, K = pb.K, N = pb.N, images = pb.batch * pb.groups;
+  if (images == 0 || M == 0 || N == 0) return true;
+  if (K == 0) {  // no terms: every output is its bias (or +0)
+    decltype(nonfinite_bit(T(0))) bad = 0;
+    for (int64_t ng = 0; ng < images; ++ng)
+      for (int64_t m = 0; m < M; ++m) {
+        const T v = pb.bias ? pb.bias[(ng % pb.groups) * M + m] : T(0);
+        std::fill(pb.dst + (ng * M + m) * N, pb.dst + (ng * M + m + 1) * N, v);
+        bad |= nonfinite_bit(v);
+      }
+    return !(check && bad);
+  }
+  const GemmKernels<T>& uk = active_gemm<T>();
+  const Schedule sc = schedule<T>(uk, images, pb.groups, M, K, N, omp_get_max_threads());
+  const bool wide = sc.wide;
+  const int mr = sc.plan.mr, nr = sc.plan.nr;
+  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
+  const PackB<T> pack = pack_b_for<T>(nr);
+  const int64_t kc_max = sc.plan.kc;
+  const PanelCut& cut = sc.cut;
+  const std::vector<Task>& tasks = sc.tasks;
+  const int64_t k_blocks = ceil_div(K, kc_max);
+  const auto task_count = static_cast<int64_t>(tasks.size());
+  const bool parallel = sc.plan.parallel;
+
+  // Packed A: K block k0 of group g at (g * K + k0) * M, panel p (r rows from row i) at
+  // + i * kc, element (k, i') at [k * r + i'].
+  const std::unique_ptr<T[]> a_packed(new T[static_cast<size_t>(pb.groups * K * M)]);
+  Cancellation* const cancel = current_cancellation();
+  int nonfinite = 0;
+#pragma omp parallel if (parallel) reduction(| : nonfinite)
+  {
+    decltype(nonfinite_bit(T(0))) bad = 0;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < pb.groups * k_blocks; ++u) {
+      const int64_t g = u / k_blocks, k0 = (u % k_blocks) * kc_max;
+      const int64_t kc = std::min(kc_max, K - k0);
+      const T* wg = pb.w + g * pb.a_group + k0 * pb.a_k;
+      T* block = a_packed.get() + (g * K + k0) * M;
+      for (int64_t p = 0; p < cut.count; ++p) {
+        const int64_t i0 = cut.start(p), r = cut.rows(p);
+        T* panel = block + i0 * kc;
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t i = 0; i < r; ++i)
+            panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+      }
+    }  // implicit barrier: the tasks read every packed block
+    Scratch<T> b_buf, part_buf, tile_buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ti = 0; ti < task_count; ++ti) {
+      if (stop(cancel)) continue;
+      const Task& t = tasks[static_cast<size_t>(ti)];
+      const int64_t ncp = round_up(t.cols, nr);
+      const T* b_src = pb.src + (t.n * pb.groups + t.g) * K * N + t.j0;
+      const int64_t m0 = cut.start(t.p0), rows = cut.start(t.p1) - m0;
+      T* c = pb.dst + ((t.n * pb.groups + t.g) * M + m0) * N + t.j0;
+      const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
+      T* bp = b_buf.get(kc_max * ncp);
+      // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
+      // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
+      // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
+      // straight into the output.
+      const bool blocked = K > kc_max, finish = bias != nullptr || check;
+      T* part = blocked ? part_buf.get(rows * ncp) : nullptr;
+      T* tile = blocked ? nullptr : tile_buf.get(int64_t(mr) * nr);
+      for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
+        if (k0 > 0 && stop(cancel)) break;
+        const int64_t kc = std::min(kc_max, K - k0);
+        const int accumulate = k0 > 0 ? 1 : 0;
+        const bool last = k0 + kc >= K;
+        pack(b_src + k0 * N, N, kc, t.cols, bp);
+        const T* a_block = a_packed.get() + (t.g * K + k0) * M;
+        for (int64_t p = t.p0; p < t.p1; ++p) {
+          const int64_t i = cut.start(p) - m0, r = cut.rows(p);
+          const T* ap = a_block + (m0 + i) * kc;
+          const GemmUkernel<T> kernel = fn[r];
+          const T* bi = bias ? bias + i : nullptr;
+          for (int64_t q = 0; q < ncp / nr; ++q) {
+            T* out = c + i * N + q * nr;
+            const int64_t cols = std::min<int64_t>(nr, t.cols - q * nr);
+            const bool direct = !blocked && !finish && cols == nr;
+            T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
+            const int64_t ldc = blocked ? ncp : direct ? N : nr;
+            kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate);
+            if (last && !direct)
+              bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
+                           : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
+          }
+        }
+      }
+    }
+    nonfinite |= bad != 0;
+  }
+  return !(check && nonfinite);
+}
+
+}  // namespace
+
+template <typename T>
+GemmPlan plan_gemm(const Geometry& g, bool transposed, int threads) {
+  const int64_t M = transposed ? g.fine_per_group() : g.coarse_per_group();
+  const int64_t K = transposed ? g.coarse_per_group() : g.fine_per_group();
+  return schedule<T>(active_gemm<T>(), g.batch * g.groups, g.groups, M, K, g.coarse_pixels(),
+                     threads)
+      .plan;
+}
+
+template GemmPlan plan_gemm<float>(const Geometry&, bool, int);
+template GemmPlan plan_gemm<double>(const Geometry&, bool, int);
+
+template <typename T>
+bool run_gemm(const Geometry& g, bool transposed, const T* src, const T* w, const T* bias, T* dst,
+              bool check) {
+  Problem<T> pb{};
+  pb.batch = g.batch;
+  pb.groups = g.groups;
+  pb.N = g.coarse_pixels();
+  pb.w = w;
+  pb.src = src;
+  pb.dst = dst;
+  pb.bias = bias;
+  // W[c_coarse][f_local]: c = g * coarse_per_group + c_local
+  pb.a_group = g.coarse_per_group() * g.fine_per_group();
+  if (transposed) {  // A[f][c] = W[c][f]
+    pb.M = g.fine_per_group();
+    pb.K = g.coarse_per_group();
+    pb.a_m = 1;
+    pb.a_k = g.fine_per_group();
+  } else {  // A[c][f] = W[c][f]
+    pb.M = g.coarse_per_group();
+    pb.K = g.fine_per_group();
+    pb.a_m = g.fine_per_group();
+    pb.a_k = 1;
+  }
+  return run(pb, check);
+}
+
+template bool run_gemm<float>(const Geometry&, bool, const float*, const float*, const float*,
+                              float*, bool);
+template bool run_gemm<double>(const Geometry&, bool, const double*, const double*,
+                               const double*, double*, bool);
+
+}  // namespace tconv
