@@ -6,6 +6,8 @@
 // A strided convolution reads only real data, so it needs no phase split: it is one
 // sub-convolution (M = C_coarse/groups, N = batch x coarse pixels, K = C_fine/groups x taps)
 // whose source index per axis is i*s + (k*d - p); taps reading outside [0, fine) read zeros.
+// Few channels per group on both sides (depthwise) run in depthwise.cpp instead.
+#include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
@@ -16,6 +18,7 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x, bool check) {
+  if (depthwise_suits(g)) return gather_depthwise(g, y, w, bias, x, check);
   SubConv s = subconv_base(g, /*transposed=*/false);
   for (int d = 0; d < kMaxDims; ++d) {
     SubAxis& a = s.axes[d];

@@ -11,8 +11,10 @@
 // run by run_subconvs.  No multiplication by an inserted zero, no column buffer, no atomics;
 // every y element is written once.  A phase with no taps receives the bias only.
 // Few output channels per group (an RGB output layer) would give every phase a GEMM of
-// only M <= 4 rows; columns_suit then routes the call to columns.cpp instead.
+// only M <= 4 rows; columns_suit then routes the call to columns.cpp instead, and few input
+// channels per group too (depthwise) to depthwise.cpp, which vectorises over pixels.
 #include "tconv/columns.hpp"
+#include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/subconv.hpp"
@@ -47,6 +49,7 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool check) {
+  if (depthwise_suits(g)) return scatter_depthwise(g, x, w, bias, y, check);
   if (columns_suit(g)) return scatter_columns(g, x, w, bias, y, check);
   const SubConv base = subconv_base(g, /*transposed=*/true);
   std::array<std::vector<SubAxis>, kMaxDims> axis_phases;
