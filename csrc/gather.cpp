@@ -6,7 +6,9 @@
 // A strided convolution reads only real data, so it needs no phase split: it is one
 // sub-convolution (M = C_coarse/groups, N = batch x coarse pixels, K = C_fine/groups x taps)
 // whose source index per axis is i*s + (k*d - p); taps reading outside [0, fine) read zeros.
+// Few channels per group on both sides (depthwise) run in depthwise.cpp instead.
 #include "gemm/engine.hpp"
+#include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
@@ -18,8 +20,14 @@ namespace {
 // With `check`, returns false when some output is Inf or NaN (see tconv/nonfinite.hpp).
 template <typename T>
 bool gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x, bool check) {
-  if (gather_algorithm(g) == Algorithm::kGemm)
-    return run_gemm(g, /*transposed=*/false, y, w, bias, x, check);
+  switch (gather_algorithm(g)) {
+    case Algorithm::kGemm:
+      return run_gemm(g, /*transposed=*/false, y, w, bias, x, check);
+    case Algorithm::kDepthwise:
+      return gather_depthwise(g, y, w, bias, x, check);
+    default:
+      break;
+  }
   return run_subconvs<T>({gather_subconv(g)}, y, w, bias, x, check);
 }
 

@@ -7,6 +7,7 @@
 #include "gemm/engine.hpp"
 #include "subconv/internal.hpp"
 #include "tconv/columns.hpp"
+#include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/plan.hpp"
 #include "tconv/weight_grad.hpp"
@@ -120,21 +121,39 @@ Plan plan_gemm_call(const Geometry& g, bool transposed, const char* kernel, int 
   return p;
 }
 
+template <typename T>
+Plan plan_depthwise_call(const Geometry& g, bool transposed, const char* kernel, int threads) {
+  Plan p = base_plan<T>(kernel, "depthwise");
+  const DepthwisePlan dp = plan_depthwise(g, transposed, threads);
+  p.tasks = dp.tasks;
+  p.nc = dp.rows_per_task;
+  p.parallel = dp.parallel;
+  p.threads = dp.parallel ? threads : 1;
+  p.workspace_bytes = p.threads * dp.scratch_values * int64_t(sizeof(T));
+  p.flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(g.fine_per_group()) *
+            double(g.coarse_pixels()) * double(g.taps());
+  return p;
+}
+
 }  // namespace
 
 Algorithm forward_algorithm(const Geometry& g) {
   if (gemm_suits(g)) return Algorithm::kGemm;
+  if (depthwise_suits(g)) return Algorithm::kDepthwise;
   return columns_suit(g) ? Algorithm::kColumns : Algorithm::kSubconv;
 }
 
 Algorithm gather_algorithm(const Geometry& g) {
-  return gemm_suits(g) ? Algorithm::kGemm : Algorithm::kSubconv;
+  if (gemm_suits(g)) return Algorithm::kGemm;
+  return depthwise_suits(g) ? Algorithm::kDepthwise : Algorithm::kSubconv;
 }
 
 template <typename T>
 Plan plan_scatter(const Geometry& g, int threads) {
   if (forward_algorithm(g) == Algorithm::kGemm)
     return plan_gemm_call<T>(g, /*transposed=*/true, "scatter", threads);
+  if (forward_algorithm(g) == Algorithm::kDepthwise)
+    return plan_depthwise_call<T>(g, /*transposed=*/true, "scatter", threads);
   if (forward_algorithm(g) == Algorithm::kColumns) return plan_columns_call<T>(g, threads);
   const std::vector<SubConv> subs = scatter_subconvs(g);
   return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
@@ -145,6 +164,8 @@ template <typename T>
 Plan plan_gather(const Geometry& g, int threads) {
   if (gather_algorithm(g) == Algorithm::kGemm)
     return plan_gemm_call<T>(g, /*transposed=*/false, "gather", threads);
+  if (gather_algorithm(g) == Algorithm::kDepthwise)
+    return plan_depthwise_call<T>(g, /*transposed=*/false, "gather", threads);
   const std::vector<SubConv> subs{gather_subconv(g)};
   return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
                                base_plan<T>("gather", "subconv"));

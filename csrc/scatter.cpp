@@ -11,9 +11,12 @@
 // run by run_subconvs.  No multiplication by an inserted zero, no column buffer, no atomics;
 // every y element is written once.  A phase with no taps receives the bias only.
 // Few output channels per group (an RGB output layer) would give every phase a GEMM of
-// only M <= 4 rows; columns_suit then routes the call to columns.cpp instead.
+// only M <= 4 rows; columns_suit then routes the call to columns.cpp instead, and one channel
+// per group on both sides (depthwise) goes to depthwise.cpp, which vectorises over pixels.
+// The planner (tconv/plan.hpp) makes the choice.
 #include "gemm/engine.hpp"
 #include "tconv/columns.hpp"
+#include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
@@ -28,6 +31,8 @@ bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y
   switch (forward_algorithm(g)) {
     case Algorithm::kGemm:
       return run_gemm(g, /*transposed=*/true, x, w, bias, y, check);
+    case Algorithm::kDepthwise:
+      return scatter_depthwise(g, x, w, bias, y, check);
     case Algorithm::kColumns:
       return scatter_columns(g, x, w, bias, y, check);
     case Algorithm::kSubconv:

@@ -176,3 +176,29 @@ def test_relative_error_needs_the_same_nan_and_inf():
     assert relative_error(e + 1e-9, e) < 1e-8
     assert relative_error(np.array([1.0, 0.0, np.inf, 2.0]), e) == float("inf")
     assert relative_error(np.array([1.0, np.nan, -np.inf, 2.0]), e) == float("inf")
+
+
+def test_bench_depthwise_row_reports_the_memory_roofline(capsys):
+    """The depthwise case gets a roofline line per pass; its byte count is that of the arrays
+    the layer reads and writes (built here by the functional API, not from the case's
+    formulas)."""
+    import numpy as np
+    import tconv
+    from tconv.bench import is_depthwise, moved_bytes
+
+    argv = ["bench", "--quick", "--cases", "depthwise", "--repeat", "1", "--min-time", "0",
+            "--peers", "none", "--dtype", "float64"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for pass_ in ("fwd", "grad_input", "grad_weight"):
+        assert f"memory roofline: depthwise-k4s2 {pass_} float64 moves" in out
+    assert "memory roofline: " not in out.replace("memory roofline: depthwise", "")
+    (case,) = select_cases("depthwise-k4s2", CASES)
+    assert is_depthwise(case) and not is_depthwise(CASES[0])
+    small = case.quick()
+    x = np.zeros(small.input_shape)
+    w = np.zeros(small.weight_shape)
+    y = tconv.conv_transpose(x, w, stride=small.stride, padding=small.padding,
+                             output_padding=small.output_padding, dilation=small.dilation,
+                             groups=small.groups)
+    assert moved_bytes(small, np.dtype(np.float64)) == x.nbytes + w.nbytes + y.nbytes

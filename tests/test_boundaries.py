@@ -302,7 +302,28 @@ def fam_gemm_depth(v: int) -> list[Geo]:
     return [_1d(21, c_in=v, c_out=7, kernel=(1,)), _1d(21, c_in=7, c_out=v, kernel=(1,))]
 
 
+def fam_depthwise(v: int, what: str) -> list[Geo]:
+    """The depthwise path (one channel per group on both sides, two groups): rows v wide
+    (forward stride 1 and 2, gather, 2-D), strides v, or v channels per group on one side
+    (the cut-off; v = 1 depthwise, v >= 2 the sub-convolutions)."""
+    dw = {"c_in": 2, "c_out": 2, "groups": 2}
+    if what == "width":
+        return [_1d(v, kernel=(3,), padding=((1, 1),), **dw),
+                _1d(v, kernel=(4,), stride=(2,), padding=((1, 1),), **dw),
+                Geo((2, v), kernel=(3, 3), stride=(2, 1), padding=((1, 1), (1, 1)),
+                    dilation=(1, 1), output_padding=(1, 0), **dw)]
+    if what == "stride":
+        return [_1d(9, kernel=(v + 1,), stride=(v,), padding=((1, 1),), **dw),
+                Geo((2, 5), kernel=(2, 2 * v), stride=(1, v), padding=((0, 0), (v // 2, v // 2)),
+                    dilation=(1, 1), output_padding=(0, 0), **dw)]
+    return [_1d(7, c_in=2 * v, c_out=2, groups=2, kernel=(4,), stride=(2,), padding=((1, 1),)),
+            _1d(7, c_in=2, c_out=2 * v, groups=2, kernel=(4,), stride=(2,), padding=((1, 1),))]
+
+
 FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
+    "dw_width": lambda v: fam_depthwise(v, "width"),
+    "dw_stride": lambda v: fam_depthwise(v, "stride"),
+    "dw_channels": lambda v: fam_depthwise(v, "channels"),
     "width": fam_width, "pad": fam_pad, "out_channels": fam_out_channels,
     "reduction": fam_reduction, "wg_pixels": fam_wg_pixels,
     "outer_M": lambda v: fam_outer(v, "M"), "outer_N": lambda v: fam_outer(v, "N"),
@@ -445,6 +466,24 @@ TABLE: list[Row] = [
         literals=("4",), names=("kAhead",), why="P = 4 x nr"),
     Row("phase buffer slack", "columns.cpp: ceil_div(fx, sx) + 16", (), (), literals=("16",),
         why="inert: buffer length"),
+
+
+    Row("columns serial below 2e5 flops", "columns.cpp: flops > 2e5", (200000,), ("flops",),
+        literals=("2e5",)),
+    # -- csrc/depthwise.cpp and ukernels/depthwise_*.cpp (one channel per group) --------------
+    Row("kMaxChannelsPerGroup: depthwise path for C_in/groups = C_out/groups = 1",
+        "depthwise.cpp: kMaxChannelsPerGroup", (1,), ("dw_channels",),
+        names=("kMaxChannelsPerGroup",)),
+    Row("kTaskOutputs: tasks of max(1, 2^15 / width) rows", "depthwise.cpp: kTaskOutputs",
+        (32768,), ("dw_width",), literals=("15",), names=("kTaskOutputs",),
+        why="at widths past 2^15 a task is one row"),
+    Row("depthwise vector blocks: 16/32/64-byte vectors, two per block, one overlapping last",
+        "ukernels/depthwise_*.cpp: dw_table<16|32|64>", (4, 8, 16, 32), ("dw_width",),
+        literals=("16", "32", "64"), dtypes=("float32", "float64"),
+        why="f32 outputs per vector / block: generic 4/8, avx2 8/16, avx512 16/32"),
+    Row("depthwise interleave / de-interleave of steps 2 and 4 (others: run-time step)",
+        "ukernels/depthwise_template.hpp: case 2, case 4", (2, 4), ("dw_stride",),
+        literals=("4",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------
     Row("outer form: 48 <= M <= 256, N >= 128 (float32)", "weight_grad.cpp: outer_form",
         (48, 256), ("outer_M",), literals=("48", "256")),
@@ -525,6 +564,12 @@ _ROW_FILES = {
     "subconv/pack.cpp / copy.hpp": ("subconv/pack.cpp", "tconv/copy.hpp"),
     "subconv/*": tuple(p.relative_to(CSRC).as_posix()
                        for p in sorted((CSRC / "subconv").glob("*.[ch]pp"))),
+
+
+    "subconv.cpp / copy.hpp": ("subconv.cpp", "tconv/copy.hpp"),
+    "ukernels/depthwise_*.cpp": ("ukernels/depthwise_generic.cpp", "ukernels/depthwise_avx2.cpp",
+                                 "ukernels/depthwise_avx512.cpp",
+                                 "ukernels/depthwise_avx512_emulated.cpp"),
 }
 
 

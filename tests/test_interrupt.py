@@ -126,6 +126,20 @@ def _direct(rng, k):  # non-finite operands: the exact loop nests (direct.cpp)
     return lambda: tconv.conv_transpose(x, w, stride=2), None
 
 
+# One channel per group (csrc/depthwise.cpp), k15: many terms per output, so the call lasts long
+# with an out= small enough that filling it with NaN after the interrupt stays quick.
+def _depthwise(rng, k):
+    x, w = _a(rng, 2 * k, 64, 128, 128), _a(rng, 64, 1, 15, 15)
+    out = np.empty((2 * k, 64, 128, 128), np.float32)
+    return lambda: tconv.conv_transpose(x, w, padding=7, groups=64, out=out), out
+
+
+def _depthwise_gather(rng, k):
+    y, w = _a(rng, 2 * k, 64, 128, 128), _a(rng, 64, 1, 15, 15)
+    out = np.empty((2 * k, 64, 128, 128), np.float32)
+    return lambda: tconv.conv(y, w, padding=7, groups=64, out=out), out
+
+
 def long_call(name: str) -> tuple[Callable[[], np.ndarray], np.ndarray | None, np.ndarray, float]:
     """The entry point's call at the smallest batch multiplier (1, 2, 4, ... 32) whose warm
     call lasts at least 0.5 s; with its out= array, clean result and duration.
@@ -148,6 +162,7 @@ def long_call(name: str) -> tuple[Callable[[], np.ndarray], np.ndarray | None, n
 ENTRY_POINTS = {
     "forward": _forward, "columns": _columns, "gather": _gather, "grad_weight": _grad_weight,
     "resize_conv": _resize_conv, "upsample": _upsample, "direct": _direct,
+    "depthwise": _depthwise, "depthwise_gather": _depthwise_gather,
 }
 
 

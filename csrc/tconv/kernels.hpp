@@ -36,6 +36,9 @@
 //     result Z for one block of the output, (C_out/groups x taps) x (the block's input
 //     pixels + a tile), <= 1 MiB unless a single output row (plane in 3-D) needs more, its
 //     packed A block <= (512 + mr - 1) x 1 KiB, one packed B tile and one output row;
+//   * the forward and gather with one channel per group on each side (depthwise.cpp), per
+//     thread: a list of (C_in/groups) x taps terms and, for an x stride > 1, one output row's
+//     x phases (forward) or the x phases of the kz x ky source rows of one output row (gather);
 //   * weight_grad: packed A <= 512 x (4 KiB + 64 B) and B <= 48 x (4 KiB + 64 B) (rows of the
 //     reduction block; the outer-product form: rows of kc = 24 KiB / (nr x sizeof(T)) values
 //     + 64 B, A <= 256 of them and B nr of them, plus B transposed, 24 KiB) per thread, and a

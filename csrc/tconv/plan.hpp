@@ -25,12 +25,13 @@ constexpr int64_t kL2ABytes = int64_t(256) << 10;
 constexpr double kDirectMinFill = 0.6;
 
 
-// The forward's algorithm: a plain GEMM for 1x1 stride-1 layers (gemm/engine.cpp), else
+// The forward's algorithm: a plain GEMM for 1x1 stride-1 layers (gemm/engine.cpp), rows
+// vectorised over pixels for one channel per group on both sides (depthwise.cpp), else
 // sub-convolutions (one implicit GEMM per output phase), or for few output channels per group
 // one GEMM with channel x tap rows and a col2im gather (columns.cpp).  The gather's: the GEMM
-// engine or one sub-convolution.  Chosen from the geometry's kernel, stride, padding and
+// engine, the depthwise rows or one sub-convolution.  Chosen from the geometry's kernel, stride, padding and
 // channels only, never the batch, image size or thread count.
-enum class Algorithm { kGemm, kSubconv, kColumns };
+enum class Algorithm { kGemm, kDepthwise, kSubconv, kColumns };
 Algorithm forward_algorithm(const Geometry& g);
 Algorithm gather_algorithm(const Geometry& g);
 
@@ -38,7 +39,7 @@ Algorithm gather_algorithm(const Geometry& g);
 struct Plan {
   std::string op;         // conv_transpose, conv, grad_input or grad_weight
   std::string kernel;     // scatter, gather or weight_grad
-  std::string algorithm;  // gemm, subconv, columns, outer_product or dot
+  std::string algorithm;  // gemm, depthwise, subconv, columns, outer_product or dot
   std::string input;      // subconv: the tasks' input modes (band, indirect, packed; '+'-joined)
   std::string isa, dtype;
   int mr = 0, nr = 0;     // register tile

@@ -17,6 +17,11 @@ result is compared with tconv's; a mismatch marks the row ``FAIL`` and makes the
 with status 1.  ``tconv/<peer>`` is the peer's time over tconv's (above 1: tconv is faster) and
 ``tconv/best`` the same for the fastest peer of the row.
 
+A depthwise case (one input and one output channel per group) is also judged against the
+memory roofline: the bytes a pass moves (its two activations and the weight) over the time of
+copying that many bytes (``np.copyto``, split over the threads used), timed interleaved with
+the others; the table's last lines give the pass's share of that copy bandwidth.
+
 A case with ``nan_input`` (``nan-input-k4s2``) puts one NaN in the middle of x and times the
 call next to the same call on finite data: the table's last lines give the NaN call's time as a
 multiple of the finite one's (the non-finite repair must stay cheap).  Its ``grad_input`` does not
@@ -41,6 +46,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -430,6 +436,9 @@ class Row:
     finite_seconds: float | None = None
     nan_over_finite: float | None = None
     tconv_samples: list[float] = field(default_factory=list)
+    #: depthwise cases: bytes moved, and copy seconds for as many bytes over tconv's seconds
+    moved_bytes: int | None = None
+    roofline: float | None = None
 
     @property
     def best_peer(self) -> str | None:
@@ -441,6 +450,37 @@ class Row:
         """Fastest peer's seconds / tconv's seconds."""
         best = self.best_peer
         return None if best is None else self.peers[best].ratio
+
+
+def is_depthwise(case: BenchCase) -> bool:
+    """One input and one output channel per group."""
+    return case.c_in == case.groups and case.c_out == case.groups
+
+
+def moved_bytes(case: BenchCase, dtype: np.dtype[Any]) -> int:
+    """Bytes every pass reads and writes at least once: both activations and the weight."""
+    elements = sum(math.prod(s) for s in (case.input_shape, case.output_shape,
+                                          case.weight_shape))
+    return elements * dtype.itemsize
+
+
+def parallel_copy(nbytes: int, threads: int) -> Callable[[], None]:
+    """A copy of ``nbytes`` bytes between two arrays, split into one slice per thread
+    (``np.copyto`` releases the GIL)."""
+    src = np.ones(max(1, nbytes // 8), np.float64)
+    dst = np.empty_like(src)
+    bounds = np.linspace(0, src.size, threads + 1).astype(int)
+    parts = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def run() -> None:
+        workers = [threading.Thread(target=np.copyto, args=part) for part in parts[1:]]
+        for w in workers:
+            w.start()
+        np.copyto(*parts[0])
+        for w in workers:
+            w.join()
+
+    return run
 
 
 def run_benchmarks(
@@ -479,12 +519,18 @@ def run_benchmarks(
                 timed_peers = [name for name in fns if name != "tconv"]
                 if finite is not None:
                     fns["finite"] = finite.tconv(pass_)
+                nbytes = moved_bytes(case, dtype) if is_depthwise(case) else None
+                if nbytes is not None:
+                    fns["copy"] = parallel_copy(nbytes, threads)
                 samples, results = time_interleaved(fns, repeat, min_time)
                 t_tconv = statistics.median(samples["tconv"])
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
                           dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
                           tconv_gflops=case.flops / t_tconv / 1e9,
                           tconv_samples=samples["tconv"])
+                if nbytes is not None:
+                    row.moved_bytes = nbytes
+                    row.roofline = statistics.median(samples["copy"]) / t_tconv
                 if finite is not None:
                     row.finite_seconds = statistics.median(samples["finite"])
                     row.nan_over_finite = t_tconv / row.finite_seconds
@@ -611,6 +657,11 @@ def format_table(rows: list[Row], peak: Peak) -> str:
         if r.nan_over_finite is not None:
             lines.append(f"one NaN in x: {r.case} {r.pass_} {r.dtype} takes "
                          f"{r.nan_over_finite:.2f}x the time of the finite call")
+    for r in rows:
+        if r.roofline is not None and r.moved_bytes is not None:
+            lines.append(f"memory roofline: {r.case} {r.pass_} {r.dtype} moves "
+                         f"{r.moved_bytes / 1e6:.3g} MB at {r.roofline:.2f} of the copy "
+                         f"bandwidth ({r.moved_bytes / r.tconv_seconds / 1e9:.1f} GB/s)")
     lines.append(f"% peak relative to: {peak.source}")
     return "\n".join(lines)
 

@@ -1,0 +1,93 @@
+// Depthwise and few-channels-per-group layers (csrc/depthwise.cpp): vectorised over the
+// pixels of an output row instead of over channels.
+//
+// With one channel per group on each side (groups = channels: the learned-bilinear upsampler
+// of FCN and mobile decoders), the sub-convolutions' implicit GEMM has M = 1 row and K = taps:
+// its tiles are nearly empty.  Here every output row of every phase is a
+// short sum of shifted input rows, each scaled by one weight:
+//
+//   forward, o = j*s + rho per axis:  y[j*s + rho] = sum_{c, k in taps(rho)} W[k] * x[j + off(rho, k)]
+//   gather:                           x[i] = sum_{f, k} W[k] * y[i*s - p + k*d]
+//
+// written with vector loads along the row (a gather first splits each source row into its s
+// phases so that its reads are contiguous; a forward computes each x phase as its own row and
+// interleaves them into y).
+#pragma once
+
+#include <cstdint>
+
+#include "tconv/geometry.hpp"
+
+namespace tconv {
+
+// Whether the forward (scatter) and the gather (conv, grad_input) of g run here.  Decided
+// from the channels per group only -- never the batch, image size or thread count.
+bool depthwise_suits(const Geometry& g);
+
+// How the rows are split (reported by tconv.plan): tasks of rows_per_task whole output rows,
+// run in parallel when there are several and several threads; per thread, scratch of at most
+// scratch_values values (the x phases of one output row, or of a gather's source rows).
+struct DepthwisePlan {
+  int64_t tasks = 0, rows_per_task = 0, scratch_values = 0;
+  bool parallel = false;
+};
+DepthwisePlan plan_depthwise(const Geometry& g, bool transposed, int threads);
+
+// y = C^T x like scatter(); with `check`, returns false when some output is Inf or NaN.
+template <typename T>
+bool scatter_depthwise(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
+                       bool check);
+
+// x = C y like gather(); with `check`, returns false when some output is Inf or NaN.
+template <typename T>
+bool gather_depthwise(const Geometry& g, const T* y, const T* w, const T* bias, T* x,
+                      bool check);
+
+// ---- micro-kernels (csrc/ukernels/depthwise_*.cpp, one translation unit per ISA) ----------
+
+// One term of an output row: w * row[j + off], reads outside [0, len) being zeros.
+template <typename T>
+struct DwTerm {
+  const T* row;
+  int64_t off;
+  int64_t len;
+  T w;
+};
+
+// out[j] = (sum over t < count, in increasing t, of terms[t].w * terms[t].row[j + off_t]
+//          for the t with 0 <= j + off_t < len_t) + *bias (when bias != null), j < extent.
+// One accumulator per output starting from zero, terms added with the ISA's multiply-add
+// (one rounding where the ISA has FMA): a term outside its row is skipped, which gives the
+// same sum as adding its zero product (the accumulator is never -0).
+template <typename T>
+using DwRowUkernel = void (*)(const DwTerm<T>* terms, int64_t count, int64_t extent,
+                              const T* bias, T* out);
+
+// out[u * step + r] = phases[r][u] for u * step + r < total (interleaving store of phases).
+template <typename T>
+using DwInterleave = void (*)(const T* const* phases, int64_t step, int64_t total, T* out);
+
+// phases[r][u] = in[u * step + r] for u * step + r < total (the inverse).
+template <typename T>
+using DwDeinterleave = void (*)(const T* in, int64_t step, int64_t total, T* const* phases);
+
+template <typename T>
+struct DwKernels {
+  DwRowUkernel<T> row = nullptr;
+  DwInterleave<T> interleave = nullptr;
+  DwDeinterleave<T> deinterleave = nullptr;
+};
+
+struct DepthwiseKernels {
+  DwKernels<float> f32;
+  DwKernels<double> f64;
+};
+
+// One table per ISA (nullptr when the compiler could not build it), named as in
+// supported_isas(); the operators take the active ISA's.
+const DepthwiseKernels* generic_depthwise();
+const DepthwiseKernels* avx2_depthwise();
+const DepthwiseKernels* avx512_depthwise();
+const DepthwiseKernels* avx512_emulated_depthwise();
+
+}  // namespace tconv

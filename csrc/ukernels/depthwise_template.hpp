@@ -1,0 +1,165 @@
+// The depthwise micro-kernels (contracts in tconv/depthwise.hpp), written once over GCC
+// vector types of BYTES bytes and a multiply-add policy, and instantiated by one translation
+// unit per ISA with that ISA's flags (depthwise_<isa>.cpp), so the loops become that ISA's
+// vector instructions.  The lane width never changes a result: every output has its own
+// accumulator and the same sequence of multiply-adds in every lane, vector body or tail.
+//
+//   Fused:   std::fma, one rounding (avx2, avx512; avx512-emulated calls the same function
+//            without ISA flags, hence gives avx512's results bit for bit)
+//   Unfused: a * b + c, two roundings (generic; its TU is built with -ffp-contract=off)
+//
+// Include ONLY inside the anonymous namespace of a translation unit, after <cmath>.
+
+struct FusedMadd {
+  template <typename T>
+  static T madd(T a, T b, T c) {
+    return std::fma(a, b, c);
+  }
+};
+
+struct UnfusedMadd {
+  template <typename T>
+  static T madd(T a, T b, T c) {
+    return a * b + c;
+  }
+};
+
+// acc[l] = madd(w, x[l], acc[l]) for every lane; a loop of its own, fully unrolled, so that gcc
+// turns it into one vector instruction (inside dw_row's loops it left 16 float lanes scalar).
+template <class Madd, typename V, typename T>
+inline V madd_lanes(T w, V x, V acc) {
+  constexpr int L = sizeof(V) / sizeof(T);
+  V r;
+#pragma GCC unroll 64
+  for (int l = 0; l < L; ++l) r[l] = Madd::madd(w, x[l], acc[l]);
+  return r;
+}
+
+template <typename T, int BYTES, class Madd>
+void dw_row(const tconv::DwTerm<T>* terms, int64_t count, int64_t extent, const T* bias,
+            T* out) {
+  // blocks of two vectors: two independent accumulator chains hide the multiply-add latency
+  typedef T V __attribute__((vector_size(BYTES)));
+  constexpr int L = BYTES / static_cast<int>(sizeof(T));
+  // [lo, hi): the outputs every term reads inside its row; the rest check each term
+  int64_t lo = 0, hi = extent;
+  for (int64_t t = 0; t < count; ++t) {
+    lo = std::max(lo, -terms[t].off);
+    hi = std::min(hi, terms[t].len - terms[t].off);
+  }
+  lo = std::min(lo, extent);
+  hi = std::max(hi, lo);
+  const auto checked = [&](int64_t j) {
+    T acc = T(0);
+    for (int64_t t = 0; t < count; ++t) {
+      const int64_t i = j + terms[t].off;
+      if (i >= 0 && i < terms[t].len) acc = Madd::madd(terms[t].w, terms[t].row[i], acc);
+    }
+    out[j] = bias != nullptr ? acc + *bias : acc;
+  };
+  for (int64_t j = 0; j < lo; ++j) checked(j);
+  int64_t j = lo;
+  for (; j + 2 * L <= hi; j += 2 * L) {
+    V a0 = {}, a1 = {};
+    for (int64_t t = 0; t < count; ++t) {
+      const T wt = terms[t].w;
+      const T* s = terms[t].row + terms[t].off + j;
+      V x0, x1;
+      std::memcpy(&x0, s, sizeof(V));
+      std::memcpy(&x1, s + L, sizeof(V));
+      a0 = madd_lanes<Madd>(wt, x0, a0);
+      a1 = madd_lanes<Madd>(wt, x1, a1);
+    }
+    if (bias != nullptr) {
+      a0 += *bias;
+      a1 += *bias;
+    }
+    std::memcpy(out + j, &a0, sizeof(V));
+    std::memcpy(out + j + L, &a1, sizeof(V));
+  }
+  // the last 1 .. 2L - 1 outputs: a vector, then one more ending at hi (overlapping outputs
+  // already stored, which it recomputes to the same values), or scalars when hi - lo < L
+  const auto one_vector = [&](int64_t j0) {
+    V a = {};
+    for (int64_t t = 0; t < count; ++t) {
+      V x;
+      std::memcpy(&x, terms[t].row + terms[t].off + j0, sizeof(V));
+      a = madd_lanes<Madd>(terms[t].w, x, a);
+    }
+    if (bias != nullptr) a += *bias;
+    std::memcpy(out + j0, &a, sizeof(V));
+  };
+  if (j + L <= hi) {
+    one_vector(j);
+    j += L;
+  }
+  if (j < hi && hi - lo >= L) {
+    one_vector(hi - L);
+    j = hi;
+  }
+  for (; j < hi; ++j) {
+    T acc = T(0);
+    for (int64_t t = 0; t < count; ++t)
+      acc = Madd::madd(terms[t].w, terms[t].row[j + terms[t].off], acc);
+    out[j] = bias != nullptr ? acc + *bias : acc;
+  }
+  for (j = std::max(j, hi); j < extent; ++j) checked(j);
+}
+
+// With STEP a compile-time constant the loops below vectorise as interleaving (shuffling)
+// stores and loads; other steps take the run-time loop.
+template <int STEP, typename T>
+void interleave_fixed(const T* const* phases, int64_t total, T* __restrict out) {
+  const T* ph[STEP];
+  for (int r = 0; r < STEP; ++r) ph[r] = phases[r];
+  const int64_t full = total / STEP;
+  for (int64_t u = 0; u < full; ++u)
+#pragma GCC unroll 8
+    for (int r = 0; r < STEP; ++r) out[u * STEP + r] = ph[r][u];
+  for (int64_t o = full * STEP; o < total; ++o) out[o] = ph[o - full * STEP][full];
+}
+
+template <typename T>
+void dw_interleave(const T* const* phases, int64_t step, int64_t total, T* out) {
+  switch (step) {
+    case 2: interleave_fixed<2>(phases, total, out); return;
+    case 4: interleave_fixed<4>(phases, total, out); return;
+    default:
+      for (int64_t o = 0; o < total; ++o) out[o] = phases[o % step][o / step];
+  }
+}
+
+template <int STEP, typename T>
+void deinterleave_fixed(const T* __restrict in, int64_t total, T* const* phases) {
+  T* ph[STEP];
+  for (int r = 0; r < STEP; ++r) ph[r] = phases[r];
+  const int64_t full = total / STEP;
+  for (int64_t u = 0; u < full; ++u)
+#pragma GCC unroll 8
+    for (int r = 0; r < STEP; ++r) ph[r][u] = in[u * STEP + r];
+  for (int64_t o = full * STEP; o < total; ++o) ph[o - full * STEP][full] = in[o];
+}
+
+template <typename T>
+void dw_deinterleave(const T* in, int64_t step, int64_t total, T* const* phases) {
+  switch (step) {
+    case 2: deinterleave_fixed<2>(in, total, phases); return;
+    case 4: deinterleave_fixed<4>(in, total, phases); return;
+    default:
+      for (int64_t o = 0; o < total; ++o) phases[o % step][o / step] = in[o];
+  }
+}
+
+template <typename T, int BYTES, class Madd>
+tconv::DwKernels<T> dw_kernels() {
+  tconv::DwKernels<T> k;
+  k.row = dw_row<T, BYTES, Madd>;
+  k.interleave = dw_interleave<T>;
+  k.deinterleave = dw_deinterleave<T>;
+  return k;
+}
+
+template <int BYTES, class Madd>
+tconv::DepthwiseKernels dw_table() {
+  return {dw_kernels<float, BYTES, Madd>(), dw_kernels<double, BYTES, Madd>()};
+}
