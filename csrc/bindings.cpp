@@ -15,6 +15,7 @@
 #include "tconv/cancel.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/resize.hpp"
+#include "tconv/winograd.hpp"
 
 namespace py = pybind11;
 
@@ -112,20 +113,31 @@ const T* bias_ptr(const std::optional<In<T>>& bias, int64_t channels) {
   return bias->data();
 }
 
+tconv::Algorithm algorithm_named(const std::string& name) {
+  if (name == "direct") return tconv::Algorithm::kDirect;
+  if (name == "winograd") return tconv::Algorithm::kWinograd;
+  if (name == "winograd4") return tconv::Algorithm::kWinograd4;
+  if (name == "auto") return tconv::Algorithm::kAuto;
+  fail("_core: algorithm must be 'direct', 'winograd', 'winograd4' or 'auto', got '" + name +
+       "'");
+}
+
 template <typename T>
 void bind_dtype(py::module_& m) {
   m.def(
       "scatter",
       [](const In<T>& x, const In<T>& w, const std::optional<In<T>>& bias, In<T>& y,
-         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
+         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups,
+         const std::string& algorithm) {
         const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.fine_channels);
+        const tconv::Algorithm algo = algorithm_named(algorithm);
         T* out = y.mutable_data();
-        run_kernel([&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
+        run_kernel([&] { tconv::scatter_with<T>(g, algo, x.data(), w.data(), b, out); });
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
-      py::arg("groups"),
+      py::arg("groups"), py::arg("algorithm") = "direct",
       "y = C^T x: transposed convolution (scatter-add) into the preallocated y.");
   m.def(
       "gather",
@@ -230,6 +242,23 @@ PYBIND11_MODULE(_core, m) {
         "ISAs this build can run on this CPU, best first.");
   m.def("set_isa", &tconv::set_isa, py::arg("name"),
         "Use the micro-kernels of ISA `name` (ValueError if unknown or unsupported here).");
+  m.def(
+      "scatter_algorithm",
+      [](const py::array& x, const py::array& w, const py::array& y, const Sizes& stride,
+         const Sizes& pad, const Sizes& dilation, int64_t groups, const std::string& algorithm) {
+        const tconv::Geometry g = make_geometry(x, y, w, stride, pad, dilation, groups);
+        switch (tconv::choose_algorithm(g, algorithm_named(algorithm))) {
+          case tconv::Algorithm::kWinograd:
+            return std::string("winograd");
+          case tconv::Algorithm::kWinograd4:
+            return std::string("winograd4");
+          default:
+            return std::string("direct");
+        }
+      },
+      py::arg("x"), py::arg("w"), py::arg("y"), py::arg("stride"), py::arg("pad"),
+      py::arg("dilation"), py::arg("groups"), py::arg("algorithm"),
+      "The forward algorithm scatter(..., algorithm) runs for these arrays (the plan).");
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");
