@@ -213,7 +213,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="tconv and torch threads (small problems: 1 is fastest)")
     args = parser.parse_args()
+    import tconv
+
+    tconv.set_num_threads(args.threads)
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
     def show(done: int, worst: dict[tuple[str, str], tuple[float, float, int]]) -> None:
         print(f"{done} random geometries per dtype, seed {args.seed}", flush=True)
         for (algo, dtype), (r_wino, r_direct, over) in sorted(worst.items()):
