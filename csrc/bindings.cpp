@@ -22,6 +22,7 @@
 #include "tconv/plan.hpp"
 #include "tconv/resize.hpp"
 #include "tconv/ukernels.hpp"
+#include "tconv/winograd.hpp"
 
 namespace py = pybind11;
 
@@ -183,22 +184,33 @@ const T* bias_ptr(const std::optional<In<T>>& bias, int64_t channels) {
   return bias->data();
 }
 
+tconv::ForwardMethod algorithm_named(const std::string& name) {
+  if (name == "direct") return tconv::ForwardMethod::kDirect;
+  if (name == "winograd") return tconv::ForwardMethod::kWinograd;
+  if (name == "winograd4") return tconv::ForwardMethod::kWinograd4;
+  if (name == "auto") return tconv::ForwardMethod::kAuto;
+  fail("_core: algorithm must be 'direct', 'winograd', 'winograd4' or 'auto', got '" + name +
+       "'");
+}
+
 template <typename T>
 void bind_dtype(py::module_& m) {
   m.def(
       "scatter",
       [](const In<T>& x, const In<T>& w, const std::optional<In<T>>& bias, In<T>& y,
-         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
+         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups,
+         const std::string& algorithm) {
         const Sizes cs = shape_of(x), fs = shape_of(y), ws = shape_of(w);
         const tconv::Geometry g = make_geometry(cs, fs, ws, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.fine_channels);
+        const tconv::ForwardMethod algo = algorithm_named(algorithm);
         T* out = y.mutable_data();
         run_logged<T>("conv_transpose", g, cs, fs, ws,
-                      [&] { tconv::scatter<T>(g, x.data(), w.data(), b, out); });
+                      [&] { tconv::scatter_with<T>(g, algo, x.data(), w.data(), b, out); });
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
-      py::arg("groups"),
+      py::arg("groups"), py::arg("algorithm") = "direct",
       "y = C^T x: transposed convolution (scatter-add) into the preallocated y.");
   m.def(
       "gather",
@@ -470,6 +482,23 @@ PYBIND11_MODULE(_core, m) {
       "Tile sizes of ISA `isa`'s f32 or f64 table and the filled entries of each slot.");
   m.def("_asserts", &tconv::asserts_enabled,
         "Whether this build checks the micro-kernels' preconditions (TCONV_ASSERT).");
+  m.def(
+      "scatter_algorithm",
+      [](const py::array& x, const py::array& w, const py::array& y, const Sizes& stride,
+         const Sizes& pad, const Sizes& dilation, int64_t groups, const std::string& algorithm) {
+        const tconv::Geometry g = make_geometry(shape_of(x), shape_of(y), shape_of(w), stride, pad, dilation, groups);
+        switch (tconv::choose_algorithm(g, algorithm_named(algorithm))) {
+          case tconv::ForwardMethod::kWinograd:
+            return std::string("winograd");
+          case tconv::ForwardMethod::kWinograd4:
+            return std::string("winograd4");
+          default:
+            return std::string("direct");
+        }
+      },
+      py::arg("x"), py::arg("w"), py::arg("y"), py::arg("stride"), py::arg("pad"),
+      py::arg("dilation"), py::arg("groups"), py::arg("algorithm"),
+      "The forward algorithm scatter(..., algorithm) runs for these arrays (the plan).");
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");

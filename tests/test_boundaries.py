@@ -552,6 +552,27 @@ TABLE: list[Row] = [
         literals=("20",), why="inert: when Python's signal handlers run, never what is computed"),
     Row("verbose line: time field buffer", "bindings.cpp: char time[32]", (), (),
         literals=("32",), why="inert: formats the TCONV_VERBOSE time, never what is computed"),
+    # -- csrc/winograd.cpp, csrc/tconv/winograd_tasks.hpp (algorithm="winograd"/"winograd4") --
+    Row("Winograd tile block: V <= kWinoVBytes, 1 .. kWinoMaxPanels panels",
+        "winograd.cpp: kWinoVBytes = 512 << 10, kWinoMaxPanels = 8", (), (),
+        literals=("512", "10", "8"), names=("kWinoVBytes", "kWinoMaxPanels"),
+        why="inert for results (each output's sum does not depend on the tile block); "
+            "tests/test_winograd.py::test_tile_block_and_slab_boundaries runs 1 and 8 panels "
+            "and blocks that end mid tile row"),
+    Row("Winograd output tile m = 2 or 4 per axis, r = 2 or 3 taps",
+        "winograd.cpp: m == 4, taps 2|3", (), (), literals=("4", "3"),
+        why="the plan (winograd_suits): tests/test_winograd.py::test_plan straddles the taps "
+            "(1, 2, 3, 4 per phase) and runs both tiles"),
+    Row("Winograd slab of output channels: Z <= kWinoZBytes; transform scratch kWinoMaxNR",
+        "tconv/winograd_tasks.hpp: kWinoZBytes = 256 << 10, kWinoMaxNR = 64", (), (),
+        literals=("256", "10", "64"), names=("kWinoZBytes", "kWinoMaxNR"),
+        why="inert for results (slabs never split a sum); test_tile_block_and_slab_boundaries "
+            "runs 1 and several slabs; kWinoMaxNR >= every table's nr (32)"),
+    Row("Winograd transform coefficients (interpolation points 0, +-1, 1/2, -2, inf)",
+        "tconv/winograd_tasks.hpp: Wino<m, r>", (), (),
+        literals=("0.125", "0.25", "0.5", "3", "4", "5", "6", "8", "15", "16", "30"),
+        why="inert: matrix entries, not thresholds; tests/test_winograd.py checks each "
+            "transform against the oracle within the bound derived from them"),
 ]
 
 # Files of each row (the part of `where` before the colon, relative to csrc/).

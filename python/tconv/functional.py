@@ -70,6 +70,17 @@ def _no_partial_out(out: FloatArray | None) -> Iterator[None]:
         raise
 
 
+#: The forward algorithms of :func:`conv_transpose` (``algorithm=``).
+ALGORITHMS: tuple[str, ...] = ("direct", "winograd", "winograd4", "auto")
+
+
+def _check_algorithm(algorithm: object) -> str:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, "
+                         f"got {algorithm!r}")
+    return algorithm
+
+
 def _unpadded(geom: Geometry) -> Geometry:
     """The same problem on the padded fine grid with padding 0: ``C_0`` of ``C_m = C_0 P_m``."""
     return dataclasses.replace(
@@ -92,6 +103,7 @@ def conv_transpose(
     output_size: Sequence[int] | None = None,
     out: FloatArray | None = None,
     padding_mode: str = "zeros",
+    algorithm: str = "direct",
 ) -> FloatArray:
     """Transposed convolution ``y = C^T x`` (scatter-add), 1-D, 2-D or 3-D.
 
@@ -125,11 +137,20 @@ def conv_transpose(
         ``P_m`` the padding operator (see ``docs/padding.md``): the unpadded transposed conv,
         whose border (the part ``padding`` would crop) is folded back -- wrapped periodically
         for "circular", mirrored for "reflect", added onto the edge for "replicate".
+    algorithm : {"direct", "winograd", "winograd4", "auto"}
+        How the forward multiplies (``docs/winograd.md``).  "direct" (the default) forms
+        every product of the definition.  "winograd" runs Winograd F(2x2, r) tiles and
+        "winograd4" F(4x4, r) tiles on each stride phase -- fewer multiplications, a larger
+        (bounded) rounding error -- for 2-D problems with dilation 1 whose every phase has 2
+        or 3 taps per axis (k3 s1, k4 s2, k5 s2, ...); any other problem, Inf/NaN data and
+        negative padding run "direct".  "auto" is "direct" for now: no Winograd transform
+        met the error criterion for being chosen by default.
 
     Returns
     -------
     ndarray, shape (N, C_out, *o), the input's dtype.
     """
+    algo = _check_algorithm(algorithm)
     x, w, b = float_arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
     if output_size is not None:
@@ -150,7 +171,7 @@ def conv_transpose(
     if mode == "zeros":
         with _no_partial_out(None if out is None else y):
             _core.scatter(contiguous(x), contiguous(w), None if b is None else contiguous(b), y,
-                          *geom.kernel_args())
+                          *geom.kernel_args(), algo)
         return y
     # C_m^T x = P_m^T (C_0^T x): the unpadded scatter, then the border folded back (bias after,
     # so that it is added once per output element).
@@ -158,7 +179,7 @@ def conv_transpose(
     full = _unpadded(geom)
     y_full = np.empty(full.fine_shape, dtype=x.dtype)
     with _no_partial_out(None if out is None else y):
-        _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args())
+        _core.scatter(contiguous(x), contiguous(w), None, y_full, *full.kernel_args(), algo)
     np.copyto(y, _padmode.fold(y_full, geom.padding, mode))
     if b is not None:
         y += b.reshape(-1, *([1] * geom.ndim))

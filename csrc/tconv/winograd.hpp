@@ -1,0 +1,58 @@
+// Winograd minimal filtering for the forward (scatter) of 2-D transposed convolutions.
+//
+// scatter.cpp splits y = C^T x into stride_y x stride_x output phases, each a dense stride-1
+// correlation of x with a sub-kernel of r_y x r_x taps.  With dilation 1 a phase's taps are
+// consecutive in x (tap_offset falls by 1 per tap), so per axis, for phase rho,
+//
+//   y[j*s + rho] = sum_{q < r} h[q] * x[j + u + q],   h[q] = W[k_{r-1-q}],  u = min tap_offset,
+//
+// and Winograd's F(m, r) computes m outputs of it from a tile of alpha = m + r - 1 inputs
+// with alpha multiplications instead of m*r:  y_tile = A^T [(G h) . (B^T d)].  In 2-D, per
+// output tile and channel pair, alpha_y*alpha_x multiplications instead of m_y*m_x*r_y*r_x;
+// summed over the input channels, the transform-domain products become alpha_y*alpha_x GEMMs
+// (C_out/groups x C_in/groups times C_in/groups x tiles).  docs/winograd.md derives the error
+// bound of each transform shipped here.
+//
+// What runs (the plan is winograd_suits, a pure function of the geometry):
+//   2-D only (1-D and 3-D, and dilation > 1, run the direct path), every phase with 2 or 3
+//   taps on each axis (k4 s2 -> 2x2 for every phase; k3 s1 -> 3x3; k5 s2 -> 3x3, 3x2, 2x3,
+//   2x2; but k3 s2 has phases of 1 tap and runs the direct path).  Tiles of m = 2 outputs
+//   per axis ("winograd": F(2,2), F(2,3)) or m = 4 ("winograd4": F(4,2), F(4,3)).
+// Inf/NaN: a NaN in one input spreads across the tile (and the channels) in the transform
+// domain, so the Winograd path runs only on finite operands (else the direct path); an
+// overflow inside a transform leaves Inf/NaN in the result, which the loop nest recomputes
+// (scatter_repair), so every element that comes back finite was computed without one.
+#pragma once
+
+#include <cstdint>
+
+#include "tconv/geometry.hpp"
+
+namespace tconv {
+
+enum class ForwardMethod {
+  kDirect,     // the polyphase implicit GEMM (scatter.cpp)
+  kWinograd,   // F(2, r) per axis where winograd_suits, else direct
+  kWinograd4,  // F(4, r) per axis where winograd_suits, else direct
+  kAuto,       // see choose_algorithm
+};
+
+// Output tile per axis of a Winograd algorithm (0 for direct and auto).
+int winograd_tile(ForwardMethod a);
+
+// True when the Winograd path with output tile m (2 or 4) per axis can compute the forward
+// of g: 2-D (g.kernel[0] == g.coarse[0] == 1), dilation 1, and every output phase has 2 or 3
+// taps on both axes.  Pure: depends on g and m only.
+bool winograd_suits(const Geometry& g, int m);
+
+// The algorithm that runs for `requested` (never kAuto): a Winograd request that does not
+// suit g runs direct; kAuto runs direct (docs/winograd.md: no transform met the measured
+// criterion for choosing it by default).
+ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested);
+
+// Forward y = C^T x (layouts as tconv::scatter) by the algorithm choose_algorithm picks.
+template <typename T>
+void scatter_with(const Geometry& g, ForwardMethod requested, const T* x, const T* w,
+                  const T* bias, T* y);
+
+}  // namespace tconv

@@ -1,0 +1,253 @@
+// Winograd forward for 2-D transposed convolutions (formulas and plan in tconv/winograd.hpp;
+// error bounds in docs/winograd.md).
+//
+// Per call:
+//   U = G h G^T for every phase, transform point xi, group, output channel f and input
+//     channel c, computed in long double and rounded once to T (one rounding, however
+//     inexact G is), packed as the micro-kernels' A panels (mr rows each, k = c);
+//   tasks = phase x group x block of tiles (tiles of m x m outputs, numbered over batch and
+//   the phase's tile grid).  A task:
+//     V[xi] = B^T d B for each tile and input channel, stored as B panels (nr tiles each);
+//     for each slab of output channels:
+//       Z[xi] = U[xi] V[xi]   (alpha_y * alpha_x GEMMs, micro-kernels from active_gemm<T>(),
+//                              K blocks of k_block<T>() input channels, fixed order)
+//       y[(j*m + i)*s + rho] = (A^T Z A)[i] + bias   (only the tile's outputs inside the phase)
+// Every y element is written by one task and its value depends only on the transforms and
+// the fixed K-block order, never on the tile block, the slab or the thread: bitwise
+// deterministic for any thread count.
+#include "tconv/winograd.hpp"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "tconv/cancel.hpp"
+#include "tconv/kernels.hpp"
+#include "tconv/nonfinite.hpp"
+#include "tconv/subconv.hpp"
+#include "tconv/ukernels.hpp"
+#include "tconv/winograd_tasks.hpp"
+#include "tconv/workspace.hpp"
+
+namespace tconv {
+namespace {
+
+// Bytes of transformed input (V) one task keeps: the tile block shrinks to fit (>= 1 panel).
+constexpr int64_t kWinoVBytes = int64_t(512) << 10;
+// Most B panels (nr tiles each) in one tile block.
+constexpr int64_t kWinoMaxPanels = 8;
+
+using wino::Call;
+using wino::Phase;
+using wino::TaskFn;
+using wino::Wino;
+
+template <typename T, class FY, class FX>
+void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
+                      int64_t grp, int64_t f) {
+  constexpr int ay = FY::alpha, ax = FX::alpha, ry = FY::r, rx = FX::r;
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), kw = g.kernel[2];
+  const int64_t taps = g.taps();
+  const int64_t panel = f / mr, i = f % mr;
+  const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
+  for (int64_t c = 0; c < Kc; ++c) {
+    const T* wc = w + ((grp * Kc + c) * M + f) * taps;
+    long double h[ry][rx];
+    for (int qy = 0; qy < ry; ++qy)
+      for (int qx = 0; qx < rx; ++qx)
+        h[qy][qx] = wc[ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx]];
+    long double t1[ay][rx];
+    for (int e = 0; e < ay; ++e)
+      for (int qx = 0; qx < rx; ++qx) {
+        long double s = 0;
+        for (int qy = 0; qy < ry; ++qy) s += static_cast<long double>(FY::Gn[e][qy]) * h[qy][qx];
+        t1[e][qx] = s / FY::Gd[e];
+      }
+    for (int ey = 0; ey < ay; ++ey)
+      for (int ex = 0; ex < ax; ++ex) {
+        long double s = 0;
+        for (int qx = 0; qx < rx; ++qx) s += static_cast<long double>(FX::Gn[ex][qx]) * t1[ey][qx];
+        const int64_t xi = ey * ax + ex;
+        u_phase[(xi * g.groups + grp) * M * Kc + panel * mr * Kc + c * rows + i] =
+            static_cast<T>(s / FX::Gd[ex]);
+      }
+  }
+}
+
+template <typename T>
+using WeightFn = void (*)(const Geometry&, const Phase&, const T*, int, T*, int64_t, int64_t);
+
+template <typename T, int M>
+WeightFn<T> weight_fn(int64_t ry, int64_t rx) {
+  if (ry == 2 && rx == 2) return &weight_transform<T, Wino<M, 2>, Wino<M, 2>>;
+  if (ry == 2) return &weight_transform<T, Wino<M, 2>, Wino<M, 3>>;
+  if (rx == 2) return &weight_transform<T, Wino<M, 3>, Wino<M, 2>>;
+  return &weight_transform<T, Wino<M, 3>, Wino<M, 3>>;
+}
+
+// The task table of the active ISA (avx512-emulated and generic: the portable one).
+const wino::TaskTable& active_tasks() {
+  const std::string name = active_kernels().name;
+  const wino::TaskTable* t = nullptr;
+  if (name == "avx512") t = wino::avx512_tasks();
+  if (name == "avx2") t = wino::avx2_tasks();
+  return t != nullptr ? *t : *wino::generic_tasks();
+}
+
+template <typename T>
+TaskFn<T> task_fn(const wino::TaskTable& table, int64_t m, int64_t ry, int64_t rx) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return table.f32[m == 4][ry - 2][rx - 2];
+  } else {
+    return table.f64[m == 4][ry - 2][rx - 2];
+  }
+}
+
+int64_t alpha_of(int64_t m, int64_t r) { return m + r - 1; }
+
+std::vector<Phase> phases_of(const Geometry& g, int64_t m) {
+  std::array<std::vector<SubAxis>, 2> axes;
+  for (int a = 0; a < 2; ++a)
+    axes[a] = output_phases(g.fine[a + 1], g.kernel[a + 1], g.stride[a + 1], g.pad[a + 1],
+                            g.dilation[a + 1]);
+  std::vector<Phase> out;
+  for (const SubAxis& py : axes[0])
+    for (const SubAxis& px : axes[1]) {
+      Phase ph;
+      const SubAxis* sa[2] = {&py, &px};
+      for (int a = 0; a < 2; ++a) {
+        ph.rho[a] = sa[a]->dst_base;
+        ph.extent[a] = sa[a]->extent;
+        ph.taps[a] = sa[a]->tap_kernel;
+        // Offsets fall by one per tap (dilation 1): the last tap reads the first input.
+        ph.first[a] = sa[a]->tap_offset.empty() ? 0 : sa[a]->tap_offset.back();
+        ph.tiles[a] = ceil_div(ph.extent[a], m);
+      }
+      out.push_back(std::move(ph));
+    }
+  return out;
+}
+
+template <typename T>
+bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, const T* bias, T* y,
+                      bool check) {
+  const GemmKernels<T>& gk = active_gemm<T>();
+  std::vector<Phase> phases = phases_of(g, m);
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const int mr = gk.mr;
+  int64_t u_size = 0;
+  const wino::TaskTable& table = active_tasks();
+  std::vector<std::pair<WeightFn<T>, TaskFn<T>>> fns;
+  for (Phase& ph : phases) {
+    const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
+    const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
+    ph.u_offset = u_size;
+    u_size += alpha_of(m, ry) * alpha_of(m, rx) * g.groups * M * Kc;
+    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
+                     task_fn<T>(table, m, ry, rx));
+  }
+  std::vector<T> u(static_cast<size_t>(u_size));
+
+  // Tasks: phase x group x tile block; the block shrinks so that V stays within kWinoVBytes.
+  struct Task {
+    int64_t phase, group, t0, nt;
+  };
+  std::vector<Task> tasks;
+  for (size_t p = 0; p < phases.size(); ++p) {
+    const Phase& ph = phases[p];
+    const int64_t a2 = alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
+                       alpha_of(m, static_cast<int64_t>(ph.taps[1].size()));
+    int64_t block = kWinoVBytes / (a2 * Kc * gk.nr * static_cast<int64_t>(sizeof(T)));
+    block = std::clamp<int64_t>(block, 1, kWinoMaxPanels) * gk.nr;
+    const int64_t total = g.batch * ph.tiles[0] * ph.tiles[1];
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t t0 = 0; t0 < total; t0 += block)
+        tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
+  }
+
+  const Call<T> cl{&g, x, bias, y, &gk, u.data(), M, Kc, m};
+  Cancellation* const cancel = current_cancellation();
+  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * M;
+  const int64_t n_tasks = static_cast<int64_t>(tasks.size());
+  uint64_t nonfinite = 0;
+#pragma omp parallel reduction(| : nonfinite)
+  {
+    Scratch<T> v_buf, z_buf;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t job = 0; job < weight_jobs; ++job) {
+      if (stop(cancel)) continue;
+      const int64_t p = job / (g.groups * M), rem = job % (g.groups * M);
+      fns[static_cast<size_t>(p)].first(g, phases[static_cast<size_t>(p)], w, mr,
+                                         u.data() + phases[static_cast<size_t>(p)].u_offset,
+                                         rem / M, rem % M);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n_tasks; ++i) {
+      if (stop(cancel)) continue;
+      const Task& tk = tasks[static_cast<size_t>(i)];
+      const size_t p = static_cast<size_t>(tk.phase);
+      nonfinite |= fns[p].second(cl, phases[p], tk.group, tk.t0, tk.nt, v_buf, z_buf, check);
+    }
+  }
+  return nonfinite == 0;
+}
+
+}  // namespace
+
+int winograd_tile(ForwardMethod a) {
+  switch (a) {
+    case ForwardMethod::kWinograd:
+      return 2;
+    case ForwardMethod::kWinograd4:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+bool winograd_suits(const Geometry& g, int m) {
+  if (m != 2 && m != 4) return false;
+  if (g.kernel[0] != 1 || g.coarse[0] != 1 || g.fine[0] != 1) return false;
+  if (g.coarse[1] < 1 || g.coarse[2] < 1 || g.fine[1] < 1 || g.fine[2] < 1) return false;
+  if (g.batch < 1 || g.coarse_per_group() < 1 || g.fine_per_group() < 1) return false;
+  for (int a = 1; a < kMaxDims; ++a) {
+    if (g.dilation[a] != 1) return false;
+    for (const SubAxis& ph : output_phases(g.fine[a], g.kernel[a], g.stride[a], g.pad[a], 1)) {
+      const size_t r = ph.tap_kernel.size();
+      if (r != 2 && r != 3) return false;
+    }
+  }
+  return true;
+}
+
+ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested) {
+  if (requested == ForwardMethod::kAuto) return ForwardMethod::kDirect;
+  const int m = winograd_tile(requested);
+  if (m != 0 && !winograd_suits(g, m)) return ForwardMethod::kDirect;
+  return requested;
+}
+
+template <typename T>
+void scatter_with(const Geometry& g, ForwardMethod requested, const T* x, const T* w,
+                  const T* bias, T* y) {
+  const ForwardMethod algo = choose_algorithm(g, requested);
+  const int64_t x_size = g.batch * g.coarse_channels * g.coarse_pixels();
+  const int64_t w_size = g.coarse_channels * g.fine_per_group() * g.taps();
+  // A non-finite operand would spread across a tile in the transform domain: direct path.
+  if (algo == ForwardMethod::kDirect || !all_finite(x, x_size) || !all_finite(w, w_size)) {
+    scatter(g, x, w, bias, y);
+    return;
+  }
+  if (!scatter_winograd(g, winograd_tile(algo), x, w, bias, y, /*check=*/true))
+    scatter_repair(g, x, w, bias, y);
+}
+
+template void scatter_with<float>(const Geometry&, ForwardMethod, const float*, const float*,
+                                  const float*, float*);
+template void scatter_with<double>(const Geometry&, ForwardMethod, const double*, const double*,
+                                   const double*, double*);
+
+}  // namespace tconv

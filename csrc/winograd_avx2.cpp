@@ -1,0 +1,21 @@
+// The Winograd tasks (winograd_tasks.inc) compiled with -mavx2 -mfma and -ffp-contract=off
+// (CMake set_source_files_properties): the transforms use this ISA's vectors and round as on
+// every other ISA.
+#include <algorithm>
+#include <cstdint>
+
+#include "tconv/nonfinite.hpp"
+#include "tconv/winograd_tasks.hpp"
+
+#ifdef TCONV_HAVE_AVX2
+namespace {
+#include "winograd_tasks.inc"
+}  // namespace
+
+const tconv::wino::TaskTable* tconv::wino::avx2_tasks() {
+  static const TaskTable table = make_table();
+  return &table;
+}
+#else
+const tconv::wino::TaskTable* tconv::wino::avx2_tasks() { return nullptr; }
+#endif

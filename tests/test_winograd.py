@@ -1,0 +1,223 @@
+"""The Winograd forward (algorithm="winograd" / "winograd4"): oracle within the derived bound.
+
+Oracle: conv_transpose in float64 (torch, else tconv.reference), through
+tools/winograd_error.py, which derives the transforms from their interpolation points alone
+(Toom-Cook in exact fractions, independent of csrc/) and from them the error bound of
+docs/winograd.md.  Also: the plan (which geometries take the path, the rest bitwise equal to
+the direct path), every ISA, bitwise determinism across thread counts, Inf/NaN handled as the
+direct path does, and the argument's validation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tconv
+from _isas import isa_params
+from tconv import _core
+
+_TOOL = Path(__file__).resolve().parent.parent / "tools" / "winograd_error.py"
+_spec = importlib.util.spec_from_file_location("winograd_error", _TOOL)
+assert _spec is not None and _spec.loader is not None
+werr = importlib.util.module_from_spec(_spec)
+sys.modules["winograd_error"] = werr
+_spec.loader.exec_module(werr)
+
+ALGOS = ("winograd", "winograd4")
+DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture
+def isa(request):
+    saved = tconv.isa()
+    tconv.set_isa(request.param)
+    yield request.param
+    tconv.set_isa(saved)
+
+
+def _plan(x, w, geo, algorithm):
+    y = tconv.conv_transpose(x, w, **geo)
+    g = tconv.functional.transposed_geometry(x.shape, w.shape, geo.get("stride", 1),
+                                             geo.get("padding", 0),
+                                             geo.get("output_padding", 0),
+                                             geo.get("groups", 1), geo.get("dilation", 1))
+    return _core.scatter_algorithm(x, w, y, *g.kernel_args(), algorithm)
+
+
+def test_transforms_derived_here_satisfy_the_correlation_identity():
+    # the test's own derivation (the bound rests on it): A^T (G h . B^T d) = correlation
+    for (m, r) in werr.POINTS:
+        at, g, bt = werr.transform(m, r)
+        alpha = m + r - 1
+        for i in range(m):
+            for q in range(r):
+                for p in range(alpha):
+                    v = sum(at[i][x] * g[x][q] * bt[x][p] for x in range(alpha))
+                    assert v == (1 if p == i + q else 0), (m, r, i, q, p)
+
+
+@pytest.mark.parametrize("isa", isa_params(), indirect=True)
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fuzz_within_derived_bound(isa, algorithm, dtype):
+    rng = np.random.default_rng(hash((algorithm, np.dtype(dtype).name)) % 2**32)
+    for _ in range(12):
+        x, w, b, geo = werr.random_problem(rng, dtype)
+        assert _plan(x, w, geo, algorithm) == algorithm, geo
+        y = tconv.conv_transpose(x, w, b, algorithm=algorithm, **geo)
+        r_wino, _ = werr.ratios(y, x, w, b, geo, werr.TILE[algorithm])
+        assert r_wino <= 1.0, (geo, r_wino)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fuzz_within_derived_bound_long(algorithm, dtype):
+    rng = np.random.default_rng(7 + hash(algorithm) % 1000)
+    for _ in range(400):
+        x, w, b, geo = werr.random_problem(rng, dtype)
+        y = tconv.conv_transpose(x, w, b, algorithm=algorithm, **geo)
+        r_wino, _ = werr.ratios(y, x, w, b, geo, werr.TILE[algorithm])
+        assert r_wino <= 1.0, (geo, r_wino)
+
+
+@pytest.mark.parametrize("isa", isa_params(), indirect=True)
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c_in,c_out,size", [
+    (1, 13, (3, 70)),     # one tile row longer than any panel: runs split across panels
+    (300, 5, (5, 5)),     # K blocks of k_block<T>() channels (256 / 128), one panel
+    (2, 40, (33, 41)),    # several slabs of output channels, up to 8 panels per block
+    (130, 30, (9, 9)),    # tile block shrunk to 1 panel by kWinoVBytes, several slabs
+])
+def test_tile_block_and_slab_boundaries(isa, algorithm, dtype, c_in, c_out, size):
+    rng = np.random.default_rng(3)
+    for kernel, stride, padding in (((3, 3), 1, 1), ((4, 4), 2, 1)):
+        x = rng.standard_normal((2, c_in, *size)).astype(dtype)
+        w = rng.standard_normal((c_in, c_out, *kernel)).astype(dtype)
+        b = rng.standard_normal(c_out).astype(dtype)
+        geo = {"stride": (stride,) * 2, "padding": (padding,) * 2, "output_padding": (0, 0),
+               "groups": 1}
+        y = tconv.conv_transpose(x, w, b, algorithm=algorithm, **geo)
+        r_wino, _ = werr.ratios(y, x, w, b, geo, werr.TILE[algorithm])
+        assert r_wino <= 1.0, (kernel, r_wino)
+
+
+@pytest.mark.parametrize("shape,kernel,geo,expected", [
+    ((1, 2, 5, 5), (3, 3), {"stride": 1, "padding": 1}, "winograd"),
+    ((1, 2, 5, 5), (2, 2), {"stride": 1}, "winograd"),
+    ((1, 2, 5, 5), (4, 4), {"stride": 2, "padding": 1}, "winograd"),
+    ((1, 2, 5, 5), (5, 5), {"stride": 2, "padding": 2}, "winograd"),     # 3 and 2 taps
+    ((1, 2, 5, 5), (6, 4), {"stride": (2, 2)}, "winograd"),
+    ((1, 2, 5, 5), (3, 3), {"stride": 2, "padding": 1}, "direct"),       # 2 and 1 taps
+    ((1, 2, 5, 5), (1, 1), {}, "direct"),
+    ((1, 2, 5, 5), (4, 4), {"stride": 1}, "direct"),                     # 4 taps
+    ((1, 2, 5, 5), (7, 7), {"stride": 2}, "direct"),                     # 4 and 3 taps
+    ((1, 2, 5, 5), (3, 3), {"dilation": 2}, "direct"),
+    ((1, 2, 9), (3,), {"padding": 1}, "direct"),                         # 1-D
+    ((1, 2, 4, 4, 4), (3, 3, 3), {"padding": 1}, "direct"),              # 3-D
+])
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_plan(shape, kernel, geo, expected, algorithm):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((shape[1], 3, *kernel))
+    want = algorithm if expected == "winograd" else "direct"
+    assert _plan(x, w, geo, algorithm) == want
+    assert _plan(x, w, geo, "auto") == "direct"
+    assert _plan(x, w, geo, "direct") == "direct"
+    y = tconv.conv_transpose(x, w, algorithm=algorithm, **geo)
+    direct = tconv.conv_transpose(x, w, **geo)
+    if want == "direct":  # the fallback is the direct path itself, bit for bit
+        np.testing.assert_array_equal(y, direct)
+    else:
+        np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("isa", isa_params(), indirect=True)
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitwise_deterministic_across_threads(isa, algorithm, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 20, 17, 23)).astype(dtype)
+    w = rng.standard_normal((20, 14, 4, 4)).astype(dtype)
+    b = rng.standard_normal(14).astype(dtype)
+    saved = tconv.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3, 1):
+            tconv.set_num_threads(threads)
+            results.append(tconv.conv_transpose(x, w, b, stride=2, padding=1,
+                                                algorithm=algorithm))
+    finally:
+        tconv.set_num_threads(saved)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", ["x", "w", "bias"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nonfinite_as_direct(algorithm, dtype, where, value):
+    # A NaN would spread across a tile in the transform domain: Winograd hands such calls to
+    # the direct path, whose fast kernel + loop-nest repair are exact on Inf/NaN.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 9, 9)).astype(dtype)
+    w = rng.standard_normal((4, 5, 3, 3)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    {"x": x, "w": w, "bias": b}[where].flat[3] = value
+    y = tconv.conv_transpose(x, w, b, padding=1, algorithm=algorithm)
+    direct = tconv.conv_transpose(x, w, b, padding=1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(direct))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(direct))
+    if where == "bias":
+        # finite x and w: the Winograd result; its Inf/NaN outputs (channel 3) repaired, the
+        # others bit for bit those of a finite bias
+        b[3] = 0
+        finite_bias = tconv.conv_transpose(x, w, b, padding=1, algorithm=algorithm)
+        np.testing.assert_array_equal(y[:, 3], direct[:, 3])
+        others = [c for c in range(5) if c != 3]
+        np.testing.assert_array_equal(y[:, others], finite_bias[:, others])
+    else:
+        np.testing.assert_array_equal(y, direct)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_overflow_inside_a_transform_is_repaired(algorithm):
+    # Finite operands whose transforms overflow float32 (the direct sums do not): the Inf/NaN
+    # left in the result are recomputed by the loop nest, so no output is lost.
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((1, 2, 8, 8)) * 3e37).astype(np.float32)
+    x[0, 0, 3, 3] = 3.0e38
+    w = rng.uniform(0.5, 1.0, (2, 2, 3, 3)).astype(np.float32) * 0.01
+    y = tconv.conv_transpose(x, w, padding=1, algorithm=algorithm)
+    exact = werr.oracle(x, w, None, {"padding": 1})
+    representable = np.abs(exact) < np.finfo(np.float32).max
+    assert np.isfinite(y[representable]).all()
+    np.testing.assert_allclose(y[representable], exact[representable], rtol=1e-4)
+
+
+@pytest.mark.parametrize("bad", ["fast", "Winograd", "", 3, None])
+def test_algorithm_is_validated(bad):
+    x = np.zeros((1, 1, 3, 3))
+    w = np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        tconv.conv_transpose(x, w, algorithm=bad)
+
+
+def test_padding_mode_and_out_take_the_algorithm():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((3, 4, 3, 3))
+    for mode in ("zeros", "circular", "reflect"):
+        direct = tconv.conv_transpose(x, w, padding=1, padding_mode=mode)
+        out = np.empty_like(direct)
+        y = tconv.conv_transpose(x, w, padding=1, padding_mode=mode, algorithm="winograd",
+                                 out=out)
+        assert y is out
+        np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
