@@ -16,17 +16,18 @@ out = np.empty((1, 3, 10, 10), F)
 
 y = tconv.conv_transpose(input=x, weight=w, bias=b, stride=2, padding=1, output_padding=1,
                          groups=1, dilation=1, output_size=(10, 10), out=out,
-                         padding_mode="circular")
+                         padding_mode="circular", algorithm="direct")
 tconv.conv_transpose1d(input=x[..., 0], weight=w[..., 0], bias=b, stride=2, padding=1,
                        output_padding=1, groups=1, dilation=1, output_size=[10], out=None,
-                       padding_mode="zeros")
+                       padding_mode="zeros", algorithm="auto")
 tconv.conv_transpose2d(x, w, padding_mode="circular")
 tconv.conv_transpose2d(input=x, weight=w, bias=None, stride=(2, 2), padding="same",
                        output_padding=0, groups=1, dilation=(1, 1), output_size=None,
-                       out=None, padding_mode="zeros")
+                       out=None, padding_mode="zeros", algorithm="winograd")
 tconv.conv_transpose3d(input=x[..., None], weight=w[..., None], bias=b, stride=2,
                        padding=((1, 1), (1, 1), (0, 0)), output_padding=1, groups=1,
-                       dilation=1, output_size=None, out=None, padding_mode="replicate")
+                       dilation=1, output_size=None, out=None, padding_mode="replicate",
+                       algorithm="winograd4")
 tconv.conv(input=y, weight=w, bias=np.zeros(2, F), stride=2, padding=1, dilation=1, groups=1,
            out=None, padding_mode="reflect")
 tconv.conv_transpose_backward(grad_output=y, input=x, weight=w, stride=2, padding=1,
