@@ -9,7 +9,9 @@
 //
 // The sum runs in increasing k with one accumulator per (i, j): fixed order, so results never
 // depend on the thread that runs a tile.  `accumulate` = 0 overwrites c, 1 adds to it
-// (c = c + block_sum).  fn[r] handles r rows, r = 1..mr.
+// (c = c + block_sum).  fn[r] handles r rows, r = 1..mr.  Every kernel requires kc >= 1,
+// ldc >= its tile's columns and non-null pointers; each slot holds a named function
+// (NamedUkernel below) that checks these with TCONV_ASSERT in Debug and sanitizer builds.
 #pragma once
 
 #include <cstdint>

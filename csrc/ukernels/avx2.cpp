@@ -90,6 +90,7 @@ void transpose_panel_f32x16(const float* rows, int64_t ld, int64_t kc, float* pa
 
 // The hand-written transpose in place of the template's (same result: it only moves values).
 #define TCONV_DEFINE_transpose8x8(name, Ops, unused_rows, NR)                                 \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
     static_assert((NR) == 16, "transpose_panel_f32x16 moves 16 rows");                      \
     TCONV_TRANSPOSE_ASSERTS();                                                               \

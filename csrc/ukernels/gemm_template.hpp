@@ -16,15 +16,17 @@
 #include "tconv/assert.hpp"
 #include "tconv/ukernels.hpp"
 
-// The templates below are inlined into the named kernels (TCONV_DEFINE_*), so that the hot
-// loop is the named function itself and not a template instance behind a tail call.
-#define TCONV_UKERNEL_BODY __attribute__((always_inline)) inline
+// The named kernels (TCONV_DEFINE_*) inline everything they call (flatten), so that the hot
+// loop is the named function itself and not a template instance behind a tail call.  (Marking
+// the templates always_inline instead changed gcc's vectorisation of some scalar kernels:
+// generic's igemm 4x8 spilled more and ran at 0.72x.)
+#define TCONV_UKERNEL_NAMED __attribute__((flatten))
 
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
 enum class BRows { kPacked, kRows, kOffsets };
 
 // How A[i][k] is found: kARows false: a[k * MR + i] (packed panel), true: a[i * lda + k].
-template <class Ops, int MR, int NV, BRows kMode, bool kARows = false> TCONV_UKERNEL_BODY
+template <class Ops, int MR, int NV, BRows kMode, bool kARows = false>
 void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                const typename Ops::T* const* b_rows, const int64_t* b_off,
                typename Ops::T* c, int64_t ldc, int accumulate, int64_t lda = 0) {
@@ -65,14 +67,14 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
   }
 }
 
-template <class Ops, int MR, int NV> TCONV_UKERNEL_BODY
+template <class Ops, int MR, int NV>
 void gemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                   typename Ops::T* c, int64_t ldc, int accumulate) {
   gemm_body<Ops, MR, NV, BRows::kPacked>(kc, a, b, nullptr, nullptr, c, ldc, accumulate);
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[k * NR + j]   (A rows in place)
-template <class Ops, int MR, int NV> TCONV_UKERNEL_BODY
+template <class Ops, int MR, int NV>
 void rgemm_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
                    typename Ops::T* c, int64_t ldc, int accumulate) {
   gemm_body<Ops, MR, NV, BRows::kPacked, true>(kc, a, b, nullptr, nullptr, c, ldc, accumulate,
@@ -81,7 +83,7 @@ void rgemm_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const type
 
 // panel[k * NR + t] = rows[t * ld + k] for k < kc, t < NR: the B panel of rgemm from NR rows
 // that are contiguous along k.
-template <typename T, int NR> TCONV_UKERNEL_BODY
+template <typename T, int NR>
 void transpose_panel(const T* rows, int64_t ld, int64_t kc, T* panel) {
   for (int64_t k = 0; k < kc; ++k)
 #pragma GCC unroll 16
@@ -89,14 +91,14 @@ void transpose_panel(const T* rows, int64_t ld, int64_t kc, T* panel) {
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
-template <class Ops, int MR, int NV> TCONV_UKERNEL_BODY
+template <class Ops, int MR, int NV>
 void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* const* b_rows,
                    typename Ops::T* c, int64_t ldc, int accumulate) {
   gemm_body<Ops, MR, NV, BRows::kRows>(kc, a, nullptr, b_rows, nullptr, c, ldc, accumulate);
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * (b + b_off[k])[j]
-template <class Ops, int MR, int NV> TCONV_UKERNEL_BODY
+template <class Ops, int MR, int NV>
 void ogemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                    const int64_t* b_off, typename Ops::T* c, int64_t ldc, int accumulate) {
   gemm_body<Ops, MR, NV, BRows::kOffsets>(kc, a, b, nullptr, b_off, c, ldc, accumulate);
@@ -111,7 +113,7 @@ void ogemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
 // of an accumulator sums the k = l (mod W) in increasing k, then Ops::reduce adds the lanes in
 // a fixed order (a pairwise tree on AVX2).  The order depends on kc and W only, never on where
 // the tile lies.
-template <class Ops, int MR, int NC> TCONV_UKERNEL_BODY
+template <class Ops, int MR, int NC>
 void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
                  int64_t ldb, typename Ops::T* c, int64_t ldc, int accumulate) {
   using V = typename Ops::V;
@@ -177,6 +179,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   TCONV_ASSERT(accumulate == 0 || accumulate == 1)
 
 #define TCONV_DEFINE_gemm(name, Ops, MR, NV)                                                 \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, const Ops::T* b, Ops::T* c, int64_t ldc,            \
             int accumulate) {                                                                \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
@@ -185,6 +188,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   }
 
 #define TCONV_DEFINE_igemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, const Ops::T* const* b_rows, Ops::T* c, int64_t ldc, \
             int accumulate) {                                                                \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
@@ -195,6 +199,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   }
 
 #define TCONV_DEFINE_ogemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, const Ops::T* b, const int64_t* b_off, Ops::T* c,   \
             int64_t ldc, int accumulate) {                                                   \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
@@ -205,6 +210,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 
 // A's rows lda apart must not overlap: lda >= kc (irrelevant for one row).
 #define TCONV_DEFINE_rgemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, int64_t lda, const Ops::T* b, Ops::T* c,            \
             int64_t ldc, int accumulate) {                                                   \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
@@ -215,6 +221,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 
 // kc is a whole number of vectors (the caller zero-pads the reduction up to it).
 #define TCONV_DEFINE_dot(name, Ops, MR, NC)                                                  \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, int64_t lda, const Ops::T* b, int64_t ldb,          \
             Ops::T* c, int64_t ldc, int accumulate) {                                        \
     TCONV_ASSERT(kc >= 1);                                                                   \
@@ -236,6 +243,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   TCONV_ASSERT(ld >= kc)
 
 #define TCONV_DEFINE_transpose(name, Ops, unused_rows, NR)                                   \
+  TCONV_UKERNEL_NAMED                                                                        \
   void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
     TCONV_TRANSPOSE_ASSERTS();                                                               \
     ::transpose_panel<Ops::T, NR>(rows, ld, kc, panel);                                      \
