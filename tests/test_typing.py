@@ -163,14 +163,17 @@ def test_mypy_strict_accepts_every_call_that_runs(tmp_path: Path) -> None:
     files = [str(SNIPPETS / name) for name, (_, needs) in sorted(SNIPPET_MODULES.items())
              if needs is None or importlib.util.find_spec(needs) is not None]
     env = os.environ.get("MYPYPATH")
-    os.environ["MYPYPATH"] = str(PACKAGE.parent)
+    # A source checkout (PYTHONPATH=python) needs its package dir on MYPYPATH; an installed
+    # tconv is found through --python-executable, and mypy refuses site-packages there.
+    if PACKAGE.parent.name != "site-packages":
+        os.environ["MYPYPATH"] = str(PACKAGE.parent)
     try:
-        cache = PACKAGE.parent.parent / ".mypy_cache"  # shared with `mypy --strict python/tconv`
+        cache = SNIPPETS.parent.parent / ".mypy_cache"  # shared with `mypy --strict python/tconv`
         stdout, stderr, status = api.run(["--strict", "--cache-dir", str(cache),
                                           "--python-executable", sys.executable, *files])
     finally:
         if env is None:
-            del os.environ["MYPYPATH"]
+            os.environ.pop("MYPYPATH", None)
         else:
             os.environ["MYPYPATH"] = env
     assert status == 0, stdout + stderr
