@@ -183,3 +183,30 @@ def test_repaired_results_do_not_depend_on_the_thread_count(isa):
         if a is not None:
             assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
     assert np.isnan(one[0]).any() and np.isfinite(one[0]).any()
+
+
+def test_a_finite_overflow_is_kept_whichever_side_is_scanned(isa):
+    """Finite operands whose sums overflow: the fast kernel's Inf/NaN is the result both when
+    the operands are scanned first and when the result is tested after the fast kernel (the
+    side scanned depends only on the sizes).  Padding crops the output of a stride-1 layer
+    without changing the sums of the outputs left, so the cropped call (small result: tested
+    after) must equal the middle of the uncropped one (large result: operands scanned)."""
+    rng = np.random.default_rng(21)
+    overflowed = 0
+    for _ in range(60):
+        c_in, c_out, k = int(rng.integers(1, 5)), int(rng.integers(1, 40)), int(rng.integers(2, 4))
+        x = rng.uniform(-3e38, 3e38, (1, c_in, 6, 6)).astype(np.float32)
+        w = rng.choice([-2.0, -1.0, 1.0, 2.0], size=(c_in, c_out, k, k)).astype(np.float32)
+        p = k - 1
+        full = tconv.conv_transpose(x, w)
+        cropped = tconv.conv_transpose(x, w, padding=p)
+        mid = full[:, :, p:-p, p:-p]
+        assert np.array_equal(mid.view(np.uint32), cropped.view(np.uint32))
+        overflowed += int(np.isinf(cropped).sum())
+        # the gather: conv with padding p adds border outputs around the unpadded ones
+        wc = w.transpose(1, 0, 2, 3).copy()  # conv weight (c_out, c_in, k, k) for input x
+        small = tconv.conv(x, wc)
+        padded = tconv.conv(x, wc, padding=p)
+        assert np.array_equal(padded[:, :, p:-p, p:-p].view(np.uint32), small.view(np.uint32))
+        overflowed += int(np.isinf(small).sum())
+    assert overflowed > 0  # the draws do overflow

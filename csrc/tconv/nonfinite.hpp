@@ -14,7 +14,9 @@
 // fewer values:
 //   - before: scan the two operands; all finite -> the fast kernel without any test (its
 //     result can then only be non-finite by a finite overflow, which it keeps).
-//   - after: the fast kernel tests its result as it stores it.
+//   - after: the fast kernel tests its result as it stores it; when it finds Inf/NaN, the
+//     operands are scanned, and only a non-finite operand calls for the repair (all finite:
+//     a finite overflow, kept as in the first way).
 // Columns the fast kernel computes past a tile's end and discards are not part of the result:
 // the values they read are not paired with any result element by the definition either.
 // The sub-convolutions test each value as they store it (no extra pass over the result);
@@ -42,14 +44,19 @@ inline auto nonfinite_bit(T v) {
 }
 
 // fast(check) runs the fast kernel and, when `check`, returns false if its result holds an
-// Inf or NaN; repair() recomputes the result's Inf/NaN elements by the loop nest.  a, b: the
+// Inf or NaN; repair() recomputes the result's Inf/NaN elements by the loop nest, called only
+// when an operand is Inf or NaN.  a, b: the
 // operands; result_size: the result's.
 template <typename T, typename Fast, typename Repair>
 void run_checked(const T* a, int64_t a_size, const T* b, int64_t b_size, int64_t result_size,
                  Fast&& fast, Repair&& repair) {
   const bool check =
       result_size < a_size + b_size || !all_finite(a, a_size) || !all_finite(b, b_size);
-  if (!fast(check)) repair();
+  if (fast(check)) return;
+  // An Inf/NaN result from finite operands is a finite overflow of the fast kernel's sums:
+  // kept, exactly as when the operands were scanned first, so the two ways agree bit for bit.
+  if (all_finite(a, a_size) && all_finite(b, b_size)) return;
+  repair();
 }
 
 }  // namespace tconv
