@@ -515,6 +515,10 @@ TABLE: list[Row] = [
     Row("gemm engine: pack_b per nr 8/16/32/64 (pixel tails of every tile and wide tile)",
         "gemm/engine.cpp: pack_b_for", (8, 16, 32, 64), ("gemm_pixels",),
         literals=("8", "16", "32", "64"), dtypes=("float32", "float64")),
+    Row("gemm engine: pack_b copies a full nr panel row in kChunk = 16/32/64-byte moves (the "
+        "baseline / avx2 / avx512 clone's vector width: 4/8/16 f32 pixels), a tail panel "
+        "element by element", "gemm/engine.cpp: copy_chunks, pack_b_body", (4, 8, 16),
+        ("gemm_pixels",), names=("kChunk",), dtypes=("float32", "float64")),
     Row("gemm engine: tile rows mr, wide kernels for M <= 3, row blocks of whole panels",
         "gemm/engine.cpp: tile_rows, block_rows", TILE_MR + (3,), ("gemm_rows",)),
     Row("gemm engine: K block kc, prefetch kPackAhead = 4 rows ahead (64-byte lines)",

@@ -27,12 +27,12 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <omp.h>
 
 #include "tconv/cancel.hpp"
-#include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
 #include "tconv/ukernels.hpp"
@@ -74,10 +74,37 @@ struct Task {
   int64_t n, g, p0, p1, j0, cols;  // panels [p0, p1) of A, columns [j0, j0 + cols)
 };
 
+// B packing is compiled three times: for the baseline ISA and, on x86-64 gcc builds that have
+// those kernels, with AVX2 and AVX-512 code generation (function target attributes: the rest
+// of this file stays baseline, so it runs on any CPU).  A clone runs only when the active
+// kernel table is its ISA's (never for avx512-emulated), so the CPU has it.  Packing only
+// moves values: every clone gives the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX2)
+#define TCONV_ENGINE_AVX2 __attribute__((flatten, target("avx2,fma")))
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX512)
+#define TCONV_ENGINE_AVX512 \
+  __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
+#endif
+
+// to[0, BYTES) = from[0, BYTES) in chunks of up to CHUNK bytes (GCC vector types: a register
+// move per chunk, CHUNK = the clone's vector width).
+template <int BYTES, int CHUNK>
+inline __attribute__((always_inline)) void copy_chunks(const void* from, void* to) {
+  constexpr int kChunk = BYTES < CHUNK ? BYTES : CHUNK;
+  static_assert(BYTES % kChunk == 0, "whole chunks");
+  typedef char Chunk __attribute__((vector_size(kChunk), aligned(1), may_alias));
+#pragma GCC unroll 16
+  for (int o = 0; o < BYTES; o += kChunk)
+    *reinterpret_cast<Chunk*>(static_cast<char*>(to) + o) =
+        *reinterpret_cast<const Chunk*>(static_cast<const char*>(from) + o);
+}
+
 // The panels of B for columns [0, cols) of kc rows of ld apart: panel p (nr columns) at
 // panel + p * kc * NR holds b[k * NR + j] = src[k * ld + p * NR + j], zero past cols.
-template <typename T, int NR>
-void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
+template <typename T, int NR, int CHUNK>
+inline __attribute__((always_inline)) void pack_b_body(const T* src, int64_t ld, int64_t kc,
+                                                       int64_t cols, T* panel) {
   const int64_t full = cols / NR, tail = cols - full * NR;
   const int64_t step = NR * kc;
   constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
@@ -86,7 +113,8 @@ void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
     if (k + kPackAhead < kc)
       for (int64_t q = 0; q < cols; q += kLine) __builtin_prefetch(row + kPackAhead * ld + q);
     T* out = panel + k * NR;
-    for (int64_t p = 0; p < full; ++p) copy_fixed<T, 1, NR>(row + p * NR, out + p * step);
+    for (int64_t p = 0; p < full; ++p)
+      copy_chunks<NR * int(sizeof(T)), CHUNK>(row + p * NR, out + p * step);
     if (tail > 0) {
       T* o = out + full * step;
       for (int64_t j = 0; j < tail; ++j) o[j] = row[full * NR + j];
@@ -98,20 +126,67 @@ void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
 template <typename T>
 using PackB = void (*)(const T*, int64_t, int64_t, int64_t, T*);
 
+template <typename T, int NR>
+void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
+  pack_b_body<T, NR, 16>(src, ld, kc, cols, panel);
+}
+#ifdef TCONV_ENGINE_AVX2
+template <typename T, int NR>
+TCONV_ENGINE_AVX2 void pack_b_avx2(const T* src, int64_t ld, int64_t kc, int64_t cols,
+                                   T* panel) {
+  pack_b_body<T, NR, 32>(src, ld, kc, cols, panel);
+}
+#endif
+#ifdef TCONV_ENGINE_AVX512
+template <typename T, int NR>
+TCONV_ENGINE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int64_t cols,
+                                       T* panel) {
+  pack_b_body<T, NR, 64>(src, ld, kc, cols, panel);
+}
+#endif
+
+// Which copies to run: the clones of the active table's ISA, else the baseline's.
+enum class CopyIsa { kBase, kAvx2, kAvx512 };
+
+inline CopyIsa copy_isa(const std::string& table) {
+#ifdef TCONV_ENGINE_AVX512
+  if (table == "avx512") return CopyIsa::kAvx512;
+#endif
+#ifdef TCONV_ENGINE_AVX2
+  if (table == "avx2") return CopyIsa::kAvx2;
+#endif
+  (void)table;
+  return CopyIsa::kBase;
+}
+
+template <typename T, int NR>
+PackB<T> pack_b_of(CopyIsa isa) {
+  switch (isa) {
+#ifdef TCONV_ENGINE_AVX512
+    case CopyIsa::kAvx512: return &pack_b_avx512<T, NR>;
+#endif
+#ifdef TCONV_ENGINE_AVX2
+    case CopyIsa::kAvx2: return &pack_b_avx2<T, NR>;
+#endif
+    default: return &pack_b<T, NR>;
+  }
+}
+
 template <typename T>
-PackB<T> pack_b_for(int nr) {
+PackB<T> pack_b_for(int nr, CopyIsa isa) {
   switch (nr) {
-    case 8: return &pack_b<T, 8>;
-    case 16: return &pack_b<T, 16>;
-    case 32: return &pack_b<T, 32>;
-    case 64: return &pack_b<T, 64>;
+    case 8: return pack_b_of<T, 8>(isa);
+    case 16: return pack_b_of<T, 16>(isa);
+    case 32: return pack_b_of<T, 32>(isa);
+    case 64: return pack_b_of<T, 64>(isa);
     default: return nullptr;
   }
 }
 
 // Copies rows [0, r) x columns [0, cols) of a finished tile to the output, adding the bias of
 // each row (if any; without one the sums are copied as they are, -0 included); with kCheck,
-// returns nonzero when a value is Inf or NaN.
+// returns nonzero when a value is Inf or NaN.  (Baseline code on every ISA: AVX2 or AVX-512
+// clones of it, as for pack_b, were slower where the epilogue counts, K = 64.)
 template <bool kCheck, typename T>
 auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r, int64_t cols,
                  const T* bias) {
@@ -209,7 +284,7 @@ bool run(const Problem<T>& pb, bool check) {
   const bool wide = sc.wide;
   const int mr = sc.plan.mr, nr = sc.plan.nr;
   const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
-  const PackB<T> pack = pack_b_for<T>(nr);
+  const PackB<T> pack = pack_b_for<T>(nr, copy_isa(active_kernels().name));
   const int64_t kc_max = sc.plan.kc;
   const PanelCut& cut = sc.cut;
   const std::vector<Task>& tasks = sc.tasks;
