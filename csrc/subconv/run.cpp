@@ -49,7 +49,7 @@ struct Worker {
   std::vector<T*> unit_panel;
   std::vector<int64_t> tap_code, row_part;
   std::vector<T*> tile_dst;
-  std::vector<TapRead> reads;
+  std::vector<PackTap> pack_taps;
   std::vector<T> zeros;
   NonfiniteBits<T> bad = 0;
 };
@@ -287,7 +287,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
     if (direct) {
       if (direct_block(c, wk, tr, rows, ap, bp, accumulate)) continue;
     } else {
-      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.reads);
+      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.pack_taps);
     }
     block_gemm(c, wk, tr, kc, ap, bp, accumulate);
   }
