@@ -85,14 +85,16 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
 // Segments are cut at panel boundaries into pieces; per piece each tap is classified once
 // (which u < len read inside the source, and where), then its rows (one per channel) are
 // copied with a length and source step that are compile-time constants in the common cases.
-struct TapRead {
-  int64_t offset;  // source offset (within a channel plane) of the first valid read u = lo
-  int64_t lo, hi;  // valid reads u in [lo, hi); lo == hi: the row is zero
+// PackTap: what one tap of the K block is, worked out once per block (no divisions per piece).
+struct PackTap {
+  int64_t dz, dy, dx;  // the tap's offsets along z, y and x (src index = j * step + d)
+  int64_t k, n;        // its first row in the K block and its row count (every taps-th row)
+  int64_t channel;     // that first row's channel, from the block's first channel
 };
 
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
-            KRows rows, int64_t nc, int nr, T* bp, std::vector<TapRead>& reads);
+            KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps);
 
 // ---- the indirect input (indirect.cpp) -----------------------------------------------------
 

@@ -10,61 +10,76 @@ namespace tconv::detail {
 
 namespace {
 
-// Rows k < kc of one piece; row k reads tap (tap0 + k) % taps of channel (tap0 + k) / taps
-// (channel 0 at src_c, channels `plane` apart).  Tap by tap, so each inner loop has one kind
-// of read (full, zero or border) and just steps through the channels.
-template <typename T, int LEN, int STEP>
-void pack_piece(const T* src_c, int64_t plane, int64_t taps, int64_t tap0, int64_t kc,
-                const TapRead* reads, int nr, T* dst) {
-  const int64_t dk = taps * nr;
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t k = (t - tap0 + taps) % taps;
-    if (k >= kc) continue;
-    const int64_t n = ceil_div(kc - k, taps);  // rows of this tap
-    const TapRead& rd = reads[t];
-    const T* p = src_c + (tap0 + k) / taps * plane + rd.offset;
-    T* d = dst + k * nr;
-    if (rd.lo == 0 && rd.hi == LEN) {
-      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) copy_fixed<T, STEP, LEN>(p, d);
-    } else if (rd.lo == rd.hi) {
-      for (int64_t i = 0; i < n; ++i, d += dk) {
-#pragma GCC unroll 32
-        for (int u = 0; u < LEN; ++u) d[u] = T(0);
-      }
-    } else if (rd.lo == 1 && rd.hi == LEN) {  // one point over the left edge (padding 1)
-      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
-        d[0] = T(0);
-        copy_fixed<T, STEP, LEN - 1>(p, d + 1);
-      }
-    } else if (rd.lo == 0 && rd.hi == LEN - 1) {  // one point over the right edge
-      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
-        copy_fixed<T, STEP, LEN - 1>(p, d);
-        d[LEN - 1] = T(0);
-      }
-    } else {
-      const int64_t lo = rd.lo, hi = rd.hi;
-      for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
-#pragma GCC unroll 32
-        for (int u = 0; u < LEN; ++u) d[u] = T(0);
-        for (int64_t u = lo; u < hi; ++u) d[u] = p[(u - lo) * STEP];
-      }
-    }
-  }
-}
-
+// Where one piece reads: its image's first channel of the K block (channels `plane` apart), the
+// source sizes, and the piece's source coordinates before the tap offsets (column u at x0 +
+// u * step).
 template <typename T>
-void pack_piece_any(const T* src_c, int64_t plane, int64_t taps, int64_t tap0, int64_t kc,
-                    const TapRead* reads, int nr, int64_t len, int64_t step, T* dst) {
-  for (int64_t k = 0; k < kc; ++k, dst += nr) {
-    const TapRead& rd = reads[(tap0 + k) % taps];
-    const T* p = src_c + (tap0 + k) / taps * plane + rd.offset;
-    for (int64_t u = 0; u < rd.lo; ++u) dst[u] = T(0);
-    if (step == 1) {
-      for (int64_t u = rd.lo; u < rd.hi; ++u) dst[u] = p[u - rd.lo];
-    } else {
-      for (int64_t u = rd.lo; u < rd.hi; ++u) dst[u] = p[(u - rd.lo) * step];
+struct PieceSource {
+  const T* src_c;
+  int64_t plane, sz, sy, sx, z0, y0, x0;
+};
+
+// The rows of one piece, tap by tap (each tap's rows are every taps-th row of the block, one
+// per channel), so each inner loop has one kind of read (full, zero or border) and just steps
+// through the channels.  LEN > 0 and STEP > 0: compile-time length and source step (else the
+// run-time len and step).
+template <typename T, int LEN, int STEP>
+void pack_piece(const PieceSource<T>& ps, const std::vector<PackTap>& taps, int64_t dk, int nr,
+                int64_t len_rt, int64_t step_rt, T* dst) {
+  const int64_t len = LEN > 0 ? LEN : len_rt;
+  const int64_t step = STEP > 0 ? STEP : step_rt;
+  for (const PackTap& tp : taps) {
+    if (tp.n == 0) continue;
+    T* d = dst + tp.k * nr;
+    const int64_t n = tp.n;
+    const int64_t z = ps.z0 + tp.dz, y = ps.y0 + tp.dy, x0 = ps.x0 + tp.dx;
+    // valid u: 0 <= x0 + u * step < sx
+    int64_t lo = 0, hi = 0;
+    if (z >= 0 && z < ps.sz && y >= 0 && y < ps.sy) {
+      lo = x0 >= 0 ? 0 : ceil_div(-x0, step);
+      hi = x0 >= ps.sx ? 0 : std::min<int64_t>(len, ceil_div(ps.sx - x0, step));
     }
-    for (int64_t u = rd.hi; u < len; ++u) dst[u] = T(0);
+    if (lo >= hi) {
+      for (int64_t i = 0; i < n; ++i, d += dk) {
+        if constexpr (LEN > 0) {
+#pragma GCC unroll 32
+          for (int u = 0; u < LEN; ++u) d[u] = T(0);
+        } else {
+          for (int64_t u = 0; u < len; ++u) d[u] = T(0);
+        }
+      }
+      continue;
+    }
+    const T* p = ps.src_c + tp.channel * ps.plane + (z * ps.sy + y) * ps.sx + x0 + lo * step;
+    if constexpr (LEN > 0 && STEP > 0) {
+      if (lo == 0 && hi == LEN) {
+        for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) copy_fixed<T, STEP, LEN>(p, d);
+        continue;
+      }
+      if (lo == 1 && hi == LEN) {  // one point over the left edge (padding 1)
+        for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
+          d[0] = T(0);
+          copy_fixed<T, STEP, LEN - 1>(p, d + 1);
+        }
+        continue;
+      }
+      if (lo == 0 && hi == LEN - 1) {  // one point over the right edge
+        for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
+          copy_fixed<T, STEP, LEN - 1>(p, d);
+          d[LEN - 1] = T(0);
+        }
+        continue;
+      }
+    }
+    for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
+      for (int64_t u = 0; u < lo; ++u) d[u] = T(0);
+      if (step == 1) {
+        for (int64_t u = lo; u < hi; ++u) d[u] = p[u - lo];
+      } else {
+        for (int64_t u = lo; u < hi; ++u) d[u] = p[(u - lo) * step];
+      }
+      for (int64_t u = hi; u < len; ++u) d[u] = T(0);
+    }
   }
 }
 
@@ -123,7 +138,7 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
 
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
-            KRows rows, int64_t nc, int nr, T* bp, std::vector<TapRead>& reads) {
+            KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const int64_t ncp = round_up(nc, nr);
   for (int64_t t = nc; t < ncp; ++t) {
@@ -131,50 +146,53 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
     for (int64_t k = 0; k < kc; ++k) col[k * nr] = T(0);
   }
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
-  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
-  const int64_t plane = sz * sy * sx;
   const int64_t step = ax.src_step;
   const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
   const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
-  const int64_t taps = s.taps();
-  reads.resize(static_cast<size_t>(taps));
-  // the K block's rows are consecutive k = c * taps + t (k_rows)
+  const int64_t tap_n = s.taps();
+  // the K block's rows are consecutive k = c * taps + t (k_rows): tap t's first row is
+  // (t - tap0) mod taps, its rows every taps-th after it
   const int64_t tap0 = kc > 0 ? rows.front().tap : 0;
   const int64_t c0 = kc > 0 ? rows.front().channel : 0;
+  taps.resize(static_cast<size_t>(tap_n));
+  for (int64_t tp = 0; tp < tap_n; ++tp) {
+    const int64_t tx = tp % tx_n, ty = (tp / tx_n) % ty_n, tz = tp / (tx_n * ty_n);
+    const int64_t k = (tp - tap0 + tap_n) % tap_n;
+    taps[static_cast<size_t>(tp)] = {az.tap_offset[static_cast<size_t>(tz)],
+                                     ay.tap_offset[static_cast<size_t>(ty)],
+                                     ax.tap_offset[static_cast<size_t>(tx)], k,
+                                     k < kc ? ceil_div(kc - k, tap_n) : 0, (tap0 + k) / tap_n};
+  }
+  PieceSource<T> ps{nullptr, 0, s.src_dims[0], s.src_dims[1], s.src_dims[2], 0, 0, 0};
+  ps.plane = ps.sz * ps.sy * ps.sx;
+  const int64_t dk = tap_n * nr;
   for (const Segment& seg : segs) {
+    ps.src_c = src + (seg.n * s.src_channels + group * s.Kc + c0) * ps.plane;
+    ps.z0 = seg.jz * az.src_step;
+    ps.y0 = seg.jy * ay.src_step;
     for (int64_t u0 = 0; u0 < seg.len;) {
       const int64_t t = seg.t0 + u0;
       const int64_t len = std::min<int64_t>(seg.len - u0, nr - t % nr);
-      const int64_t jx0 = seg.jx0 + u0;
-      for (int64_t tp = 0; tp < taps; ++tp) {
-        const int64_t tx = tp % tx_n, ty = (tp / tx_n) % ty_n, tz = tp / (tx_n * ty_n);
-        const int64_t z = seg.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
-        const int64_t y = seg.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
-        const int64_t x0 = jx0 * step + ax.tap_offset[static_cast<size_t>(tx)];
-        TapRead rd{0, 0, 0};
-        if (z >= 0 && z < sz && y >= 0 && y < sy) {
-          // valid u: 0 <= x0 + u * step < sx
-          const int64_t lo = x0 >= 0 ? 0 : ceil_div(-x0, step);
-          const int64_t hi = x0 >= sx ? 0 : std::min<int64_t>(len, ceil_div(sx - x0, step));
-          if (lo < hi) rd = {(z * sy + y) * sx + x0 + lo * step, lo, hi};
-        }
-        reads[static_cast<size_t>(tp)] = rd;
-      }
-      const T* src_c = src + (seg.n * s.src_channels + group * s.Kc + c0) * plane;
+      ps.x0 = (seg.jx0 + u0) * step;
       T* dst = bp + (t / nr) * kc * nr + t % nr;
-      const TapRead* rd = reads.data();
       if (len == 4 && step == 1) {
-        pack_piece<T, 4, 1>(src_c, plane, taps, tap0, kc, rd, nr, dst);
+        pack_piece<T, 4, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 8 && step == 1) {
-        pack_piece<T, 8, 1>(src_c, plane, taps, tap0, kc, rd, nr, dst);
+        pack_piece<T, 8, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 16 && step == 1) {
-        pack_piece<T, 16, 1>(src_c, plane, taps, tap0, kc, rd, nr, dst);
+        pack_piece<T, 16, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 4 && step == 2) {
-        pack_piece<T, 4, 2>(src_c, plane, taps, tap0, kc, rd, nr, dst);
+        pack_piece<T, 4, 2>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 8 && step == 2) {
-        pack_piece<T, 8, 2>(src_c, plane, taps, tap0, kc, rd, nr, dst);
+        pack_piece<T, 8, 2>(ps, taps, dk, nr, len, step, dst);
+      } else if (len == 16 && step == 2) {
+        pack_piece<T, 16, 2>(ps, taps, dk, nr, len, step, dst);
+      } else if (step == 1) {
+        pack_piece<T, 0, 1>(ps, taps, dk, nr, len, step, dst);
+      } else if (step == 2) {
+        pack_piece<T, 0, 2>(ps, taps, dk, nr, len, step, dst);
       } else {
-        pack_piece_any(src_c, plane, taps, tap0, kc, rd, nr, len, step, dst);
+        pack_piece<T, 0, 0>(ps, taps, dk, nr, len, step, dst);
       }
       u0 += len;
     }
@@ -186,8 +204,8 @@ template void pack_a_panels<float>(const std::vector<SubConv>&, const float*, in
 template void pack_a_panels<double>(const std::vector<SubConv>&, const double*, int64_t, int64_t, int64_t,
                                     const std::vector<KRows>&, const std::vector<double*>&);
 template void pack_b<float>(const SubConv&, const float*, int64_t, const std::vector<Segment>&, KRows,
-                             int64_t, int, float*, std::vector<TapRead>&);
+                             int64_t, int, float*, std::vector<PackTap>&);
 template void pack_b<double>(const SubConv&, const double*, int64_t, const std::vector<Segment>&, KRows,
-                             int64_t, int, double*, std::vector<TapRead>&);
+                             int64_t, int, double*, std::vector<PackTap>&);
 
 }  // namespace tconv::detail

@@ -49,7 +49,7 @@ struct Worker {
   std::vector<T*> unit_panel;
   std::vector<int64_t> tap_code, row_part;
   std::vector<T*> tile_dst;
-  std::vector<TapRead> reads;
+  std::vector<PackTap> pack_taps;
   std::vector<T> zeros;
   NonfiniteBits<T> bad = 0;
 };
@@ -114,16 +114,17 @@ const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const Sub
   return data;
 }
 
-// Whole tiles of unit-stride destination rows, with no bias to add and no Inf/NaN test (a
-// second pass over the lines would cost what this saves): the micro-kernels write and
-// accumulate straight into dst (rows dst_plane apart), so the output lines are taken while
-// the task multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).
-// Same sums in the same order: the same bits as through store_tile.
+// Whole tiles of unit-stride destination rows: the micro-kernels write and accumulate
+// straight into dst (rows dst_plane apart), so the output lines are taken while the task
+// multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).  The bias
+// and the Inf/NaN test are applied to each tile's rows right after the last K block's kernel
+// wrote them (finish_rows, while they are in L1).  Same sums in the same order, the bias
+// added to the sum as store_tile adds it: the same bits as through store_tile.
 template <typename T>
 bool stores_in_kernels(const Call<T>& c, const SubConv& s, const TaskInput& in,
                        const std::vector<Segment>& tiles) {
   bool to_dst = in.mode != Input::kPacked && c.p.xs == 0 && s.Kc * s.taps() > 0 &&
-                s.axes[2].dst_step == 1 && c.bias == nullptr && !c.check;
+                s.axes[2].dst_step == 1;
   for (size_t t = 0; to_dst && t < tiles.size(); ++t) to_dst = tiles[t].len == c.p.nr;
   return to_dst;
 }
@@ -135,12 +136,29 @@ T* c_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t i0,
                    : tr.acc + i0 * tr.ncp + t * c.p.nr;
 }
 
+// After the last K block's kernel wrote rows [i0, i0 + r) of tile t straight into dst: add
+// the bias and test the values for Inf/NaN, as store_tile would (tiles are whole: nr values).
+template <typename T>
+void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t i0, int64_t r,
+                 int64_t t) {
+  const int64_t nr = c.p.nr;
+  T* d = wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane;
+  for (int64_t i = 0; i < r; ++i, d += c.dst_plane) {
+    if (c.bias != nullptr) {
+      const T b = c.bias[tr.task.group * tr.s.M + tr.task.m0 + i0 + i];
+      for (int64_t u = 0; u < nr; ++u) d[u] = d[u] + b;
+    }
+    if (c.check)
+      for (int64_t u = 0; u < nr; ++u) wk.bad |= nonfinite_bit(d[u]);
+  }
+}
+
 // Direct path, one K block: B rows through pointers (or band offsets), multiplied in place
 // when few A panels read them; returns false when B was instead copied into packed panels at
 // bp for block_gemm.
 template <typename T>
 bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows,
-                  const T* ap, T* bp, int accumulate) {
+                  const T* ap, T* bp, int accumulate, bool finish) {
   const SubconvPlan& p = c.p;
   const auto kc = static_cast<int64_t>(rows.size());
   const std::vector<Segment>& tiles = wk.tiles;
@@ -172,6 +190,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
           r = tile_rows(tr.mc - i0, p.mr);
           c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(),
                    c_at(c, wk, tr, i0, static_cast<int64_t>(t)), tr.ldc, accumulate);
+          if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
         }
         continue;
       }
@@ -189,6 +208,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
         r = tile_rows(tr.mc - i0, p.mr);
         c.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
                  c_at(c, wk, tr, i0, static_cast<int64_t>(t)), tr.ldc, accumulate);
+        if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
       }
     return true;
   }
@@ -202,8 +222,8 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
 
 // Packed B at bp (kc rows) times the task's A: blocks of mcb rows, nr panels, mr tiles.
 template <typename T>
-void block_gemm(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t kc,
-                const T* ap, const T* bp, int accumulate) {
+void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t kc,
+                const T* ap, const T* bp, int accumulate, bool finish) {
   const int mr = c.p.mr, nr = c.p.nr;
   for (int64_t ib = 0, ie = 0; ib < tr.mc; ib = ie) {
     ie = std::min(tr.mc, ib + c.p.mcb);
@@ -213,6 +233,7 @@ void block_gemm(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int
       for (int64_t i0 = ib, r = 0; i0 < ie; i0 += r) {
         r = tile_rows(tr.mc - i0, mr);
         c.fn[r](kc, ap + i0 * kc, b, c_at(c, wk, tr, i0, j0 / nr), tr.ldc, accumulate);
+        if (finish) finish_rows(c, wk, tr, i0, r, j0 / nr);
       }
     }
   }
@@ -284,12 +305,14 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
     // B: ncp columns (+ border rows of the indirect path after them)
     T* bp = wk.b_buf.get(2 * kc * ncp);
     const int accumulate = k0 > 0 ? 1 : 0;
+    // the kernels wrote dst's final sums: bias and Inf/NaN test tile by tile
+    const bool finish = to_dst && (c.bias != nullptr || c.check) && k0 + kc == k_total;
     if (direct) {
-      if (direct_block(c, wk, tr, rows, ap, bp, accumulate)) continue;
+      if (direct_block(c, wk, tr, rows, ap, bp, accumulate, finish)) continue;
     } else {
-      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.reads);
+      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.pack_taps);
     }
-    block_gemm(c, wk, tr, kc, ap, bp, accumulate);
+    block_gemm(c, wk, tr, kc, ap, bp, accumulate, finish);
   }
   store_task(c, wk, tr);
 }
