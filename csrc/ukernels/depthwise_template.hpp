@@ -108,6 +108,43 @@ void dw_row(const tconv::DwTerm<T>* terms, int64_t count, int64_t extent, const 
 
 // With STEP a compile-time constant the loops below vectorise as interleaving (shuffling)
 // stores and loads; other steps take the run-time loop.
+// acc[l] = madd(a[l], b[l], acc[l]) for every lane (see madd_lanes).
+template <class Madd, typename V, typename T>
+inline V madd_vv(V a, V b, V acc) {
+  constexpr int L = sizeof(V) / sizeof(T);
+  V r;
+#pragma GCC unroll 64
+  for (int l = 0; l < L; ++l) r[l] = Madd::madd(a[l], b[l], acc[l]);
+  return r;
+}
+
+template <typename T, class Madd>
+void dw_dot(const T* a, int64_t extent, const tconv::DwTerm<T>* terms, int64_t count, T* acc) {
+  constexpr int L = tconv::kDwDotLanes;
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  for (int64_t t = 0; t < count; ++t) {
+    const int64_t off = terms[t].off;
+    const int64_t lo = std::max<int64_t>(0, -off), hi = std::min(extent, terms[t].len - off);
+    if (hi <= lo) continue;
+    const T* r = terms[t].row + off;
+    T* s = acc + t * L;
+    int64_t j = lo;
+    for (; j < hi && j % L != 0; ++j) s[j % L] = Madd::madd(a[j], r[j], s[j % L]);
+    if (j + L <= hi) {
+      V v;
+      std::memcpy(&v, s, sizeof(V));
+      for (; j + L <= hi; j += L) {
+        V x, y;
+        std::memcpy(&x, a + j, sizeof(V));
+        std::memcpy(&y, r + j, sizeof(V));
+        v = madd_vv<Madd, V, T>(x, y, v);
+      }
+      std::memcpy(s, &v, sizeof(V));
+    }
+    for (; j < hi; ++j) s[j % L] = Madd::madd(a[j], r[j], s[j % L]);
+  }
+}
+
 template <int STEP, typename T>
 void interleave_fixed(const T* const* phases, int64_t total, T* __restrict out) {
   const T* ph[STEP];
@@ -154,6 +191,7 @@ template <typename T, int BYTES, class Madd>
 tconv::DwKernels<T> dw_kernels() {
   tconv::DwKernels<T> k;
   k.row = dw_row<T, BYTES, Madd>;
+  k.dot = dw_dot<T, Madd>;
   k.interleave = dw_interleave<T>;
   k.deinterleave = dw_deinterleave<T>;
   return k;
