@@ -497,7 +497,8 @@ TABLE: list[Row] = [
         "ukernels/depthwise_*.cpp: dw_table<16|32|64>", (4, 8, 16, 32), ("dw_width",),
         literals=("16", "32", "64"), dtypes=("float32", "float64"),
         why="f32 outputs per vector / block: generic 4/8, avx2 8/16, avx512 16/32"),
-    Row("depthwise interleave / de-interleave of steps 2 and 4 (others: run-time step)",
+    Row("depthwise interleave / de-interleave of steps 2 and 4 (others: run-time step); the "
+        "forward of x stride 2 writes both phases from registers (row2)",
         "ukernels/depthwise_template.hpp: case 2, case 4", (2, 4), ("dw_stride",),
         literals=("4",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------

@@ -78,6 +78,14 @@ template <typename T>
 using DwRowUkernel = void (*)(const DwTerm<T>* terms, int64_t count, int64_t extent,
                               const T* bias, T* out);
 
+// The forward's row of x stride 2 with both x phases, terms t0 (phase 0, n0 of them) and t1
+// (phase 1): out[2j + r] = (sum over the terms of phase r as DwRowUkernel) + *bias for
+// 2j + r < total, each phase's extent being (total + 1 - r) / 2.  Returns whether some output
+// is Inf or NaN.
+template <typename T>
+using DwRow2Ukernel = bool (*)(const DwTerm<T>* t0, int64_t n0, const DwTerm<T>* t1, int64_t n1,
+                               int64_t total, const T* bias, T* out);
+
 // out[u * step + r] = phases[r][u] for u * step + r < total (interleaving store of phases).
 template <typename T>
 using DwInterleave = void (*)(const T* const* phases, int64_t step, int64_t total, T* out);
@@ -93,8 +101,9 @@ using DwDeinterleave = void (*)(const T* in, int64_t step, int64_t total, T* con
 constexpr int kDwDotLanes = 32;
 
 // acc[t * kDwDotLanes + l] = madd(a[j], terms[t].row[j + off_t], ...) over the j < extent
-// with j % kDwDotLanes = l and 0 <= j + off_t < len_t, in increasing j, for each t < count
-// (terms[t].w is not read); acc holds count x kDwDotLanes running sums.
+// with j % kDwDotLanes = l, in increasing j, for each t < count; extent is a multiple of
+// kDwDotLanes and every read lies inside its array (the caller pads rows with zeros;
+// terms[t].w and len are not read).  acc holds count x kDwDotLanes running sums.
 template <typename T>
 using DwDotUkernel = void (*)(const T* a, int64_t extent, const DwTerm<T>* terms, int64_t count,
                               T* acc);
@@ -102,6 +111,7 @@ using DwDotUkernel = void (*)(const T* a, int64_t extent, const DwTerm<T>* terms
 template <typename T>
 struct DwKernels {
   DwRowUkernel<T> row = nullptr;
+  DwRow2Ukernel<T> row2 = nullptr;
   DwDotUkernel<T> dot = nullptr;
   DwInterleave<T> interleave = nullptr;
   DwDeinterleave<T> deinterleave = nullptr;
