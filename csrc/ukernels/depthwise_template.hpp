@@ -229,21 +229,28 @@ inline V madd_vv(V a, V b, V acc) {
   return r;
 }
 
-template <typename T, class Madd>
+template <typename T, int BYTES, class Madd>
 void dw_dot(const T* a, int64_t extent, const tconv::DwTerm<T>* terms, int64_t count, T* acc) {
-  constexpr int L = tconv::kDwDotLanes;
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  // the kDwDotLanes lanes as NV vectors of the ISA's width (a wider GCC vector type was
+  // left partly scalar on the narrower ISAs)
+  typedef T V __attribute__((vector_size(BYTES)));
+  constexpr int L = BYTES / static_cast<int>(sizeof(T)), NV = tconv::kDwDotLanes / L;
+  static_assert(NV * L == tconv::kDwDotLanes, "lanes must be whole vectors");
   for (int64_t t = 0; t < count; ++t) {
     const T* r = terms[t].row + terms[t].off;
-    V v;
-    std::memcpy(&v, acc + t * L, sizeof(V));
-    for (int64_t j = 0; j < extent; j += L) {
-      V x, y;
-      std::memcpy(&x, a + j, sizeof(V));
-      std::memcpy(&y, r + j, sizeof(V));
-      v = madd_vv<Madd, V, T>(x, y, v);
+    T* s = acc + t * tconv::kDwDotLanes;
+    V v[NV];
+    std::memcpy(v, s, sizeof(v));
+    for (int64_t j = 0; j < extent; j += tconv::kDwDotLanes) {
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; ++q) {
+        V x, y;
+        std::memcpy(&x, a + j + q * L, sizeof(V));
+        std::memcpy(&y, r + j + q * L, sizeof(V));
+        v[q] = madd_vv<Madd, V, T>(x, y, v[q]);
+      }
     }
-    std::memcpy(acc + t * L, &v, sizeof(V));
+    std::memcpy(s, v, sizeof(v));
   }
 }
 
@@ -317,7 +324,7 @@ tconv::DwKernels<T> dw_kernels() {
   tconv::DwKernels<T> k;
   k.row = dw_row<T, BYTES, Madd>;
   k.row2 = dw_row2<T, BYTES, Madd>;
-  k.dot = dw_dot<T, Madd>;
+  k.dot = dw_dot<T, BYTES, Madd>;
   k.interleave = dw_interleave<T>;
   k.deinterleave = dw_deinterleave<T, BYTES>;
   return k;
