@@ -31,6 +31,7 @@
 #include "tconv/cancel.hpp"
 #include "tconv/depthwise.hpp"
 #include "tconv/nonfinite.hpp"
+#include "tconv/plan.hpp"
 #include "tconv/subconv.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -45,6 +46,8 @@ namespace {
 constexpr int64_t kMaxChannelsPerGroup = 1;
 // Outputs per task (whole rows; at least one row).
 constexpr int64_t kTaskOutputs = int64_t(1) << 15;
+// Weight gradient: input values per task (whole batch items of one channel; at least one).
+constexpr int64_t kWeightGradTaskValues = int64_t(1) << 16;
 
 template <typename T>
 const DwKernels<T>& active_dw() {
@@ -172,7 +175,8 @@ DepthwisePlan plan_depthwise(const Geometry& g, bool transposed, int threads) {
   p.tasks = ceil_div(g.batch * channels * out[0] * out[1], p.rows_per_task);
   p.parallel = threads > 1 && p.tasks > 1;
   const int64_t sx = g.stride[2], row = sx * ceil_div(g.fine[2], sx);
-  if (sx > 1)
+  const bool fused = transposed && sx == 2 && g.fine[2] >= 2;  // scatter_depthwise's row2
+  if (sx > 1 && !fused)
     p.scratch_values = transposed ? row : g.fine_per_group() * g.kernel[0] * g.kernel[1] * row;
   return p;
 }
@@ -180,6 +184,125 @@ DepthwisePlan plan_depthwise(const Geometry& g, bool transposed, int threads) {
 bool depthwise_suits(const Geometry& g) {
   return g.coarse_per_group() <= kMaxChannelsPerGroup &&
          g.fine_per_group() <= kMaxChannelsPerGroup;
+}
+
+// The weight gradient's padded rows: the coarse row is read in whole blocks of kDwDotLanes
+// (`extent` values, zeros past the row), and each x phase of a fine row from `lo` zeros
+// before it to zeros past it, so that every tap reads inside its row for every block (its
+// products with the zeros add nothing: a lane's sum is never -0).
+struct DotRows {
+  int64_t extent, lo, stride;  // padded coarse row; per phase: zeros before, values apart
+  DotRows(const Geometry& g) {
+    const int64_t sx = g.stride[2], kx_n = g.kernel[2];
+    extent = round_up(g.coarse[2], kDwDotLanes);
+    const int64_t first = floor_div(-g.pad[2], sx);
+    const int64_t last = floor_div((kx_n - 1) * g.dilation[2] - g.pad[2], sx);
+    lo = std::max<int64_t>(0, -first);
+    stride = lo + std::max(ceil_div(g.fine[2], sx), last + extent);
+  }
+};
+
+DepthwiseWeightGradPlan plan_depthwise_weight_grad(const Geometry& g, int threads) {
+  DepthwiseWeightGradPlan p;
+  const int64_t plane = g.coarse_pixels();
+  p.items = std::clamp<int64_t>(kWeightGradTaskValues / std::max<int64_t>(1, plane), 1,
+                                std::max<int64_t>(1, g.batch));
+  p.chunks = std::max<int64_t>(1, ceil_div(g.batch, p.items));
+  p.tasks = g.coarse_channels * p.chunks;
+  const double flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(plane) *
+                       double(g.taps());
+  p.parallel = threads > 1 && p.tasks > 1 && flops > kParallelFlops;
+  const DotRows rows(g);
+  p.scratch_values = g.taps() * kDwDotLanes + g.stride[2] * rows.stride + rows.extent;
+  p.partial_values = p.chunks > 1 ? p.chunks * g.coarse_channels * g.taps() : 0;
+  return p;
+}
+
+template <typename T>
+void weight_grad_depthwise(const Geometry& g, const T* coarse, const T* fine, T* dw) {
+  const DwKernels<T>& uk = active_dw<T>();
+  const int64_t channels = g.coarse_channels, taps = g.taps();
+  const int64_t cz = g.coarse[0], cy = g.coarse[1], cx = g.coarse[2];
+  const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
+  const int64_t sz = g.stride[0], sy = g.stride[1], sx = g.stride[2];
+  const int64_t kz_n = g.kernel[0], ky_n = g.kernel[1], kx_n = g.kernel[2];
+  const DotRows rows(g);
+  const bool pad_a = rows.extent != cx;
+  const DepthwiseWeightGradPlan p = plan_depthwise_weight_grad(g, omp_get_max_threads());
+  std::vector<T> partial(static_cast<size_t>(p.partial_values));
+  Cancellation* const cancel = current_cancellation();
+#pragma omp parallel if (p.parallel)
+  {
+    TermList<T> terms;
+    std::vector<T*> phase_rows(static_cast<size_t>(sx));
+    Scratch<T> acc_buf, split_buf, a_buf;
+    T* const acc = acc_buf.get(taps * kDwDotLanes);
+    T* const split = split_buf.get(sx * rows.stride);
+    T* const a_pad = a_buf.get(rows.extent);
+    std::fill(split, split + sx * rows.stride, T(0));  // the zeros around the phases stay
+    std::fill(a_pad, a_pad + rows.extent, T(0));
+    for (int64_t r = 0; r < sx; ++r)
+      phase_rows[static_cast<size_t>(r)] = split + r * rows.stride + rows.lo;
+    terms.clear(kx_n);
+    for (int64_t kx = 0; kx < kx_n; ++kx) {  // tap kx reads phase ph from `shift` on
+      const int64_t e = kx * g.dilation[2] - g.pad[2];
+      const int64_t shift = floor_div(e, sx), ph = e - shift * sx;
+      terms.add(phase_rows[static_cast<size_t>(ph)], shift, 0, T(0));
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < p.tasks; ++task) {
+      if (stop(cancel)) continue;
+      const int64_t c = task / p.chunks, chunk = task % p.chunks;
+      std::fill(acc, acc + taps * kDwDotLanes, T(0));
+      const int64_t n1 = std::min(g.batch, (chunk + 1) * p.items);
+      for (int64_t n = chunk * p.items; n < n1; ++n) {
+        if (n > chunk * p.items && stop(cancel)) break;
+        const T* src_plane = coarse + (n * channels + c) * cz * cy * cx;
+        const T* fine_plane = fine + (n * g.fine_channels + c) * fz * fy * fx;
+        for (int64_t iz = 0; iz < cz; ++iz) {
+          for (int64_t iy = 0; iy < cy; ++iy) {
+            const T* a = src_plane + (iz * cy + iy) * cx;
+            if (pad_a) {
+              std::copy(a, a + cx, a_pad);
+              a = a_pad;
+            }
+            for (int64_t kz = 0; kz < kz_n; ++kz) {
+              const int64_t z = iz * sz - g.pad[0] + kz * g.dilation[0];
+              if (z < 0 || z >= fz) continue;
+              for (int64_t ky = 0; ky < ky_n; ++ky) {
+                const int64_t yy = iy * sy - g.pad[1] + ky * g.dilation[1];
+                if (yy < 0 || yy >= fy) continue;
+                const T* row = fine_plane + (z * fy + yy) * fx;
+                if (sx == 1) {
+                  std::copy(row, row + fx, phase_rows[0]);
+                } else {
+                  uk.deinterleave(row, sx, fx, phase_rows.data());
+                }
+                uk.dot(a, rows.extent, terms.data(), terms.count,
+                       acc + (kz * ky_n + ky) * kx_n * kDwDotLanes);
+              }
+            }
+          }
+        }
+      }
+      // each tap's lanes added in a fixed tree: halves, then quarters, ...
+      T* out = p.chunks > 1 ? partial.data() + (chunk * channels + c) * taps : dw + c * taps;
+      for (int64_t k = 0; k < taps; ++k) {
+        T* v = acc + k * kDwDotLanes;
+        for (int width = kDwDotLanes / 2; width >= 1; width /= 2)
+          for (int l = 0; l < width; ++l) v[l] += v[l + width];
+        out[k] = v[0];
+      }
+    }
+  }
+  if (p.chunks > 1) {  // the chunks' sums in increasing chunk order
+    for (int64_t e = 0; e < channels * taps; ++e) {
+      T s = partial[static_cast<size_t>(e)];
+      for (int64_t chunk = 1; chunk < p.chunks; ++chunk)
+        s += partial[static_cast<size_t>(chunk * channels * taps + e)];
+      dw[e] = s;
+    }
+  }
 }
 
 template <typename T>
@@ -208,10 +331,13 @@ bool scatter_depthwise(const Geometry& g, const T* x, const T* w, const T* bias,
                   &py = phases[1][static_cast<size_t>(y_of.phase[oy])];
     T* out = y + pos.r * fx;
     const T* b = bias != nullptr ? bias + channel : nullptr;
-    T* buf = x_phases > 1 ? work.buf.get(sx * phase_len) : nullptr;
+    const bool fused = sx == 2 && x_phases == 2;  // both phases in registers (row2)
+    T* buf = x_phases > 1 && !fused ? work.buf.get(sx * phase_len) : nullptr;
+    int64_t phase0_terms = 0;
+    terms.clear(x_phases * kc * taps);
     for (int64_t rx = 0; rx < x_phases; ++rx) {
       const SubAxis& px = phases[2][static_cast<size_t>(rx)];
-      terms.clear(kc * taps);
+      if (!fused) terms.count = 0;
       for (int64_t c = 0; c < kc; ++c) {
         const int64_t cc = group * kc + c;
         const T* plane = x + (n * g.coarse_channels + cc) * cz * cy * cx;
@@ -229,8 +355,19 @@ bool scatter_depthwise(const Geometry& g, const T* x, const T* w, const T* bias,
           }
         }
       }
+      if (fused) {
+        if (rx == 0) phase0_terms = terms.count;
+        continue;
+      }
       T* dst = x_phases > 1 ? buf + rx * phase_len : out;
       uk.row(terms.data(), terms.count, px.extent, b, dst);
+    }
+    if (fused) {
+      const DwTerm<T>* t = terms.data();
+      const bool bad =
+          uk.row2(t, phase0_terms, t + phase0_terms, terms.count - phase0_terms, fx, b, out);
+      if (check && bad) work.bad |= 1;
+      return;
     }
     if (x_phases > 1) {
       for (int64_t rx = 0; rx < sx; ++rx)  // phases past x_phases hold no output
@@ -296,6 +433,9 @@ bool gather_depthwise(const Geometry& g, const T* y, const T* w, const T* bias, 
   });
 }
 
+template void weight_grad_depthwise<float>(const Geometry&, const float*, const float*, float*);
+template void weight_grad_depthwise<double>(const Geometry&, const double*, const double*,
+                                            double*);
 template bool scatter_depthwise<float>(const Geometry&, const float*, const float*,
                                        const float*, float*, bool);
 template bool scatter_depthwise<double>(const Geometry&, const double*, const double*,

@@ -173,6 +173,20 @@ Plan plan_gather(const Geometry& g, int threads) {
 
 template <typename T>
 Plan plan_weight_grad(const Geometry& g, int threads) {
+  if (depthwise_suits(g)) {
+    Plan p = base_plan<T>("weight_grad", "depthwise");
+    const DepthwiseWeightGradPlan dp = plan_depthwise_weight_grad(g, threads);
+    p.tasks = dp.tasks;
+    p.nc = dp.items;
+    p.slabs = dp.chunks;
+    p.parallel = dp.parallel;
+    p.threads = dp.parallel ? threads : 1;
+    p.workspace_bytes =
+        (p.threads * dp.scratch_values + dp.partial_values) * int64_t(sizeof(T));
+    p.flops = 2.0 * double(g.batch) * double(g.coarse_channels) * double(g.coarse_pixels()) *
+              double(g.taps());
+    return p;
+  }
   const GemmKernels<T>& uk = active_gemm<T>();
   const WeightGradPlan wp = plan_weight_grad_blocks<T>(g, uk, threads);
   Plan p = base_plan<T>("weight_grad", wp.outer ? "outer_product" : "dot");

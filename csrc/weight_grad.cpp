@@ -37,6 +37,7 @@
 
 #include "tconv/cancel.hpp"
 #include "tconv/copy.hpp"
+#include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
@@ -397,6 +398,10 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   if (dw_size == 0) return;
   if (K == 0) {
     std::fill(dw, dw + dw_size, T(0));
+    return;
+  }
+  if (depthwise_suits(g)) {
+    weight_grad_depthwise(g, coarse, fine, dw);
     return;
   }
   const WeightGradPlan p = plan_weight_grad_blocks<T>(g, uk, omp_get_max_threads());

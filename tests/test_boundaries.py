@@ -320,10 +320,19 @@ def fam_depthwise(v: int, what: str) -> list[Geo]:
             _1d(7, c_in=2, c_out=2 * v, groups=2, kernel=(4,), stride=(2,), padding=((1, 1),))]
 
 
+def fam_dw_wg_values(v: int) -> list[Geo]:
+    """The depthwise grad_weight's tasks: 3 images of ceil(v / 2) pixels, so that 2 images
+    hold about v input values (v <= 2^16: two images per task, two chunks; past: one each,
+    three chunks)."""
+    return [_1d((v + 1) // 2, c_in=2, c_out=2, groups=2, kernel=(4,), stride=(2,),
+                padding=((1, 1),), batch=3, ops=("grad_weight",))]
+
+
 FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "dw_width": lambda v: fam_depthwise(v, "width"),
     "dw_stride": lambda v: fam_depthwise(v, "stride"),
     "dw_channels": lambda v: fam_depthwise(v, "channels"),
+    "dw_wg_values": fam_dw_wg_values,
     "width": fam_width, "pad": fam_pad, "out_channels": fam_out_channels,
     "reduction": fam_reduction, "wg_pixels": fam_wg_pixels,
     "outer_M": lambda v: fam_outer(v, "M"), "outer_N": lambda v: fam_outer(v, "N"),
@@ -477,11 +486,19 @@ TABLE: list[Row] = [
     Row("kTaskOutputs: tasks of max(1, 2^15 / width) rows", "depthwise.cpp: kTaskOutputs",
         (32768,), ("dw_width",), literals=("15",), names=("kTaskOutputs",),
         why="at widths past 2^15 a task is one row"),
+    Row("kWeightGradTaskValues: depthwise grad_weight tasks of max(1, 2^16 / pixels) images",
+        "depthwise.cpp: kWeightGradTaskValues", (65536,), ("dw_wg_values",), literals=("16",),
+        names=("kWeightGradTaskValues",),
+        why="batch chunks per channel, their sums added in a final pass"),
+    Row("kDwDotLanes: the depthwise grad_weight's 32 lanes per tap (one vector, head, tail)",
+        "tconv/depthwise.hpp: kDwDotLanes", (32,), ("dw_width",), literals=("32",),
+        names=("kDwDotLanes",), dtypes=("float32", "float64")),
     Row("depthwise vector blocks: 16/32/64-byte vectors, two per block, one overlapping last",
         "ukernels/depthwise_*.cpp: dw_table<16|32|64>", (4, 8, 16, 32), ("dw_width",),
         literals=("16", "32", "64"), dtypes=("float32", "float64"),
         why="f32 outputs per vector / block: generic 4/8, avx2 8/16, avx512 16/32"),
-    Row("depthwise interleave / de-interleave of steps 2 and 4 (others: run-time step)",
+    Row("depthwise interleave / de-interleave of steps 2 and 4 (others: run-time step); the "
+        "forward of x stride 2 writes both phases from registers (row2)",
         "ukernels/depthwise_template.hpp: case 2, case 4", (2, 4), ("dw_stride",),
         literals=("4",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import tconv
 from _cases import Case
 from _isas import isa_params
+from _structural import grad_weight as grad_weight_oracle
 from conftest import assert_matches_oracle
 from tconv import reference
 from test_nonfinite import SPECIALS, _check_backward, _check_forward, _positions
@@ -214,3 +215,50 @@ def test_nan_and_inf_reach_exactly_their_window(isa, case):
             _check_forward(case, xx, ww, bb, label)
             if name != "b":
                 _check_backward(case, gg, xx, ww, label)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 8, 64, 64), (3, 2, 256, 256)], ids=["one-chunk", "chunks"])
+def test_grad_weight_bitwise_identical_for_any_thread_count(isa, dtype, shape):
+    """The depthwise grad_weight in 1, 2 and 3 threads: tasks of one channel x whole images
+    (3 images of 2^16 pixels: three batch chunks per channel, added in a final pass), against
+    the structural float64 oracle too."""
+    rng = np.random.default_rng(3)
+    n, c, h, w_ = shape
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((c, 1, 4, 4)).astype(dtype)
+    g = rng.standard_normal((n, c, 2 * h, 2 * w_)).astype(dtype)
+    p = {"stride": 2, "padding": 1, "groups": c}
+    plan = tconv.plan("grad_weight", x.shape, w.shape, dtype=np.dtype(dtype).name, **p)
+    assert plan.algorithm == "depthwise"
+    assert plan.blocks["slabs"] == (1 if n * h * w_ <= 2**16 else n)  # slabs: the batch chunks
+
+    def run():
+        return tconv.conv_transpose_backward(g, x, w, output_mask=(False, True, False), **p)[1]
+
+    saved = tconv.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            tconv.set_num_threads(threads)
+            results.append(run())
+    finally:
+        tconv.set_num_threads(saved)
+    for other in results[1:]:
+        assert np.array_equal(results[0].view(np.uint8), other.view(np.uint8))
+    want = grad_weight_oracle(g, x, w.shape, 2, 1, 1, c)
+    scale = grad_weight_oracle(np.abs(g), np.abs(x), w.shape, 2, 1, 1, c)
+    assert_matches_oracle(results[0], want, scale, n * h * w_, f"grad_weight {shape}")
+
+
+def test_plan_reports_the_depthwise_grad_weight():
+    """One channel per group on both sides: grad_weight runs here (conv_transpose's and conv's);
+    two output channels per group go back to the GEMM forms."""
+    kw = {"stride": 2, "padding": 1, "groups": 64}
+    with tconv.threads(2):
+        p = tconv.plan("grad_weight", (8, 64, 128, 128), (64, 1, 4, 4), **kw)
+        assert (p.algorithm, p.kernel, p.threads, p.tasks) == ("depthwise", "weight_grad", 2,
+                                                               64 * 2)
+        assert p.flops == 2.0 * 8 * 64 * 128 * 128 * 16
+        assert tconv.plan("grad_weight", (8, 64, 128, 128), (64, 2, 4, 4),
+                          **kw).algorithm in ("dot", "outer_product")

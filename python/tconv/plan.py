@@ -30,12 +30,15 @@ class Plan:
 
     ``algorithm``: ``subconv`` (one implicit GEMM per output phase, the forward and the
     gathers), ``columns`` (the forward with few output channels per group: one GEMM with
-    channel x tap rows and a col2im), ``outer_product`` or ``dot`` (grad_weight's two forms).
+    channel x tap rows and a col2im), ``depthwise`` (one channel per group on both sides: rows
+    vectorised over pixels, the forward, the gathers and grad_weight), ``outer_product`` or
+    ``dot`` (grad_weight's GEMM forms).
     ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
     ``band``, ``band_per_block``; ``+``-joined when tasks differ).  ``tile``: the register tile
     (mr, nr).  ``blocks``: kc (K block), mc and nc (rows and columns of the largest task),
     slabs (subconv: output-channel slabs; columns: output blocks per image; grad_weight:
-    reduction chunks).  ``threads`` is 1 when the call runs serially.  ``workspace_bytes``:
+    reduction chunks; for the depthwise grad_weight nc is the images per task, slabs the
+    batch chunks).  ``threads`` is 1 when the call runs serially.  ``workspace_bytes``:
     the scratch the call allocates beyond its output (bound in csrc/tconv/kernels.hpp).
     """
 
