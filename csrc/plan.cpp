@@ -202,12 +202,12 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
   p.threads = wp.parallel ? threads : 1;
   if (wp.tasks.empty()) return p;
   // per thread: packed A (mc rows) and B (nc rows) of kc + 64 B, the outer form's panel; a
-  // second dW when the reduction is split in two chunks
+  // second dW when the reduction is split in two chunks; the table of B's columns
   const int64_t line = wp.kc * int64_t(sizeof(T)) + 64;
   const int64_t per_thread = (wp.mc + round_up(wp.nc, wp.nr)) * line +
                              (wp.outer ? wp.kc * wp.nr * int64_t(sizeof(T)) : 0);
   const int64_t dw = g.coarse_channels * g.fine_per_group() * g.taps() * int64_t(sizeof(T));
-  p.workspace_bytes = p.threads * per_thread + (wp.chunks > 1 ? dw : 0);
+  p.workspace_bytes = p.threads * per_thread + (wp.chunks > 1 ? dw : 0) + wp.table_bytes;
   return p;
 }
 

@@ -139,25 +139,51 @@ inline RunRows run_rows(const Geometry& g, const KSegment& s, IndexRange rz, Ind
               xshift};
 }
 
-// The rows of S consecutive columns f, (kz, ky, kx0 + r), r < S, when x has a step of S = 4
-// or 8 and no dilation: all S read the same fine rows, at the S residues of x, so each fine
-// row is read once and de-interleaved (copy.hpp) instead of being gathered S times with a
-// stride of S (fcn-8s k16 s8 grad_weight: packing 50 % -> 35 % of the time).  Whole grid
-// rows are de-interleaved when their reads stay inside `fine`, and the points outside each
-// column's valid range zeroed after; otherwise only the points valid for all S columns, the
-// rest copied one by one.  The values are pack_b's per-column ones (only the copying moved).
+// What packing one column col = f * taps + k of B needs, computed once per call (the integer
+// divisions would otherwise be redone for every column of every K block): its channel
+// offset f, taps and the valid coarse ranges of each tap.
+struct BColumn {
+  int64_t f, kz, ky, kx;
+  IndexRange rz, ry, rx;
+};
+
+inline std::vector<BColumn> b_columns(const Geometry& g) {
+  const int64_t taps = g.taps();
+  std::vector<BColumn> cols(static_cast<size_t>(g.fine_per_group() * taps));
+  for (size_t col = 0; col < cols.size(); ++col) {
+    const auto k = static_cast<int64_t>(col) % taps;
+    BColumn& c = cols[col];
+    c.f = static_cast<int64_t>(col) / taps;
+    c.kx = k % g.kernel[2];
+    c.ky = (k / g.kernel[2]) % g.kernel[1];
+    c.kz = k / (g.kernel[2] * g.kernel[1]);
+    c.rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0], g.dilation[0], c.kz);
+    c.ry = valid_coarse_range(g.coarse[1], g.fine[1], g.stride[1], g.pad[1], g.dilation[1], c.ky);
+    c.rx = valid_coarse_range(g.coarse[2], g.fine[2], g.stride[2], g.pad[2], g.dilation[2], c.kx);
+  }
+  return cols;
+}
+
+// The rows of S consecutive columns f, (kz, ky, kx0 + r), r < S (their table entries col[r]),
+// when x has a step of S = 2, 4 or 8 and no dilation: all S read the same fine rows, at the S
+// residues of x, so each fine row is read once and de-interleaved (copy.hpp) instead of being
+// gathered S times with a stride of S (fcn-8s k16 s8 grad_weight: packing 50 % -> 35 % of the
+// time).  Whole grid rows are de-interleaved when their reads stay inside `fine`, and the
+// points outside each column's valid range zeroed after; otherwise only the points valid for
+// all S columns, the rest copied one by one.  The values are pack_b's per-column ones (only
+// the copying moved).
 template <typename T, int S>
-void pack_group(const Geometry& g, const T* fine, int64_t channel, int64_t kz, int64_t ky,
-                int64_t kx0, const std::vector<KSegment>& segs, int64_t kc, int64_t kcp,
-                int64_t ld, T* rows) {
-  const int64_t fy = g.fine[1], fx = g.fine[2];
-  const int64_t plane = g.fine[0] * fy * fx;
+void pack_group(const Geometry& g, const T* fine, int64_t channel, const BColumn* col,
+                const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
+                T* rows) {
+  const int64_t fx = g.fine[2];
+  const int64_t plane = g.fine[0] * g.fine[1] * fx;
   const int64_t fine_size = g.batch * g.fine_channels * plane;
-  const IndexRange rz = valid_coarse_range(g.coarse[0], g.fine[0], g.stride[0], g.pad[0], g.dilation[0], kz);
-  const IndexRange ry = valid_coarse_range(g.coarse[1], fy, g.stride[1], g.pad[1], g.dilation[1], ky);
-  IndexRange rx[S];
+  const int64_t kz = col[0].kz, ky = col[0].ky, kx0 = col[0].kx;
+  const IndexRange rz = col[0].rz, ry = col[0].ry;
+  IndexRange rx[S];  // the S columns' x ranges (stride S, no dilation)
   for (int r = 0; r < S; ++r) {
-    rx[r] = valid_coarse_range(g.coarse[2], fx, S, g.pad[2], 1, kx0 + r);
+    rx[r] = col[r].rx;
     std::fill(rows + r * ld + kc, rows + r * ld + kcp, T(0));
   }
   const int64_t row_step = g.stride[1] * fx;  // between consecutive grid rows
@@ -205,35 +231,34 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, int64_t kz, i
 // (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
 // Slightly over 80 lines: one case per (z, y) run kind, each needing the same run bounds.
 template <typename T>
-void pack_b(const Geometry& g, const T* fine, int64_t group, int64_t col0, int64_t nc,
-            int64_t ncp, const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
-            T* bp) {
-  const int64_t taps = g.taps();
-  const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
-  const int64_t plane = fz * fy * fx;
+void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
+            int64_t col0, int64_t nc, int64_t ncp, const std::vector<KSegment>& segs, int64_t kc,
+            int64_t kcp, int64_t ld, T* bp) {
+  const int64_t fx = g.fine[2];
+  const int64_t plane = g.fine[0] * g.fine[1] * fx;
   const int64_t sx = g.stride[2];
   const int64_t fine_size = g.batch * g.fine_channels * plane;
   for (int64_t t = nc; t < ncp; ++t) std::fill(bp + t * ld, bp + t * ld + kcp, T(0));
-  const bool grouped = (sx == 4 || sx == 8) && g.dilation[2] == 1;
+  const bool grouped = (sx == 2 || sx == 4 || sx == 8) && g.dilation[2] == 1;
   for (int64_t t = 0, step = 1; t < nc; t += step) {
-    const int64_t col = col0 + t;
-    const int64_t f = col / taps, k = col % taps;
-    const int64_t kx = k % g.kernel[2], ky = (k / g.kernel[2]) % g.kernel[1],
-                  kz = k / (g.kernel[2] * g.kernel[1]);
-    const int64_t channel = group * g.fine_per_group() + f;
+    const BColumn& c = table[static_cast<size_t>(col0 + t)];
+    const int64_t kz = c.kz, ky = c.ky, kx = c.kx;
+    const IndexRange rz = c.rz, ry = c.ry, rx = c.rx;
+    const int64_t channel = group * g.fine_per_group() + c.f;
     // sx columns that differ in kx only: one pack_group
     step = grouped && t + sx <= nc && kx + sx <= g.kernel[2] ? sx : 1;
+    if (step == 2) {
+      pack_group<T, 2>(g, fine, channel, &c, segs, kc, kcp, ld, bp + t * ld);
+      continue;
+    }
     if (step == 4) {
-      pack_group<T, 4>(g, fine, channel, kz, ky, kx, segs, kc, kcp, ld, bp + t * ld);
+      pack_group<T, 4>(g, fine, channel, &c, segs, kc, kcp, ld, bp + t * ld);
       continue;
     }
     if (step == 8) {
-      pack_group<T, 8>(g, fine, channel, kz, ky, kx, segs, kc, kcp, ld, bp + t * ld);
+      pack_group<T, 8>(g, fine, channel, &c, segs, kc, kcp, ld, bp + t * ld);
       continue;
     }
-    const IndexRange rz = valid_coarse_range(g.coarse[0], fz, g.stride[0], g.pad[0], g.dilation[0], kz);
-    const IndexRange ry = valid_coarse_range(g.coarse[1], fy, g.stride[1], g.pad[1], g.dilation[1], ky);
-    const IndexRange rx = valid_coarse_range(g.coarse[2], fx, g.stride[2], g.pad[2], g.dilation[2], kx);
     const int64_t xshift = kx * g.dilation[2] - g.pad[2];
     T* row = bp + t * ld;
     std::fill(row + kc, row + kcp, T(0));
@@ -336,6 +361,7 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
           p.tasks.push_back({grp, m0, std::min(N, tiles * sp / splits * nr),
                              std::min(N, tiles * (sp + 1) / splits * nr), ch});
   p.flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
+  p.table_bytes = N * int64_t(sizeof(BColumn));
   p.parallel = threads > 1 && p.tasks.size() > 1 && p.flops > kParallelFlops;
   return p;
 }
@@ -347,7 +373,8 @@ namespace {
 // block into panel, tiles past the range's end go through edge.
 template <typename T>
 void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels<T>& uk,
-                   const T* fine, const WeightGradTask& task, int64_t rows,
+                   const T* fine, const std::vector<BColumn>& table,
+                   const WeightGradTask& task, int64_t rows,
                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
                    const T* ap, int64_t lda, int accumulate, T* out, Scratch<T>& b_buf, T* panel,
                    T* edge) {
@@ -358,7 +385,7 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
     const int64_t cols = std::min(nc, task.col1 - c0);
     const int64_t ncp = round_up(cols, nr);
     T* bp = b_buf.get(ncp * ld);
-    pack_b(g, fine, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+    pack_b(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
     if (outer) uk.transpose(bp, ld, kc, panel);
     for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
       r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
@@ -412,6 +439,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   std::vector<T> partial(chunks > 1 ? static_cast<size_t>(dw_size) : 0);
   const auto task_count = static_cast<int64_t>(tasks.size());
   Cancellation* const cancel = current_cancellation();
+  const std::vector<BColumn> table = b_columns(g);
 
 #pragma omp parallel if (p.parallel)
   {
@@ -452,7 +480,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
           lda = ld;
         }
         T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
-        column_blocks(g, p, uk, fine, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
+        column_blocks(g, p, uk, fine, table, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
                       b_buf, panel, edge);
       }
     }

@@ -43,7 +43,8 @@
 //     reduction block; the outer-product form: rows of kc = 24 KiB / (nr x sizeof(T)) values
 //     + 64 B, A <= 256 of them and B nr of them, plus B transposed, 24 KiB) per thread, and a
 //     second partial sum exactly the size of dW (the output) when the reduction is split in
-//     two chunks (never more);
+//     two chunks (never more), and one table of B's columns shared by the threads, 80 bytes
+//     per (C_fine/groups x taps) column (the weight's size, never the batch's or image's);
 // and never a copy of the input, a column (im2col) buffer of the problem or atomics.
 // So the problem-sized buffers are each <= the output; the rest is per thread and
 // independent of batch and image size (the accumulator tile grows with the channel count).

@@ -22,6 +22,7 @@ struct WeightGradPlan {
   int64_t chunks = 1, chunk_len = 0;  // the reduction in 1 or 2 chunks (a second dW)
   std::vector<WeightGradTask> tasks;
   double flops = 0;
+  int64_t table_bytes = 0;  // the call's table of B's N columns (shared by the threads)
   bool parallel = false;
 };
 
