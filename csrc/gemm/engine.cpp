@@ -56,6 +56,14 @@ struct Problem {
   const T* src;               // B[n][g][k][j] = src[((n * groups + g) * K + k) * N + j]
   T* dst;                     // C[n][g][m][j] = dst[((n * groups + g) * M + m) * N + j]
   const T* bias;              // bias[g * M + m] or null
+  // Phase GEMMs (engine.hpp, run_phase_gemm): where set, B row k / C row m of image
+  // (n, g) starts at (n * groups + g) * b_image + b_row[k] / c_image + c_row[m] and its
+  // column j lies at + b_col[j] / c_col[j] (the strided pixels of one phase); null: dense.
+  const int64_t* b_row = nullptr;
+  const int64_t* b_col = nullptr;
+  const int64_t* c_row = nullptr;
+  const int64_t* c_col = nullptr;
+  int64_t b_image = 0, c_image = 0;
 };
 
 // Rows of A cut into the fewest panels of <= mr rows, their heights differing by at most one
@@ -107,6 +115,44 @@ PackB<T> pack_b_for(int nr) {
     case 64: return &pack_b<T, 64>;
     default: return nullptr;
   }
+}
+
+// pack_b for a mapped B (Problem::b_row): rows[k] and cols[j] locate src element (k, j).
+template <typename T>
+void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, int64_t kc,
+                   int64_t cols, int nr, T* panel) {
+  const int64_t full = cols / nr, tail = cols - full * nr;
+  const int64_t step = nr * kc;
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* row = src + rows[k];
+    T* out = panel + k * nr;
+    for (int64_t p = 0; p < full; ++p)
+      for (int64_t j = 0; j < nr; ++j) out[p * step + j] = row[cols_at[p * nr + j]];
+    if (tail > 0) {
+      T* o = out + full * step;
+      for (int64_t j = 0; j < tail; ++j) o[j] = row[cols_at[full * nr + j]];
+      for (int64_t j = tail; j < nr; ++j) o[j] = T(0);
+    }
+  }
+}
+
+// finish_tile for a mapped C (Problem::c_row): row i, column u of the tile goes to
+// to[rows[i] + cols_at[u]].
+template <bool kCheck, typename T>
+auto finish_tile_mapped(const T* from, int64_t ld_from, T* to, const int64_t* rows,
+                        const int64_t* cols_at, int64_t r, int64_t cols, const T* bias) {
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  for (int64_t i = 0; i < r; ++i) {
+    const T* a = from + i * ld_from;
+    T* d = to + rows[i];
+    const T b = bias != nullptr ? bias[i] : T(0);
+    for (int64_t u = 0; u < cols; ++u) {
+      const T v = bias != nullptr ? a[u] + b : a[u];
+      d[cols_at[u]] = v;
+      if constexpr (kCheck) bad |= nonfinite_bit(v);
+    }
+  }
+  return bad;
 }
 
 // Copies rows [0, r) x columns [0, cols) of a finished tile to the output, adding the bias of
@@ -245,16 +291,17 @@ bool run(const Problem<T>& pb, bool check) {
       if (stop(cancel)) continue;
       const Task& t = tasks[static_cast<size_t>(ti)];
       const int64_t ncp = round_up(t.cols, nr);
-      const T* b_src = pb.src + (t.n * pb.groups + t.g) * K * N + t.j0;
+      const int64_t image = t.n * pb.groups + t.g;
+      const T* b_src = pb.src + (pb.b_row ? image * pb.b_image : image * K * N + t.j0);
       const int64_t m0 = cut.start(t.p0), rows = cut.start(t.p1) - m0;
-      T* c = pb.dst + ((t.n * pb.groups + t.g) * M + m0) * N + t.j0;
+      T* c = pb.dst + (pb.c_row ? image * pb.c_image : (image * M + m0) * N + t.j0);
       const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
       T* bp = b_buf.get(kc_max * ncp);
       // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
       // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
       // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
       // straight into the output.
-      const bool blocked = K > kc_max, finish = bias != nullptr || check;
+      const bool blocked = K > kc_max, finish = bias != nullptr || check || pb.c_row;
       T* part = blocked ? part_buf.get(rows * ncp) : nullptr;
       T* tile = blocked ? nullptr : tile_buf.get(int64_t(mr) * nr);
       for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
@@ -262,7 +309,10 @@ bool run(const Problem<T>& pb, bool check) {
         const int64_t kc = std::min(kc_max, K - k0);
         const int accumulate = k0 > 0 ? 1 : 0;
         const bool last = k0 + kc >= K;
-        pack(b_src + k0 * N, N, kc, t.cols, bp);
+        if (pb.b_row)
+          pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, kc, t.cols, nr, bp);
+        else
+          pack(b_src + k0 * N, N, kc, t.cols, bp);
         const T* a_block = a_packed.get() + (t.g * K + k0) * M;
         for (int64_t p = t.p0; p < t.p1; ++p) {
           const int64_t i = cut.start(p) - m0, r = cut.rows(p);
@@ -270,15 +320,21 @@ bool run(const Problem<T>& pb, bool check) {
           const GemmUkernel<T> kernel = fn[r];
           const T* bi = bias ? bias + i : nullptr;
           for (int64_t q = 0; q < ncp / nr; ++q) {
-            T* out = c + i * N + q * nr;
+            T* out = pb.c_row ? nullptr : c + i * N + q * nr;
             const int64_t cols = std::min<int64_t>(nr, t.cols - q * nr);
             const bool direct = !blocked && !finish && cols == nr;
             T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
             const int64_t ldc = blocked ? ncp : direct ? N : nr;
             kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate);
-            if (last && !direct)
+            if (last && pb.c_row) {
+              const int64_t* cr = pb.c_row + m0 + i;
+              const int64_t* cc = pb.c_col + t.j0 + q * nr;
+              bad |= check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, r, cols, bi)
+                           : finish_tile_mapped<false>(ct, ldc, c, cr, cc, r, cols, bi);
+            } else if (last && !direct) {
               bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
                            : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
+            }
           }
         }
       }
@@ -333,5 +389,133 @@ template bool run_gemm<float>(const Geometry&, bool, const float*, const float*,
                               float*, bool);
 template bool run_gemm<double>(const Geometry&, bool, const double*, const double*,
                                const double*, double*, bool);
+
+// ---- Phase GEMMs: kernel = stride, no padding (engine.hpp: phase_gemm_suits) ---------------
+
+namespace {
+
+// The index maps of a phase GEMM of g: rows (c, phase) -> c * fine pixels + the phase's fine
+// offset, for c < channels (phase = the kernel's flat index, innermost); columns (coarse
+// pixels p) -> the fine offset of p * stride.
+void phase_rows(const Geometry& g, int64_t channels, std::vector<int64_t>& rows) {
+  const int64_t taps = g.taps(), plane = g.fine[1] * g.fine[2];
+  rows.resize(static_cast<size_t>(channels * taps));
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t a = 0; a < g.kernel[0]; ++a)
+      for (int64_t b = 0; b < g.kernel[1]; ++b)
+        for (int64_t e = 0; e < g.kernel[2]; ++e)
+          rows[static_cast<size_t>(((c * g.kernel[0] + a) * g.kernel[1] + b) * g.kernel[2] +
+                                   e)] = c * g.fine_pixels() + a * plane + b * g.fine[2] + e;
+}
+
+void phase_cols(const Geometry& g, std::vector<int64_t>& cols) {
+  const int64_t plane = g.fine[1] * g.fine[2];
+  cols.resize(static_cast<size_t>(g.coarse_pixels()));
+  size_t j = 0;
+  for (int64_t z = 0; z < g.coarse[0]; ++z)
+    for (int64_t y = 0; y < g.coarse[1]; ++y)
+      for (int64_t x = 0; x < g.coarse[2]; ++x)
+        cols[j++] = z * g.stride[0] * plane + y * g.stride[1] * g.fine[2] + x * g.stride[2];
+}
+
+// The scatter's outputs that no phase reaches (past coarse * stride on some axis: the
+// output_padding border; every output when K = 0) receive their bias (or +0).  With kCheck,
+// nonzero when one of them is Inf or NaN.
+template <typename T>
+bool fill_unreached(const Geometry& g, bool all, const T* bias, T* y, bool check) {
+  const int64_t channels = g.fine_channels, fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
+  const int64_t rz = all ? 0 : g.coarse[0] * g.stride[0];
+  const int64_t ry = all ? 0 : g.coarse[1] * g.stride[1];
+  const int64_t rx = all ? 0 : g.coarse[2] * g.stride[2];
+  if (rz >= fz && ry >= fy && rx >= fx) return false;
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t c = 0; c < channels; ++c) {
+      const T v = bias ? bias[c] : T(0);
+      bad |= nonfinite_bit(v);
+      T* yc = y + (n * channels + c) * g.fine_pixels();
+      for (int64_t z = 0; z < fz; ++z)
+        for (int64_t r = 0; r < fy; ++r) {
+          T* row = yc + (z * fy + r) * fx;
+          const int64_t from = z >= rz || r >= ry ? 0 : rx;
+          std::fill(row + from, row + fx, v);
+        }
+    }
+  return check && bad;
+}
+
+}  // namespace
+
+template <typename T>
+GemmPlan plan_phase_gemm(const Geometry& g, bool transposed, int threads) {
+  const int64_t M = transposed ? g.fine_per_group() * g.taps() : g.coarse_per_group();
+  const int64_t K = transposed ? g.coarse_per_group() : g.fine_per_group() * g.taps();
+  GemmPlan p = schedule<T>(active_gemm<T>(), g.batch * g.groups, g.groups, M, K,
+                           g.coarse_pixels(), threads)
+                   .plan;
+  // the index maps (rows of the mapped side, coarse pixels) and the scatter's bias per row
+  p.workspace_bytes += (g.fine_per_group() * g.taps() + g.coarse_pixels()) *
+                           int64_t(sizeof(int64_t)) +
+                       (transposed ? g.fine_channels * g.taps() * int64_t(sizeof(T)) : 0);
+  return p;
+}
+
+template GemmPlan plan_phase_gemm<float>(const Geometry&, bool, int);
+template GemmPlan plan_phase_gemm<double>(const Geometry&, bool, int);
+
+template <typename T>
+bool run_phase_gemm(const Geometry& g, bool transposed, const T* src, const T* w, const T* bias,
+                    T* dst, bool check) {
+  const int64_t taps = g.taps(), mapped = g.fine_per_group() * taps;
+  Problem<T> pb{};
+  pb.batch = g.batch;
+  pb.groups = g.groups;
+  pb.N = g.coarse_pixels();
+  pb.w = w;
+  pb.src = src;
+  pb.dst = dst;
+  // W[c_coarse][f_local][tap]: (f_local, tap) is the mapped side's row, flat
+  pb.a_group = g.coarse_per_group() * mapped;
+  std::vector<int64_t> rows, cols;
+  phase_rows(g, g.fine_per_group(), rows);
+  phase_cols(g, cols);
+  std::vector<T> row_bias;
+  bool bad = false;
+  if (transposed) {  // A[(f, tap)][c] = W[c][f][tap]; C mapped into y
+    pb.M = mapped;
+    pb.K = g.coarse_per_group();
+    pb.a_m = 1;
+    pb.a_k = mapped;
+    pb.c_row = rows.data();
+    pb.c_col = cols.data();
+    pb.c_image = g.fine_per_group() * g.fine_pixels();
+    if (bias) {
+      row_bias.resize(static_cast<size_t>(g.fine_channels * taps));
+      for (int64_t f = 0; f < g.fine_channels; ++f)
+        std::fill_n(row_bias.begin() + f * taps, taps, bias[f]);
+      pb.bias = row_bias.data();
+    }
+    const bool none = pb.K == 0 || pb.N == 0;
+    bad = fill_unreached(g, none, bias, dst, check);
+    if (none) return !bad;
+  } else {  // A[c][(f, tap)] = W[c][f][tap]; B mapped from y
+    pb.M = g.coarse_per_group();
+    pb.K = mapped;
+    pb.a_m = mapped;
+    pb.a_k = 1;
+    pb.bias = bias;
+    if (pb.K > 0) {
+      pb.b_row = rows.data();
+      pb.b_col = cols.data();
+      pb.b_image = g.fine_per_group() * g.fine_pixels();
+    }
+  }
+  return run(pb, check) && !bad;
+}
+
+template bool run_phase_gemm<float>(const Geometry&, bool, const float*, const float*,
+                                    const float*, float*, bool);
+template bool run_phase_gemm<double>(const Geometry&, bool, const double*, const double*,
+                                     const double*, double*, bool);
 
 }  // namespace tconv
