@@ -61,9 +61,12 @@ struct Problem {
   // column j lies at + b_col[j] / c_col[j] (the strided pixels of one phase); null: dense.
   const int64_t* b_row = nullptr;
   const int64_t* b_col = nullptr;
+  const int64_t* b_run = nullptr;  // columns from j on whose b_col are b_step apart
+  int64_t b_step = 1;
   const int64_t* c_row = nullptr;
   const int64_t* c_col = nullptr;
-  int64_t b_image = 0, c_image = 0;
+  const int64_t* c_run = nullptr;  // columns from j on whose c_col are c_step apart
+  int64_t b_image = 0, c_image = 0, c_step = 1;
 };
 
 // Rows of A cut into the fewest panels of <= mr rows, their heights differing by at most one
@@ -117,40 +120,96 @@ PackB<T> pack_b_for(int nr) {
   }
 }
 
-// pack_b for a mapped B (Problem::b_row): rows[k] and cols[j] locate src element (k, j).
+// pack_b for a mapped B (Problem::b_row): rows[k] and cols_at[j] locate src element (k, j);
+// runs[j] columns from j on lie `step` apart (one grid row of the innermost axis), and groups
+// of `step` rows (2 or 4) whose bases are consecutive (the phases of that axis) are read as
+// one contiguous segment and split, a vectorisable de-interleave.
+template <int S, typename T>
+void pack_run(const T* src, int64_t step, int64_t len, T* out, int64_t nr) {
+  const int64_t sstep = S > 1 ? S : step;
+  for (int64_t u = 0; u < len; ++u)
+    for (int s = 0; s < S; ++s) out[s * nr + u] = src[u * sstep + s];
+}
+
 template <typename T>
-void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, int64_t kc,
-                   int64_t cols, int nr, T* panel) {
-  const int64_t full = cols / nr, tail = cols - full * nr;
-  const int64_t step = nr * kc;
-  for (int64_t k = 0; k < kc; ++k) {
+void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, const int64_t* runs,
+                   int64_t step, int64_t kc, int64_t cols, int nr, T* panel) {
+  const int64_t pstep = nr * kc, padded = round_up(cols, nr);
+  for (int64_t k = 0; k < kc;) {
+    const bool group = (step == 2 || step == 4) && k + step <= kc &&
+                       rows[k + step - 1] == rows[k] + step - 1;
+    const int64_t g = group ? step : 1;
     const T* row = src + rows[k];
-    T* out = panel + k * nr;
-    for (int64_t p = 0; p < full; ++p)
-      for (int64_t j = 0; j < nr; ++j) out[p * step + j] = row[cols_at[p * nr + j]];
-    if (tail > 0) {
-      T* o = out + full * step;
-      for (int64_t j = 0; j < tail; ++j) o[j] = row[cols_at[full * nr + j]];
-      for (int64_t j = tail; j < nr; ++j) o[j] = T(0);
+    for (int64_t u = 0; u < cols;) {
+      const int64_t len = std::min({cols - u, runs[u], nr - u % nr});
+      T* out = panel + (u / nr) * pstep + k * nr + u % nr;
+      if (g == 2)
+        pack_run<2>(row + cols_at[u], step, len, out, nr);
+      else if (g == 4)
+        pack_run<4>(row + cols_at[u], step, len, out, nr);
+      else
+        pack_run<1>(row + cols_at[u], step, len, out, nr);
+      u += len;
     }
+    for (int64_t s = 0; s < g; ++s)  // zero the last panel past cols
+      for (int64_t u = cols; u < padded; ++u)
+        panel[(u / nr) * pstep + (k + s) * nr + u % nr] = T(0);
+    k += g;
   }
 }
 
-// finish_tile for a mapped C (Problem::c_row): row i, column u of the tile goes to
-// to[rows[i] + cols_at[u]].
-template <bool kCheck, typename T>
-auto finish_tile_mapped(const T* from, int64_t ld_from, T* to, const int64_t* rows,
-                        const int64_t* cols_at, int64_t r, int64_t cols, const T* bias) {
+// Stores a run of len columns of S tile rows (ld_from apart, biases bias[0..S) if kBias) to
+// d[u * step + s] for column u and row s (S > 1: step = S, the rows' bases consecutive, i.e.
+// the S phases of the innermost axis interleaved; a constant S lets the compiler vectorise).
+template <int S, bool kCheck, bool kBias, typename T>
+auto store_run(const T* from, int64_t ld_from, T* d, int64_t step, int64_t len, const T* bias) {
   decltype(nonfinite_bit(T(0))) bad = 0;
-  for (int64_t i = 0; i < r; ++i) {
-    const T* a = from + i * ld_from;
-    T* d = to + rows[i];
-    const T b = bias != nullptr ? bias[i] : T(0);
-    for (int64_t u = 0; u < cols; ++u) {
-      const T v = bias != nullptr ? a[u] + b : a[u];
-      d[cols_at[u]] = v;
+  T b[S];
+  for (int s = 0; s < S; ++s) b[s] = kBias ? bias[s] : T(0);
+  const int64_t dstep = S > 1 ? S : step;
+  for (int64_t u = 0; u < len; ++u)
+    for (int s = 0; s < S; ++s) {
+      const T v = kBias ? from[s * ld_from + u] + b[s] : from[s * ld_from + u];
+      d[u * dstep + s] = v;
       if constexpr (kCheck) bad |= nonfinite_bit(v);
     }
+  return bad;
+}
+
+template <int S, bool kCheck, typename T>
+auto store_run_of(const T* from, int64_t ld_from, T* d, int64_t step, int64_t len,
+                  const T* bias) {
+  return bias ? store_run<S, kCheck, true>(from, ld_from, d, step, len, bias)
+              : store_run<S, kCheck, false>(from, ld_from, d, step, len, bias);
+}
+
+// finish_tile for a mapped C (Problem::c_row): row i, column u of the tile goes to
+// to[rows[i] + cols_at[u]]; runs[u] columns from u on lie `step` apart (one grid row of the
+// innermost axis), and groups of `step` rows (2 or 4) whose bases are consecutive are
+// interleaved.  Only the store order differs from finish_tile: every value is the same sum.
+template <bool kCheck, typename T>
+auto finish_tile_mapped(const T* from, int64_t ld_from, T* to, const int64_t* rows,
+                        const int64_t* cols_at, const int64_t* runs, int64_t step, int64_t r,
+                        int64_t cols, const T* bias) {
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  for (int64_t u = 0; u < cols;) {
+    const int64_t len = std::min(cols - u, runs[u]);
+    for (int64_t i = 0; i < r;) {
+      const T* a = from + i * ld_from + u;
+      const T* bi = bias != nullptr ? bias + i : nullptr;
+      T* d = to + rows[i] + cols_at[u];
+      const bool group = (step == 2 || step == 4) && i + step <= r &&
+                         rows[i + step - 1] == rows[i] + step - 1;
+      if (group && step == 2) {
+        bad |= store_run_of<2, kCheck>(a, ld_from, d, step, len, bi);
+      } else if (group) {
+        bad |= store_run_of<4, kCheck>(a, ld_from, d, step, len, bi);
+      } else {
+        bad |= store_run_of<1, kCheck>(a, ld_from, d, step, len, bi);
+      }
+      i += group ? step : 1;
+    }
+    u += len;
   }
   return bad;
 }
@@ -310,7 +369,8 @@ bool run(const Problem<T>& pb, bool check) {
         const int accumulate = k0 > 0 ? 1 : 0;
         const bool last = k0 + kc >= K;
         if (pb.b_row)
-          pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, kc, t.cols, nr, bp);
+          pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, pb.b_run + t.j0, pb.b_step,
+                        kc, t.cols, nr, bp);
         else
           pack(b_src + k0 * N, N, kc, t.cols, bp);
         const T* a_block = a_packed.get() + (t.g * K + k0) * M;
@@ -329,8 +389,11 @@ bool run(const Problem<T>& pb, bool check) {
             if (last && pb.c_row) {
               const int64_t* cr = pb.c_row + m0 + i;
               const int64_t* cc = pb.c_col + t.j0 + q * nr;
-              bad |= check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, r, cols, bi)
-                           : finish_tile_mapped<false>(ct, ldc, c, cr, cc, r, cols, bi);
+              const int64_t* runs = pb.c_run + t.j0 + q * nr;
+              bad |= check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
+                                                      cols, bi)
+                           : finish_tile_mapped<false>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
+                                                       cols, bi);
             } else if (last && !direct) {
               bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
                            : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
@@ -408,14 +471,18 @@ void phase_rows(const Geometry& g, int64_t channels, std::vector<int64_t>& rows)
                                    e)] = c * g.fine_pixels() + a * plane + b * g.fine[2] + e;
 }
 
-void phase_cols(const Geometry& g, std::vector<int64_t>& cols) {
+// runs[j]: the columns from j to the end of its grid row (their offsets stride[2] apart).
+void phase_cols(const Geometry& g, std::vector<int64_t>& cols, std::vector<int64_t>& runs) {
   const int64_t plane = g.fine[1] * g.fine[2];
   cols.resize(static_cast<size_t>(g.coarse_pixels()));
+  runs.resize(cols.size());
   size_t j = 0;
   for (int64_t z = 0; z < g.coarse[0]; ++z)
     for (int64_t y = 0; y < g.coarse[1]; ++y)
-      for (int64_t x = 0; x < g.coarse[2]; ++x)
-        cols[j++] = z * g.stride[0] * plane + y * g.stride[1] * g.fine[2] + x * g.stride[2];
+      for (int64_t x = 0; x < g.coarse[2]; ++x, ++j) {
+        cols[j] = z * g.stride[0] * plane + y * g.stride[1] * g.fine[2] + x * g.stride[2];
+        runs[j] = g.coarse[2] - x;
+      }
 }
 
 // The scatter's outputs that no phase reaches (past coarse * stride on some axis: the
@@ -454,7 +521,7 @@ GemmPlan plan_phase_gemm(const Geometry& g, bool transposed, int threads) {
                            g.coarse_pixels(), threads)
                    .plan;
   // the index maps (rows of the mapped side, coarse pixels) and the scatter's bias per row
-  p.workspace_bytes += (g.fine_per_group() * g.taps() + g.coarse_pixels()) *
+  p.workspace_bytes += (g.fine_per_group() * g.taps() + 2 * g.coarse_pixels()) *
                            int64_t(sizeof(int64_t)) +
                        (transposed ? g.fine_channels * g.taps() * int64_t(sizeof(T)) : 0);
   return p;
@@ -476,9 +543,9 @@ bool run_phase_gemm(const Geometry& g, bool transposed, const T* src, const T* w
   pb.dst = dst;
   // W[c_coarse][f_local][tap]: (f_local, tap) is the mapped side's row, flat
   pb.a_group = g.coarse_per_group() * mapped;
-  std::vector<int64_t> rows, cols;
+  std::vector<int64_t> rows, cols, runs;
   phase_rows(g, g.fine_per_group(), rows);
-  phase_cols(g, cols);
+  phase_cols(g, cols, runs);
   std::vector<T> row_bias;
   bool bad = false;
   if (transposed) {  // A[(f, tap)][c] = W[c][f][tap]; C mapped into y
@@ -488,6 +555,8 @@ bool run_phase_gemm(const Geometry& g, bool transposed, const T* src, const T* w
     pb.a_k = mapped;
     pb.c_row = rows.data();
     pb.c_col = cols.data();
+    pb.c_run = runs.data();
+    pb.c_step = g.stride[2];
     pb.c_image = g.fine_per_group() * g.fine_pixels();
     if (bias) {
       row_bias.resize(static_cast<size_t>(g.fine_channels * taps));
@@ -507,6 +576,8 @@ bool run_phase_gemm(const Geometry& g, bool transposed, const T* src, const T* w
     if (pb.K > 0) {
       pb.b_row = rows.data();
       pb.b_col = cols.data();
+      pb.b_run = runs.data();
+      pb.b_step = g.stride[2];
       pb.b_image = g.fine_per_group() * g.fine_pixels();
     }
   }
