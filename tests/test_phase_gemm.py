@@ -165,13 +165,6 @@ def test_depth_crosses_kc(isa: str, dtype: Any) -> None:
     _check(isa, dtype, 1, 3, 1, (9,), (kc // 8,))           # gather K = kc // 8 taps
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("isa", isa_params())
-def test_large_layers(isa: str) -> None:
-    _check(isa, np.float32, 2, 300, 61, (33, 34), (2, 2), groups=1)
-    _check(isa, np.float64, 1, 140, 36, (9, 10, 11), (2, 2, 2), groups=2)
-
-
 def _thread_results(dtype: Any) -> list[np.ndarray]:
     rng = np.random.default_rng(11)
     out = []
