@@ -25,6 +25,8 @@ bool gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x,
       return run_gemm(g, /*transposed=*/false, y, w, bias, x, check);
     case Algorithm::kDepthwise:
       return gather_depthwise(g, y, w, bias, x, check);
+    case Algorithm::kPhaseGemm:
+      return run_phase_gemm(g, /*transposed=*/false, y, w, bias, x, check);
     default:
       break;
   }

@@ -105,9 +105,12 @@ Plan plan_columns_call(const Geometry& g, int threads) {
 }
 
 template <typename T>
-Plan plan_gemm_call(const Geometry& g, bool transposed, const char* kernel, int threads) {
+Plan plan_gemm_call(const Geometry& g, bool transposed, const char* kernel, int threads,
+                    bool phases = false) {
   Plan p = base_plan<T>(kernel, "gemm");
-  const GemmPlan gp = plan_gemm<T>(g, transposed, threads);
+  const GemmPlan gp = phases ? plan_phase_gemm<T>(g, transposed, threads)
+                             : plan_gemm<T>(g, transposed, threads);
+  if (phases) p.input = "phases";
   p.mr = gp.mr;
   p.nr = gp.nr;
   p.kc = gp.kc;
@@ -140,12 +143,14 @@ Plan plan_depthwise_call(const Geometry& g, bool transposed, const char* kernel,
 Algorithm forward_algorithm(const Geometry& g) {
   if (gemm_suits(g)) return Algorithm::kGemm;
   if (depthwise_suits(g)) return Algorithm::kDepthwise;
+  if (phase_gemm_suits(g)) return Algorithm::kPhaseGemm;
   return columns_suit(g) ? Algorithm::kColumns : Algorithm::kSubconv;
 }
 
 Algorithm gather_algorithm(const Geometry& g) {
   if (gemm_suits(g)) return Algorithm::kGemm;
-  return depthwise_suits(g) ? Algorithm::kDepthwise : Algorithm::kSubconv;
+  if (depthwise_suits(g)) return Algorithm::kDepthwise;
+  return phase_gemm_suits(g) ? Algorithm::kPhaseGemm : Algorithm::kSubconv;
 }
 
 template <typename T>
@@ -154,6 +159,8 @@ Plan plan_scatter(const Geometry& g, int threads) {
     return plan_gemm_call<T>(g, /*transposed=*/true, "scatter", threads);
   if (forward_algorithm(g) == Algorithm::kDepthwise)
     return plan_depthwise_call<T>(g, /*transposed=*/true, "scatter", threads);
+  if (forward_algorithm(g) == Algorithm::kPhaseGemm)
+    return plan_gemm_call<T>(g, /*transposed=*/true, "scatter", threads, /*phases=*/true);
   if (forward_algorithm(g) == Algorithm::kColumns) return plan_columns_call<T>(g, threads);
   const std::vector<SubConv> subs = scatter_subconvs(g);
   return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
@@ -166,6 +173,8 @@ Plan plan_gather(const Geometry& g, int threads) {
     return plan_gemm_call<T>(g, /*transposed=*/false, "gather", threads);
   if (gather_algorithm(g) == Algorithm::kDepthwise)
     return plan_depthwise_call<T>(g, /*transposed=*/false, "gather", threads);
+  if (gather_algorithm(g) == Algorithm::kPhaseGemm)
+    return plan_gemm_call<T>(g, /*transposed=*/false, "gather", threads, /*phases=*/true);
   const std::vector<SubConv> subs{gather_subconv(g)};
   return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
                                base_plan<T>("gather", "subconv"));

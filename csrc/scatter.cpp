@@ -33,6 +33,8 @@ bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y
       return run_gemm(g, /*transposed=*/true, x, w, bias, y, check);
     case Algorithm::kDepthwise:
       return scatter_depthwise(g, x, w, bias, y, check);
+    case Algorithm::kPhaseGemm:
+      return run_phase_gemm(g, /*transposed=*/true, x, w, bias, y, check);
     case Algorithm::kColumns:
       return scatter_columns(g, x, w, bias, y, check);
     case Algorithm::kSubconv:

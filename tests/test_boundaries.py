@@ -302,6 +302,32 @@ def fam_gemm_depth(v: int) -> list[Geo]:
     return [_1d(21, c_in=v, c_out=7, kernel=(1,)), _1d(21, c_in=7, c_out=v, kernel=(1,))]
 
 
+def fam_phase_rows(v: int) -> list[Geo]:
+    """The phase GEMM (kernel = stride, padding 0; csrc/gemm/engine.cpp: run_phase_gemm):
+    M = v rows of (channel, phase) -- one output channel with v phases, v channels with 2 --
+    and the gather's M = C_in = v."""
+    return [_1d(9, c_in=3, c_out=1, kernel=(v,), stride=(v,), output_padding=(v // 2,)),
+            _1d(7, c_in=3, c_out=v, kernel=(2,), stride=(2,), output_padding=(1,)),
+            _1d(7, c_in=v, c_out=3, kernel=(2,), stride=(2,))]
+
+
+def fam_phase_depth(v: int) -> list[Geo]:
+    """K = v terms of the phase GEMM: the forward's C_in; the gather's C_out x taps (v output
+    channels of 2 phases, one of v phases)."""
+    return [_1d(11, c_in=v, c_out=5, kernel=(2,), stride=(2,)),
+            _1d(11, c_in=4, c_out=v, kernel=(2,), stride=(2,)),
+            _1d(5, c_in=3, c_out=1, kernel=(v,), stride=(v,))]
+
+
+def fam_phase_pixels(v: int) -> list[Geo]:
+    """N = v input pixels of the phase GEMM (1-D, 2-D with output_padding, 3-D)."""
+    return [_1d(v, c_in=3, c_out=7, kernel=(2,), stride=(2,)),
+            Geo((2, v), c_in=2, c_out=5, kernel=(2, 3), stride=(2, 3),
+                padding=((0, 0), (0, 0)), dilation=(1, 1), output_padding=(1, 2)),
+            Geo((1, 1, v), c_in=4, c_out=3, kernel=(1, 2, 2), stride=(1, 2, 2),
+                padding=((0, 0),) * 3, dilation=(1, 1, 1), output_padding=(0, 1, 0), groups=1)]
+
+
 def fam_depthwise(v: int, what: str) -> list[Geo]:
     """The depthwise path (one channel per group on both sides, two groups): rows v wide
     (forward stride 1 and 2, gather, 2-D), strides v, or v channels per group on one side
@@ -343,6 +369,8 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "band_channels": fam_band_channels, "groups": fam_groups, "flops": fam_flops,
     "elements": fam_elements, "checked": fam_checked, "gemm_pixels": fam_gemm_pixels,
     "gemm_rows": fam_gemm_rows, "gemm_depth": fam_gemm_depth,
+    "phase_rows": fam_phase_rows, "phase_depth": fam_phase_depth,
+    "phase_pixels": fam_phase_pixels,
 }
 
 
@@ -546,6 +574,14 @@ TABLE: list[Row] = [
         "(tests/test_gemm_engine.py: 1, 2, 3 threads bitwise)"),
     Row("gemm engine: serial below 2e5 flops", "gemm/engine.cpp: flops > 2e5", (200000,),
         ("flops",), literals=("2e5",)),
+    Row("gemm engine, phase GEMM (kernel = stride): (channel, phase) rows cross mr",
+        "gemm/engine.cpp: run_phase_gemm", TILE_MR + (3,), ("phase_rows",)),
+    Row("gemm engine, phase GEMM: K (C_in; the gather's C_out x taps) crosses kc",
+        "gemm/engine.cpp: run_phase_gemm", (128, 256), ("phase_depth",),
+        dtypes=("float32", "float64")),
+    Row("gemm engine, phase GEMM: mapped pack and store across nr, wide nr and nc",
+        "gemm/engine.cpp: pack_b_mapped, finish_tile_mapped", TILE_NR + (64, 512),
+        ("phase_pixels",), dtypes=("float32", "float64")),
     # -- csrc/direct.cpp, resize.cpp ----------------------------------------------------------
     Row("all_finite parallel above 2^18 values", "direct.cpp: n > (1 << 18)", (262144,),
         ("elements",), literals=("18",)),

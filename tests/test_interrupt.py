@@ -103,6 +103,18 @@ def _gather(rng, k):  # conv / grad_input
     return lambda: tconv.conv(y, w, stride=2, out=out), out
 
 
+def _phase_gemm(rng, k):  # kernel = stride: the phase GEMM forward (csrc/gemm/engine.cpp)
+    x, w = _a(rng, 2 * k, 256, 64, 64), _a(rng, 256, 128, 2, 2)
+    out = np.empty((2 * k, 128, 128, 128), np.float32)
+    return lambda: tconv.conv_transpose(x, w, stride=2, out=out), out
+
+
+def _phase_gemm_gather(rng, k):  # its gather (conv with kernel = stride, grad_input)
+    y, w = _a(rng, 2 * k, 128, 128, 128), _a(rng, 256, 128, 2, 2)
+    out = np.empty((2 * k, 256, 64, 64), np.float32)
+    return lambda: tconv.conv(y, w, stride=2, out=out), out
+
+
 def _grad_weight(rng, k):
     g, x = _a(rng, 2 * k, 128, 130, 130), _a(rng, 2 * k, 256, 64, 64)
     w = _a(rng, 256, 128, 4, 4)
@@ -163,6 +175,7 @@ ENTRY_POINTS = {
     "forward": _forward, "columns": _columns, "gather": _gather, "grad_weight": _grad_weight,
     "resize_conv": _resize_conv, "upsample": _upsample, "direct": _direct,
     "depthwise": _depthwise, "depthwise_gather": _depthwise_gather,
+    "phase_gemm": _phase_gemm, "phase_gemm_gather": _phase_gemm_gather,
 }
 
 

@@ -56,6 +56,17 @@ struct Problem {
   const T* src;               // B[n][g][k][j] = src[((n * groups + g) * K + k) * N + j]
   T* dst;                     // C[n][g][m][j] = dst[((n * groups + g) * M + m) * N + j]
   const T* bias;              // bias[g * M + m] or null
+  // Phase GEMMs (engine.hpp, run_phase_gemm): where set, B row k / C row m of image
+  // (n, g) starts at (n * groups + g) * b_image + b_row[k] / c_image + c_row[m] and its
+  // column j lies at + b_col[j] / c_col[j] (the strided pixels of one phase); null: dense.
+  const int64_t* b_row = nullptr;
+  const int64_t* b_col = nullptr;
+  const int64_t* b_run = nullptr;  // columns from j on whose b_col are b_step apart
+  int64_t b_step = 1;
+  const int64_t* c_row = nullptr;
+  const int64_t* c_col = nullptr;
+  const int64_t* c_run = nullptr;  // columns from j on whose c_col are c_step apart
+  int64_t b_image = 0, c_image = 0, c_step = 1;
 };
 
 // Rows of A cut into the fewest panels of <= mr rows, their heights differing by at most one
@@ -181,6 +192,100 @@ PackB<T> pack_b_for(int nr, CopyIsa isa) {
     case 64: return pack_b_of<T, 64>(isa);
     default: return nullptr;
   }
+}
+
+// pack_b for a mapped B (Problem::b_row): rows[k] and cols_at[j] locate src element (k, j);
+// runs[j] columns from j on lie `step` apart (one grid row of the innermost axis), and groups
+// of `step` rows (2 or 4) whose bases are consecutive (the phases of that axis) are read as
+// one contiguous segment and split, a vectorisable de-interleave.
+template <int S, typename T>
+void pack_run(const T* src, int64_t step, int64_t len, T* out, int64_t nr) {
+  const int64_t sstep = S > 1 ? S : step;
+  for (int64_t u = 0; u < len; ++u)
+    for (int s = 0; s < S; ++s) out[s * nr + u] = src[u * sstep + s];
+}
+
+template <typename T>
+void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, const int64_t* runs,
+                   int64_t step, int64_t kc, int64_t cols, int nr, T* panel) {
+  const int64_t pstep = nr * kc, padded = round_up(cols, nr);
+  for (int64_t k = 0; k < kc;) {
+    const bool group = (step == 2 || step == 4) && k + step <= kc &&
+                       rows[k + step - 1] == rows[k] + step - 1;
+    const int64_t g = group ? step : 1;
+    const T* row = src + rows[k];
+    for (int64_t u = 0; u < cols;) {
+      const int64_t len = std::min({cols - u, runs[u], nr - u % nr});
+      T* out = panel + (u / nr) * pstep + k * nr + u % nr;
+      if (g == 2)
+        pack_run<2>(row + cols_at[u], step, len, out, nr);
+      else if (g == 4)
+        pack_run<4>(row + cols_at[u], step, len, out, nr);
+      else
+        pack_run<1>(row + cols_at[u], step, len, out, nr);
+      u += len;
+    }
+    for (int64_t s = 0; s < g; ++s)  // zero the last panel past cols
+      for (int64_t u = cols; u < padded; ++u)
+        panel[(u / nr) * pstep + (k + s) * nr + u % nr] = T(0);
+    k += g;
+  }
+}
+
+// Stores a run of len columns of S tile rows (ld_from apart, biases bias[0..S) if kBias) to
+// d[u * step + s] for column u and row s (S > 1: step = S, the rows' bases consecutive, i.e.
+// the S phases of the innermost axis interleaved; a constant S lets the compiler vectorise).
+template <int S, bool kCheck, bool kBias, typename T>
+auto store_run(const T* from, int64_t ld_from, T* d, int64_t step, int64_t len, const T* bias) {
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  T b[S];
+  for (int s = 0; s < S; ++s) b[s] = kBias ? bias[s] : T(0);
+  const int64_t dstep = S > 1 ? S : step;
+  for (int64_t u = 0; u < len; ++u)
+    for (int s = 0; s < S; ++s) {
+      const T v = kBias ? from[s * ld_from + u] + b[s] : from[s * ld_from + u];
+      d[u * dstep + s] = v;
+      if constexpr (kCheck) bad |= nonfinite_bit(v);
+    }
+  return bad;
+}
+
+template <int S, bool kCheck, typename T>
+auto store_run_of(const T* from, int64_t ld_from, T* d, int64_t step, int64_t len,
+                  const T* bias) {
+  return bias ? store_run<S, kCheck, true>(from, ld_from, d, step, len, bias)
+              : store_run<S, kCheck, false>(from, ld_from, d, step, len, bias);
+}
+
+// finish_tile for a mapped C (Problem::c_row): row i, column u of the tile goes to
+// to[rows[i] + cols_at[u]]; runs[u] columns from u on lie `step` apart (one grid row of the
+// innermost axis), and groups of `step` rows (2 or 4) whose bases are consecutive are
+// interleaved.  Only the store order differs from finish_tile: every value is the same sum.
+template <bool kCheck, typename T>
+auto finish_tile_mapped(const T* from, int64_t ld_from, T* to, const int64_t* rows,
+                        const int64_t* cols_at, const int64_t* runs, int64_t step, int64_t r,
+                        int64_t cols, const T* bias) {
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  for (int64_t u = 0; u < cols;) {
+    const int64_t len = std::min(cols - u, runs[u]);
+    for (int64_t i = 0; i < r;) {
+      const T* a = from + i * ld_from + u;
+      const T* bi = bias != nullptr ? bias + i : nullptr;
+      T* d = to + rows[i] + cols_at[u];
+      const bool group = (step == 2 || step == 4) && i + step <= r &&
+                         rows[i + step - 1] == rows[i] + step - 1;
+      if (group && step == 2) {
+        bad |= store_run_of<2, kCheck>(a, ld_from, d, step, len, bi);
+      } else if (group) {
+        bad |= store_run_of<4, kCheck>(a, ld_from, d, step, len, bi);
+      } else {
+        bad |= store_run_of<1, kCheck>(a, ld_from, d, step, len, bi);
+      }
+      i += group ? step : 1;
+    }
+    u += len;
+  }
+  return bad;
 }
 
 // Copies rows [0, r) x columns [0, cols) of a finished tile to the output, adding the bias of
@@ -320,16 +425,17 @@ bool run(const Problem<T>& pb, bool check) {
       if (stop(cancel)) continue;
       const Task& t = tasks[static_cast<size_t>(ti)];
       const int64_t ncp = round_up(t.cols, nr);
-      const T* b_src = pb.src + (t.n * pb.groups + t.g) * K * N + t.j0;
+      const int64_t image = t.n * pb.groups + t.g;
+      const T* b_src = pb.src + (pb.b_row ? image * pb.b_image : image * K * N + t.j0);
       const int64_t m0 = cut.start(t.p0), rows = cut.start(t.p1) - m0;
-      T* c = pb.dst + ((t.n * pb.groups + t.g) * M + m0) * N + t.j0;
+      T* c = pb.dst + (pb.c_row ? image * pb.c_image : (image * M + m0) * N + t.j0);
       const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
       T* bp = b_buf.get(kc_max * ncp);
       // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
       // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
       // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
       // straight into the output.
-      const bool blocked = K > kc_max, finish = bias != nullptr || check;
+      const bool blocked = K > kc_max, finish = bias != nullptr || check || pb.c_row;
       T* part = blocked ? part_buf.get(rows * ncp) : nullptr;
       T* tile = blocked ? nullptr : tile_buf.get(int64_t(mr) * nr);
       for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
@@ -337,7 +443,11 @@ bool run(const Problem<T>& pb, bool check) {
         const int64_t kc = std::min(kc_max, K - k0);
         const int accumulate = k0 > 0 ? 1 : 0;
         const bool last = k0 + kc >= K;
-        pack(b_src + k0 * N, N, kc, t.cols, bp);
+        if (pb.b_row)
+          pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, pb.b_run + t.j0, pb.b_step,
+                        kc, t.cols, nr, bp);
+        else
+          pack(b_src + k0 * N, N, kc, t.cols, bp);
         const T* a_block = a_packed.get() + (t.g * K + k0) * M;
         for (int64_t p = t.p0; p < t.p1; ++p) {
           const int64_t i = cut.start(p) - m0, r = cut.rows(p);
@@ -345,15 +455,24 @@ bool run(const Problem<T>& pb, bool check) {
           const GemmUkernel<T> kernel = fn[r];
           const T* bi = bias ? bias + i : nullptr;
           for (int64_t q = 0; q < ncp / nr; ++q) {
-            T* out = c + i * N + q * nr;
+            T* out = pb.c_row ? nullptr : c + i * N + q * nr;
             const int64_t cols = std::min<int64_t>(nr, t.cols - q * nr);
             const bool direct = !blocked && !finish && cols == nr;
             T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
             const int64_t ldc = blocked ? ncp : direct ? N : nr;
             kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate);
-            if (last && !direct)
+            if (last && pb.c_row) {
+              const int64_t* cr = pb.c_row + m0 + i;
+              const int64_t* cc = pb.c_col + t.j0 + q * nr;
+              const int64_t* runs = pb.c_run + t.j0 + q * nr;
+              bad |= check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
+                                                      cols, bi)
+                           : finish_tile_mapped<false>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
+                                                       cols, bi);
+            } else if (last && !direct) {
               bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
                            : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
+            }
           }
         }
       }
@@ -408,5 +527,141 @@ template bool run_gemm<float>(const Geometry&, bool, const float*, const float*,
                               float*, bool);
 template bool run_gemm<double>(const Geometry&, bool, const double*, const double*,
                                const double*, double*, bool);
+
+// ---- Phase GEMMs: kernel = stride, no padding (engine.hpp: phase_gemm_suits) ---------------
+
+namespace {
+
+// The index maps of a phase GEMM of g: rows (c, phase) -> c * fine pixels + the phase's fine
+// offset, for c < channels (phase = the kernel's flat index, innermost); columns (coarse
+// pixels p) -> the fine offset of p * stride.
+void phase_rows(const Geometry& g, int64_t channels, std::vector<int64_t>& rows) {
+  const int64_t taps = g.taps(), plane = g.fine[1] * g.fine[2];
+  rows.resize(static_cast<size_t>(channels * taps));
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t a = 0; a < g.kernel[0]; ++a)
+      for (int64_t b = 0; b < g.kernel[1]; ++b)
+        for (int64_t e = 0; e < g.kernel[2]; ++e)
+          rows[static_cast<size_t>(((c * g.kernel[0] + a) * g.kernel[1] + b) * g.kernel[2] +
+                                   e)] = c * g.fine_pixels() + a * plane + b * g.fine[2] + e;
+}
+
+// runs[j]: the columns from j to the end of its grid row (their offsets stride[2] apart).
+void phase_cols(const Geometry& g, std::vector<int64_t>& cols, std::vector<int64_t>& runs) {
+  const int64_t plane = g.fine[1] * g.fine[2];
+  cols.resize(static_cast<size_t>(g.coarse_pixels()));
+  runs.resize(cols.size());
+  size_t j = 0;
+  for (int64_t z = 0; z < g.coarse[0]; ++z)
+    for (int64_t y = 0; y < g.coarse[1]; ++y)
+      for (int64_t x = 0; x < g.coarse[2]; ++x, ++j) {
+        cols[j] = z * g.stride[0] * plane + y * g.stride[1] * g.fine[2] + x * g.stride[2];
+        runs[j] = g.coarse[2] - x;
+      }
+}
+
+// The scatter's outputs that no phase reaches (past coarse * stride on some axis: the
+// output_padding border; every output when K = 0) receive their bias (or +0).  With kCheck,
+// nonzero when one of them is Inf or NaN.
+template <typename T>
+bool fill_unreached(const Geometry& g, bool all, const T* bias, T* y, bool check) {
+  const int64_t channels = g.fine_channels, fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
+  const int64_t rz = all ? 0 : g.coarse[0] * g.stride[0];
+  const int64_t ry = all ? 0 : g.coarse[1] * g.stride[1];
+  const int64_t rx = all ? 0 : g.coarse[2] * g.stride[2];
+  if (rz >= fz && ry >= fy && rx >= fx) return false;
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t c = 0; c < channels; ++c) {
+      const T v = bias ? bias[c] : T(0);
+      bad |= nonfinite_bit(v);
+      T* yc = y + (n * channels + c) * g.fine_pixels();
+      for (int64_t z = 0; z < fz; ++z)
+        for (int64_t r = 0; r < fy; ++r) {
+          T* row = yc + (z * fy + r) * fx;
+          const int64_t from = z >= rz || r >= ry ? 0 : rx;
+          std::fill(row + from, row + fx, v);
+        }
+    }
+  return check && bad;
+}
+
+}  // namespace
+
+template <typename T>
+GemmPlan plan_phase_gemm(const Geometry& g, bool transposed, int threads) {
+  const int64_t M = transposed ? g.fine_per_group() * g.taps() : g.coarse_per_group();
+  const int64_t K = transposed ? g.coarse_per_group() : g.fine_per_group() * g.taps();
+  GemmPlan p = schedule<T>(active_gemm<T>(), g.batch * g.groups, g.groups, M, K,
+                           g.coarse_pixels(), threads)
+                   .plan;
+  // the index maps (rows of the mapped side, coarse pixels) and the scatter's bias per row
+  p.workspace_bytes += (g.fine_per_group() * g.taps() + 2 * g.coarse_pixels()) *
+                           int64_t(sizeof(int64_t)) +
+                       (transposed ? g.fine_channels * g.taps() * int64_t(sizeof(T)) : 0);
+  return p;
+}
+
+template GemmPlan plan_phase_gemm<float>(const Geometry&, bool, int);
+template GemmPlan plan_phase_gemm<double>(const Geometry&, bool, int);
+
+template <typename T>
+bool run_phase_gemm(const Geometry& g, bool transposed, const T* src, const T* w, const T* bias,
+                    T* dst, bool check) {
+  const int64_t taps = g.taps(), mapped = g.fine_per_group() * taps;
+  Problem<T> pb{};
+  pb.batch = g.batch;
+  pb.groups = g.groups;
+  pb.N = g.coarse_pixels();
+  pb.w = w;
+  pb.src = src;
+  pb.dst = dst;
+  // W[c_coarse][f_local][tap]: (f_local, tap) is the mapped side's row, flat
+  pb.a_group = g.coarse_per_group() * mapped;
+  std::vector<int64_t> rows, cols, runs;
+  phase_rows(g, g.fine_per_group(), rows);
+  phase_cols(g, cols, runs);
+  std::vector<T> row_bias;
+  bool bad = false;
+  if (transposed) {  // A[(f, tap)][c] = W[c][f][tap]; C mapped into y
+    pb.M = mapped;
+    pb.K = g.coarse_per_group();
+    pb.a_m = 1;
+    pb.a_k = mapped;
+    pb.c_row = rows.data();
+    pb.c_col = cols.data();
+    pb.c_run = runs.data();
+    pb.c_step = g.stride[2];
+    pb.c_image = g.fine_per_group() * g.fine_pixels();
+    if (bias) {
+      row_bias.resize(static_cast<size_t>(g.fine_channels * taps));
+      for (int64_t f = 0; f < g.fine_channels; ++f)
+        std::fill_n(row_bias.begin() + f * taps, taps, bias[f]);
+      pb.bias = row_bias.data();
+    }
+    const bool none = pb.K == 0 || pb.N == 0;
+    bad = fill_unreached(g, none, bias, dst, check);
+    if (none) return !bad;
+  } else {  // A[c][(f, tap)] = W[c][f][tap]; B mapped from y
+    pb.M = g.coarse_per_group();
+    pb.K = mapped;
+    pb.a_m = mapped;
+    pb.a_k = 1;
+    pb.bias = bias;
+    if (pb.K > 0) {
+      pb.b_row = rows.data();
+      pb.b_col = cols.data();
+      pb.b_run = runs.data();
+      pb.b_step = g.stride[2];
+      pb.b_image = g.fine_per_group() * g.fine_pixels();
+    }
+  }
+  return run(pb, check) && !bad;
+}
+
+template bool run_phase_gemm<float>(const Geometry&, bool, const float*, const float*,
+                                    const float*, float*, bool);
+template bool run_phase_gemm<double>(const Geometry&, bool, const double*, const double*,
+                                     const double*, double*, bool);
 
 }  // namespace tconv

@@ -50,4 +50,34 @@ template <typename T>
 bool run_gemm(const Geometry& g, bool transposed, const T* src, const T* w, const T* bias, T* dst,
               bool check);
 
+// Phase GEMMs: kernel = stride on every axis, padding 0 and no dilation (the k2 s2 upsamplers
+// of U-Net and V-Net).  Every output pixel then receives exactly one tap, so per image and group
+// the forward is one GEMM whose rows are (output channel, phase):
+//
+//   y[f][p * s + t] = bias[f] + sum_c W[c][f][t] * x[c][p]       rows (f, t), K = C_in/groups
+//
+// stored with the phases interleaved (a pixel shuffle; outputs past coarse * stride, the
+// output_padding border, receive their bias only), and the gather (conv with kernel = stride,
+// conv_transpose's grad_input) is one GEMM that reads the phases as its K rows:
+//
+//   x[c][p] = bias[c] + sum_{f, t} W[c][f][t] * y[f][p * s + t]     K = (C_fine/groups) x taps
+//
+// with B packed straight from the strided pixels.  Both sum each output in the subconv
+// driver's order (K blocks of k_block<T>(), k increasing: channels, then for the gather the
+// taps within a channel; then the bias), so choosing them changes no result bit.
+inline bool phase_gemm_suits(const Geometry& g) {
+  for (int d = 0; d < kMaxDims; ++d)
+    if (g.kernel[d] != g.stride[d] || g.pad[d] != 0 ||
+        (g.dilation[d] != 1 && g.kernel[d] != 1) || g.fine[d] < g.coarse[d] * g.stride[d])
+      return false;
+  return true;
+}
+
+// As plan_gemm and run_gemm, for a g with phase_gemm_suits(g).
+template <typename T>
+GemmPlan plan_phase_gemm(const Geometry& g, bool transposed, int threads);
+template <typename T>
+bool run_phase_gemm(const Geometry& g, bool transposed, const T* src, const T* w, const T* bias,
+                    T* dst, bool check);
+
 }  // namespace tconv

@@ -26,12 +26,13 @@ constexpr double kDirectMinFill = 0.6;
 
 
 // The forward's algorithm: a plain GEMM for 1x1 stride-1 layers (gemm/engine.cpp), rows
-// vectorised over pixels for one channel per group on both sides (depthwise.cpp), else
+// vectorised over pixels for one channel per group on both sides (depthwise.cpp), one GEMM
+// with (channel, phase) rows for kernel = stride without padding (gemm/engine.hpp), else
 // sub-convolutions (one implicit GEMM per output phase), or for few output channels per group
 // one GEMM with channel x tap rows and a col2im gather (columns.cpp).  The gather's: the GEMM
-// engine, the depthwise rows or one sub-convolution.  Chosen from the geometry's kernel, stride, padding and
+// engine, the depthwise rows, the phase GEMM or one sub-convolution.  Chosen from the geometry's kernel, stride, padding and
 // channels only, never the batch, image size or thread count.
-enum class Algorithm { kGemm, kDepthwise, kSubconv, kColumns };
+enum class Algorithm { kGemm, kDepthwise, kSubconv, kColumns, kPhaseGemm };
 Algorithm forward_algorithm(const Geometry& g);
 Algorithm gather_algorithm(const Geometry& g);
 
@@ -40,7 +41,8 @@ struct Plan {
   std::string op;         // conv_transpose, conv, grad_input or grad_weight
   std::string kernel;     // scatter, gather or weight_grad
   std::string algorithm;  // gemm, depthwise, subconv, columns, outer_product or dot
-  std::string input;      // subconv: the tasks' input modes (band, indirect, packed; '+'-joined)
+  std::string input;      // subconv: the tasks' input modes (band, indirect, packed; '+'-joined);
+                          // gemm: 'phases' for the phase GEMM (kernel = stride)
   std::string isa, dtype;
   int mr = 0, nr = 0;     // register tile
   int64_t kc = 0, mc = 0, nc = 0;  // K block, rows and columns per task (largest)

@@ -28,13 +28,16 @@ OPS = ("conv_transpose", "conv", "grad_input", "grad_weight")
 class Plan:
     """One call's plan.
 
-    ``algorithm``: ``subconv`` (one implicit GEMM per output phase, the forward and the
-    gathers), ``columns`` (the forward with few output channels per group: one GEMM with
-    channel x tap rows and a col2im), ``depthwise`` (one channel per group on both sides: rows
-    vectorised over pixels, the forward, the gathers and grad_weight), ``outer_product`` or
-    ``dot`` (grad_weight's GEMM forms).
-    ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
-    ``band``, ``band_per_block``; ``+``-joined when tasks differ).  ``tile``: the register tile
+    ``algorithm``: ``gemm`` (1x1 stride-1 layers a plain GEMM; with ``input`` ``phases``,
+    kernel = stride without padding: one GEMM with (channel, phase) rows, or for the gathers
+    (channel, phase) K rows), ``depthwise`` (one channel per group on both sides: rows
+    vectorised over pixels, the forward, the gathers and grad_weight), ``subconv`` (one
+    implicit GEMM per output phase, the forward and the gathers), ``columns`` (the forward with
+    few output channels per group: one GEMM with channel x tap rows and a col2im),
+    ``outer_product`` or ``dot`` (grad_weight's two forms).  ``input``: for ``subconv``, how
+    its tasks read the source (``packed``, ``indirect``, ``band``, ``band_per_block``;
+    ``+``-joined when tasks differ); ``phases`` for the kernel = stride GEMM.  ``tile``: the
+    register tile
     (mr, nr).  ``blocks``: kc (K block), mc and nc (rows and columns of the largest task),
     slabs (subconv: output-channel slabs; columns: output blocks per image; grad_weight:
     reduction chunks; for the depthwise grad_weight nc is the images per task, slabs the
