@@ -37,8 +37,7 @@ class Plan:
     ``outer_product`` or ``dot`` (grad_weight's two forms).  ``input``: for ``subconv``, how
     its tasks read the source (``packed``, ``indirect``, ``band``, ``band_per_block``;
     ``+``-joined when tasks differ); ``phases`` for the kernel = stride GEMM.  ``tile``: the
-    register tile
-    (mr, nr).  ``blocks``: kc (K block), mc and nc (rows and columns of the largest task),
+    register tile (mr, nr).  ``blocks``: kc (K block), mc and nc (rows and columns of the largest task),
     slabs (subconv: output-channel slabs; columns: output blocks per image; grad_weight:
     reduction chunks; for the depthwise grad_weight nc is the images per task, slabs the
     batch chunks).  ``threads`` is 1 when the call runs serially.  ``workspace_bytes``:
