@@ -131,33 +131,29 @@ std::vector<Phase> phases_of(const Geometry& g, int64_t m) {
   return out;
 }
 
-template <typename T>
-bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, const T* bias, T* y,
-                      bool check) {
-  const GemmKernels<T>& gk = active_gemm<T>();
-  std::vector<Phase> phases = phases_of(g, m);
-  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
-  const int mr = gk.mr;
-  int64_t u_size = 0;
-  const wino::TaskTable& table = active_tasks();
-  std::vector<std::pair<WeightFn<T>, TaskFn<T>>> fns;
-  for (Phase& ph : phases) {
-    const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
-    const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
-    ph.u_offset = u_size;
-    u_size += alpha_of(m, ry) * alpha_of(m, rx) * g.groups * M * Kc;
-    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
-                     task_fn<T>(table, m, ry, rx));
-  }
-  std::vector<T> u(static_cast<size_t>(u_size));
-
-  // Tasks: phase x group x tile block; the block shrinks so that V stays within kWinoVBytes.
-  struct Task {
-    int64_t phase, group, t0, nt;
-  };
+// The executor's plan (plan_winograd reports it): phases, their U offsets, the tasks.
+struct Task {
+  int64_t phase, group, t0, nt;
+};
+struct Layout {
+  std::vector<Phase> phases;
   std::vector<Task> tasks;
-  for (size_t p = 0; p < phases.size(); ++p) {
-    const Phase& ph = phases[p];
+  int64_t u_size = 0;
+};
+
+template <typename T>
+Layout layout_of(const Geometry& g, int64_t m, const GemmKernels<T>& gk) {
+  Layout lo;
+  lo.phases = phases_of(g, m);
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  for (Phase& ph : lo.phases) {
+    ph.u_offset = lo.u_size;
+    lo.u_size += alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
+                 alpha_of(m, static_cast<int64_t>(ph.taps[1].size())) * g.groups * M * Kc;
+  }
+  // Tasks: phase x group x tile block; the block shrinks so that V stays within kWinoVBytes.
+  for (size_t p = 0; p < lo.phases.size(); ++p) {
+    const Phase& ph = lo.phases[p];
     const int64_t a2 = alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
                        alpha_of(m, static_cast<int64_t>(ph.taps[1].size()));
     int64_t block = kWinoVBytes / (a2 * Kc * gk.nr * static_cast<int64_t>(sizeof(T)));
@@ -165,8 +161,29 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
     const int64_t total = g.batch * ph.tiles[0] * ph.tiles[1];
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t t0 = 0; t0 < total; t0 += block)
-        tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
+        lo.tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
   }
+  return lo;
+}
+
+template <typename T>
+bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, const T* bias, T* y,
+                      bool check) {
+  const GemmKernels<T>& gk = active_gemm<T>();
+  const Layout lo = layout_of<T>(g, m, gk);
+  const std::vector<Phase>& phases = lo.phases;
+  const std::vector<Task>& tasks = lo.tasks;
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const int mr = gk.mr;
+  const wino::TaskTable& table = active_tasks();
+  std::vector<std::pair<WeightFn<T>, TaskFn<T>>> fns;
+  for (const Phase& ph : phases) {
+    const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
+    const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
+    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
+                     task_fn<T>(table, m, ry, rx));
+  }
+  std::vector<T> u(static_cast<size_t>(lo.u_size));
 
   const Call<T> cl{&g, x, bias, y, &gk, u.data(), M, Kc, m};
   Cancellation* const cancel = current_cancellation();
@@ -223,12 +240,46 @@ bool winograd_suits(const Geometry& g, int m) {
   return true;
 }
 
-ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested) {
-  if (requested == ForwardMethod::kAuto) return ForwardMethod::kDirect;
-  const int m = winograd_tile(requested);
-  if (m != 0 && !winograd_suits(g, m)) return ForwardMethod::kDirect;
-  return requested;
+template <typename T>
+WinogradPlan plan_winograd(const Geometry& g, int m) {
+  const GemmKernels<T>& gk = active_gemm<T>();
+  const Layout lo = layout_of<T>(g, m, gk);
+  WinogradPlan wp;
+  wp.mr = gk.mr;
+  wp.nr = gk.nr;
+  wp.kc = k_block<T>();
+  wp.tasks = static_cast<int64_t>(lo.tasks.size());
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
+  wp.u_bytes = lo.u_size * elem;
+  std::vector<std::string> names;
+  for (const Task& tk : lo.tasks) {
+    const Phase& ph = lo.phases[static_cast<size_t>(tk.phase)];
+    const int64_t a2 = alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
+                       alpha_of(m, static_cast<int64_t>(ph.taps[1].size()));
+    // as run_task (winograd_tasks.inc): V of the block's panels, Z of one slab
+    const int64_t panels = ceil_div(tk.nt, gk.nr), ldz = panels * gk.nr;
+    const int64_t slab = wino::z_slab(a2, ldz, elem, gk.mr, M);
+    wp.tiles_per_task = std::max(wp.tiles_per_task, tk.nt);
+    wp.slab = std::max(wp.slab, slab);
+    wp.thread_bytes = std::max(wp.thread_bytes, (a2 * panels * Kc * gk.nr + a2 * slab * ldz) * elem);
+    wp.products += double(a2) * double(ldz) * double(M) * double(Kc);
+  }
+  for (const Phase& ph : lo.phases) {
+    wp.direct_products += double(ph.taps[0].size() * ph.taps[1].size()) *
+                          double(ph.extent[0] * ph.extent[1]) * double(g.batch) * double(M) *
+                          double(Kc) * double(g.groups);
+    const std::string name = "F(" + std::to_string(m) + "x" + std::to_string(m) + " " +
+                             std::to_string(ph.taps[0].size()) + "x" +
+                             std::to_string(ph.taps[1].size()) + ")";
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  for (const std::string& n : names) wp.transforms += (wp.transforms.empty() ? "" : "+") + n;
+  return wp;
 }
+
+template WinogradPlan plan_winograd<float>(const Geometry&, int);
+template WinogradPlan plan_winograd<double>(const Geometry&, int);
 
 template <typename T>
 void scatter_with(const Geometry& g, ForwardMethod requested, const T* x, const T* w,
