@@ -3,8 +3,8 @@
 //
 // Per call:
 //   U = G h G^T for every phase, transform point xi, group, output channel f and input
-//     channel c, computed in long double and rounded once to T (one rounding, however
-//     inexact G is), packed as the micro-kernels' A panels (mr rows each, k = c);
+//     channel c, computed in a wider type (double for float, long double for double) and
+//     rounded once to T, packed as the micro-kernels' A panels (mr rows each, k = c);
 //   tasks = phase x group x block of tiles (tiles of m x m outputs, numbered over batch and
 //   the phase's tile grid).  A task:
 //     V[xi] = B^T d B for each tile and input channel, stored as B panels (nr tiles each);
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -45,31 +46,43 @@ using wino::Phase;
 using wino::TaskFn;
 using wino::Wino;
 
+// The weight transform's working type: double for float (a sum of at most 9 float products by
+// small integers, divided by an integer, is within a few double ulps of exact, so rounding it to
+// float stays within the 2 roundings the error bound allows U), long double for double.
+template <typename T>
+using WideOf = std::conditional_t<sizeof(T) == sizeof(float), double, long double>;
+
+// U of one phase, group and input channel c for every output channel f: the weights of c are
+// one contiguous stretch (M x taps), read in order.
 template <typename T, class FY, class FX>
 void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
-                      int64_t grp, int64_t f) {
+                      int64_t grp, int64_t c) {
+  using W = WideOf<T>;
   constexpr int ay = FY::alpha, ax = FX::alpha, ry = FY::r, rx = FX::r;
   const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), kw = g.kernel[2];
   const int64_t taps = g.taps();
-  const int64_t panel = f / mr, i = f % mr;
-  const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
-  for (int64_t c = 0; c < Kc; ++c) {
+  int64_t offset[ry][rx];
+  for (int qy = 0; qy < ry; ++qy)
+    for (int qx = 0; qx < rx; ++qx)
+      offset[qy][qx] = ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx];
+  for (int64_t f = 0; f < M; ++f) {
+    const int64_t panel = f / mr, i = f % mr;
+    const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
     const T* wc = w + ((grp * Kc + c) * M + f) * taps;
-    long double h[ry][rx];
+    W h[ry][rx];
     for (int qy = 0; qy < ry; ++qy)
-      for (int qx = 0; qx < rx; ++qx)
-        h[qy][qx] = wc[ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx]];
-    long double t1[ay][rx];
+      for (int qx = 0; qx < rx; ++qx) h[qy][qx] = wc[offset[qy][qx]];
+    W t1[ay][rx];
     for (int e = 0; e < ay; ++e)
       for (int qx = 0; qx < rx; ++qx) {
-        long double s = 0;
-        for (int qy = 0; qy < ry; ++qy) s += static_cast<long double>(FY::Gn[e][qy]) * h[qy][qx];
+        W s = 0;
+        for (int qy = 0; qy < ry; ++qy) s += static_cast<W>(FY::Gn[e][qy]) * h[qy][qx];
         t1[e][qx] = s / FY::Gd[e];
       }
     for (int ey = 0; ey < ay; ++ey)
       for (int ex = 0; ex < ax; ++ex) {
-        long double s = 0;
-        for (int qx = 0; qx < rx; ++qx) s += static_cast<long double>(FX::Gn[ex][qx]) * t1[ey][qx];
+        W s = 0;
+        for (int qx = 0; qx < rx; ++qx) s += static_cast<W>(FX::Gn[ex][qx]) * t1[ey][qx];
         const int64_t xi = ey * ax + ex;
         u_phase[(xi * g.groups + grp) * M * Kc + panel * mr * Kc + c * rows + i] =
             static_cast<T>(s / FX::Gd[ex]);
@@ -187,7 +200,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
 
   const Call<T> cl{&g, x, bias, y, &gk, u.data(), M, Kc, m};
   Cancellation* const cancel = current_cancellation();
-  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * M;
+  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * Kc;
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
   uint64_t nonfinite = 0;
 #pragma omp parallel reduction(| : nonfinite)
@@ -196,10 +209,10 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
 #pragma omp for schedule(dynamic, 4)
     for (int64_t job = 0; job < weight_jobs; ++job) {
       if (stop(cancel)) continue;
-      const int64_t p = job / (g.groups * M), rem = job % (g.groups * M);
+      const int64_t p = job / (g.groups * Kc), rem = job % (g.groups * Kc);
       fns[static_cast<size_t>(p)].first(g, phases[static_cast<size_t>(p)], w, mr,
                                          u.data() + phases[static_cast<size_t>(p)].u_offset,
-                                         rem / M, rem % M);
+                                         rem / Kc, rem % Kc);
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < n_tasks; ++i) {
