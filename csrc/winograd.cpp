@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
 #include <type_traits>
 #include <string>
 #include <vector>
@@ -196,9 +197,11 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
     fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
                      task_fn<T>(table, m, ry, rx));
   }
-  std::vector<T> u(static_cast<size_t>(lo.u_size));
+  // Every element of U is written by the weight transform below: left uninitialised.
+  const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
+  T* const u = u_store.get();
 
-  const Call<T> cl{&g, x, bias, y, &gk, u.data(), M, Kc, m};
+  const Call<T> cl{&g, x, bias, y, &gk, u, M, Kc, m};
   Cancellation* const cancel = current_cancellation();
   const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * Kc;
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
@@ -211,7 +214,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
       if (stop(cancel)) continue;
       const int64_t p = job / (g.groups * Kc), rem = job % (g.groups * Kc);
       fns[static_cast<size_t>(p)].first(g, phases[static_cast<size_t>(p)], w, mr,
-                                         u.data() + phases[static_cast<size_t>(p)].u_offset,
+                                         u + phases[static_cast<size_t>(p)].u_offset,
                                          rem / Kc, rem % Kc);
     }
 #pragma omp for schedule(dynamic, 1)
