@@ -13,7 +13,7 @@
 // (C_out/groups x C_in/groups times C_in/groups x tiles).  docs/winograd.md derives the error
 // bound of each transform shipped here.
 //
-// What runs (the plan is winograd_suits, a pure function of the geometry):
+// What runs (winograd_suits, a pure function of the geometry; the planner, plan.cpp, chooses):
 //   2-D only (1-D and 3-D, and dilation > 1, run the direct path), every phase with 2 or 3
 //   taps on each axis (k4 s2 -> 2x2 for every phase; k3 s1 -> 3x3; k5 s2 -> 3x3, 3x2, 2x3,
 //   2x2; but k3 s2 has phases of 1 tap and runs the direct path).  Tiles of m = 2 outputs
