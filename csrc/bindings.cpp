@@ -133,12 +133,14 @@ std::string dims(const Sizes& shape) {
 
 template <typename T, typename Kernel>
 void run_logged(const char* op, const tconv::Geometry& g, const Sizes& coarse, const Sizes& fine,
-                const Sizes& weight, Kernel&& kernel) {
+                const Sizes& weight, Kernel&& kernel,
+                tconv::ForwardMethod method = tconv::ForwardMethod::kDirect) {
   if (!verbose.load(std::memory_order_relaxed)) {
     run_kernel(kernel);
     return;
   }
-  const tconv::Plan p = tconv::plan(op, g, sizeof(T) == sizeof(float) ? "float32" : "float64");
+  const tconv::Plan p =
+      tconv::plan(op, g, sizeof(T) == sizeof(float) ? "float32" : "float64", method);
   const auto start = std::chrono::steady_clock::now();
   run_kernel(kernel);
   const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - start;
@@ -206,7 +208,8 @@ void bind_dtype(py::module_& m) {
         const tconv::ForwardMethod algo = algorithm_named(algorithm);
         T* out = y.mutable_data();
         run_logged<T>("conv_transpose", g, cs, fs, ws,
-                      [&] { tconv::scatter_with<T>(g, algo, x.data(), w.data(), b, out); });
+                      [&] { tconv::scatter_with<T>(g, algo, x.data(), w.data(), b, out); },
+                      algo);
       },
       py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("y").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
@@ -446,13 +449,15 @@ PYBIND11_MODULE(_core, m) {
       "plan",
       [](const std::string& op, const std::string& dtype, const Sizes& coarse, const Sizes& fine,
          const Sizes& weight, const Sizes& stride, const Sizes& pad, const Sizes& dilation,
-         int64_t groups) {
+         int64_t groups, const std::string& algorithm) {
         const tconv::Geometry g = make_geometry(coarse, fine, weight, stride, pad, dilation, groups);
-        return plan_dict(tconv::plan(op, g, dtype));
+        return plan_dict(tconv::plan(op, g, dtype, algorithm_named(algorithm)));
       },
       py::arg("op"), py::arg("dtype"), py::arg("coarse"), py::arg("fine"), py::arg("weight"),
       py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
-      "The plan of one call (tconv/plan.hpp) as a dict; ValueError for an unknown op or dtype.");
+      py::arg("algorithm") = "direct",
+      "The plan of one call (tconv/plan.hpp) as a dict; ValueError for an unknown op, dtype "
+      "or algorithm (conv_transpose's: direct, winograd, winograd4, auto).");
   m.def(
       "set_verbose", [](bool on) { verbose.store(on, std::memory_order_relaxed); },
       py::arg("on"), "Print one tconv_verbose line per kernel call to stderr (or stop).");
@@ -482,23 +487,6 @@ PYBIND11_MODULE(_core, m) {
       "Tile sizes of ISA `isa`'s f32 or f64 table and the filled entries of each slot.");
   m.def("_asserts", &tconv::asserts_enabled,
         "Whether this build checks the micro-kernels' preconditions (TCONV_ASSERT).");
-  m.def(
-      "scatter_algorithm",
-      [](const py::array& x, const py::array& w, const py::array& y, const Sizes& stride,
-         const Sizes& pad, const Sizes& dilation, int64_t groups, const std::string& algorithm) {
-        const tconv::Geometry g = make_geometry(shape_of(x), shape_of(y), shape_of(w), stride, pad, dilation, groups);
-        switch (tconv::choose_algorithm(g, algorithm_named(algorithm))) {
-          case tconv::ForwardMethod::kWinograd:
-            return std::string("winograd");
-          case tconv::ForwardMethod::kWinograd4:
-            return std::string("winograd4");
-          default:
-            return std::string("direct");
-        }
-      },
-      py::arg("x"), py::arg("w"), py::arg("y"), py::arg("stride"), py::arg("pad"),
-      py::arg("dilation"), py::arg("groups"), py::arg("algorithm"),
-      "The forward algorithm scatter(..., algorithm) runs for these arrays (the plan).");
   m.def("get_num_threads", &tconv::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"),
         "Set the threads the kernels use (>= 1).");

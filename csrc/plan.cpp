@@ -11,6 +11,7 @@
 #include "tconv/kernels.hpp"
 #include "tconv/plan.hpp"
 #include "tconv/weight_grad.hpp"
+#include "tconv/winograd.hpp"
 
 namespace tconv {
 namespace {
@@ -138,7 +139,33 @@ Plan plan_depthwise_call(const Geometry& g, bool transposed, const char* kernel,
   return p;
 }
 
+template <typename T>
+Plan plan_winograd_call(const Geometry& g, int m, int threads) {
+  Plan p = base_plan<T>("scatter", m == 2 ? "winograd" : "winograd4");
+  const WinogradPlan wp = plan_winograd<T>(g, m);
+  p.input = wp.transforms;
+  p.mr = wp.mr;
+  p.nr = wp.nr;
+  p.kc = wp.kc;
+  p.mc = wp.slab;
+  p.nc = wp.tiles_per_task;
+  p.tasks = wp.tasks;
+  // the weight transform and the tasks run in one parallel region of the pool (no threshold)
+  p.parallel = threads > 1;
+  p.threads = threads;
+  p.workspace_bytes = wp.u_bytes + p.threads * wp.thread_bytes;
+  p.flops = 2.0 * wp.direct_products;
+  return p;
+}
+
 }  // namespace
+
+ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested) {
+  if (requested == ForwardMethod::kAuto) return ForwardMethod::kDirect;
+  const int m = winograd_tile(requested);
+  if (m != 0 && !winograd_suits(g, m)) return ForwardMethod::kDirect;
+  return requested;
+}
 
 Algorithm forward_algorithm(const Geometry& g) {
   if (gemm_suits(g)) return Algorithm::kGemm;
@@ -154,7 +181,9 @@ Algorithm gather_algorithm(const Geometry& g) {
 }
 
 template <typename T>
-Plan plan_scatter(const Geometry& g, int threads) {
+Plan plan_scatter(const Geometry& g, int threads, ForwardMethod requested) {
+  const int m = winograd_tile(choose_algorithm(g, requested));
+  if (m != 0) return plan_winograd_call<T>(g, m, threads);
   if (forward_algorithm(g) == Algorithm::kGemm)
     return plan_gemm_call<T>(g, /*transposed=*/true, "scatter", threads);
   if (forward_algorithm(g) == Algorithm::kDepthwise)
@@ -220,8 +249,8 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
   return p;
 }
 
-template Plan plan_scatter<float>(const Geometry&, int);
-template Plan plan_scatter<double>(const Geometry&, int);
+template Plan plan_scatter<float>(const Geometry&, int, ForwardMethod);
+template Plan plan_scatter<double>(const Geometry&, int, ForwardMethod);
 template Plan plan_gather<float>(const Geometry&, int);
 template Plan plan_gather<double>(const Geometry&, int);
 template Plan plan_weight_grad<float>(const Geometry&, int);
@@ -230,8 +259,8 @@ template Plan plan_weight_grad<double>(const Geometry&, int);
 namespace {
 
 template <typename T>
-Plan plan_op(const std::string& op, const Geometry& g, int threads) {
-  if (op == "conv_transpose") return plan_scatter<T>(g, threads);
+Plan plan_op(const std::string& op, const Geometry& g, int threads, ForwardMethod requested) {
+  if (op == "conv_transpose") return plan_scatter<T>(g, threads, requested);
   if (op == "conv" || op == "grad_input") return plan_gather<T>(g, threads);
   if (op == "grad_weight") return plan_weight_grad<T>(g, threads);
   throw std::invalid_argument("plan: op must be 'conv_transpose', 'conv', 'grad_input' or "
@@ -240,13 +269,14 @@ Plan plan_op(const std::string& op, const Geometry& g, int threads) {
 
 }  // namespace
 
-Plan plan(const std::string& op, const Geometry& g, const std::string& dtype) {
+Plan plan(const std::string& op, const Geometry& g, const std::string& dtype,
+          ForwardMethod requested) {
   const int threads = get_num_threads();
   Plan p;
   if (dtype == "float32") {
-    p = plan_op<float>(op, g, threads);
+    p = plan_op<float>(op, g, threads, requested);
   } else if (dtype == "float64") {
-    p = plan_op<double>(op, g, threads);
+    p = plan_op<double>(op, g, threads, requested);
   } else {
     throw std::invalid_argument("plan: dtype must be 'float32' or 'float64', got '" + dtype +
                                 "'");

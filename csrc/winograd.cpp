@@ -3,8 +3,8 @@
 //
 // Per call:
 //   U = G h G^T for every phase, transform point xi, group, output channel f and input
-//     channel c, computed in long double and rounded once to T (one rounding, however
-//     inexact G is), packed as the micro-kernels' A panels (mr rows each, k = c);
+//     channel c, computed in a wider type (double for float, long double for double) and
+//     rounded once to T, packed as the micro-kernels' A panels (mr rows each, k = c);
 //   tasks = phase x group x block of tiles (tiles of m x m outputs, numbered over batch and
 //   the phase's tile grid).  A task:
 //     V[xi] = B^T d B for each tile and input channel, stored as B panels (nr tiles each);
@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -45,31 +47,43 @@ using wino::Phase;
 using wino::TaskFn;
 using wino::Wino;
 
+// The weight transform's working type: double for float (a sum of at most 9 float products by
+// small integers, divided by an integer, is within a few double ulps of exact, so rounding it to
+// float stays within the 2 roundings the error bound allows U), long double for double.
+template <typename T>
+using WideOf = std::conditional_t<sizeof(T) == sizeof(float), double, long double>;
+
+// U of one phase, group and input channel c for every output channel f: the weights of c are
+// one contiguous stretch (M x taps), read in order.
 template <typename T, class FY, class FX>
 void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
-                      int64_t grp, int64_t f) {
+                      int64_t grp, int64_t c) {
+  using W = WideOf<T>;
   constexpr int ay = FY::alpha, ax = FX::alpha, ry = FY::r, rx = FX::r;
   const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), kw = g.kernel[2];
   const int64_t taps = g.taps();
-  const int64_t panel = f / mr, i = f % mr;
-  const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
-  for (int64_t c = 0; c < Kc; ++c) {
+  int64_t offset[ry][rx];
+  for (int qy = 0; qy < ry; ++qy)
+    for (int qx = 0; qx < rx; ++qx)
+      offset[qy][qx] = ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx];
+  for (int64_t f = 0; f < M; ++f) {
+    const int64_t panel = f / mr, i = f % mr;
+    const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
     const T* wc = w + ((grp * Kc + c) * M + f) * taps;
-    long double h[ry][rx];
+    W h[ry][rx];
     for (int qy = 0; qy < ry; ++qy)
-      for (int qx = 0; qx < rx; ++qx)
-        h[qy][qx] = wc[ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx]];
-    long double t1[ay][rx];
+      for (int qx = 0; qx < rx; ++qx) h[qy][qx] = wc[offset[qy][qx]];
+    W t1[ay][rx];
     for (int e = 0; e < ay; ++e)
       for (int qx = 0; qx < rx; ++qx) {
-        long double s = 0;
-        for (int qy = 0; qy < ry; ++qy) s += static_cast<long double>(FY::Gn[e][qy]) * h[qy][qx];
+        W s = 0;
+        for (int qy = 0; qy < ry; ++qy) s += static_cast<W>(FY::Gn[e][qy]) * h[qy][qx];
         t1[e][qx] = s / FY::Gd[e];
       }
     for (int ey = 0; ey < ay; ++ey)
       for (int ex = 0; ex < ax; ++ex) {
-        long double s = 0;
-        for (int qx = 0; qx < rx; ++qx) s += static_cast<long double>(FX::Gn[ex][qx]) * t1[ey][qx];
+        W s = 0;
+        for (int qx = 0; qx < rx; ++qx) s += static_cast<W>(FX::Gn[ex][qx]) * t1[ey][qx];
         const int64_t xi = ey * ax + ex;
         u_phase[(xi * g.groups + grp) * M * Kc + panel * mr * Kc + c * rows + i] =
             static_cast<T>(s / FX::Gd[ex]);
@@ -131,33 +145,29 @@ std::vector<Phase> phases_of(const Geometry& g, int64_t m) {
   return out;
 }
 
-template <typename T>
-bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, const T* bias, T* y,
-                      bool check) {
-  const GemmKernels<T>& gk = active_gemm<T>();
-  std::vector<Phase> phases = phases_of(g, m);
-  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
-  const int mr = gk.mr;
-  int64_t u_size = 0;
-  const wino::TaskTable& table = active_tasks();
-  std::vector<std::pair<WeightFn<T>, TaskFn<T>>> fns;
-  for (Phase& ph : phases) {
-    const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
-    const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
-    ph.u_offset = u_size;
-    u_size += alpha_of(m, ry) * alpha_of(m, rx) * g.groups * M * Kc;
-    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
-                     task_fn<T>(table, m, ry, rx));
-  }
-  std::vector<T> u(static_cast<size_t>(u_size));
-
-  // Tasks: phase x group x tile block; the block shrinks so that V stays within kWinoVBytes.
-  struct Task {
-    int64_t phase, group, t0, nt;
-  };
+// The executor's plan (plan_winograd reports it): phases, their U offsets, the tasks.
+struct Task {
+  int64_t phase, group, t0, nt;
+};
+struct Layout {
+  std::vector<Phase> phases;
   std::vector<Task> tasks;
-  for (size_t p = 0; p < phases.size(); ++p) {
-    const Phase& ph = phases[p];
+  int64_t u_size = 0;
+};
+
+template <typename T>
+Layout layout_of(const Geometry& g, int64_t m, const GemmKernels<T>& gk) {
+  Layout lo;
+  lo.phases = phases_of(g, m);
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  for (Phase& ph : lo.phases) {
+    ph.u_offset = lo.u_size;
+    lo.u_size += alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
+                 alpha_of(m, static_cast<int64_t>(ph.taps[1].size())) * g.groups * M * Kc;
+  }
+  // Tasks: phase x group x tile block; the block shrinks so that V stays within kWinoVBytes.
+  for (size_t p = 0; p < lo.phases.size(); ++p) {
+    const Phase& ph = lo.phases[p];
     const int64_t a2 = alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
                        alpha_of(m, static_cast<int64_t>(ph.taps[1].size()));
     int64_t block = kWinoVBytes / (a2 * Kc * gk.nr * static_cast<int64_t>(sizeof(T)));
@@ -165,12 +175,35 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
     const int64_t total = g.batch * ph.tiles[0] * ph.tiles[1];
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t t0 = 0; t0 < total; t0 += block)
-        tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
+        lo.tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
   }
+  return lo;
+}
 
-  const Call<T> cl{&g, x, bias, y, &gk, u.data(), M, Kc, m};
+template <typename T>
+bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, const T* bias, T* y,
+                      bool check) {
+  const GemmKernels<T>& gk = active_gemm<T>();
+  const Layout lo = layout_of<T>(g, m, gk);
+  const std::vector<Phase>& phases = lo.phases;
+  const std::vector<Task>& tasks = lo.tasks;
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const int mr = gk.mr;
+  const wino::TaskTable& table = active_tasks();
+  std::vector<std::pair<WeightFn<T>, TaskFn<T>>> fns;
+  for (const Phase& ph : phases) {
+    const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
+    const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
+    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
+                     task_fn<T>(table, m, ry, rx));
+  }
+  // Every element of U is written by the weight transform below: left uninitialised.
+  const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
+  T* const u = u_store.get();
+
+  const Call<T> cl{&g, x, bias, y, &gk, u, M, Kc, m};
   Cancellation* const cancel = current_cancellation();
-  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * M;
+  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * Kc;
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
   uint64_t nonfinite = 0;
 #pragma omp parallel reduction(| : nonfinite)
@@ -179,10 +212,10 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
 #pragma omp for schedule(dynamic, 4)
     for (int64_t job = 0; job < weight_jobs; ++job) {
       if (stop(cancel)) continue;
-      const int64_t p = job / (g.groups * M), rem = job % (g.groups * M);
+      const int64_t p = job / (g.groups * Kc), rem = job % (g.groups * Kc);
       fns[static_cast<size_t>(p)].first(g, phases[static_cast<size_t>(p)], w, mr,
-                                         u.data() + phases[static_cast<size_t>(p)].u_offset,
-                                         rem / M, rem % M);
+                                         u + phases[static_cast<size_t>(p)].u_offset,
+                                         rem / Kc, rem % Kc);
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < n_tasks; ++i) {
@@ -223,12 +256,46 @@ bool winograd_suits(const Geometry& g, int m) {
   return true;
 }
 
-ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested) {
-  if (requested == ForwardMethod::kAuto) return ForwardMethod::kDirect;
-  const int m = winograd_tile(requested);
-  if (m != 0 && !winograd_suits(g, m)) return ForwardMethod::kDirect;
-  return requested;
+template <typename T>
+WinogradPlan plan_winograd(const Geometry& g, int m) {
+  const GemmKernels<T>& gk = active_gemm<T>();
+  const Layout lo = layout_of<T>(g, m, gk);
+  WinogradPlan wp;
+  wp.mr = gk.mr;
+  wp.nr = gk.nr;
+  wp.kc = k_block<T>();
+  wp.tasks = static_cast<int64_t>(lo.tasks.size());
+  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
+  wp.u_bytes = lo.u_size * elem;
+  std::vector<std::string> names;
+  for (const Task& tk : lo.tasks) {
+    const Phase& ph = lo.phases[static_cast<size_t>(tk.phase)];
+    const int64_t a2 = alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
+                       alpha_of(m, static_cast<int64_t>(ph.taps[1].size()));
+    // as run_task (winograd_tasks.inc): V of the block's panels, Z of one slab
+    const int64_t panels = ceil_div(tk.nt, gk.nr), ldz = panels * gk.nr;
+    const int64_t slab = wino::z_slab(a2, ldz, elem, gk.mr, M);
+    wp.tiles_per_task = std::max(wp.tiles_per_task, tk.nt);
+    wp.slab = std::max(wp.slab, slab);
+    wp.thread_bytes = std::max(wp.thread_bytes, (a2 * panels * Kc * gk.nr + a2 * slab * ldz) * elem);
+    wp.products += double(a2) * double(ldz) * double(M) * double(Kc);
+  }
+  for (const Phase& ph : lo.phases) {
+    wp.direct_products += double(ph.taps[0].size() * ph.taps[1].size()) *
+                          double(ph.extent[0] * ph.extent[1]) * double(g.batch) * double(M) *
+                          double(Kc) * double(g.groups);
+    const std::string name = "F(" + std::to_string(m) + "x" + std::to_string(m) + " " +
+                             std::to_string(ph.taps[0].size()) + "x" +
+                             std::to_string(ph.taps[1].size()) + ")";
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  for (const std::string& n : names) wp.transforms += (wp.transforms.empty() ? "" : "+") + n;
+  return wp;
 }
+
+template WinogradPlan plan_winograd<float>(const Geometry&, int);
+template WinogradPlan plan_winograd<double>(const Geometry&, int);
 
 template <typename T>
 void scatter_with(const Geometry& g, ForwardMethod requested, const T* x, const T* w,

@@ -117,7 +117,8 @@ def test_bad_peer_name_is_an_error(capsys):
 
 
 @pytest.mark.parametrize("bad", [["--cases", "no-such-layer"], ["--passes", "fwd,sideways"],
-                                 ["--repeat", "0"]])
+                                 ["--repeat", "0"], ["--algorithms", "direct,fastest"],
+                                 ["--algorithms", ","]])
 def test_bench_rejects_bad_options(bad, capsys):
     assert main(["bench", "--quick", *bad]) == 2
     assert "error:" in capsys.readouterr().err
@@ -202,3 +203,29 @@ def test_bench_depthwise_row_reports_the_memory_roofline(capsys):
                              output_padding=small.output_padding, dilation=small.dilation,
                              groups=small.groups)
     assert moved_bytes(small, np.dtype(np.float64)) == x.nbytes + w.nbytes + y.nbytes
+
+
+def test_bench_algorithm_columns_time_and_check_each_algorithm(tmp_path, capsys):
+    # dcgan-256-128 (k4 s2: Winograd F(2x2 2x2)) and k3s2p1op1 (1-tap phases: plans direct)
+    argv = ["bench", "--quick", "--cases", "dcgan-256-128,k3s2p1op1", "--passes",
+            "fwd,grad_input", "--repeat", "1", "--min-time", "0", "--peers", "none",
+            "--algorithms", "direct,winograd,winograd4", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for col in ("direct err", "winograd GF/s", "winograd err", "winograd4 GF/s"):
+        assert col in out
+    assert "geomean tconv[winograd]/direct fwd float32" in out
+    assert "ran winograd on 1 of 2 cases" in out
+    rows = json.loads((tmp_path / "bench.json").read_text())["results"]
+    fwd = {r["case"]: r for r in rows if r["pass"] == "fwd"}
+    assert {r["case"] for r in rows if r["pass"] == "grad_input" and r["algorithms"]} == set()
+    wino = fwd["dcgan-256-128"]["algorithms"]
+    assert wino["winograd"]["plan"] == "winograd" and wino["winograd4"]["plan"] == "winograd4"
+    assert fwd["k3s2p1op1"]["algorithms"]["winograd"]["plan"] != "winograd"
+    for r in fwd.values():
+        # errors against the float64 result: small but (Winograd) not the direct's bits
+        assert 0 <= r["direct_max_error"] < 1e-5
+        for a in ("winograd", "winograd4"):
+            assert 0 <= r["algorithms"][a]["max_error"] < 1e-4
+            assert r["algorithms"][a]["speedup"] > 0
+    assert wino["winograd"]["max_error"] > 0

@@ -40,12 +40,10 @@ def isa(request):
 
 
 def _plan(x, w, geo, algorithm):
-    y = tconv.conv_transpose(x, w, **geo)
-    g = tconv.functional.transposed_geometry(x.shape, w.shape, geo.get("stride", 1),
-                                             geo.get("padding", 0),
-                                             geo.get("output_padding", 0),
-                                             geo.get("groups", 1), geo.get("dilation", 1))
-    return _core.scatter_algorithm(x, w, y, *g.kernel_args(), algorithm)
+    """The forward method tconv.plan reports: winograd, winograd4 or direct."""
+    p = tconv.plan("conv_transpose", x.shape, w.shape, dtype=x.dtype, algorithm=algorithm,
+                   **geo)
+    return p.algorithm if p.algorithm.startswith("winograd") else "direct"
 
 
 def test_transforms_derived_here_satisfy_the_correlation_identity():
@@ -221,3 +219,60 @@ def test_padding_mode_and_out_take_the_algorithm():
                                  out=out)
         assert y is out
         np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm,kernel,stride,transforms", [
+    ("winograd", (4, 4), 2, "F(2x2 2x2)"),
+    ("winograd", (3, 3), 1, "F(2x2 3x3)"),
+    ("winograd4", (3, 3), 1, "F(4x4 3x3)"),
+    ("winograd", (5, 5), 2, {"F(2x2 3x3)", "F(2x2 3x2)", "F(2x2 2x3)", "F(2x2 2x2)"}),
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_plan_reports_transforms_and_workspace(algorithm, kernel, stride, transforms, dtype):
+    c_in, c_out, n, size = 6, 5, 2, 9
+    p = tconv.plan("conv_transpose", (n, c_in, size, size), (c_in, c_out, *kernel),
+                   stride=stride, padding=1, dtype=dtype, algorithm=algorithm)
+    assert p.algorithm == algorithm and p.kernel == "scatter"
+    want = transforms if isinstance(transforms, set) else {transforms}
+    assert set(p.input.split("+")) == want
+    direct = tconv.plan("conv_transpose", (n, c_in, size, size), (c_in, c_out, *kernel),
+                        stride=stride, padding=1, dtype=dtype)
+    assert direct.algorithm == "subconv"
+    assert p.flops == direct.flops  # counted as the direct method's
+    # U: alpha_y alpha_x / (r_y r_x) times the weight per phase, at least the weight itself
+    itemsize = np.dtype(dtype).itemsize
+    assert p.workspace_bytes > c_in * c_out * kernel[0] * kernel[1] * itemsize
+    assert p.tasks >= 1 and p.blocks["nc"] >= 1 and p.blocks["mc"] >= p.tile[0]
+    assert str(p).startswith(f"conv_transpose: {algorithm}/F(")
+
+
+def test_plan_algorithm_is_validated():
+    shapes = ((1, 2, 5, 5), (2, 3, 3, 3))
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        tconv.plan("conv_transpose", *shapes, algorithm="fast")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        tconv.plan("conv_transpose", *shapes, algorithm=None)  # type: ignore[arg-type]
+    for op in ("conv", "grad_input", "grad_weight"):
+        op_shapes = ((1, 3, 5, 5), shapes[1]) if op == "conv" else shapes
+        with pytest.raises(ValueError, match="forward-only"):
+            tconv.plan(op, *op_shapes, algorithm="winograd")
+        assert tconv.plan(op, *op_shapes, algorithm="auto") == tconv.plan(op, *op_shapes)
+    with pytest.raises(ValueError, match="algorithm must be"):
+        _core.plan("conv_transpose", "float32", [1, 2, 5, 5], [1, 3, 7, 7], [2, 3, 3, 3],
+                   [1, 1], [0, 0], [1, 1], 1, "fast")
+
+
+def test_verbose_line_names_the_winograd_plan(capfd):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 4, 4)).astype(np.float32)
+    tconv.set_verbose(True)
+    try:
+        tconv.conv_transpose(x, w, stride=2, padding=1, algorithm="winograd")
+        tconv.conv_transpose(x, w, stride=2, padding=1, algorithm="auto")
+    finally:
+        tconv.set_verbose(False)
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("tconv_verbose")]
+    assert len(lines) == 2
+    assert lines[0].split(",")[2] == "winograd/F(2x2 2x2)"
+    assert not lines[1].split(",")[2].startswith("winograd")

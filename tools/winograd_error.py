@@ -186,14 +186,27 @@ def ratios(y: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     return float((err / bound).max()), float(to_direct.max())
 
 
-def measure(examples: int, seed: int = 0, report: Any = None
-            ) -> dict[tuple[str, str], tuple[float, float, int]]:
+def transforms_used(w_shape: tuple[int, ...], stride: tuple[int, ...], m: int) -> str:
+    """The 2-D transforms a geometry's phases run, e.g. ``F(2x2 2x2)`` (every phase 2x2 taps)
+    or ``F(2x2 {2,3}x{2,3})`` (mixed): per axis, the taps of phase j are the kernel indices
+    congruent to j modulo the stride."""
+    rs = [sorted({len(range(j, k, s)) for j in range(s)}) for k, s in zip(w_shape[2:], stride)]
+    if all(r == rs[0] for r in rs) and len(rs[0]) == 1:
+        return f"F({m}x{m} {rs[0][0]}x{rs[0][0]})"
+    name = "x".join(str(r[0]) if len(r) == 1 else "{" + ",".join(map(str, r)) + "}" for r in rs)
+    return f"F({m}x{m} {name})"
+
+
+def measure(examples: int, seed: int = 0, report: Any = None, by_transform: bool = False
+            ) -> dict[tuple[str, ...], tuple[float, float, int, int]]:
     """(algorithm, dtype) -> (worst ratio to the Winograd bound, worst ratio to the direct
-    bound, examples whose ratio to the direct bound exceeded 1)."""
+    bound, examples whose ratio to the direct bound exceeded 1, examples); with ``by_transform`` also
+    (algorithm, dtype, transforms) -> the same over the examples whose phases ran exactly
+    those transforms (:func:`transforms_used`)."""
     import tconv
 
     rng = np.random.default_rng(seed)
-    worst: dict[tuple[str, str], tuple[float, float, int]] = {}
+    worst: dict[tuple[str, ...], tuple[float, float, int, int]] = {}
     for done in range(examples):
         if report is not None and done and done % 1000 == 0:
             report(done, worst)
@@ -202,10 +215,13 @@ def measure(examples: int, seed: int = 0, report: Any = None
             for algo, m in TILE.items():
                 y = tconv.conv_transpose(x, w, b, algorithm=algo, **geo)
                 r_wino, r_direct = ratios(y, x, w, b, geo, m)
-                key = (algo, np.dtype(dtype).name)
-                old = worst.get(key, (0.0, 0.0, 0))
-                worst[key] = (max(old[0], r_wino), max(old[1], r_direct),
-                              old[2] + (r_direct > 1))
+                keys: list[tuple[str, ...]] = [(algo, np.dtype(dtype).name)]
+                if by_transform:
+                    keys.append((*keys[0], transforms_used(w.shape, geo["stride"], m)))
+                for key in keys:
+                    old = worst.get(key, (0.0, 0.0, 0, 0))
+                    worst[key] = (max(old[0], r_wino), max(old[1], r_direct),
+                                  old[2] + (r_direct > 1), old[3] + 1)
     return worst
 
 
@@ -224,14 +240,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     except ImportError:
         pass
-    def show(done: int, worst: dict[tuple[str, str], tuple[float, float, int]]) -> None:
+    def show(done: int, worst: dict[tuple[str, ...], tuple[float, float, int, int]]) -> None:
         print(f"{done} random geometries per dtype, seed {args.seed}", flush=True)
-        for (algo, dtype), (r_wino, r_direct, over) in sorted(worst.items()):
-            print(f"  {algo:10s} {dtype:8s} worst err/winograd-bound {r_wino:.3g}  "
-                  f"worst err/direct-bound {r_direct:.3g}  examples over the direct bound "
-                  f"{over}", flush=True)
+        for key, (r_wino, r_direct, over, count) in sorted(worst.items()):
+            name = " ".join(f"{k:10s}" for k in key)
+            print(f"  {name} worst err/winograd-bound {r_wino:.3g}  "
+                  f"worst err/direct-bound {r_direct:.3g}  over the direct bound "
+                  f"{over} of {count}", flush=True)
 
-    show(args.examples, measure(args.examples, args.seed, show))
+    show(args.examples, measure(args.examples, args.seed, show, by_transform=True))
 
 
 if __name__ == "__main__":

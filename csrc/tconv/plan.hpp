@@ -36,13 +36,32 @@ enum class Algorithm { kGemm, kDepthwise, kSubconv, kColumns, kPhaseGemm };
 Algorithm forward_algorithm(const Geometry& g);
 Algorithm gather_algorithm(const Geometry& g);
 
+// How the forward multiplies (conv_transpose's `algorithm=`): every product of the definition
+// (the algorithms above), or Winograd's minimal filtering on each output phase (winograd.cpp,
+// docs/winograd.md).
+enum class ForwardMethod {
+  kDirect,     // forward_algorithm(g)
+  kWinograd,   // F(2, r) per axis where winograd_suits(g, 2), else direct
+  kWinograd4,  // F(4, r) per axis where winograd_suits(g, 4), else direct
+  kAuto,       // the planner's choice: see choose_algorithm
+};
+
+// The method that runs for `requested` (never kAuto): a Winograd request that does not suit g
+// runs direct.  kAuto runs direct: it may pick a transform only if that transform's measured
+// worst error over >= 10 000 fuzz examples stays within the direct path's elementwise bound
+// 2 T eps sum|products|, and none does (docs/winograd.md, tools/winograd_error.py).
+// Not planned: a call whose x or w holds an Inf or NaN runs direct (the data decides).
+ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested);
+
 // What plan() returns: the summary of one call's plan.
 struct Plan {
   std::string op;         // conv_transpose, conv, grad_input or grad_weight
   std::string kernel;     // scatter, gather or weight_grad
-  std::string algorithm;  // gemm, depthwise, subconv, columns, outer_product or dot
+  std::string algorithm;  // gemm, depthwise, subconv, columns, winograd, winograd4,
+                          // outer_product or dot
   std::string input;      // subconv: the tasks' input modes (band, indirect, packed; '+'-joined);
-                          // gemm: 'phases' for the phase GEMM (kernel = stride)
+                          // gemm: 'phases' for the phase GEMM (kernel = stride);
+                          // winograd: the 2-D transforms of the phases ('+'-joined)
   std::string isa, dtype;
   int mr = 0, nr = 0;     // register tile
   int64_t kc = 0, mc = 0, nc = 0;  // K block, rows and columns per task (largest)
@@ -51,12 +70,12 @@ struct Plan {
   int threads = 1;        // threads the call runs on (1 when not parallel)
   bool parallel = false;
   int64_t workspace_bytes = 0;  // scratch beyond the output (bound in kernels.hpp)
-  double flops = 0;
+  double flops = 0;       // of the direct method (winograd too: 2 per product of the definition)
 };
 
 // One planner per operator; `threads` is the pool size the call would get.
 template <typename T>
-Plan plan_scatter(const Geometry& g, int threads);
+Plan plan_scatter(const Geometry& g, int threads, ForwardMethod requested = ForwardMethod::kDirect);
 template <typename T>
 Plan plan_gather(const Geometry& g, int threads);
 template <typename T>
@@ -64,7 +83,9 @@ Plan plan_weight_grad(const Geometry& g, int threads);
 
 // The plan of operation op (conv_transpose and conv's grad_input are scatters, conv and
 // conv_transpose's grad_input gathers; see Plan::op) for dtype "float32" or "float64" with the
-// active ISA and thread count; std::invalid_argument for another op or dtype.
-Plan plan(const std::string& op, const Geometry& g, const std::string& dtype);
+// active ISA and thread count; std::invalid_argument for another op or dtype.  `requested`
+// applies to the scatters (conv_transpose, grad_input); the gathers and grad_weight are direct.
+Plan plan(const std::string& op, const Geometry& g, const std::string& dtype,
+          ForwardMethod requested = ForwardMethod::kDirect);
 
 }  // namespace tconv

@@ -13,7 +13,7 @@
 // (C_out/groups x C_in/groups times C_in/groups x tiles).  docs/winograd.md derives the error
 // bound of each transform shipped here.
 //
-// What runs (the plan is winograd_suits, a pure function of the geometry):
+// What runs (winograd_suits, a pure function of the geometry; the planner, plan.cpp, chooses):
 //   2-D only (1-D and 3-D, and dilation > 1, run the direct path), every phase with 2 or 3
 //   taps on each axis (k4 s2 -> 2x2 for every phase; k3 s1 -> 3x3; k5 s2 -> 3x3, 3x2, 2x3,
 //   2x2; but k3 s2 has phases of 1 tap and runs the direct path).  Tiles of m = 2 outputs
@@ -26,16 +26,12 @@
 
 #include <cstdint>
 
+#include <string>
+
 #include "tconv/geometry.hpp"
+#include "tconv/plan.hpp"
 
 namespace tconv {
-
-enum class ForwardMethod {
-  kDirect,     // the polyphase implicit GEMM (scatter.cpp)
-  kWinograd,   // F(2, r) per axis where winograd_suits, else direct
-  kWinograd4,  // F(4, r) per axis where winograd_suits, else direct
-  kAuto,       // see choose_algorithm
-};
 
 // Output tile per axis of a Winograd algorithm (0 for direct and auto).
 int winograd_tile(ForwardMethod a);
@@ -45,10 +41,21 @@ int winograd_tile(ForwardMethod a);
 // taps on both axes.  Pure: depends on g and m only.
 bool winograd_suits(const Geometry& g, int m);
 
-// The algorithm that runs for `requested` (never kAuto): a Winograd request that does not
-// suit g runs direct; kAuto runs direct (docs/winograd.md: no transform met the measured
-// criterion for choosing it by default).
-ForwardMethod choose_algorithm(const Geometry& g, ForwardMethod requested);
+// The plan of the Winograd forward with tile m (winograd_suits(g, m)): what the executor
+// computes for itself with the same function.  The 2-D transforms the phases run, e.g.
+// "F(2x2 2x2)" or "F(2x2 3x3)+F(2x2 3x2)" (no comma: the verbose line is comma-separated); the GEMMs' tile and K block; the tasks (phase x
+// group x block of tiles) and the largest block; the transformed weights U (shared) and the
+// largest per-thread scratch (V of one tile block, Z of one slab of output channels), bytes.
+struct WinogradPlan {
+  std::string transforms;
+  int mr = 0, nr = 0;
+  int64_t kc = 0, tasks = 0, tiles_per_task = 0, slab = 0;
+  int64_t u_bytes = 0, thread_bytes = 0;
+  double products = 0;         // multiplications of the transform-domain GEMMs
+  double direct_products = 0;  // ... of the direct method (as the sub-convolutions count)
+};
+template <typename T>
+WinogradPlan plan_winograd(const Geometry& g, int m);
 
 // Forward y = C^T x (layouts as tconv::scatter) by the algorithm choose_algorithm picks.
 template <typename T>

@@ -2,6 +2,7 @@
 // the 1-D transforms, one output phase, and the table of per-ISA task functions.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -16,6 +17,13 @@ namespace wino {
 constexpr int kWinoMaxNR = 64;
 // Bytes of transform-domain products (Z) per slab of output channels (>= mr channels).
 constexpr int64_t kWinoZBytes = int64_t(256) << 10;
+
+// Output channels per slab of a task with a2 transform points and ldz tile columns: Z within
+// kWinoZBytes, a multiple of mr, at least mr and at most round_up(M, mr).
+inline int64_t z_slab(int64_t a2, int64_t ldz, int64_t elem, int mr, int64_t M) {
+  const int64_t slab = kWinoZBytes / (a2 * ldz * elem) / mr * mr;
+  return std::clamp<int64_t>(slab, mr, round_up(M, mr));
+}
 
 // The 1-D transforms F(m, r): y = A^T [(G h) . (B^T d)], d of alpha = m + r - 1 inputs.
 // Interpolation points (docs/winograd.md): F(2,2): 0, -1, inf; F(2,3): 0, 1, -1, inf;

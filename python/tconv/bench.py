@@ -27,6 +27,14 @@ call next to the same call on finite data: the table's last lines give the NaN c
 multiple of the finite one's (the non-finite repair must stay cheap).  Its ``grad_input`` does not
 read x and is skipped; it is left out of the tconv/torch geomeans.
 
+``--algorithms direct,winograd,winograd4`` (conv_transpose's ``algorithm=``, see
+docs/winograd.md) also times tconv's forward by each further algorithm, interleaved with the
+rest: per algorithm a column of GF/s (counted as the direct method's FLOPs, so a speed-up
+shows as more GF/s), the plan that ran (``direct`` when the geometry does not suit it) and its
+max error ``max|y - y64| / max|y64|`` against the float64 direct result on the same inputs,
+beside the direct result's own (``direct err``); the last lines give each algorithm's geomean
+speed over direct and over each peer.  ``tconv GF/s`` and the peer ratios stay the direct's.
+
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
 "% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
 FLOP/cycle/core of the CPU's widest ISA (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
@@ -59,7 +67,7 @@ from . import _core
 from . import reference as _reference
 from ._peers import PEERS, available_peers, parse_peers
 from .bench_cases import ALL_CASES, GEMM_CASES, PASSES, BenchCase, select_cases
-from .functional import conv_transpose, conv_transpose_backward
+from .functional import ALGORITHMS, conv_transpose, conv_transpose_backward
 
 # (no percent sign: argparse %-formats help texts but prints descriptions verbatim)
 HELP = ("Benchmark tconv against its peers (PyTorch, ONNX Runtime, OpenVINO, NumPy's BLAS) on "
@@ -139,12 +147,13 @@ class Workload:
             raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
         return pass_ == "grad_input", pass_ == "grad_weight", False
 
-    def tconv(self, pass_: str) -> Callable[[], np.ndarray[Any, Any]]:
-        """Thunk running tconv's ``pass_`` and returning its result."""
+    def tconv(self, pass_: str, algorithm: str = "direct") -> Callable[[], np.ndarray[Any, Any]]:
+        """Thunk running tconv's ``pass_`` and returning its result; ``algorithm`` is the
+        forward's (conv_transpose's ``algorithm=``)."""
         c, x, w, g = self.case, self.x, self.w, self.g
         geometry = (c.stride, c.padding, c.output_padding, c.groups, c.dilation)
         if pass_ == "fwd":
-            return lambda: conv_transpose(x, w, None, *geometry)
+            return lambda: conv_transpose(x, w, None, *geometry, algorithm=algorithm)
         mask = self._mask(pass_)
         index = 0 if mask[0] else 1
 
@@ -419,6 +428,18 @@ class PeerTiming:
 
 
 @dataclass
+class AlgorithmTiming:
+    """tconv's forward by one further ``algorithm=`` (--algorithms) on a row."""
+
+    plan: str      # what tconv.plan says runs: winograd, winograd4 or a direct algorithm
+    seconds: float
+    gflops: float  # the direct method's FLOPs over these seconds
+    speedup: float  # direct's seconds / these seconds
+    max_error: float  # max|y - y64| / max|y64|, y64 the float64 direct result
+    samples: list[float] = field(default_factory=list)
+
+
+@dataclass
 class Row:
     """One measured (case, pass, dtype): tconv and every peer that has this pass."""
 
@@ -439,6 +460,9 @@ class Row:
     #: depthwise cases: bytes moved, and copy seconds for as many bytes over tconv's seconds
     moved_bytes: int | None = None
     roofline: float | None = None
+    #: --algorithms: the direct result's max error against float64, and each other algorithm
+    direct_max_error: float | None = None
+    algorithms: dict[str, AlgorithmTiming] = field(default_factory=dict)
 
     @property
     def best_peer(self) -> str | None:
@@ -493,9 +517,11 @@ def run_benchmarks(
     peers: list[str] | None = None,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    algorithms: tuple[str, ...] = ("direct",),
 ) -> list[Row]:
     """Measure every (case, pass, dtype) against ``peers`` (installed ones, by name, see
-    :mod:`tconv._peers`); see the module docstring for the method."""
+    :mod:`tconv._peers`) and, for the forward, tconv's further ``algorithms`` (besides
+    ``direct``, which is always timed); see the module docstring for the method."""
     threads = threads if threads is not None else _core.get_num_threads()
     peers = [] if peers is None else peers
     rows: list[Row] = []
@@ -517,6 +543,9 @@ def run_benchmarks(
                     if thunk is not None:
                         fns[name] = thunk
                 timed_peers = [name for name in fns if name != "tconv"]
+                extra = [a for a in algorithms if a != "direct"] if pass_ == "fwd" else []
+                for a in extra:
+                    fns[f"tconv[{a}]"] = work.tconv(pass_, a)
                 if finite is not None:
                     fns["finite"] = finite.tconv(pass_)
                 nbytes = moved_bytes(case, dtype) if is_depthwise(case) else None
@@ -548,8 +577,38 @@ def run_benchmarks(
                 if row.peers:
                     fails = any(t.check == "FAIL" for t in row.peers.values())
                     row.check = "FAIL" if fails else "ok"
+                if extra:
+                    exact = work.converted(np.dtype(np.float64)).tconv(pass_)()
+                    row.direct_max_error = relative_error(results["tconv"], exact)
+                    for a in extra:
+                        seconds = statistics.median(samples[f"tconv[{a}]"])
+                        row.algorithms[a] = AlgorithmTiming(
+                            plan=_forward_plan(case, dtype, a), seconds=seconds,
+                            gflops=case.flops / seconds / 1e9, speedup=t_tconv / seconds,
+                            max_error=relative_error(results[f"tconv[{a}]"], exact),
+                            samples=samples[f"tconv[{a}]"])
                 rows.append(row)
     return rows
+
+
+def _forward_plan(case: BenchCase, dtype: np.dtype[Any], algorithm: str) -> str:
+    """The algorithm tconv.plan reports for the forward of ``case`` with ``algorithm=``."""
+    from .plan import plan
+
+    return plan("conv_transpose", case.input_shape, case.weight_shape, case.stride,
+                case.padding, case.output_padding, case.groups, case.dilation, dtype,
+                algorithm=algorithm).algorithm
+
+
+def parse_algorithms(text: str) -> tuple[str, ...]:
+    """``--algorithms``: comma-separated names of conv_transpose's ``algorithm=``;
+    ValueError for an unknown one."""
+    names = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    bad = [a for a in names if a not in ALGORITHMS]
+    if bad or not names:
+        raise ValueError(f"--algorithms must be a comma-separated subset of "
+                         f"{','.join(ALGORITHMS)}, got {text!r}")
+    return names
 
 
 def geomean(values: list[float]) -> float:
@@ -609,7 +668,12 @@ SHORT = {"torch": "torch", "onnxruntime": "ort", "openvino": "ov", "numpy": "bla
 def format_table(rows: list[Row], peak: Peak) -> str:
     """The result table plus the geomean lines, as text."""
     peers = _peer_names(rows)
+    algos = list(dict.fromkeys(a for r in rows for a in r.algorithms))
     head = ["case", "geometry", "pass", "dtype", "tconv GF/s"]
+    if algos:
+        head += ["direct err"]
+    for a in algos:
+        head += [f"{a} GF/s", f"{a} err"]
     for name in peers:
         head += [f"{SHORT[name]} GF/s", f"tconv/{SHORT[name]}"]
     if len(peers) > 1:
@@ -620,6 +684,15 @@ def format_table(rows: list[Row], peak: Peak) -> str:
     body = []
     for r in rows:
         line = [r.case, r.geometry, r.pass_, r.dtype, _gflops(r.tconv_gflops)]
+        if algos:
+            line += [_fmt(r.direct_max_error, ".1e")]
+        for a in algos:
+            at = r.algorithms.get(a)
+            if at is None:
+                line += ["-", "-"]
+                continue
+            ran = "" if at.plan == a else f" ({at.plan})"
+            line += [f"{_gflops(at.gflops)} {at.speedup:.2f}x{ran}", f"{at.max_error:.1e}"]
         for name in peers:
             t = r.peers.get(name)
             line += [_gflops(t.gflops if t else None), f"{t.ratio:.2f}x" if t else "-"]
@@ -651,6 +724,22 @@ def format_table(rows: list[Row], peak: Peak) -> str:
     elif not peers:
         lines.append("\nno peer (none installed, or --peers none): tconv-only columns, "
                      "results unchecked")
+    for a in algos:
+        for dtype in ("float32", "float64"):
+            sel = [r for r in rows if a in r.algorithms and r.dtype == dtype]
+            if not sel:
+                continue
+            n_ran = sum(r.algorithms[a].plan == a for r in sel)
+            lines.append(f"geomean tconv[{a}]/direct fwd {dtype:8s} "
+                         f"{geomean([r.algorithms[a].speedup for r in sel]):.2f}x (ran {a} on "
+                         f"{n_ran} of {len(sel)} cases; max error "
+                         f"{max(r.algorithms[a].max_error for r in sel):.1e})")
+            for peer in peers:
+                ratios = [r.peers[peer].seconds / r.algorithms[a].seconds for r in sel
+                          if peer in r.peers]
+                if ratios:
+                    lines.append(f"geomean tconv[{a}]/{SHORT[peer]:5s} fwd {dtype:8s} "
+                                 f"{geomean(ratios):.2f}x")
     for pass_, ratio in stats["float64_over_float32"].items():
         lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
     for r in rows:
@@ -770,6 +859,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="layers: the network layers; gemm: 1x1 layers that are plain "
                              "matrix products, against NumPy's BLAS (default: layers)")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out of the peers")
+    parser.add_argument("--algorithms", default="direct",
+                        help="comma-separated forward algorithms of tconv to time (direct, "
+                             "winograd, winograd4, auto): a GF/s and a max-error column each")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for bench.json and bench.png")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
@@ -788,6 +880,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cases = select_cases(args.cases, suite)
         peer_names = parse_peers(args.peers)
+        algorithms = parse_algorithms(args.algorithms)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -830,7 +923,8 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning)
     rows = run_benchmarks(cases, passes, DTYPES[args.dtype], args.repeat, min_time, peak,
-                          peers=peer_names, threads=threads, progress=_progress)
+                          peers=peer_names, threads=threads, progress=_progress,
+                          algorithms=algorithms)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(format_table(rows, peak))
@@ -839,7 +933,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         options = {"cases": [c.name for c in cases], "passes": passes, "dtype": args.dtype,
                    "repeat": args.repeat, "min_time": min_time, "quick": args.quick,
-                   "threads": threads, "peers": peer_names}
+                   "threads": threads, "peers": peer_names, "algorithms": list(algorithms)}
         write_json(args.out / "bench.json", rows, machine, peak, options)
         print(f"wrote {args.out / 'bench.json'}")
         if write_png(args.out / "bench.png", rows, machine, peak):

@@ -143,8 +143,9 @@ def conv_transpose(
         "winograd4" F(4x4, r) tiles on each stride phase -- fewer multiplications, a larger
         (bounded) rounding error -- for 2-D problems with dilation 1 whose every phase has 2
         or 3 taps per axis (k3 s1, k4 s2, k5 s2, ...); any other problem, Inf/NaN data and
-        negative padding run "direct".  "auto" is "direct" for now: no Winograd transform
-        met the error criterion for being chosen by default.
+        negative padding run "direct".  "auto" is the planner's choice, "direct" for now:
+        no Winograd transform met the error criterion for being chosen by default.
+        ``tconv.plan("conv_transpose", ..., algorithm=...)`` reports what runs.
 
     Returns
     -------

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from ._args import IntOrTuple, PaddingArg, conv_geometry, int_tuple, transposed_geometry
+from .functional import _check_algorithm
 
 __all__ = ["Plan", "plan", "set_verbose", "get_verbose"]
 
@@ -34,14 +35,20 @@ class Plan:
     vectorised over pixels, the forward, the gathers and grad_weight), ``subconv`` (one
     implicit GEMM per output phase, the forward and the gathers), ``columns`` (the forward with
     few output channels per group: one GEMM with channel x tap rows and a col2im),
-    ``outer_product`` or ``dot`` (grad_weight's two forms).  ``input``: for ``subconv``, how
-    its tasks read the source (``packed``, ``indirect``, ``band``, ``band_per_block``;
-    ``+``-joined when tasks differ); ``phases`` for the kernel = stride GEMM.  ``tile``: the
-    register tile (mr, nr).  ``blocks``: kc (K block), mc and nc (rows and columns of the largest task),
-    slabs (subconv: output-channel slabs; columns: output blocks per image; grad_weight:
-    reduction chunks; for the depthwise grad_weight nc is the images per task, slabs the
-    batch chunks).  ``threads`` is 1 when the call runs serially.  ``workspace_bytes``:
-    the scratch the call allocates beyond its output (bound in csrc/tconv/kernels.hpp).
+    ``winograd`` or ``winograd4`` (the forward by Winograd F(2x2, r) or F(4x4, r) tiles on
+    each output phase, when ``algorithm=`` asked for it and the geometry suits it:
+    docs/winograd.md), ``outer_product`` or ``dot`` (grad_weight's two forms).
+    ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
+    ``band``, ``band_per_block``; ``+``-joined when tasks differ); ``phases`` for the kernel =
+    stride GEMM; for ``winograd*``, the 2-D transforms the phases run (e.g. ``F(2x2 3x3)``,
+    ``+``-joined).  ``tile``: the register tile (mr, nr).  ``blocks``: kc (K block), mc and nc
+    (rows and columns of the largest task; winograd: output channels per slab and tiles per
+    task), slabs (subconv: output-channel slabs; columns: output blocks per image;
+    grad_weight: reduction chunks; for the depthwise grad_weight nc is the images per task,
+    slabs the batch chunks).  ``threads`` is 1 when the call runs serially.
+    ``workspace_bytes``: the scratch the call allocates beyond its output (bound in
+    csrc/tconv/kernels.hpp; winograd: docs/winograd.md).  ``flops``: the direct method's
+    count (2 per product of the definition), whatever runs.
     """
 
     op: str
@@ -87,6 +94,7 @@ def plan(
     groups: int = 1,
     dilation: IntOrTuple = 1,
     dtype: object = "float32",
+    algorithm: str = "direct",
 ) -> Plan:
     """The plan of one call of ``op`` with these shapes, on this ISA and thread count.
 
@@ -95,10 +103,17 @@ def plan(
     ``"grad_weight"`` are the backward kernels of the ``conv_transpose`` with these shapes
     (a conv's grad_input is the ``conv_transpose`` of the same weight, its grad_weight that
     transposed geometry's ``"grad_weight"``).  ``padding`` takes non-negative ints, pairs or
-    ``"same"``/``"valid"``.
+    ``"same"``/``"valid"``.  ``algorithm``: as :func:`tconv.conv_transpose`'s (``"direct"``,
+    ``"winograd"``, ``"winograd4"``, ``"auto"``); the other ops run direct, and take
+    ``"direct"`` or ``"auto"`` only.  A Winograd request that the geometry does not suit plans
+    (and runs) the direct path.
     """
     if not isinstance(op, str) or op not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}; got {op!r}")
+    algo = _check_algorithm(algorithm)
+    if op != "conv_transpose" and algo not in ("direct", "auto"):
+        raise ValueError(f"algorithm {algo!r} applies to op 'conv_transpose' only (the Winograd "
+                         f"path is forward-only); op {op!r} takes 'direct' or 'auto'")
     dt = _dtype_name(dtype)
     if op == "conv":
         nd = len(tuple(input_shape)) - 2
@@ -109,7 +124,8 @@ def plan(
         geom = transposed_geometry(input_shape, weight_shape, stride, padding, output_padding,
                                    groups, dilation)
     d = _core.plan(op, dt, list(geom.coarse_shape), list(geom.fine_shape),
-                   list(geom.weight_shape), *geom.kernel_args())
+                   list(geom.weight_shape), *geom.kernel_args(),
+                   algo if op == "conv_transpose" else "direct")
     blocks = types.MappingProxyType({k: int(d[k]) for k in ("kc", "mc", "nc", "slabs")})
     return Plan(op=str(d["op"]), kernel=str(d["kernel"]), algorithm=str(d["algorithm"]),
                 input=str(d["input"]), isa=str(d["isa"]), dtype=str(d["dtype"]),

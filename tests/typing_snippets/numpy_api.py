@@ -39,7 +39,7 @@ tconv.output_shape(input_shape=x.shape, weight_shape=w.shape, stride=2, padding=
                    output_padding=1, dilation=1, groups=1)
 tconv.set_num_threads(n=tconv.get_num_threads())
 tconv.plan(op="conv_transpose", input_shape=x.shape, weight_shape=w.shape, stride=2,
-           padding=1, output_padding=1, groups=1, dilation=1, dtype="float32")
+           padding=1, output_padding=1, groups=1, dilation=1, dtype="float32", algorithm="direct")
 tconv.set_verbose(on=tconv.get_verbose())
 with tconv.threads(n=1):
     tconv.set_isa(name=tconv.isa())
