@@ -10,6 +10,9 @@ it under ``-m slow`` only, which keeps the default run's time that of three path
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import numpy as np
 import pytest
 
 import tconv
@@ -28,3 +31,21 @@ def isa_params(isas: list[str] | None = None) -> list[object]:
     isas = tconv.supported_isas() if isas is None else isas
     return [pytest.param(name, marks=pytest.mark.slow) if real_of(name) in isas else name
             for name in isas]
+
+
+def assert_bitwise_across_threads(isa: str, results: Callable[[], Sequence[np.ndarray]]) -> None:
+    """``results()`` on ``isa`` with 1, 2 and 3 threads: every array bitwise the same."""
+    saved = tconv.get_num_threads()
+    before = tconv.isa()
+    try:
+        tconv.set_isa(isa)
+        runs = {}
+        for n in (1, 2, 3):
+            with tconv.threads(n):
+                runs[n] = results()
+        for n in (2, 3):
+            for a, b in zip(runs[1], runs[n], strict=True):
+                assert a.tobytes() == b.tobytes(), f"{isa}: {n} threads differ from 1"
+    finally:
+        tconv.set_isa(before)
+        tconv.set_num_threads(saved)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tconv
-from _isas import isa_params
+from _isas import assert_bitwise_across_threads, isa_params
 from conftest import assert_matches_oracle
 from tconv import reference
 
@@ -165,20 +165,7 @@ def _thread_results(dtype: Any) -> list[np.ndarray]:
 @pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_identical_across_threads(isa, dtype):
-    saved = tconv.get_num_threads()
-    before = tconv.isa()
-    try:
-        tconv.set_isa(isa)
-        results = {}
-        for n in (1, 2, 3):
-            with tconv.threads(n):
-                results[n] = _thread_results(dtype)
-        for n in (2, 3):
-            for a, b in zip(results[1], results[n]):
-                assert a.tobytes() == b.tobytes(), f"{isa}: {n} threads differ from 1"
-    finally:
-        tconv.set_isa(before)
-        tconv.set_num_threads(saved)
+    assert_bitwise_across_threads(isa, lambda: _thread_results(dtype))
 
 
 def test_non_finite_inputs_reach_exactly_their_outputs():
