@@ -566,9 +566,11 @@ TABLE: list[Row] = [
         ("gemm_pixels",), names=("kChunk",), dtypes=("float32", "float64")),
     Row("gemm engine: tile rows mr, wide kernels for M <= 3, row blocks of whole panels",
         "gemm/engine.cpp: tile_rows, block_rows", TILE_MR + (3,), ("gemm_rows",)),
-    Row("gemm engine: K block kc, prefetch kPackAhead = 4 rows ahead (64-byte lines)",
-        "gemm/engine.cpp: kPackAhead, k + kPackAhead < kc", (4, 128, 256), ("gemm_depth",),
-        literals=("4", "64"), names=("kPackAhead", "kLine"), dtypes=("float32", "float64")),
+    Row("gemm engine: K block kc, prefetch kPackAhead = 4 rows ahead (64-byte lines), A packed "
+        "kAPackDepth = 16 values of k at a time",
+        "gemm/engine.cpp: kPackAhead, k + kPackAhead < kc, kAPackDepth", (4, 16, 128, 256),
+        ("gemm_depth",), literals=("4", "64", "16"),
+        names=("kPackAhead", "kLine", "kAPackDepth"), dtypes=("float32", "float64")),
     Row("gemm engine: tasks wanted 4 x threads", "gemm/engine.cpp: 4.0 * threads", (), (),
         literals=("4.0",), why="thread-count-dependent splitting never changes a sum "
         "(tests/test_gemm_engine.py: 1, 2, 3 threads bitwise)"),

@@ -46,6 +46,8 @@ constexpr int64_t kBBlockBytes = int64_t(512) << 10;
 // Rows of B ahead of the one being packed whose lines are prefetched: every row of a block is
 // a separate stream (P apart), too short for the hardware prefetcher to ramp up on.
 constexpr int64_t kPackAhead = 4;
+// Depth (values of k) of the weights packed into every A panel before the next: see run().
+constexpr int64_t kAPackDepth = 16;
 
 // The problem of one call: C[n][g] = A[g] * B[n][g].
 template <typename T>
@@ -411,12 +413,18 @@ bool run(const Problem<T>& pb, bool check) {
       const int64_t kc = std::min(kc_max, K - k0);
       const T* wg = pb.w + g * pb.a_group + k0 * pb.a_k;
       T* block = a_packed.get() + (g * K + k0) * M;
-      for (int64_t p = 0; p < cut.count; ++p) {
-        const int64_t i0 = cut.start(p), r = cut.rows(p);
-        T* panel = block + i0 * kc;
-        for (int64_t k = 0; k < kc; ++k)
-          for (int64_t i = 0; i < r; ++i)
-            panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+      // kAPackDepth values of k at a time for every panel: the W lines they read stay in L1
+      // (rows of W often lie a multiple of 2 KiB apart, and a whole block's would share a few
+      // L1 sets).  Only the copy order changes; the packed layout is the same.
+      for (int64_t kb = 0; kb < kc; kb += kAPackDepth) {
+        const int64_t ke = std::min(kc, kb + kAPackDepth);
+        for (int64_t p = 0; p < cut.count; ++p) {
+          const int64_t i0 = cut.start(p), r = cut.rows(p);
+          T* panel = block + i0 * kc;
+          for (int64_t k = kb; k < ke; ++k)
+            for (int64_t i = 0; i < r; ++i)
+              panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+        }
       }
     }  // implicit barrier: the tasks read every packed block
     Scratch<T> b_buf, part_buf, tile_buf;
