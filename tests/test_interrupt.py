@@ -104,14 +104,14 @@ def _gather(rng, k):  # conv / grad_input
 
 
 def _phase_gemm(rng, k):  # kernel = stride: the phase GEMM forward (csrc/gemm/engine.cpp)
-    x, w = _a(rng, 2 * k, 256, 64, 64), _a(rng, 256, 128, 2, 2)
-    out = np.empty((2 * k, 128, 128, 128), np.float32)
+    x, w = _a(rng, 2 * k, 1024, 32, 32), _a(rng, 1024, 1024, 2, 2)  # ~8.6 GFLOP per image
+    out = np.empty((2 * k, 1024, 64, 64), np.float32)
     return lambda: tconv.conv_transpose(x, w, stride=2, out=out), out
 
 
 def _phase_gemm_gather(rng, k):  # its gather (conv with kernel = stride, grad_input)
-    y, w = _a(rng, 2 * k, 128, 128, 128), _a(rng, 256, 128, 2, 2)
-    out = np.empty((2 * k, 256, 64, 64), np.float32)
+    y, w = _a(rng, 2 * k, 1024, 64, 64), _a(rng, 1024, 1024, 2, 2)
+    out = np.empty((2 * k, 1024, 32, 32), np.float32)
     return lambda: tconv.conv(y, w, stride=2, out=out), out
 
 
