@@ -45,17 +45,17 @@ inline auto nonfinite_bit(T v) {
 
 // fast(check) runs the fast kernel and, when `check`, returns false if its result holds an
 // Inf or NaN; repair() recomputes the result's Inf/NaN elements by the loop nest, called only
-// when an operand is Inf or NaN.  a, b: the
-// operands; result_size: the result's.
+// when an operand is Inf or NaN.  a, b: the operands; result_size: the result's.
 template <typename T, typename Fast, typename Repair>
 void run_checked(const T* a, int64_t a_size, const T* b, int64_t b_size, int64_t result_size,
                  Fast&& fast, Repair&& repair) {
-  const bool check =
-      result_size < a_size + b_size || !all_finite(a, a_size) || !all_finite(b, b_size);
-  if (fast(check)) return;
+  auto operands_finite = [&] { return all_finite(a, a_size) && all_finite(b, b_size); };
+  const bool scan_first = result_size >= a_size + b_size;
+  if (fast(scan_first ? !operands_finite() : true)) return;
   // An Inf/NaN result from finite operands is a finite overflow of the fast kernel's sums:
   // kept, exactly as when the operands were scanned first, so the two ways agree bit for bit.
-  if (all_finite(a, a_size) && all_finite(b, b_size)) return;
+  // (Scanned first, the operands are already known not to be finite.)
+  if (!scan_first && operands_finite()) return;
   repair();
 }
 
