@@ -229,3 +229,20 @@ def test_bench_algorithm_columns_time_and_check_each_algorithm(tmp_path, capsys)
             assert 0 <= r["algorithms"][a]["max_error"] < 1e-4
             assert r["algorithms"][a]["speedup"] > 0
     assert wino["winograd"]["max_error"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx not installed")
+def test_onnx_model_is_built_once_per_workload(monkeypatch):
+    """ONNX Runtime and OpenVINO run the same one-node model: serialized once per workload."""
+    import numpy as np
+    from tconv import _peers
+    from tconv.bench import Workload
+
+    built = []
+    real = _peers._build_onnx_model
+    monkeypatch.setattr(_peers, "_build_onnx_model", lambda w: built.append(w) or real(w))
+    work = Workload(select_cases("dcgan-64-3")[0].quick(), np.dtype(np.float32))
+    first = _peers.onnx_model_bytes(work)
+    assert _peers.onnx_model_bytes(work) is first and len(built) == 1
+    other = work.converted(np.dtype(np.float64))  # other dtype: its own model
+    assert _peers.onnx_model_bytes(other) != first and len(built) == 2

@@ -65,7 +65,14 @@ def _torch_thunk(work: Workload, pass_: str, threads: int) -> Thunk | None:
 
 
 def onnx_model_bytes(work: Workload) -> bytes:
-    """A one-node ONNX model ``Y = ConvTranspose(X, W)`` of ``work``'s layer, W an initializer."""
+    """A one-node ONNX model ``Y = ConvTranspose(X, W)`` of ``work``'s layer, W an initializer;
+    built on the first call and kept on ``work`` for the other ONNX peers."""
+    if work.onnx_model is None:
+        work.onnx_model = _build_onnx_model(work)
+    return work.onnx_model
+
+
+def _build_onnx_model(work: Workload) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

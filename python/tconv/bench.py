@@ -114,6 +114,8 @@ class Workload:
     x: np.ndarray[Any, Any] = field(init=False)
     w: np.ndarray[Any, Any] = field(init=False)
     g: np.ndarray[Any, Any] = field(init=False)
+    # the serialized one-node ONNX model of the layer, built once for every ONNX peer
+    onnx_model: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -129,6 +131,7 @@ class Workload:
         ``absolute`` (an oracle run on those gives the error-bound scale ``sum |products|``)."""
         other = Workload.__new__(Workload)
         other.case, other.dtype, other.seed = self.case, np.dtype(dtype), self.seed
+        other.onnx_model = None
         fix = np.abs if absolute else (lambda a: a)
         other.x, other.w, other.g = (fix(a).astype(dtype) for a in (self.x, self.w, self.g))
         return other
