@@ -165,6 +165,22 @@ auto row_nonfinite(const T* row, int64_t n) {
   return bad;
 }
 
+// The rows of a fine plane that coarse row (iz, iy) meets through the kernel: for every tap
+// (kz, ky) inside the plane, visit(kz, ky, offset of fine row (z, y) in the plane), kz then ky
+// increasing -- the order both the gather and the weight gradient sum in.
+template <class Visit>
+void for_each_tap_row(const Geometry& g, int64_t iz, int64_t iy, Visit&& visit) {
+  for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
+    const int64_t z = iz * g.stride[0] - g.pad[0] + kz * g.dilation[0];
+    if (z < 0 || z >= g.fine[0]) continue;
+    for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
+      const int64_t y = iy * g.stride[1] - g.pad[1] + ky * g.dilation[1];
+      if (y < 0 || y >= g.fine[1]) continue;
+      visit(kz, ky, (z * g.fine[1] + y) * g.fine[2]);
+    }
+  }
+}
+
 }  // namespace
 
 DepthwisePlan plan_depthwise(const Geometry& g, bool transposed, int threads) {
@@ -224,8 +240,8 @@ void weight_grad_depthwise(const Geometry& g, const T* coarse, const T* fine, T*
   const int64_t channels = g.coarse_channels, taps = g.taps();
   const int64_t cz = g.coarse[0], cy = g.coarse[1], cx = g.coarse[2];
   const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
-  const int64_t sz = g.stride[0], sy = g.stride[1], sx = g.stride[2];
-  const int64_t kz_n = g.kernel[0], ky_n = g.kernel[1], kx_n = g.kernel[2];
+  const int64_t sx = g.stride[2];
+  const int64_t ky_n = g.kernel[1], kx_n = g.kernel[2];
   const DotRows rows(g);
   const bool pad_a = rows.extent != cx;
   const DepthwiseWeightGradPlan p = plan_depthwise_weight_grad(g, omp_get_max_threads());
@@ -266,22 +282,16 @@ void weight_grad_depthwise(const Geometry& g, const T* coarse, const T* fine, T*
               std::copy(a, a + cx, a_pad);
               a = a_pad;
             }
-            for (int64_t kz = 0; kz < kz_n; ++kz) {
-              const int64_t z = iz * sz - g.pad[0] + kz * g.dilation[0];
-              if (z < 0 || z >= fz) continue;
-              for (int64_t ky = 0; ky < ky_n; ++ky) {
-                const int64_t yy = iy * sy - g.pad[1] + ky * g.dilation[1];
-                if (yy < 0 || yy >= fy) continue;
-                const T* row = fine_plane + (z * fy + yy) * fx;
-                if (sx == 1) {
-                  std::copy(row, row + fx, phase_rows[0]);
-                } else {
-                  uk.deinterleave(row, sx, fx, phase_rows.data());
-                }
-                uk.dot(a, rows.extent, terms.data(), terms.count,
-                       acc + (kz * ky_n + ky) * kx_n * kDwDotLanes);
+            for_each_tap_row(g, iz, iy, [&](int64_t kz, int64_t ky, int64_t at) {
+              const T* row = fine_plane + at;
+              if (sx == 1) {
+                std::copy(row, row + fx, phase_rows[0]);
+              } else {
+                uk.deinterleave(row, sx, fx, phase_rows.data());
               }
-            }
+              uk.dot(a, rows.extent, terms.data(), terms.count,
+                     acc + (kz * ky_n + ky) * kx_n * kDwDotLanes);
+            });
           }
         }
       }
@@ -385,7 +395,7 @@ bool gather_depthwise(const Geometry& g, const T* y, const T* w, const T* bias, 
   const int64_t kc = g.coarse_per_group(), kf = g.fine_per_group();
   const int64_t cz = g.coarse[0], cy = g.coarse[1], cx = g.coarse[2];
   const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
-  const int64_t sz = g.stride[0], sy = g.stride[1], sx = g.stride[2];
+  const int64_t sx = g.stride[2];
   const int64_t kz_n = g.kernel[0], ky_n = g.kernel[1], kx_n = g.kernel[2], taps = g.taps();
   const int64_t phase_len = ceil_div(fx, sx);
   return for_each_row<T>(g.batch, g.coarse_channels, kc, cz, cy, cx, [&](const RowPos& pos,
@@ -401,30 +411,24 @@ bool gather_depthwise(const Geometry& g, const T* y, const T* w, const T* bias, 
       const int64_t fc = group * kf + f;
       const T* plane = y + (n * g.fine_channels + fc) * fz * fy * fx;
       const T* wf = w + (cc * kf + f) * taps;
-      for (int64_t kz = 0; kz < kz_n; ++kz) {
-        const int64_t z = iz * sz - g.pad[0] + kz * g.dilation[0];
-        if (z < 0 || z >= fz) continue;
-        for (int64_t ky = 0; ky < ky_n; ++ky) {
-          const int64_t yy = iy * sy - g.pad[1] + ky * g.dilation[1];
-          if (yy < 0 || yy >= fy) continue;
-          const T* src = plane + (z * fy + yy) * fx;
-          const T* wk = wf + (kz * ky_n + ky) * kx_n;
-          if (sx == 1) {
-            for (int64_t kx = 0; kx < kx_n; ++kx)
-              terms.add(src, kx * g.dilation[2] - g.pad[2], fx, wk[kx]);
-            continue;
-          }
-          // phase r of the row at split + r * phase_len: element u is src[u * sx + r]
-          T* split = buf + split_rows++ * sx * phase_len;
-          for (int64_t p = 0; p < sx; ++p) phase_rows[p] = split + p * phase_len;
-          uk.deinterleave(src, sx, fx, phase_rows);
-          for (int64_t kx = 0; kx < kx_n; ++kx) {
-            const int64_t e = kx * g.dilation[2] - g.pad[2];
-            const int64_t shift = floor_div(e, sx), p = e - shift * sx;
-            terms.add(phase_rows[p], shift, (fx - p + sx - 1) / sx, wk[kx]);
-          }
+      for_each_tap_row(g, iz, iy, [&](int64_t kz, int64_t ky, int64_t at) {
+        const T* src = plane + at;
+        const T* wk = wf + (kz * ky_n + ky) * kx_n;
+        if (sx == 1) {
+          for (int64_t kx = 0; kx < kx_n; ++kx)
+            terms.add(src, kx * g.dilation[2] - g.pad[2], fx, wk[kx]);
+          return;
         }
-      }
+        // phase r of the row at split + r * phase_len: element u is src[u * sx + r]
+        T* split = buf + split_rows++ * sx * phase_len;
+        for (int64_t p = 0; p < sx; ++p) phase_rows[p] = split + p * phase_len;
+        uk.deinterleave(src, sx, fx, phase_rows);
+        for (int64_t kx = 0; kx < kx_n; ++kx) {
+          const int64_t e = kx * g.dilation[2] - g.pad[2];
+          const int64_t shift = floor_div(e, sx), p = e - shift * sx;
+          terms.add(phase_rows[p], shift, (fx - p + sx - 1) / sx, wk[kx]);
+        }
+      });
     }
     T* out = x + pos.r * cx;
     uk.row(terms.data(), terms.count, cx,
