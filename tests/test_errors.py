@@ -690,3 +690,35 @@ def test_torch_api_takes_ints_only() -> None:
         tt.ConvTranspose2d(2, 4, 3, groups=2.0)
     layer = tt.ConvTranspose2d(np.int64(2), np.array(3), np.array(3), stride=np.array(2))
     assert layer.weight.shape == (2, 3, 3, 3) and layer.stride == (2, 2)
+
+
+def test_geometry_memo_never_confuses_arguments_that_validate_differently():
+    """The geometry functions remember recent argument combinations; a value equal to a
+    remembered one but of another type (True == 1 == 1.0) must still be validated."""
+    from tconv._args import transposed_geometry
+
+    x = np.zeros((1, 2, 3), np.float32)
+    w = np.zeros((2, 2, 3), np.float32)
+    first = transposed_geometry(x.shape, w.shape, 1, 0, 0, 1, 1)
+    assert transposed_geometry(x.shape, w.shape, 1, 0, 0, 1, 1) is first  # remembered
+    assert transposed_geometry(x.shape, w.shape, [1], (0,), 0, 1, 1) == first
+    for bad, error in ((True, TypeError), (1.0, TypeError), (0, ValueError)):
+        for _ in range(2):  # a failure is not remembered either
+            with pytest.raises(error):
+                tconv.conv_transpose(x, w, stride=bad)
+    with pytest.raises(TypeError):
+        tconv.conv(np.zeros((1, 2, 5), np.float32), w, stride=True)
+    assert tconv.conv_transpose(x, w, stride=np.int64(1)).shape == (1, 2, 5)
+
+
+def test_geometry_memo_is_bounded():
+    from tconv import _args
+
+    x = np.zeros((1, 2, 3), np.float32)
+    _args.transposed_geometry.cache_clear()
+    geoms = [_args.transposed_geometry((n, 2, 3), (2, 2, 3), 1, 0, 0, 1, 1)
+             for n in range(1, _args._MEMO_SIZE + 2)]
+    # the oldest entry was dropped: a fresh (equal, not identical) geometry comes back
+    again = _args.transposed_geometry((1, 2, 3), (2, 2, 3), 1, 0, 0, 1, 1)
+    assert again == geoms[0] and again is not geoms[0]
+    assert _args.transposed_geometry(x.shape, (2, 2, 3), 1, 0, 0, 1, 1) is again

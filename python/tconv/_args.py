@@ -7,9 +7,12 @@ formula) exists exactly once.  Errors name the argument and the value received:
 
 from __future__ import annotations
 
+import functools
 import operator
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -589,6 +592,56 @@ def _weight_and_groups(
     return g, channels
 
 
+# ---------------------------------------------------------------------------------------------
+# Geometry memo
+# ---------------------------------------------------------------------------------------------
+
+_GeometryFn = TypeVar("_GeometryFn", bound=Callable[..., Any])
+#: Argument combinations remembered per geometry function (least recently used dropped).
+_MEMO_SIZE = 256
+
+
+def _memo_key(value: object) -> object:
+    """A hashable key equal only for arguments that validate identically: every value keeps
+    its type (``True``, ``1.0`` and ``1`` differ; ``[1, 2]`` and ``(1, 2)`` differ)."""
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_memo_key(v) for v in value)
+    return type(value), value
+
+
+def _memoized(fn: _GeometryFn) -> _GeometryFn:
+    """``fn`` (a pure function of hashable arguments returning a frozen Geometry) with the
+    results of recent successful calls kept: validating a layer's arguments costs about as
+    much as a small layer's arithmetic, and a model repeats the same few.  Failures are not
+    kept (they raise again); unhashable arguments are validated every time."""
+    memo: OrderedDict[object, Any] = OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            return fn(*args, **kwargs)
+        try:
+            key = tuple(_memo_key(a) for a in args)
+            hash(key)
+        except TypeError:
+            return fn(*args)
+        with lock:
+            if key in memo:
+                memo.move_to_end(key)
+                return memo[key]
+        result = fn(*args)
+        with lock:
+            memo[key] = result
+            if len(memo) > _MEMO_SIZE:
+                memo.popitem(last=False)
+        return result
+
+    wrapper.cache_clear = memo.clear  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+@_memoized
 def transposed_geometry(
     input: Sequence[int],
     weight: Sequence[int],
@@ -641,6 +694,7 @@ def transposed_geometry(
     return geom
 
 
+@_memoized
 def conv_geometry(
     input: Sequence[int],
     weight: Sequence[int],
