@@ -476,6 +476,10 @@ TABLE: list[Row] = [
     Row("tasks wanted: 4 x threads", "tconv/plan.hpp: kTasksPerThread", (), (),
         literals=("4",), names=("kTasksPerThread",), why="thread-count-dependent splitting never changes a sum "
         "(test_determinism); straddled by every family through the task counts"),
+    Row("gemm engine tasks wanted: 2 x threads", "gemm/engine.cpp: kGemmTasksPerThread", (), (),
+        names=("kGemmTasksPerThread",), why="thread-count-dependent splitting never changes "
+        "a sum (test_gemm_engine's 1/2/3-thread bitwise check); straddled by the gemm "
+        "families through the task counts"),
     Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
         "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
         names=("kParallelFlops",)),

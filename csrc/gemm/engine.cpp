@@ -48,6 +48,10 @@ constexpr int64_t kBBlockBytes = int64_t(512) << 10;
 constexpr int64_t kPackAhead = 4;
 // Depth (values of k) of the weights packed into every A panel before the next: see run().
 constexpr int64_t kAPackDepth = 16;
+// Tasks per thread the schedule aims at (fewer than the subconv driver's kTasksPerThread):
+// the tasks are equal, so more of them balance nothing and only shrink the B blocks, which
+// cost 2-3 % at 2 threads on the 1x1 layers of the bench (docs/perf-log.md, 2026-12-03).
+constexpr int64_t kGemmTasksPerThread = 2;
 
 // The problem of one call: C[n][g] = A[g] * B[n][g].
 template <typename T>
@@ -321,7 +325,7 @@ auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r
 
 // The tasks of one call and the plan they make: column blocks of <= nc_max (a kc x nc block
 // of B fills kBBlockBytes), cut smaller -- then the rows split in whole panels -- until there
-// are about kTasksPerThread per thread.  The cut never changes a sum.
+// are about kGemmTasksPerThread per thread.  The cut never changes a sum.
 struct Schedule {
   GemmPlan plan;
   bool wide = false;
@@ -344,7 +348,7 @@ Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int6
   const int nr = p.nr;
   const int64_t nc_max =
       std::max<int64_t>(nr, kBBlockBytes / (p.kc * int64_t(sizeof(T))) / nr * nr);
-  const double want = threads > 1 ? double(kTasksPerThread * threads) : 1.0;
+  const double want = threads > 1 ? double(kGemmTasksPerThread * threads) : 1.0;
   int64_t col_blocks = ceil_div(N, nc_max);
   while (double(images * col_blocks) < want && ceil_div(N, col_blocks + 1) >= 2 * nr)
     ++col_blocks;
