@@ -9,6 +9,7 @@ import sys as _sys
 
 from . import arithmetic, checkerboard, emulate, reference, resize, subpixel
 from ._isa import isa, set_isa, supported_isas
+from ._pool import empty_cache
 from ._threads import get_num_threads, set_num_threads, threads
 from .plan import Plan, get_verbose, plan, set_verbose
 from .functional import (
@@ -74,4 +75,5 @@ __all__ = [
     "plan",
     "set_verbose",
     "get_verbose",
+    "empty_cache",
 ]

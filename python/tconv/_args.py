@@ -17,6 +17,8 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 import numpy as np
 import numpy.typing as npt
 
+from . import _pool
+
 IntOrTuple = Union[int, Sequence[int]]
 #: ``padding`` accepts an int, one int per spatial dim, one ``(low, high)`` pair per dim, or
 #: ``"same"`` / ``"valid"``.
@@ -779,7 +781,7 @@ def output_array(
 ) -> FloatArray:
     """A fresh C-contiguous result, or the validated user-provided ``out``."""
     if out is None:
-        return np.empty(tuple(shape), dtype=dtype)
+        return _pool.new_array(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype:

@@ -23,7 +23,7 @@ from typing import ParamSpec, Sequence
 
 import numpy as np
 
-from . import _core, _extend, _padmode
+from . import _core, _extend, _padmode, _pool
 from ._args import (
     FloatArray,
     Geometry,
@@ -428,13 +428,13 @@ def _backward_pair(
     grad_input = grad_weight = grad_bias = None
     if want[0]:
         if fine_is_grad:  # conv_transpose: grad_input = C g, a gather onto the coarse side
-            grad_input = np.empty(geom.coarse_shape, dtype=fine.dtype)
+            grad_input = _pool.new_array(geom.coarse_shape, fine.dtype)
             _core.gather(fine, w, None, grad_input, *args)
         else:  # conv: grad_input = C^T g, a scatter onto the fine side
-            grad_input = np.empty(geom.fine_shape, dtype=fine.dtype)
+            grad_input = _pool.new_array(geom.fine_shape, fine.dtype)
             _core.scatter(coarse, w, None, grad_input, *args)
     if want[1]:
-        grad_weight = np.empty(geom.weight_shape, dtype=fine.dtype)
+        grad_weight = _pool.new_array(geom.weight_shape, fine.dtype)
         _core.weight_grad(coarse, fine, grad_weight, *args)
     if want[2]:
         grad_bias = _grad_bias(fine if fine_is_grad else coarse)
