@@ -480,6 +480,13 @@ TABLE: list[Row] = [
         names=("kGemmTasksPerThread",), why="thread-count-dependent splitting never changes "
         "a sum (test_gemm_engine's 1/2/3-thread bitwise check); straddled by the gemm "
         "families through the task counts"),
+    Row("gemm engine streams outputs of >= kStreamBytes (4 MiB) with non-temporal stores",
+        "gemm/engine.cpp: kStreamBytes", (), (),
+        literals=("4", "20", "64", "0x7f800000", "0x7ff0000000000000"),
+        names=("kStreamBytes",), why="same values either way; straddled (below, at, above, "
+        "2x) on every ISA and dtype by test_gemm_engine.test_streamed_output_matches_"
+        "ordinary_stores, with the 64-byte alignment it needs and without; the hex values "
+        "are the float32 / float64 exponent masks of the Inf/NaN test"),
     Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
         "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
         names=("kParallelFlops",)),

@@ -182,3 +182,47 @@ def test_non_finite_inputs_reach_exactly_their_outputs():
     want = reference.conv_transpose(x.astype(np.float64), w.astype(np.float64),
                                     b.astype(np.float64))
     np.testing.assert_array_equal(~np.isfinite(y), ~np.isfinite(want))
+
+
+# Outputs of at least STREAM_BYTES (kStreamBytes in engine.cpp) are written with
+# non-temporal stores when 64-byte aligned (results that large are: tconv._pool); the same
+# call into an out= one element off that alignment takes the ordinary stores.
+STREAM_BYTES = 4 << 20
+
+
+def _misaligned_like(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    size = int(np.prod(shape))
+    raw = np.empty(size + 64, dtype=dtype)
+    at = raw.__array_interface__["data"][0]
+    skip = ((-at) % 64) // raw.itemsize + 1  # one element past a 64-byte boundary
+    return raw[skip:skip + size].reshape(shape)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pixels_delta", [-64, 0, 64, STREAM_BYTES // 16])
+def test_streamed_output_matches_ordinary_stores(isa, dtype, pixels_delta):
+    """Both sides of kStreamBytes, with bias, an Inf/NaN output and a partial column tile:
+    the streamed result is bit-for-bit the ordinary one, and within the oracle's bound."""
+    item = np.dtype(dtype).itemsize
+    c_out = 16
+    # rows of whole cache lines (streamed rows must be), + one line: a partial last tile
+    pixels = STREAM_BYTES // (c_out * item) + pixels_delta + 64 // item
+    rng = np.random.default_rng(pixels)
+    x, w, b = _arrays(rng, dtype, 1, 40, c_out, (pixels,), 1)
+    x[0, 3, 7] = np.inf  # reaches every output of pixel 7: the check must see it
+    before = tconv.isa()
+    try:
+        tconv.set_isa(isa)
+        y = tconv.conv_transpose(x, w, b)
+        if y.nbytes >= STREAM_BYTES:
+            assert y.__array_interface__["data"][0] % 64 == 0
+        other = _misaligned_like(y.shape, dtype)
+        tconv.conv_transpose(x, w, b, out=other)
+        np.testing.assert_array_equal(y.view(np.uint8), other.view(np.uint8))
+        x[0, 3, 7] = 0
+        y = tconv.conv_transpose(x, w, b)
+        want, mag, terms = _matmul_oracle(x, w, b, 1, transposed=True)
+        assert_matches_oracle(y, want, mag, terms, f"streamed {isa} {dtype.__name__} {pixels}")
+    finally:
+        tconv.set_isa(before)

@@ -31,6 +31,9 @@
 #include <vector>
 
 #include <omp.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "tconv/cancel.hpp"
 #include "tconv/nonfinite.hpp"
@@ -52,6 +55,9 @@ constexpr int64_t kAPackDepth = 16;
 // the tasks are equal, so more of them balance nothing and only shrink the B blocks, which
 // cost 2-3 % at 2 threads on the 1x1 layers of the bench (docs/perf-log.md, 2026-12-03).
 constexpr int64_t kGemmTasksPerThread = 2;
+// Outputs of at least this many bytes are stored with non-temporal stores (stream_tile_*):
+// larger than a core's L2, they would be evicted before anything reads them.
+constexpr int64_t kStreamBytes = int64_t(4) << 20;
 
 // The problem of one call: C[n][g] = A[g] * B[n][g].
 template <typename T>
@@ -323,6 +329,105 @@ auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r
   return bad;
 }
 
+// finish_tile for a full tile row of a large dense output, with non-temporal stores: the
+// output goes to memory without being read in first (a 1x1 layer's output is written once,
+// and reading it back costs as much memory traffic as writing it).  Same values as
+// finish_tile; returns whether one is Inf or NaN.  `to` and ld_to * sizeof(T) are multiples
+// of 64 bytes and cols of the vector width.  Used from kStreamBytes of output on (run()).
+#if defined(TCONV_ENGINE_AVX512) || defined(TCONV_ENGINE_AVX2)
+template <typename T>
+using StreamTile = bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*);
+#endif
+#ifdef TCONV_ENGINE_AVX512
+template <typename T>
+TCONV_ENGINE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
+                                            int64_t ld_to, int64_t r, int64_t cols,
+                                            const T* bias) {
+  bool bad = false;
+  for (int64_t i = 0; i < r; ++i) {
+    const T* a = from + i * ld_from;
+    T* d = to + i * ld_to;
+    if constexpr (sizeof(T) == 4) {
+      const __m512 b = _mm512_set1_ps(bias != nullptr ? bias[i] : 0.0f);
+      const __m512i e = _mm512_set1_epi32(0x7f800000);
+      for (int64_t u = 0; u < cols; u += 16) {
+        __m512 v = _mm512_loadu_ps(a + u);
+        if (bias != nullptr) v = _mm512_add_ps(v, b);
+        bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), e), e) != 0;
+        _mm512_stream_ps(d + u, v);
+      }
+    } else {
+      const __m512d b = _mm512_set1_pd(bias != nullptr ? bias[i] : 0.0);
+      const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
+      for (int64_t u = 0; u < cols; u += 8) {
+        __m512d v = _mm512_loadu_pd(a + u);
+        if (bias != nullptr) v = _mm512_add_pd(v, b);
+        bad |= _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), e), e) != 0;
+        _mm512_stream_pd(d + u, v);
+      }
+    }
+  }
+  return bad;
+}
+#endif
+#ifdef TCONV_ENGINE_AVX2
+template <typename T>
+TCONV_ENGINE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, int64_t ld_to,
+                                        int64_t r, int64_t cols, const T* bias) {
+  __m256i bad = _mm256_setzero_si256();
+  for (int64_t i = 0; i < r; ++i) {
+    const T* a = from + i * ld_from;
+    T* d = to + i * ld_to;
+    if constexpr (sizeof(T) == 4) {
+      const __m256 b = _mm256_set1_ps(bias != nullptr ? bias[i] : 0.0f);
+      const __m256i e = _mm256_set1_epi32(0x7f800000);
+      for (int64_t u = 0; u < cols; u += 8) {
+        __m256 v = _mm256_loadu_ps(a + u);
+        if (bias != nullptr) v = _mm256_add_ps(v, b);
+        bad = _mm256_or_si256(
+            bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), e), e));
+        _mm256_stream_ps(d + u, v);
+      }
+    } else {
+      const __m256d b = _mm256_set1_pd(bias != nullptr ? bias[i] : 0.0);
+      const __m256i e = _mm256_set1_epi64x(0x7ff0000000000000ll);
+      for (int64_t u = 0; u < cols; u += 4) {
+        __m256d v = _mm256_loadu_pd(a + u);
+        if (bias != nullptr) v = _mm256_add_pd(v, b);
+        bad = _mm256_or_si256(
+            bad, _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(v), e), e));
+        _mm256_stream_pd(d + u, v);
+      }
+    }
+  }
+  return !_mm256_testz_si256(bad, bad);
+}
+#endif
+
+// The streaming finish of the active table's ISA for a call writing `bytes` of output to
+// `dst` with rows of `ld` values, or null where it does not apply (below kStreamBytes, an
+// output not 64-byte aligned, a table without a clone: then finish_tile runs).
+template <typename T>
+auto stream_tile_for(CopyIsa isa, const T* dst, int64_t ld, int64_t bytes) {
+#if defined(TCONV_ENGINE_AVX512) || defined(TCONV_ENGINE_AVX2)
+  StreamTile<T> fn = nullptr;
+  if (bytes < kStreamBytes || reinterpret_cast<uintptr_t>(dst) % 64 != 0 ||
+      ld * int64_t(sizeof(T)) % 64 != 0)
+    return fn;
+#ifdef TCONV_ENGINE_AVX512
+  if (isa == CopyIsa::kAvx512) fn = &stream_tile_avx512<T>;
+#endif
+#ifdef TCONV_ENGINE_AVX2
+  if (isa == CopyIsa::kAvx2) fn = &stream_tile_avx2<T>;
+#endif
+  return fn;
+#else
+  (void)isa, (void)dst, (void)ld, (void)bytes;
+  return static_cast<bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*)>(
+      nullptr);
+#endif
+}
+
 // The tasks of one call and the plan they make: column blocks of <= nc_max (a kc x nc block
 // of B fills kBBlockBytes), cut smaller -- then the rows split in whole panels -- until there
 // are about kGemmTasksPerThread per thread.  The cut never changes a sum.
@@ -395,7 +500,11 @@ bool run(const Problem<T>& pb, bool check) {
   const bool wide = sc.wide;
   const int mr = sc.plan.mr, nr = sc.plan.nr;
   const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
-  const PackB<T> pack = pack_b_for<T>(nr, copy_isa(active_kernels().name));
+  const CopyIsa isa = copy_isa(active_kernels().name);
+  const PackB<T> pack = pack_b_for<T>(nr, isa);
+  const auto stream = pb.c_row ? nullptr
+                               : stream_tile_for<T>(isa, pb.dst, N,
+                                                    images * M * N * int64_t(sizeof(T)));
   const int64_t kc_max = sc.plan.kc;
   const PanelCut& cut = sc.cut;
   const std::vector<Task>& tasks = sc.tasks;
@@ -481,6 +590,8 @@ bool run(const Problem<T>& pb, bool check) {
                                                       cols, bi)
                            : finish_tile_mapped<false>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
                                                        cols, bi);
+            } else if (last && !direct && stream != nullptr && cols == nr) {
+              bad |= stream(ct, ldc, out, N, r, cols, bi) && check;
             } else if (last && !direct) {
               bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
                            : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
@@ -489,6 +600,9 @@ bool run(const Problem<T>& pb, bool check) {
         }
       }
     }
+#if defined(__x86_64__)
+    if (stream != nullptr) _mm_sfence();  // the streamed stores reach memory before the join
+#endif
     nonfinite |= bad != 0;
   }
   return !(check && nonfinite);

@@ -27,10 +27,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MIN_BYTES", "empty_cache", "new_array"]
+__all__ = ["ALIGN_BYTES", "MIN_BYTES", "empty_cache", "new_array"]
 
 #: Results smaller than this come from ``np.empty`` (``malloc`` reuses such blocks itself).
 MIN_BYTES = 32 << 20
+#: Results of at least this many bytes start on a 64-byte boundary: the GEMM engine streams
+#: outputs that large to memory with non-temporal stores, which need whole cache lines
+#: (``kStreamBytes`` in csrc/gemm/engine.cpp).
+ALIGN_BYTES = 4 << 20
+_ALIGN = 64
 _DEFAULT_KEEP = 1 << 30
 
 
@@ -87,18 +92,23 @@ def _take(nbytes: int, limit: int) -> np.ndarray[Any, Any] | None:
 
 def new_array(shape: Sequence[int], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     """An uninitialised C-contiguous array, as ``np.empty(shape, dtype)``; of at least
+    :data:`ALIGN_BYTES`, 64-byte aligned (a view of a slightly larger buffer); of at least
     :data:`MIN_BYTES`, its memory is reused from an earlier result of the same size."""
     shape = tuple(int(n) for n in shape)
     nbytes = math.prod(shape) * dtype.itemsize
-    limit = _keep_limit()
-    if nbytes < MIN_BYTES or nbytes > limit:
+    if nbytes < ALIGN_BYTES:
         return np.empty(shape, dtype=dtype)
-    raw = _take(nbytes, limit)
+    limit = _keep_limit()
+    pooled = MIN_BYTES <= nbytes <= limit
+    raw = _take(nbytes + _ALIGN, limit) if pooled else None
     if raw is None:
-        raw = np.empty(nbytes, dtype=np.uint8)
-    flat = np.frombuffer(raw.data, dtype=dtype)  # base: a memoryview of raw, not raw
-    done = weakref.finalize(flat, _returned.append, raw)
-    done.atexit = False
+        raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+    offset = -int(raw.__array_interface__["data"][0]) % _ALIGN
+    # base: a memoryview of raw, not raw, so that views of the result keep `flat` alive
+    flat = np.frombuffer(raw.data, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset)
+    if pooled:
+        done = weakref.finalize(flat, _returned.append, raw)
+        done.atexit = False
     return flat.reshape(shape)
 
 
