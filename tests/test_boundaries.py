@@ -464,8 +464,12 @@ TABLE: list[Row] = [
     Row("kMaxXPhases / xs in {2, 4, 8}: interleaved x-phase stores",
         "subconv/*: kMaxXPhases, xs != 2 && xs != 4 && xs != 8", (2, 4, 8), ("stride",),
         literals=("8", "4"), names=("kMaxXPhases",)),
-    Row("pack_piece lengths 4/8/16, steps 1/2 (packed path)", "subconv/pack.cpp: pack_b",
+    Row("pack_piece lengths 4/8/16, steps 1/2 (packed path; float step 2 on the avx512 table: "
+        "masked loads and a permute of <= 16 values)", "subconv/pack.cpp: pack_b",
         (4, 8, 16), ("width", "stride"), literals=("4", "8", "16")),
+    Row("packed-input prefetch: the next segment's source lines (64-byte lines)",
+        "subconv/pack.cpp: prefetch_segment, kLine", (), (), literals=("64",), names=("kLine",),
+        why="inert: prefetch hints never change which values are packed"),
     Row("band de-interleave of steps 2/4/8", "subconv/band.cpp: fill_band step == 2|4|8",
         (2, 4, 8), ("stride",), literals=("8", "4")),
     Row("direct vs packed: width >= 0.6 x round_up(width, nr)",

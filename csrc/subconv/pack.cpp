@@ -2,13 +2,75 @@
 // task's source pixels, im2col with zeros (the path for rows too short for tiles of nr).
 #include <algorithm>
 #include <climits>
+#include <string_view>
+#include <type_traits>
 
 #include "subconv/internal.hpp"
 #include "tconv/copy.hpp"
 
+// The packed input is also compiled with AVX-512 code generation (a function target
+// attribute: the rest of this file stays baseline, so it runs on any CPU) and that clone runs
+// only when the active kernel table is the real "avx512" one (so the CPU has it; never for
+// avx512-emulated).  Its float rows read at a step of 2 (every strided gather: grad_input of
+// a stride-2 layer) are de-interleaved with one masked load (two for 16 values) and one
+// permute, instead of two loads and a shuffle per 4 values.  Packing only moves values: the
+// same bits either way.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(TCONV_HAVE_AVX512)
+#include <immintrin.h>
+#define TCONV_PACK_AVX512 1
+#define TCONV_PACK_AVX512_ATTR \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")))
+// (flatten: the clone inlines every call, so the AVX-512 copies land in its own body)
+#define TCONV_PACK_AVX512_CLONE __attribute__((flatten)) TCONV_PACK_AVX512_ATTR
+#else
+#define TCONV_PACK_AVX512 0
+#endif
+
 namespace tconv::detail {
 
 namespace {
+
+#if TCONV_PACK_AVX512
+// to[u] = from[2 * u] for u < LEN <= 16, reading only from[0 .. 2 * LEN - 2]: the loads are
+// masked to those values (masked-off lanes never fault) and the evens gathered by a permute.
+template <int LEN>
+TCONV_PACK_AVX512_ATTR inline void copy_even_avx512(const float* from, float* to) {
+  static_assert(LEN >= 1 && LEN <= 16, "one vector of output");
+  constexpr int reads = 2 * LEN - 1;  // values read
+  alignas(64) int32_t index[16];  // lane u of the permute takes value 2u (constant-folded)
+  for (int u = 0; u < 16; ++u) index[u] = 2 * u;
+  const __m512i evens = _mm512_load_si512(index);
+  __m512 e;
+  if constexpr (reads <= 16) {
+    // (the maskz forms: gcc 12 warns that the plain ones read an undefined vector)
+    const __m512 v = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << reads) - 1), from);
+    e = _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(-1), evens, v);
+  } else {
+    e = _mm512_permutex2var_ps(
+        _mm512_loadu_ps(from), evens,
+        _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (reads - 16)) - 1), from + 16));
+  }
+  if constexpr (LEN == 16) {
+    _mm512_storeu_ps(to, e);
+  } else {
+    _mm512_mask_storeu_ps(to, static_cast<__mmask16>((1u << LEN) - 1), e);
+  }
+}
+#endif
+
+// to[u] = from[u * STEP] for u < LEN (copy_fixed), by the AVX-512 clone's permutes when
+// kAvx512 and it has them for this case.
+template <bool kAvx512, typename T, int STEP, int LEN>
+inline __attribute__((always_inline)) void copy_row(const T* from, T* to) {
+#if TCONV_PACK_AVX512
+  if constexpr (kAvx512 && std::is_same_v<T, float> && STEP == 2 && LEN <= 16) {
+    copy_even_avx512<LEN>(from, to);
+    return;
+  }
+#endif
+  copy_fixed<T, STEP, LEN>(from, to);
+}
 
 // Where one piece reads: its image's first channel of the K block (channels `plane` apart), the
 // source sizes, and the piece's source coordinates before the tap offsets (column u at x0 +
@@ -23,8 +85,8 @@ struct PieceSource {
 // per channel), so each inner loop has one kind of read (full, zero or border) and just steps
 // through the channels.  LEN > 0 and STEP > 0: compile-time length and source step (else the
 // run-time len and step).
-template <typename T, int LEN, int STEP>
-void pack_piece(const PieceSource<T>& ps, const std::vector<PackTap>& taps, int64_t dk, int nr,
+template <bool kAvx512, typename T, int LEN, int STEP>
+inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps, const std::vector<PackTap>& taps, int64_t dk, int nr,
                 int64_t len_rt, int64_t step_rt, T* dst) {
   const int64_t len = LEN > 0 ? LEN : len_rt;
   const int64_t step = STEP > 0 ? STEP : step_rt;
@@ -53,19 +115,19 @@ void pack_piece(const PieceSource<T>& ps, const std::vector<PackTap>& taps, int6
     const T* p = ps.src_c + tp.channel * ps.plane + (z * ps.sy + y) * ps.sx + x0 + lo * step;
     if constexpr (LEN > 0 && STEP > 0) {
       if (lo == 0 && hi == LEN) {
-        for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) copy_fixed<T, STEP, LEN>(p, d);
+        for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) copy_row<kAvx512, T, STEP, LEN>(p, d);
         continue;
       }
       if (lo == 1 && hi == LEN) {  // one point over the left edge (padding 1)
         for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
           d[0] = T(0);
-          copy_fixed<T, STEP, LEN - 1>(p, d + 1);
+          copy_row<kAvx512, T, STEP, LEN - 1>(p, d + 1);
         }
         continue;
       }
       if (lo == 0 && hi == LEN - 1) {  // one point over the right edge
         for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
-          copy_fixed<T, STEP, LEN - 1>(p, d);
+          copy_row<kAvx512, T, STEP, LEN - 1>(p, d);
           d[LEN - 1] = T(0);
         }
         continue;
@@ -136,9 +198,45 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
   }
 }
 
+namespace {
+
+// Prefetches the source lines that segment `seg` reads for channels [c0, c0 + channels) of
+// the K block: packed one segment ahead, they arrive while the current one is copied.  A
+// piece's rows step through the channel planes (often a multiple of 4 KiB apart): the
+// hardware prefetcher does not follow them, and the first tap to touch each line (the
+// padded left-border copies of a stride-2 gather) waited for it (3-D U-Net grad_input: most
+// of the packing time).  Hints only: the same values are packed.
 template <typename T>
-void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
-            KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps) {
+void prefetch_segment(const SubConv& s, const T* src, int64_t group, int64_t c0,
+                      int64_t channels, const Segment& seg, int64_t dx_lo, int64_t dx_hi) {
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  const int64_t x_first = std::max<int64_t>(0, seg.jx0 * ax.src_step + dx_lo);
+  const int64_t x_last =
+      std::min<int64_t>(sx - 1, (seg.jx0 + seg.len - 1) * ax.src_step + dx_hi);
+  if (x_first > x_last) return;
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+  const T* base = src + (seg.n * s.src_channels + group * s.Kc + c0) * plane;
+  for (const int64_t dz : az.tap_offset) {
+    const int64_t z = seg.jz * az.src_step + dz;
+    if (z < 0 || z >= sz) continue;
+    for (const int64_t dy : ay.tap_offset) {
+      const int64_t y = seg.jy * ay.src_step + dy;
+      if (y < 0 || y >= sy) continue;
+      const T* row = base + (z * sy + y) * sx;
+      for (int64_t c = 0; c < channels; ++c, row += plane) {
+        for (int64_t x = x_first; x <= x_last; x += kLine) __builtin_prefetch(row + x);
+        __builtin_prefetch(row + x_last);
+      }
+    }
+  }
+}
+
+template <bool kAvx512, typename T>
+inline __attribute__((always_inline)) void pack_b_body(
+    const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
+    KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps) {
   const int64_t kc = static_cast<int64_t>(rows.size());
   const int64_t ncp = round_up(nc, nr);
   for (int64_t t = nc; t < ncp; ++t) {
@@ -166,7 +264,15 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
   PieceSource<T> ps{nullptr, 0, s.src_dims[0], s.src_dims[1], s.src_dims[2], 0, 0, 0};
   ps.plane = ps.sz * ps.sy * ps.sx;
   const int64_t dk = tap_n * nr;
-  for (const Segment& seg : segs) {
+  // x offsets of the taps (the same for every (z, y) tap): a segment reads, per channel and
+  // (z, y) tap, source x in [jx0 * step + dx_lo, (jx0 + len - 1) * step + dx_hi]
+  const int64_t dx_lo = *std::min_element(ax.tap_offset.begin(), ax.tap_offset.end());
+  const int64_t dx_hi = *std::max_element(ax.tap_offset.begin(), ax.tap_offset.end());
+  const int64_t channels = kc > 0 ? rows.back().channel - c0 + 1 : 0;
+  for (size_t si = 0; si < segs.size(); ++si) {
+    const Segment& seg = segs[si];
+    if (si + 1 < segs.size())
+      prefetch_segment(s, src, group, c0, channels, segs[si + 1], dx_lo, dx_hi);
     ps.src_c = src + (seg.n * s.src_channels + group * s.Kc + c0) * ps.plane;
     ps.z0 = seg.jz * az.src_step;
     ps.y0 = seg.jy * ay.src_step;
@@ -176,27 +282,58 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
       ps.x0 = (seg.jx0 + u0) * step;
       T* dst = bp + (t / nr) * kc * nr + t % nr;
       if (len == 4 && step == 1) {
-        pack_piece<T, 4, 1>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 4, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 8 && step == 1) {
-        pack_piece<T, 8, 1>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 8, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 16 && step == 1) {
-        pack_piece<T, 16, 1>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 16, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 4 && step == 2) {
-        pack_piece<T, 4, 2>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 4, 2>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 8 && step == 2) {
-        pack_piece<T, 8, 2>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 8, 2>(ps, taps, dk, nr, len, step, dst);
       } else if (len == 16 && step == 2) {
-        pack_piece<T, 16, 2>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 16, 2>(ps, taps, dk, nr, len, step, dst);
       } else if (step == 1) {
-        pack_piece<T, 0, 1>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 0, 1>(ps, taps, dk, nr, len, step, dst);
       } else if (step == 2) {
-        pack_piece<T, 0, 2>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 0, 2>(ps, taps, dk, nr, len, step, dst);
       } else {
-        pack_piece<T, 0, 0>(ps, taps, dk, nr, len, step, dst);
+        pack_piece<kAvx512, T, 0, 0>(ps, taps, dk, nr, len, step, dst);
       }
       u0 += len;
     }
   }
+}
+
+template <typename T>
+void pack_b_base(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
+                 KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps) {
+  pack_b_body<false>(s, src, group, segs, rows, nc, nr, bp, taps);
+}
+
+#if TCONV_PACK_AVX512
+TCONV_PACK_AVX512_CLONE void pack_b_avx512(const SubConv& s, const float* src, int64_t group,
+                                          const std::vector<Segment>& segs, KRows rows,
+                                          int64_t nc, int nr, float* bp,
+                                          std::vector<PackTap>& taps) {
+  pack_b_body<true>(s, src, group, segs, rows, nc, nr, bp, taps);
+}
+#endif
+
+}  // namespace
+
+template <typename T>
+void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
+            KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps) {
+#if TCONV_PACK_AVX512
+  if constexpr (std::is_same_v<T, float>) {
+    if (std::string_view(active_kernels().name) == "avx512") {
+      pack_b_avx512(s, src, group, segs, rows, nc, nr, bp, taps);
+      return;
+    }
+  }
+#endif
+  pack_b_base(s, src, group, segs, rows, nc, nr, bp, taps);
 }
 
 template void pack_a_panels<float>(const std::vector<SubConv>&, const float*, int64_t, int64_t, int64_t,
