@@ -38,7 +38,9 @@ namespace tconv {
 namespace {
 
 // Bytes of transformed input (V) one task keeps: the tile block shrinks to fit (>= 1 panel).
-constexpr int64_t kWinoVBytes = int64_t(512) << 10;
+constexpr int64_t kWinoVBytes = int64_t(1536) << 10;
+// Weights (input channels x M x taps) one weight-transform job reads; every phase reuses them.
+constexpr int64_t kWeightBlockBytes = int64_t(256) << 10;
 // Most B panels (nr tiles each) in one tile block.
 constexpr int64_t kWinoMaxPanels = 8;
 
@@ -53,11 +55,15 @@ using wino::Wino;
 template <typename T>
 using WideOf = std::conditional_t<sizeof(T) == sizeof(float), double, long double>;
 
-// U of one phase, group and input channel c for every output channel f: the weights of c are
-// one contiguous stretch (M x taps), read in order.
+// U of one phase and group for input channels [c0, c1) and every output channel: the weights
+// of those channels are one contiguous stretch ((c1 - c0) x M x taps; the caller runs every
+// phase on it while it is in cache), and each A panel of U[xi] receives one contiguous
+// stretch, (c, i) at c * rows + i.  The loops over a panel's rows are innermost, so that they
+// run as vector loops; each element's operations (and so its bits) are those of the plain
+// formula, except that a division by a denominator of 1 is left out (exact either way).
 template <typename T, class FY, class FX>
 void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
-                      int64_t grp, int64_t c) {
+                      int64_t grp, int64_t c0, int64_t c1) {
   using W = WideOf<T>;
   constexpr int ay = FY::alpha, ax = FX::alpha, ry = FY::r, rx = FX::r;
   const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), kw = g.kernel[2];
@@ -66,33 +72,47 @@ void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T*
   for (int qy = 0; qy < ry; ++qy)
     for (int qx = 0; qx < rx; ++qx)
       offset[qy][qx] = ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx];
-  for (int64_t f = 0; f < M; ++f) {
-    const int64_t panel = f / mr, i = f % mr;
-    const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
-    const T* wc = w + ((grp * Kc + c) * M + f) * taps;
-    W h[ry][rx];
+  W h[ry][rx][kMaxMR];
+  W t1[ay][rx][kMaxMR];
+  for (int64_t fc = 0; fc < ceil_div(M, mr) * (c1 - c0); ++fc) {  // panel-major, then c
+    const int64_t f0 = fc / (c1 - c0) * mr, c = c0 + fc % (c1 - c0);
+    const int rows = static_cast<int>(std::min<int64_t>(mr, M - f0));
+    const T* wc = w + ((grp * Kc + c) * M + f0) * taps;
     for (int qy = 0; qy < ry; ++qy)
-      for (int qx = 0; qx < rx; ++qx) h[qy][qx] = wc[offset[qy][qx]];
-    W t1[ay][rx];
+      for (int qx = 0; qx < rx; ++qx)
+        for (int i = 0; i < rows; ++i) h[qy][qx][i] = wc[i * taps + offset[qy][qx]];
     for (int e = 0; e < ay; ++e)
       for (int qx = 0; qx < rx; ++qx) {
-        W s = 0;
-        for (int qy = 0; qy < ry; ++qy) s += static_cast<W>(FY::Gn[e][qy]) * h[qy][qx];
-        t1[e][qx] = s / FY::Gd[e];
+        W* t = t1[e][qx];
+        for (int i = 0; i < kMaxMR; ++i) t[i] = 0;  // constant length: no memset call
+        for (int qy = 0; qy < ry; ++qy) {
+          const W coef = static_cast<W>(FY::Gn[e][qy]);
+          for (int i = 0; i < rows; ++i) t[i] += coef * h[qy][qx][i];
+        }
+        if (FY::Gd[e] != 1)
+          for (int i = 0; i < rows; ++i) t[i] /= FY::Gd[e];
       }
+    // panel f0 / mr of U[xi] holds (c, i) at c * rows + i
+    T* u_panel = u_phase + grp * M * Kc + f0 * Kc + c * rows;
     for (int ey = 0; ey < ay; ++ey)
       for (int ex = 0; ex < ax; ++ex) {
-        W s = 0;
-        for (int qx = 0; qx < rx; ++qx) s += static_cast<W>(FX::Gn[ex][qx]) * t1[ey][qx];
-        const int64_t xi = ey * ax + ex;
-        u_phase[(xi * g.groups + grp) * M * Kc + panel * mr * Kc + c * rows + i] =
-            static_cast<T>(s / FX::Gd[ex]);
+        W s[kMaxMR];
+        for (int i = 0; i < kMaxMR; ++i) s[i] = 0;
+        for (int qx = 0; qx < rx; ++qx) {
+          const W coef = static_cast<W>(FX::Gn[ex][qx]);
+          for (int i = 0; i < rows; ++i) s[i] += coef * t1[ey][qx][i];
+        }
+        if (FX::Gd[ex] != 1)
+          for (int i = 0; i < rows; ++i) s[i] /= FX::Gd[ex];
+        T* dst = u_panel + (ey * ax + ex) * g.groups * M * Kc;
+        for (int i = 0; i < rows; ++i) dst[i] = static_cast<T>(s[i]);
       }
   }
 }
 
 template <typename T>
-using WeightFn = void (*)(const Geometry&, const Phase&, const T*, int, T*, int64_t, int64_t);
+using WeightFn = void (*)(const Geometry&, const Phase&, const T*, int, T*, int64_t, int64_t,
+                          int64_t);
 
 template <typename T, int M>
 WeightFn<T> weight_fn(int64_t ry, int64_t rx) {
@@ -203,19 +223,26 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
 
   const Call<T> cl{&g, x, bias, y, &gk, u, M, Kc, m};
   Cancellation* const cancel = current_cancellation();
-  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * Kc;
+  // Weight jobs: group x block of input channels (every phase), a block's weights within
+  // kWeightBlockBytes, and at least 4 blocks per thread when there are channels enough.
+  const int64_t c_bytes = M * g.taps() * static_cast<int64_t>(sizeof(T));
+  const int64_t c_block = std::clamp<int64_t>(
+      std::min(kWeightBlockBytes / c_bytes, ceil_div(Kc, 4 * int64_t(omp_get_max_threads()))),
+      1, Kc);
+  const int64_t c_blocks = ceil_div(Kc, c_block);
+  const int64_t weight_jobs = g.groups * c_blocks;
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
   uint64_t nonfinite = 0;
 #pragma omp parallel reduction(| : nonfinite)
   {
     Scratch<T> v_buf, z_buf;
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t job = 0; job < weight_jobs; ++job) {
       if (stop(cancel)) continue;
-      const int64_t p = job / (g.groups * Kc), rem = job % (g.groups * Kc);
-      fns[static_cast<size_t>(p)].first(g, phases[static_cast<size_t>(p)], w, mr,
-                                         u + phases[static_cast<size_t>(p)].u_offset,
-                                         rem / Kc, rem % Kc);
+      const int64_t grp = job / c_blocks, c0 = job % c_blocks * c_block;
+      for (size_t p = 0; p < phases.size(); ++p)
+        fns[p].first(g, phases[p], w, mr, u + phases[p].u_offset, grp, c0,
+                     std::min(Kc, c0 + c_block));
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < n_tasks; ++i) {
