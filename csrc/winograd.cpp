@@ -47,80 +47,8 @@ constexpr int64_t kWinoMaxPanels = 8;
 using wino::Call;
 using wino::Phase;
 using wino::TaskFn;
+using wino::WeightFn;
 using wino::Wino;
-
-// The weight transform's working type: double for float (a sum of at most 9 float products by
-// small integers, divided by an integer, is within a few double ulps of exact, so rounding it to
-// float stays within the 2 roundings the error bound allows U), long double for double.
-template <typename T>
-using WideOf = std::conditional_t<sizeof(T) == sizeof(float), double, long double>;
-
-// U of one phase and group for input channels [c0, c1) and every output channel: the weights
-// of those channels are one contiguous stretch ((c1 - c0) x M x taps; the caller runs every
-// phase on it while it is in cache), and each A panel of U[xi] receives one contiguous
-// stretch, (c, i) at c * rows + i.  The loops over a panel's rows are innermost, so that they
-// run as vector loops; each element's operations (and so its bits) are those of the plain
-// formula, except that a division by a denominator of 1 is left out (exact either way).
-template <typename T, class FY, class FX>
-void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
-                      int64_t grp, int64_t c0, int64_t c1) {
-  using W = WideOf<T>;
-  constexpr int ay = FY::alpha, ax = FX::alpha, ry = FY::r, rx = FX::r;
-  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), kw = g.kernel[2];
-  const int64_t taps = g.taps();
-  int64_t offset[ry][rx];
-  for (int qy = 0; qy < ry; ++qy)
-    for (int qx = 0; qx < rx; ++qx)
-      offset[qy][qx] = ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx];
-  W h[ry][rx][kMaxMR];
-  W t1[ay][rx][kMaxMR];
-  for (int64_t fc = 0; fc < ceil_div(M, mr) * (c1 - c0); ++fc) {  // panel-major, then c
-    const int64_t f0 = fc / (c1 - c0) * mr, c = c0 + fc % (c1 - c0);
-    const int rows = static_cast<int>(std::min<int64_t>(mr, M - f0));
-    const T* wc = w + ((grp * Kc + c) * M + f0) * taps;
-    for (int qy = 0; qy < ry; ++qy)
-      for (int qx = 0; qx < rx; ++qx)
-        for (int i = 0; i < rows; ++i) h[qy][qx][i] = wc[i * taps + offset[qy][qx]];
-    for (int e = 0; e < ay; ++e)
-      for (int qx = 0; qx < rx; ++qx) {
-        W* t = t1[e][qx];
-        for (int i = 0; i < kMaxMR; ++i) t[i] = 0;  // constant length: no memset call
-        for (int qy = 0; qy < ry; ++qy) {
-          const W coef = static_cast<W>(FY::Gn[e][qy]);
-          for (int i = 0; i < rows; ++i) t[i] += coef * h[qy][qx][i];
-        }
-        if (FY::Gd[e] != 1)
-          for (int i = 0; i < rows; ++i) t[i] /= FY::Gd[e];
-      }
-    // panel f0 / mr of U[xi] holds (c, i) at c * rows + i
-    T* u_panel = u_phase + grp * M * Kc + f0 * Kc + c * rows;
-    for (int ey = 0; ey < ay; ++ey)
-      for (int ex = 0; ex < ax; ++ex) {
-        W s[kMaxMR];
-        for (int i = 0; i < kMaxMR; ++i) s[i] = 0;
-        for (int qx = 0; qx < rx; ++qx) {
-          const W coef = static_cast<W>(FX::Gn[ex][qx]);
-          for (int i = 0; i < rows; ++i) s[i] += coef * t1[ey][qx][i];
-        }
-        if (FX::Gd[ex] != 1)
-          for (int i = 0; i < rows; ++i) s[i] /= FX::Gd[ex];
-        T* dst = u_panel + (ey * ax + ex) * g.groups * M * Kc;
-        for (int i = 0; i < rows; ++i) dst[i] = static_cast<T>(s[i]);
-      }
-  }
-}
-
-template <typename T>
-using WeightFn = void (*)(const Geometry&, const Phase&, const T*, int, T*, int64_t, int64_t,
-                          int64_t);
-
-template <typename T, int M>
-WeightFn<T> weight_fn(int64_t ry, int64_t rx) {
-  if (ry == 2 && rx == 2) return &weight_transform<T, Wino<M, 2>, Wino<M, 2>>;
-  if (ry == 2) return &weight_transform<T, Wino<M, 2>, Wino<M, 3>>;
-  if (rx == 2) return &weight_transform<T, Wino<M, 3>, Wino<M, 2>>;
-  return &weight_transform<T, Wino<M, 3>, Wino<M, 3>>;
-}
 
 // The task table of the active ISA (avx512-emulated and generic: the portable one).
 const wino::TaskTable& active_tasks() {
@@ -137,6 +65,15 @@ TaskFn<T> task_fn(const wino::TaskTable& table, int64_t m, int64_t ry, int64_t r
     return table.f32[m == 4][ry - 2][rx - 2];
   } else {
     return table.f64[m == 4][ry - 2][rx - 2];
+  }
+}
+
+template <typename T>
+WeightFn<T> weight_fn(const wino::TaskTable& table, int64_t m, int64_t ry, int64_t rx) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return table.w32[m == 4][ry - 2][rx - 2];
+  } else {
+    return table.w64[m == 4][ry - 2][rx - 2];
   }
 }
 
@@ -197,6 +134,12 @@ Layout layout_of(const Geometry& g, int64_t m, const GemmKernels<T>& gk) {
       for (int64_t t0 = 0; t0 < total; t0 += block)
         lo.tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
   }
+  // Phases of one tile block next to each other (the executor hands them to one thread as
+  // one chunk): they write interleaved outputs of the same rows of y, which then stay in that
+  // core's cache from one phase to the next instead of being fetched once per phase.
+  std::stable_sort(lo.tasks.begin(), lo.tasks.end(), [](const Task& a, const Task& b) {
+    return a.group != b.group ? a.group < b.group : a.t0 < b.t0;
+  });
   return lo;
 }
 
@@ -214,8 +157,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
   for (const Phase& ph : phases) {
     const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
     const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
-    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
-                     task_fn<T>(table, m, ry, rx));
+    fns.emplace_back(weight_fn<T>(table, m, ry, rx), task_fn<T>(table, m, ry, rx));
   }
   // Every element of U is written by the weight transform below: left uninitialised.
   const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
@@ -232,6 +174,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
   const int64_t c_blocks = ceil_div(Kc, c_block);
   const int64_t weight_jobs = g.groups * c_blocks;
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
+  const int64_t phase_chunk = static_cast<int64_t>(phases.size());
   uint64_t nonfinite = 0;
 #pragma omp parallel reduction(| : nonfinite)
   {
@@ -244,7 +187,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
         fns[p].first(g, phases[p], w, mr, u + phases[p].u_offset, grp, c0,
                      std::min(Kc, c0 + c_block));
     }
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, phase_chunk)
     for (int64_t i = 0; i < n_tasks; ++i) {
       if (stop(cancel)) continue;
       const Task& tk = tasks[static_cast<size_t>(i)];
