@@ -59,21 +59,15 @@ const wino::TaskTable& active_tasks() {
   return t != nullptr ? *t : *wino::generic_tasks();
 }
 
+// The weight transform and the task of phases with ry x rx taps and tile m, from the table.
 template <typename T>
-TaskFn<T> task_fn(const wino::TaskTable& table, int64_t m, int64_t ry, int64_t rx) {
+std::pair<WeightFn<T>, TaskFn<T>> phase_fns(const wino::TaskTable& table, int64_t m, int64_t ry,
+                                            int64_t rx) {
+  const int big = m == 4, y = static_cast<int>(ry - 2), x = static_cast<int>(rx - 2);
   if constexpr (sizeof(T) == sizeof(float)) {
-    return table.f32[m == 4][ry - 2][rx - 2];
+    return {table.w32[big][y][x], table.f32[big][y][x]};
   } else {
-    return table.f64[m == 4][ry - 2][rx - 2];
-  }
-}
-
-template <typename T>
-WeightFn<T> weight_fn(const wino::TaskTable& table, int64_t m, int64_t ry, int64_t rx) {
-  if constexpr (sizeof(T) == sizeof(float)) {
-    return table.w32[m == 4][ry - 2][rx - 2];
-  } else {
-    return table.w64[m == 4][ry - 2][rx - 2];
+    return {table.w64[big][y][x], table.f64[big][y][x]};
   }
 }
 
@@ -157,7 +151,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
   for (const Phase& ph : phases) {
     const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
     const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
-    fns.emplace_back(weight_fn<T>(table, m, ry, rx), task_fn<T>(table, m, ry, rx));
+    fns.push_back(phase_fns<T>(table, m, ry, rx));
   }
   // Every element of U is written by the weight transform below: left uninitialised.
   const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
