@@ -38,69 +38,17 @@ namespace tconv {
 namespace {
 
 // Bytes of transformed input (V) one task keeps: the tile block shrinks to fit (>= 1 panel).
-constexpr int64_t kWinoVBytes = int64_t(512) << 10;
+constexpr int64_t kWinoVBytes = int64_t(1536) << 10;
+// Weights (input channels x M x taps) one weight-transform job reads; every phase reuses them.
+constexpr int64_t kWeightBlockBytes = int64_t(256) << 10;
 // Most B panels (nr tiles each) in one tile block.
 constexpr int64_t kWinoMaxPanels = 8;
 
 using wino::Call;
 using wino::Phase;
 using wino::TaskFn;
+using wino::WeightFn;
 using wino::Wino;
-
-// The weight transform's working type: double for float (a sum of at most 9 float products by
-// small integers, divided by an integer, is within a few double ulps of exact, so rounding it to
-// float stays within the 2 roundings the error bound allows U), long double for double.
-template <typename T>
-using WideOf = std::conditional_t<sizeof(T) == sizeof(float), double, long double>;
-
-// U of one phase, group and input channel c for every output channel f: the weights of c are
-// one contiguous stretch (M x taps), read in order.
-template <typename T, class FY, class FX>
-void weight_transform(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
-                      int64_t grp, int64_t c) {
-  using W = WideOf<T>;
-  constexpr int ay = FY::alpha, ax = FX::alpha, ry = FY::r, rx = FX::r;
-  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), kw = g.kernel[2];
-  const int64_t taps = g.taps();
-  int64_t offset[ry][rx];
-  for (int qy = 0; qy < ry; ++qy)
-    for (int qx = 0; qx < rx; ++qx)
-      offset[qy][qx] = ph.taps[0][ry - 1 - qy] * kw + ph.taps[1][rx - 1 - qx];
-  for (int64_t f = 0; f < M; ++f) {
-    const int64_t panel = f / mr, i = f % mr;
-    const int64_t rows = std::min<int64_t>(mr, M - panel * mr);
-    const T* wc = w + ((grp * Kc + c) * M + f) * taps;
-    W h[ry][rx];
-    for (int qy = 0; qy < ry; ++qy)
-      for (int qx = 0; qx < rx; ++qx) h[qy][qx] = wc[offset[qy][qx]];
-    W t1[ay][rx];
-    for (int e = 0; e < ay; ++e)
-      for (int qx = 0; qx < rx; ++qx) {
-        W s = 0;
-        for (int qy = 0; qy < ry; ++qy) s += static_cast<W>(FY::Gn[e][qy]) * h[qy][qx];
-        t1[e][qx] = s / FY::Gd[e];
-      }
-    for (int ey = 0; ey < ay; ++ey)
-      for (int ex = 0; ex < ax; ++ex) {
-        W s = 0;
-        for (int qx = 0; qx < rx; ++qx) s += static_cast<W>(FX::Gn[ex][qx]) * t1[ey][qx];
-        const int64_t xi = ey * ax + ex;
-        u_phase[(xi * g.groups + grp) * M * Kc + panel * mr * Kc + c * rows + i] =
-            static_cast<T>(s / FX::Gd[ex]);
-      }
-  }
-}
-
-template <typename T>
-using WeightFn = void (*)(const Geometry&, const Phase&, const T*, int, T*, int64_t, int64_t);
-
-template <typename T, int M>
-WeightFn<T> weight_fn(int64_t ry, int64_t rx) {
-  if (ry == 2 && rx == 2) return &weight_transform<T, Wino<M, 2>, Wino<M, 2>>;
-  if (ry == 2) return &weight_transform<T, Wino<M, 2>, Wino<M, 3>>;
-  if (rx == 2) return &weight_transform<T, Wino<M, 3>, Wino<M, 2>>;
-  return &weight_transform<T, Wino<M, 3>, Wino<M, 3>>;
-}
 
 // The task table of the active ISA (avx512-emulated and generic: the portable one).
 const wino::TaskTable& active_tasks() {
@@ -111,12 +59,15 @@ const wino::TaskTable& active_tasks() {
   return t != nullptr ? *t : *wino::generic_tasks();
 }
 
+// The weight transform and the task of phases with ry x rx taps and tile m, from the table.
 template <typename T>
-TaskFn<T> task_fn(const wino::TaskTable& table, int64_t m, int64_t ry, int64_t rx) {
+std::pair<WeightFn<T>, TaskFn<T>> phase_fns(const wino::TaskTable& table, int64_t m, int64_t ry,
+                                            int64_t rx) {
+  const int big = m == 4, y = static_cast<int>(ry - 2), x = static_cast<int>(rx - 2);
   if constexpr (sizeof(T) == sizeof(float)) {
-    return table.f32[m == 4][ry - 2][rx - 2];
+    return {table.w32[big][y][x], table.f32[big][y][x]};
   } else {
-    return table.f64[m == 4][ry - 2][rx - 2];
+    return {table.w64[big][y][x], table.f64[big][y][x]};
   }
 }
 
@@ -177,6 +128,12 @@ Layout layout_of(const Geometry& g, int64_t m, const GemmKernels<T>& gk) {
       for (int64_t t0 = 0; t0 < total; t0 += block)
         lo.tasks.push_back({static_cast<int64_t>(p), grp, t0, std::min(block, total - t0)});
   }
+  // Phases of one tile block next to each other (the executor hands them to one thread as
+  // one chunk): they write interleaved outputs of the same rows of y, which then stay in that
+  // core's cache from one phase to the next instead of being fetched once per phase.
+  std::stable_sort(lo.tasks.begin(), lo.tasks.end(), [](const Task& a, const Task& b) {
+    return a.group != b.group ? a.group < b.group : a.t0 < b.t0;
+  });
   return lo;
 }
 
@@ -194,8 +151,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
   for (const Phase& ph : phases) {
     const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
     const int64_t rx = static_cast<int64_t>(ph.taps[1].size());
-    fns.emplace_back(m == 2 ? weight_fn<T, 2>(ry, rx) : weight_fn<T, 4>(ry, rx),
-                     task_fn<T>(table, m, ry, rx));
+    fns.push_back(phase_fns<T>(table, m, ry, rx));
   }
   // Every element of U is written by the weight transform below: left uninitialised.
   const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
@@ -203,21 +159,29 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
 
   const Call<T> cl{&g, x, bias, y, &gk, u, M, Kc, m};
   Cancellation* const cancel = current_cancellation();
-  const int64_t weight_jobs = static_cast<int64_t>(phases.size()) * g.groups * Kc;
+  // Weight jobs: group x block of input channels (every phase), a block's weights within
+  // kWeightBlockBytes, and at least 4 blocks per thread when there are channels enough.
+  const int64_t c_bytes = M * g.taps() * static_cast<int64_t>(sizeof(T));
+  const int64_t c_block = std::clamp<int64_t>(
+      std::min(kWeightBlockBytes / c_bytes, ceil_div(Kc, 4 * int64_t(omp_get_max_threads()))),
+      1, Kc);
+  const int64_t c_blocks = ceil_div(Kc, c_block);
+  const int64_t weight_jobs = g.groups * c_blocks;
   const int64_t n_tasks = static_cast<int64_t>(tasks.size());
+  const int64_t phase_chunk = static_cast<int64_t>(phases.size());
   uint64_t nonfinite = 0;
 #pragma omp parallel reduction(| : nonfinite)
   {
     Scratch<T> v_buf, z_buf;
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t job = 0; job < weight_jobs; ++job) {
       if (stop(cancel)) continue;
-      const int64_t p = job / (g.groups * Kc), rem = job % (g.groups * Kc);
-      fns[static_cast<size_t>(p)].first(g, phases[static_cast<size_t>(p)], w, mr,
-                                         u + phases[static_cast<size_t>(p)].u_offset,
-                                         rem / Kc, rem % Kc);
+      const int64_t grp = job / c_blocks, c0 = job % c_blocks * c_block;
+      for (size_t p = 0; p < phases.size(); ++p)
+        fns[p].first(g, phases[p], w, mr, u + phases[p].u_offset, grp, c0,
+                     std::min(Kc, c0 + c_block));
     }
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, phase_chunk)
     for (int64_t i = 0; i < n_tasks; ++i) {
       if (stop(cancel)) continue;
       const Task& tk = tasks[static_cast<size_t>(i)];

@@ -628,11 +628,18 @@ TABLE: list[Row] = [
         literals=("32",), why="inert: formats the TCONV_VERBOSE time, never what is computed"),
     # -- csrc/winograd.cpp, csrc/tconv/winograd_tasks.hpp (algorithm="winograd"/"winograd4") --
     Row("Winograd tile block: V <= kWinoVBytes, 1 .. kWinoMaxPanels panels",
-        "winograd.cpp: kWinoVBytes = 512 << 10, kWinoMaxPanels = 8", (), (),
-        literals=("512", "10", "8"), names=("kWinoVBytes", "kWinoMaxPanels"),
+        "winograd.cpp: kWinoVBytes = 1536 << 10, kWinoMaxPanels = 8", (), (),
+        literals=("1536", "10", "8"), names=("kWinoVBytes", "kWinoMaxPanels"),
         why="inert for results (each output's sum does not depend on the tile block); "
             "tests/test_winograd.py::test_tile_block_and_slab_boundaries runs 1 and 8 panels "
             "and blocks that end mid tile row"),
+    Row("Winograd weight-transform job: <= kWeightBlockBytes of weights, >= 4 jobs a thread",
+        "winograd.cpp: kWeightBlockBytes = 256 << 10, ceil(C_in/g / (4 threads))", (), (),
+        literals=("256", "4"), names=("kWeightBlockBytes",),
+        why="inert for results (each element of U is computed alike in any job); "
+            "tests/test_winograd.py::test_bitwise_deterministic_across_threads cuts its 20 "
+            "channels into blocks of 5, 3 and 2 (1, 2, 3 threads; last block short) and "
+            "compares the bits; test_tile_block_and_slab_boundaries runs 300 and 700 channels"),
     Row("Winograd output tile m = 2 or 4 per axis, r = 2 or 3 taps",
         "winograd.cpp: m == 4, taps 2|3", (), (), literals=("4", "3"),
         why="the plan (winograd_suits): tests/test_winograd.py::test_plan straddles the taps "

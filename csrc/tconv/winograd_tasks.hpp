@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tconv/geometry.hpp"
@@ -103,6 +105,12 @@ template <typename T>
 using TaskFn = uint64_t (*)(const Call<T>& cl, const Phase& ph, int64_t grp, int64_t t0,
                             int64_t nt, Scratch<T>& v_buf, Scratch<T>& z_buf, bool check);
 
+// U = G h G^T of one phase and group for input channels [c0, c1) and every output channel,
+// into the phase's U (A panels of mr rows per transform point); by the same index as TaskFn.
+template <typename T>
+using WeightFn = void (*)(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
+                          int64_t grp, int64_t c0, int64_t c1);
+
 // Task functions by [m == 4][r_y - 2][r_x - 2]: tiles [t0, t0 + nt) of phase ph and group grp
 // (numbered over batch x tile rows x tile columns); returns the nonfinite bits of the stores
 // when `check`.  One table per ISA's translation unit (compiled with its flags, and without
@@ -110,6 +118,8 @@ using TaskFn = uint64_t (*)(const Call<T>& cl, const Phase& ph, int64_t grp, int
 struct TaskTable {
   TaskFn<float> f32[2][2][2] = {};
   TaskFn<double> f64[2][2][2] = {};
+  WeightFn<float> w32[2][2][2] = {};
+  WeightFn<double> w64[2][2][2] = {};
 };
 const TaskTable* generic_tasks();
 const TaskTable* avx2_tasks();    // nullptr when the compiler cannot build AVX2
