@@ -295,7 +295,14 @@ void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
         } else {
           // reads fine[frow_at + ix * sx] for ix in [lo, hi) only (all inside `fine`)
           int64_t ix = lo;
-          if (sx == 1) {
+          if (sx == 1 && hi - lo >= 32) {
+            // 32-point pieces, the last one ending at hi (overlapping the one before: the
+            // same values again), not a memmove call per run (stride1-k3p1's 64-point runs:
+            // 6 % of the samples were in memmove)
+            copy_pieces<T, 1>(fine + frow_at, seg, lo, hi);
+            copy_fixed<T, 1, 32>(fine + frow_at + hi - 32, seg + hi - 32);
+            ix = hi;
+          } else if (sx == 1) {
             std::copy(fine + frow_at + lo, fine + frow_at + hi, seg + lo);
             ix = hi;
           } else if (sx == 2) {  // long rows: vectorised 32-point pieces

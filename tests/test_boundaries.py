@@ -409,12 +409,23 @@ TABLE: list[Row] = [
         why="pixel tails; nr >= 0.6 x round_up(width, nr) picks the direct path"),
     Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: wfn entries, n 4|16",
         WIDE_NR, ("width",), literals=("16", "4")),
-    Row("dot tile (grad_weight) rows 4, columns 3/4", "ukernels/*.cpp: dot entries, n 3|4",
-        (3, 4), ("out_channels", "outer_N"), literals=("3", "4")),
+    Row("dot tile (grad_weight) rows 4 (avx512 f32: 6), columns 3/4",
+        "ukernels/*.cpp: dot entries, n 3|4", (3, 4, 6), ("out_channels", "outer_N"),
+        literals=("3", "4")),
     Row("avx2 f32 panel transpose, 8 rows at a time", "ukernels/avx2.cpp: k + 8 <= kc",
         (8, 16), ("outer_K",),
         literals=("5", "7", "32", "48", "64", "80", "96", "112", "0x44", "0xEE", "0x20", "0x31"),
         why="the rest are shuffle immediates and panel offsets of the 8 x 16 transpose"),
+    Row("16 x 16 lane transposes (avx512 f32): the panel transpose in blocks of 16 k, the "
+        "last kc % 16 by the scalar loop; the dot kernels' lane sums, 16 accumulators at a "
+        "time (24 for the 6 x 4 tile: a group of 16 and one of 8)",
+        "ukernels/gemm_template.hpp: k + 16 <= kc, accumulators in groups of 16",
+        (16,), ("outer_K", "out_channels"), literals=("16", "15", "64"), names=("kAcc",),
+        why="K blocks of 15, 16, 17 and 35 (kc % 16 tails); 15: rounding up to groups of "
+            "16; 64: alignment of a buffer"),
+    Row("avx512 f32 transpose16: shuffle immediates and all-lane masks",
+        "ukernels/avx512.cpp: transpose16", (), (), literals=("0x88", "0xDD", "0xFF", "0xFFFF"),
+        why="inert: instruction operands, not sizes (the 16 lanes are kWidth's)"),
     Row("avx512 lane buffer", "ukernels/avx512_table.hpp: alignas(64) lanes", (),
         (), literals=("64",), why="inert: alignment of a reduction buffer"),
     # -- csrc/tconv/ukernels.hpp ------------------------------------------------------------

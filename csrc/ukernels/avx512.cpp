@@ -25,6 +25,40 @@ struct Avx512F32 {
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  // v[l].lane[t] becomes v[t].lane[l]: unpacks within 128-bit lanes (pairs of rows, then
+  // fours), then two rounds of 128-bit lane shuffles; 64 shuffles, no memory.  (The all-ones
+  // masked forms: gcc 12 warns about the unmasked ones' undefined source when inlined.)
+  static void transpose16(V (&v)[16]) {
+    constexpr __mmask16 all = 0xFFFF;
+    constexpr __mmask8 all_pd = 0xFF;
+    V t[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_mask_unpacklo_ps(v[i], all, v[i], v[i + 1]);
+      t[i + 1] = _mm512_mask_unpackhi_ps(v[i], all, v[i], v[i + 1]);
+    }
+    V u[16];  // u[4i + q], 128-bit lane j: column 4j + q of rows 4i .. 4i + 3
+    for (int i = 0; i < 16; i += 4) {
+      for (int h = 0; h < 2; ++h) {
+        const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + h + 2]);
+        u[i + 2 * h] = _mm512_castpd_ps(_mm512_mask_unpacklo_pd(a, all_pd, a, b));
+        u[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_mask_unpackhi_pd(a, all_pd, a, b));
+      }
+    }
+    const auto lanes = [](V a, V b, auto imm) {  // 128-bit lanes imm of a, then of b
+      return _mm512_mask_shuffle_f32x4(a, all, a, b, decltype(imm)::value);
+    };
+    using Even = std::integral_constant<int, 0x88>;  // lanes 0, 2 of a, then of b
+    using Odd = std::integral_constant<int, 0xDD>;   // lanes 1, 3
+    for (int q = 0; q < 4; ++q) {
+      const V even01 = lanes(u[q], u[4 + q], Even{}), odd01 = lanes(u[q], u[4 + q], Odd{});
+      const V even23 = lanes(u[8 + q], u[12 + q], Even{});
+      const V odd23 = lanes(u[8 + q], u[12 + q], Odd{});
+      v[q] = lanes(even01, even23, Even{});
+      v[8 + q] = lanes(even01, even23, Odd{});
+      v[4 + q] = lanes(odd01, odd23, Even{});
+      v[12 + q] = lanes(odd01, odd23, Odd{});
+    }
+  }
 };
 
 struct Avx512F64 {

@@ -4,10 +4,13 @@
 // lane reduction order that ship to AVX-512 CPUs therefore run, and are tested, on any CPU;
 // what is not emulated is only the raw class's one-instruction wrappers.
 //
-//   f32: gemm 12 x 32 (12 rows x 2 vectors = 24 accumulators), wide 3 x 64, dot 4 x 4 over 16 k
+//   f32: gemm 12 x 32 (12 rows x 2 vectors = 24 accumulators), wide 3 x 64, dot 6 x 4 over 16 k
 //   f64: gemm 12 x 16,                                          wide 3 x 32, dot 4 x 4 over 8 k
 //
-// Raw ops provide T, V, kWidth and zero, load, broadcast, fma (one rounding), add, store.
+// Raw ops provide T, V, kWidth and zero, load, broadcast, fma (one rounding), add, store; the
+// f32 ones also transpose16 (16 vectors' lanes), which moves the f32 transpose kernel's panel
+// in 16 x 16 blocks and adds the f32 dot kernels' lanes for the whole tile at once (the lane
+// order of reduce below, for every accumulator).
 // Include ONLY inside the anonymous namespace of an ISA translation unit, after
 // gemm_template.hpp (see there why); the unit then defines F32 = Avx512Ops<its f32 raw ops>
 // and F64 likewise, and expands TCONV_AVX512_UKERNELS: its functions are named for avx512f in
@@ -28,7 +31,9 @@ struct Avx512Ops : Raw {
 };
 
 // X(kind, slot, name, Ops, rows, n): see gemm_template.hpp.  gemm 12 x 2 vectors, wide 3 x 4
-// vectors, dot 4 x 4.
+// vectors, dot 6 x 4 (f32: 24 accumulators, 4 + 1 loads per 16 k, so that B, streamed from
+// L2, is read once per 6 rows of A; 1.04-1.09x over 4 x 4 on the dot-form benchmark layers)
+// and 4 x 4 (f64).
 #define TCONV_AVX512_UKERNELS(X)                                  \
   X(gemm, fn, f32_gemm_1x32__avx512f, F32, 1, 2)                  \
   X(gemm, fn, f32_gemm_2x32__avx512f, F32, 2, 2)                  \
@@ -91,7 +96,9 @@ struct Avx512Ops : Raw {
   X(dot, dot, f32_dot_2x4c16__avx512f, F32, 2, 4)                 \
   X(dot, dot, f32_dot_3x4c16__avx512f, F32, 3, 4)                 \
   X(dot, dot, f32_dot_4x4c16__avx512f, F32, 4, 4)                 \
-  X(transpose, transpose, f32_transpose_32__avx512f, F32, 0, 32)  \
+  X(dot, dot, f32_dot_5x4c16__avx512f, F32, 5, 4)                 \
+  X(dot, dot, f32_dot_6x4c16__avx512f, F32, 6, 4)                 \
+  X(transpose16, transpose, f32_transpose_32__avx512f, F32, 0, 32)\
   X(gemm, fn, f64_gemm_1x16__avx512f, F64, 1, 2)                  \
   X(gemm, fn, f64_gemm_2x16__avx512f, F64, 2, 2)                  \
   X(gemm, fn, f64_gemm_3x16__avx512f, F64, 3, 2)                  \

@@ -42,4 +42,12 @@ struct EmulatedOps {
   static void store(T* p, const V& v) {
     for (int l = 0; l < W; ++l) p[l] = v.lane[l];
   }
+  // v[l].lane[t] becomes v[t].lane[l] (the AVX-512 float table's shuffle network).
+  static void transpose16(V (&v)[16]) {
+    static_assert(W == 16, "transpose16 moves 16 x 16 lanes");
+    V t[16];
+    for (int r = 0; r < 16; ++r)
+      for (int l = 0; l < 16; ++l) t[l].lane[r] = v[r].lane[l];
+    for (int r = 0; r < 16; ++r) v[r] = t[r];
+  }
 };

@@ -22,6 +22,17 @@
 // generic's igemm 4x8 spilled more and ran at 0.72x.)
 #define TCONV_UKERNEL_NAMED __attribute__((flatten))
 
+// Whether the vector ops have transpose16 (v[l].lane[t] <-> v[t].lane[l] over 16 vectors of 16
+// lanes: the AVX-512 float table): then the dot kernels add their lanes and the transpose
+// kernel moves its panel 16 x 16 at a time with it.
+template <class Ops, class = void>
+struct HasTranspose16 : std::false_type {};
+template <class Ops>
+struct HasTranspose16<
+    Ops, std::void_t<decltype(Ops::transpose16(
+             *static_cast<typename Ops::V (*)[16]>(nullptr)))>>
+    : std::bool_constant<Ops::kWidth == 16> {};
+
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
 enum class BRows { kPacked, kRows, kOffsets };
 
@@ -90,6 +101,27 @@ void transpose_panel(const T* rows, int64_t ld, int64_t kc, T* panel) {
     for (int t = 0; t < NR; ++t) panel[k * NR + t] = rows[t * ld + k];
 }
 
+// transpose_panel by 16 x 16 blocks of Ops::transpose16 (16 loads, 16 stores, no scalar
+// moves), the last kc % 16 by the loop above: the same values in the same places.
+template <class Ops, int NR>
+void transpose_panel16(const typename Ops::T* rows, int64_t ld, int64_t kc,
+                       typename Ops::T* panel) {
+  static_assert(HasTranspose16<Ops>::value && NR % 16 == 0, "16 x 16 blocks of lanes");
+  using V = typename Ops::V;
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    for (int h = 0; h < NR; h += 16) {
+      V v[16];
+#pragma GCC unroll 16
+      for (int t = 0; t < 16; ++t) v[t] = Ops::load(rows + (h + t) * ld + k);
+      Ops::transpose16(v);  // v[l].lane[t] = rows[(h + t) * ld + k + l]
+#pragma GCC unroll 16
+      for (int l = 0; l < 16; ++l) Ops::store(panel + (k + l) * NR + h, v[l]);
+    }
+  }
+  transpose_panel<typename Ops::T, NR>(rows + k, ld, kc - k, panel + k * NR);
+}
+
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
 template <class Ops, int MR, int NV>
 void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* const* b_rows,
@@ -135,13 +167,41 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
       for (int j = 0; j < NC; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
     }
   }
+  if constexpr (HasTranspose16<Ops>::value) {
+    // Ops::reduce's order, ((l0 + l1) + l2) + ... + l15, for 16 accumulators at once:
+    // transposed, lane e - e0 of sums[l] is lane l of accumulator e = i * NC + j (past the
+    // tile's last accumulator: zeros).
+    constexpr int kAcc = MR * NC;
+    alignas(64) T lane_sums[(kAcc + 15) / 16 * 16];
+#pragma GCC unroll 4
+    for (int e0 = 0; e0 < kAcc; e0 += 16) {
+      V sums[16];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
+      for (int e = 0; e < 16; ++e)
+        sums[e] = e0 + e < kAcc ? acc[(e0 + e) / NC][(e0 + e) % NC] : Ops::zero();
+      Ops::transpose16(sums);
+      V total = sums[0];
 #pragma GCC unroll 16
-    for (int j = 0; j < NC; ++j) {
-      const T sum = Ops::reduce(acc[i][j]);
-      T* p = c + i * ldc + j;
-      *p = accumulate ? *p + sum : sum;
+      for (int l = 1; l < 16; ++l) total = Ops::add(total, sums[l]);
+      Ops::store(lane_sums + e0, total);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 16
+      for (int j = 0; j < NC; ++j) {
+        T* p = c + i * ldc + j;
+        *p = accumulate ? *p + lane_sums[i * NC + j] : lane_sums[i * NC + j];
+      }
+    }
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 16
+      for (int j = 0; j < NC; ++j) {
+        const T sum = Ops::reduce(acc[i][j]);
+        T* p = c + i * ldc + j;
+        *p = accumulate ? *p + sum : sum;
+      }
     }
   }
 }
@@ -155,7 +215,8 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 //
 //   #define MY_ISA_UKERNELS(X)  X(kind, slot, name, Ops, rows, n) ...
 //
-//   kind  gemm | igemm | ogemm | rgemm | dot | transpose: which template (TCONV_DEFINE_<kind>)
+//   kind  gemm | igemm | ogemm | rgemm | dot | transpose | transpose16: which template
+//         (TCONV_DEFINE_<kind>)
 //   slot  the GemmKernels field it fills: fn ifn ofn rfn | wfn wifn wofn | dot | transpose
 //   rows  MR, the index in the slot (0 for transpose)
 //   n     NV (vectors of columns) for the gemm kinds, NC (columns) for dot, NR for transpose
@@ -241,6 +302,14 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   TCONV_ASSERT(rows != nullptr);   \
   TCONV_ASSERT(panel != nullptr);  \
   TCONV_ASSERT(ld >= kc)
+
+// The 16 x 16 block transpose (same result as TCONV_DEFINE_transpose).
+#define TCONV_DEFINE_transpose16(name, Ops, unused_rows, NR)                                 \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
+    TCONV_TRANSPOSE_ASSERTS();                                                               \
+    ::transpose_panel16<Ops, NR>(rows, ld, kc, panel);                                       \
+  }
 
 #define TCONV_DEFINE_transpose(name, Ops, unused_rows, NR)                                   \
   TCONV_UKERNEL_NAMED                                                                        \
