@@ -254,8 +254,9 @@ def test_plan_algorithm_is_validated():
         tconv.plan("conv_transpose", *shapes, algorithm=None)  # type: ignore[arg-type]
     for op in ("conv", "grad_input", "grad_weight"):
         op_shapes = ((1, 3, 5, 5), shapes[1]) if op == "conv" else shapes
-        with pytest.raises(ValueError, match="forward-only"):
-            tconv.plan(op, *op_shapes, algorithm="winograd")
+        if op == "grad_weight":  # the gathers take Winograd too (test_winograd_gather.py)
+            with pytest.raises(ValueError, match="grad_weight"):
+                tconv.plan(op, *op_shapes, algorithm="winograd")
         assert tconv.plan(op, *op_shapes, algorithm="auto") == tconv.plan(op, *op_shapes)
     with pytest.raises(ValueError, match="algorithm must be"):
         _core.plan("conv_transpose", "float32", [1, 2, 5, 5], [1, 3, 7, 7], [2, 3, 3, 3],
