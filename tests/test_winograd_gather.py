@@ -309,3 +309,48 @@ def test_verbose_line_names_the_winograd_plan(capfd):
     assert len(lines) == 2
     assert lines[0].split(",")[1:3] == ["conv", "winograd/F(2x2 2x2)"]
     assert not lines[1].split(",")[2].startswith("winograd")
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_torch_layer_and_backward_take_the_algorithm(algorithm):
+    torch = pytest.importorskip("torch")
+    import tconv.torch as tt
+
+    rng = np.random.default_rng(4)
+    x_np = rng.standard_normal((2, 6, 7, 9))
+    g_np = rng.standard_normal((2, 5, 14, 18))
+    layer = tt.ConvTranspose2d(6, 5, 4, stride=2, padding=1, algorithm=algorithm).double()
+    w_np = layer.weight.detach().numpy().copy()
+    b_np = layer.bias.detach().numpy().copy()
+    x = torch.from_numpy(x_np.copy()).requires_grad_(True)
+    y = layer(x)
+    y.backward(torch.from_numpy(g_np))
+    want_y = tconv.conv_transpose(x_np, w_np, b_np, stride=2, padding=1, algorithm=algorithm)
+    want_gx, want_gw, _ = tconv.conv_transpose_backward(g_np, x_np, w_np, stride=2, padding=1,
+                                                        algorithm=algorithm)
+    direct_gx = tconv.conv_transpose_backward(g_np, x_np, w_np, stride=2, padding=1)[0]
+    assert y.detach().numpy().tobytes() == want_y.tobytes()
+    assert x.grad is not None and layer.weight.grad is not None
+    assert x.grad.numpy().tobytes() == want_gx.tobytes()        # grad_input by the algorithm
+    assert not np.array_equal(want_gx, direct_gx)               # ... which is not the direct one
+    assert layer.weight.grad.numpy().tobytes() == want_gw.tobytes()  # grad_weight direct
+    # the functional form, and an unknown name
+    y2 = tt.conv_transpose2d(torch.from_numpy(x_np), layer.weight.detach(), stride=2, padding=1,
+                             algorithm=algorithm)
+    assert y2.numpy().tobytes() == tconv.conv_transpose(x_np, w_np, stride=2, padding=1,
+                                                         algorithm=algorithm).tobytes()
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        tt.conv_transpose2d(torch.from_numpy(x_np), layer.weight.detach(), algorithm="fast")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        tt.ConvTranspose2d(6, 5, 4, algorithm="fast")
+
+
+def test_torch_converted_layer_runs_direct():
+    torch = pytest.importorskip("torch")
+    import tconv.torch as tt
+
+    layer = tt.convert(torch.nn.ConvTranspose2d(3, 4, 3, padding=1).double())
+    x = torch.randn(1, 3, 6, 6, dtype=torch.float64)
+    want = tconv.conv_transpose(x.numpy(), layer.weight.detach().numpy(),
+                                layer.bias.detach().numpy(), padding=1)
+    assert layer(x).detach().numpy().tobytes() == want.tobytes()
