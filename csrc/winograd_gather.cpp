@@ -246,15 +246,11 @@ template <typename T>
 void gather_with(const Geometry& g, ForwardMethod requested, const T* y, const T* w,
                  const T* bias, T* x) {
   const ForwardMethod algo = choose_gather_algorithm(g, requested);
-  const int64_t y_size = g.batch * g.fine_channels * g.fine_pixels();
-  const int64_t w_size = g.coarse_channels * g.fine_per_group() * g.taps();
-  // A non-finite operand would spread across a tile in the transform domain: direct path.
-  if (algo == ForwardMethod::kDirect || !all_finite(y, y_size) || !all_finite(w, w_size)) {
-    gather(g, y, w, bias, x);
-    return;
-  }
-  if (!gather_winograd(g, winograd_tile(algo), y, w, bias, x, /*check=*/true))
-    gather_repair(g, y, w, bias, x);
+  run_winograd_or_direct(
+      algo, y, g.batch * g.fine_channels * g.fine_pixels(), w,
+      g.coarse_channels * g.fine_per_group() * g.taps(), [&] { gather(g, y, w, bias, x); },
+      [&](bool check) { return gather_winograd(g, winograd_tile(algo), y, w, bias, x, check); },
+      [&] { gather_repair(g, y, w, bias, x); });
 }
 
 template void gather_with<float>(const Geometry&, ForwardMethod, const float*, const float*,
