@@ -17,7 +17,6 @@ K = channels per group x phases:
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import math
 import sys
@@ -160,29 +159,7 @@ def measure(examples: int, seed: int = 0, report: Any = None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    import tconv
-
-    tconv.set_num_threads(args.threads)
-    try:
-        import torch
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
-
-    def show(done: int, worst: dict[tuple[str, ...], tuple[float, float, int, int]]) -> None:
-        print(f"{done} random conv geometries per dtype, seed {args.seed}", flush=True)
-        for key, (r_wino, r_direct, over, count) in sorted(worst.items()):
-            name = " ".join(f"{k:10s}" for k in key)
-            print(f"  {name} worst err/winograd-bound {r_wino:.3g}  "
-                  f"worst err/direct-bound {r_direct:.3g}  over the direct bound "
-                  f"{over} of {count}", flush=True)
-
-    show(args.examples, measure(args.examples, args.seed, show))
+    werr.main(__doc__, measure, "conv geometries")
 
 
 if __name__ == "__main__":
