@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tconv
+from _winograd_checks import assert_nonfinite_as_direct, assert_overflow_repaired
 from _isas import assert_bitwise_across_threads, isa_params
 
 _TOOLS = Path(__file__).resolve().parent.parent / "tools"
@@ -181,43 +182,25 @@ def test_bitwise_deterministic_across_threads(isa, algorithm, dtype):
     assert_bitwise_across_threads(isa, results)
 
 
+def _conv(data, w, b, algorithm):
+    return tconv.conv(data, w, b, padding=1, algorithm=algorithm)
+
+
 @pytest.mark.parametrize("algorithm", ALGOS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("where", ["y", "w", "bias"])
+@pytest.mark.parametrize("where", ["data", "w", "bias"])
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_nonfinite_as_direct(algorithm, dtype, where, value):
-    # a NaN would spread across a tile in the transform domain: such calls run direct
     rng = np.random.default_rng(5)
     y = rng.standard_normal((2, 4, 9, 9)).astype(dtype)
     w = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
     b = rng.standard_normal(5).astype(dtype)
-    {"y": y, "w": w, "bias": b}[where].flat[3] = value
-    x = tconv.conv(y, w, b, padding=1, algorithm=algorithm)
-    direct = tconv.conv(y, w, b, padding=1)
-    np.testing.assert_array_equal(np.isnan(x), np.isnan(direct))
-    np.testing.assert_array_equal(np.isinf(x), np.isinf(direct))
-    if where == "bias":
-        # finite y and w: the Winograd result, its channel 3 repaired by the loop nest
-        b[3] = 0
-        finite_bias = tconv.conv(y, w, b, padding=1, algorithm=algorithm)
-        np.testing.assert_array_equal(x[:, 3], direct[:, 3])
-        others = [c for c in range(5) if c != 3]
-        np.testing.assert_array_equal(x[:, others], finite_bias[:, others])
-    else:
-        np.testing.assert_array_equal(x, direct)
+    assert_nonfinite_as_direct(_conv, y, w, b, where, value, algorithm)
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)
 def test_overflow_inside_a_transform_is_repaired(algorithm):
-    rng = np.random.default_rng(9)
-    y = (rng.standard_normal((1, 2, 8, 8)) * 3e37).astype(np.float32)
-    y[0, 0, 3, 3] = 3.0e38
-    w = rng.uniform(0.5, 1.0, (2, 2, 3, 3)).astype(np.float32) * 0.01
-    x = tconv.conv(y, w, padding=1, algorithm=algorithm)
-    exact = gerr.oracle(y, w, None, (1, 1), ((1, 1), (1, 1)), 1)
-    representable = np.abs(exact) < np.finfo(np.float32).max
-    assert np.isfinite(x[representable]).all()
-    np.testing.assert_allclose(x[representable], exact[representable], rtol=1e-4)
+    assert_overflow_repaired(_conv, lambda y, w: gerr.oracle(y, w, None, (1, 1), ((1, 1), (1, 1)), 1), algorithm)
 
 
 @pytest.mark.parametrize("bad", ["fast", "Winograd", "", 3, None])
