@@ -23,6 +23,7 @@
 #include "tconv/resize.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/winograd.hpp"
+#include "tconv/winograd_gather.hpp"
 
 namespace py = pybind11;
 
@@ -218,17 +219,21 @@ void bind_dtype(py::module_& m) {
   m.def(
       "gather",
       [](const In<T>& y, const In<T>& w, const std::optional<In<T>>& bias, In<T>& x,
-         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups) {
+         const Sizes& stride, const Sizes& pad, const Sizes& dilation, int64_t groups,
+         const std::string& algorithm) {
         const Sizes cs = shape_of(x), fs = shape_of(y), ws = shape_of(w);
         const tconv::Geometry g = make_geometry(cs, fs, ws, stride, pad, dilation, groups);
         const T* b = bias_ptr(bias, g.coarse_channels);
+        const tconv::ForwardMethod algo = algorithm_named(algorithm);
         T* out = x.mutable_data();
         run_logged<T>("conv", g, cs, fs, ws,
-                      [&] { tconv::gather<T>(g, y.data(), w.data(), b, out); });
+                      [&] { tconv::gather_with<T>(g, algo, y.data(), w.data(), b, out); },
+                      algo);
       },
       py::arg("y").noconvert(), py::arg("w").noconvert(), py::arg("bias").noconvert(),
       py::arg("x").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("dilation"),
-      py::arg("groups"), "x = C y: ordinary convolution (gather) into the preallocated x.");
+      py::arg("groups"), py::arg("algorithm") = "direct",
+      "x = C y: ordinary convolution (gather) into the preallocated x.");
   m.def(
       "weight_grad",
       [](const In<T>& coarse, const In<T>& fine, In<T>& dw, const Sizes& stride,
@@ -457,7 +462,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
       py::arg("algorithm") = "direct",
       "The plan of one call (tconv/plan.hpp) as a dict; ValueError for an unknown op, dtype "
-      "or algorithm (conv_transpose's: direct, winograd, winograd4, auto).");
+      "or algorithm (direct, winograd, winograd4, auto; grad_weight: direct and auto only).");
   m.def(
       "set_verbose", [](bool on) { verbose.store(on, std::memory_order_relaxed); },
       py::arg("on"), "Print one tconv_verbose line per kernel call to stderr (or stop).");

@@ -12,6 +12,7 @@
 #include "tconv/plan.hpp"
 #include "tconv/weight_grad.hpp"
 #include "tconv/winograd.hpp"
+#include "tconv/winograd_gather.hpp"
 
 namespace tconv {
 namespace {
@@ -140,9 +141,9 @@ Plan plan_depthwise_call(const Geometry& g, bool transposed, const char* kernel,
 }
 
 template <typename T>
-Plan plan_winograd_call(const Geometry& g, int m, int threads) {
-  Plan p = base_plan<T>("scatter", m == 2 ? "winograd" : "winograd4");
-  const WinogradPlan wp = plan_winograd<T>(g, m);
+Plan plan_winograd_call(const Geometry& g, int m, int threads, bool gather = false) {
+  Plan p = base_plan<T>(gather ? "gather" : "scatter", m == 2 ? "winograd" : "winograd4");
+  const WinogradPlan wp = gather ? plan_winograd_gather<T>(g, m) : plan_winograd<T>(g, m);
   p.input = wp.transforms;
   p.mr = wp.mr;
   p.nr = wp.nr;
@@ -197,7 +198,9 @@ Plan plan_scatter(const Geometry& g, int threads, ForwardMethod requested) {
 }
 
 template <typename T>
-Plan plan_gather(const Geometry& g, int threads) {
+Plan plan_gather(const Geometry& g, int threads, ForwardMethod requested) {
+  const int m = winograd_tile(choose_gather_algorithm(g, requested));
+  if (m != 0) return plan_winograd_call<T>(g, m, threads, /*gather=*/true);
   if (gather_algorithm(g) == Algorithm::kGemm)
     return plan_gemm_call<T>(g, /*transposed=*/false, "gather", threads);
   if (gather_algorithm(g) == Algorithm::kDepthwise)
@@ -251,8 +254,8 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
 
 template Plan plan_scatter<float>(const Geometry&, int, ForwardMethod);
 template Plan plan_scatter<double>(const Geometry&, int, ForwardMethod);
-template Plan plan_gather<float>(const Geometry&, int);
-template Plan plan_gather<double>(const Geometry&, int);
+template Plan plan_gather<float>(const Geometry&, int, ForwardMethod);
+template Plan plan_gather<double>(const Geometry&, int, ForwardMethod);
 template Plan plan_weight_grad<float>(const Geometry&, int);
 template Plan plan_weight_grad<double>(const Geometry&, int);
 
@@ -261,7 +264,7 @@ namespace {
 template <typename T>
 Plan plan_op(const std::string& op, const Geometry& g, int threads, ForwardMethod requested) {
   if (op == "conv_transpose") return plan_scatter<T>(g, threads, requested);
-  if (op == "conv" || op == "grad_input") return plan_gather<T>(g, threads);
+  if (op == "conv" || op == "grad_input") return plan_gather<T>(g, threads, requested);
   if (op == "grad_weight") return plan_weight_grad<T>(g, threads);
   throw std::invalid_argument("plan: op must be 'conv_transpose', 'conv', 'grad_input' or "
                               "'grad_weight', got '" + op + "'");

@@ -5,17 +5,25 @@
 #include <cstdint>
 
 #include "tconv/nonfinite.hpp"
+#include "tconv/winograd_gather.hpp"
 #include "tconv/winograd_tasks.hpp"
 
 #ifdef TCONV_HAVE_AVX512
 namespace {
 #include "winograd_tasks.inc"
+#include "winograd_gather_tasks.inc"
 }  // namespace
 
 const tconv::wino::TaskTable* tconv::wino::avx512_tasks() {
   static const TaskTable table = make_table();
   return &table;
 }
+
+const tconv::wino::GatherTaskTable* tconv::wino::avx512_gather_tasks() {
+  static const GatherTaskTable table = make_gather_table();
+  return &table;
+}
 #else
+const tconv::wino::GatherTaskTable* tconv::wino::avx512_gather_tasks() { return nullptr; }
 const tconv::wino::TaskTable* tconv::wino::avx512_tasks() { return nullptr; }
 #endif

@@ -5,13 +5,20 @@
 #include <cstdint>
 
 #include "tconv/nonfinite.hpp"
+#include "tconv/winograd_gather.hpp"
 #include "tconv/winograd_tasks.hpp"
 
 namespace {
 #include "winograd_tasks.inc"
+#include "winograd_gather_tasks.inc"
 }  // namespace
 
 const tconv::wino::TaskTable* tconv::wino::generic_tasks() {
   static const TaskTable table = make_table();
+  return &table;
+}
+
+const tconv::wino::GatherTaskTable* tconv::wino::generic_gather_tasks() {
+  static const GatherTaskTable table = make_gather_table();
   return &table;
 }

@@ -660,6 +660,18 @@ TABLE: list[Row] = [
         literals=("256", "10", "64"), names=("kWinoZBytes", "kWinoMaxNR"),
         why="inert for results (slabs never split a sum); test_tile_block_and_slab_boundaries "
             "runs 1 and several slabs; kWinoMaxNR >= every table's nr (32)"),
+    # -- csrc/winograd_gather.cpp (conv / grad_input, algorithm="winograd"/"winograd4") ------
+    Row("Winograd gather tile block: V <= kGatherVBytes, 1 .. kGatherMaxPanels panels",
+        "winograd_gather.cpp: kGatherVBytes = 512 << 10, kGatherMaxPanels = 8", (), (),
+        literals=("512", "10", "8"), names=("kGatherVBytes", "kGatherMaxPanels"),
+        why="inert for results (each output's sum does not depend on the tile block); "
+            "tests/test_winograd_gather.py::test_tile_block_and_slab_boundaries runs 1 and 8 "
+            "panels (test_block_constants_are_crossed checks the plan) and blocks that end mid "
+            "tile row"),
+    Row("Winograd gather: kernel 2s .. 3s per axis (2 or 3 taps per phase), tile m = 2 or 4",
+        "winograd_gather.cpp: k > 3 * s, m == 4", (), (), literals=("3", "4"),
+        why="the plan (winograd_gather_suits): tests/test_winograd_gather.py::test_plan "
+            "straddles the kernel (1 to 4 taps per phase) and runs both tiles"),
     Row("Winograd transform coefficients (interpolation points 0, +-1, 1/2, -2, inf)",
         "tconv/winograd_tasks.hpp: Wino<m, r>", (), (),
         literals=("0.125", "0.25", "0.5", "3", "4", "5", "6", "8", "15", "16", "30"),

@@ -225,8 +225,10 @@ def measure(examples: int, seed: int = 0, report: Any = None, by_transform: bool
     return worst
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(doc: str | None = None, run: Any = None, what: str = "geometries") -> None:
+    """The command line; ``run(examples, seed, report)`` measures (default: :func:`measure` by
+    transform), ``doc`` and ``what`` name it (tools/winograd_gather_error.py reuses this)."""
+    parser = argparse.ArgumentParser(description=(doc or __doc__ or "").split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
@@ -241,14 +243,17 @@ def main() -> None:
     except ImportError:
         pass
     def show(done: int, worst: dict[tuple[str, ...], tuple[float, float, int, int]]) -> None:
-        print(f"{done} random geometries per dtype, seed {args.seed}", flush=True)
+        print(f"{done} random {what} per dtype, seed {args.seed}", flush=True)
         for key, (r_wino, r_direct, over, count) in sorted(worst.items()):
             name = " ".join(f"{k:10s}" for k in key)
             print(f"  {name} worst err/winograd-bound {r_wino:.3g}  "
                   f"worst err/direct-bound {r_direct:.3g}  over the direct bound "
                   f"{over} of {count}", flush=True)
 
-    show(args.examples, measure(args.examples, args.seed, show, by_transform=True))
+    if run is None:
+        def run(examples: int, seed: int, report: Any) -> Any:
+            return measure(examples, seed, report, by_transform=True)
+    show(args.examples, run(args.examples, args.seed, show))
 
 
 if __name__ == "__main__":

@@ -77,14 +77,15 @@ struct Plan {
 template <typename T>
 Plan plan_scatter(const Geometry& g, int threads, ForwardMethod requested = ForwardMethod::kDirect);
 template <typename T>
-Plan plan_gather(const Geometry& g, int threads);
+Plan plan_gather(const Geometry& g, int threads, ForwardMethod requested = ForwardMethod::kDirect);
 template <typename T>
 Plan plan_weight_grad(const Geometry& g, int threads);
 
 // The plan of operation op (conv_transpose and conv's grad_input are scatters, conv and
 // conv_transpose's grad_input gathers; see Plan::op) for dtype "float32" or "float64" with the
 // active ISA and thread count; std::invalid_argument for another op or dtype.  `requested`
-// applies to the scatters (conv_transpose, grad_input); the gathers and grad_weight are direct.
+// applies to conv_transpose (choose_algorithm) and to the gathers, conv and grad_input
+// (choose_gather_algorithm, winograd_gather.hpp); grad_weight is direct.
 Plan plan(const std::string& op, const Geometry& g, const std::string& dtype,
           ForwardMethod requested = ForwardMethod::kDirect);
 

@@ -29,6 +29,7 @@
 #include <string>
 
 #include "tconv/geometry.hpp"
+#include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
 
 namespace tconv {
@@ -56,6 +57,20 @@ struct WinogradPlan {
 };
 template <typename T>
 WinogradPlan plan_winograd(const Geometry& g, int m);
+
+// How a Winograd call runs: direct() when `algo` is kDirect or an operand (a, b) holds an
+// Inf or NaN (it would spread across a tile in the transform domain); else winograd(check),
+// then repair() (the loop nest on the result's Inf/NaN elements) if it overflowed somewhere.
+template <typename T, class Direct, class Winograd, class Repair>
+void run_winograd_or_direct(ForwardMethod algo, const T* a, int64_t a_size, const T* b,
+                            int64_t b_size, Direct&& direct, Winograd&& winograd,
+                            Repair&& repair) {
+  if (algo == ForwardMethod::kDirect || !all_finite(a, a_size) || !all_finite(b, b_size)) {
+    direct();
+  } else if (!winograd(/*check=*/true)) {
+    repair();
+  }
+}
 
 // Forward y = C^T x (layouts as tconv::scatter) by the algorithm choose_algorithm picks.
 template <typename T>

@@ -70,7 +70,8 @@ def _no_partial_out(out: FloatArray | None) -> Iterator[None]:
         raise
 
 
-#: The forward algorithms of :func:`conv_transpose` (``algorithm=``).
+#: The algorithms of :func:`conv_transpose`, :func:`conv` and the grad_input of
+#: :func:`conv_transpose_backward` (``algorithm=``; docs/winograd.md).
 ALGORITHMS: tuple[str, ...] = ("direct", "winograd", "winograd4", "auto")
 
 
@@ -223,6 +224,7 @@ def conv(
     *,
     out: FloatArray | None = None,
     padding_mode: str = "zeros",
+    algorithm: str = "direct",
 ) -> FloatArray:
     """Ordinary (cross-correlation) convolution ``y = C x`` as a gather; the adjoint of
     :func:`conv_transpose` for the same weight.
@@ -245,11 +247,19 @@ def conv(
         As for :func:`conv_transpose` (only NaN after an interrupted call).
     padding_mode : {"zeros", "circular", "reflect", "replicate"}
         As ``torch.nn.Conv*d``: the conv (padding 0) of the input padded by that mode.
+    algorithm : {"direct", "winograd", "winograd4", "auto"}
+        As :func:`conv_transpose`'s (``docs/winograd.md``): "winograd"/"winograd4" run
+        Winograd F(2x2, r)/F(4x4, r) tiles of the output, summing the stride's kernel phases
+        in the transform domain, for 2-D problems with dilation 1 and a kernel of ``2*stride``
+        to ``3*stride`` taps per axis (k2/k3 s1, k4..k6 s2, ...); any other problem, Inf/NaN
+        data and negative padding run "direct".  Opt-in: a larger (bounded) rounding error.
+        "auto" runs "direct" (no transform met the error criterion for being chosen).
 
     Returns
     -------
     ndarray, shape (N, C_out, *o)
     """
+    algo = _check_algorithm(algorithm)
     y, w, b = float_arrays(input, weight, bias)
     mode = _padmode.check_padding_mode(padding_mode)
     negative = _extend.negative_pairs(padding, y.ndim - 2)
@@ -268,7 +278,7 @@ def conv(
         geom = _unpadded(geom)
     with _no_partial_out(None if out is None else x):
         _core.gather(contiguous(y), contiguous(w), None if b is None else contiguous(b), x,
-                     *geom.kernel_args())
+                     *geom.kernel_args(), algo)
     return x
 
 
@@ -289,6 +299,7 @@ def conv_transpose_backward(
     output_mask: Sequence[bool] = (True, True, True),
     *,
     padding_mode: str = "zeros",
+    algorithm: str = "direct",
 ) -> tuple[FloatArray | None, FloatArray | None, FloatArray | None]:
     """Gradients of :func:`conv_transpose`.
 
@@ -307,6 +318,9 @@ def conv_transpose_backward(
         As in the forward call.
     output_mask : sequence of 3 bool
         Which of ``(grad_input, grad_weight, grad_bias)`` to compute.
+    algorithm : {"direct", "winograd", "winograd4", "auto"}
+        How grad_input (a :func:`conv` of ``grad_output``) multiplies, as :func:`conv`'s;
+        grad_weight and grad_bias are always direct.
 
     Returns
     -------
@@ -320,6 +334,7 @@ def conv_transpose_backward(
     (``y = P_m^T C_0^T x``) both gradients use the padded ``P_m g`` with padding 0.
     """
     want_input, want_weight, want_bias = output_mask_triple(output_mask)
+    algo = _check_algorithm(algorithm)
     mode = _padmode.check_padding_mode(padding_mode)
     x, w, _ = float_arrays(input, weight)
     g = as_float_array(grad_output, "grad_output")
@@ -342,11 +357,11 @@ def conv_transpose_backward(
     g = contiguous(g)
     if mode == "zeros":
         return _backward_pair(geom, fine=g, coarse=x, w=w, fine_is_grad=True,
-                              want=(want_input, want_weight, want_bias))
+                              want=(want_input, want_weight, want_bias), algorithm=algo)
     _padmode.check_mode_padding(mode, geom.fine, geom.padding)
     grad_input, grad_weight, _ = _backward_pair(
         _unpadded(geom), fine=_padmode.pad(g, geom.padding, mode), coarse=x, w=w,
-        fine_is_grad=True, want=(want_input, want_weight, False))
+        fine_is_grad=True, want=(want_input, want_weight, False), algorithm=algo)
     return grad_input, grad_weight, _grad_bias(g) if want_bias else None
 
 
@@ -421,15 +436,17 @@ def _backward_pair(
     w: FloatArray,
     fine_is_grad: bool,
     want: tuple[bool, bool, bool],
+    algorithm: str = "direct",
 ) -> tuple[FloatArray | None, FloatArray | None, FloatArray | None]:
-    """Shared body of both backwards: one side is the gradient, the other the saved input."""
+    """Shared body of both backwards: one side is the gradient, the other the saved input;
+    ``algorithm`` applies to conv_transpose's grad_input (the gather)."""
     fine, coarse, w = contiguous(fine), contiguous(coarse), contiguous(w)
     args = geom.kernel_args()
     grad_input = grad_weight = grad_bias = None
     if want[0]:
         if fine_is_grad:  # conv_transpose: grad_input = C g, a gather onto the coarse side
             grad_input = _pool.new_array(geom.coarse_shape, fine.dtype)
-            _core.gather(fine, w, None, grad_input, *args)
+            _core.gather(fine, w, None, grad_input, *args, algorithm)
         else:  # conv: grad_input = C^T g, a scatter onto the fine side
             grad_input = _pool.new_array(geom.fine_shape, fine.dtype)
             _core.scatter(coarse, w, None, grad_input, *args)

@@ -35,13 +35,14 @@ class Plan:
     vectorised over pixels, the forward, the gathers and grad_weight), ``subconv`` (one
     implicit GEMM per output phase, the forward and the gathers), ``columns`` (the forward with
     few output channels per group: one GEMM with channel x tap rows and a col2im),
-    ``winograd`` or ``winograd4`` (the forward by Winograd F(2x2, r) or F(4x4, r) tiles on
-    each output phase, when ``algorithm=`` asked for it and the geometry suits it:
-    docs/winograd.md), ``outer_product`` or ``dot`` (grad_weight's two forms).
+    ``winograd`` or ``winograd4`` (Winograd F(2x2, r) or F(4x4, r) tiles: the forward's on
+    each output phase, the gathers' (conv, grad_input) on the output with the kernel phases
+    summed in the transform domain; when ``algorithm=`` asked for it and the geometry suits
+    it: docs/winograd.md), ``outer_product`` or ``dot`` (grad_weight's two forms).
     ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
     ``band``, ``band_per_block``; ``+``-joined when tasks differ); ``phases`` for the kernel =
     stride GEMM; for ``winograd*``, the 2-D transforms the phases run (e.g. ``F(2x2 3x3)``,
-    ``+``-joined).  ``tile``: the register tile (mr, nr).  ``blocks``: kc (K block), mc and nc
+    ``+``-joined; the gathers: one, ``r`` the most taps per phase).  ``tile``: the register tile (mr, nr).  ``blocks``: kc (K block), mc and nc
     (rows and columns of the largest task; winograd: output channels per slab and tiles per
     task), slabs (subconv: output-channel slabs; columns: output blocks per image;
     grad_weight: reduction chunks; for the depthwise grad_weight nc is the images per task,
@@ -104,16 +105,17 @@ def plan(
     (a conv's grad_input is the ``conv_transpose`` of the same weight, its grad_weight that
     transposed geometry's ``"grad_weight"``).  ``padding`` takes non-negative ints, pairs or
     ``"same"``/``"valid"``.  ``algorithm``: as :func:`tconv.conv_transpose`'s (``"direct"``,
-    ``"winograd"``, ``"winograd4"``, ``"auto"``); the other ops run direct, and take
+    ``"winograd"``, ``"winograd4"``, ``"auto"``) for ``"conv_transpose"``, ``"conv"`` and
+    ``"grad_input"`` (the Winograd gather); ``"grad_weight"`` runs direct and takes
     ``"direct"`` or ``"auto"`` only.  A Winograd request that the geometry does not suit plans
     (and runs) the direct path.
     """
     if not isinstance(op, str) or op not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}; got {op!r}")
     algo = _check_algorithm(algorithm)
-    if op != "conv_transpose" and algo not in ("direct", "auto"):
-        raise ValueError(f"algorithm {algo!r} applies to op 'conv_transpose' only (the Winograd "
-                         f"path is forward-only); op {op!r} takes 'direct' or 'auto'")
+    if op == "grad_weight" and algo not in ("direct", "auto"):
+        raise ValueError(f"algorithm {algo!r} does not apply to op 'grad_weight' (no Winograd "
+                         f"weight gradient); it takes 'direct' or 'auto'")
     dt = _dtype_name(dtype)
     if op == "conv":
         nd = len(tuple(input_shape)) - 2
@@ -125,7 +127,7 @@ def plan(
                                    groups, dilation)
     d = _core.plan(op, dt, list(geom.coarse_shape), list(geom.fine_shape),
                    list(geom.weight_shape), *geom.kernel_args(),
-                   algo if op == "conv_transpose" else "direct")
+                   algo if op != "grad_weight" else "direct")
     blocks = types.MappingProxyType({k: int(d[k]) for k in ("kc", "mc", "nc", "slabs")})
     return Plan(op=str(d["op"]), kernel=str(d["kernel"]), algorithm=str(d["algorithm"]),
                 input=str(d["input"]), isa=str(d["isa"]), dtype=str(d["dtype"]),

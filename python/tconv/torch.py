@@ -34,6 +34,10 @@ plus ``padding_mode``)::
 Layers :class:`ConvTranspose1d`, :class:`ConvTranspose2d`, :class:`ConvTranspose3d` subclass
 ``torch.nn.ConvTranspose*d`` (same constructor, parameters, initialisation, ``state_dict`` and
 repr) and override only the computation; :func:`convert` swaps them into an existing model.
+They and the functions take ``algorithm=`` (keyword; as :func:`tconv.conv_transpose`'s, default
+"direct"): the forward runs by it and the backward's grad_input (a gather) too, grad_weight
+always direct (``docs/winograd.md``).  A converted layer, and a layer compiled by
+``torch.jit.script``, run "direct".
 
 Dtypes: float32 and float64 are computed in their own precision; float16 and bfloat16 are
 computed with float32 accumulation and rounded once to the input dtype.  Under CPU autocast the
@@ -53,6 +57,7 @@ import numpy as np
 import torch
 
 from tconv import _core, _padmode
+from tconv.functional import _check_algorithm
 from tconv._args import (
     FloatArray,
     Geometry,
@@ -132,36 +137,42 @@ def _result(array: FloatArray, dtype: torch.dtype, fmt: torch.memory_format) -> 
     return out.contiguous(memory_format=fmt) if fmt != torch.contiguous_format else out
 
 
-_GEOMETRY = "int[] stride, int[] pad, int[] dilation, int groups"
+# ``algorithm`` (tconv.conv_transpose's) rides with the geometry through every formula of the
+# family, so a backward runs its gather (grad_input) by the algorithm the forward was asked for;
+# weight_grad ignores it (always direct) and the kernels fall back to direct where it does not
+# apply.
+_GEOMETRY = 'int[] stride, int[] pad, int[] dilation, int groups, str algorithm="direct"'
 
 
 def _scatter_impl(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
              size: Sequence[int], stride: Sequence[int], pad: Sequence[int],
-             dilation: Sequence[int], groups: int) -> torch.Tensor:
+             dilation: Sequence[int], groups: int, algorithm: str = "direct") -> torch.Tensor:
     """``y = C(w)^T x + bias``: x (N, C_c, *coarse), w (C_c, C_f/g, *k), y (N, C_f, *size);
     ``pad`` is the low-side padding (the high side is implied by ``size``)."""
     dt = _operand_dtype(x, w, bias)
     y = np.empty((x.shape[0], w.shape[1] * groups, *size), dtype=np.dtype(str(dt)[6:]))
     _core.scatter(_to_numpy(x, dt), _to_numpy(w, dt),
                   None if bias is None else _to_numpy(bias, dt), y,
-                  list(stride), list(pad), list(dilation), groups)
+                  list(stride), list(pad), list(dilation), groups, algorithm)
     return _result(y, x.dtype, _memory_format(x, w))
 
 
 def _gather_impl(y: torch.Tensor, w: torch.Tensor, size: Sequence[int], stride: Sequence[int],
-            pad: Sequence[int], dilation: Sequence[int], groups: int) -> torch.Tensor:
+            pad: Sequence[int], dilation: Sequence[int], groups: int,
+            algorithm: str = "direct") -> torch.Tensor:
     """``x = C(w) y``: y (N, C_f, *fine), w (C_c, C_f/g, *k), x (N, C_c, *size)."""
     dt = _operand_dtype(y, w)
     x = np.empty((y.shape[0], w.shape[0], *size), dtype=np.dtype(str(dt)[6:]))
     _core.gather(_to_numpy(y, dt), _to_numpy(w, dt), None, x,
-                 list(stride), list(pad), list(dilation), groups)
+                 list(stride), list(pad), list(dilation), groups, algorithm)
     return _result(x, y.dtype, _memory_format(y, w))
 
 
 def _weight_grad_impl(coarse: torch.Tensor, fine: torch.Tensor, kernel: Sequence[int],
                  stride: Sequence[int], pad: Sequence[int], dilation: Sequence[int],
-                 groups: int) -> torch.Tensor:
-    """``dw[c, f, k] = sum_{n,i} coarse[n, c, i] fine[n, f, i*s - pad + k*d]``."""
+                 groups: int, algorithm: str = "direct") -> torch.Tensor:
+    """``dw[c, f, k] = sum_{n,i} coarse[n, c, i] fine[n, f, i*s - pad + k*d]`` (always direct:
+    ``algorithm`` is only carried along)."""
     dt = _operand_dtype(coarse, fine)
     dw = np.empty((coarse.shape[1], fine.shape[1] // groups, *kernel),
                   dtype=np.dtype(str(dt)[6:]))
@@ -179,13 +190,13 @@ def _output_size(x: torch.Tensor, w: torch.Tensor, stride: Sequence[int], paddin
 def _conv_transpose_impl(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
                          stride: Sequence[int], padding: Sequence[int],
                          output_padding: Sequence[int], dilation: Sequence[int],
-                         groups: int) -> torch.Tensor:
+                         groups: int, algorithm: str = "direct") -> torch.Tensor:
     """The entry point (``torch.nn.functional.conv_transpose*d``'s arguments): a scatter whose
     output size follows from the input's, so a traced graph stays valid for other sizes and
     maps one-to-one onto ONNX ``ConvTranspose``."""
     geom = transposed_geometry(tuple(x.shape), tuple(w.shape), list(stride), list(padding),
                                list(output_padding), groups, list(dilation))
-    return _scatter_impl(x, w, bias, geom.fine, *geom.kernel_args())
+    return _scatter_impl(x, w, bias, geom.fine, *geom.kernel_args(), algorithm)
 
 
 _scatter = torch.library.custom_op(
@@ -203,7 +214,7 @@ _weight_grad = torch.library.custom_op(
 _conv_transpose_op = torch.library.custom_op(
     "tconv::conv_transpose", mutates_args=(),
     schema="(Tensor x, Tensor w, Tensor? bias, int[] stride, int[] padding, "
-           "int[] output_padding, int[] dilation, int groups) -> Tensor",
+           'int[] output_padding, int[] dilation, int groups, str algorithm="direct") -> Tensor',
 )(_conv_transpose_impl)
 
 
@@ -211,7 +222,7 @@ _conv_transpose_op = torch.library.custom_op(
 def _conv_transpose_fake(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
                          stride: Sequence[int], padding: Sequence[int],
                          output_padding: Sequence[int], dilation: Sequence[int],
-                         groups: int) -> torch.Tensor:
+                         groups: int, algorithm: str = "direct") -> torch.Tensor:
     size = _output_size(x, w, stride, padding, output_padding, dilation)
     return _empty((x.shape[0], w.shape[1] * groups, *size), x, _memory_format(x, w))
 
@@ -219,20 +230,22 @@ def _conv_transpose_fake(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.
 @_scatter.register_fake
 def _scatter_fake(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor],
                   size: Sequence[Any], stride: Sequence[int], pad: Sequence[int],
-                  dilation: Sequence[int], groups: int) -> torch.Tensor:
+                  dilation: Sequence[int], groups: int, algorithm: str = "direct"
+                  ) -> torch.Tensor:
     return _empty((x.shape[0], w.shape[1] * groups, *size), x, _memory_format(x, w))
 
 
 @_gather.register_fake
 def _gather_fake(y: torch.Tensor, w: torch.Tensor, size: Sequence[Any], stride: Sequence[int],
-                 pad: Sequence[int], dilation: Sequence[int], groups: int) -> torch.Tensor:
+                 pad: Sequence[int], dilation: Sequence[int], groups: int,
+                 algorithm: str = "direct") -> torch.Tensor:
     return _empty((y.shape[0], w.shape[0], *size), y, _memory_format(y, w))
 
 
 @_weight_grad.register_fake
 def _weight_grad_fake(coarse: torch.Tensor, fine: torch.Tensor, kernel: Sequence[Any],
                       stride: Sequence[int], pad: Sequence[int], dilation: Sequence[int],
-                      groups: int) -> torch.Tensor:
+                      groups: int, algorithm: str = "direct") -> torch.Tensor:
     return _empty((coarse.shape[1], fine.shape[1] // groups, *kernel), coarse,
                   _memory_format(coarse, fine))
 
@@ -270,10 +283,20 @@ def _bilinear_jvp(call: Callable[..., torch.Tensor], ctx: Any, a_t: Optional[tor
     return out
 
 
+def _with_algorithm(geometry: Sequence[Any]) -> list[Any]:
+    """stride, pad, dilation, groups and the algorithm ("direct" when the call left it out)."""
+    return [*geometry, "direct"] if len(geometry) == 4 else list(geometry)
+
+
+def _grads(ctx: Any, *grads: Optional[torch.Tensor]) -> tuple[Optional[torch.Tensor], ...]:
+    """``grads`` then None for each further input (the non-tensor arguments)."""
+    return (*grads, *([None] * (len(ctx.needs_input_grad) - len(grads))))
+
+
 def _scatter_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     x, w, bias, _, *geometry = inputs
     ctx.save_for_backward(x, w)
-    ctx.geometry = geometry
+    ctx.geometry = _with_algorithm(geometry)
     ctx.has_bias = bias is not None
     _forward_ad_setup(ctx, inputs, 3, output)
 
@@ -288,13 +311,13 @@ def _scatter_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tens
     gb = None
     if ctx.has_bias and need[2]:
         gb = grad.sum(dim=[0, *range(2, grad.dim())])
-    return gx, gw, gb, None, None, None, None, None
+    return _grads(ctx, gx, gw, gb)
 
 
 def _conv_transpose_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    x, w, bias, stride, padding, _, dilation, groups = inputs
+    x, w, bias, stride, padding, _, dilation, groups, *algorithm = inputs
     ctx.save_for_backward(x, w)
-    ctx.geometry = (stride, padding, dilation, groups)
+    ctx.geometry = _with_algorithm((stride, padding, dilation, groups, *algorithm))
     ctx.has_bias = bias is not None
     _forward_ad_setup(ctx, inputs, 3, output)
 
@@ -302,7 +325,7 @@ def _conv_transpose_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tenso
 def _gather_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     y, w, _, *geometry = inputs
     ctx.save_for_backward(y, w)
-    ctx.geometry = geometry
+    ctx.geometry = _with_algorithm(geometry)
     _forward_ad_setup(ctx, inputs, 2, output)
 
 
@@ -311,13 +334,13 @@ def _gather_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tenso
     need = ctx.needs_input_grad
     gy = _call_scatter(grad, w, None, y.shape[2:], *ctx.geometry) if need[0] else None
     gw = _call_weight_grad(grad, y, w.shape[2:], *ctx.geometry) if need[1] else None
-    return gy, gw, None, None, None, None, None
+    return _grads(ctx, gy, gw)
 
 
 def _weight_grad_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     coarse, fine, _, *geometry = inputs
     ctx.save_for_backward(coarse, fine)
-    ctx.geometry = geometry
+    ctx.geometry = _with_algorithm(geometry)
     _forward_ad_setup(ctx, inputs, 2, output)
 
 
@@ -326,7 +349,7 @@ def _weight_grad_backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.
     need = ctx.needs_input_grad
     gc = _call_gather(fine, grad, coarse.shape[2:], *ctx.geometry) if need[0] else None
     gf = _call_scatter(coarse, grad, None, fine.shape[2:], *ctx.geometry) if need[1] else None
-    return gc, gf, None, None, None, None, None
+    return _grads(ctx, gc, gf)
 
 
 def _plain(*args: Any) -> bool:
@@ -338,10 +361,10 @@ def _plain(*args: Any) -> bool:
 
 
 def _conv_transpose_direct(*args: Any) -> torch.Tensor:
-    x, w, bias, stride, padding, output_padding, dilation, groups = args
+    x, w, bias, stride, padding, output_padding, dilation, groups, *algorithm = args
     # the functions have checked the arguments: straight to the kernel
     size = _output_size(x, w, stride, padding, output_padding, dilation)
-    return _scatter_impl(x, w, bias, size, stride, padding, dilation, groups)
+    return _scatter_impl(x, w, bias, size, stride, padding, dilation, groups, *algorithm)
 
 
 def _autograd_function(name: str, impl: Callable[..., torch.Tensor],
@@ -547,8 +570,10 @@ def _conv_transpose(
     groups: int = 1,
     dilation: IntOrTuple = 1,
     padding_mode: str = "zeros",
+    algorithm: str = "direct",
 ) -> torch.Tensor:
     """The one definition of :func:`conv_transpose1d`, ``2d`` and ``3d`` (``nd`` bound)."""
+    algo = _check_algorithm(algorithm)
     _check_tensor(input, "input")
     _check_tensor(weight, "weight")
     if bias is not None:
@@ -586,7 +611,7 @@ def _conv_transpose(
     else:
         geom = check()
     if mode == "zeros":
-        y = _call_conv_transpose(x, weight, bias, list(s), list(p), list(op), list(d), g)
+        y = _call_conv_transpose(x, weight, bias, list(s), list(p), list(op), list(d), g, algo)
     else:
         # C_m^T x = P_m^T (C_0^T x): the unpadded transposed conv, its border folded back (the
         # bias after, so that it is added once per output element).
@@ -595,7 +620,7 @@ def _conv_transpose(
         dtype = x.dtype
         work = torch.float32 if dtype in _HALF else dtype
         y = _call_conv_transpose(x.to(work), weight.to(work), None, list(s), [0] * nd,
-                                 list(op), list(d), g)
+                                 list(op), list(d), g, algo)
         y = _fold_border(y, p, mode)
         if bias is not None:
             y = y + bias.to(work).reshape(-1, *([1] * nd))
@@ -625,7 +650,10 @@ def _fixed_ndim(nd: int, impl: Callable[Concatenate[int, _P], torch.Tensor]
     order.
 
     Same signature and result as :func:`torch.nn.functional.conv_transpose{nd}d`, plus
-    ``padding_mode`` ("zeros", "circular", "reflect", "replicate"; see ``docs/padding.md``).
+    ``padding_mode`` ("zeros", "circular", "reflect", "replicate"; see ``docs/padding.md``)
+    and ``algorithm`` (as :func:`tconv.conv_transpose`'s: "direct", "winograd", "winograd4",
+    "auto"; the backward runs grad_input by the same algorithm, grad_weight direct;
+    ``docs/winograd.md``).
 
     Parameters
     ----------
@@ -635,6 +663,7 @@ def _fixed_ndim(nd: int, impl: Callable[Concatenate[int, _P], torch.Tensor]
     stride, padding, output_padding, dilation : int or tuple of {nd} int{"s" if nd > 1 else ""}
     groups : int
     padding_mode : str
+    algorithm : str
 
     Returns
     -------
@@ -684,6 +713,8 @@ class _TconvLayer(torch.nn.Module):
         padding_mode: str = "zeros",
         device: Any = None,
         dtype: Optional[torch.dtype] = None,
+        *,
+        algorithm: str = "direct",
     ) -> None:
         nd = self._nd
         name = type(self).__name__
@@ -704,6 +735,7 @@ class _TconvLayer(torch.nn.Module):
         # torch's constructor accepts only "zeros"; the other modes are tconv's addition.
         super().__init__(*channels, *geometry, g, bias, d, "zeros", device, dtype)
         self.padding_mode = cast(Literal["zeros", "reflect", "replicate", "circular"], mode)
+        self.algorithm = _check_algorithm(algorithm)
 
     def forward(self, input: torch.Tensor, output_size: Optional[list[int]] = None
                 ) -> torch.Tensor:
@@ -716,9 +748,11 @@ class _TconvLayer(torch.nn.Module):
             op = tuple(self._output_padding(  # type: ignore[operator]
                 input, output_size, self.stride, self.padding, self.kernel_size, self._nd,
                 self.dilation))
+        # a layer converted from torch's (tconv.torch.convert) has no algorithm: direct
         return _FUNCTIONS[self._nd](input, self.weight, self.bias, self.stride,
                                     cast(tuple[int, ...], self.padding), op, self.groups,
-                                    self.dilation, self.padding_mode)
+                                    self.dilation, self.padding_mode,
+                                    getattr(self, "algorithm", "direct"))
 
     @torch.jit.export
     def _scripted_forward(self, input: torch.Tensor, output_size: Optional[list[int]] = None
@@ -780,7 +814,8 @@ def onnx_translation_table() -> dict[Any, Callable[..., Any]]:
 
     def conv_transpose(x: Any, w: Any, bias: Any = None, stride: Sequence[int] = (1,),
                        padding: Sequence[int] = (0,), output_padding: Sequence[int] = (0,),
-                       dilation: Sequence[int] = (1,), groups: int = 1) -> Any:
+                       dilation: Sequence[int] = (1,), groups: int = 1,
+                       algorithm: str = "direct") -> Any:
         attrs = {"strides": list(stride), "pads": [*padding, *padding],
                  "output_padding": list(output_padding), "dilations": list(dilation),
                  "group": groups}

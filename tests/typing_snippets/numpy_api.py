@@ -29,10 +29,11 @@ tconv.conv_transpose3d(input=x[..., None], weight=w[..., None], bias=b, stride=2
                        dilation=1, output_size=None, out=None, padding_mode="replicate",
                        algorithm="winograd4")
 tconv.conv(input=y, weight=w, bias=np.zeros(2, F), stride=2, padding=1, dilation=1, groups=1,
-           out=None, padding_mode="reflect")
+           out=None, padding_mode="reflect", algorithm="winograd")
 tconv.conv_transpose_backward(grad_output=y, input=x, weight=w, stride=2, padding=1,
                               output_padding=1, groups=1, dilation=1,
-                              output_mask=(True, True, True), padding_mode="circular")
+                              output_mask=(True, True, True), padding_mode="circular",
+                              algorithm="auto")
 tconv.conv_backward(grad_output=x, input=y, weight=w, stride=2, padding=1, dilation=1,
                     groups=1, output_mask=[True, False, True], padding_mode="zeros")
 tconv.output_shape(input_shape=x.shape, weight_shape=w.shape, stride=2, padding=1,
