@@ -718,7 +718,7 @@ def test_geometry_memo_is_bounded():
     _args.transposed_geometry.cache_clear()
     geoms = [_args.transposed_geometry((n, 2, 3), (2, 2, 3), 1, 0, 0, 1, 1)
              for n in range(1, _args._MEMO_SIZE + 2)]
-    # the oldest entry was dropped: a fresh (equal, not identical) geometry comes back
+    # the memo filled up and was emptied: a fresh (equal, not identical) geometry comes back
     again = _args.transposed_geometry((1, 2, 3), (2, 2, 3), 1, 0, 0, 1, 1)
     assert again == geoms[0] and again is not geoms[0]
     assert _args.transposed_geometry(x.shape, (2, 2, 3), 1, 0, 0, 1, 1) is again

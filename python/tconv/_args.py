@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 
@@ -599,7 +597,7 @@ def _weight_and_groups(
 # ---------------------------------------------------------------------------------------------
 
 _GeometryFn = TypeVar("_GeometryFn", bound=Callable[..., Any])
-#: Argument combinations remembered per geometry function (least recently used dropped).
+#: Argument combinations remembered per geometry function (all dropped when it is full).
 _MEMO_SIZE = 256
 
 
@@ -615,9 +613,10 @@ def _memoized(fn: _GeometryFn) -> _GeometryFn:
     """``fn`` (a pure function of hashable arguments returning a frozen Geometry) with the
     results of recent successful calls kept: validating a layer's arguments costs about as
     much as a small layer's arithmetic, and a model repeats the same few.  Failures are not
-    kept (they raise again); unhashable arguments are validated every time."""
-    memo: OrderedDict[object, Any] = OrderedDict()
-    lock = threading.Lock()
+    kept (they raise again); unhashable arguments are validated every time.  No lock: each
+    step is one dict operation, atomic for threads, and torch.compile traces this code (it
+    refuses a lock); two threads missing at once both compute the same frozen value."""
+    memo: dict[object, Any] = {}
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -625,18 +624,15 @@ def _memoized(fn: _GeometryFn) -> _GeometryFn:
             return fn(*args, **kwargs)
         try:
             key = tuple(_memo_key(a) for a in args)
-            hash(key)
-        except TypeError:
+            hit = memo.get(key)
+        except TypeError:  # an unhashable argument
             return fn(*args)
-        with lock:
-            if key in memo:
-                memo.move_to_end(key)
-                return memo[key]
+        if hit is not None:
+            return hit
         result = fn(*args)
-        with lock:
-            memo[key] = result
-            if len(memo) > _MEMO_SIZE:
-                memo.popitem(last=False)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = result
         return result
 
     wrapper.cache_clear = memo.clear  # type: ignore[attr-defined]
