@@ -334,10 +334,8 @@ auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r
 // and reading it back costs as much memory traffic as writing it).  Same values as
 // finish_tile; returns whether one is Inf or NaN.  `to` and ld_to * sizeof(T) are multiples
 // of 64 bytes and cols of the vector width.  Used from kStreamBytes of output on (run()).
-#if defined(TCONV_ENGINE_AVX512) || defined(TCONV_ENGINE_AVX2)
 template <typename T>
 using StreamTile = bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*);
-#endif
 #ifdef TCONV_ENGINE_AVX512
 template <typename T>
 TCONV_ENGINE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
@@ -408,24 +406,19 @@ TCONV_ENGINE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, i
 // `dst` with rows of `ld` values, or null where it does not apply (below kStreamBytes, an
 // output not 64-byte aligned, a table without a clone: then finish_tile runs).
 template <typename T>
-auto stream_tile_for(CopyIsa isa, const T* dst, int64_t ld, int64_t bytes) {
-#if defined(TCONV_ENGINE_AVX512) || defined(TCONV_ENGINE_AVX2)
-  StreamTile<T> fn = nullptr;
+StreamTile<T> stream_tile_for(CopyIsa isa, const T* dst, int64_t ld, int64_t bytes) {
   if (bytes < kStreamBytes || reinterpret_cast<uintptr_t>(dst) % 64 != 0 ||
       ld * int64_t(sizeof(T)) % 64 != 0)
-    return fn;
+    return nullptr;
+  switch (isa) {
 #ifdef TCONV_ENGINE_AVX512
-  if (isa == CopyIsa::kAvx512) fn = &stream_tile_avx512<T>;
+    case CopyIsa::kAvx512: return &stream_tile_avx512<T>;
 #endif
 #ifdef TCONV_ENGINE_AVX2
-  if (isa == CopyIsa::kAvx2) fn = &stream_tile_avx2<T>;
+    case CopyIsa::kAvx2: return &stream_tile_avx2<T>;
 #endif
-  return fn;
-#else
-  (void)isa, (void)dst, (void)ld, (void)bytes;
-  return static_cast<bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*)>(
-      nullptr);
-#endif
+    default: return nullptr;
+  }
 }
 
 // The tasks of one call and the plan they make: column blocks of <= nc_max (a kc x nc block
@@ -502,9 +495,9 @@ bool run(const Problem<T>& pb, bool check) {
   const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const CopyIsa isa = copy_isa(active_kernels().name);
   const PackB<T> pack = pack_b_for<T>(nr, isa);
-  const auto stream = pb.c_row ? nullptr
-                               : stream_tile_for<T>(isa, pb.dst, N,
-                                                    images * M * N * int64_t(sizeof(T)));
+  const StreamTile<T> stream =
+      pb.c_row ? nullptr
+               : stream_tile_for<T>(isa, pb.dst, N, images * M * N * int64_t(sizeof(T)));
   const int64_t kc_max = sc.plan.kc;
   const PanelCut& cut = sc.cut;
   const std::vector<Task>& tasks = sc.tasks;
