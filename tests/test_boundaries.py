@@ -409,9 +409,9 @@ TABLE: list[Row] = [
         why="pixel tails; nr >= 0.6 x round_up(width, nr) picks the direct path"),
     Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: wfn entries, n 4|16",
         WIDE_NR, ("width",), literals=("16", "4")),
-    Row("dot tile (grad_weight) rows 4 (avx512 f32: 6), columns 3/4",
+    Row("dot tile (grad_weight) rows 4 (avx512: 6), columns 3/4",
         "ukernels/*.cpp: dot entries, n 3|4", (3, 4, 6), ("out_channels", "outer_N"),
-        literals=("3", "4")),
+        literals=("3", "4"), dtypes=("float32", "float64")),
     Row("avx2 f32 panel transpose, 8 rows at a time", "ukernels/avx2.cpp: k + 8 <= kc",
         (8, 16), ("outer_K",),
         literals=("5", "7", "32", "48", "64", "80", "96", "112", "0x44", "0xEE", "0x20", "0x31"),
@@ -423,6 +423,12 @@ TABLE: list[Row] = [
         (16,), ("outer_K", "out_channels"), literals=("16", "15", "64"), names=("kAcc",),
         why="K blocks of 15, 16, 17 and 35 (kc % 16 tails); 15: rounding up to groups of "
             "16; 64: alignment of a buffer"),
+    Row("8 x 8 lane transposes (avx512 f64): the panel transpose in blocks of 8 k, the last "
+        "kc % 8 by the scalar loop; the dot kernels' lane sums, 8 accumulators at a time (24 "
+        "for the 6 x 4 tile: three groups)",
+        "ukernels/gemm_template.hpp: k + 8 <= kc, accumulators in groups of 8", (8,),
+        ("outer_K", "out_channels"), literals=("8", "7"), dtypes=("float64",),
+        why="7: rounding up to groups of 8"),
     Row("avx512 f32 transpose16: shuffle immediates and all-lane masks",
         "ukernels/avx512.cpp: transpose16", (), (), literals=("0x88", "0xDD", "0xFF", "0xFFFF"),
         why="inert: instruction operands, not sizes (the 16 lanes are kWidth's)"),
