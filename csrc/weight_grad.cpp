@@ -32,6 +32,7 @@
 // and sweeps its column range in blocks of nc (how columns are split never changes a sum).
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include <omp.h>
 
@@ -231,7 +232,7 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, const BColumn
 // (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
 // Slightly over 80 lines: one case per (z, y) run kind, each needing the same run bounds.
 template <typename T>
-void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
+inline void pack_b_body(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
             int64_t col0, int64_t nc, int64_t ncp, const std::vector<KSegment>& segs, int64_t kc,
             int64_t kcp, int64_t ld, T* bp) {
   const int64_t fx = g.fine[2];
@@ -321,6 +322,64 @@ void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
   }
 }
 
+// pack_b_body is compiled for the baseline ISA and, on x86-64 gcc builds that have those
+// kernel tables, as AVX2 and AVX-512 clones (function target attributes, everything it calls
+// inlined: the row copies become 32- or 64-byte moves instead of 16-byte ones; the rest of the
+// file stays baseline).  A clone runs only when the active table is its ISA's, so the CPU has
+// it (never for avx512-emulated).  Packing only moves values: every clone gives the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX2)
+#define TCONV_WG_PACK_AVX2 __attribute__((flatten, target("avx2,fma")))
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX512)
+#define TCONV_WG_PACK_AVX512 \
+  __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
+#endif
+
+template <typename T>
+using PackB = void (*)(const Geometry&, const T*, const std::vector<BColumn>&, int64_t, int64_t,
+                       int64_t, int64_t, const std::vector<KSegment>&, int64_t, int64_t,
+                       int64_t, T*);
+
+template <typename T>
+void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
+            int64_t col0, int64_t nc, int64_t ncp, const std::vector<KSegment>& segs, int64_t kc,
+            int64_t kcp, int64_t ld, T* bp) {
+  pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
+}
+#ifdef TCONV_WG_PACK_AVX2
+template <typename T>
+TCONV_WG_PACK_AVX2 void pack_b_avx2(const Geometry& g, const T* fine,
+                                    const std::vector<BColumn>& table, int64_t group,
+                                    int64_t col0, int64_t nc, int64_t ncp,
+                                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp,
+                                    int64_t ld, T* bp) {
+  pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
+}
+#endif
+#ifdef TCONV_WG_PACK_AVX512
+template <typename T>
+TCONV_WG_PACK_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
+                                        const std::vector<BColumn>& table, int64_t group,
+                                        int64_t col0, int64_t nc, int64_t ncp,
+                                        const std::vector<KSegment>& segs, int64_t kc,
+                                        int64_t kcp, int64_t ld, T* bp) {
+  pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
+}
+#endif
+
+// The B packing of the active kernel table's ISA (table name `isa`).
+template <typename T>
+PackB<T> pack_b_for(const std::string& isa) {
+#ifdef TCONV_WG_PACK_AVX512
+  if (isa == "avx512") return &pack_b_avx512<T>;
+#endif
+#ifdef TCONV_WG_PACK_AVX2
+  if (isa == "avx2") return &pack_b_avx2<T>;
+#endif
+  (void)isa;
+  return &pack_b<T>;
+}
+
 // The outer form (see the top of the file); depends on the dtype and channels/kernel only, so
 // that a layer's result never depends on its batch or image size.
 template <typename T>
@@ -383,8 +442,8 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
                    const T* fine, const std::vector<BColumn>& table,
                    const WeightGradTask& task, int64_t rows,
                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
-                   const T* ap, int64_t lda, int accumulate, T* out, Scratch<T>& b_buf, T* panel,
-                   T* edge) {
+                   const T* ap, int64_t lda, int accumulate, T* out, PackB<T> pack,
+                   Scratch<T>& b_buf, T* panel, T* edge) {
   const bool outer = p.outer;
   const int mr = p.mr, nr = p.nr;
   const int64_t nc = p.nc, N = g.fine_per_group() * g.taps();
@@ -392,7 +451,7 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
     const int64_t cols = std::min(nc, task.col1 - c0);
     const int64_t ncp = round_up(cols, nr);
     T* bp = b_buf.get(ncp * ld);
-    pack_b(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+    pack(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
     if (outer) uk.transpose(bp, ld, kc, panel);
     for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
       r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
@@ -447,6 +506,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   const auto task_count = static_cast<int64_t>(tasks.size());
   Cancellation* const cancel = current_cancellation();
   const std::vector<BColumn> table = b_columns(g);
+  const PackB<T> pack = pack_b_for<T>(active_kernels().name);
 
 #pragma omp parallel if (p.parallel)
   {
@@ -488,7 +548,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
         }
         T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
         column_blocks(g, p, uk, fine, table, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
-                      b_buf, panel, edge);
+                      pack, b_buf, panel, edge);
       }
     }
     if (chunks > 1) {
