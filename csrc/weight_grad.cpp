@@ -9,11 +9,16 @@
 // over K = batch x coarse pixels.  B's columns are packed as rows (strided copies, no
 // transposing): bp[t * ld + kk - k0], zero-padded from kc up to kcp; ld = kcp + one cache line.
 // A's rows are read in place when a K block lies in one batch item, else packed as rows too.
-// Two forms of the micro-kernel loop, chosen from the dtype and M, N only (outer_form):
-//  * dot (float64, and float32 with few rows or columns): dot-product kernels (dot[r], r x nc
-//    tiles) reduce K blocks of 4 * k_block<T>(): lane l sums kk = l (mod vector width), then
-//    the lanes are added in a fixed order; the A tile stays in L1, B streams from L2.
-//  * outer (float32, 48 <= M <= 256 and N >= 128): each nr-column B block is transposed into
+// Two forms of the micro-kernel loop, chosen from the dtype, the table's nr and M, N only
+// (outer_form):
+//  * dot (few rows or columns, and float64 with panels of 8 columns): dot-product kernels
+//    (dot[r], r x nc tiles) reduce K blocks of 4 * k_block<T>(): lane l sums kk = l (mod
+//    vector width), then the lanes are added in a fixed order; the A tile stays in L1, B
+//    streams from L2.
+//  * outer (48 <= M <= 256 and N >= 128; float32, or float64 with 16-column panels, i.e.
+//    AVX-512, whose panels are transposed 8 x 8 in registers: 1.03-1.10x over the 6 x 4 dot
+//    tiles on those layers, while with AVX2's 8-column panels and scalar transposes it was
+//    0.86-0.98x): each nr-column B block is transposed into
 //    a k-major panel (the ISA's transpose) of kc x nr = 24 KiB that stays in L1 while the GEMM
 //    kernels (rfn[r], A's rows broadcast in place) sweep every mr-row tile of A; one
 //    accumulator per element sums a K block in increasing kk.  Measured against dot (one
@@ -380,11 +385,12 @@ PackB<T> pack_b_for(const std::string& isa) {
   return &pack_b<T>;
 }
 
-// The outer form (see the top of the file); depends on the dtype and channels/kernel only, so
-// that a layer's result never depends on its batch or image size.
+// The outer form (see the top of the file); depends on the dtype, the table's GEMM tile width
+// nr and channels/kernel only, so that a layer's result never depends on its batch or image
+// size.
 template <typename T>
-bool outer_form(int64_t M, int64_t N) {
-  return sizeof(T) == sizeof(float) && M >= 48 && M <= 256 && N >= 128;
+bool outer_form(int64_t M, int64_t N, int nr) {
+  return (sizeof(T) == sizeof(float) || nr >= 16) && M >= 48 && M <= 256 && N >= 128;
 }
 
 constexpr int64_t kPanelBytes = 24 * 1024;  // the outer form's k-major B panel, kept in L1
@@ -398,7 +404,7 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
   const int64_t K = g.batch * g.coarse_pixels();
-  p.outer = outer_form<T>(M, N);
+  p.outer = outer_form<T>(M, N, uk.nr);
   p.mr = p.outer ? uk.mr : uk.dot_mr;
   p.nr = p.outer ? uk.nr : uk.dot_nc;
   if (g.coarse_channels * N == 0 || K == 0) return p;

@@ -208,8 +208,8 @@ def fam_wg_pixels(v: int) -> list[Geo]:
 
 
 def fam_outer(v: int, what: str) -> list[Geo]:
-    """grad_weight's outer form (float32, 48 <= M <= 256, N = C_out x taps >= 128) with M, N
-    or K = v, the other two at the form's smallest."""
+    """grad_weight's outer form (48 <= M <= 256, N = C_out x taps >= 128; float32, and float64
+    on AVX-512) with M, N or K = v, the other two at the form's smallest."""
     m, n, k = 48, 128, 64
     if what == "M":
         m = v
@@ -562,12 +562,14 @@ TABLE: list[Row] = [
         "ukernels/depthwise_template.hpp: case 2, case 4", (2, 4), ("dw_stride",),
         literals=("4",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------
-    Row("outer form: 48 <= M <= 256, N >= 128 (float32)", "weight_grad.cpp: outer_form",
-        (48, 256), ("outer_M",), literals=("48", "256")),
+    Row("outer form: 48 <= M <= 256, N >= 128 (float32; float64 where nr >= 16: avx512)",
+        "weight_grad.cpp: outer_form", (48, 256), ("outer_M",), literals=("48", "256", "16"),
+        dtypes=("float32", "float64")),
     Row("outer form: N >= 128", "weight_grad.cpp: outer_form", (128,), ("outer_N",),
-        literals=("128",)),
-    Row("kPanelBytes: outer K block 24 KiB / (nr x 4)", "weight_grad.cpp: kPanelBytes",
-        PANEL_K, ("outer_K",), literals=("24", "1024"), names=("kPanelBytes",)),
+        literals=("128",), dtypes=("float32", "float64")),
+    Row("kPanelBytes: outer K block 24 KiB / (nr x sizeof): f32 768/384/192, f64 (avx512) 192",
+        "weight_grad.cpp: kPanelBytes", PANEL_K, ("outer_K",), literals=("24", "1024"),
+        names=("kPanelBytes",), dtypes=("float32", "float64")),
     Row("kMaxNR: edge tile buffer kMaxMR x kMaxNR", "weight_grad.cpp: kMaxNR", (32,),
         ("outer_N",), literals=("32",), names=("kMaxNR",),
         why="partial column tiles of the widest (avx512 f32) outer tile"),
