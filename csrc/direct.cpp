@@ -312,6 +312,23 @@ void gather_repair(const Geometry& g, const T* y, const T* w, const T* bias, T* 
 // part[u % kLanes], so the sums are independent chains) added in lane order at the end.
 constexpr int kLanes = 8;
 
+// part[u] += a[j + u] * b[(j + u) * sx] over one row of len terms (u = j % kLanes), with the
+// step a compile-time constant where it can be (STEP 1 and 2; 0: the run-time sx) so that the
+// lanes become vector multiplies and adds (each lane's products and sums as in the scalar
+// loop: the same bits), in local accumulators.
+template <int STEP, typename T>
+inline void repair_row(const T* a, const T* b, int64_t len, int64_t sx, T (&part)[kLanes]) {
+  const int64_t step = STEP > 0 ? STEP : sx;
+  T p[kLanes];
+  for (int u = 0; u < kLanes; ++u) p[u] = part[u];
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes)
+#pragma GCC unroll 8
+    for (int u = 0; u < kLanes; ++u) p[u] += a[j + u] * b[(j + u) * step];
+  for (int u = 0; j < len; ++j, ++u) p[u] += a[j] * b[j * step];
+  for (int u = 0; u < kLanes; ++u) part[u] = p[u];
+}
+
 template <typename T>
 void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const int64_t cpg = g.coarse_per_group(), fpg = g.fine_per_group(), taps = g.taps();
@@ -337,10 +354,13 @@ void weight_grad_repair(const Geometry& g, const T* coarse, const T* fine, T* dw
         const T* a = cin + ci + lo;
         const T* b = fin + fi;
         const int64_t len = hi - lo;
-        int64_t j = 0;
-        for (; j + kLanes <= len; j += kLanes)
-          for (int u = 0; u < kLanes; ++u) part[u] += a[j + u] * b[(j + u) * sx];
-        for (int u = 0; j < len; ++j, ++u) part[u] += a[j] * b[j * sx];
+        if (sx == 1) {
+          repair_row<1>(a, b, len, sx, part);
+        } else if (sx == 2) {
+          repair_row<2>(a, b, len, sx, part);
+        } else {
+          repair_row<0>(a, b, len, sx, part);
+        }
       });
     }
     T acc = part[0];

@@ -9,11 +9,16 @@
 // over K = batch x coarse pixels.  B's columns are packed as rows (strided copies, no
 // transposing): bp[t * ld + kk - k0], zero-padded from kc up to kcp; ld = kcp + one cache line.
 // A's rows are read in place when a K block lies in one batch item, else packed as rows too.
-// Two forms of the micro-kernel loop, chosen from the dtype and M, N only (outer_form):
-//  * dot (float64, and float32 with few rows or columns): dot-product kernels (dot[r], r x nc
-//    tiles) reduce K blocks of 4 * k_block<T>(): lane l sums kk = l (mod vector width), then
-//    the lanes are added in a fixed order; the A tile stays in L1, B streams from L2.
-//  * outer (float32, 48 <= M <= 256 and N >= 128): each nr-column B block is transposed into
+// Two forms of the micro-kernel loop, chosen from the dtype, the table's nr and M, N only
+// (outer_form):
+//  * dot (few rows or columns, and float64 with panels of 8 columns): dot-product kernels
+//    (dot[r], r x nc tiles) reduce K blocks of 4 * k_block<T>(): lane l sums kk = l (mod
+//    vector width), then the lanes are added in a fixed order; the A tile stays in L1, B
+//    streams from L2.
+//  * outer (48 <= M <= 256 and N >= 128; float32, or float64 with 16-column panels, i.e.
+//    AVX-512, whose panels are transposed 8 x 8 in registers: 1.03-1.10x over the 6 x 4 dot
+//    tiles on those layers, while with AVX2's 8-column panels and scalar transposes it was
+//    0.86-0.98x): each nr-column B block is transposed into
 //    a k-major panel (the ISA's transpose) of kc x nr = 24 KiB that stays in L1 while the GEMM
 //    kernels (rfn[r], A's rows broadcast in place) sweep every mr-row tile of A; one
 //    accumulator per element sums a K block in increasing kk.  Measured against dot (one
@@ -32,6 +37,7 @@
 // and sweeps its column range in blocks of nc (how columns are split never changes a sum).
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include <omp.h>
 
@@ -231,7 +237,7 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, const BColumn
 // (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
 // Slightly over 80 lines: one case per (z, y) run kind, each needing the same run bounds.
 template <typename T>
-void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
+inline void pack_b_body(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
             int64_t col0, int64_t nc, int64_t ncp, const std::vector<KSegment>& segs, int64_t kc,
             int64_t kcp, int64_t ld, T* bp) {
   const int64_t fx = g.fine[2];
@@ -321,11 +327,70 @@ void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
   }
 }
 
-// The outer form (see the top of the file); depends on the dtype and channels/kernel only, so
-// that a layer's result never depends on its batch or image size.
+// pack_b_body is compiled for the baseline ISA and, on x86-64 gcc builds that have those
+// kernel tables, as AVX2 and AVX-512 clones (function target attributes, everything it calls
+// inlined: the row copies become 32- or 64-byte moves instead of 16-byte ones; the rest of the
+// file stays baseline).  A clone runs only when the active table is its ISA's, so the CPU has
+// it (never for avx512-emulated).  Packing only moves values: every clone gives the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX2)
+#define TCONV_WG_PACK_AVX2 __attribute__((flatten, target("avx2,fma")))
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX512)
+#define TCONV_WG_PACK_AVX512 \
+  __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
+#endif
+
 template <typename T>
-bool outer_form(int64_t M, int64_t N) {
-  return sizeof(T) == sizeof(float) && M >= 48 && M <= 256 && N >= 128;
+using PackB = void (*)(const Geometry&, const T*, const std::vector<BColumn>&, int64_t, int64_t,
+                       int64_t, int64_t, const std::vector<KSegment>&, int64_t, int64_t,
+                       int64_t, T*);
+
+template <typename T>
+void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
+            int64_t col0, int64_t nc, int64_t ncp, const std::vector<KSegment>& segs, int64_t kc,
+            int64_t kcp, int64_t ld, T* bp) {
+  pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
+}
+#ifdef TCONV_WG_PACK_AVX2
+template <typename T>
+TCONV_WG_PACK_AVX2 void pack_b_avx2(const Geometry& g, const T* fine,
+                                    const std::vector<BColumn>& table, int64_t group,
+                                    int64_t col0, int64_t nc, int64_t ncp,
+                                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp,
+                                    int64_t ld, T* bp) {
+  pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
+}
+#endif
+#ifdef TCONV_WG_PACK_AVX512
+template <typename T>
+TCONV_WG_PACK_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
+                                        const std::vector<BColumn>& table, int64_t group,
+                                        int64_t col0, int64_t nc, int64_t ncp,
+                                        const std::vector<KSegment>& segs, int64_t kc,
+                                        int64_t kcp, int64_t ld, T* bp) {
+  pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
+}
+#endif
+
+// The B packing of the active kernel table's ISA (table name `isa`).
+template <typename T>
+PackB<T> pack_b_for(const std::string& isa) {
+#ifdef TCONV_WG_PACK_AVX512
+  if (isa == "avx512") return &pack_b_avx512<T>;
+#endif
+#ifdef TCONV_WG_PACK_AVX2
+  if (isa == "avx2") return &pack_b_avx2<T>;
+#endif
+  (void)isa;
+  return &pack_b<T>;
+}
+
+// The outer form (see the top of the file); depends on the dtype, the table's GEMM tile width
+// nr and channels/kernel only, so that a layer's result never depends on its batch or image
+// size.
+template <typename T>
+bool outer_form(int64_t M, int64_t N, int nr) {
+  return (sizeof(T) == sizeof(float) || nr >= 16) && M >= 48 && M <= 256 && N >= 128;
 }
 
 constexpr int64_t kPanelBytes = 24 * 1024;  // the outer form's k-major B panel, kept in L1
@@ -339,7 +404,7 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
   const int64_t K = g.batch * g.coarse_pixels();
-  p.outer = outer_form<T>(M, N);
+  p.outer = outer_form<T>(M, N, uk.nr);
   p.mr = p.outer ? uk.mr : uk.dot_mr;
   p.nr = p.outer ? uk.nr : uk.dot_nc;
   if (g.coarse_channels * N == 0 || K == 0) return p;
@@ -383,8 +448,8 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
                    const T* fine, const std::vector<BColumn>& table,
                    const WeightGradTask& task, int64_t rows,
                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
-                   const T* ap, int64_t lda, int accumulate, T* out, Scratch<T>& b_buf, T* panel,
-                   T* edge) {
+                   const T* ap, int64_t lda, int accumulate, T* out, PackB<T> pack,
+                   Scratch<T>& b_buf, T* panel, T* edge) {
   const bool outer = p.outer;
   const int mr = p.mr, nr = p.nr;
   const int64_t nc = p.nc, N = g.fine_per_group() * g.taps();
@@ -392,7 +457,7 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
     const int64_t cols = std::min(nc, task.col1 - c0);
     const int64_t ncp = round_up(cols, nr);
     T* bp = b_buf.get(ncp * ld);
-    pack_b(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+    pack(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
     if (outer) uk.transpose(bp, ld, kc, panel);
     for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
       r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
@@ -447,6 +512,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   const auto task_count = static_cast<int64_t>(tasks.size());
   Cancellation* const cancel = current_cancellation();
   const std::vector<BColumn> table = b_columns(g);
+  const PackB<T> pack = pack_b_for<T>(active_kernels().name);
 
 #pragma omp parallel if (p.parallel)
   {
@@ -488,7 +554,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
         }
         T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
         column_blocks(g, p, uk, fine, table, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
-                      b_buf, panel, edge);
+                      pack, b_buf, panel, edge);
       }
     }
     if (chunks > 1) {

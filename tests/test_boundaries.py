@@ -208,8 +208,8 @@ def fam_wg_pixels(v: int) -> list[Geo]:
 
 
 def fam_outer(v: int, what: str) -> list[Geo]:
-    """grad_weight's outer form (float32, 48 <= M <= 256, N = C_out x taps >= 128) with M, N
-    or K = v, the other two at the form's smallest."""
+    """grad_weight's outer form (48 <= M <= 256, N = C_out x taps >= 128; float32, and float64
+    on AVX-512) with M, N or K = v, the other two at the form's smallest."""
     m, n, k = 48, 128, 64
     if what == "M":
         m = v
@@ -409,9 +409,9 @@ TABLE: list[Row] = [
         why="pixel tails; nr >= 0.6 x round_up(width, nr) picks the direct path"),
     Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: wfn entries, n 4|16",
         WIDE_NR, ("width",), literals=("16", "4")),
-    Row("dot tile (grad_weight) rows 4 (avx512 f32: 6), columns 3/4",
+    Row("dot tile (grad_weight) rows 4 (avx512: 6), columns 3/4",
         "ukernels/*.cpp: dot entries, n 3|4", (3, 4, 6), ("out_channels", "outer_N"),
-        literals=("3", "4")),
+        literals=("3", "4"), dtypes=("float32", "float64")),
     Row("avx2 f32 panel transpose, 8 rows at a time", "ukernels/avx2.cpp: k + 8 <= kc",
         (8, 16), ("outer_K",),
         literals=("5", "7", "32", "48", "64", "80", "96", "112", "0x44", "0xEE", "0x20", "0x31"),
@@ -423,6 +423,12 @@ TABLE: list[Row] = [
         (16,), ("outer_K", "out_channels"), literals=("16", "15", "64"), names=("kAcc",),
         why="K blocks of 15, 16, 17 and 35 (kc % 16 tails); 15: rounding up to groups of "
             "16; 64: alignment of a buffer"),
+    Row("8 x 8 lane transposes (avx512 f64): the panel transpose in blocks of 8 k, the last "
+        "kc % 8 by the scalar loop; the dot kernels' lane sums, 8 accumulators at a time (24 "
+        "for the 6 x 4 tile: three groups)",
+        "ukernels/gemm_template.hpp: k + 8 <= kc, accumulators in groups of 8", (8,),
+        ("outer_K", "out_channels"), literals=("8", "7"), dtypes=("float64",),
+        why="7: rounding up to groups of 8"),
     Row("avx512 f32 transpose16: shuffle immediates and all-lane masks",
         "ukernels/avx512.cpp: transpose16", (), (), literals=("0x88", "0xDD", "0xFF", "0xFFFF"),
         why="inert: instruction operands, not sizes (the 16 lanes are kWidth's)"),
@@ -556,12 +562,14 @@ TABLE: list[Row] = [
         "ukernels/depthwise_template.hpp: case 2, case 4", (2, 4), ("dw_stride",),
         literals=("4",)),
     # -- csrc/weight_grad.cpp -----------------------------------------------------------------
-    Row("outer form: 48 <= M <= 256, N >= 128 (float32)", "weight_grad.cpp: outer_form",
-        (48, 256), ("outer_M",), literals=("48", "256")),
+    Row("outer form: 48 <= M <= 256, N >= 128 (float32; float64 where nr >= 16: avx512)",
+        "weight_grad.cpp: outer_form", (48, 256), ("outer_M",), literals=("48", "256", "16"),
+        dtypes=("float32", "float64")),
     Row("outer form: N >= 128", "weight_grad.cpp: outer_form", (128,), ("outer_N",),
-        literals=("128",)),
-    Row("kPanelBytes: outer K block 24 KiB / (nr x 4)", "weight_grad.cpp: kPanelBytes",
-        PANEL_K, ("outer_K",), literals=("24", "1024"), names=("kPanelBytes",)),
+        literals=("128",), dtypes=("float32", "float64")),
+    Row("kPanelBytes: outer K block 24 KiB / (nr x sizeof): f32 768/384/192, f64 (avx512) 192",
+        "weight_grad.cpp: kPanelBytes", PANEL_K, ("outer_K",), literals=("24", "1024"),
+        names=("kPanelBytes",), dtypes=("float32", "float64")),
     Row("kMaxNR: edge tile buffer kMaxMR x kMaxNR", "weight_grad.cpp: kMaxNR", (32,),
         ("outer_N",), literals=("32",), names=("kMaxNR",),
         why="partial column tiles of the widest (avx512 f32) outer tile"),

@@ -71,6 +71,33 @@ struct Avx512F64 {
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  // v[l].lane[t] becomes v[t].lane[l] for 8 vectors of 8 doubles: unpacks of row pairs within
+  // 128-bit lanes, then two rounds of 128-bit lane shuffles; 24 shuffles, no memory.
+  static void transpose8(V (&v)[8]) {
+    constexpr __mmask8 all = 0xFF;
+    V t[8];  // t[i], t[i + 1], 128-bit lane j: columns 2j, 2j + 1 of rows i, i + 1
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm512_mask_unpacklo_pd(v[i], all, v[i], v[i + 1]);
+      t[i + 1] = _mm512_mask_unpackhi_pd(v[i], all, v[i], v[i + 1]);
+    }
+    const auto lanes = [](V a, V b, auto imm) {  // 128-bit lanes imm of a, then of b
+      return _mm512_mask_shuffle_f64x2(a, all, a, b, decltype(imm)::value);
+    };
+    using Even = std::integral_constant<int, 0x88>;  // lanes 0, 2 of a, then of b
+    using Odd = std::integral_constant<int, 0xDD>;   // lanes 1, 3
+    V u[8];  // u[4h + q]: rows 4h .. 4h + 3, columns q' and q' + 4 (q' = 0, 2, 1, 3 for q)
+    for (int h = 0; h < 2; ++h) {
+      u[4 * h] = lanes(t[4 * h], t[4 * h + 2], Even{});      // columns 0, 4
+      u[4 * h + 1] = lanes(t[4 * h], t[4 * h + 2], Odd{});   // columns 2, 6
+      u[4 * h + 2] = lanes(t[4 * h + 1], t[4 * h + 3], Even{});  // columns 1, 5
+      u[4 * h + 3] = lanes(t[4 * h + 1], t[4 * h + 3], Odd{});   // columns 3, 7
+    }
+    constexpr int column[4] = {0, 2, 1, 3};
+    for (int q = 0; q < 4; ++q) {
+      v[column[q]] = lanes(u[q], u[4 + q], Even{});
+      v[column[q] + 4] = lanes(u[q], u[4 + q], Odd{});
+    }
+  }
 };
 
 #include "gemm_template.hpp"

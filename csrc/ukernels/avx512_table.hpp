@@ -5,12 +5,12 @@
 // what is not emulated is only the raw class's one-instruction wrappers.
 //
 //   f32: gemm 12 x 32 (12 rows x 2 vectors = 24 accumulators), wide 3 x 64, dot 6 x 4 over 16 k
-//   f64: gemm 12 x 16,                                          wide 3 x 32, dot 4 x 4 over 8 k
+//   f64: gemm 12 x 16,                                          wide 3 x 32, dot 6 x 4 over 8 k
 //
 // Raw ops provide T, V, kWidth and zero, load, broadcast, fma (one rounding), add, store; the
 // f32 ones also transpose16 (16 vectors' lanes), which moves the f32 transpose kernel's panel
 // in 16 x 16 blocks and adds the f32 dot kernels' lanes for the whole tile at once (the lane
-// order of reduce below, for every accumulator).
+// order of reduce below, for every accumulator); the f64 ones transpose8 (8 x 8), used alike.
 // Include ONLY inside the anonymous namespace of an ISA translation unit, after
 // gemm_template.hpp (see there why); the unit then defines F32 = Avx512Ops<its f32 raw ops>
 // and F64 likewise, and expands TCONV_AVX512_UKERNELS: its functions are named for avx512f in
@@ -31,9 +31,9 @@ struct Avx512Ops : Raw {
 };
 
 // X(kind, slot, name, Ops, rows, n): see gemm_template.hpp.  gemm 12 x 2 vectors, wide 3 x 4
-// vectors, dot 6 x 4 (f32: 24 accumulators, 4 + 1 loads per 16 k, so that B, streamed from
-// L2, is read once per 6 rows of A; 1.04-1.09x over 4 x 4 on the dot-form benchmark layers)
-// and 4 x 4 (f64).
+// vectors, dot 6 x 4 (24 accumulators, 4 + 1 loads per vector of k, so that B, streamed from
+// L2, is read once per 6 rows of A; f32 1.04-1.09x over 4 x 4 on the dot-form benchmark
+// layers; f64, with the 8 x 8 lane sums, 1.06-1.20x).
 #define TCONV_AVX512_UKERNELS(X)                                  \
   X(gemm, fn, f32_gemm_1x32__avx512f, F32, 1, 2)                  \
   X(gemm, fn, f32_gemm_2x32__avx512f, F32, 2, 2)                  \
@@ -160,4 +160,6 @@ struct Avx512Ops : Raw {
   X(dot, dot, f64_dot_2x4c8__avx512f, F64, 2, 4)                  \
   X(dot, dot, f64_dot_3x4c8__avx512f, F64, 3, 4)                  \
   X(dot, dot, f64_dot_4x4c8__avx512f, F64, 4, 4)                  \
-  X(transpose, transpose, f64_transpose_16__avx512f, F64, 0, 16)
+  X(dot, dot, f64_dot_5x4c8__avx512f, F64, 5, 4)                  \
+  X(dot, dot, f64_dot_6x4c8__avx512f, F64, 6, 4)                  \
+  X(transpose8, transpose, f64_transpose_16__avx512f, F64, 0, 16)

@@ -50,4 +50,12 @@ struct EmulatedOps {
       for (int l = 0; l < 16; ++l) t[l].lane[r] = v[r].lane[l];
     for (int r = 0; r < 16; ++r) v[r] = t[r];
   }
+  // The same for 8 vectors of 8 lanes (the AVX-512 double table's shuffle network).
+  static void transpose8(V (&v)[8]) {
+    static_assert(W == 8, "transpose8 moves 8 x 8 lanes");
+    V t[8];
+    for (int r = 0; r < 8; ++r)
+      for (int l = 0; l < 8; ++l) t[l].lane[r] = v[r].lane[l];
+    for (int r = 0; r < 8; ++r) v[r] = t[r];
+  }
 };

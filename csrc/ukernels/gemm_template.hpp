@@ -33,6 +33,14 @@ struct HasTranspose16<
              *static_cast<typename Ops::V (*)[16]>(nullptr)))>>
     : std::bool_constant<Ops::kWidth == 16> {};
 
+// The same for 8 vectors of 8 lanes (transpose8: the AVX-512 double table).
+template <class Ops, class = void>
+struct HasTranspose8 : std::false_type {};
+template <class Ops>
+struct HasTranspose8<
+    Ops, std::void_t<decltype(Ops::transpose8(*static_cast<typename Ops::V (*)[8]>(nullptr)))>>
+    : std::bool_constant<Ops::kWidth == 8> {};
+
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
 enum class BRows { kPacked, kRows, kOffsets };
 
@@ -122,6 +130,26 @@ void transpose_panel16(const typename Ops::T* rows, int64_t ld, int64_t kc,
   transpose_panel<typename Ops::T, NR>(rows + k, ld, kc - k, panel + k * NR);
 }
 
+// transpose_panel by 8 x 8 blocks of Ops::transpose8 (the double counterpart of the above).
+template <class Ops, int NR>
+void transpose_panel8(const typename Ops::T* rows, int64_t ld, int64_t kc,
+                      typename Ops::T* panel) {
+  static_assert(HasTranspose8<Ops>::value && NR % 8 == 0, "8 x 8 blocks of lanes");
+  using V = typename Ops::V;
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    for (int h = 0; h < NR; h += 8) {
+      V v[8];
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) v[t] = Ops::load(rows + (h + t) * ld + k);
+      Ops::transpose8(v);  // v[l].lane[t] = rows[(h + t) * ld + k + l]
+#pragma GCC unroll 8
+      for (int l = 0; l < 8; ++l) Ops::store(panel + (k + l) * NR + h, v[l]);
+    }
+  }
+  transpose_panel<typename Ops::T, NR>(rows + k, ld, kc - k, panel + k * NR);
+}
+
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
 template <class Ops, int MR, int NV>
 void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* const* b_rows,
@@ -193,6 +221,30 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
         *p = accumulate ? *p + lane_sums[i * NC + j] : lane_sums[i * NC + j];
       }
     }
+  } else if constexpr (HasTranspose8<Ops>::value) {
+    // The same with 8 lanes: ((l0 + l1) + l2) + ... + l7 for 8 accumulators at once.
+    constexpr int kAcc = MR * NC;
+    alignas(64) T lane_sums[(kAcc + 7) / 8 * 8];
+#pragma GCC unroll 4
+    for (int e0 = 0; e0 < kAcc; e0 += 8) {
+      V sums[8];
+#pragma GCC unroll 8
+      for (int e = 0; e < 8; ++e)
+        sums[e] = e0 + e < kAcc ? acc[(e0 + e) / NC][(e0 + e) % NC] : Ops::zero();
+      Ops::transpose8(sums);
+      V total = sums[0];
+#pragma GCC unroll 8
+      for (int l = 1; l < 8; ++l) total = Ops::add(total, sums[l]);
+      Ops::store(lane_sums + e0, total);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 16
+      for (int j = 0; j < NC; ++j) {
+        T* p = c + i * ldc + j;
+        *p = accumulate ? *p + lane_sums[i * NC + j] : lane_sums[i * NC + j];
+      }
+    }
   } else {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -215,8 +267,8 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 //
 //   #define MY_ISA_UKERNELS(X)  X(kind, slot, name, Ops, rows, n) ...
 //
-//   kind  gemm | igemm | ogemm | rgemm | dot | transpose | transpose16: which template
-//         (TCONV_DEFINE_<kind>)
+//   kind  gemm | igemm | ogemm | rgemm | dot | transpose | transpose16 | transpose8: which
+//         template (TCONV_DEFINE_<kind>)
 //   slot  the GemmKernels field it fills: fn ifn ofn rfn | wfn wifn wofn | dot | transpose
 //   rows  MR, the index in the slot (0 for transpose)
 //   n     NV (vectors of columns) for the gemm kinds, NC (columns) for dot, NR for transpose
@@ -309,6 +361,14 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
     TCONV_TRANSPOSE_ASSERTS();                                                               \
     ::transpose_panel16<Ops, NR>(rows, ld, kc, panel);                                       \
+  }
+
+// The 8 x 8 block transpose (same result as TCONV_DEFINE_transpose).
+#define TCONV_DEFINE_transpose8(name, Ops, unused_rows, NR)                                  \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
+    TCONV_TRANSPOSE_ASSERTS();                                                               \
+    ::transpose_panel8<Ops, NR>(rows, ld, kc, panel);                                        \
   }
 
 #define TCONV_DEFINE_transpose(name, Ops, unused_rows, NR)                                   \
