@@ -354,6 +354,37 @@ def fam_dw_wg_values(v: int) -> list[Geo]:
                 padding=((1, 1),), batch=3, ops=("grad_weight",))]
 
 
+def fam_plane_grid(v: int) -> list[Geo]:
+    """A grid of v points whose source plane is small (the avx512 float32 packed path packs
+    whole grid planes of 16 points read from <= 64 values by permutes): the gather's coarse
+    grid (stride 2, 1-D and 2-D, K blocks starting mid-channel) and the forward's phase
+    grids."""
+    out = [_1d(v, c_in=20, c_out=3, kernel=(3,), stride=(2,), padding=((1, 1),),
+               output_padding=(1,))]
+    for h in (4, 3, 2, 1):  # 2-D: h rows of v / h points (DCGAN's 4x4 at v = 16)
+        if v % h == 0:
+            out.append(Geo((h, v // h), c_in=20, c_out=3, kernel=(4, 4), stride=(2, 2),
+                           padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(0, 0),
+                           batch=3))
+            break
+    return out
+
+
+def fam_plane_source(v: int) -> list[Geo]:
+    """A gather whose grid has 16 points and whose source plane has v values: 1-D stride 2,
+    kernel v - 30; 2-D 4x4 stride 2 when v = (6 + ky)(6 + kx), kernel not 2x2 (= the
+    stride: the phase GEMM)."""
+    out = [_1d(16, c_in=3, c_out=20, kernel=(v - 30,), stride=(2,), batch=2,
+               ops=("grad_input", "conv"))] if v > 30 else []
+    for ky in range(1, 8):
+        if v % (6 + ky) == 0 and v // (6 + ky) > 6 and (ky, v // (6 + ky) - 6) != (2, 2):
+            out.append(Geo((4, 4), c_in=3, c_out=20, kernel=(ky, v // (6 + ky) - 6),
+                           stride=(2, 2), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                           output_padding=(0, 0), batch=2, ops=("grad_input", "conv")))
+            break
+    return out
+
+
 FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "dw_width": lambda v: fam_depthwise(v, "width"),
     "dw_stride": lambda v: fam_depthwise(v, "stride"),
@@ -371,6 +402,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "gemm_rows": fam_gemm_rows, "gemm_depth": fam_gemm_depth,
     "phase_rows": fam_phase_rows, "phase_depth": fam_phase_depth,
     "phase_pixels": fam_phase_pixels,
+    "plane_grid": fam_plane_grid, "plane_source": fam_plane_source,
 }
 
 
@@ -484,6 +516,13 @@ TABLE: list[Row] = [
     Row("pack_piece lengths 4/8/16, steps 1/2 (packed path; float step 2 on the avx512 table: "
         "masked loads and a permute of <= 16 values)", "subconv/pack.cpp: pack_b",
         (4, 8, 16), ("width", "stride"), literals=("4", "8", "16")),
+    Row("whole grid planes packed by permutes (avx512 f32): grid of kPlaneGrid = 16 points",
+        "subconv/pack.cpp: kPlaneGrid (plane in 4 registers: 16/32/48)", (16,), ("plane_grid",),
+        literals=("3", "32", "48"),
+        names=("kPlaneGrid",), dtypes=("float32", "float64")),
+    Row("whole grid planes packed by permutes: source plane <= kPlaneSourceMax = 64 values",
+        "subconv/pack.cpp: kPlaneSourceMax", (64,), ("plane_source",),
+        names=("kPlaneSourceMax",), dtypes=("float32", "float64")),
     Row("packed-input prefetch: the next segment's source lines (64-byte lines)",
         "subconv/pack.cpp: prefetch_segment, kLine", (), (), literals=("64",), names=("kLine",),
         why="inert: prefetch hints never change which values are packed"),

@@ -59,6 +59,89 @@ TCONV_PACK_AVX512_ATTR inline void copy_even_avx512(const float* from, float* to
 }
 #endif
 
+#if TCONV_PACK_AVX512
+// Whole grid planes of kPlaneGrid points packed by permutes (the AVX-512 float clone): when
+// one image's grid has exactly kPlaneGrid points and its source plane at most
+// kPlaneSourceMax values (DCGAN 512->256 grad_input: a 4x4 grid read from an 8x8 plane at
+// step 2; per-row pieces of 4 were a third of the micro-kernel's time), the grid plane fills
+// one vector of a B row.  Each tap is a table of kPlaneGrid source indices (and which of
+// them lie inside the source); per channel the plane is loaded once into four registers and
+// every tap's row is two two-source permutes, a blend and a zero mask.  Same values as the
+// per-piece copies.
+constexpr int64_t kPlaneGrid = 16;
+constexpr int64_t kPlaneSourceMax = 64;
+
+struct PlaneTap {
+  alignas(64) int32_t index[kPlaneGrid];  // source offset of each grid point (0 if outside)
+  __mmask16 valid, high;                  // inside the source; offset >= 32
+};
+
+// Whether s's grid planes are packed by pack_planes_avx512 (nr: a multiple of kPlaneGrid).
+inline bool plane_packing_suits(const SubConv& s, int nr) {
+  return s.pixels() == kPlaneGrid && nr % kPlaneGrid == 0 &&
+         s.src_dims[0] * s.src_dims[1] * s.src_dims[2] <= kPlaneSourceMax;
+}
+
+// The index table of each tap (in the order of pack_b's PackTap list).
+inline void plane_taps(const SubConv& s, std::vector<PlaneTap>& out) {
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
+  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
+  out.resize(static_cast<size_t>(s.taps()));
+  for (int64_t tp = 0; tp < s.taps(); ++tp) {
+    const int64_t dx = ax.tap_offset[static_cast<size_t>(tp % tx_n)];
+    const int64_t dy = ay.tap_offset[static_cast<size_t>((tp / tx_n) % ty_n)];
+    const int64_t dz = az.tap_offset[static_cast<size_t>(tp / (tx_n * ty_n))];
+    PlaneTap& pt = out[static_cast<size_t>(tp)];
+    pt.valid = pt.high = 0;
+    for (int64_t u = 0; u < kPlaneGrid; ++u) {
+      const int64_t jx = u % ax.extent, jy = (u / ax.extent) % ay.extent,
+                    jz = u / (ax.extent * ay.extent);
+      const int64_t z = jz * az.src_step + dz, y = jy * ay.src_step + dy,
+                    x = jx * ax.src_step + dx;
+      const bool in = z >= 0 && z < sz && y >= 0 && y < sy && x >= 0 && x < sx;
+      const int64_t off = in ? (z * sy + y) * sx + x : 0;
+      pt.index[u] = static_cast<int32_t>(off);
+      if (in) pt.valid = static_cast<__mmask16>(pt.valid | (1u << u));
+      if (off >= 32) pt.high = static_cast<__mmask16>(pt.high | (1u << u));
+    }
+  }
+}
+
+// One grid plane (kPlaneGrid columns at dst, panel rows nr apart): channels [0, channels) of
+// the K block, channel c's plane at src_c + c * plane (plane <= kPlaneSourceMax values).
+TCONV_PACK_AVX512_ATTR inline void pack_plane_avx512(const float* src_c, int64_t plane,
+                                                     int64_t channels,
+                                                     const std::vector<PackTap>& taps,
+                                                     const std::vector<PlaneTap>& ptaps,
+                                                     int64_t tap_n, int nr, float* dst) {
+  __mmask16 load_mask[4];
+  for (int r = 0; r < 4; ++r) {
+    const int64_t left = std::clamp<int64_t>(plane - 16 * r, 0, 16);
+    load_mask[r] = static_cast<__mmask16>((1u << left) - 1);
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* p = src_c + c * plane;
+    const __m512 v0 = _mm512_maskz_loadu_ps(load_mask[0], p);
+    const __m512 v1 = _mm512_maskz_loadu_ps(load_mask[1], p + 16);
+    const __m512 v2 = _mm512_maskz_loadu_ps(load_mask[2], p + 32);
+    const __m512 v3 = _mm512_maskz_loadu_ps(load_mask[3], p + 48);
+    for (size_t t = 0; t < taps.size(); ++t) {
+      const PackTap& tp = taps[t];
+      const int64_t i = c - tp.channel;  // row of this tap for channel c
+      if (i < 0 || i >= tp.n) continue;
+      const PlaneTap& pt = ptaps[t];
+      const __m512i idx = _mm512_load_si512(pt.index);
+      const __m512 lo = _mm512_permutex2var_ps(v0, idx, v1);
+      const __m512 hi = _mm512_permutex2var_ps(v2, idx, v3);
+      const __m512 v = _mm512_maskz_mov_ps(pt.valid, _mm512_mask_blend_ps(pt.high, lo, hi));
+      _mm512_storeu_ps(dst + (tp.k + i * tap_n) * nr, v);
+    }
+  }
+}
+#endif
+
 // to[u] = from[u * STEP] for u < LEN (copy_fixed), by the AVX-512 clone's permutes when
 // kAvx512 and it has them for this case.
 template <bool kAvx512, typename T, int STEP, int LEN>
@@ -269,8 +352,38 @@ inline __attribute__((always_inline)) void pack_b_body(
   const int64_t dx_lo = *std::min_element(ax.tap_offset.begin(), ax.tap_offset.end());
   const int64_t dx_hi = *std::max_element(ax.tap_offset.begin(), ax.tap_offset.end());
   const int64_t channels = kc > 0 ? rows.back().channel - c0 + 1 : 0;
+#if TCONV_PACK_AVX512
+  // whole grid planes (segments from (jz, jy, jx) = 0 over kPlaneGrid columns in one panel)
+  bool planes = false;
+  std::vector<PlaneTap> ptaps;
+  if constexpr (kAvx512 && std::is_same_v<T, float>) {
+    planes = plane_packing_suits(s, nr);
+    if (planes) plane_taps(s, ptaps);
+  }
+  const int64_t plane_segs = s.axes[0].extent * s.axes[1].extent;  // rows of one grid plane
+#endif
   for (size_t si = 0; si < segs.size(); ++si) {
     const Segment& seg = segs[si];
+#if TCONV_PACK_AVX512
+    if constexpr (kAvx512 && std::is_same_v<T, float>) {
+      if (planes && seg.jz == 0 && seg.jy == 0 && seg.jx0 == 0 && seg.t0 % kPlaneGrid == 0 &&
+          seg.t0 + kPlaneGrid <= nc) {
+        const auto next = si + static_cast<size_t>(plane_segs);
+        if (next < segs.size())  // the next plane's source lines, while this one is packed
+          for (int64_t c = 0; c < channels; ++c) {
+            const T* p =
+                src + (segs[next].n * s.src_channels + group * s.Kc + c0 + c) * ps.plane;
+            for (int64_t o = 0; o < ps.plane; o += 16) __builtin_prefetch(p + o);
+            __builtin_prefetch(p + ps.plane - 1);
+          }
+        pack_plane_avx512(src + (seg.n * s.src_channels + group * s.Kc + c0) * ps.plane,
+                          ps.plane, channels, taps, ptaps, tap_n, nr,
+                          bp + (seg.t0 / nr) * kc * nr + seg.t0 % nr);
+        si = next - 1;
+        continue;
+      }
+    }
+#endif
     if (si + 1 < segs.size())
       prefetch_segment(s, src, group, c0, channels, segs[si + 1], dx_lo, dx_hi);
     ps.src_c = src + (seg.n * s.src_channels + group * s.Kc + c0) * ps.plane;

@@ -120,13 +120,39 @@ const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const Sub
 // and the Inf/NaN test are applied to each tile's rows right after the last K block's kernel
 // wrote them (finish_rows, while they are in L1).  Same sums in the same order, the bias
 // added to the sum as store_tile adds it: the same bits as through store_tile.
+// The direct path's tiles are whole when each has nr points; the packed path's (columns
+// t * nr .. t * nr + nr - 1 of its segments) when nc is a multiple of nr and each tile's
+// columns are nr consecutive places of dst (a gather whose tiles stay inside one image: its
+// grid rows follow each other in dst).  Fills wk.tile_dst when it returns true.
 template <typename T>
-bool stores_in_kernels(const Call<T>& c, const SubConv& s, const TaskInput& in,
-                       const std::vector<Segment>& tiles) {
-  bool to_dst = in.mode != Input::kPacked && c.p.xs == 0 && s.Kc * s.taps() > 0 &&
-                s.axes[2].dst_step == 1;
-  for (size_t t = 0; to_dst && t < tiles.size(); ++t) to_dst = tiles[t].len == c.p.nr;
-  return to_dst;
+bool stores_in_kernels(const Call<T>& c, Worker<T>& wk, const SubConv& s, const Task& task,
+                       const TaskInput& in) {
+  if (c.p.xs != 0 || s.Kc * s.taps() == 0 || s.axes[2].dst_step != 1) return false;
+  const int64_t nr = c.p.nr;
+  if (in.mode != Input::kPacked) {
+    for (const Segment& t : wk.tiles)
+      if (t.len != nr) return false;
+    wk.tile_dst.resize(wk.tiles.size());
+    for (size_t t = 0; t < wk.tiles.size(); ++t)
+      wk.tile_dst[t] = segment_dst(s, c.dst, task.group, task.m0, wk.tiles[t]);
+    return true;
+  }
+  if (task.nc % nr != 0) return false;
+  wk.tile_dst.assign(static_cast<size_t>(task.nc / nr), nullptr);
+  for (const Segment& seg : wk.segs) {
+    T* base = segment_dst(s, c.dst, task.group, task.m0, seg);  // column seg.t0 + u: base + u
+    for (int64_t u = 0; u < seg.len;) {
+      const int64_t col = seg.t0 + u, off = col % nr;
+      T*& first = wk.tile_dst[static_cast<size_t>(col / nr)];
+      if (off == 0) {
+        first = base + u;
+      } else if (first + off != base + u) {
+        return false;  // the tile's columns are not consecutive places of dst
+      }
+      u += std::min(seg.len - u, nr - off);
+    }
+  }
+  return true;
 }
 
 // The C tile of rows i0.. and tile (nr columns) t.
@@ -285,12 +311,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   const bool waits = p.xs > 0 && x_phase < p.xs - 1;
   T* acc = (waits ? wk.c_wait[static_cast<size_t>(x_phase)] : wk.c_buf).get(mc * ncp);
   if (k_total == 0) std::fill(acc, acc + mc * ncp, T(0));
-  const bool to_dst = stores_in_kernels(c, s, in, wk.tiles);
-  if (to_dst) {
-    wk.tile_dst.resize(wk.tiles.size());
-    for (size_t t = 0; t < wk.tiles.size(); ++t)
-      wk.tile_dst[t] = segment_dst(s, c.dst, task.group, task.m0, wk.tiles[t]);
-  }
+  const bool to_dst = stores_in_kernels(c, wk, s, task, in);
   const T* a_group = c.a_packed + p.a_off[static_cast<size_t>(task.sub)] +
                      task.group * k_total * p.ms;
   const TaskRun<T> tr{task, s, slab_m0, mc, ncp, std::move(in), band_data, acc, to_dst,
