@@ -26,8 +26,10 @@
 #include "gemm/engine.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -168,6 +170,35 @@ TCONV_ENGINE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int
 }
 #endif
 
+// to[k * bytes, (k + 1) * bytes) = from[k * ld, k * ld + bytes) for k < count: the forward's
+// A panels, whose values of one k are contiguous in W (r <= mr values: 44-48 bytes for avx512
+// float32, too short for a memcpy call per k to pay; the AVX-512 clone moves them with one
+// or two masked loads and stores).  Copies only: any clone gives the same bits.
+using CopyRows = void (*)(const void*, int64_t, int64_t, int64_t, void*);
+
+inline void copy_rows(const void* from, int64_t ld, int64_t bytes, int64_t count, void* to) {
+  for (int64_t k = 0; k < count; ++k)
+    std::memcpy(static_cast<char*>(to) + k * bytes, static_cast<const char*>(from) + k * ld,
+                static_cast<size_t>(bytes));
+}
+#ifdef TCONV_ENGINE_AVX512
+TCONV_ENGINE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t bytes,
+                                          int64_t count, void* to) {
+  if (bytes > 128) return copy_rows(from, ld, bytes, count, to);
+  // byte masks of the first and second 64 bytes of a row
+  const __mmask64 lo = bytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << bytes) - 1;
+  const __mmask64 hi = bytes <= 64    ? 0
+                       : bytes == 128 ? ~__mmask64(0)
+                                      : (__mmask64(1) << (bytes - 64)) - 1;
+  const char* f = static_cast<const char*>(from);
+  char* t = static_cast<char*>(to);
+  for (int64_t k = 0; k < count; ++k, f += ld, t += bytes) {
+    _mm512_mask_storeu_epi8(t, lo, _mm512_maskz_loadu_epi8(lo, f));
+    if (hi != 0) _mm512_mask_storeu_epi8(t + 64, hi, _mm512_maskz_loadu_epi8(hi, f + 64));
+  }
+}
+#endif
+
 // Which copies to run: the clones of the active table's ISA, else the baseline's.
 enum class CopyIsa { kBase, kAvx2, kAvx512 };
 
@@ -180,6 +211,110 @@ inline CopyIsa copy_isa(const std::string& table) {
 #endif
   (void)table;
   return CopyIsa::kBase;
+}
+
+inline CopyRows copy_rows_for(CopyIsa isa) {
+#ifdef TCONV_ENGINE_AVX512
+  if (isa == CopyIsa::kAvx512) return &copy_rows_avx512;
+#endif
+  (void)isa;
+  return &copy_rows;
+}
+
+// The avx512 table's gemm kernels (r x 32 float32, r x 16 float64, r <= 12: two vectors of
+// columns) with software prefetch of B kGemmPrefetchK rows ahead.  The engine's B panels
+// come from L2 (the packed block, swept once per A panel), one 128-byte row per k, and the
+// hardware prefetchers do not keep L1 ahead of that stream (docs/perf-log.md, 2026-12-03
+// 15:00).  The arithmetic is the table kernel's operation for operation (gemm_template.hpp
+// over avx512.cpp's ops: per k a broadcast of A[i] and one fma per accumulator, from zero;
+// then + C), so the sums are bit-identical to it; the engine tests compare the two.
+constexpr int64_t kGemmPrefetchK = 8;
+#ifdef TCONV_ENGINE_AVX512
+template <typename T>
+struct Avx512Vector;
+template <>
+struct Avx512Vector<float> {
+  using V = __m512;
+};
+template <>
+struct Avx512Vector<double> {
+  using V = __m512d;
+};
+
+template <typename T, int MR>
+TCONV_ENGINE_AVX512 void gemm_prefetch_avx512(int64_t kc, const T* a, const T* b, T* c,
+                                              int64_t ldc, int accumulate) {
+  using V = typename Avx512Vector<T>::V;
+  constexpr int kW = 64 / int(sizeof(T));  // values per vector; a row of B is 2 vectors
+  V acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 2; ++j) {
+      if constexpr (sizeof(T) == 4) acc[i][j] = _mm512_setzero_ps();
+      else acc[i][j] = _mm512_setzero_pd();
+    }
+  for (int64_t k = 0; k < kc; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + kGemmPrefetchK * 2 * kW), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + kGemmPrefetchK * 2 * kW + kW), _MM_HINT_T0);
+    V b0, b1;
+    if constexpr (sizeof(T) == 4) {
+      b0 = _mm512_loadu_ps(b);
+      b1 = _mm512_loadu_ps(b + kW);
+    } else {
+      b0 = _mm512_loadu_pd(b);
+      b1 = _mm512_loadu_pd(b + kW);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      if constexpr (sizeof(T) == 4) {
+        const V av = _mm512_set1_ps(a[i]);
+        acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+      } else {
+        const V av = _mm512_set1_pd(a[i]);
+        acc[i][0] = _mm512_fmadd_pd(av, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_pd(av, b1, acc[i][1]);
+      }
+    }
+    a += MR;
+    b += 2 * kW;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 2; ++j) {
+      T* p = c + i * ldc + j * kW;
+      if constexpr (sizeof(T) == 4) {
+        __m512 r = acc[i][j];
+        if (accumulate) r = _mm512_add_ps(_mm512_loadu_ps(p), r);
+        _mm512_storeu_ps(p, r);
+      } else {
+        __m512d r = acc[i][j];
+        if (accumulate) r = _mm512_add_pd(_mm512_loadu_pd(p), r);
+        _mm512_storeu_pd(p, r);
+      }
+    }
+}
+
+template <typename T, int... R>
+void fill_prefetch_kernels(GemmUkernel<T>* to, std::integer_sequence<int, R...>) {
+  ((to[R + 1] = &gemm_prefetch_avx512<T, R + 1>), ...);
+}
+#endif
+
+// The micro-kernels run() calls, by rows: the active table's fn (wfn for the wide tiles),
+// or for the avx512 table's 12 x (2 vectors) tiles the prefetching copies above, in `own`.
+template <typename T>
+const GemmUkernel<T>* gemm_kernels_for(const GemmKernels<T>& uk, bool wide, CopyIsa isa,
+                                       GemmUkernel<T> (&own)[kMaxMR + 1]) {
+#ifdef TCONV_ENGINE_AVX512
+  if (!wide && isa == CopyIsa::kAvx512 && uk.mr == 12 && uk.nr == 2 * 64 / int(sizeof(T))) {
+    fill_prefetch_kernels<T>(own, std::make_integer_sequence<int, 12>());
+    return own;
+  }
+#endif
+  (void)isa;
+  (void)own;
+  return wide ? uk.wfn : uk.fn;
 }
 
 template <typename T, int NR>
@@ -492,9 +627,11 @@ bool run(const Problem<T>& pb, bool check) {
   const Schedule sc = schedule<T>(uk, images, pb.groups, M, K, N, omp_get_max_threads());
   const bool wide = sc.wide;
   const int mr = sc.plan.mr, nr = sc.plan.nr;
-  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const CopyIsa isa = copy_isa(active_kernels().name);
+  GemmUkernel<T> own_kernels[kMaxMR + 1] = {};
+  const GemmUkernel<T>* fn = gemm_kernels_for(uk, wide, isa, own_kernels);
   const PackB<T> pack = pack_b_for<T>(nr, isa);
+  const CopyRows copy_a = copy_rows_for(isa);
   const StreamTile<T> stream =
       pb.c_row ? nullptr
                : stream_tile_for<T>(isa, pb.dst, N, images * M * N * int64_t(sizeof(T)));
@@ -527,9 +664,14 @@ bool run(const Problem<T>& pb, bool check) {
         for (int64_t p = 0; p < cut.count; ++p) {
           const int64_t i0 = cut.start(p), r = cut.rows(p);
           T* panel = block + i0 * kc;
-          for (int64_t k = kb; k < ke; ++k)
-            for (int64_t i = 0; i < r; ++i)
-              panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+          if (pb.a_m == 1) {  // the forward: a panel's values of one k are contiguous in W
+            copy_a(wg + i0 + kb * pb.a_k, pb.a_k * int64_t(sizeof(T)), r * int64_t(sizeof(T)),
+                   ke - kb, panel + kb * r);
+          } else {
+            for (int64_t k = kb; k < ke; ++k)
+              for (int64_t i = 0; i < r; ++i)
+                panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+          }
         }
       }
     }  // implicit barrier: the tasks read every packed block
