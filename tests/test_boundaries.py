@@ -597,6 +597,14 @@ TABLE: list[Row] = [
         "gemm/engine.cpp: kPackAhead, k + kPackAhead < kc, kAPackDepth", (4, 16, 128, 256),
         ("gemm_depth",), literals=("4", "64", "16"),
         names=("kPackAhead", "kLine", "kAPackDepth"), dtypes=("float32", "float64")),
+    Row("gemm engine: the avx512 table's mr x (2 vectors) tiles run as the engine's copies "
+        "that prefetch B kGemmPrefetchK = 8 rows ahead (kWidth, kW: values per vector); the "
+        "wide tiles (M <= 3) and other tables run the table's kernels",
+        "gemm/engine.cpp: gemm_kernels_for, gemm_prefetch_avx512", TILE_MR + (3,),
+        ("gemm_rows",), names=("kGemmPrefetchK", "kW", "kWidth"),
+        dtypes=("float32", "float64"), why="same arithmetic as the table's kernel, bitwise "
+        "(test_gemm_engine.test_avx512_engine_kernels_match_the_table, every tile height); "
+        "the prefetch distance is inert"),
     Row("gemm engine: tasks wanted 4 x threads", "gemm/engine.cpp: 4.0 * threads", (), (),
         literals=("4.0",), why="thread-count-dependent splitting never changes a sum "
         "(tests/test_gemm_engine.py: 1, 2, 3 threads bitwise)"),

@@ -112,6 +112,83 @@ struct Task {
   __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
 #endif
 
+// One vector of T in a clone's ISA, with the few operations the engine's own vector code
+// uses (the streamed stores and, on AVX-512, the prefetching gemm kernels), so that each is
+// written once for float32 and float64.  nonfinite: some lane is Inf or NaN (exponent bits
+// all ones, as nonfinite_bit).
+#ifdef TCONV_ENGINE_AVX512
+template <typename T>
+struct Avx512Vec;
+template <>
+struct Avx512Vec<float> {
+  using T = float;
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  TCONV_ENGINE_AVX512 static V zero() { return _mm512_setzero_ps(); }
+  TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_ps(x); }
+  TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_ps(p); }
+  TCONV_ENGINE_AVX512 static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  TCONV_ENGINE_AVX512 static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_ps(p, v); }
+  TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
+    const __m512i e = _mm512_set1_epi32(0x7f800000);
+    return _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), e), e) != 0;
+  }
+};
+template <>
+struct Avx512Vec<double> {
+  using T = double;
+  using V = __m512d;
+  static constexpr int kWidth = 8;
+  TCONV_ENGINE_AVX512 static V zero() { return _mm512_setzero_pd(); }
+  TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_pd(x); }
+  TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_pd(p); }
+  TCONV_ENGINE_AVX512 static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  TCONV_ENGINE_AVX512 static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_pd(p, v); }
+  TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
+    const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
+    return _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), e), e) != 0;
+  }
+};
+#endif
+#ifdef TCONV_ENGINE_AVX2
+template <typename T>
+struct Avx2Vec;
+template <>
+struct Avx2Vec<float> {
+  using T = float;
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  TCONV_ENGINE_AVX2 static V set1(T x) { return _mm256_set1_ps(x); }
+  TCONV_ENGINE_AVX2 static V load(const T* p) { return _mm256_loadu_ps(p); }
+  TCONV_ENGINE_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  TCONV_ENGINE_AVX2 static void stream(T* p, V v) { _mm256_stream_ps(p, v); }
+  TCONV_ENGINE_AVX2 static bool nonfinite(V v) {
+    const __m256i e = _mm256_set1_epi32(0x7f800000);
+    const __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), e), e);
+    return !_mm256_testz_si256(m, m);
+  }
+};
+template <>
+struct Avx2Vec<double> {
+  using T = double;
+  using V = __m256d;
+  static constexpr int kWidth = 4;
+  TCONV_ENGINE_AVX2 static V set1(T x) { return _mm256_set1_pd(x); }
+  TCONV_ENGINE_AVX2 static V load(const T* p) { return _mm256_loadu_pd(p); }
+  TCONV_ENGINE_AVX2 static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  TCONV_ENGINE_AVX2 static void stream(T* p, V v) { _mm256_stream_pd(p, v); }
+  TCONV_ENGINE_AVX2 static bool nonfinite(V v) {
+    const __m256i e = _mm256_set1_epi64x(0x7ff0000000000000ll);
+    const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(v), e), e);
+    return !_mm256_testz_si256(m, m);
+  }
+};
+#endif
+
 // to[0, BYTES) = from[0, BYTES) in chunks of up to CHUNK bytes (GCC vector types: a register
 // move per chunk, CHUNK = the clone's vector width).
 template <int BYTES, int CHUNK>
@@ -184,12 +261,11 @@ inline void copy_rows(const void* from, int64_t ld, int64_t bytes, int64_t count
 #ifdef TCONV_ENGINE_AVX512
 TCONV_ENGINE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t bytes,
                                           int64_t count, void* to) {
-  if (bytes > 128) return copy_rows(from, ld, bytes, count, to);
-  // byte masks of the first and second 64 bytes of a row
-  const __mmask64 lo = bytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << bytes) - 1;
-  const __mmask64 hi = bytes <= 64    ? 0
-                       : bytes == 128 ? ~__mmask64(0)
-                                      : (__mmask64(1) << (bytes - 64)) - 1;
+  if (bytes > 2 * 64) return copy_rows(from, ld, bytes, count, to);  // not with mr <= 12
+  // byte masks of the first and second 64 bytes of a row (at most two vectors)
+  const int64_t rest = bytes - 64;
+  const __mmask64 lo = rest >= 0 ? ~__mmask64(0) : (__mmask64(1) << bytes) - 1;
+  const __mmask64 hi = rest <= 0 ? 0 : rest == 64 ? ~__mmask64(0) : (__mmask64(1) << rest) - 1;
   const char* f = static_cast<const char*>(from);
   char* t = static_cast<char*>(to);
   for (int64_t k = 0; k < count; ++k, f += ld, t += bytes) {
@@ -230,51 +306,24 @@ inline CopyRows copy_rows_for(CopyIsa isa) {
 // then + C), so the sums are bit-identical to it; the engine tests compare the two.
 constexpr int64_t kGemmPrefetchK = 8;
 #ifdef TCONV_ENGINE_AVX512
-template <typename T>
-struct Avx512Vector;
-template <>
-struct Avx512Vector<float> {
-  using V = __m512;
-};
-template <>
-struct Avx512Vector<double> {
-  using V = __m512d;
-};
-
 template <typename T, int MR>
 TCONV_ENGINE_AVX512 void gemm_prefetch_avx512(int64_t kc, const T* a, const T* b, T* c,
                                               int64_t ldc, int accumulate) {
-  using V = typename Avx512Vector<T>::V;
-  constexpr int kW = 64 / int(sizeof(T));  // values per vector; a row of B is 2 vectors
+  using Vec = Avx512Vec<T>;
+  using V = typename Vec::V;
+  constexpr int kW = Vec::kWidth;  // a row of B is 2 vectors, 2 cache lines
   V acc[MR][2];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < 2; ++j) {
-      if constexpr (sizeof(T) == 4) acc[i][j] = _mm512_setzero_ps();
-      else acc[i][j] = _mm512_setzero_pd();
-    }
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec::zero();
   for (int64_t k = 0; k < kc; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(b + kGemmPrefetchK * 2 * kW), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(b + kGemmPrefetchK * 2 * kW + kW), _MM_HINT_T0);
-    V b0, b1;
-    if constexpr (sizeof(T) == 4) {
-      b0 = _mm512_loadu_ps(b);
-      b1 = _mm512_loadu_ps(b + kW);
-    } else {
-      b0 = _mm512_loadu_pd(b);
-      b1 = _mm512_loadu_pd(b + kW);
-    }
+    const V b0 = Vec::load(b), b1 = Vec::load(b + kW);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      if constexpr (sizeof(T) == 4) {
-        const V av = _mm512_set1_ps(a[i]);
-        acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-      } else {
-        const V av = _mm512_set1_pd(a[i]);
-        acc[i][0] = _mm512_fmadd_pd(av, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_pd(av, b1, acc[i][1]);
-      }
+      const V av = Vec::set1(a[i]);
+      acc[i][0] = Vec::fma(av, b0, acc[i][0]);
+      acc[i][1] = Vec::fma(av, b1, acc[i][1]);
     }
     a += MR;
     b += 2 * kW;
@@ -283,15 +332,7 @@ TCONV_ENGINE_AVX512 void gemm_prefetch_avx512(int64_t kc, const T* a, const T* b
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < 2; ++j) {
       T* p = c + i * ldc + j * kW;
-      if constexpr (sizeof(T) == 4) {
-        __m512 r = acc[i][j];
-        if (accumulate) r = _mm512_add_ps(_mm512_loadu_ps(p), r);
-        _mm512_storeu_ps(p, r);
-      } else {
-        __m512d r = acc[i][j];
-        if (accumulate) r = _mm512_add_pd(_mm512_loadu_pd(p), r);
-        _mm512_storeu_pd(p, r);
-      }
+      Vec::store(p, accumulate ? Vec::add(Vec::load(p), acc[i][j]) : acc[i][j]);
     }
 }
 
@@ -307,8 +348,9 @@ template <typename T>
 const GemmUkernel<T>* gemm_kernels_for(const GemmKernels<T>& uk, bool wide, CopyIsa isa,
                                        GemmUkernel<T> (&own)[kMaxMR + 1]) {
 #ifdef TCONV_ENGINE_AVX512
-  if (!wide && isa == CopyIsa::kAvx512 && uk.mr == 12 && uk.nr == 2 * 64 / int(sizeof(T))) {
-    fill_prefetch_kernels<T>(own, std::make_integer_sequence<int, 12>());
+  if (!wide && isa == CopyIsa::kAvx512 && uk.mr == kMaxMR &&
+      uk.nr == 2 * 64 / int(sizeof(T))) {
+    fill_prefetch_kernels<T>(own, std::make_integer_sequence<int, kMaxMR>());
     return own;
   }
 #endif
@@ -471,69 +513,42 @@ auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r
 // of 64 bytes and cols of the vector width.  Used from kStreamBytes of output on (run()).
 template <typename T>
 using StreamTile = bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*);
+// The clones' common body (always inlined into them, so its vector values never cross a call
+// in the baseline ABI: hence no -Wpsabi).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <class Vec, typename T>
+inline __attribute__((always_inline)) bool stream_tile_body(const T* from, int64_t ld_from,
+                                                            T* to, int64_t ld_to, int64_t r,
+                                                            int64_t cols, const T* bias) {
+  bool bad = false;
+  for (int64_t i = 0; i < r; ++i) {
+    const T* a = from + i * ld_from;
+    T* d = to + i * ld_to;
+    const auto b = Vec::set1(bias != nullptr ? bias[i] : T(0));
+    for (int64_t u = 0; u < cols; u += Vec::kWidth) {
+      auto v = Vec::load(a + u);
+      if (bias != nullptr) v = Vec::add(v, b);
+      bad |= Vec::nonfinite(v);
+      Vec::stream(d + u, v);
+    }
+  }
+  return bad;
+}
+#pragma GCC diagnostic pop
 #ifdef TCONV_ENGINE_AVX512
 template <typename T>
 TCONV_ENGINE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
                                             int64_t ld_to, int64_t r, int64_t cols,
                                             const T* bias) {
-  bool bad = false;
-  for (int64_t i = 0; i < r; ++i) {
-    const T* a = from + i * ld_from;
-    T* d = to + i * ld_to;
-    if constexpr (sizeof(T) == 4) {
-      const __m512 b = _mm512_set1_ps(bias != nullptr ? bias[i] : 0.0f);
-      const __m512i e = _mm512_set1_epi32(0x7f800000);
-      for (int64_t u = 0; u < cols; u += 16) {
-        __m512 v = _mm512_loadu_ps(a + u);
-        if (bias != nullptr) v = _mm512_add_ps(v, b);
-        bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), e), e) != 0;
-        _mm512_stream_ps(d + u, v);
-      }
-    } else {
-      const __m512d b = _mm512_set1_pd(bias != nullptr ? bias[i] : 0.0);
-      const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
-      for (int64_t u = 0; u < cols; u += 8) {
-        __m512d v = _mm512_loadu_pd(a + u);
-        if (bias != nullptr) v = _mm512_add_pd(v, b);
-        bad |= _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), e), e) != 0;
-        _mm512_stream_pd(d + u, v);
-      }
-    }
-  }
-  return bad;
+  return stream_tile_body<Avx512Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif
 #ifdef TCONV_ENGINE_AVX2
 template <typename T>
 TCONV_ENGINE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, int64_t ld_to,
                                         int64_t r, int64_t cols, const T* bias) {
-  __m256i bad = _mm256_setzero_si256();
-  for (int64_t i = 0; i < r; ++i) {
-    const T* a = from + i * ld_from;
-    T* d = to + i * ld_to;
-    if constexpr (sizeof(T) == 4) {
-      const __m256 b = _mm256_set1_ps(bias != nullptr ? bias[i] : 0.0f);
-      const __m256i e = _mm256_set1_epi32(0x7f800000);
-      for (int64_t u = 0; u < cols; u += 8) {
-        __m256 v = _mm256_loadu_ps(a + u);
-        if (bias != nullptr) v = _mm256_add_ps(v, b);
-        bad = _mm256_or_si256(
-            bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), e), e));
-        _mm256_stream_ps(d + u, v);
-      }
-    } else {
-      const __m256d b = _mm256_set1_pd(bias != nullptr ? bias[i] : 0.0);
-      const __m256i e = _mm256_set1_epi64x(0x7ff0000000000000ll);
-      for (int64_t u = 0; u < cols; u += 4) {
-        __m256d v = _mm256_loadu_pd(a + u);
-        if (bias != nullptr) v = _mm256_add_pd(v, b);
-        bad = _mm256_or_si256(
-            bad, _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(v), e), e));
-        _mm256_stream_pd(d + u, v);
-      }
-    }
-  }
-  return !_mm256_testz_si256(bad, bad);
+  return stream_tile_body<Avx2Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif
 
