@@ -498,10 +498,11 @@ TABLE: list[Row] = [
     Row("gemm engine streams outputs of >= kStreamBytes (4 MiB) with non-temporal stores",
         "gemm/engine.cpp: kStreamBytes", (), (),
         literals=("4", "20", "64", "0x7f800000", "0x7ff0000000000000"),
-        names=("kStreamBytes",), why="same values either way; straddled (below, at, above, "
-        "2x) on every ISA and dtype by test_gemm_engine.test_streamed_output_matches_"
+        names=("kStreamBytes", "kWidth"), why="same values either way; straddled (below, at, "
+        "above, 2x) on every ISA and dtype by test_gemm_engine.test_streamed_output_matches_"
         "ordinary_stores, with the 64-byte alignment it needs and without; the hex values "
-        "are the float32 / float64 exponent masks of the Inf/NaN test"),
+        "are the float32 / float64 exponent masks of the Inf/NaN test, kWidth the clones' "
+        "values per vector (Avx512Vec, Avx2Vec)"),
     Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
         "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
         names=("kParallelFlops",)),
@@ -597,14 +598,6 @@ TABLE: list[Row] = [
         "gemm/engine.cpp: kPackAhead, k + kPackAhead < kc, kAPackDepth", (4, 16, 128, 256),
         ("gemm_depth",), literals=("4", "64", "16"),
         names=("kPackAhead", "kLine", "kAPackDepth"), dtypes=("float32", "float64")),
-    Row("gemm engine: the avx512 table's mr x (2 vectors) tiles run as the engine's copies "
-        "that prefetch B kGemmPrefetchK = 8 rows ahead (kWidth, kW: values per vector); the "
-        "wide tiles (M <= 3) and other tables run the table's kernels",
-        "gemm/engine.cpp: gemm_kernels_for, gemm_prefetch_avx512", TILE_MR + (3,),
-        ("gemm_rows",), names=("kGemmPrefetchK", "kW", "kWidth"),
-        dtypes=("float32", "float64"), why="same arithmetic as the table's kernel, bitwise "
-        "(test_gemm_engine.test_avx512_engine_kernels_match_the_table, every tile height); "
-        "the prefetch distance is inert"),
     Row("gemm engine: tasks wanted 4 x threads", "gemm/engine.cpp: 4.0 * threads", (), (),
         literals=("4.0",), why="thread-count-dependent splitting never changes a sum "
         "(tests/test_gemm_engine.py: 1, 2, 3 threads bitwise)"),

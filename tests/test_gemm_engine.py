@@ -228,14 +228,15 @@ def test_streamed_output_matches_ordinary_stores(isa, dtype, pixels_delta):
         tconv.set_isa(before)
 
 
-# On the avx512 table the engine runs its own copies of the 12 x (2 vectors) gemm kernels
-# (software prefetch of B) and an AVX-512 copy of the forward's A panels.  Oracle: the same
-# calls on avx512-emulated, the table's kernels over portable lanes, which are bitwise the
-# avx512 table's (test_isa_emulated.py): equal bits mean the same arithmetic, per tile height.
+# On the avx512 table the engine copies the forward's A panels with masked AVX-512 moves
+# (copy_rows_avx512: 1..12 values of one k, one or two 64-byte masks) and the gather's with the
+# scalar loop.  Oracle: the same calls on avx512-emulated (the baseline copies over the same
+# table's arithmetic, bitwise the avx512 table's: test_isa_emulated.py), for every panel
+# height, one and two K blocks.
 @pytest.mark.skipif(not {"avx512", "avx512-emulated"} <= set(ISAS),
                     reason="needs the avx512 table and its emulation")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_avx512_engine_kernels_match_the_table(dtype):
+def test_avx512_engine_copies_match_the_emulation(dtype):
     kc = KC[dtype]
     rng = np.random.default_rng(23)
     before = tconv.isa()

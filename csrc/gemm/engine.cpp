@@ -29,7 +29,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -112,9 +111,8 @@ struct Task {
   __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
 #endif
 
-// One vector of T in a clone's ISA, with the few operations the engine's own vector code
-// uses (the streamed stores and, on AVX-512, the prefetching gemm kernels), so that each is
-// written once for float32 and float64.  nonfinite: some lane is Inf or NaN (exponent bits
+// One vector of T in a clone's ISA, with the few operations the streamed stores use, so that
+// stream_tile_body is written once for both ISAs and types.  nonfinite: some lane is Inf or NaN (exponent bits
 // all ones, as nonfinite_bit).
 #ifdef TCONV_ENGINE_AVX512
 template <typename T>
@@ -124,12 +122,9 @@ struct Avx512Vec<float> {
   using T = float;
   using V = __m512;
   static constexpr int kWidth = 16;
-  TCONV_ENGINE_AVX512 static V zero() { return _mm512_setzero_ps(); }
   TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_ps(x); }
   TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_ps(p); }
-  TCONV_ENGINE_AVX512 static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  TCONV_ENGINE_AVX512 static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
   TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_ps(p, v); }
   TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
     const __m512i e = _mm512_set1_epi32(0x7f800000);
@@ -141,12 +136,9 @@ struct Avx512Vec<double> {
   using T = double;
   using V = __m512d;
   static constexpr int kWidth = 8;
-  TCONV_ENGINE_AVX512 static V zero() { return _mm512_setzero_pd(); }
   TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_pd(x); }
   TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_pd(p); }
-  TCONV_ENGINE_AVX512 static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_pd(a, b); }
-  TCONV_ENGINE_AVX512 static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
   TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_pd(p, v); }
   TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
     const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
@@ -295,68 +287,6 @@ inline CopyRows copy_rows_for(CopyIsa isa) {
 #endif
   (void)isa;
   return &copy_rows;
-}
-
-// The avx512 table's gemm kernels (r x 32 float32, r x 16 float64, r <= 12: two vectors of
-// columns) with software prefetch of B kGemmPrefetchK rows ahead.  The engine's B panels
-// come from L2 (the packed block, swept once per A panel), one 128-byte row per k, and the
-// hardware prefetchers do not keep L1 ahead of that stream (docs/perf-log.md, 2026-12-03
-// 15:00).  The arithmetic is the table kernel's operation for operation (gemm_template.hpp
-// over avx512.cpp's ops: per k a broadcast of A[i] and one fma per accumulator, from zero;
-// then + C), so the sums are bit-identical to it; the engine tests compare the two.
-constexpr int64_t kGemmPrefetchK = 8;
-#ifdef TCONV_ENGINE_AVX512
-template <typename T, int MR>
-TCONV_ENGINE_AVX512 void gemm_prefetch_avx512(int64_t kc, const T* a, const T* b, T* c,
-                                              int64_t ldc, int accumulate) {
-  using Vec = Avx512Vec<T>;
-  using V = typename Vec::V;
-  constexpr int kW = Vec::kWidth;  // a row of B is 2 vectors, 2 cache lines
-  V acc[MR][2];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec::zero();
-  for (int64_t k = 0; k < kc; ++k) {
-    _mm_prefetch(reinterpret_cast<const char*>(b + kGemmPrefetchK * 2 * kW), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(b + kGemmPrefetchK * 2 * kW + kW), _MM_HINT_T0);
-    const V b0 = Vec::load(b), b1 = Vec::load(b + kW);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V av = Vec::set1(a[i]);
-      acc[i][0] = Vec::fma(av, b0, acc[i][0]);
-      acc[i][1] = Vec::fma(av, b1, acc[i][1]);
-    }
-    a += MR;
-    b += 2 * kW;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < 2; ++j) {
-      T* p = c + i * ldc + j * kW;
-      Vec::store(p, accumulate ? Vec::add(Vec::load(p), acc[i][j]) : acc[i][j]);
-    }
-}
-
-template <typename T, int... R>
-void fill_prefetch_kernels(GemmUkernel<T>* to, std::integer_sequence<int, R...>) {
-  ((to[R + 1] = &gemm_prefetch_avx512<T, R + 1>), ...);
-}
-#endif
-
-// The micro-kernels run() calls, by rows: the active table's fn (wfn for the wide tiles),
-// or for the avx512 table's 12 x (2 vectors) tiles the prefetching copies above, in `own`.
-template <typename T>
-const GemmUkernel<T>* gemm_kernels_for(const GemmKernels<T>& uk, bool wide, CopyIsa isa,
-                                       GemmUkernel<T> (&own)[kMaxMR + 1]) {
-#ifdef TCONV_ENGINE_AVX512
-  if (!wide && isa == CopyIsa::kAvx512 && uk.mr == kMaxMR &&
-      uk.nr == 2 * 64 / int(sizeof(T))) {
-    fill_prefetch_kernels<T>(own, std::make_integer_sequence<int, kMaxMR>());
-    return own;
-  }
-#endif
-  (void)isa;
-  (void)own;
-  return wide ? uk.wfn : uk.fn;
 }
 
 template <typename T, int NR>
@@ -643,8 +573,7 @@ bool run(const Problem<T>& pb, bool check) {
   const bool wide = sc.wide;
   const int mr = sc.plan.mr, nr = sc.plan.nr;
   const CopyIsa isa = copy_isa(active_kernels().name);
-  GemmUkernel<T> own_kernels[kMaxMR + 1] = {};
-  const GemmUkernel<T>* fn = gemm_kernels_for(uk, wide, isa, own_kernels);
+  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const PackB<T> pack = pack_b_for<T>(nr, isa);
   const CopyRows copy_a = copy_rows_for(isa);
   const StreamTile<T> stream =
