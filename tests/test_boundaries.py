@@ -543,10 +543,11 @@ TABLE: list[Row] = [
     Row("gemm engine streams outputs of >= kStreamBytes (4 MiB) with non-temporal stores",
         "gemm/engine.cpp: kStreamBytes", (), (),
         literals=("4", "20", "64", "0x7f800000", "0x7ff0000000000000"),
-        names=("kStreamBytes",), why="same values either way; straddled (below, at, above, "
-        "2x) on every ISA and dtype by test_gemm_engine.test_streamed_output_matches_"
+        names=("kStreamBytes", "kWidth"), why="same values either way; straddled (below, at, "
+        "above, 2x) on every ISA and dtype by test_gemm_engine.test_streamed_output_matches_"
         "ordinary_stores, with the 64-byte alignment it needs and without; the hex values "
-        "are the float32 / float64 exponent masks of the Inf/NaN test"),
+        "are the float32 / float64 exponent masks of the Inf/NaN test, kWidth the clones' "
+        "values per vector (Avx512Vec, Avx2Vec)"),
     Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
         "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
         names=("kParallelFlops",)),

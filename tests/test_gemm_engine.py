@@ -226,3 +226,31 @@ def test_streamed_output_matches_ordinary_stores(isa, dtype, pixels_delta):
         assert_matches_oracle(y, want, mag, terms, f"streamed {isa} {dtype.__name__} {pixels}")
     finally:
         tconv.set_isa(before)
+
+
+# On the avx512 table the engine copies the forward's A panels with masked AVX-512 moves
+# (copy_rows_avx512: 1..12 values of one k, one or two 64-byte masks) and the gather's with the
+# scalar loop.  Oracle: the same calls on avx512-emulated (the baseline copies over the same
+# table's arithmetic, bitwise the avx512 table's: test_isa_emulated.py), for every panel
+# height, one and two K blocks.
+@pytest.mark.skipif(not {"avx512", "avx512-emulated"} <= set(ISAS),
+                    reason="needs the avx512 table and its emulation")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avx512_engine_copies_match_the_emulation(dtype):
+    kc = KC[dtype]
+    rng = np.random.default_rng(23)
+    before = tconv.isa()
+    try:
+        for rows in [*range(1, 15), 23, 24, 25]:  # every tile height, wide (<= 3) included
+            for depth in (5, kc, kc + 1):
+                x, w, b = _arrays(rng, dtype, 1, depth, rows, (2 * 32 + 5,), 1)
+                wc = rng.standard_normal((rows, depth, 1)).astype(dtype)  # gather: M = rows
+                got = []
+                for isa in ("avx512", "avx512-emulated"):
+                    tconv.set_isa(isa)
+                    got.append([tconv.conv_transpose(x, w, b), tconv.conv_transpose(x, w, None),
+                                tconv.conv(x, wc, None)])
+                for a, e in zip(got[0], got[1], strict=True):
+                    assert a.tobytes() == e.tobytes(), (rows, depth)
+    finally:
+        tconv.set_isa(before)

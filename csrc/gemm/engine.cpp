@@ -26,6 +26,7 @@
 #include "gemm/engine.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -110,6 +111,76 @@ struct Task {
   __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
 #endif
 
+// One vector of T in a clone's ISA, with the few operations the streamed stores use, so that
+// stream_tile_body is written once for both ISAs and types.  nonfinite: some lane is Inf or NaN (exponent bits
+// all ones, as nonfinite_bit).
+#ifdef TCONV_ENGINE_AVX512
+template <typename T>
+struct Avx512Vec;
+template <>
+struct Avx512Vec<float> {
+  using T = float;
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_ps(x); }
+  TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_ps(p); }
+  TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_ps(p, v); }
+  TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
+    const __m512i e = _mm512_set1_epi32(0x7f800000);
+    return _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), e), e) != 0;
+  }
+};
+template <>
+struct Avx512Vec<double> {
+  using T = double;
+  using V = __m512d;
+  static constexpr int kWidth = 8;
+  TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_pd(x); }
+  TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_pd(p); }
+  TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_pd(p, v); }
+  TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
+    const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
+    return _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), e), e) != 0;
+  }
+};
+#endif
+#ifdef TCONV_ENGINE_AVX2
+template <typename T>
+struct Avx2Vec;
+template <>
+struct Avx2Vec<float> {
+  using T = float;
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  TCONV_ENGINE_AVX2 static V set1(T x) { return _mm256_set1_ps(x); }
+  TCONV_ENGINE_AVX2 static V load(const T* p) { return _mm256_loadu_ps(p); }
+  TCONV_ENGINE_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  TCONV_ENGINE_AVX2 static void stream(T* p, V v) { _mm256_stream_ps(p, v); }
+  TCONV_ENGINE_AVX2 static bool nonfinite(V v) {
+    const __m256i e = _mm256_set1_epi32(0x7f800000);
+    const __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), e), e);
+    return !_mm256_testz_si256(m, m);
+  }
+};
+template <>
+struct Avx2Vec<double> {
+  using T = double;
+  using V = __m256d;
+  static constexpr int kWidth = 4;
+  TCONV_ENGINE_AVX2 static V set1(T x) { return _mm256_set1_pd(x); }
+  TCONV_ENGINE_AVX2 static V load(const T* p) { return _mm256_loadu_pd(p); }
+  TCONV_ENGINE_AVX2 static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  TCONV_ENGINE_AVX2 static void stream(T* p, V v) { _mm256_stream_pd(p, v); }
+  TCONV_ENGINE_AVX2 static bool nonfinite(V v) {
+    const __m256i e = _mm256_set1_epi64x(0x7ff0000000000000ll);
+    const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(v), e), e);
+    return !_mm256_testz_si256(m, m);
+  }
+};
+#endif
+
 // to[0, BYTES) = from[0, BYTES) in chunks of up to CHUNK bytes (GCC vector types: a register
 // move per chunk, CHUNK = the clone's vector width).
 template <int BYTES, int CHUNK>
@@ -168,6 +239,34 @@ TCONV_ENGINE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int
 }
 #endif
 
+// to[k * bytes, (k + 1) * bytes) = from[k * ld, k * ld + bytes) for k < count: the forward's
+// A panels, whose values of one k are contiguous in W (r <= mr values: 44-48 bytes for avx512
+// float32, too short for a memcpy call per k to pay; the AVX-512 clone moves them with one
+// or two masked loads and stores).  Copies only: any clone gives the same bits.
+using CopyRows = void (*)(const void*, int64_t, int64_t, int64_t, void*);
+
+inline void copy_rows(const void* from, int64_t ld, int64_t bytes, int64_t count, void* to) {
+  for (int64_t k = 0; k < count; ++k)
+    std::memcpy(static_cast<char*>(to) + k * bytes, static_cast<const char*>(from) + k * ld,
+                static_cast<size_t>(bytes));
+}
+#ifdef TCONV_ENGINE_AVX512
+TCONV_ENGINE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t bytes,
+                                          int64_t count, void* to) {
+  if (bytes > 2 * 64) return copy_rows(from, ld, bytes, count, to);  // not with mr <= 12
+  // byte masks of the first and second 64 bytes of a row (at most two vectors)
+  const int64_t rest = bytes - 64;
+  const __mmask64 lo = rest >= 0 ? ~__mmask64(0) : (__mmask64(1) << bytes) - 1;
+  const __mmask64 hi = rest <= 0 ? 0 : rest == 64 ? ~__mmask64(0) : (__mmask64(1) << rest) - 1;
+  const char* f = static_cast<const char*>(from);
+  char* t = static_cast<char*>(to);
+  for (int64_t k = 0; k < count; ++k, f += ld, t += bytes) {
+    _mm512_mask_storeu_epi8(t, lo, _mm512_maskz_loadu_epi8(lo, f));
+    if (hi != 0) _mm512_mask_storeu_epi8(t + 64, hi, _mm512_maskz_loadu_epi8(hi, f + 64));
+  }
+}
+#endif
+
 // Which copies to run: the clones of the active table's ISA, else the baseline's.
 enum class CopyIsa { kBase, kAvx2, kAvx512 };
 
@@ -180,6 +279,14 @@ inline CopyIsa copy_isa(const std::string& table) {
 #endif
   (void)table;
   return CopyIsa::kBase;
+}
+
+inline CopyRows copy_rows_for(CopyIsa isa) {
+#ifdef TCONV_ENGINE_AVX512
+  if (isa == CopyIsa::kAvx512) return &copy_rows_avx512;
+#endif
+  (void)isa;
+  return &copy_rows;
 }
 
 template <typename T, int NR>
@@ -336,69 +443,42 @@ auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r
 // of 64 bytes and cols of the vector width.  Used from kStreamBytes of output on (run()).
 template <typename T>
 using StreamTile = bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*);
+// The clones' common body (always inlined into them, so its vector values never cross a call
+// in the baseline ABI: hence no -Wpsabi).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <class Vec, typename T>
+inline __attribute__((always_inline)) bool stream_tile_body(const T* from, int64_t ld_from,
+                                                            T* to, int64_t ld_to, int64_t r,
+                                                            int64_t cols, const T* bias) {
+  bool bad = false;
+  for (int64_t i = 0; i < r; ++i) {
+    const T* a = from + i * ld_from;
+    T* d = to + i * ld_to;
+    const auto b = Vec::set1(bias != nullptr ? bias[i] : T(0));
+    for (int64_t u = 0; u < cols; u += Vec::kWidth) {
+      auto v = Vec::load(a + u);
+      if (bias != nullptr) v = Vec::add(v, b);
+      bad |= Vec::nonfinite(v);
+      Vec::stream(d + u, v);
+    }
+  }
+  return bad;
+}
+#pragma GCC diagnostic pop
 #ifdef TCONV_ENGINE_AVX512
 template <typename T>
 TCONV_ENGINE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
                                             int64_t ld_to, int64_t r, int64_t cols,
                                             const T* bias) {
-  bool bad = false;
-  for (int64_t i = 0; i < r; ++i) {
-    const T* a = from + i * ld_from;
-    T* d = to + i * ld_to;
-    if constexpr (sizeof(T) == 4) {
-      const __m512 b = _mm512_set1_ps(bias != nullptr ? bias[i] : 0.0f);
-      const __m512i e = _mm512_set1_epi32(0x7f800000);
-      for (int64_t u = 0; u < cols; u += 16) {
-        __m512 v = _mm512_loadu_ps(a + u);
-        if (bias != nullptr) v = _mm512_add_ps(v, b);
-        bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), e), e) != 0;
-        _mm512_stream_ps(d + u, v);
-      }
-    } else {
-      const __m512d b = _mm512_set1_pd(bias != nullptr ? bias[i] : 0.0);
-      const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
-      for (int64_t u = 0; u < cols; u += 8) {
-        __m512d v = _mm512_loadu_pd(a + u);
-        if (bias != nullptr) v = _mm512_add_pd(v, b);
-        bad |= _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), e), e) != 0;
-        _mm512_stream_pd(d + u, v);
-      }
-    }
-  }
-  return bad;
+  return stream_tile_body<Avx512Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif
 #ifdef TCONV_ENGINE_AVX2
 template <typename T>
 TCONV_ENGINE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, int64_t ld_to,
                                         int64_t r, int64_t cols, const T* bias) {
-  __m256i bad = _mm256_setzero_si256();
-  for (int64_t i = 0; i < r; ++i) {
-    const T* a = from + i * ld_from;
-    T* d = to + i * ld_to;
-    if constexpr (sizeof(T) == 4) {
-      const __m256 b = _mm256_set1_ps(bias != nullptr ? bias[i] : 0.0f);
-      const __m256i e = _mm256_set1_epi32(0x7f800000);
-      for (int64_t u = 0; u < cols; u += 8) {
-        __m256 v = _mm256_loadu_ps(a + u);
-        if (bias != nullptr) v = _mm256_add_ps(v, b);
-        bad = _mm256_or_si256(
-            bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), e), e));
-        _mm256_stream_ps(d + u, v);
-      }
-    } else {
-      const __m256d b = _mm256_set1_pd(bias != nullptr ? bias[i] : 0.0);
-      const __m256i e = _mm256_set1_epi64x(0x7ff0000000000000ll);
-      for (int64_t u = 0; u < cols; u += 4) {
-        __m256d v = _mm256_loadu_pd(a + u);
-        if (bias != nullptr) v = _mm256_add_pd(v, b);
-        bad = _mm256_or_si256(
-            bad, _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(v), e), e));
-        _mm256_stream_pd(d + u, v);
-      }
-    }
-  }
-  return !_mm256_testz_si256(bad, bad);
+  return stream_tile_body<Avx2Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif
 
@@ -492,9 +572,10 @@ bool run(const Problem<T>& pb, bool check) {
   const Schedule sc = schedule<T>(uk, images, pb.groups, M, K, N, omp_get_max_threads());
   const bool wide = sc.wide;
   const int mr = sc.plan.mr, nr = sc.plan.nr;
-  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const CopyIsa isa = copy_isa(active_kernels().name);
+  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const PackB<T> pack = pack_b_for<T>(nr, isa);
+  const CopyRows copy_a = copy_rows_for(isa);
   const StreamTile<T> stream =
       pb.c_row ? nullptr
                : stream_tile_for<T>(isa, pb.dst, N, images * M * N * int64_t(sizeof(T)));
@@ -527,9 +608,14 @@ bool run(const Problem<T>& pb, bool check) {
         for (int64_t p = 0; p < cut.count; ++p) {
           const int64_t i0 = cut.start(p), r = cut.rows(p);
           T* panel = block + i0 * kc;
-          for (int64_t k = kb; k < ke; ++k)
-            for (int64_t i = 0; i < r; ++i)
-              panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+          if (pb.a_m == 1) {  // the forward: a panel's values of one k are contiguous in W
+            copy_a(wg + i0 + kb * pb.a_k, pb.a_k * int64_t(sizeof(T)), r * int64_t(sizeof(T)),
+                   ke - kb, panel + kb * r);
+          } else {
+            for (int64_t k = kb; k < ke; ++k)
+              for (int64_t i = 0; i < r; ++i)
+                panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
+          }
         }
       }
     }  // implicit barrier: the tasks read every packed block
