@@ -4,6 +4,10 @@
 #include <algorithm>
 #include <cstdint>
 
+#ifdef TCONV_HAVE_AVX512
+#include <immintrin.h>
+#endif
+
 #include "tconv/nonfinite.hpp"
 #include "tconv/winograd_tasks.hpp"
 

@@ -96,6 +96,24 @@ def test_tile_block_and_slab_boundaries(isa, algorithm, dtype, c_in, c_out, size
         assert r_wino <= 1.0, (kernel, r_wino)
 
 
+@pytest.mark.parametrize("isa", isa_params(), indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stride2_phase_store_widths(isa, dtype):
+    # store_stride2 (winograd_tasks.inc) writes 8 (float) / 4 (double) phase outputs per
+    # AVX-512 masked store and the rest one by one: phase rows of 1 to 19 outputs cross both
+    # widths twice; the other phase's elements must keep their own values
+    rng = np.random.default_rng(12)
+    for width in range(1, 20):
+        x = rng.standard_normal((1, 3, 3, width)).astype(dtype)
+        w = rng.standard_normal((3, 2, 4, 4)).astype(dtype)
+        b = rng.standard_normal(2).astype(dtype)
+        geo = {"stride": (2, 2), "padding": (1, 1), "output_padding": (0, 0), "groups": 1}
+        for algorithm in ALGOS:
+            y = tconv.conv_transpose(x, w, b, algorithm=algorithm, **geo)
+            r_wino, _ = werr.ratios(y, x, w, b, geo, werr.TILE[algorithm])
+            assert r_wino <= 1.0, (width, algorithm, r_wino)
+
+
 @pytest.mark.parametrize("shape,kernel,geo,expected", PLAN_CASES)
 @pytest.mark.parametrize("algorithm", ALGOS)
 def test_plan(shape, kernel, geo, expected, algorithm):
