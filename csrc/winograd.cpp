@@ -50,25 +50,11 @@ using wino::TaskFn;
 using wino::WeightFn;
 using wino::Wino;
 
-// The task table of the active ISA (avx512-emulated and generic: the portable one).
-const wino::TaskTable& active_tasks() {
-  const std::string name = active_kernels().name;
-  const wino::TaskTable* t = nullptr;
-  if (name == "avx512") t = wino::avx512_tasks();
-  if (name == "avx2") t = wino::avx2_tasks();
-  return t != nullptr ? *t : *wino::generic_tasks();
-}
-
-// The weight transform and the task of phases with ry x rx taps and tile m, from the table.
+// The weight transform and the task of phases with ry x rx taps and tile m.
 template <typename T>
 std::pair<WeightFn<T>, TaskFn<T>> phase_fns(const wino::TaskTable& table, int64_t m, int64_t ry,
                                             int64_t rx) {
-  const int big = m == 4, y = static_cast<int>(ry - 2), x = static_cast<int>(rx - 2);
-  if constexpr (sizeof(T) == sizeof(float)) {
-    return {table.w32[big][y][x], table.f32[big][y][x]};
-  } else {
-    return {table.w64[big][y][x], table.f64[big][y][x]};
-  }
+  return {table.weight.at<T>(m, ry, rx), table.scatter.at<T>(m, ry, rx)};
 }
 
 int64_t alpha_of(int64_t m, int64_t r) { return m + r - 1; }
@@ -146,7 +132,7 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
   const std::vector<Task>& tasks = lo.tasks;
   const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
   const int mr = gk.mr;
-  const wino::TaskTable& table = active_tasks();
+  const wino::TaskTable& table = wino::active_tasks();
   std::vector<std::pair<WeightFn<T>, TaskFn<T>>> fns;
   for (const Phase& ph : phases) {
     const int64_t ry = static_cast<int64_t>(ph.taps[0].size());
@@ -194,6 +180,48 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
 
 }  // namespace
 
+namespace wino {
+
+const TaskTable& active_tasks() {
+  const std::string name = active_kernels().name;
+  const TaskTable* t = nullptr;
+  if (name == "avx512") t = avx512_tasks();
+  if (name == "avx2") t = avx2_tasks();
+  return t != nullptr ? *t : *generic_tasks();
+}
+
+template <typename T>
+WinogradPlan plan_start(const GemmKernels<T>& gk, int64_t tasks, int64_t u_size) {
+  WinogradPlan wp;
+  wp.mr = gk.mr;
+  wp.nr = gk.nr;
+  wp.kc = k_block<T>();
+  wp.tasks = tasks;
+  wp.u_bytes = u_size * static_cast<int64_t>(sizeof(T));
+  return wp;
+}
+template WinogradPlan plan_start<float>(const GemmKernels<float>&, int64_t, int64_t);
+template WinogradPlan plan_start<double>(const GemmKernels<double>&, int64_t, int64_t);
+
+void plan_add_task(WinogradPlan& wp, int64_t nt, int64_t a2, int64_t K, int64_t M,
+                   int64_t elem) {
+  // as the task functions (winograd_tasks.inc, winograd_gather_tasks.inc) allocate: V of the
+  // block's panels, Z of one slab
+  const int64_t panels = ceil_div(nt, int64_t(wp.nr)), ldz = panels * wp.nr;
+  const int64_t slab = z_slab(a2, ldz, elem, wp.mr, M);
+  wp.tiles_per_task = std::max(wp.tiles_per_task, nt);
+  wp.slab = std::max(wp.slab, slab);
+  wp.thread_bytes = std::max(wp.thread_bytes, (a2 * panels * K * wp.nr + a2 * slab * ldz) * elem);
+  wp.products += double(a2) * double(ldz) * double(M) * double(K);
+}
+
+std::string transform_name(int64_t m, int64_t ry, int64_t rx) {
+  return "F(" + std::to_string(m) + "x" + std::to_string(m) + " " + std::to_string(ry) + "x" +
+         std::to_string(rx) + ")";
+}
+
+}  // namespace wino
+
 int winograd_tile(ForwardMethod a) {
   switch (a) {
     case ForwardMethod::kWinograd:
@@ -224,34 +252,21 @@ template <typename T>
 WinogradPlan plan_winograd(const Geometry& g, int m) {
   const GemmKernels<T>& gk = active_gemm<T>();
   const Layout lo = layout_of<T>(g, m, gk);
-  WinogradPlan wp;
-  wp.mr = gk.mr;
-  wp.nr = gk.nr;
-  wp.kc = k_block<T>();
-  wp.tasks = static_cast<int64_t>(lo.tasks.size());
+  WinogradPlan wp = wino::plan_start<T>(gk, static_cast<int64_t>(lo.tasks.size()), lo.u_size);
   const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group();
-  const int64_t elem = static_cast<int64_t>(sizeof(T));
-  wp.u_bytes = lo.u_size * elem;
-  std::vector<std::string> names;
   for (const Task& tk : lo.tasks) {
     const Phase& ph = lo.phases[static_cast<size_t>(tk.phase)];
     const int64_t a2 = alpha_of(m, static_cast<int64_t>(ph.taps[0].size())) *
                        alpha_of(m, static_cast<int64_t>(ph.taps[1].size()));
-    // as run_task (winograd_tasks.inc): V of the block's panels, Z of one slab
-    const int64_t panels = ceil_div(tk.nt, gk.nr), ldz = panels * gk.nr;
-    const int64_t slab = wino::z_slab(a2, ldz, elem, gk.mr, M);
-    wp.tiles_per_task = std::max(wp.tiles_per_task, tk.nt);
-    wp.slab = std::max(wp.slab, slab);
-    wp.thread_bytes = std::max(wp.thread_bytes, (a2 * panels * Kc * gk.nr + a2 * slab * ldz) * elem);
-    wp.products += double(a2) * double(ldz) * double(M) * double(Kc);
+    wino::plan_add_task(wp, tk.nt, a2, Kc, M, static_cast<int64_t>(sizeof(T)));
   }
+  std::vector<std::string> names;
   for (const Phase& ph : lo.phases) {
     wp.direct_products += double(ph.taps[0].size() * ph.taps[1].size()) *
                           double(ph.extent[0] * ph.extent[1]) * double(g.batch) * double(M) *
                           double(Kc) * double(g.groups);
-    const std::string name = "F(" + std::to_string(m) + "x" + std::to_string(m) + " " +
-                             std::to_string(ph.taps[0].size()) + "x" +
-                             std::to_string(ph.taps[1].size()) + ")";
+    const std::string name = wino::transform_name(m, static_cast<int64_t>(ph.taps[0].size()),
+                                                  static_cast<int64_t>(ph.taps[1].size()));
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
   for (const std::string& n : names) wp.transforms += (wp.transforms.empty() ? "" : "+") + n;
@@ -265,15 +280,11 @@ template <typename T>
 void scatter_with(const Geometry& g, ForwardMethod requested, const T* x, const T* w,
                   const T* bias, T* y) {
   const ForwardMethod algo = choose_algorithm(g, requested);
-  const int64_t x_size = g.batch * g.coarse_channels * g.coarse_pixels();
-  const int64_t w_size = g.coarse_channels * g.fine_per_group() * g.taps();
-  // A non-finite operand would spread across a tile in the transform domain: direct path.
-  if (algo == ForwardMethod::kDirect || !all_finite(x, x_size) || !all_finite(w, w_size)) {
-    scatter(g, x, w, bias, y);
-    return;
-  }
-  if (!scatter_winograd(g, winograd_tile(algo), x, w, bias, y, /*check=*/true))
-    scatter_repair(g, x, w, bias, y);
+  run_winograd_or_direct(
+      algo, x, g.batch * g.coarse_channels * g.coarse_pixels(), w,
+      g.coarse_channels * g.fine_per_group() * g.taps(), [&] { scatter(g, x, w, bias, y); },
+      [&](bool check) { return scatter_winograd(g, winograd_tile(algo), x, w, bias, y, check); },
+      [&] { scatter_repair(g, x, w, bias, y); });
 }
 
 template void scatter_with<float>(const Geometry&, ForwardMethod, const float*, const float*,

@@ -1,11 +1,10 @@
-// The Winograd tasks (winograd_tasks.inc) compiled with -mavx2 -mfma and -ffp-contract=off
-// (CMake set_source_files_properties): the transforms use this ISA's vectors and round as on
-// every other ISA.
+// The Winograd tasks (winograd_tasks.inc, winograd_gather_tasks.inc) compiled with -mavx2 -mfma
+// and -ffp-contract=off (CMake set_source_files_properties): the transforms use this ISA's
+// vectors and round as on every other ISA.
 #include <algorithm>
 #include <cstdint>
 
 #include "tconv/nonfinite.hpp"
-#include "tconv/winograd_gather.hpp"
 #include "tconv/winograd_tasks.hpp"
 
 #ifdef TCONV_HAVE_AVX2
@@ -18,12 +17,6 @@ const tconv::wino::TaskTable* tconv::wino::avx2_tasks() {
   static const TaskTable table = make_table();
   return &table;
 }
-
-const tconv::wino::GatherTaskTable* tconv::wino::avx2_gather_tasks() {
-  static const GatherTaskTable table = make_gather_table();
-  return &table;
-}
 #else
-const tconv::wino::GatherTaskTable* tconv::wino::avx2_gather_tasks() { return nullptr; }
 const tconv::wino::TaskTable* tconv::wino::avx2_tasks() { return nullptr; }
 #endif

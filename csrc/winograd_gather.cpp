@@ -100,25 +100,6 @@ GatherWeightFn<T> gather_weight_fn(int64_t ry, int64_t rx) {
   return &gather_weight_transform<T, Wino<M, 3>, Wino<M, 3>>;
 }
 
-// The gather task table of the active ISA (avx512-emulated and generic: the portable one).
-const wino::GatherTaskTable& active_gather_tasks() {
-  const std::string name = active_kernels().name;
-  const wino::GatherTaskTable* t = nullptr;
-  if (name == "avx512") t = wino::avx512_gather_tasks();
-  if (name == "avx2") t = wino::avx2_gather_tasks();
-  return t != nullptr ? *t : *wino::generic_gather_tasks();
-}
-
-template <typename T>
-GatherTaskFn<T> gather_task_fn(int64_t m, int64_t ry, int64_t rx) {
-  const wino::GatherTaskTable& table = active_gather_tasks();
-  if constexpr (sizeof(T) == sizeof(float)) {
-    return table.f32[m == 4][ry - 2][rx - 2];
-  } else {
-    return table.f64[m == 4][ry - 2][rx - 2];
-  }
-}
-
 // The executor's plan (plan_winograd_gather reports it).
 struct GatherTask {
   int64_t group, t0, nt;
@@ -162,7 +143,7 @@ bool gather_winograd(const Geometry& g, int64_t m, const T* y, const T* w, const
   const int64_t ry = lo.ax[0].r, rx = lo.ax[1].r;
   const GatherWeightFn<T> weight_fn =
       m == 2 ? gather_weight_fn<T, 2>(ry, rx) : gather_weight_fn<T, 4>(ry, rx);
-  const GatherTaskFn<T> task_fn = gather_task_fn<T>(m, ry, rx);
+  const GatherTaskFn<T> task_fn = wino::active_tasks().gather.at<T>(m, ry, rx);
   // Every element of U is written by the weight transform below: left uninitialised.
   const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
   T* const u = u_store.get();
@@ -215,27 +196,13 @@ template <typename T>
 WinogradPlan plan_winograd_gather(const Geometry& g, int m) {
   const GemmKernels<T>& gk = active_gemm<T>();
   const GatherLayout lo = gather_layout<T>(g, m, gk);
-  WinogradPlan wp;
-  wp.mr = gk.mr;
-  wp.nr = gk.nr;
-  wp.kc = k_block<T>();
-  wp.tasks = static_cast<int64_t>(lo.tasks.size());
-  const int64_t M = g.coarse_per_group(), elem = static_cast<int64_t>(sizeof(T));
-  wp.u_bytes = lo.u_size * elem;
-  for (const GatherTask& tk : lo.tasks) {
-    // as run_gather_task (winograd_gather_tasks.inc): V of the block's panels, Z of one slab
-    const int64_t panels = ceil_div(tk.nt, gk.nr), ldz = panels * gk.nr;
-    const int64_t slab = wino::z_slab(lo.a2, ldz, elem, gk.mr, M);
-    wp.tiles_per_task = std::max(wp.tiles_per_task, tk.nt);
-    wp.slab = std::max(wp.slab, slab);
-    wp.thread_bytes =
-        std::max(wp.thread_bytes, (lo.a2 * panels * lo.K * gk.nr + lo.a2 * slab * ldz) * elem);
-    wp.products += double(lo.a2) * double(ldz) * double(M) * double(lo.K);
-  }
+  WinogradPlan wp = wino::plan_start<T>(gk, static_cast<int64_t>(lo.tasks.size()), lo.u_size);
+  const int64_t M = g.coarse_per_group();
+  for (const GatherTask& tk : lo.tasks)
+    wino::plan_add_task(wp, tk.nt, lo.a2, lo.K, M, static_cast<int64_t>(sizeof(T)));
   wp.direct_products = double(g.taps()) * double(g.coarse_pixels()) * double(g.batch) *
                        double(M) * double(g.fine_per_group()) * double(g.groups);
-  wp.transforms = "F(" + std::to_string(m) + "x" + std::to_string(m) + " " +
-                  std::to_string(lo.ax[0].r) + "x" + std::to_string(lo.ax[1].r) + ")";
+  wp.transforms = wino::transform_name(m, lo.ax[0].r, lo.ax[1].r);
   return wp;
 }
 

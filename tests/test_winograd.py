@@ -10,26 +10,16 @@ direct path does, and the argument's validation.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tconv
-from _winograd_checks import assert_nonfinite_as_direct, assert_overflow_repaired
-from _isas import isa_params
+from _winograd_checks import (ALGOS, DTYPES, PLAN_CASES, assert_nonfinite_as_direct,
+                              assert_overflow_repaired, assert_plan_runs, load_tool,
+                              nonfinite_cases)
+from _isas import assert_bitwise_across_threads, isa_params
 from tconv import _core
 
-_TOOL = Path(__file__).resolve().parent.parent / "tools" / "winograd_error.py"
-_spec = importlib.util.spec_from_file_location("winograd_error", _TOOL)
-assert _spec is not None and _spec.loader is not None
-werr = importlib.util.module_from_spec(_spec)
-sys.modules["winograd_error"] = werr
-_spec.loader.exec_module(werr)
-
-ALGOS = ("winograd", "winograd4")
-DTYPES = (np.float32, np.float64)
+werr = load_tool("winograd_error")
 
 
 @pytest.fixture
@@ -106,35 +96,32 @@ def test_tile_block_and_slab_boundaries(isa, algorithm, dtype, c_in, c_out, size
         assert r_wino <= 1.0, (kernel, r_wino)
 
 
-@pytest.mark.parametrize("shape,kernel,geo,expected", [
-    ((1, 2, 5, 5), (3, 3), {"stride": 1, "padding": 1}, "winograd"),
-    ((1, 2, 5, 5), (2, 2), {"stride": 1}, "winograd"),
-    ((1, 2, 5, 5), (4, 4), {"stride": 2, "padding": 1}, "winograd"),
-    ((1, 2, 5, 5), (5, 5), {"stride": 2, "padding": 2}, "winograd"),     # 3 and 2 taps
-    ((1, 2, 5, 5), (6, 4), {"stride": (2, 2)}, "winograd"),
-    ((1, 2, 5, 5), (3, 3), {"stride": 2, "padding": 1}, "direct"),       # 2 and 1 taps
-    ((1, 2, 5, 5), (1, 1), {}, "direct"),
-    ((1, 2, 5, 5), (4, 4), {"stride": 1}, "direct"),                     # 4 taps
-    ((1, 2, 5, 5), (7, 7), {"stride": 2}, "direct"),                     # 4 and 3 taps
-    ((1, 2, 5, 5), (3, 3), {"dilation": 2}, "direct"),
-    ((1, 2, 9), (3,), {"padding": 1}, "direct"),                         # 1-D
-    ((1, 2, 4, 4, 4), (3, 3, 3), {"padding": 1}, "direct"),              # 3-D
-])
+@pytest.mark.parametrize("isa", isa_params(), indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stride2_phase_store_widths(isa, dtype):
+    # store_stride2 (winograd_tasks.inc) writes 8 (float) / 4 (double) phase outputs per
+    # AVX-512 masked store and the rest one by one: phase rows of 1 to 19 outputs cross both
+    # widths twice; the other phase's elements must keep their own values
+    rng = np.random.default_rng(12)
+    for width in range(1, 20):
+        x = rng.standard_normal((1, 3, 3, width)).astype(dtype)
+        w = rng.standard_normal((3, 2, 4, 4)).astype(dtype)
+        b = rng.standard_normal(2).astype(dtype)
+        geo = {"stride": (2, 2), "padding": (1, 1), "output_padding": (0, 0), "groups": 1}
+        for algorithm in ALGOS:
+            y = tconv.conv_transpose(x, w, b, algorithm=algorithm, **geo)
+            r_wino, _ = werr.ratios(y, x, w, b, geo, werr.TILE[algorithm])
+            assert r_wino <= 1.0, (width, algorithm, r_wino)
+
+
+@pytest.mark.parametrize("shape,kernel,geo,expected", PLAN_CASES)
 @pytest.mark.parametrize("algorithm", ALGOS)
 def test_plan(shape, kernel, geo, expected, algorithm):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((shape[1], 3, *kernel))
-    want = algorithm if expected == "winograd" else "direct"
-    assert _plan(x, w, geo, algorithm) == want
-    assert _plan(x, w, geo, "auto") == "direct"
-    assert _plan(x, w, geo, "direct") == "direct"
-    y = tconv.conv_transpose(x, w, algorithm=algorithm, **geo)
-    direct = tconv.conv_transpose(x, w, **geo)
-    if want == "direct":  # the fallback is the direct path itself, bit for bit
-        np.testing.assert_array_equal(y, direct)
-    else:
-        np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
+    assert_plan_runs(lambda a: _plan(x, w, geo, a),
+                     lambda a: tconv.conv_transpose(x, w, algorithm=a, **geo), expected, algorithm)
 
 
 @pytest.mark.parametrize("isa", isa_params(), indirect=True)
@@ -145,33 +132,17 @@ def test_bitwise_deterministic_across_threads(isa, algorithm, dtype):
     x = rng.standard_normal((3, 20, 17, 23)).astype(dtype)
     w = rng.standard_normal((20, 14, 4, 4)).astype(dtype)
     b = rng.standard_normal(14).astype(dtype)
-    saved = tconv.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3, 1):
-            tconv.set_num_threads(threads)
-            results.append(tconv.conv_transpose(x, w, b, stride=2, padding=1,
-                                                algorithm=algorithm))
-    finally:
-        tconv.set_num_threads(saved)
-    for r in results[1:]:
-        np.testing.assert_array_equal(r, results[0])
+    assert_bitwise_across_threads(isa, lambda: [
+        tconv.conv_transpose(x, w, b, stride=2, padding=1, algorithm=algorithm)])
 
 
 def _conv_transpose(data, w, b, algorithm):
     return tconv.conv_transpose(data, w, b, padding=1, algorithm=algorithm)
 
 
-@pytest.mark.parametrize("algorithm", ALGOS)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("where", ["data", "w", "bias"])
-@pytest.mark.parametrize("value", [np.nan, np.inf])
+@nonfinite_cases
 def test_nonfinite_as_direct(algorithm, dtype, where, value):
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 4, 9, 9)).astype(dtype)
-    w = rng.standard_normal((4, 5, 3, 3)).astype(dtype)
-    b = rng.standard_normal(5).astype(dtype)
-    assert_nonfinite_as_direct(_conv_transpose, x, w, b, where, value, algorithm)
+    assert_nonfinite_as_direct(_conv_transpose, (4, 5, 3, 3), dtype, where, value, algorithm)
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)

@@ -11,35 +11,16 @@ direct path does, padding modes, negative padding, and the argument's validation
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tconv
-from _winograd_checks import assert_nonfinite_as_direct, assert_overflow_repaired
+from _winograd_checks import (ALGOS, DTYPES, PLAN_CASES, assert_nonfinite_as_direct,
+                              assert_overflow_repaired, assert_plan_runs, load_tool,
+                              nonfinite_cases)
 from _isas import assert_bitwise_across_threads, isa_params
 
-_TOOLS = Path(__file__).resolve().parent.parent / "tools"
-
-
-def _load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _TOOLS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-werr = _load("winograd_error")
-gerr = _load("winograd_gather_error")
-
-ALGOS = ("winograd", "winograd4")
-DTYPES = (np.float32, np.float64)
+werr = load_tool("winograd_error")
+gerr = load_tool("winograd_gather_error")
 
 
 @pytest.fixture
@@ -129,37 +110,14 @@ def test_block_constants_are_crossed():
     assert 75 > p.tile[1]  # (3, 150) with m = 2: 75 tiles in a row, more than a panel
 
 
-@pytest.mark.parametrize("shape,kernel,geo,expected", [
-    ((1, 2, 7, 7), (3, 3), {"stride": 1, "padding": 1}, "winograd"),
-    ((1, 2, 7, 7), (2, 2), {"stride": 1}, "winograd"),
-    ((1, 2, 8, 8), (4, 4), {"stride": 2, "padding": 1}, "winograd"),
-    ((1, 2, 9, 9), (5, 5), {"stride": 2, "padding": 2}, "winograd"),     # 3 and 2 taps
-    ((1, 2, 9, 9), (6, 4), {"stride": (2, 2)}, "winograd"),
-    ((1, 2, 13, 13), (9, 6), {"stride": (3, 2)}, "winograd"),
-    ((1, 2, 7, 7), (3, 3), {"stride": 2, "padding": 1}, "direct"),       # 2 and 1 taps
-    ((1, 2, 7, 7), (1, 1), {}, "direct"),
-    ((1, 2, 7, 7), (4, 4), {"stride": 1}, "direct"),                     # 4 taps
-    ((1, 2, 9, 9), (7, 7), {"stride": 2}, "direct"),                     # 4 and 3 taps
-    ((1, 2, 9, 9), (3, 3), {"dilation": 2}, "direct"),
-    ((1, 2, 9), (3,), {"padding": 1}, "direct"),                         # 1-D
-    ((1, 2, 4, 4, 4), (3, 3, 3), {"padding": 1}, "direct"),              # 3-D
-])
+@pytest.mark.parametrize("shape,kernel,geo,expected", PLAN_CASES)
 @pytest.mark.parametrize("algorithm", ALGOS)
 def test_plan(shape, kernel, geo, expected, algorithm):
     rng = np.random.default_rng(0)
     y = rng.standard_normal(shape)
     w = rng.standard_normal((3, shape[1], *kernel))
-    want = algorithm if expected == "winograd" else "direct"
-    assert _plan("conv", y.shape, w.shape, geo, "float64", algorithm) == want
-    assert _plan("conv", y.shape, w.shape, geo, "float64", "auto") == "direct"
-    assert _plan("conv", y.shape, w.shape, geo, "float64", "direct") == "direct"
-    x = tconv.conv(y, w, algorithm=algorithm, **geo)
-    direct = tconv.conv(y, w, **geo)
-    assert tconv.conv(y, w, algorithm="auto", **geo).tobytes() == direct.tobytes()
-    if want == "direct":  # the fallback is the direct path itself, bit for bit
-        np.testing.assert_array_equal(x, direct)
-    else:
-        np.testing.assert_allclose(x, direct, rtol=1e-12, atol=1e-12)
+    assert_plan_runs(lambda a: _plan("conv", y.shape, w.shape, geo, "float64", a),
+                     lambda a: tconv.conv(y, w, algorithm=a, **geo), expected, algorithm)
 
 
 @pytest.mark.parametrize("isa", isa_params(), indirect=True)
@@ -186,16 +144,9 @@ def _conv(data, w, b, algorithm):
     return tconv.conv(data, w, b, padding=1, algorithm=algorithm)
 
 
-@pytest.mark.parametrize("algorithm", ALGOS)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("where", ["data", "w", "bias"])
-@pytest.mark.parametrize("value", [np.nan, np.inf])
+@nonfinite_cases
 def test_nonfinite_as_direct(algorithm, dtype, where, value):
-    rng = np.random.default_rng(5)
-    y = rng.standard_normal((2, 4, 9, 9)).astype(dtype)
-    w = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
-    b = rng.standard_normal(5).astype(dtype)
-    assert_nonfinite_as_direct(_conv, y, w, b, where, value, algorithm)
+    assert_nonfinite_as_direct(_conv, (5, 4, 3, 3), dtype, where, value, algorithm)
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)

@@ -205,19 +205,34 @@ def measure(examples: int, seed: int = 0, report: Any = None, by_transform: bool
     those transforms (:func:`transforms_used`)."""
     import tconv
 
+    def call(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, algo: str,
+             geo: dict[str, Any]) -> np.ndarray:
+        return tconv.conv_transpose(x, w, b, algorithm=algo, **geo)
+
+    return measure_loop(examples, seed, report, random_problem, call, ratios,
+                        transforms_used if by_transform else None)
+
+
+def measure_loop(examples: int, seed: int, report: Any, problem: Any, call: Any, ratios: Any,
+                 transforms: Any = None) -> dict[tuple[str, ...], tuple[float, float, int, int]]:
+    """The measurement of :func:`measure` (and tools/winograd_gather_error.py's): per example
+    and dtype, ``problem(rng, dtype)`` gives ``(data, w, b, geo)``, ``call(data, w, b,
+    algorithm, geo)`` the result of each algorithm, ``ratios(result, data, w, b, geo, m)`` its
+    two ratios; ``transforms(w.shape, stride, m)``, when given, names the per-transform key;
+    ``report(done, worst)`` every 1000 examples."""
     rng = np.random.default_rng(seed)
     worst: dict[tuple[str, ...], tuple[float, float, int, int]] = {}
     for done in range(examples):
         if report is not None and done and done % 1000 == 0:
             report(done, worst)
         for dtype in (np.float32, np.float64):
-            x, w, b, geo = random_problem(rng, dtype)
+            data, w, b, geo = problem(rng, dtype)
             for algo, m in TILE.items():
-                y = tconv.conv_transpose(x, w, b, algorithm=algo, **geo)
-                r_wino, r_direct = ratios(y, x, w, b, geo, m)
+                result = call(data, w, b, algo, geo)
+                r_wino, r_direct = ratios(result, data, w, b, geo, m)
                 keys: list[tuple[str, ...]] = [(algo, np.dtype(dtype).name)]
-                if by_transform:
-                    keys.append((*keys[0], transforms_used(w.shape, geo["stride"], m)))
+                if transforms is not None:
+                    keys.append((*keys[0], transforms(w.shape, geo["stride"], m)))
                 for key in keys:
                     old = worst.get(key, (0.0, 0.0, 0, 0))
                     worst[key] = (max(old[0], r_wino), max(old[1], r_direct),

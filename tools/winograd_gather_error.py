@@ -140,22 +140,12 @@ def measure(examples: int, seed: int = 0, report: Any = None
     """As winograd_error.measure (by transform too), for tconv.conv."""
     import tconv
 
-    rng = np.random.default_rng(seed)
-    worst: dict[tuple[str, ...], tuple[float, float, int, int]] = {}
-    for done in range(examples):
-        if report is not None and done and done % 1000 == 0:
-            report(done, worst)
-        for dtype in (np.float32, np.float64):
-            y, w, b, geo = random_problem(rng, dtype)
-            for algo, m in TILE.items():
-                x = tconv.conv(y, w, b, algorithm=algo, **geo)
-                r_wino, r_direct = ratios(x, y, w, b, geo, m)
-                key = (algo, np.dtype(dtype).name)
-                for k in (key, (*key, transforms_used(w.shape, geo["stride"], m))):
-                    old = worst.get(k, (0.0, 0.0, 0, 0))
-                    worst[k] = (max(old[0], r_wino), max(old[1], r_direct),
-                                old[2] + (r_direct > 1), old[3] + 1)
-    return worst
+    def call(y: np.ndarray, w: np.ndarray, b: np.ndarray | None, algo: str,
+             geo: dict[str, Any]) -> np.ndarray:
+        return tconv.conv(y, w, b, algorithm=algo, **geo)
+
+    return werr.measure_loop(examples, seed, report, random_problem, call, ratios,
+                             transforms_used)
 
 
 def main() -> None:

@@ -26,9 +26,7 @@
 
 #include "tconv/geometry.hpp"
 #include "tconv/plan.hpp"
-#include "tconv/ukernels.hpp"
 #include "tconv/winograd.hpp"
-#include "tconv/workspace.hpp"
 
 namespace tconv {
 
@@ -49,40 +47,4 @@ template <typename T>
 void gather_with(const Geometry& g, ForwardMethod requested, const T* y, const T* w,
                  const T* bias, T* x);
 
-namespace wino {
-
-// One axis of the gather: `phases` = stride kernel phases of r taps each (after padding);
-// kernel phase rho reads y[stride * (i0 + a) + rho - pad] for input a of the tile starting at
-// x's i0, and `tiles` tiles of m cover x's extent.
-struct GatherAxis {
-  int64_t stride = 1, pad = 0, r = 0, tiles = 0;
-};
-
-template <typename T>
-struct GatherCall {
-  const Geometry* g;
-  const T* y;
-  const T* bias;
-  T* x;
-  const GemmKernels<T>* gk;
-  const T* u;            // U[xi][group][panel of mr channels c][k][row], k = f * phases + ph
-  GatherAxis ax[2];      // y and x
-  int64_t M, F, P, m;    // coarse channels per group, fine per group, phases, tile
-};
-
-template <typename T>
-using GatherTaskFn = uint64_t (*)(const GatherCall<T>& cl, int64_t grp, int64_t t0, int64_t nt,
-                                  Scratch<T>& v_buf, Scratch<T>& z_buf, bool check);
-
-// Gather tasks by [m == 4][r_y - 2][r_x - 2]: tiles [t0, t0 + nt) of x (numbered over batch x
-// tile rows x tile columns) of group grp.  Compiled in the forward's per-ISA files.
-struct GatherTaskTable {
-  GatherTaskFn<float> f32[2][2][2] = {};
-  GatherTaskFn<double> f64[2][2][2] = {};
-};
-const GatherTaskTable* generic_gather_tasks();
-const GatherTaskTable* avx2_gather_tasks();    // nullptr when the compiler cannot build AVX2
-const GatherTaskTable* avx512_gather_tasks();  // nullptr when the compiler cannot build AVX-512
-
-}  // namespace wino
 }  // namespace tconv

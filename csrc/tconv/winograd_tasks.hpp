@@ -1,15 +1,18 @@
-// Internal to the Winograd path (winograd.cpp and its per-ISA task files winograd_*.cpp):
-// the 1-D transforms, one output phase, and the table of per-ISA task functions.
+// Internal to the Winograd path (winograd.cpp, winograd_gather.cpp and the per-ISA task files
+// winograd_*.cpp): the 1-D transforms, one output phase, the gather's call, the table of
+// per-ISA task functions and the plan's common fill-in.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "tconv/geometry.hpp"
 #include "tconv/ukernels.hpp"
+#include "tconv/winograd.hpp"
 #include "tconv/workspace.hpp"
 
 namespace tconv {
@@ -111,19 +114,72 @@ template <typename T>
 using WeightFn = void (*)(const Geometry& g, const Phase& ph, const T* w, int mr, T* u_phase,
                           int64_t grp, int64_t c0, int64_t c1);
 
-// Task functions by [m == 4][r_y - 2][r_x - 2]: tiles [t0, t0 + nt) of phase ph and group grp
-// (numbered over batch x tile rows x tile columns); returns the nonfinite bits of the stores
-// when `check`.  One table per ISA's translation unit (compiled with its flags, and without
-// contracting a*b + c, so the transforms round alike on every ISA).
+// The gather's axes and call (winograd_gather.cpp, winograd_gather_tasks.inc).  One axis:
+// `stride` kernel phases of r taps each (after padding); kernel phase rho reads
+// y[stride * (i0 + a) + rho - pad] for input a of the tile starting at x's i0, and `tiles`
+// tiles of m cover x's extent.
+struct GatherAxis {
+  int64_t stride = 1, pad = 0, r = 0, tiles = 0;
+};
+
+template <typename T>
+struct GatherCall {
+  const Geometry* g;
+  const T* y;
+  const T* bias;
+  T* x;
+  const GemmKernels<T>* gk;
+  const T* u;            // U[xi][group][panel of mr channels c][k][row], k = f * phases + ph
+  GatherAxis ax[2];      // y and x
+  int64_t M, F, P, m;    // coarse channels per group, fine per group, phases, tile
+};
+
+// Tiles [t0, t0 + nt) of x (numbered over batch x tile rows x tile columns) of group grp.
+template <typename T>
+using GatherTaskFn = uint64_t (*)(const GatherCall<T>& cl, int64_t grp, int64_t t0, int64_t nt,
+                                  Scratch<T>& v_buf, Scratch<T>& z_buf, bool check);
+
+// Functions of one kind by [m == 4][r_y - 2][r_x - 2], per data type.
+template <template <typename> class Fn>
+struct ByTransform {
+  Fn<float> f32[2][2][2] = {};
+  Fn<double> f64[2][2][2] = {};
+  template <typename T>
+  Fn<T> at(int64_t m, int64_t ry, int64_t rx) const {
+    const int big = m == 4, y = static_cast<int>(ry - 2), x = static_cast<int>(rx - 2);
+    if constexpr (sizeof(T) == sizeof(float)) {
+      return f32[big][y][x];
+    } else {
+      return f64[big][y][x];
+    }
+  }
+};
+
+// The forward's tasks (tiles [t0, t0 + nt) of phase ph and group grp, numbered over batch x
+// tile rows x tile columns) and weight transforms, and the gather's tasks; each returns the
+// nonfinite bits of its stores when `check`.  One table per ISA's translation unit (compiled
+// with its flags, and without contracting a*b + c, so the transforms round alike on every ISA).
 struct TaskTable {
-  TaskFn<float> f32[2][2][2] = {};
-  TaskFn<double> f64[2][2][2] = {};
-  WeightFn<float> w32[2][2][2] = {};
-  WeightFn<double> w64[2][2][2] = {};
+  ByTransform<TaskFn> scatter;
+  ByTransform<WeightFn> weight;
+  ByTransform<GatherTaskFn> gather;
 };
 const TaskTable* generic_tasks();
 const TaskTable* avx2_tasks();    // nullptr when the compiler cannot build AVX2
 const TaskTable* avx512_tasks();  // nullptr when the compiler cannot build AVX-512
+// The table of the active ISA (avx512-emulated and generic: the portable one).
+const TaskTable& active_tasks();
+
+// The plan's fields every Winograd layout fills alike (winograd.cpp): the GEMM tiles, the
+// tasks, U; then per task of nt tiles with a2 transform points, a GEMM sum of K and M rows:
+// the scratch it takes (V of its panels, Z of one slab, as the task functions allocate) and
+// its transform-domain products.
+template <typename T>
+WinogradPlan plan_start(const GemmKernels<T>& gk, int64_t tasks, int64_t u_size);
+void plan_add_task(WinogradPlan& wp, int64_t nt, int64_t a2, int64_t K, int64_t M,
+                   int64_t elem);
+// "F(mxm ryxrx)", the name of a 2-D transform in the plan and the verbose line.
+std::string transform_name(int64_t m, int64_t ry, int64_t rx);
 
 }  // namespace wino
 }  // namespace tconv
