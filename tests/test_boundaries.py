@@ -452,7 +452,7 @@ TABLE: list[Row] = [
         "last kc % 16 by the scalar loop; the dot kernels' lane sums, 16 accumulators at a "
         "time (24 for the 6 x 4 tile: a group of 16 and one of 8)",
         "ukernels/gemm_template.hpp: k + 16 <= kc, accumulators in groups of 16",
-        (16,), ("outer_K", "out_channels"), literals=("16", "15", "64"), names=("kAcc",),
+        (16,), ("outer_K", "out_channels"), literals=("16", "15", "64"), names=("kAcc", "kBlockLanes"),
         why="K blocks of 15, 16, 17 and 35 (kc % 16 tails); 15: rounding up to groups of "
             "16; 64: alignment of a buffer"),
     Row("8 x 8 lane transposes (avx512 f64): the panel transpose in blocks of 8 k, the last "

@@ -98,7 +98,7 @@ struct Avx512Ops : Raw {
   X(dot, dot, f32_dot_4x4c16__avx512f, F32, 4, 4)                 \
   X(dot, dot, f32_dot_5x4c16__avx512f, F32, 5, 4)                 \
   X(dot, dot, f32_dot_6x4c16__avx512f, F32, 6, 4)                 \
-  X(transpose16, transpose, f32_transpose_32__avx512f, F32, 0, 32)\
+  X(transpose_blocks, transpose, f32_transpose_32__avx512f, F32, 0, 32) \
   X(gemm, fn, f64_gemm_1x16__avx512f, F64, 1, 2)                  \
   X(gemm, fn, f64_gemm_2x16__avx512f, F64, 2, 2)                  \
   X(gemm, fn, f64_gemm_3x16__avx512f, F64, 3, 2)                  \
@@ -162,4 +162,4 @@ struct Avx512Ops : Raw {
   X(dot, dot, f64_dot_4x4c8__avx512f, F64, 4, 4)                  \
   X(dot, dot, f64_dot_5x4c8__avx512f, F64, 5, 4)                  \
   X(dot, dot, f64_dot_6x4c8__avx512f, F64, 6, 4)                  \
-  X(transpose8, transpose, f64_transpose_16__avx512f, F64, 0, 16)
+  X(transpose_blocks, transpose, f64_transpose_16__avx512f, F64, 0, 16)

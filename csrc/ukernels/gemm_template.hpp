@@ -41,6 +41,20 @@ struct HasTranspose8<
     Ops, std::void_t<decltype(Ops::transpose8(*static_cast<typename Ops::V (*)[8]>(nullptr)))>>
     : std::bool_constant<Ops::kWidth == 8> {};
 
+// The lanes of a square block of vectors that Ops can transpose in registers (16: transpose16,
+// 8: transpose8, 0: neither), and that transpose, so the code below is written once for both.
+template <class Ops>
+constexpr int kBlockLanes = HasTranspose16<Ops>::value ? 16 : HasTranspose8<Ops>::value ? 8 : 0;
+
+template <class Ops, int W>
+inline __attribute__((always_inline)) void transpose_block(typename Ops::V (&v)[W]) {
+  static_assert(W == kBlockLanes<Ops>, "the block Ops transposes");
+  if constexpr (W == 16)
+    Ops::transpose16(v);
+  else
+    Ops::transpose8(v);
+}
+
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
 enum class BRows { kPacked, kRows, kOffsets };
 
@@ -109,42 +123,23 @@ void transpose_panel(const T* rows, int64_t ld, int64_t kc, T* panel) {
     for (int t = 0; t < NR; ++t) panel[k * NR + t] = rows[t * ld + k];
 }
 
-// transpose_panel by 16 x 16 blocks of Ops::transpose16 (16 loads, 16 stores, no scalar
-// moves), the last kc % 16 by the loop above: the same values in the same places.
+// transpose_panel by W x W blocks of transpose_block (W = kBlockLanes<Ops>: W loads, W stores,
+// no scalar moves), the last kc % W by the loop above: the same values in the same places.
 template <class Ops, int NR>
-void transpose_panel16(const typename Ops::T* rows, int64_t ld, int64_t kc,
-                       typename Ops::T* panel) {
-  static_assert(HasTranspose16<Ops>::value && NR % 16 == 0, "16 x 16 blocks of lanes");
+void transpose_panel_blocks(const typename Ops::T* rows, int64_t ld, int64_t kc,
+                            typename Ops::T* panel) {
+  constexpr int W = kBlockLanes<Ops>;
+  static_assert(W != 0 && NR % W == 0, "W x W blocks of lanes");
   using V = typename Ops::V;
   int64_t k = 0;
-  for (; k + 16 <= kc; k += 16) {
-    for (int h = 0; h < NR; h += 16) {
-      V v[16];
+  for (; k + W <= kc; k += W) {
+    for (int h = 0; h < NR; h += W) {
+      V v[W];
 #pragma GCC unroll 16
-      for (int t = 0; t < 16; ++t) v[t] = Ops::load(rows + (h + t) * ld + k);
-      Ops::transpose16(v);  // v[l].lane[t] = rows[(h + t) * ld + k + l]
+      for (int t = 0; t < W; ++t) v[t] = Ops::load(rows + (h + t) * ld + k);
+      transpose_block<Ops, W>(v);  // v[l].lane[t] = rows[(h + t) * ld + k + l]
 #pragma GCC unroll 16
-      for (int l = 0; l < 16; ++l) Ops::store(panel + (k + l) * NR + h, v[l]);
-    }
-  }
-  transpose_panel<typename Ops::T, NR>(rows + k, ld, kc - k, panel + k * NR);
-}
-
-// transpose_panel by 8 x 8 blocks of Ops::transpose8 (the double counterpart of the above).
-template <class Ops, int NR>
-void transpose_panel8(const typename Ops::T* rows, int64_t ld, int64_t kc,
-                      typename Ops::T* panel) {
-  static_assert(HasTranspose8<Ops>::value && NR % 8 == 0, "8 x 8 blocks of lanes");
-  using V = typename Ops::V;
-  int64_t k = 0;
-  for (; k + 8 <= kc; k += 8) {
-    for (int h = 0; h < NR; h += 8) {
-      V v[8];
-#pragma GCC unroll 8
-      for (int t = 0; t < 8; ++t) v[t] = Ops::load(rows + (h + t) * ld + k);
-      Ops::transpose8(v);  // v[l].lane[t] = rows[(h + t) * ld + k + l]
-#pragma GCC unroll 8
-      for (int l = 0; l < 8; ++l) Ops::store(panel + (k + l) * NR + h, v[l]);
+      for (int l = 0; l < W; ++l) Ops::store(panel + (k + l) * NR + h, v[l]);
     }
   }
   transpose_panel<typename Ops::T, NR>(rows + k, ld, kc - k, panel + k * NR);
@@ -195,46 +190,23 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
       for (int j = 0; j < NC; ++j) acc[i][j] = Ops::fma(av, bv[j], acc[i][j]);
     }
   }
-  if constexpr (HasTranspose16<Ops>::value) {
-    // Ops::reduce's order, ((l0 + l1) + l2) + ... + l15, for 16 accumulators at once:
+  if constexpr (kBlockLanes<Ops> != 0) {
+    // Ops::reduce's order, ((l0 + l1) + l2) + ... + l(W-1), for W accumulators at once:
     // transposed, lane e - e0 of sums[l] is lane l of accumulator e = i * NC + j (past the
     // tile's last accumulator: zeros).
+    constexpr int W = kBlockLanes<Ops>;
     constexpr int kAcc = MR * NC;
-    alignas(64) T lane_sums[(kAcc + 15) / 16 * 16];
+    alignas(64) T lane_sums[(kAcc + W - 1) / W * W];
 #pragma GCC unroll 4
-    for (int e0 = 0; e0 < kAcc; e0 += 16) {
-      V sums[16];
+    for (int e0 = 0; e0 < kAcc; e0 += W) {
+      V sums[W];
 #pragma GCC unroll 16
-      for (int e = 0; e < 16; ++e)
+      for (int e = 0; e < W; ++e)
         sums[e] = e0 + e < kAcc ? acc[(e0 + e) / NC][(e0 + e) % NC] : Ops::zero();
-      Ops::transpose16(sums);
+      transpose_block<Ops, W>(sums);
       V total = sums[0];
 #pragma GCC unroll 16
-      for (int l = 1; l < 16; ++l) total = Ops::add(total, sums[l]);
-      Ops::store(lane_sums + e0, total);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 16
-      for (int j = 0; j < NC; ++j) {
-        T* p = c + i * ldc + j;
-        *p = accumulate ? *p + lane_sums[i * NC + j] : lane_sums[i * NC + j];
-      }
-    }
-  } else if constexpr (HasTranspose8<Ops>::value) {
-    // The same with 8 lanes: ((l0 + l1) + l2) + ... + l7 for 8 accumulators at once.
-    constexpr int kAcc = MR * NC;
-    alignas(64) T lane_sums[(kAcc + 7) / 8 * 8];
-#pragma GCC unroll 4
-    for (int e0 = 0; e0 < kAcc; e0 += 8) {
-      V sums[8];
-#pragma GCC unroll 8
-      for (int e = 0; e < 8; ++e)
-        sums[e] = e0 + e < kAcc ? acc[(e0 + e) / NC][(e0 + e) % NC] : Ops::zero();
-      Ops::transpose8(sums);
-      V total = sums[0];
-#pragma GCC unroll 8
-      for (int l = 1; l < 8; ++l) total = Ops::add(total, sums[l]);
+      for (int l = 1; l < W; ++l) total = Ops::add(total, sums[l]);
       Ops::store(lane_sums + e0, total);
     }
 #pragma GCC unroll 16
@@ -355,20 +327,12 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
   TCONV_ASSERT(panel != nullptr);  \
   TCONV_ASSERT(ld >= kc)
 
-// The 16 x 16 block transpose (same result as TCONV_DEFINE_transpose).
-#define TCONV_DEFINE_transpose16(name, Ops, unused_rows, NR)                                 \
+// The block transpose (transpose_panel_blocks: same result as TCONV_DEFINE_transpose).
+#define TCONV_DEFINE_transpose_blocks(name, Ops, unused_rows, NR)                            \
   TCONV_UKERNEL_NAMED                                                                        \
   void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
     TCONV_TRANSPOSE_ASSERTS();                                                               \
-    ::transpose_panel16<Ops, NR>(rows, ld, kc, panel);                                       \
-  }
-
-// The 8 x 8 block transpose (same result as TCONV_DEFINE_transpose).
-#define TCONV_DEFINE_transpose8(name, Ops, unused_rows, NR)                                  \
-  TCONV_UKERNEL_NAMED                                                                        \
-  void name(const Ops::T* rows, int64_t ld, int64_t kc, Ops::T* panel) {                     \
-    TCONV_TRANSPOSE_ASSERTS();                                                               \
-    ::transpose_panel8<Ops, NR>(rows, ld, kc, panel);                                        \
+    ::transpose_panel_blocks<Ops, NR>(rows, ld, kc, panel);                                  \
   }
 
 #define TCONV_DEFINE_transpose(name, Ops, unused_rows, NR)                                   \
