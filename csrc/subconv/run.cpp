@@ -127,8 +127,11 @@ const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const Sub
 template <typename T>
 bool stores_in_kernels(const Call<T>& c, Worker<T>& wk, const SubConv& s, const Task& task,
                        const TaskInput& in) {
-  if (c.p.xs != 0 || s.Kc * s.taps() == 0 || s.axes[2].dst_step != 1) return false;
   const int64_t nr = c.p.nr;
+  // rows dst_plane apart must not overlap a tile's nr columns (the kernels' ldc >= nr): a
+  // plane of fewer than nr places (one channel, tiles running on into the next image) too
+  if (c.p.xs != 0 || s.Kc * s.taps() == 0 || s.axes[2].dst_step != 1 || c.dst_plane < nr)
+    return false;
   if (in.mode != Input::kPacked) {
     for (const Segment& t : wk.tiles)
       if (t.len != nr) return false;
