@@ -45,17 +45,21 @@ struct EmulatedOps {
   // v[l].lane[t] becomes v[t].lane[l] (the AVX-512 float table's shuffle network).
   static void transpose16(V (&v)[16]) {
     static_assert(W == 16, "transpose16 moves 16 x 16 lanes");
-    V t[16];
-    for (int r = 0; r < 16; ++r)
-      for (int l = 0; l < 16; ++l) t[l].lane[r] = v[r].lane[l];
-    for (int r = 0; r < 16; ++r) v[r] = t[r];
+    transpose_square(v);
   }
   // The same for 8 vectors of 8 lanes (the AVX-512 double table's shuffle network).
   static void transpose8(V (&v)[8]) {
     static_assert(W == 8, "transpose8 moves 8 x 8 lanes");
-    V t[8];
-    for (int r = 0; r < 8; ++r)
-      for (int l = 0; l < 8; ++l) t[l].lane[r] = v[r].lane[l];
-    for (int r = 0; r < 8; ++r) v[r] = t[r];
+    transpose_square(v);
+  }
+
+ private:
+  // Both transposes above: N vectors of N lanes (N == W), through a copy.
+  template <int N>
+  static void transpose_square(V (&v)[N]) {
+    V t[N];
+    for (int r = 0; r < N; ++r)
+      for (int l = 0; l < N; ++l) t[l].lane[r] = v[r].lane[l];
+    for (int r = 0; r < N; ++r) v[r] = t[r];
   }
 };
