@@ -11,7 +11,9 @@ import importlib.util
 import json
 
 import pytest
+from tconv import bench
 from tconv._peers import PEERS
+from tconv.bench import IDLE_SECONDS
 from tconv.bench_cases import CASES, GEMM_CASES, select_cases
 from tconv.cli import main
 
@@ -32,7 +34,7 @@ def test_bench_quick_writes_table_json_png(tmp_path, capsys):
 
     record = json.loads((tmp_path / "bench.json").read_text())
     assert record["machine"]["threads"] >= 1 and record["machine"]["tconv"]
-    assert record["options"]["quick"] is True
+    assert record["options"]["quick"] is True and record["options"]["idle"] == 0
     rows = record["results"]
     assert {(r["pass"], r["dtype"]) for r in rows} == {
         (p, d) for p in ("fwd", "grad_input", "grad_weight") for d in ("float32", "float64")}
@@ -102,6 +104,28 @@ def test_bench_gemm_suite_against_blas(capsys, tmp_path):
     record = json.loads((tmp_path / "bench.json").read_text())
     (row,) = record["results"]
     assert row["pass"] == "fwd" and row["check"] == "ok" and "numpy" in row["peers"]
+    assert record["options"]["idle"] == IDLE_SECONDS  # the default outside --quick
+
+
+@pytest.mark.parametrize("idle", [0.0, 0.01, IDLE_SECONDS])
+def test_time_interleaved_sleeps_idle_before_every_sample_untimed(idle, monkeypatch):
+    slept: list[float] = []
+    clock = [0.0]
+
+    def fake_sleep(seconds: float) -> None:  # advances the clock the samples are timed with
+        slept.append(seconds)
+        clock[0] += seconds
+
+    def call() -> int:
+        clock[0] += 1e-3
+        return 1
+
+    monkeypatch.setattr(bench.time, "sleep", fake_sleep)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    samples, _ = bench.time_interleaved({"a": call, "b": call}, 3, 0.0, idle)
+    assert slept == ([idle] * 6 if idle > 0 else [])
+    for name in ("a", "b"):  # the sleep is not in any sample: each is one call's 1 ms
+        assert samples[name] == pytest.approx([1e-3] * 3)
 
 
 def test_gemm_cases_are_plain_products():
@@ -118,7 +142,7 @@ def test_bad_peer_name_is_an_error(capsys):
 
 @pytest.mark.parametrize("bad", [["--cases", "no-such-layer"], ["--passes", "fwd,sideways"],
                                  ["--repeat", "0"], ["--algorithms", "direct,fastest"],
-                                 ["--algorithms", ","]])
+                                 ["--algorithms", ","], ["--idle", "-0.1"]])
 def test_bench_rejects_bad_options(bad, capsys):
     assert main(["bench", "--quick", *bad]) == 2
     assert "error:" in capsys.readouterr().err

@@ -5,7 +5,9 @@ ONNX Runtime, OpenVINO and, for the 1x1 layers of ``--suite gemm``, NumPy's BLAS
 case, pass (``fwd``, ``grad_input``, ``grad_weight``) and dtype, tconv and every peer that has the
 pass are timed in the same process, their repetitions interleaved (so a noisy neighbour or a
 clock change hits all alike), after a warm-up; each reported time is the median of ``--repeat``
-repetitions, and one repetition runs the call enough times to last ``--min-time`` seconds.  All
+repetitions, and one repetition runs the call enough times to last ``--min-time`` seconds.
+Before every repetition the process sleeps ``--idle`` seconds (0.2), so the thread pools of
+the call timed before (OpenBLAS's spin about 0.1 s) are asleep and take no core from it.  All
 use the same number of threads.  What torch runs is what a training step runs:
 
 * ``fwd``: ``torch.nn.functional.conv_transpose{1,2,3}d`` under ``torch.no_grad()``;
@@ -237,8 +239,16 @@ def relative_error(actual: Any, expected: Any) -> float:
 # timing
 
 
+#: Default seconds of sleep before every timed repetition (``--idle``).  OpenBLAS's worker
+#: threads spin for 2**28 cycles (about 0.1 s) after a call; a sample started inside that
+#: window shares its cores with them (at 2 threads, timed under ``chrt -f 50``, tconv's
+#: 512x512x1024 GEMM ran at 60 GF/s right after NumPy's samples and at 279 after its own;
+#: with 0.13 s of sleep before each sample, 273-274 both ways: docs/perf-log.md, 2026-12-03).
+IDLE_SECONDS = 0.2
+
+
 def time_interleaved(
-    fns: dict[str, Callable[[], Any]], repeat: int, min_time: float
+    fns: dict[str, Callable[[], Any]], repeat: int, min_time: float, idle: float = 0.0
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Seconds per call of each thunk, ``repeat`` samples each, repetitions interleaved; and
     each thunk's result (from its warm-up call, kept for the correctness check).
@@ -246,7 +256,10 @@ def time_interleaved(
     Each thunk is run once to warm up (allocations, page faults, lazy init) and, unless that
     call already lasted ``min_time`` (then one call per sample it is), once more to calibrate
     ``number`` = calls per sample, so a sample lasts at least ``min_time``.  Then each round
-    times every thunk once, alternating the order between rounds.
+    times every thunk once, alternating the order between rounds.  Before every sample the
+    process sleeps ``idle`` seconds (not timed): the thread pools of the thunk that ran before
+    (OpenBLAS's workers spin about 0.1 s after a call) go to sleep first, so no sample shares
+    its cores with them and each starts from the same idle state.
     """
     numbers: dict[str, int] = {}
     results: dict[str, Any] = {}
@@ -267,6 +280,8 @@ def time_interleaved(
         for r in range(repeat):
             for name in names if r % 2 == 0 else names[::-1]:
                 fn, number = fns[name], numbers[name]
+                if idle > 0:
+                    time.sleep(idle)
                 start = time.perf_counter()
                 for _ in range(number):
                     fn()
@@ -521,10 +536,12 @@ def run_benchmarks(
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
     algorithms: tuple[str, ...] = ("direct",),
+    idle: float = 0.0,
 ) -> list[Row]:
     """Measure every (case, pass, dtype) against ``peers`` (installed ones, by name, see
     :mod:`tconv._peers`) and, for the forward, tconv's further ``algorithms`` (besides
-    ``direct``, which is always timed); see the module docstring for the method."""
+    ``direct``, which is always timed), sleeping ``idle`` seconds before every sample (see
+    :func:`time_interleaved`); see the module docstring for the method."""
     threads = threads if threads is not None else _core.get_num_threads()
     peers = [] if peers is None else peers
     rows: list[Row] = []
@@ -554,7 +571,7 @@ def run_benchmarks(
                 nbytes = moved_bytes(case, dtype) if is_depthwise(case) else None
                 if nbytes is not None:
                     fns["copy"] = parallel_copy(nbytes, threads)
-                samples, results = time_interleaved(fns, repeat, min_time)
+                samples, results = time_interleaved(fns, repeat, min_time, idle)
                 t_tconv = statistics.median(samples["tconv"])
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
                           dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
@@ -846,6 +863,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed repetitions per implementation; the median is reported")
     parser.add_argument("--min-time", type=float, default=None,
                         help="minimum seconds per repetition (default 0.05, --quick 0.002)")
+    parser.add_argument("--idle", type=float, default=None,
+                        help="seconds slept before every timed repetition, so the thread "
+                             "pools of the call timed before are asleep (default "
+                             f"{IDLE_SECONDS}, --quick 0)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for tconv and torch alike (default: tconv's current count)")
     parser.add_argument("--quick", action="store_true",
@@ -903,6 +924,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --repeat must be >= 1, got {args.repeat}", file=sys.stderr)
         return 2
     min_time = args.min_time if args.min_time is not None else (0.002 if args.quick else 0.05)
+    idle = args.idle if args.idle is not None else (0.0 if args.quick else IDLE_SECONDS)
+    if idle < 0:
+        print(f"error: --idle must be >= 0, got {idle}", file=sys.stderr)
+        return 2
 
     threads = args.threads if args.threads is not None else _core.get_num_threads()
     if threads < 1:
@@ -927,7 +952,7 @@ def run(args: argparse.Namespace) -> int:
         print(warning)
     rows = run_benchmarks(cases, passes, DTYPES[args.dtype], args.repeat, min_time, peak,
                           peers=peer_names, threads=threads, progress=_progress,
-                          algorithms=algorithms)
+                          algorithms=algorithms, idle=idle)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(format_table(rows, peak))
@@ -935,7 +960,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         options = {"cases": [c.name for c in cases], "passes": passes, "dtype": args.dtype,
-                   "repeat": args.repeat, "min_time": min_time, "quick": args.quick,
+                   "repeat": args.repeat, "min_time": min_time, "idle": idle, "quick": args.quick,
                    "threads": threads, "peers": peer_names, "algorithms": list(algorithms)}
         write_json(args.out / "bench.json", rows, machine, peak, options)
         print(f"wrote {args.out / 'bench.json'}")
