@@ -687,8 +687,8 @@ TABLE: list[Row] = [
         literals=("32",), why="inert: formats the TCONV_VERBOSE time, never what is computed"),
     # -- csrc/winograd.cpp, csrc/tconv/winograd_tasks.hpp (algorithm="winograd"/"winograd4") --
     Row("Winograd tile block: V <= kWinoVBytes, 1 .. kWinoMaxPanels panels",
-        "winograd.cpp: kWinoVBytes = 1536 << 10, kWinoMaxPanels = 8", (), (),
-        literals=("1536", "10", "8"), names=("kWinoVBytes", "kWinoMaxPanels"),
+        "winograd.cpp: kWinoVBytes = 768 << 10, kWinoMaxPanels = 8", (), (),
+        literals=("768", "10", "8"), names=("kWinoVBytes", "kWinoMaxPanels"),
         why="inert for results (each output's sum does not depend on the tile block); "
             "tests/test_winograd.py::test_tile_block_and_slab_boundaries runs 1 and 8 panels "
             "and blocks that end mid tile row"),
