@@ -477,9 +477,11 @@ TCONV_WG_PACK_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
         }
         // the fine row (lanes outside it are masked off: never read)
         const T* frow = fine + (s.n * g.fine_channels + u.channel) * plane + (oz * fy + oy) * fx;
-        if (ahead != 0)
-          for (int64_t x = 0; x < fx; x += 64 / int64_t(sizeof(T)))
+        if (ahead != 0) {  // the x this segment row reads, not the whole (1-D: long) row
+          const int64_t x1 = std::min(fx, (end - 1) * sx + xoff + span + 1);
+          for (int64_t x = std::max<int64_t>(s.ix0 * sx + xoff, 0); x < x1; x += 64 / int64_t(sizeof(T)))
             _mm_prefetch(reinterpret_cast<const char*>(frow + ahead + x), _MM_HINT_T1);
+        }
         for (int64_t ix = s.ix0; ix < end; ++ix) {
           const int64_t x0 = ix * sx + xoff;
           const uint32_t m = ix >= lo && ix < hi ? full : run_mask(x0, u.len, dx, fx);
