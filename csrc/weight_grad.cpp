@@ -27,7 +27,9 @@
 //    share each panel's transposing, narrower tiles), with 512 rows (0.8-0.9x on one thread:
 //    dot's A tile stays in L1 and its B block in L2, while the outer form's A block does not
 //    fit in L2; smaller row blocks repack B more often and were slower still), and for float64
-//    on 512-channel layers (0.85-0.98x); those keep dot.
+//    on 512-channel layers (0.85-0.98x); those keep dot.  On AVX-512 with kernel x >=
+//    kPanelMinTaps (undilated) the panel is packed k-major straight from `fine` instead
+//    (pack_panel_avx512: the same values, so the same bits).
 //
 // Determinism: the reduction is cut into `chunks` pieces (1 or 2) chosen from the problem
 // sizes only, each summed in K blocks in increasing order (each block's sum added to the
@@ -38,6 +40,10 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <omp.h>
 
@@ -372,6 +378,131 @@ TCONV_WG_PACK_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
 }
 #endif
 
+// The outer form's panel packed k-major straight from `fine` (no column-major B block, no
+// transpose): panel[kk * nr + t] = B[col0 + t][k0 + kk], the same values as pack_b followed by
+// the table's transpose, so the same bits.  A run is up to `lanes` consecutive panel columns
+// of one channel and (kz, ky) whose kx taps read consecutive fine x (dilation 1; else runs of
+// one column): each point of a run is one masked vector load (lanes outside `fine`'s row
+// masked off, so they read as 0) and one masked store.  For DCGAN's k4 s2 this reads each fine
+// value where pack_b de-interleaved each row once per tap pair and ky, and saves the
+// transpose (pack_b + transpose were ~25 % of dcgan-256-128's samples).
+struct PanelRun {
+  int64_t j, channel, kz, ky, kx0, len;  // panel columns [j, j + len): taps kx0 .. kx0 + len - 1
+};
+
+inline void panel_runs(const Geometry& g, const std::vector<BColumn>& table, int64_t group,
+                       int64_t col0, int64_t cols, int64_t lanes, std::vector<PanelRun>& runs) {
+  runs.clear();
+  const bool contiguous = g.dilation[2] == 1;
+  for (int64_t t = 0; t < cols; ++t) {
+    const BColumn& c = table[static_cast<size_t>(col0 + t)];
+    const int64_t channel = group * g.fine_per_group() + c.f;
+    if (!runs.empty()) {
+      PanelRun& b = runs.back();
+      if (contiguous && b.len < lanes && b.channel == channel && b.kz == c.kz && b.ky == c.ky &&
+          b.kx0 + b.len == c.kx) {
+        ++b.len;
+        continue;
+      }
+    }
+    runs.push_back({t, channel, c.kz, c.ky, c.kx, 1});
+  }
+}
+
+// Runs shorter than this many taps (kernel x) keep pack_b + transpose: one masked load and
+// store per 3 taps cost more than copying whole rows and transposing them (two alternating
+// runs, 2 threads: stride1-k3p1 0.80x, k3s2p1op1 0.92x, 3-D U-Net k3 0.95x), while k4 s2
+// gains (dcgan-256-128 1.085x; 128->64 and the 1-D k4 s2 layer within +-2 %).
+constexpr int64_t kPanelMinTaps = 4;
+
+template <typename T>
+using PackPanel = void (*)(const Geometry&, const T*, const std::vector<PanelRun>&, int64_t, int,
+                           const std::vector<KSegment>&, int64_t, int64_t, T*);
+
+#ifdef TCONV_WG_PACK_AVX512
+TCONV_WG_PACK_AVX512 inline __m512 masked_load(uint32_t m, const float* p) {
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
+}
+TCONV_WG_PACK_AVX512 inline __m512d masked_load(uint32_t m, const double* p) {
+  return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
+}
+TCONV_WG_PACK_AVX512 inline void masked_store(float* p, uint32_t m, __m512 v) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>(m), v);
+}
+TCONV_WG_PACK_AVX512 inline void masked_store(double* p, uint32_t m, __m512d v) {
+  _mm512_mask_storeu_pd(p, static_cast<__mmask8>(m), v);
+}
+
+// Lanes [0, len) of a run whose first tap reads fine x = x0, less those outside [0, fx).
+inline uint32_t run_mask(int64_t x0, int64_t len, int64_t dx, int64_t fx) {
+  uint32_t m = 0;
+  for (int64_t u = 0; u < len; ++u)
+    if (x0 + u * dx >= 0 && x0 + u * dx < fx) m |= uint32_t(1) << u;
+  return m;
+}
+
+// Columns [cols, nr) of the panel are zero (the last block of B's columns).  `ahead`: the
+// offset of the task's next column block's channels (0: none); their copies of the rows read
+// here are prefetched into L2 while this panel's kernels run (each channel-image plane of a
+// 32 x 32 grid is its own 4 KiB page, which the L2 streamer does not cross; the packing's
+// loads waited on them: dcgan-128-64 1.07x, the NaN row 1.04-1.09x, dcgan-256-128 1.03-1.04x).
+template <typename T>
+TCONV_WG_PACK_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
+                                            const std::vector<PanelRun>& runs, int64_t cols,
+                                            int nr, const std::vector<KSegment>& segs,
+                                            int64_t kc, int64_t ahead, T* panel) {
+  if (cols < nr) std::fill(panel, panel + kc * nr, T(0));
+  const int64_t fx = g.fine[2], fy = g.fine[1], fz = g.fine[0];
+  const int64_t plane = fz * fy * fx;
+  const int64_t sx = g.stride[2], dx = g.dilation[2];
+  const auto zero = masked_load(0, fine);
+  for (const PanelRun& u : runs) {
+    const uint32_t full = (uint32_t(1) << u.len) - 1;
+    const int64_t xoff = u.kx0 * dx - g.pad[2];  // point ix's first tap reads x = ix*sx + xoff
+    const int64_t span = (u.len - 1) * dx;       // and its last one x + span
+    for (const KSegment& s : segs) {
+      const int64_t oz = s.iz * g.stride[0] - g.pad[0] + u.kz * g.dilation[0];
+      const int64_t end = s.ix0 + s.len;
+      // points [lo, hi) of the segment's rows read all their taps inside the row
+      const int64_t lo = std::clamp(ceil_div(std::max<int64_t>(-xoff, 0), sx), s.ix0, end);
+      const int64_t hi = fx - 1 - span - xoff < 0
+                             ? lo
+                             : std::clamp((fx - 1 - span - xoff) / sx + 1, lo, end);
+      for (int64_t q = 0; q < s.rows; ++q) {
+        T* dst = panel + (s.r0 + q * s.len - s.ix0) * nr + u.j;  // point ix at dst + ix * nr
+        const int64_t oy = (s.iy + q) * g.stride[1] - g.pad[1] + u.ky * g.dilation[1];
+        if (oz < 0 || oz >= fz || oy < 0 || oy >= fy) {
+          for (int64_t ix = s.ix0; ix < end; ++ix) masked_store(dst + ix * nr, full, zero);
+          continue;
+        }
+        // the fine row (lanes outside it are masked off: never read)
+        const T* frow = fine + (s.n * g.fine_channels + u.channel) * plane + (oz * fy + oy) * fx;
+        if (ahead != 0) {  // the x this segment row reads, not the whole (1-D: long) row
+          const int64_t x1 = std::min(fx, (end - 1) * sx + xoff + span + 1);
+          for (int64_t x = std::max<int64_t>(s.ix0 * sx + xoff, 0); x < x1; x += 64 / int64_t(sizeof(T)))
+            _mm_prefetch(reinterpret_cast<const char*>(frow + ahead + x), _MM_HINT_T1);
+        }
+        for (int64_t ix = s.ix0; ix < end; ++ix) {
+          const int64_t x0 = ix * sx + xoff;
+          const uint32_t m = ix >= lo && ix < hi ? full : run_mask(x0, u.len, dx, fx);
+          masked_store(dst + ix * nr, full, masked_load(m, frow + x0));
+        }
+      }
+    }
+  }
+}
+#endif
+
+// The direct panel packing of the active kernel table's ISA, or null (pack_b + transpose).
+template <typename T>
+PackPanel<T> pack_panel_for(const std::string& isa) {
+#ifdef TCONV_WG_PACK_AVX512
+  if (isa == "avx512") return &pack_panel_avx512<T>;
+#endif
+  (void)isa;
+  return nullptr;
+}
+
 // The B packing of the active kernel table's ISA (table name `isa`).
 template <typename T>
 PackB<T> pack_b_for(const std::string& isa) {
@@ -449,16 +580,27 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
                    const WeightGradTask& task, int64_t rows,
                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
                    const T* ap, int64_t lda, int accumulate, T* out, PackB<T> pack,
-                   Scratch<T>& b_buf, T* panel, T* edge) {
+                   PackPanel<T> pack_panel, std::vector<PanelRun>& runs, Scratch<T>& b_buf,
+                   T* panel, T* edge) {
   const bool outer = p.outer;
   const int mr = p.mr, nr = p.nr;
   const int64_t nc = p.nc, N = g.fine_per_group() * g.taps();
   for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
     const int64_t cols = std::min(nc, task.col1 - c0);
     const int64_t ncp = round_up(cols, nr);
-    T* bp = b_buf.get(ncp * ld);
-    pack(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
-    if (outer) uk.transpose(bp, ld, kc, panel);
+    T* bp = nullptr;
+    if (outer && pack_panel) {
+      panel_runs(g, table, task.group, c0, cols, 64 / int64_t(sizeof(T)), runs);
+      // the next block's rows (same rows, later channels) prefetched into L2 meanwhile
+      const int64_t next = c0 + nc < task.col1
+                               ? (table[size_t(c0 + nc)].f - table[size_t(c0)].f) * g.fine_pixels()
+                               : 0;
+      pack_panel(g, fine, runs, cols, nr, segs, kc, next, panel);
+    } else {
+      bp = b_buf.get(ncp * ld);
+      pack(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+      if (outer) uk.transpose(bp, ld, kc, panel);
+    }
     for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
       r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
       const T* a = ap + i0 * lda;
@@ -513,11 +655,15 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   Cancellation* const cancel = current_cancellation();
   const std::vector<BColumn> table = b_columns(g);
   const PackB<T> pack = pack_b_for<T>(active_kernels().name);
+  const PackPanel<T> pack_panel = g.kernel[2] >= kPanelMinTaps && g.dilation[2] == 1
+                                      ? pack_panel_for<T>(active_kernels().name)
+                                      : nullptr;
 
 #pragma omp parallel if (p.parallel)
   {
     Scratch<T> a_buf, b_buf, panel_buf;
     std::vector<KSegment> segs;
+    std::vector<PanelRun> runs;
     T edge[kMaxMR * kMaxNR];  // one tile that would run past the column range
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
@@ -554,7 +700,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
         }
         T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
         column_blocks(g, p, uk, fine, table, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
-                      pack, b_buf, panel, edge);
+                      pack, pack_panel, runs, b_buf, panel, edge);
       }
     }
     if (chunks > 1) {

@@ -220,6 +220,19 @@ def fam_outer(v: int, what: str) -> list[Geo]:
     return [_1d(k, c_in=m, c_out=n, kernel=(1,), ops=("grad_weight",))]
 
 
+def fam_panel_taps(v: int) -> list[Geo]:
+    """grad_weight's outer form (48 rows, N >= 128) with kernel x = v: its panel packed
+    straight from `fine` for v >= kPanelMinTaps (avx512), in runs of at most one vector of
+    taps (16 f32 / 8 f64); x padding and reads past both ends of the fine rows, zero y rows,
+    K blocks across images, a partial last column block."""
+    c_out = -(-128 // (2 * v)) + 1
+    return [Geo((3, 5), c_in=48, c_out=c_out, kernel=(2, v), stride=(2, 2),
+                padding=((1, 1), (v // 2, v // 2)), dilation=(1, 1), output_padding=(0, 1),
+                ops=("grad_weight",)),
+            _1d(70, c_in=48, c_out=c_out * 2, kernel=(v,), stride=(3,), padding=((1, 0),),
+                output_padding=(2,), batch=3, ops=("grad_weight",))]
+
+
 def fam_stride(v: int) -> list[Geo]:
     """Stride v along x (forward x phases, gather source step, grad_weight's de-interleave),
     kernel v + 1 and 2v."""
@@ -394,6 +407,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "reduction": fam_reduction, "wg_pixels": fam_wg_pixels,
     "outer_M": lambda v: fam_outer(v, "M"), "outer_N": lambda v: fam_outer(v, "N"),
     "outer_K": lambda v: fam_outer(v, "K"), "stride": fam_stride,
+    "panel_taps": fam_panel_taps,
     "col_M": lambda v: fam_columns(v, "M"), "col_rows": lambda v: fam_columns(v, "rows"),
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
     "col_P": lambda v: fam_columns(v, "P"), "band": fam_band,
@@ -625,6 +639,10 @@ TABLE: list[Row] = [
     Row("fixed-length row copies 4/8/16/32, 32-point pieces, steps 2/4/8",
         "weight_grad.cpp: copy_run, copy_pieces, pack_group", (4, 8, 16, 32),
         ("wg_pixels", "stride"), literals=("4", "8", "16", "32")),
+    Row("panel packed from `fine` for kernel x >= kPanelMinTaps (avx512), runs of <= one "
+        "vector of taps (64 bytes: 16 f32 / 8 f64)",
+        "weight_grad.cpp: kPanelMinTaps, 64 / sizeof", (4, 8, 16), ("panel_taps",),
+        names=("kPanelMinTaps",), dtypes=("float32", "float64")),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------
