@@ -867,3 +867,42 @@ def _sweep_params() -> list[Any]:
 @pytest.mark.parametrize("geo,dtype,rows", _sweep_params())
 def test_boundary(geo, dtype, rows):
     _check_all(geo, np.dtype(dtype))
+
+
+# ---- regressions ---------------------------------------------------------------------------
+
+ONE_CHANNEL_GATHERS = [
+    Geo((4,), c_in=1, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),), batch=16,
+        ops=("grad_input", "conv")),
+    Geo((3,), c_in=1, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),), batch=64,
+        ops=("grad_input", "conv")),
+    Geo((2, 2), c_in=1, c_out=3, kernel=(4, 4), stride=(2, 2), padding=((1, 1), (1, 1)),
+        dilation=(1, 1), output_padding=(0, 0), batch=16, ops=("grad_input", "conv")),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("geo", ONE_CHANNEL_GATHERS, ids=lambda g: "x".join(map(str, g.coarse)))
+def test_one_channel_gather_with_planes_shorter_than_a_tile(geo, dtype):
+    """c429342: a gather with one output channel whose grid plane holds fewer points than a
+    tile's nr: the packed path's tiles run on into the next images' planes, consecutive in
+    dst, so kernels writing them straight into dst would be called with ldc = plane < nr
+    (csrc/subconv/run.cpp stores_in_kernels; the values were right, but the kernels'
+    TCONV_ASSERT precondition failed: the assert build of tools/sanitize.sh aborted).  The
+    batch makes the grid points a multiple of every ISA's nr, so that whole nr-column tiles
+    cross the images; the plan check keeps the geometry on that path."""
+    plane = int(np.prod(geo.coarse))
+    before = tconv.isa()
+    try:
+        for isa in ISAS:
+            tconv.set_isa(isa)
+            p = tconv.plan("grad_input", (geo.batch, geo.c_in, *geo.coarse),
+                           (geo.c_in, geo.c_out, *geo.kernel), stride=geo.stride,
+                           padding=geo.padding, dtype=dtype)
+            nr = p.tile[1]
+            assert (p.algorithm, p.input) == ("subconv", "packed"), (isa, str(p))
+            assert plane < nr and (geo.batch * plane) % nr == 0, (isa, str(p))
+            assert p.blocks["nc"] % nr == 0, (isa, str(p))
+    finally:
+        tconv.set_isa(before)
+    _check_all(geo, np.dtype(dtype))

@@ -213,6 +213,9 @@ struct SubconvPlan {
   // [slab_round[sl], slab_round[sl + 1])
   std::vector<Task> tasks;
   std::vector<int64_t> round_start, slab_round;
+  // Rounds handed out by a guided schedule (runs of consecutive rounds per thread, shrinking
+  // to single rounds at the end) rather than one at a time: see plan_subconvs.
+  bool guided = false;
   int xs = 0;  // x phases stored together (0: each phase stores its own tile)
   OffsetHull hull;
   bool band_shared = false;  // the phases share one hull-shaped band

@@ -373,14 +373,22 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         if (stop(c.cancel)) continue;
         pack_unit(c, wk, u, slab_m0, slab_rows, a_packed.data());
       }  // implicit barrier: every task below reads any of the packed blocks
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t round = p.slab_round[static_cast<size_t>(sl)];
-           round < p.slab_round[static_cast<size_t>(sl) + 1]; ++round)
+      const int64_t first = p.slab_round[static_cast<size_t>(sl)],
+                    end = p.slab_round[static_cast<size_t>(sl) + 1];
+      const auto run_round = [&](int64_t round) {
         for (int64_t ti = p.round_start[static_cast<size_t>(round)];
              ti < p.round_start[static_cast<size_t>(round) + 1]; ++ti) {
           if (stop(c.cancel)) break;  // never a later task of the round (its x-phase store)
           run_task(c, wk, ti, slab_m0, slab_rows);
         }
+      };
+      if (p.guided) {  // the same branch on every thread: p is shared
+#pragma omp for schedule(guided)
+        for (int64_t round = first; round < end; ++round) run_round(round);
+      } else {
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t round = first; round < end; ++round) run_round(round);
+      }
     }
     nonfinite |= wk.bad != 0 ? 1 : 0;
   }
