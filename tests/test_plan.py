@@ -6,6 +6,7 @@ The flop counts and the algorithm rules are recomputed here from the operator de
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def test_packed_pixel_blocks_deal_evenly(threads: int) -> None:
     with tconv.threads(threads):
         p = tconv.plan("conv_transpose", (64, 512, 4, 4), (512, 256, 4, 4), stride=2, padding=1)
     points = 64 * 4 * 4
-    spans = {c: -(-(-(-points // c)) // threads) * c for c in range(192, 0, -32)}
+    spans = {c: math.ceil(math.ceil(points / c) / threads) * c for c in range(192, 0, -32)}
     best = min(spans.values())
     assert p.input == "packed" and p.threads == threads
     assert p.blocks["nc"] == max(c for c, span in spans.items() if span == best)
