@@ -398,6 +398,36 @@ def fam_plane_source(v: int) -> list[Geo]:
     return out
 
 
+def fam_shift_grid(v: int) -> list[Geo]:
+    """Forward phase grids of v points that are their source planes (the avx512 float32
+    packed path packs them kShiftLanes = 16 columns per masked load when the grid is a
+    multiple of 16 points): k4 s2 p1 in 1-D, 2-D and 3-D, batch 3 (runs crossing images);
+    k5 s2 p2 op1 with 9/6/6/4 taps per phase and 30 channels (two K blocks, the second
+    starting mid-channel); k3 s2 p1 without output_padding (one phase's grid is narrower
+    than its source: that phase packs by rows).  16 output channels (fewer would take the
+    columns path)."""
+    out = []
+    for h in (4, 2, 1, 5, 7):  # h rows of v / h points, packed (narrow) rows
+        if v % h == 0 and v // h < 20:
+            out += [Geo((h, v // h), c_in=20, c_out=16, kernel=(4, 4), stride=(2, 2),
+                        padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(0, 0),
+                        batch=3, ops=("forward",)),
+                    Geo((h, v // h), c_in=30, c_out=16, kernel=(5, 5), stride=(2, 2),
+                        padding=((2, 2), (2, 2)), dilation=(1, 1), output_padding=(1, 1),
+                        batch=2, ops=("forward",)),
+                    Geo((h, v // h), c_in=20, c_out=16, kernel=(3, 3), stride=(2, 2),
+                        padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(0, 0),
+                        batch=3, ops=("forward",))]
+            break
+    out.append(_1d(v, c_in=20, c_out=16, kernel=(4,), stride=(2,), padding=((1, 1),), batch=3,
+                   ops=("forward",)))
+    if v % 4 == 0:
+        out.append(Geo((2, 2, v // 4), c_in=10, c_out=16, kernel=(4, 4, 4), stride=(2, 2, 2),
+                       padding=((1, 1), (1, 1), (1, 1)), dilation=(1, 1, 1),
+                       output_padding=(0, 0, 0), batch=2, ops=("forward",)))
+    return out
+
+
 FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "dw_width": lambda v: fam_depthwise(v, "width"),
     "dw_stride": lambda v: fam_depthwise(v, "stride"),
@@ -417,6 +447,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "phase_rows": fam_phase_rows, "phase_depth": fam_phase_depth,
     "phase_pixels": fam_phase_pixels,
     "plane_grid": fam_plane_grid, "plane_source": fam_plane_source,
+    "shift_grid": fam_shift_grid,
 }
 
 
@@ -537,6 +568,11 @@ TABLE: list[Row] = [
     Row("whole grid planes packed by permutes: source plane <= kPlaneSourceMax = 64 values",
         "subconv/pack.cpp: kPlaneSourceMax", (64,), ("plane_source",),
         names=("kPlaneSourceMax",), dtypes=("float32", "float64")),
+    Row("grids that are their source planes packed by masked loads (avx512 f32): grid a "
+        "multiple of kShiftLanes = 16 points",
+        "subconv/pack.cpp: kShiftLanes (one mask of 16 lanes: 0xffff)", (16, 32),
+        ("shift_grid",), literals=("0xffff",), names=("kShiftLanes",),
+        dtypes=("float32", "float64")),
     Row("packed-input prefetch: the next segment's source lines (64-byte lines)",
         "subconv/pack.cpp: prefetch_segment, kLine", (), (), literals=("64",), names=("kLine",),
         why="inert: prefetch hints never change which values are packed"),

@@ -188,7 +188,9 @@ def test_repaired_results_do_not_depend_on_the_thread_count(isa):
 def test_a_finite_overflow_is_kept_whichever_side_is_scanned(isa):
     """Finite operands whose sums overflow: the fast kernel's Inf/NaN is the result both when
     the operands are scanned first and when the result is tested after the fast kernel (the
-    side scanned depends only on the sizes).  Padding crops the output of a stride-1 layer
+    side scanned depends only on the sizes and the algorithm: the forward's sub-convolutions
+    always test after, so here the forward checks that side and the gather both).  Padding
+    crops the output of a stride-1 layer
     without changing the sums of the outputs left, so the cropped call (small result: tested
     after) must equal the middle of the uncropped one (large result: operands scanned)."""
     rng = np.random.default_rng(21)

@@ -142,6 +142,108 @@ TCONV_PACK_AVX512_ATTR inline void pack_plane_avx512(const float* src_c, int64_t
 }
 #endif
 
+#if TCONV_PACK_AVX512
+// Grids that are their source planes, packed by masked loads (the AVX-512 float clone): when
+// every axis reads its source at step 1 and the grid's rows and planes are the source's
+// (J_y = S_y and J_x = S_x: the forward's phases of a layer whose output is stride x its
+// input, DCGAN's k4 s2 p1), grid point q of an image reads source value q + offset(tap), with
+// offset = (dz * S_y + dy) * S_x + dx.  So kShiftLanes consecutive columns of a B row are one
+// unaligned load from the channel's plane, masked to the points whose tap lies inside the
+// source (masked-off lanes read nothing and are zero): no per-row pieces, no edge cases
+// (DCGAN 256->128's forward packed 8-point rows: 13 % of its samples).  Each run of
+// kShiftLanes columns lies in one image (its grid a multiple of kShiftLanes points, the
+// task's first point a multiple of kShiftLanes into its image) and one B panel (nr a
+// multiple).  Same values as the per-row pieces.
+constexpr int64_t kShiftLanes = 16;
+
+// Whether the task whose first grid point is segs.front() packs by pack_shifted_avx512.
+inline bool shifted_packing_suits(const SubConv& s, int nr, const std::vector<Segment>& segs) {
+  if (segs.empty() || nr % kShiftLanes != 0 || s.pixels() % kShiftLanes != 0) return false;
+  for (const SubAxis& a : s.axes)
+    if (a.src_step != 1) return false;
+  if (s.axes[1].extent != s.src_dims[1] || s.axes[2].extent != s.src_dims[2]) return false;
+  // lane coordinates and source sizes are compared as 32-bit integers
+  if (s.pixels() > INT32_MAX / 2 || s.src_dims[0] * s.src_dims[1] * s.src_dims[2] > INT32_MAX / 2)
+    return false;
+  const Segment& f = segs.front();
+  return ((f.jz * s.axes[1].extent + f.jy) * s.axes[2].extent + f.jx0) % kShiftLanes == 0;
+}
+
+// The lanes whose coordinate j + d lies inside [0, size) (an unsigned compare).
+TCONV_PACK_AVX512_ATTR inline __mmask16 lanes_inside(__m512i j, int64_t d, int64_t size) {
+  return _mm512_cmplt_epu32_mask(_mm512_add_epi32(j, _mm512_set1_epi32(static_cast<int32_t>(d))),
+                                 _mm512_set1_epi32(static_cast<int32_t>(size)));
+}
+
+// Columns [0, nc) of the K block (channels from c0, taps as pack_b's PackTap list), the
+// first at grid point `first` (shifted_packing_suits).  Columns past nc in the last run are
+// zero.
+TCONV_PACK_AVX512_ATTR inline void pack_shifted_avx512(const SubConv& s, const float* src,
+                                                       int64_t group, const Segment& first,
+                                                       int64_t c0, int64_t nc, int nr,
+                                                       int64_t kc,
+                                                       const std::vector<PackTap>& taps,
+                                                       float* bp) {
+  const int64_t jx_n = s.axes[2].extent, jy_n = s.axes[1].extent, jz_n = s.axes[0].extent;
+  const int64_t grid = jz_n * jy_n * jx_n;
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = sz * sy * sx;
+  const int64_t dk = s.taps() * nr;
+  const int64_t q_first = ((first.n * jz_n + first.jz) * jy_n + first.jy) * jx_n + first.jx0;
+  alignas(64) int32_t lane_z[kShiftLanes], lane_y[kShiftLanes], lane_x[kShiftLanes];
+  // the grid point of the next lane (n, q_img; jz, jy, jx), stepped without divisions
+  int64_t n = q_first / grid, q_img = q_first % grid;
+  int64_t jx = q_img % jx_n, jy = (q_img / jx_n) % jy_n, jz = q_img / (jx_n * jy_n);
+  for (int64_t t0 = 0; t0 < nc; t0 += kShiftLanes) {
+    if (q_img == grid) {  // the previous run ended the image
+      ++n;
+      q_img = 0;
+    }
+    const int64_t run_img = q_img;
+    for (int64_t u = 0; u < kShiftLanes; ++u) {
+      lane_x[u] = static_cast<int32_t>(jx);
+      lane_y[u] = static_cast<int32_t>(jy);
+      lane_z[u] = static_cast<int32_t>(jz);
+      if (++jx == jx_n) {
+        jx = 0;
+        if (++jy == jy_n) {
+          jy = 0;
+          if (++jz == jz_n) jz = 0;
+        }
+      }
+    }
+    q_img += kShiftLanes;
+    const __m512i vz = _mm512_load_si512(lane_z), vy = _mm512_load_si512(lane_y),
+                  vx = _mm512_load_si512(lane_x);
+    const __mmask16 in_task = nc - t0 >= kShiftLanes
+                                  ? static_cast<__mmask16>(0xffff)
+                                  : static_cast<__mmask16>((1u << (nc - t0)) - 1);
+    // channel c0's value of column t0's grid point, before the tap offset
+    const float* img = src + (n * s.src_channels + group * s.Kc + c0) * plane + run_img;
+    float* d0 = bp + (t0 / nr) * kc * nr + t0 % nr;
+    for (const PackTap& tp : taps) {
+      if (tp.n == 0) continue;
+      const __mmask16 m = static_cast<__mmask16>(in_task & lanes_inside(vz, tp.dz, sz) &
+                                                 lanes_inside(vy, tp.dy, sy) &
+                                                 lanes_inside(vx, tp.dx, sx));
+      float* d = d0 + tp.k * nr;
+      if (m == 0) {
+        for (int64_t i = 0; i < tp.n; ++i, d += dk) _mm512_storeu_ps(d, _mm512_setzero_ps());
+        continue;
+      }
+      // lane u reads img[plane * channel + u + offset]; masked-off lanes may lie outside the
+      // source, so the address is formed as an integer (only the unmasked lanes are read)
+      const int64_t offset = (tp.dz * sy + tp.dy) * sx + tp.dx;
+      auto at = reinterpret_cast<uintptr_t>(img + tp.channel * plane) +
+                static_cast<uintptr_t>(offset * int64_t(sizeof(float)));
+      const auto step = static_cast<uintptr_t>(plane * int64_t(sizeof(float)));
+      for (int64_t i = 0; i < tp.n; ++i, d += dk, at += step)
+        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(at)));
+    }
+  }
+}
+#endif
+
 // to[u] = from[u * STEP] for u < LEN (copy_fixed), by the AVX-512 clone's permutes when
 // kAvx512 and it has them for this case.
 template <bool kAvx512, typename T, int STEP, int LEN>
@@ -361,6 +463,14 @@ inline __attribute__((always_inline)) void pack_b_body(
     if (planes) plane_taps(s, ptaps);
   }
   const int64_t plane_segs = s.axes[0].extent * s.axes[1].extent;  // rows of one grid plane
+#endif
+#if TCONV_PACK_AVX512
+  if constexpr (kAvx512 && std::is_same_v<T, float>) {
+    if (kc > 0 && shifted_packing_suits(s, nr, segs)) {
+      pack_shifted_avx512(s, src, group, segs.front(), c0, nc, nr, kc, taps, bp);
+      return;
+    }
+  }
 #endif
   for (size_t si = 0; si < segs.size(); ++si) {
     const Segment& seg = segs[si];

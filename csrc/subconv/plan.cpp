@@ -2,6 +2,7 @@
 // rounds, the A packing units, and the rule by which a task reads its source.  Everything
 // here is decided before the parallel region and never changes while it runs.
 #include <algorithm>
+#include <climits>
 
 #include "subconv/internal.hpp"
 #include "tconv/plan.hpp"
@@ -19,6 +20,24 @@ constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 // per K block: 1-D HiFi-GAN grad_input: 256 channels x 8 phases x 146 points would be
 // 1.2 MB, read back from L3 by every tile).
 constexpr int64_t kBandL2Bytes = int64_t(256) << 10;
+
+// The packed path's pixel block: of nc, nc - nr, ..., nr, the one whose rounds (groups x
+// ceil(n_total / nc) a slab, each about nc columns of work, dealt to `threads` threads) end
+// soonest, counting every round as a full one; the largest on a tie.  DCGAN 512->256 has
+// 1024 points per phase: blocks of 192 made 6 rounds a slab, the last of 64 points, so one
+// thread ran 3 full rounds while the other ran 2 and the short one; blocks of 128 make 8
+// (4 + 4).  Pixel blocks never change a sum (only kc does).
+int64_t balanced_columns(int64_t n_total, int64_t groups, int64_t nc, int nr, int threads) {
+  int64_t best = nc, best_span = INT64_MAX;
+  for (int64_t c = nc; c >= nr; c -= nr) {
+    const int64_t span = ceil_div(groups * ceil_div(n_total, c), threads) * c;
+    if (span < best_span) {
+      best = c;
+      best_span = span;
+    }
+  }
+  return best;
+}
 
 // Flops, and pixel totals, of the sub-convolutions (pixels: summed over groups).
 void totals(const std::vector<SubConv>& subs, SubconvPlan& p, int64_t& total_pixels,
@@ -61,6 +80,7 @@ void plan_tasks(const std::vector<SubConv>& subs, size_t si, int64_t total_pixel
   } else {
     nc = round_up(std::min<int64_t>(n_total, kMaxRowChunk), nr);
     while (nc > nr && double(s.groups * ceil_div(n_total, nc)) < want) nc -= nr;
+    nc = balanced_columns(n_total, s.groups, nc, nr, p.threads);
     pixel_tasks = ceil_div(n_total, nc);
   }
   // Split a slab's rows across tasks only when the pixels alone give too few.
