@@ -38,6 +38,7 @@
 // Tasks = chunk x group x row block x column range; a task packs its A block once per K block
 // and sweeps its column range in blocks of nc (how columns are split never changes a sum).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -485,7 +486,11 @@ TCONV_WG_PACK_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
         for (int64_t ix = s.ix0; ix < end; ++ix) {
           const int64_t x0 = ix * sx + xoff;
           const uint32_t m = ix >= lo && ix < hi ? full : run_mask(x0, u.len, dx, fx);
-          masked_store(dst + ix * nr, full, masked_load(m, frow + x0));
+          // x0 may lie before the row (padding) and the masked-off lanes past it: the
+          // address is formed as an integer, as a pointer outside `fine` is undefined
+          const auto at = reinterpret_cast<uintptr_t>(frow) +
+                          static_cast<uintptr_t>(x0 * int64_t(sizeof(T)));
+          masked_store(dst + ix * nr, full, masked_load(m, reinterpret_cast<const T*>(at)));
         }
       }
     }
