@@ -50,8 +50,7 @@ void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   // The depthwise rows test their outputs as they store them (in registers, or one row in
   // L1): cheaper than a serial scan of x and w before the call, whatever the sizes.  So do
   // the sub-convolutions (store_tile in registers, the kernels' own stores tile by tile in
-  // L1): a scan first read 6 MB of x and w per DCGAN 256->128 call, 4-5 % of its time at 2
-  // threads.
+  // L1), whose scan would read all of x and w once more (docs/perf-log.md, 2026-12-03).
   const Algorithm algorithm = forward_algorithm(g);
   const bool test_after = algorithm == Algorithm::kDepthwise || algorithm == Algorithm::kSubconv;
   run_checked(

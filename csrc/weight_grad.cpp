@@ -386,7 +386,7 @@ TCONV_WG_PACK_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
 // one column): each point of a run is one masked vector load (lanes outside `fine`'s row
 // masked off, so they read as 0) and one masked store.  For DCGAN's k4 s2 this reads each fine
 // value where pack_b de-interleaved each row once per tap pair and ky, and saves the
-// transpose (pack_b + transpose were ~25 % of dcgan-256-128's samples).
+// transpose.
 struct PanelRun {
   int64_t j, channel, kz, ky, kx0, len;  // panel columns [j, j + len): taps kx0 .. kx0 + len - 1
 };
@@ -411,9 +411,8 @@ inline void panel_runs(const Geometry& g, const std::vector<BColumn>& table, int
 }
 
 // Runs shorter than this many taps (kernel x) keep pack_b + transpose: one masked load and
-// store per 3 taps cost more than copying whole rows and transposing them (two alternating
-// runs, 2 threads: stride1-k3p1 0.80x, k3s2p1op1 0.92x, 3-D U-Net k3 0.95x), while k4 s2
-// gains (dcgan-256-128 1.085x; 128->64 and the 1-D k4 s2 layer within +-2 %).
+// store per 3 taps cost more than copying whole rows and transposing them, while k4 s2
+// gains (docs/perf-log.md, 2026-12-03 17:45).
 constexpr int64_t kPanelMinTaps = 4;
 
 template <typename T>
@@ -445,8 +444,8 @@ inline uint32_t run_mask(int64_t x0, int64_t len, int64_t dx, int64_t fx) {
 // Columns [cols, nr) of the panel are zero (the last block of B's columns).  `ahead`: the
 // offset of the task's next column block's channels (0: none); their copies of the rows read
 // here are prefetched into L2 while this panel's kernels run (each channel-image plane of a
-// 32 x 32 grid is its own 4 KiB page, which the L2 streamer does not cross; the packing's
-// loads waited on them: dcgan-128-64 1.07x, the NaN row 1.04-1.09x, dcgan-256-128 1.03-1.04x).
+// 32 x 32 grid is its own 4 KiB page, which the L2 streamer does not cross, and the
+// packing's loads waited on them).
 template <typename T>
 TCONV_WG_PACK_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
                                             const std::vector<PanelRun>& runs, int64_t cols,

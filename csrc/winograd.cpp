@@ -39,8 +39,7 @@ namespace {
 
 // Bytes of transformed input (V) one task keeps: the tile block shrinks to fit (>= 1 panel).
 // A third of L2 (2 MiB a core on the machine measured) leaves room for the block's region of
-// y and Z: 768 KiB ran up to 1.15x faster than 1.5 MiB with m = 4 (stride1-k3p1,
-// dcgan-128-64; docs/perf-log.md, 2026-12-03 18:00 UTC), the same or better elsewhere.
+// y and Z (docs/perf-log.md, 2026-12-03 18:10 UTC: 768 KiB against 1.5 MiB).
 constexpr int64_t kWinoVBytes = int64_t(768) << 10;
 // Weights (input channels x M x taps) one weight-transform job reads; every phase reuses them.
 constexpr int64_t kWeightBlockBytes = int64_t(256) << 10;

@@ -150,7 +150,7 @@ TCONV_PACK_AVX512_ATTR inline void pack_plane_avx512(const float* src_c, int64_t
 // offset = (dz * S_y + dy) * S_x + dx.  So kShiftLanes consecutive columns of a B row are one
 // unaligned load from the channel's plane, masked to the points whose tap lies inside the
 // source (masked-off lanes read nothing and are zero): no per-row pieces, no edge cases
-// (DCGAN 256->128's forward packed 8-point rows: 13 % of its samples).  Each run of
+// (DCGAN 256->128's grids have 8-point rows).  Each run of
 // kShiftLanes columns lies in one image (its grid a multiple of kShiftLanes points, the
 // task's first point a multiple of kShiftLanes into its image) and one B panel (nr a
 // multiple).  Same values as the per-row pieces.

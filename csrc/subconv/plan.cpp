@@ -238,9 +238,8 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
   const auto unit_count = static_cast<int64_t>(p.a_units.size());
   // One sub-convolution (a gather, a stride-1 forward): each thread takes runs of
   // neighbouring pixel blocks, whose source lines (and bands) overlap and are then read from
-  // its own L2 (2 threads: grad_input of stride-1 k3 and k3s2p1op1 +6 %, DCGAN 128->64
-  // +5 %, HiFi-GAN k16s8 +4 %).  A forward's rounds of several phases stay one at a time
-  // (3-D U-Net forward was 5-10 % slower guided).  Docs: perf-log.md, 2026-12-03 17:55.
+  // its own L2.  A forward's rounds of several phases stay one at a time: there neighbouring
+  // rounds are other phases, and guided was slower (docs/perf-log.md, 2026-12-03 17:55).
   p.guided = subs.size() == 1;
   p.parallel = threads > 1 && (round_count > 1 || unit_count > 1) && p.flops > kParallelFlops;
   return p;
