@@ -450,6 +450,9 @@ PYBIND11_MODULE(_core, m) {
         "ISAs this build can run on this CPU, best first.");
   m.def("set_isa", &tconv::set_isa, py::arg("name"),
         "Use the micro-kernels of ISA `name` (ValueError if unknown or unsupported here).");
+  m.def("l2_cache_bytes", &tconv::l2_cache_bytes,
+        "One core's L2 cache in bytes as the planner sizes its blocks (TCONV_L2_BYTES or the "
+        "OS's figure, clamped); read once per process.");
   m.def(
       "plan",
       [](const std::string& op, const std::string& dtype, const Sizes& coarse, const Sizes& fine,

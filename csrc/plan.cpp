@@ -1,8 +1,10 @@
 // The planner (tconv/plan.hpp): one function per operator, each summarising the plan that the
 // operator's executor computes with the same functions, plus the workspace it will allocate.
 #include <algorithm>
+#include <cstdlib>
 #include <omp.h>
 #include <stdexcept>
+#include <unistd.h>
 
 #include "gemm/engine.hpp"
 #include "subconv/internal.hpp"
@@ -15,6 +17,30 @@
 #include "tconv/winograd_gather.hpp"
 
 namespace tconv {
+
+namespace {
+
+int64_t read_l2_cache_bytes() {
+  int64_t bytes = 0;
+  if (const char* env = std::getenv("TCONV_L2_BYTES")) {
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0) bytes = v;
+  }
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  if (bytes == 0) bytes = static_cast<int64_t>(sysconf(_SC_LEVEL2_CACHE_SIZE));
+#endif
+  if (bytes <= 0) bytes = kL2DefaultBytes;
+  return std::clamp(bytes, kL2MinBytes, kL2MaxBytes);
+}
+
+}  // namespace
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = read_l2_cache_bytes();
+  return bytes;
+}
+
 namespace {
 
 template <typename T>

@@ -469,6 +469,9 @@ class Row:
 
 # Per-ISA register tiles (csrc/ukernels/*.cpp: the X(kind, slot, name, Ops, rows, n) entries of
 # TCONV_<ISA>_UKERNELS, one named kernel each; nr = n x the Ops' kWidth, dot columns = n).
+# Columns of the GEMM engine's B block on this machine (gemm/engine.cpp: b_block_bytes()): an
+# eighth of the L2 the planner reads, over kc x sizeof = 1 KiB for both dtypes.
+GEMM_NC = tconv._core.l2_cache_bytes() // 8 // 1024
 TILE_MR = (4, 6, 12)                  # generic, avx2, avx512 GEMM rows
 TILE_NR = (8, 16, 32)                 # GEMM columns: f32 8/16/32, f64 8/8/16
 WIDE_NR = (16, 32, 64)                # wide kernels (<= kWideMR rows): f32 16/32/64
@@ -583,6 +586,13 @@ TABLE: list[Row] = [
         names=("kDirectMinFill",)),
     Row("mcb: A rows per L2 block (256 KiB / kc)", "tconv/plan.hpp: kL2ABytes / (kc x size)",
         (252, 256), ("out_channels",), literals=("256", "10"), names=("kL2ABytes",)),
+    Row("L2 size the blocks are sized from: TCONV_L2_BYTES or sysconf, clamped to 256 KiB - "
+        "4 MiB, else 1 MiB", "tconv/plan.hpp: l2_cache_bytes", (), (), literals=("20",),
+        names=("kL2DefaultBytes", "kL2MinBytes", "kL2MaxBytes"),
+        why="inert here: read once per process; test_gemm_engine checks the env and clamp, "
+            "and that results do not depend on it; the gemm engine row straddles its block"),
+    Row("TCONV_L2_BYTES parsed in base 10", "plan.cpp: strtoll(env, &end, 10)", (), (),
+        literals=("10",), why="inert: a number base"),
     Row("tasks wanted: 4 x threads", "tconv/plan.hpp: kTasksPerThread", (), (),
         literals=("4",), names=("kTasksPerThread",), why="thread-count-dependent splitting never changes a sum "
         "(test_determinism); straddled by every family through the task counts"),
@@ -682,9 +692,10 @@ TABLE: list[Row] = [
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------
-    Row("gemm engine: B block kBBlockBytes (512 KiB) -> nc = 512 columns (f32 and f64)",
-        "gemm/engine.cpp: kBBlockBytes", (512,), ("gemm_pixels",), literals=("512", "10"),
-        names=("kBBlockBytes",), dtypes=("float32", "float64")),
+    Row("gemm engine: B block l2_cache_bytes() / kBBlockL2Share -> nc = that / 1 KiB columns "
+        "(f32 kc 256, f64 kc 128; 128 with a 1 MiB L2)",
+        "gemm/engine.cpp: b_block_bytes", (GEMM_NC,), ("gemm_pixels",),
+        names=("kBBlockL2Share",), dtypes=("float32", "float64")),
     Row("gemm engine: pack_b per nr 8/16/32/64 (pixel tails of every tile and wide tile)",
         "gemm/engine.cpp: pack_b_for", (8, 16, 32, 64), ("gemm_pixels",),
         literals=("8", "16", "32", "64"), dtypes=("float32", "float64")),

@@ -5,11 +5,15 @@ Oracles: the float64 dense oracle (tconv.reference) and float64 NumPy matmul, wi
 recursive-summation bound (conftest.assert_matches_oracle); bitwise equality across thread
 counts and repeats.  Sizes straddle every blocking constant of the engine and the tiles of
 every ISA: the micro-kernel tile mr x nr (4/6/12 x 8/16/32 f32, wide <= 3 rows), the K block
-kc (256 f32 / 128 f64), the row blocks (whole mr panels) and the column block nc = 512.
+kc (256 f32 / 128 f64), the row blocks (whole mr panels) and the column block nc (an eighth
+of the L2 the planner reads, over kc x sizeof = 1 KiB: 128 columns with a 1 MiB L2), whose
+size follows the machine (or TCONV_L2_BYTES) and changes no bit.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,7 +27,7 @@ from tconv import reference
 ISAS = tconv.supported_isas()
 
 KC = {np.float32: 256, np.float64: 128}
-NC = 512
+NC = tconv._core.l2_cache_bytes() // 8 // 1024
 MR = (4, 6, 12)
 NR = (8, 16, 32)
 
@@ -254,3 +258,57 @@ def test_avx512_engine_copies_match_the_emulation(dtype):
                     assert a.tobytes() == e.tobytes(), (rows, depth)
     finally:
         tconv.set_isa(before)
+
+
+# ---- the L2 size the blocks follow -----------------------------------------------------------
+
+_L2_PROBE = """
+import hashlib, sys
+import numpy as np
+import tconv
+rng = np.random.default_rng(7)
+out = [str(tconv._core.l2_cache_bytes())]
+for dtype in (np.float32, np.float64):
+    x = rng.standard_normal((2, 300, 1100)).astype(dtype)
+    w = rng.standard_normal((300, 29, 1)).astype(dtype)
+    b = rng.standard_normal(29).astype(dtype)
+    plan = tconv.plan("conv_transpose", x.shape, w.shape, dtype=dtype)
+    y = tconv.conv_transpose(x, w, b)
+    g = tconv.conv(y, w)
+    out += [str(plan.blocks["nc"]), hashlib.sha256(y.tobytes() + g.tobytes()).hexdigest()]
+print(" ".join(out))
+"""
+
+
+def _l2_probe(env_value: str | None) -> list[str]:
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "TCONV_L2_BYTES"}
+    if env_value is not None:
+        env["TCONV_L2_BYTES"] = env_value
+    proc = subprocess.run([sys.executable, "-c", _L2_PROBE], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_l2_size_env_and_clamp():
+    """TCONV_L2_BYTES sets the L2 size the blocks follow, clamped to 256 KiB - 4 MiB; a value
+    that is not a positive integer is ignored (the OS's figure, as without it)."""
+    default = _l2_probe(None)[0]
+    assert 256 << 10 <= int(default) <= 4 << 20
+    assert _l2_probe(str(2 << 20))[0] == str(2 << 20)
+    assert _l2_probe("100")[0] == str(256 << 10)
+    assert _l2_probe(str(1 << 40))[0] == str(4 << 20)
+    for bad in ("", "abc", "-5", "0", "1e6", "12 "):
+        assert _l2_probe(bad)[0] == default, bad
+
+
+def test_results_do_not_depend_on_the_l2_size():
+    """The B block (nc columns) follows the L2 size; the sums do not: the smallest and largest
+    L2 give nc = 32 and 512 (or the thread split's cut of it) and the same bits (forward and
+    gather, two K blocks in float32, three in float64, columns past several blocks, bias)."""
+    small, large = _l2_probe(str(256 << 10)), _l2_probe(str(4 << 20))
+    assert small[1] == small[3] == "32"
+    assert 320 <= int(large[1]) <= 512 and 320 <= int(large[3]) <= 512
+    assert small[2] == large[2] and small[4] == large[4]
+    assert _l2_probe(None)[2::2] == small[2::2]

@@ -8,8 +8,9 @@
 //      is summed in the same order as there (block sums in increasing k, then the bias) and
 //      choosing this engine changes no bit.  One A panel (mr x kc, 12 KiB for avx512 f32)
 //      stays in L1 while it sweeps the B panels of its block.
-//   column blocks of nc <= kBBlockBytes / (kc x sizeof(T)) pixels (512 for both types): the
-//      packed B block kc x nc (512 KiB) stays in L2 while every A panel sweeps it.
+//   column blocks of nc <= b_block_bytes() / (kc x sizeof(T)) pixels (the same for both
+//      types: 128 with a 1 MiB L2): the packed B block kc x nc, an eighth of the core's L2,
+//      stays there beside the A block and the partial sums while every A panel sweeps it.
 //   task = (image, group, column block, row block); a task owns its C block, so the threads
 //      write disjoint outputs and no sum depends on the split (which does depend on the
 //      thread count: blocks are cut smaller until there are about 4 tasks per thread).
@@ -45,8 +46,11 @@
 namespace tconv {
 namespace {
 
-// Bytes of one packed B block (kc x nc): kept in L2 while the A panels sweep it.
-constexpr int64_t kBBlockBytes = int64_t(512) << 10;
+// Bytes of one packed B block (kc x nc): this fraction of the core's L2 (l2_cache_bytes(),
+// so at most 512 KiB), which keeps it there beside the A block and the partial-sum block
+// while the A panels sweep it.  Larger blocks ran slower on a 1 MiB L2 (docs/perf-log.md).
+constexpr int64_t kBBlockL2Share = 8;
+int64_t b_block_bytes() { return l2_cache_bytes() / kBBlockL2Share; }
 // Rows of B ahead of the one being packed whose lines are prefetched: every row of a block is
 // a separate stream (P apart), too short for the hardware prefetcher to ramp up on.
 constexpr int64_t kPackAhead = 4;
@@ -502,8 +506,8 @@ StreamTile<T> stream_tile_for(CopyIsa isa, const T* dst, int64_t ld, int64_t byt
 }
 
 // The tasks of one call and the plan they make: column blocks of <= nc_max (a kc x nc block
-// of B fills kBBlockBytes), cut smaller -- then the rows split in whole panels -- until there
-// are about kGemmTasksPerThread per thread.  The cut never changes a sum.
+// of B fills b_block_bytes()), cut smaller -- then the rows split in whole panels -- until
+// there are about kGemmTasksPerThread per thread.  The cut never changes a sum.
 struct Schedule {
   GemmPlan plan;
   bool wide = false;
@@ -525,7 +529,7 @@ Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int6
   if (images == 0 || M == 0 || N == 0 || K == 0) return sc;
   const int nr = p.nr;
   const int64_t nc_max =
-      std::max<int64_t>(nr, kBBlockBytes / (p.kc * int64_t(sizeof(T))) / nr * nr);
+      std::max<int64_t>(nr, b_block_bytes() / (p.kc * int64_t(sizeof(T))) / nr * nr);
   const double want = threads > 1 ? double(kGemmTasksPerThread * threads) : 1.0;
   int64_t col_blocks = ceil_div(N, nc_max);
   while (double(images * col_blocks) < want && ceil_div(N, col_blocks + 1) >= 2 * nr)

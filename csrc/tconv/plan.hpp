@@ -20,6 +20,15 @@ constexpr double kParallelFlops = 2e5;
 constexpr int64_t kTasksPerThread = 4;
 // A block of A kept in L2 while B panels stream past it (bytes).
 constexpr int64_t kL2ABytes = int64_t(256) << 10;
+
+// One core's L2 cache in bytes, for the blocks sized to stay in it: TCONV_L2_BYTES when set
+// (a positive integer), else the figure the C library reports (sysconf), else
+// kL2DefaultBytes; clamped to [kL2MinBytes, kL2MaxBytes].  Read once per process.  A block
+// sized from it never changes a sum (only how the work is cut), so results do not depend on it.
+constexpr int64_t kL2DefaultBytes = int64_t(1) << 20;
+constexpr int64_t kL2MinBytes = int64_t(256) << 10;
+constexpr int64_t kL2MaxBytes = int64_t(4) << 20;
+int64_t l2_cache_bytes();
 // The sub-convolutions' direct (row-tile) path needs rows filling at least this fraction of
 // their tiles of nr points; shorter rows take the packed path.
 constexpr double kDirectMinFill = 0.6;
