@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tconv
+
+
+def gemm_block_columns() -> int:
+    """Columns nc of the GEMM engine's B block on this machine (csrc/gemm/engine.cpp:
+    b_block_bytes(), an eighth of the L2 the planner reads, kBBlockL2Share) over kc x sizeof =
+    1 KiB, the same for float32 (kc 256) and float64 (kc 128)."""
+    return tconv._core.l2_cache_bytes() // 8 // 1024
 
 
 def assert_matches_oracle(actual, expected, abs_expected, terms, label=""):

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 import tconv
 from _structural import grad_weight as grad_weight_oracle
-from conftest import assert_matches_oracle
+from conftest import assert_matches_oracle, gemm_block_columns
 from tconv import reference
 
 ISAS = tconv.supported_isas()
@@ -467,11 +467,10 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+GEMM_NC = gemm_block_columns()  # the GEMM engine's B block columns on this machine
+
 # Per-ISA register tiles (csrc/ukernels/*.cpp: the X(kind, slot, name, Ops, rows, n) entries of
 # TCONV_<ISA>_UKERNELS, one named kernel each; nr = n x the Ops' kWidth, dot columns = n).
-# Columns of the GEMM engine's B block on this machine (gemm/engine.cpp: b_block_bytes()): an
-# eighth of the L2 the planner reads, over kc x sizeof = 1 KiB for both dtypes.
-GEMM_NC = tconv._core.l2_cache_bytes() // 8 // 1024
 TILE_MR = (4, 6, 12)                  # generic, avx2, avx512 GEMM rows
 TILE_NR = (8, 16, 32)                 # GEMM columns: f32 8/16/32, f64 8/8/16
 WIDE_NR = (16, 32, 64)                # wide kernels (<= kWideMR rows): f32 16/32/64

@@ -12,6 +12,7 @@ size follows the machine (or TCONV_L2_BYTES) and changes no bit.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -21,13 +22,13 @@ import pytest
 
 import tconv
 from _isas import assert_bitwise_across_threads, isa_params
-from conftest import assert_matches_oracle
+from conftest import assert_matches_oracle, gemm_block_columns
 from tconv import reference
 
 ISAS = tconv.supported_isas()
 
 KC = {np.float32: 256, np.float64: 128}
-NC = tconv._core.l2_cache_bytes() // 8 // 1024
+NC = gemm_block_columns()
 MR = (4, 6, 12)
 NR = (8, 16, 32)
 
@@ -281,7 +282,6 @@ print(" ".join(out))
 
 
 def _l2_probe(env_value: str | None) -> list[str]:
-    import os
     env = {k: v for k, v in os.environ.items() if k != "TCONV_L2_BYTES"}
     if env_value is not None:
         env["TCONV_L2_BYTES"] = env_value
