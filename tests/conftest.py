@@ -14,6 +14,16 @@ def gemm_block_columns() -> int:
     return tconv._core.l2_cache_bytes() // 8 // 1024
 
 
+def misaligned_like(shape: tuple[int, ...], dtype: object) -> np.ndarray:
+    """An empty array of this shape starting one element past a 64-byte boundary (so on no
+    16- or 64-byte boundary): an ``out=`` that the non-temporal stores of large outputs skip."""
+    size = int(np.prod(shape))
+    raw = np.empty(size + 64, dtype=dtype)
+    at = raw.__array_interface__["data"][0]
+    skip = ((-at) % 64) // raw.itemsize + 1
+    return raw[skip:skip + size].reshape(shape)
+
+
 def assert_matches_oracle(actual, expected, abs_expected, terms, label=""):
     """Compare a kernel result with the float64 oracle.
 

@@ -599,14 +599,25 @@ TABLE: list[Row] = [
         names=("kGemmTasksPerThread",), why="thread-count-dependent splitting never changes "
         "a sum (test_gemm_engine's 1/2/3-thread bitwise check); straddled by the gemm "
         "families through the task counts"),
-    Row("gemm engine streams outputs of >= kStreamBytes (4 MiB) with non-temporal stores",
-        "gemm/engine.cpp: kStreamBytes", (), (),
-        literals=("4", "20", "64", "0x7f800000", "0x7ff0000000000000"),
-        names=("kStreamBytes", "kWidth"), why="same values either way; straddled (below, at, "
-        "above, 2x) on every ISA and dtype by test_gemm_engine.test_streamed_output_matches_"
-        "ordinary_stores, with the 64-byte alignment it needs and without; the hex values "
-        "are the float32 / float64 exponent masks of the Inf/NaN test, kWidth the clones' "
-        "values per vector (Avx512Vec, Avx2Vec)"),
+    Row("gemm engine streams outputs of >= kStreamBytes with non-temporal stores",
+        "gemm/engine.cpp: stream_tile_for", (), (),
+        literals=("64", "0x7f800000", "0x7ff0000000000000"),
+        names=("kWidth",), why="same values either way; straddled (below, at, above, 2x) on "
+        "every ISA and dtype by test_gemm_engine.test_streamed_output_matches_ordinary_stores, "
+        "with the 64-byte alignment it needs and without; the hex values are the float32 / "
+        "float64 exponent masks of the Inf/NaN test, kWidth the clones' values per vector "
+        "(Avx512Vec, Avx2Vec)"),
+    Row("outputs of >= kStreamBytes (4 MiB) are stored non-temporally (the engine's tiles, the "
+        "sub-convolutions' interleaved x phases: their whole 64-byte lines)",
+        "tconv/plan.hpp / copy.hpp: kStreamBytes, interleave", (), (),
+        literals=("4", "20", "16", "64", "0x7f800000", "0x7ff00000"),
+        names=("kStreamBytes", "kLinePoints", "kStep", "kUnit"),
+        why="same values either way; straddled (below, at, above, 2x) by test_gemm_engine."
+        "test_streamed_output_matches_ordinary_stores and test_subconv_stream.test_streamed_"
+        "x_phases_match_ordinary_stores (x strides 2, 4, 8, both dtypes, every ISA, aligned and "
+        "not, runs from under one line to many); kLinePoints / kStep / kUnit: the points of "
+        "one 64-byte line, of one vector step and the streamed unit (both); the hex values are "
+        "the float32 exponent mask and float64's in its high word"),
     Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",
         "tconv/plan.hpp: kParallelFlops", (200000,), ("flops",), literals=("2e5",),
         names=("kParallelFlops",)),
@@ -799,6 +810,7 @@ _ROW_FILES = {
                                            *_AVX512_FILES),
     "ukernels/*.cpp": ("ukernels/generic.cpp", "ukernels/avx2.cpp", *_AVX512_FILES),
     "subconv/pack.cpp / copy.hpp": ("subconv/pack.cpp", "tconv/copy.hpp"),
+    "tconv/plan.hpp / copy.hpp": ("tconv/plan.hpp", "tconv/copy.hpp"),
     "subconv/*": tuple(p.relative_to(CSRC).as_posix()
                        for p in sorted((CSRC / "subconv").glob("*.[ch]pp"))),
 

@@ -22,7 +22,7 @@ import pytest
 
 import tconv
 from _isas import assert_bitwise_across_threads, isa_params
-from conftest import assert_matches_oracle, gemm_block_columns
+from conftest import assert_matches_oracle, gemm_block_columns, misaligned_like
 from tconv import reference
 
 ISAS = tconv.supported_isas()
@@ -195,14 +195,6 @@ def test_non_finite_inputs_reach_exactly_their_outputs():
 STREAM_BYTES = 4 << 20
 
 
-def _misaligned_like(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    size = int(np.prod(shape))
-    raw = np.empty(size + 64, dtype=dtype)
-    at = raw.__array_interface__["data"][0]
-    skip = ((-at) % 64) // raw.itemsize + 1  # one element past a 64-byte boundary
-    return raw[skip:skip + size].reshape(shape)
-
-
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pixels_delta", [-64, 0, 64, STREAM_BYTES // 16])
@@ -222,7 +214,7 @@ def test_streamed_output_matches_ordinary_stores(isa, dtype, pixels_delta):
         y = tconv.conv_transpose(x, w, b)
         if y.nbytes >= STREAM_BYTES:
             assert y.__array_interface__["data"][0] % 64 == 0
-        other = _misaligned_like(y.shape, dtype)
+        other = misaligned_like(y.shape, dtype)
         tconv.conv_transpose(x, w, b, out=other)
         np.testing.assert_array_equal(y.view(np.uint8), other.view(np.uint8))
         x[0, 3, 7] = 0

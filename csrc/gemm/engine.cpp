@@ -60,9 +60,6 @@ constexpr int64_t kAPackDepth = 16;
 // the tasks are equal, so more of them balance nothing and only shrink the B blocks, which
 // cost 2-3 % at 2 threads on the 1x1 layers of the bench (docs/perf-log.md, 2026-12-03).
 constexpr int64_t kGemmTasksPerThread = 2;
-// Outputs of at least this many bytes are stored with non-temporal stores (stream_tile_*):
-// larger than a core's L2, they would be evicted before anything reads them.
-constexpr int64_t kStreamBytes = int64_t(4) << 20;
 
 // The problem of one call: C[n][g] = A[g] * B[n][g].
 template <typename T>

@@ -168,11 +168,13 @@ T* segment_dst(const SubConv& s, T* dst, int64_t group, int64_t m0, const Segmen
 // the tile to its phase's places in dst.  With xs > 0, `phases` holds the tiles of the xs x
 // phases 0 .. xs - 1 (x stride xs) of one grid block, s being phase 0: they are written
 // together as one contiguous interleaved run, d[xs * u + r] from phases[r] (acc unused).
-// With kCheck, returns nonzero when a stored value is Inf or NaN (else 0).
+// With kCheck, returns nonzero when a stored value is Inf or NaN (else 0).  `stream`: the
+// interleaved runs are written with non-temporal stores where aligned (SubconvPlan::stream).
 template <bool kCheck, typename T>
 NonfiniteBits<T> store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0,
                             int64_t mc, const std::vector<Segment>& segs, const T* acc,
-                            int64_t ldc, const T* const* phases = nullptr, int xs = 0);
+                            int64_t ldc, const T* const* phases = nullptr, int xs = 0,
+                            bool stream = false);
 
 // ---- the plan (plan.cpp) -------------------------------------------------------------------
 
@@ -217,6 +219,10 @@ struct SubconvPlan {
   // to single rounds at the end) rather than one at a time: see plan_subconvs.
   bool guided = false;
   int xs = 0;  // x phases stored together (0: each phase stores its own tile)
+  // the x-phase groups' interleaved runs go out with non-temporal stores (an output of at
+  // least kStreamBytes: written once, larger than the caches; reading its lines in first
+  // costs as much memory traffic as writing them)
+  bool stream = false;
   OffsetHull hull;
   bool band_shared = false;  // the phases share one hull-shaped band
 };

@@ -228,6 +228,7 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
   plan_rounds(per_slab, p);
   p.hull = offset_hull(subs);
   p.xs = x_phase_group(subs, p, per_slab[0]);
+  p.stream = p.xs > 0 && dst_size * p.elem >= kStreamBytes;
   // The direct path's source band is filled once per task for all channels, except when it
   // would outgrow L2 and no other phase shares it (not hull-shaped, or a single phase): then
   // once per K block with only that block's channels (task_input).

@@ -286,9 +286,9 @@ void store_task(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr) {
   }
   const T* const* ph = xs > 0 ? phases : nullptr;
   wk.bad |= c.check ? store_tile<true>(*s, c.dst, c.bias, tr.task.group, tr.task.m0, tr.mc,
-                                       segs, tr.acc, tr.ncp, ph, xs)
+                                       segs, tr.acc, tr.ncp, ph, xs, c.p.stream)
                     : store_tile<false>(*s, c.dst, c.bias, tr.task.group, tr.task.m0, tr.mc,
-                                        segs, tr.acc, tr.ncp, ph, xs);
+                                        segs, tr.acc, tr.ncp, ph, xs, c.p.stream);
 }
 
 // Runs task ti of a slab whose rows are [slab_m0, slab_m0 + slab_rows).

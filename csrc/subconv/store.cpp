@@ -18,7 +18,7 @@ T* segment_dst(const SubConv& s, T* dst, int64_t group, int64_t m0, const Segmen
 template <bool kCheck, typename T>
 NonfiniteBits<T> store_tile(const SubConv& s, T* dst, const T* bias, int64_t group, int64_t m0,
                             int64_t mc, const std::vector<Segment>& segs, const T* acc,
-                            int64_t ldc, const T* const* phases, int xs) {
+                            int64_t ldc, const T* const* phases, int xs, bool stream) {
   NonfiniteBits<T> bad = 0;
   const SubAxis& ax = s.axes[2];
   const int64_t plane = s.dst_dims[0] * s.dst_dims[1] * s.dst_dims[2];
@@ -31,15 +31,11 @@ NonfiniteBits<T> store_tile(const SubConv& s, T* dst, const T* bias, int64_t gro
       if (xs > 0) {
         const T* from[kMaxXPhases];
         for (int r = 0; r < xs; ++r) from[r] = phases[r] + m * ldc + seg.t0;
-        if (xs == 2) {
-          interleave<T, 2>(from, bias != nullptr, b, d, seg.len);
-        } else if (xs == 4) {
-          interleave<T, 4>(from, bias != nullptr, b, d, seg.len);
-        } else {
-          interleave<T, 8>(from, bias != nullptr, b, d, seg.len);
-        }
-        if constexpr (kCheck)  // the run just written, in L1
-          for (int64_t u = 0; u < xs * seg.len; ++u) bad |= nonfinite_bit(d[u]);
+        const uint32_t nonfinite =
+            xs == 2   ? interleave<T, 2>(from, bias != nullptr, b, d, seg.len, stream)
+            : xs == 4 ? interleave<T, 4>(from, bias != nullptr, b, d, seg.len, stream)
+                      : interleave<T, 8>(from, bias != nullptr, b, d, seg.len, stream);
+        if constexpr (kCheck) bad |= nonfinite;
       } else if (ax.dst_step == 1) {
         for (int64_t u = 0; u < seg.len; ++u) {
           const T v = bias ? a[u] + b : a[u];
@@ -55,6 +51,7 @@ NonfiniteBits<T> store_tile(const SubConv& s, T* dst, const T* bias, int64_t gro
       }
     }
   }
+  if (stream && xs > 0) stream_fence();
   return bad;
 }
 
@@ -62,15 +59,15 @@ template float* segment_dst<float>(const SubConv&, float*, int64_t, int64_t, con
 template double* segment_dst<double>(const SubConv&, double*, int64_t, int64_t, const Segment&);
 template NonfiniteBits<float> store_tile<true, float>(const SubConv&, float*, const float*, int64_t, int64_t,
                                                     int64_t, const std::vector<Segment>&, const float*,
-                                                    int64_t, const float* const*, int);
+                                                    int64_t, const float* const*, int, bool);
 template NonfiniteBits<float> store_tile<false, float>(const SubConv&, float*, const float*, int64_t, int64_t,
                                                     int64_t, const std::vector<Segment>&, const float*,
-                                                    int64_t, const float* const*, int);
+                                                    int64_t, const float* const*, int, bool);
 template NonfiniteBits<double> store_tile<true, double>(const SubConv&, double*, const double*, int64_t, int64_t,
                                                     int64_t, const std::vector<Segment>&, const double*,
-                                                    int64_t, const double* const*, int);
+                                                    int64_t, const double* const*, int, bool);
 template NonfiniteBits<double> store_tile<false, double>(const SubConv&, double*, const double*, int64_t, int64_t,
                                                     int64_t, const std::vector<Segment>&, const double*,
-                                                    int64_t, const double* const*, int);
+                                                    int64_t, const double* const*, int, bool);
 
 }  // namespace tconv::detail

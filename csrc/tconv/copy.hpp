@@ -3,10 +3,13 @@
 // memcpy call or a scalar loop).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+
+#include "tconv/nonfinite.hpp"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -123,13 +126,44 @@ inline void deinterleave(const T* from, T* const* to, int64_t count) {
     for (int r = 0; r < S; ++r) to[r][u] = from[u * S + r];
 }
 
-// Interleave S runs (the inverse of deinterleave), adding `b` to each value when `add`:
-// to[u * S + r] = from[r][u] (+ b) for r < S, u < count.  Writes `to` contiguously; on SSE2
-// with unpacks (S = 2) or 4 x 4 transposes (float, S = 4 or 8).  The same sums as scalar code.
-template <typename T, int S>
-inline void interleave(const T* const* from, bool add, T b, T* to, int64_t count) {
-  int64_t u = 0;
 #if defined(__SSE2__)
+namespace copy_detail {
+
+// One vector store: non-temporal (kStream; p 16-byte aligned, its 64-byte line written whole
+// by the same run) or ordinary.
+template <bool kStream>
+inline void put(float* p, __m128 v) {
+  if constexpr (kStream) {
+    _mm_stream_ps(p, v);
+  } else {
+    _mm_storeu_ps(p, v);
+  }
+}
+template <bool kStream>
+inline void put(double* p, __m128d v) {
+  if constexpr (kStream) {
+    _mm_stream_pd(p, v);
+  } else {
+    _mm_storeu_pd(p, v);
+  }
+}
+
+// All-ones lanes (32-bit words) where a value of v is Inf or NaN (nonfinite_bit's test).
+inline __m128i nonfinite_lanes(__m128 v) {
+  const __m128i e = _mm_set1_epi32(0x7f800000);
+  return _mm_cmpeq_epi32(_mm_and_si128(_mm_castps_si128(v), e), e);
+}
+inline __m128i nonfinite_lanes(__m128d v) {  // the exponent lies in each value's high word
+  const __m128i e = _mm_set_epi32(0x7ff00000, 0, 0x7ff00000, 0);
+  const __m128i high = _mm_set_epi32(-1, 0, -1, 0);
+  return _mm_and_si128(_mm_cmpeq_epi32(_mm_and_si128(_mm_castpd_si128(v), e), e), high);
+}
+
+// The vector part of interleave() for points [u, count): returns the point reached; ORs the
+// Inf/NaN lanes into bad.  Steps of 4 points (float) or 2 (double).
+template <typename T, int S, bool kStream>
+inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, int64_t u,
+                                  int64_t count, __m128i& bad) {
   if constexpr (std::is_same_v<T, float> && S == 2) {
     const __m128 bv = _mm_set1_ps(b);
     for (; u + 4 <= count; u += 4) {
@@ -138,8 +172,10 @@ inline void interleave(const T* const* from, bool add, T b, T* to, int64_t count
         e = _mm_add_ps(e, bv);
         o = _mm_add_ps(o, bv);
       }
-      _mm_storeu_ps(to + 2 * u, _mm_unpacklo_ps(e, o));
-      _mm_storeu_ps(to + 2 * u + 4, _mm_unpackhi_ps(e, o));
+      const __m128 lo = _mm_unpacklo_ps(e, o), hi = _mm_unpackhi_ps(e, o);
+      bad = _mm_or_si128(bad, _mm_or_si128(nonfinite_lanes(lo), nonfinite_lanes(hi)));
+      put<kStream>(to + 2 * u, lo);
+      put<kStream>(to + 2 * u + 4, hi);
     }
   } else if constexpr (std::is_same_v<T, float> && (S == 4 || S == 8)) {
     const __m128 bv = _mm_set1_ps(b);
@@ -156,17 +192,76 @@ inline void interleave(const T* const* from, bool add, T b, T* to, int64_t count
           v3 = _mm_add_ps(v3, bv);
         }
         _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
-        _mm_storeu_ps(t + h, v0);
-        _mm_storeu_ps(t + S + h, v1);
-        _mm_storeu_ps(t + 2 * S + h, v2);
-        _mm_storeu_ps(t + 3 * S + h, v3);
+        bad = _mm_or_si128(bad, _mm_or_si128(_mm_or_si128(nonfinite_lanes(v0), nonfinite_lanes(v1)),
+                                             _mm_or_si128(nonfinite_lanes(v2), nonfinite_lanes(v3))));
+        put<kStream>(t + h, v0);
+        put<kStream>(t + S + h, v1);
+        put<kStream>(t + 2 * S + h, v2);
+        put<kStream>(t + 3 * S + h, v3);
       }
     }
+  } else if constexpr (std::is_same_v<T, double> && S == 2) {
+    const __m128d bv = _mm_set1_pd(b);
+    for (; u + 2 <= count; u += 2) {
+      __m128d e = _mm_loadu_pd(from[0] + u), o = _mm_loadu_pd(from[1] + u);
+      if (add) {
+        e = _mm_add_pd(e, bv);
+        o = _mm_add_pd(o, bv);
+      }
+      const __m128d lo = _mm_unpacklo_pd(e, o), hi = _mm_unpackhi_pd(e, o);
+      bad = _mm_or_si128(bad, _mm_or_si128(nonfinite_lanes(lo), nonfinite_lanes(hi)));
+      put<kStream>(to + 2 * u, lo);
+      put<kStream>(to + 2 * u + 2, hi);
+    }
   }
+  return u;
+}
+
+}  // namespace copy_detail
+#endif
+
+// Interleave S runs (the inverse of deinterleave), adding `b` to each value when `add`:
+// to[u * S + r] = from[r][u] (+ b) for r < S, u < count.  Writes `to` contiguously; on SSE2
+// with unpacks (S = 2) or 4 x 4 transposes (float, S = 4 or 8).  The same sums as scalar code.
+// Returns nonzero when a value written is Inf or NaN, tested in registers (`to` is not read
+// back).  `stream` (on SSE2): when `to` is 64-byte aligned, the whole 64-byte lines of the run
+// are written with non-temporal stores, for an output much larger than the caches and written
+// once (not read in first); the rest of the run (a partial last line, which another run
+// completes) with ordinary ones.  The caller then issues stream_fence() before another thread
+// reads `to`.
+template <typename T, int S>
+inline uint32_t interleave(const T* const* from, bool add, T b, T* to, int64_t count,
+                           bool stream = false) {
+  int64_t u = 0;
+  uint32_t bad = 0;
+#if defined(__SSE2__)
+  __m128i lanes = _mm_setzero_si128();
+  if (stream && reinterpret_cast<uintptr_t>(to) % 64 == 0) {
+    constexpr int64_t kLinePoints = std::max<int64_t>(1, 64 / (S * int64_t(sizeof(T))));
+    constexpr int64_t kStep = std::is_same_v<T, float> ? 4 : 2;  // interleave_vectors'
+    constexpr int64_t kUnit = std::max(kLinePoints, kStep);      // both divide the other
+    u = copy_detail::interleave_vectors<T, S, true>(from, add, b, to, 0, count / kUnit * kUnit,
+                                                    lanes);
+  }
+  u = copy_detail::interleave_vectors<T, S, false>(from, add, b, to, u, count, lanes);
+  bad = _mm_movemask_epi8(lanes) != 0 ? 1u : 0u;
 #endif
   for (; u < count; ++u)
 #pragma GCC unroll 8
-    for (int r = 0; r < S; ++r) to[u * S + r] = add ? from[r][u] + b : from[r][u];
+    for (int r = 0; r < S; ++r) {
+      const T v = add ? from[r][u] + b : from[r][u];
+      to[u * S + r] = v;
+      bad |= nonfinite_bit(v) != 0 ? 1u : 0u;
+    }
+  return bad;
+}
+
+// Orders the non-temporal stores before this thread's later stores (and so before the
+// synchronisation that lets other threads read them).
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 }  // namespace tconv

@@ -20,6 +20,10 @@ constexpr double kParallelFlops = 2e5;
 constexpr int64_t kTasksPerThread = 4;
 // A block of A kept in L2 while B panels stream past it (bytes).
 constexpr int64_t kL2ABytes = int64_t(256) << 10;
+// Outputs of at least this many bytes are written with non-temporal stores where the store
+// path has them (the GEMM engine's tiles, the sub-convolutions' interleaved x phases): larger
+// than a core's L2, they would be evicted before anything reads them.
+constexpr int64_t kStreamBytes = int64_t(4) << 20;
 
 // One core's L2 cache in bytes, for the blocks sized to stay in it: TCONV_L2_BYTES when set
 // (a positive integer), else the figure the C library reports (sysconf), else
