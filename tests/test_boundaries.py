@@ -607,15 +607,15 @@ TABLE: list[Row] = [
         "with the 64-byte alignment it needs and without; the hex values are the float32 / "
         "float64 exponent masks of the Inf/NaN test, kWidth the clones' values per vector "
         "(Avx512Vec, Avx2Vec)"),
-    Row("outputs of >= kStreamBytes (4 MiB) are stored non-temporally (the engine's tiles, the "
-        "sub-convolutions' interleaved x phases: their whole 64-byte lines)",
+    Row("outputs of >= kStreamBytes (4 MiB) are stored non-temporally (the engine's tiles; the "
+        "sub-convolutions' and the phase GEMM's interleaved x phases: their whole 64-byte lines)",
         "tconv/plan.hpp / copy.hpp: kStreamBytes, interleave", (), (),
         literals=("4", "20", "16", "64", "0x7f800000", "0x7ff00000"),
         names=("kStreamBytes", "kLinePoints", "kStep", "kUnit"),
         why="same values either way; straddled (below, at, above, 2x) by test_gemm_engine."
-        "test_streamed_output_matches_ordinary_stores and test_subconv_stream.test_streamed_"
-        "x_phases_match_ordinary_stores (x strides 2, 4, 8, both dtypes, every ISA, aligned and "
-        "not, runs from under one line to many); kLinePoints / kStep / kUnit: the points of "
+        "test_streamed_output_matches_ordinary_stores and test_stream_stores (sub-convolution "
+        "x strides 2, 4, 8 and the phase GEMM's k2 s2 / k4 s4, both dtypes, every ISA, aligned "
+        "and not, runs from under one line to many); kLinePoints / kStep / kUnit: the points of "
         "one 64-byte line, of one vector step and the streamed unit (both); the hex values are "
         "the float32 exponent mask and float64's in its high word"),
     Row("serial below 2e5 flops (every operator: subconv, columns, weight_grad)",

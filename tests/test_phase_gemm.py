@@ -146,6 +146,18 @@ def test_dims_groups_output_padding_and_batch(isa: str, dtype: Any) -> None:
 
 
 @pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pixel_planes_interleave_rows_of_two_channels(isa: str, dtype: Any) -> None:
+    """A coarse extent of one pixel: each output channel is one run of `stride` values, so a
+    tile that starts at an odd row interleaves the last phase of one channel with the first
+    of the next, whose biases differ (M = 26 / 52 rows start tiles at odd rows on every tile
+    height: 12, 6 and 4)."""
+    _check(isa, dtype, 2, 5, 13, (1,), (2,))
+    _check(isa, dtype, 2, 5, 13, (1,), (4,))
+    _check(isa, dtype, 1, 3, 13, (1, 1), (1, 2))
+
+
+@pytest.mark.parametrize("isa", isa_params())
 def test_rows_cross_mr_and_pixels_cross_nr_and_nc(isa: str) -> None:
     # forward M = C_out x taps around 3 (wide), 4, 6, 12, 13, 24, 25; gather M = C_in
     for m in (1, 2, 3, 5, 6, 7, 12, 13, 25):

@@ -38,6 +38,7 @@
 #endif
 
 #include "tconv/cancel.hpp"
+#include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
 #include "tconv/ukernels.hpp"
@@ -352,39 +353,50 @@ void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, co
   }
 }
 
-// Stores a run of len columns of S tile rows (ld_from apart, biases bias[0..S) if kBias) to
-// d[u * step + s] for column u and row s (S > 1: step = S, the rows' bases consecutive, i.e.
-// the S phases of the innermost axis interleaved; a constant S lets the compiler vectorise).
-template <int S, bool kCheck, bool kBias, typename T>
-auto store_run(const T* from, int64_t ld_from, T* d, int64_t step, int64_t len, const T* bias) {
+// Stores a run of len columns of one tile row, plus its bias if kBias, to d[u * step].
+template <bool kCheck, bool kBias, typename T>
+auto store_run(const T* from, T* d, int64_t step, int64_t len, T b) {
   decltype(nonfinite_bit(T(0))) bad = 0;
-  T b[S];
-  for (int s = 0; s < S; ++s) b[s] = kBias ? bias[s] : T(0);
-  const int64_t dstep = S > 1 ? S : step;
-  for (int64_t u = 0; u < len; ++u)
-    for (int s = 0; s < S; ++s) {
-      const T v = kBias ? from[s * ld_from + u] + b[s] : from[s * ld_from + u];
-      d[u * dstep + s] = v;
-      if constexpr (kCheck) bad |= nonfinite_bit(v);
-    }
+  for (int64_t u = 0; u < len; ++u) {
+    const T v = kBias ? from[u] + b : from[u];
+    d[u * step] = v;
+    if constexpr (kCheck) bad |= nonfinite_bit(v);
+  }
   return bad;
 }
 
+// A group of S tile rows (ld_from apart) whose bases are consecutive, stored interleaved:
+// d[u * S + s].  Mostly the S phases of the innermost axis of one output channel, so with one
+// bias: interleave(), which tests the values in registers and, with `stream`, writes the
+// run's whole 64-byte lines with non-temporal stores.  When the output rows are one grid
+// point wide, a group can span two channels: their biases differ, and each row is stored by
+// itself.
 template <int S, bool kCheck, typename T>
-auto store_run_of(const T* from, int64_t ld_from, T* d, int64_t step, int64_t len,
-                  const T* bias) {
-  return bias ? store_run<S, kCheck, true>(from, ld_from, d, step, len, bias)
-              : store_run<S, kCheck, false>(from, ld_from, d, step, len, bias);
+auto store_group(const T* from, int64_t ld_from, T* d, int64_t len, const T* bias,
+                 bool stream) {
+  const T* rows[S];
+  for (int s = 0; s < S; ++s) rows[s] = from + s * ld_from;
+  bool one_bias = true;
+  for (int s = 1; s < S && bias != nullptr; ++s) one_bias &= bias[s] == bias[0];
+  if (!one_bias) {
+    decltype(nonfinite_bit(T(0))) bad = 0;
+    for (int s = 0; s < S; ++s) bad |= store_run<kCheck, true>(rows[s], d + s, S, len, bias[s]);
+    return bad;
+  }
+  const uint32_t nonfinite =
+      interleave<T, S>(rows, bias != nullptr, bias != nullptr ? bias[0] : T(0), d, len, stream);
+  return decltype(nonfinite_bit(T(0)))(kCheck ? nonfinite : 0);
 }
 
 // finish_tile for a mapped C (Problem::c_row): row i, column u of the tile goes to
 // to[rows[i] + cols_at[u]]; runs[u] columns from u on lie `step` apart (one grid row of the
 // innermost axis), and groups of `step` rows (2 or 4) whose bases are consecutive are
-// interleaved.  Only the store order differs from finish_tile: every value is the same sum.
+// interleaved (store_group; `stream` as there).  Only the store order differs from
+// finish_tile: every value is the same sum.
 template <bool kCheck, typename T>
 auto finish_tile_mapped(const T* from, int64_t ld_from, T* to, const int64_t* rows,
                         const int64_t* cols_at, const int64_t* runs, int64_t step, int64_t r,
-                        int64_t cols, const T* bias) {
+                        int64_t cols, const T* bias, bool stream) {
   decltype(nonfinite_bit(T(0))) bad = 0;
   for (int64_t u = 0; u < cols;) {
     const int64_t len = std::min(cols - u, runs[u]);
@@ -395,11 +407,12 @@ auto finish_tile_mapped(const T* from, int64_t ld_from, T* to, const int64_t* ro
       const bool group = (step == 2 || step == 4) && i + step <= r &&
                          rows[i + step - 1] == rows[i] + step - 1;
       if (group && step == 2) {
-        bad |= store_run_of<2, kCheck>(a, ld_from, d, step, len, bi);
+        bad |= store_group<2, kCheck>(a, ld_from, d, len, bi, stream);
       } else if (group) {
-        bad |= store_run_of<4, kCheck>(a, ld_from, d, step, len, bi);
+        bad |= store_group<4, kCheck>(a, ld_from, d, len, bi, stream);
       } else {
-        bad |= store_run_of<1, kCheck>(a, ld_from, d, step, len, bi);
+        bad |= bi != nullptr ? store_run<kCheck, true>(a, d, step, len, *bi)
+                             : store_run<kCheck, false>(a, d, step, len, T(0));
       }
       i += group ? step : 1;
     }
@@ -577,9 +590,12 @@ bool run(const Problem<T>& pb, bool check) {
   const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
   const PackB<T> pack = pack_b_for<T>(nr, isa);
   const CopyRows copy_a = copy_rows_for(isa);
+  const int64_t out_bytes =
+      pb.c_row ? images * pb.c_image * int64_t(sizeof(T)) : images * M * N * int64_t(sizeof(T));
   const StreamTile<T> stream =
-      pb.c_row ? nullptr
-               : stream_tile_for<T>(isa, pb.dst, N, images * M * N * int64_t(sizeof(T)));
+      pb.c_row ? nullptr : stream_tile_for<T>(isa, pb.dst, N, out_bytes);
+  // the phase GEMM's interleaved runs (finish_tile_mapped)
+  const bool stream_mapped = pb.c_row != nullptr && out_bytes >= kStreamBytes;
   const int64_t kc_max = sc.plan.kc;
   const PanelCut& cut = sc.cut;
   const std::vector<Task>& tasks = sc.tasks;
@@ -667,9 +683,9 @@ bool run(const Problem<T>& pb, bool check) {
               const int64_t* cc = pb.c_col + t.j0 + q * nr;
               const int64_t* runs = pb.c_run + t.j0 + q * nr;
               bad |= check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
-                                                      cols, bi)
+                                                      cols, bi, stream_mapped)
                            : finish_tile_mapped<false>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
-                                                       cols, bi);
+                                                       cols, bi, stream_mapped);
             } else if (last && !direct && stream != nullptr && cols == nr) {
               bad |= stream(ct, ldc, out, N, r, cols, bi) && check;
             } else if (last && !direct) {
@@ -681,7 +697,7 @@ bool run(const Problem<T>& pb, bool check) {
       }
     }
 #if defined(__x86_64__)
-    if (stream != nullptr) _mm_sfence();  // the streamed stores reach memory before the join
+    if (stream != nullptr || stream_mapped) _mm_sfence();  // streamed stores before the join
 #endif
     nonfinite |= bad != 0;
   }

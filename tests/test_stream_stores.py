@@ -1,13 +1,16 @@
-"""The sub-convolutions' streamed stores (csrc/subconv/store.cpp, tconv/copy.hpp interleave).
+"""Streamed (non-temporal) stores of interleaved phases: the sub-convolutions' x-phase runs
+(csrc/subconv/store.cpp) and the phase GEMM's (csrc/gemm/engine.cpp: store_group), both through
+tconv/copy.hpp interleave().
 
 A forward whose x stride is 2, 4 or 8 stores the x phases of one grid block together as one
-interleaved run.  When the output has at least kStreamBytes (tconv/plan.hpp, 4 MiB), the runs
-that start 64-byte aligned go out with non-temporal stores (their whole lines), and the Inf/NaN test of the stored
-values is made in registers.  Both sides of the threshold, every ISA, both dtypes: the result
-into a fresh (aligned) output is bit for bit the result into an ``out=`` one element off every
-16-byte boundary (ordinary stores only), and both match a float64 oracle; with an Inf weight the
-border outputs that the fast kernels make NaN (0 x Inf of the zero padding) must be found by
-that test and repaired.
+interleaved run; the phase GEMM (kernel = stride) stores the x phases of one output channel
+so.  When the output has at least kStreamBytes (tconv/plan.hpp, 4 MiB), the whole 64-byte
+lines of the runs that start 64-byte aligned go out with non-temporal stores, and the Inf/NaN
+test of the stored values is made in registers.  Both sides of the threshold, every ISA, both
+dtypes: the result into a fresh (aligned) output is bit for bit the result into an ``out=`` one
+element off every 16-byte boundary (ordinary stores only), and both match a float64 oracle;
+with an Inf weight the border outputs that the fast kernels make NaN (0 x Inf of the zero
+padding) must be found by that test and repaired.
 """
 
 from __future__ import annotations
@@ -110,3 +113,31 @@ def test_streamed_2d(isa, dtype, shape):
     w = rng.standard_normal((C_IN, c_out, 4, 4)).astype(dtype)
     b = rng.standard_normal(c_out).astype(dtype)
     _check(isa, x, w, b, 2, 1, f"{isa} {np.dtype(dtype).name} 2-D {shape}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel", [(2, 2), (4,)])
+@pytest.mark.parametrize("side", ["below", "at", "twice"])
+def test_streamed_phase_gemm(isa, dtype, kernel, side):
+    """The phase GEMM (kernel = stride, no padding): U-Net's k2 s2 and a 1-D k4 s4, output
+    one grid row below kStreamBytes, at it and twice it; with an Inf weight at the top."""
+    item = np.dtype(dtype).itemsize
+    if kernel == (2, 2):
+        rows = STREAM_BYTES // (C_OUT * item * 4 * 64)
+        rows = {"below": rows - 1, "at": rows, "twice": 2 * rows}[side]
+        spatial: tuple[int, ...] = (rows, 64)
+    else:
+        length = STREAM_BYTES // (C_OUT * item * 4)
+        spatial = ({"below": length - 1, "at": length, "twice": 2 * length}[side],)
+    rng = np.random.default_rng(sum(spatial))
+    x = rng.standard_normal((1, C_IN, *spatial)).astype(dtype)
+    w = rng.standard_normal((C_IN, C_OUT, *kernel)).astype(dtype)
+    b = rng.standard_normal(C_OUT).astype(dtype)
+    plan = tconv.plan("conv_transpose", x.shape, w.shape, stride=kernel[0], dtype=dtype)
+    assert (plan.algorithm, plan.input) == ("gemm", "phases")
+    label = f"{isa} {np.dtype(dtype).name} phase GEMM k{kernel} {side}"
+    _check(isa, x, w, b, kernel[0], 0, label)
+    if side == "twice":
+        w[3, 5, 0] = np.inf
+        _check(isa, x, w, b, kernel[0], 0, label + " inf weight")
