@@ -128,6 +128,15 @@ def test_script_matches_eager():
         circular(x)
 
 
+def test_onnx_export_without_onnxscript_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now fails
+    with pytest.raises(ModuleNotFoundError, match=r"tconv\[onnx\]") as info:
+        tt.export_onnx(tt.ConvTranspose2d(4, 3, 3), (torch.randn(1, 4, 5, 5),))
+    assert info.value.name == "onnxscript"
+    with pytest.raises(ModuleNotFoundError, match="needs onnxscript"):
+        tt.onnx_translation_table()
+
+
 @pytest.mark.slow
 def test_onnx_export_runs_in_onnxruntime(tmp_path):
     pytest.importorskip("onnxscript")

@@ -810,7 +810,12 @@ def onnx_translation_table() -> dict[Any, Callable[..., Any]]:
     """
     import importlib
 
-    op = importlib.import_module("onnxscript").opset18
+    try:
+        op = importlib.import_module("onnxscript").opset18
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "ONNX export of tconv layers needs onnxscript (torch.onnx's exporter writes the "
+            "graph with it): pip install 'tconv[onnx]'", name="onnxscript") from e
 
     def conv_transpose(x: Any, w: Any, bias: Any = None, stride: Sequence[int] = (1,),
                        padding: Sequence[int] = (0,), output_padding: Sequence[int] = (0,),
