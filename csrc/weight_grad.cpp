@@ -8,7 +8,8 @@
 //   B[col][kk] = fine[n][g*fpg + f][i*s - p + k*d] or 0  col = f * taps + k  (dW's own layout)
 // over K = batch x coarse pixels.  B's columns are packed as rows (strided copies, no
 // transposing): bp[t * ld + kk - k0], zero-padded from kc up to kcp; ld = kcp + one cache line.
-// A's rows are read in place when a K block lies in one batch item, else packed as rows too.
+// A's rows are read in place by the dot form when a K block lies in one batch item, else (and
+// always for the outer form) packed as rows too.
 // Two forms of the micro-kernel loop, chosen from the dtype, the table's nr and M, N only
 // (outer_form):
 //  * dot (few rows or columns, and float64 with panels of 8 columns): dot-product kernels
@@ -690,10 +691,14 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
         const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
         const int accumulate = k0 > kbeg ? 1 : 0;
         k_segments(g, k0, kc, segs);
-        // A straight from `coarse` when the block lies in one batch item and needs no padding.
+        // A straight from `coarse` when the block lies in one batch item and needs no padding,
+        // for the dot form only: the outer form's kernels broadcast from mr rows at once, and
+        // in place, those rows lie a plane apart, all in one L1 set for planes of a multiple
+        // of 1024 floats (stride-1 k3, 3-D U-Net and V-Net, HiFi-GAN k4s2 grad_weight
+        // 1.1-1.3x packed; docs/perf-log.md 2026-12-04).
         const T* ap;
         int64_t lda;
-        if (kc == kcp && k0 / plane == (k0 + kc - 1) / plane) {
+        if (!outer && kc == kcp && k0 / plane == (k0 + kc - 1) / plane) {
           ap = coarse + ((k0 / plane) * g.coarse_channels + task.group * M + task.m0) * plane + k0 % plane;
           lda = plane;
         } else {
