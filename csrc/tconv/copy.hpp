@@ -192,8 +192,9 @@ inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, in
           v3 = _mm_add_ps(v3, bv);
         }
         _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
-        bad = _mm_or_si128(bad, _mm_or_si128(_mm_or_si128(nonfinite_lanes(v0), nonfinite_lanes(v1)),
-                                             _mm_or_si128(nonfinite_lanes(v2), nonfinite_lanes(v3))));
+        const __m128i lanes01 = _mm_or_si128(nonfinite_lanes(v0), nonfinite_lanes(v1));
+        const __m128i lanes23 = _mm_or_si128(nonfinite_lanes(v2), nonfinite_lanes(v3));
+        bad = _mm_or_si128(bad, _mm_or_si128(lanes01, lanes23));
         put<kStream>(t + h, v0);
         put<kStream>(t + S + h, v1);
         put<kStream>(t + 2 * S + h, v2);
@@ -222,8 +223,8 @@ inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, in
 
 // Interleave S runs (the inverse of deinterleave), adding `b` to each value when `add`:
 // to[u * S + r] = from[r][u] (+ b) for r < S, u < count.  Writes `to` contiguously; on SSE2
-// with unpacks (S = 2) or 4 x 4 transposes (float, S = 4 or 8).  The same sums as scalar code.
-// Returns nonzero when a value written is Inf or NaN, tested in registers (`to` is not read
+// with unpacks (S = 2) or 4 x 4 transposes (float, S = 4 or 8; double S = 4 or 8 stays
+// scalar).  The same sums as scalar code.  Returns nonzero when a value written is Inf or NaN, tested in registers (`to` is not read
 // back).  `stream` (on SSE2): when `to` is 64-byte aligned, the whole 64-byte lines of the run
 // are written with non-temporal stores, for an output much larger than the caches and written
 // once (not read in first); the rest of the run (a partial last line, which another run
