@@ -14,6 +14,11 @@ def gemm_block_columns() -> int:
     return tconv._core.l2_cache_bytes() // 8 // 1024
 
 
+# Outputs of at least this many bytes (kStreamBytes, csrc/tconv/plan.hpp) are written with
+# non-temporal stores where aligned (the GEMM engine's tiles, the interleaved phase stores).
+STREAM_BYTES = 4 << 20
+
+
 def misaligned_like(shape: tuple[int, ...], dtype: object) -> np.ndarray:
     """An empty array of this shape starting one element past a 64-byte boundary (so on no
     16- or 64-byte boundary): an ``out=`` that the non-temporal stores of large outputs skip."""

@@ -22,7 +22,7 @@ import pytest
 
 import tconv
 from _isas import assert_bitwise_across_threads, isa_params
-from conftest import assert_matches_oracle, gemm_block_columns, misaligned_like
+from conftest import STREAM_BYTES, assert_matches_oracle, gemm_block_columns, misaligned_like
 from tconv import reference
 
 ISAS = tconv.supported_isas()
@@ -189,10 +189,9 @@ def test_non_finite_inputs_reach_exactly_their_outputs():
     np.testing.assert_array_equal(~np.isfinite(y), ~np.isfinite(want))
 
 
-# Outputs of at least STREAM_BYTES (kStreamBytes in engine.cpp) are written with
-# non-temporal stores when 64-byte aligned (results that large are: tconv._pool); the same
-# call into an out= one element off that alignment takes the ordinary stores.
-STREAM_BYTES = 4 << 20
+# Outputs of at least STREAM_BYTES (conftest: kStreamBytes) are written with non-temporal
+# stores when 64-byte aligned (results that large are: tconv._pool); the same call into an
+# out= one element off that alignment takes the ordinary stores.
 
 
 @pytest.mark.parametrize("isa", ISAS)

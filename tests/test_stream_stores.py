@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 
 import tconv
-from conftest import assert_matches_oracle, misaligned_like
+from conftest import STREAM_BYTES, assert_matches_oracle, misaligned_like
 
 ISAS = tconv.supported_isas()
-STREAM_BYTES = 4 << 20  # kStreamBytes
 C_IN, C_OUT = 8, 16
 
 

@@ -696,9 +696,7 @@ bool run(const Problem<T>& pb, bool check) {
         }
       }
     }
-#if defined(__x86_64__)
-    if (stream != nullptr || stream_mapped) _mm_sfence();  // streamed stores before the join
-#endif
+    if (stream != nullptr || stream_mapped) stream_fence();  // streamed stores before the join
     nonfinite |= bad != 0;
   }
   return !(check && nonfinite);

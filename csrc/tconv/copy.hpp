@@ -224,12 +224,12 @@ inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, in
 // Interleave S runs (the inverse of deinterleave), adding `b` to each value when `add`:
 // to[u * S + r] = from[r][u] (+ b) for r < S, u < count.  Writes `to` contiguously; on SSE2
 // with unpacks (S = 2) or 4 x 4 transposes (float, S = 4 or 8; double S = 4 or 8 stays
-// scalar).  The same sums as scalar code.  Returns nonzero when a value written is Inf or NaN, tested in registers (`to` is not read
-// back).  `stream` (on SSE2): when `to` is 64-byte aligned, the whole 64-byte lines of the run
-// are written with non-temporal stores, for an output much larger than the caches and written
-// once (not read in first); the rest of the run (a partial last line, which another run
-// completes) with ordinary ones.  The caller then issues stream_fence() before another thread
-// reads `to`.
+// scalar).  The same sums as scalar code.  Returns nonzero when a value written is Inf or
+// NaN, tested in registers (`to` is not read back).  `stream` (on SSE2): when `to` is 64-byte
+// aligned, the whole 64-byte lines of the run are written with non-temporal stores, for an
+// output much larger than the caches and written once (not read in first); the rest of the
+// run (a partial last line, which another run completes) with ordinary ones.  The caller then
+// issues stream_fence() before another thread reads `to`.
 template <typename T, int S>
 inline uint32_t interleave(const T* const* from, bool add, T b, T* to, int64_t count,
                            bool stream = false) {
