@@ -160,7 +160,7 @@ inline __m128i nonfinite_lanes(__m128d v) {  // the exponent lies in each value'
 }
 
 // The vector part of interleave() for points [u, count): returns the point reached; ORs the
-// Inf/NaN lanes into bad.  Steps of 4 points (float) or 2 (double).
+// Inf/NaN lanes into bad.  Steps of 4 points (float) or 2 (double); S = 2, 4 or 8.
 template <typename T, int S, bool kStream>
 inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, int64_t u,
                                   int64_t count, __m128i& bad) {
@@ -201,18 +201,22 @@ inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, in
         put<kStream>(t + 3 * S + h, v3);
       }
     }
-  } else if constexpr (std::is_same_v<T, double> && S == 2) {
+  } else if constexpr (std::is_same_v<T, double> && (S == 2 || S == 4 || S == 8)) {
     const __m128d bv = _mm_set1_pd(b);
     for (; u + 2 <= count; u += 2) {
-      __m128d e = _mm_loadu_pd(from[0] + u), o = _mm_loadu_pd(from[1] + u);
-      if (add) {
-        e = _mm_add_pd(e, bv);
-        o = _mm_add_pd(o, bv);
+      double* t = to + u * S;
+#pragma GCC unroll 4
+      for (int h = 0; h < S; h += 2) {  // runs h, h + 1 of points u, u + 1
+        __m128d e = _mm_loadu_pd(from[h] + u), o = _mm_loadu_pd(from[h + 1] + u);
+        if (add) {
+          e = _mm_add_pd(e, bv);
+          o = _mm_add_pd(o, bv);
+        }
+        const __m128d lo = _mm_unpacklo_pd(e, o), hi = _mm_unpackhi_pd(e, o);
+        bad = _mm_or_si128(bad, _mm_or_si128(nonfinite_lanes(lo), nonfinite_lanes(hi)));
+        put<kStream>(t + h, lo);
+        put<kStream>(t + S + h, hi);
       }
-      const __m128d lo = _mm_unpacklo_pd(e, o), hi = _mm_unpackhi_pd(e, o);
-      bad = _mm_or_si128(bad, _mm_or_si128(nonfinite_lanes(lo), nonfinite_lanes(hi)));
-      put<kStream>(to + 2 * u, lo);
-      put<kStream>(to + 2 * u + 2, hi);
     }
   }
   return u;
@@ -223,13 +227,13 @@ inline int64_t interleave_vectors(const T* const* from, bool add, T b, T* to, in
 
 // Interleave S runs (the inverse of deinterleave), adding `b` to each value when `add`:
 // to[u * S + r] = from[r][u] (+ b) for r < S, u < count.  Writes `to` contiguously; on SSE2
-// with unpacks (S = 2) or 4 x 4 transposes (float, S = 4 or 8; double S = 4 or 8 stays
-// scalar).  The same sums as scalar code.  Returns nonzero when a value written is Inf or
-// NaN, tested in registers (`to` is not read back).  `stream` (on SSE2): when `to` is 64-byte
-// aligned, the whole 64-byte lines of the run are written with non-temporal stores, for an
-// output much larger than the caches and written once (not read in first); the rest of the
-// run (a partial last line, which another run completes) with ordinary ones.  The caller then
-// issues stream_fence() before another thread reads `to`.
+// with unpacks (S = 2; double: each pair of runs, so S = 4 or 8 too) or 4 x 4 transposes
+// (float, S = 4 or 8).  The same sums as scalar code.  Returns nonzero when a value written
+// is Inf or NaN, tested in registers (`to` is not read back).  `stream` (on SSE2): when `to`
+// is 64-byte aligned, the whole 64-byte lines of the run are written with non-temporal
+// stores, for an output much larger than the caches and written once (not read in first);
+// the rest of the run (a partial last line, which another run completes) with ordinary ones.
+// The caller then issues stream_fence() before another thread reads `to`.
 template <typename T, int S>
 inline uint32_t interleave(const T* const* from, bool add, T b, T* to, int64_t count,
                            bool stream = false) {
