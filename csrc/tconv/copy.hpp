@@ -87,8 +87,9 @@ inline void copy_panel(RowAt&& row_at, int64_t kc, int nr, T* panel) {
 }
 
 // De-interleave S residues at once: to[r][u] = from[u * S + r] for r < S, u < count.
-// Reads `from` contiguously; on SSE2 with shuffles (S = 2) or 4 x 4 transposes (float, S = 4
-// or 8): one vector store per 2 or 4 values instead of a scalar store each.
+// Reads `from` contiguously; on SSE2 with shuffles (S = 2; double: each pair of residues, so
+// S = 4 or 8 too) or 4 x 4 transposes (float, S = 4 or 8): one vector store per 2 or 4 values
+// instead of a scalar store each.
 template <typename T, int S>
 inline void deinterleave(const T* from, T* const* to, int64_t count) {
   int64_t u = 0;
@@ -99,11 +100,15 @@ inline void deinterleave(const T* from, T* const* to, int64_t count) {
       _mm_storeu_ps(to[0] + u, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));
       _mm_storeu_ps(to[1] + u, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
     }
-  } else if constexpr (std::is_same_v<T, double> && S == 2) {
+  } else if constexpr (std::is_same_v<T, double> && (S == 2 || S == 4 || S == 8)) {
     for (; u + 2 <= count; u += 2) {
-      const __m128d lo = _mm_loadu_pd(from + 2 * u), hi = _mm_loadu_pd(from + 2 * u + 2);
-      _mm_storeu_pd(to[0] + u, _mm_unpacklo_pd(lo, hi));
-      _mm_storeu_pd(to[1] + u, _mm_unpackhi_pd(lo, hi));
+      const double* f = from + u * S;
+#pragma GCC unroll 4
+      for (int h = 0; h < S; h += 2) {  // residues h, h + 1 of points u, u + 1
+        const __m128d lo = _mm_loadu_pd(f + h), hi = _mm_loadu_pd(f + S + h);
+        _mm_storeu_pd(to[h] + u, _mm_unpacklo_pd(lo, hi));
+        _mm_storeu_pd(to[h + 1] + u, _mm_unpackhi_pd(lo, hi));
+      }
     }
   } else if constexpr (std::is_same_v<T, float> && (S == 4 || S == 8)) {
     for (; u + 4 <= count; u += 4) {
