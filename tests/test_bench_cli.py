@@ -229,6 +229,36 @@ def test_bench_depthwise_row_reports_the_memory_roofline(capsys):
     assert moved_bytes(small, np.dtype(np.float64)) == x.nbytes + w.nbytes + y.nbytes
 
 
+@pytest.mark.parametrize("case", CASES + GEMM_CASES, ids=lambda c: c.name)
+def test_inside_share_counts_the_terms_that_land_in_the_output(case):
+    """Oracle: the forward of all-ones x and w (one channel, float64) sums, at each output,
+    one 1 per term that lands there, so the output's total over prod(in) prod(k) is the
+    share of the counted terms that padding does not crop off."""
+    import numpy as np
+    import tconv
+
+    x = np.ones((1, 1, *case.spatial))
+    w = np.ones((1, 1, *case.kernel))
+    y = tconv.conv_transpose(x, w, **case.params())
+    total = float(y.sum()) / (np.prod(case.spatial) * np.prod(case.kernel))
+    assert case.inside_share == pytest.approx(total, rel=1e-12)
+
+
+def test_bench_footer_names_the_cases_with_cropped_terms(capsys):
+    """A case whose padding crops >= 1 % of its counted terms gets one footer line (not one
+    per pass); a case without padding none."""
+    argv = ["bench", "--quick", "--cases", "dcgan-512,unet-k2s2", "--repeat", "1",
+            "--min-time", "0", "--peers", "none"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    (dcgan,) = select_cases("dcgan-512-256", [c.quick() for c in CASES])
+    lines = [line for line in out.splitlines() if line.startswith("padding: ")]
+    assert lines == [f"padding: dcgan-512-256 counts {100 * (1 - dcgan.inside_share):.1f} % of "
+                     f"its terms on taps that padding crops off; a peer that skips them can "
+                     f"reach {1 / dcgan.inside_share:.2f}x the peak in these GF/s"]
+    assert dcgan.inside_share < bench.PADDING_NOTE_BELOW
+
+
 def test_bench_algorithm_columns_time_and_check_each_algorithm(tmp_path, capsys):
     # dcgan-256-128 (k4 s2: Winograd F(2x2 2x2)) and k3s2p1op1 (1-tap phases: plans direct)
     argv = ["bench", "--quick", "--cases", "dcgan-256-128,k3s2p1op1", "--passes",

@@ -37,7 +37,10 @@ max error ``max|y - y64| / max|y64|`` against the float64 direct result on the s
 beside the direct result's own (``direct err``); the last lines give each algorithm's geomean
 speed over direct and over each peer.  ``tconv GF/s`` and the peer ratios stay the direct's.
 
-GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.
+GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.  That
+count includes the terms whose tap padding crops off the output (zeros an implementation may
+skip): a last line names each case where they exceed 1 % (``BenchCase.inside_share``), since a
+peer that skips them can show more GF/s than the machine's peak.
 "% peak" is relative to ``--peak-gflops`` if given, else to an *estimate*:
 FLOP/cycle/core of the CPU's widest ISA (AVX-512 with two FMA pipes: 64 fp32; AVX2+FMA: 32;
 generic SSE: 8) x cores used x the clock in ``/proc/cpuinfo``; float64 peak is half.  The estimate
@@ -481,6 +484,8 @@ class Row:
     #: --algorithms: the direct result's max error against float64, and each other algorithm
     direct_max_error: float | None = None
     algorithms: dict[str, AlgorithmTiming] = field(default_factory=dict)
+    #: BenchCase.inside_share: the counted terms not cropped off by padding
+    inside_share: float = 1.0
 
     @property
     def best_peer(self) -> str | None:
@@ -576,7 +581,7 @@ def run_benchmarks(
                 row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
                           dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
                           tconv_gflops=case.flops / t_tconv / 1e9,
-                          tconv_samples=samples["tconv"])
+                          tconv_samples=samples["tconv"], inside_share=case.inside_share)
                 if nbytes is not None:
                     row.moved_bytes = nbytes
                     row.roofline = statistics.median(samples["copy"]) / t_tconv
@@ -685,6 +690,11 @@ def _gflops(value: float | None) -> str:
 SHORT = {"torch": "torch", "onnxruntime": "ort", "openvino": "ov", "numpy": "blas"}
 
 
+#: Cases with less than this share of their counted terms inside the output get a line in the
+#: table's footer (BenchCase.inside_share).
+PADDING_NOTE_BELOW = 0.99
+
+
 def format_table(rows: list[Row], peak: Peak) -> str:
     """The result table plus the geomean lines, as text."""
     peers = _peer_names(rows)
@@ -771,6 +781,14 @@ def format_table(rows: list[Row], peak: Peak) -> str:
             lines.append(f"memory roofline: {r.case} {r.pass_} {r.dtype} moves "
                          f"{r.moved_bytes / 1e6:.3g} MB at {r.roofline:.2f} of the copy "
                          f"bandwidth ({r.moved_bytes / r.tconv_seconds / 1e9:.1f} GB/s)")
+    cropped: dict[str, float] = {}
+    for r in rows:
+        if r.inside_share < PADDING_NOTE_BELOW:
+            cropped.setdefault(r.case, r.inside_share)
+    for case, share in cropped.items():
+        lines.append(f"padding: {case} counts {100 * (1 - share):.1f} % of its terms on taps that "
+                     f"padding crops off; a peer that skips them can reach {1 / share:.2f}x the "
+                     f"peak in these GF/s")
     lines.append(f"% peak relative to: {peak.source}")
     return "\n".join(lines)
 
