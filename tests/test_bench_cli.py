@@ -245,8 +245,8 @@ def test_inside_share_counts_the_terms_that_land_in_the_output(case):
 
 
 def test_bench_footer_names_the_cases_with_cropped_terms(capsys):
-    """A case whose padding crops >= 1 % of its counted terms gets one footer line (not one
-    per pass); a case without padding none."""
+    """A case whose padding crops more than 1 % of its counted terms gets one footer line (not
+    one per pass); a case without padding none."""
     argv = ["bench", "--quick", "--cases", "dcgan-512,unet-k2s2", "--repeat", "1",
             "--min-time", "0", "--peers", "none"]
     assert main(argv) == 0
