@@ -320,6 +320,8 @@ void bind_resize(py::module_& m) {
 //   fn wfn         a: panel (>= kc*rows), b: panel (>= kc*cols)
 //   ifn wifn       a: panel, b: (n, >= cols) rows, index: kc row numbers of b (b_rows[k])
 //   ofn wofn       a: panel, b: 1-D, index: kc element offsets into b (b_off[k])
+//   kfn            a: panel, b: 1-D, index: (2, kc >= 0): A panel rows a_rows[l], then
+//                  element offsets into b b_off[l]
 //   rfn            a: (rows, lda >= kc), b: panel
 //   dot            a: (rows, lda >= kc), b: (cols, ldb >= kc), kc a multiple of dot_kw
 //   transpose      a: (cols, ld >= kc) rows, c: (kc, cols) panel (rows and b unused)
@@ -363,13 +365,31 @@ void run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   const int64_t ldc = c.shape(1);
   T* cp = c.mutable_data();
   const bool panel_a = slot != "rfn" && slot != "dot";
-  if (panel_a) {
+  if (slot == "kfn") {
+    need(a.ndim() == 1);  // its length against the listed rows, below
+  } else if (panel_a) {
     need(a.ndim() == 1 && a.shape(0) >= kc * rows);
   } else {
     need(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) >= kc);
   }
-  const bool indexed = slot == "ifn" || slot == "wifn" || slot == "ofn" || slot == "wofn";
+  const bool indexed =
+      slot == "ifn" || slot == "wifn" || slot == "ofn" || slot == "wofn" || slot == "kfn";
   need(indexed == index.has_value());
+  if (slot == "kfn") {  // A panel rows, then B offsets
+    need(index->ndim() == 2 && index->shape(0) == 2 && index->shape(1) == kc && b.ndim() == 1);
+    const auto& ix = *index;
+    for (int64_t l = 0; l < kc; ++l) {
+      need(ix.at(0, l) >= 0 && a.shape(0) >= (ix.at(0, l) + 1) * rows);
+      need(ix.at(1, l) >= 0 && b.shape(0) >= ix.at(1, l) + cols);
+    }
+    std::vector<int64_t> a_rows(static_cast<size_t>(kc)), b_off(static_cast<size_t>(kc));
+    for (int64_t l = 0; l < kc; ++l) {
+      a_rows[static_cast<size_t>(l)] = ix.at(0, l);
+      b_off[static_cast<size_t>(l)] = ix.at(1, l);
+    }
+    g.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate);
+    return;
+  }
   if (indexed) need(index->ndim() == 1 && index->shape(0) == kc);
   if (slot == "fn" || slot == "wfn" || slot == "rfn") {
     need(b.ndim() == 1 && b.shape(0) >= kc * cols);
@@ -419,6 +439,7 @@ py::dict ukernel_tiles(const tconv::GemmKernels<T>& g) {
   d["fn"] = filled(g.fn);
   d["ifn"] = filled(g.ifn);
   d["ofn"] = filled(g.ofn);
+  d["kfn"] = filled(g.kfn);
   d["rfn"] = filled(g.rfn);
   d["wfn"] = filled(g.wfn);
   d["wifn"] = filled(g.wifn);

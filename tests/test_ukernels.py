@@ -33,7 +33,7 @@ ISAS = tconv.supported_isas()
 # tconv::ukernels::emulated).
 SUFFIX = {"avx512": "avx512f", "avx512-emulated": "avx512f", "avx2": "avx2_fma",
           "generic": "scalar"}
-KIND = {"fn": "gemm", "ifn": "igemm", "ofn": "ogemm", "rfn": "rgemm", "wfn": "gemm",
+KIND = {"fn": "gemm", "ifn": "igemm", "ofn": "ogemm", "kfn": "kgemm", "rfn": "rgemm", "wfn": "gemm",
         "wifn": "igemm", "wofn": "ogemm", "dot": "dot", "transpose": "transpose"}
 WIDE = ("wfn", "wifn", "wofn")
 WIDE_MR = 3  # kWideMR
@@ -76,7 +76,7 @@ def test_names_say_dtype_kind_tile_and_isa(isa: str) -> None:
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_every_reachable_slot_is_named(isa: str) -> None:
-    """The operators index fn/ifn/ofn/rfn by 1..mr, the wide slots by 1..kWideMR, dot by
+    """The operators index fn/ifn/ofn/kfn/rfn by 1..mr, the wide slots by 1..kWideMR, dot by
     1..dot_mr, and call transpose: each of those entries holds a kernel, and the filled entries
     (read from the table's pointers) are exactly the named ones."""
     listed = names(isa)
@@ -85,6 +85,7 @@ def test_every_reachable_slot_is_named(isa: str) -> None:
         mr, dot_mr = int(t["mr"]), int(t["dot_mr"])
         reach = {("fn", r) for r in range(1, mr + 1)} | {("ifn", r) for r in range(1, mr + 1)}
         reach |= {("ofn", r) for r in range(1, mr + 1)} | {("rfn", r) for r in range(1, mr + 1)}
+        reach |= {("kfn", r) for r in range(1, mr + 1)}
         if t["wide_nr"]:
             reach |= {(s, r) for s in WIDE for r in range(1, WIDE_MR + 1)}
         reach |= {("dot", r) for r in range(1, dot_mr + 1)} | {("transpose", 0)}
@@ -247,6 +248,17 @@ def run(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
         for k in range(kc):
             b_in[off[k]:off[k] + cols] = b[k]
         index = off.astype(np.int64)
+    elif slot == "kfn":  # term k: A panel row 2k + 1 (the other rows NaN), B at offset off[k]
+        ks = 2 * np.arange(kc, dtype=np.int64) + 1
+        a_in = np.full((2 * kc + 2) * rows + 5, nan, t)
+        for k in range(kc):
+            a_in[ks[k] * rows:(ks[k] + 1) * rows] = a[:, k]
+        gap = cols + 3  # B rows in reverse order with gaps, as for ofn
+        off = (kc - 1 - np.arange(kc)) * gap + 1
+        b_in = np.full(kc * gap + 2, nan, t)
+        for k in range(kc):
+            b_in[off[k]:off[k] + cols] = b[k]
+        index = np.stack([ks, off.astype(np.int64)])
     else:  # dot: b[j * ldb + k] = B[k][j]
         b_in = np.full((cols, kc + 5), nan, t)
         b_in[:, :kc] = b.T
@@ -300,6 +312,25 @@ def test_kernel_exact(isa: str, dt: str, slot: str) -> None:
                 want = block[:rows] + c0 if accumulate else block[:rows]
                 if exact:
                     assert np.array_equal(got, want), where
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dt", list(DTYPES))
+def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
+    """kn = 0 (a tile whose listed rows are all skipped): zero sums, so accumulate = 0 stores
+    +0 and accumulate = 1 leaves C as it was, without reading A or B."""
+    t = tiles(isa, dt)
+    cols = int(t["nr"])
+    ty = DTYPES[dt]
+    nan = np.full(4, np.nan, ty)
+    for rows in range(1, int(t["mr"]) + 1):
+        for accumulate in (0, 1):
+            c = np.full((rows, cols + 2), -3.5, ty)
+            _core._run_ukernel(isa, "kfn", rows, 0, nan, nan, c, accumulate,
+                               np.zeros((2, 0), np.int64))
+            want = -3.5 if accumulate else 0.0
+            assert np.all(c[:, :cols] == want) and np.all(c[:, cols:] == -3.5)
+            assert not np.any(np.signbit(c[:, :cols])) or accumulate
 
 
 @pytest.mark.parametrize("isa", ISAS)

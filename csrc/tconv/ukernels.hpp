@@ -39,6 +39,15 @@ template <typename T>
 using OgemmUkernel = void (*)(int64_t kc, const T* a, const T* b, const int64_t* b_off, T* c,
                               int64_t ldc, int accumulate);
 
+// Listed variant: the l-th term is row a_rows[l] of the packed A panel (a + a_rows[l] * r)
+// times the B row at b + b_off[l], l < kn (kn >= 0; 0: zero sums).  A sub-convolution tile
+// whose points all read padding through some taps lists only the other rows: the skipped
+// products are exact zeros, which leave a sum started from +0 unchanged, so the result is
+// bit-for-bit the full sum's.
+template <typename T>
+using KgemmUkernel = void (*)(int64_t kn, const T* a, const int64_t* a_rows, const T* b,
+                              const int64_t* b_off, T* c, int64_t ldc, int accumulate);
+
 // Dot-product variant for reductions over k with both operands k-contiguous (weight_grad):
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],  i < r, j < dot_nc,
 // kc a multiple of dot_kw (the vector width); lanes sum k = l (mod dot_kw), then are added in
@@ -91,6 +100,7 @@ struct GemmKernels {
   GemmUkernel<T> fn[kMaxMR + 1] = {};
   IgemmUkernel<T> ifn[kMaxMR + 1] = {};
   OgemmUkernel<T> ofn[kMaxMR + 1] = {};
+  KgemmUkernel<T> kfn[kMaxMR + 1] = {};
   RgemmUkernel<T> rfn[kMaxMR + 1] = {};
   PanelTranspose<T> transpose = nullptr;
   // Wide variants for at most kWideMR rows (few output channels): more columns per tile, so
@@ -112,7 +122,7 @@ struct GemmKernels {
 struct NamedUkernel {
   const char* name;   // e.g. "f32_gemm_6x16__avx2_fma"
   const char* dtype;  // "f32" (GemmKernels<float>) or "f64"
-  const char* slot;   // fn ifn ofn rfn wfn wifn wofn dot transpose
+  const char* slot;   // fn ifn ofn kfn rfn wfn wifn wofn dot transpose
   int rows;
 };
 

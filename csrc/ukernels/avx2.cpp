@@ -118,6 +118,12 @@ void transpose_panel_f32x16(const float* rows, int64_t ld, int64_t kc, float* pa
   X(ogemm, ofn, f32_ogemm_4x16__avx2_fma, Avx2F32, 4, 2)                  \
   X(ogemm, ofn, f32_ogemm_5x16__avx2_fma, Avx2F32, 5, 2)                  \
   X(ogemm, ofn, f32_ogemm_6x16__avx2_fma, Avx2F32, 6, 2)                  \
+  X(kgemm, kfn, f32_kgemm_1x16__avx2_fma, Avx2F32, 1, 2)                  \
+  X(kgemm, kfn, f32_kgemm_2x16__avx2_fma, Avx2F32, 2, 2)                  \
+  X(kgemm, kfn, f32_kgemm_3x16__avx2_fma, Avx2F32, 3, 2)                  \
+  X(kgemm, kfn, f32_kgemm_4x16__avx2_fma, Avx2F32, 4, 2)                  \
+  X(kgemm, kfn, f32_kgemm_5x16__avx2_fma, Avx2F32, 5, 2)                  \
+  X(kgemm, kfn, f32_kgemm_6x16__avx2_fma, Avx2F32, 6, 2)                  \
   X(rgemm, rfn, f32_rgemm_1x16__avx2_fma, Avx2F32, 1, 2)                  \
   X(rgemm, rfn, f32_rgemm_2x16__avx2_fma, Avx2F32, 2, 2)                  \
   X(rgemm, rfn, f32_rgemm_3x16__avx2_fma, Avx2F32, 3, 2)                  \
@@ -156,6 +162,12 @@ void transpose_panel_f32x16(const float* rows, int64_t ld, int64_t kc, float* pa
   X(ogemm, ofn, f64_ogemm_4x8__avx2_fma, Avx2F64, 4, 2)                   \
   X(ogemm, ofn, f64_ogemm_5x8__avx2_fma, Avx2F64, 5, 2)                   \
   X(ogemm, ofn, f64_ogemm_6x8__avx2_fma, Avx2F64, 6, 2)                   \
+  X(kgemm, kfn, f64_kgemm_1x8__avx2_fma, Avx2F64, 1, 2)                   \
+  X(kgemm, kfn, f64_kgemm_2x8__avx2_fma, Avx2F64, 2, 2)                   \
+  X(kgemm, kfn, f64_kgemm_3x8__avx2_fma, Avx2F64, 3, 2)                   \
+  X(kgemm, kfn, f64_kgemm_4x8__avx2_fma, Avx2F64, 4, 2)                   \
+  X(kgemm, kfn, f64_kgemm_5x8__avx2_fma, Avx2F64, 5, 2)                   \
+  X(kgemm, kfn, f64_kgemm_6x8__avx2_fma, Avx2F64, 6, 2)                   \
   X(rgemm, rfn, f64_rgemm_1x8__avx2_fma, Avx2F64, 1, 2)                   \
   X(rgemm, rfn, f64_rgemm_2x8__avx2_fma, Avx2F64, 2, 2)                   \
   X(rgemm, rfn, f64_rgemm_3x8__avx2_fma, Avx2F64, 3, 2)                   \

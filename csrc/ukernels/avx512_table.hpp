@@ -71,6 +71,18 @@ struct Avx512Ops : Raw {
   X(ogemm, ofn, f32_ogemm_10x32__avx512f, F32, 10, 2)             \
   X(ogemm, ofn, f32_ogemm_11x32__avx512f, F32, 11, 2)             \
   X(ogemm, ofn, f32_ogemm_12x32__avx512f, F32, 12, 2)             \
+  X(kgemm, kfn, f32_kgemm_1x32__avx512f, F32, 1, 2)               \
+  X(kgemm, kfn, f32_kgemm_2x32__avx512f, F32, 2, 2)               \
+  X(kgemm, kfn, f32_kgemm_3x32__avx512f, F32, 3, 2)               \
+  X(kgemm, kfn, f32_kgemm_4x32__avx512f, F32, 4, 2)               \
+  X(kgemm, kfn, f32_kgemm_5x32__avx512f, F32, 5, 2)               \
+  X(kgemm, kfn, f32_kgemm_6x32__avx512f, F32, 6, 2)               \
+  X(kgemm, kfn, f32_kgemm_7x32__avx512f, F32, 7, 2)               \
+  X(kgemm, kfn, f32_kgemm_8x32__avx512f, F32, 8, 2)               \
+  X(kgemm, kfn, f32_kgemm_9x32__avx512f, F32, 9, 2)               \
+  X(kgemm, kfn, f32_kgemm_10x32__avx512f, F32, 10, 2)             \
+  X(kgemm, kfn, f32_kgemm_11x32__avx512f, F32, 11, 2)             \
+  X(kgemm, kfn, f32_kgemm_12x32__avx512f, F32, 12, 2)             \
   X(rgemm, rfn, f32_rgemm_1x32__avx512f, F32, 1, 2)               \
   X(rgemm, rfn, f32_rgemm_2x32__avx512f, F32, 2, 2)               \
   X(rgemm, rfn, f32_rgemm_3x32__avx512f, F32, 3, 2)               \
@@ -135,6 +147,18 @@ struct Avx512Ops : Raw {
   X(ogemm, ofn, f64_ogemm_10x16__avx512f, F64, 10, 2)             \
   X(ogemm, ofn, f64_ogemm_11x16__avx512f, F64, 11, 2)             \
   X(ogemm, ofn, f64_ogemm_12x16__avx512f, F64, 12, 2)             \
+  X(kgemm, kfn, f64_kgemm_1x16__avx512f, F64, 1, 2)               \
+  X(kgemm, kfn, f64_kgemm_2x16__avx512f, F64, 2, 2)               \
+  X(kgemm, kfn, f64_kgemm_3x16__avx512f, F64, 3, 2)               \
+  X(kgemm, kfn, f64_kgemm_4x16__avx512f, F64, 4, 2)               \
+  X(kgemm, kfn, f64_kgemm_5x16__avx512f, F64, 5, 2)               \
+  X(kgemm, kfn, f64_kgemm_6x16__avx512f, F64, 6, 2)               \
+  X(kgemm, kfn, f64_kgemm_7x16__avx512f, F64, 7, 2)               \
+  X(kgemm, kfn, f64_kgemm_8x16__avx512f, F64, 8, 2)               \
+  X(kgemm, kfn, f64_kgemm_9x16__avx512f, F64, 9, 2)               \
+  X(kgemm, kfn, f64_kgemm_10x16__avx512f, F64, 10, 2)             \
+  X(kgemm, kfn, f64_kgemm_11x16__avx512f, F64, 11, 2)             \
+  X(kgemm, kfn, f64_kgemm_12x16__avx512f, F64, 12, 2)             \
   X(rgemm, rfn, f64_rgemm_1x16__avx512f, F64, 1, 2)               \
   X(rgemm, rfn, f64_rgemm_2x16__avx512f, F64, 2, 2)               \
   X(rgemm, rfn, f64_rgemm_3x16__avx512f, F64, 3, 2)               \

@@ -55,28 +55,33 @@ inline __attribute__((always_inline)) void transpose_block(typename Ops::V (&v)[
     Ops::transpose8(v);
 }
 
-// How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k].
-enum class BRows { kPacked, kRows, kOffsets };
+// How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k];
+// kListed: as kOffsets, and A's row is a_rows[k] of the panel (a + a_rows[k] * MR), so a
+// caller skips the rows it knows to be zero in every column of the tile.
+enum class BRows { kPacked, kRows, kOffsets, kListed };
 
 // How A[i][k] is found: kARows false: a[k * MR + i] (packed panel), true: a[i * lda + k].
 template <class Ops, int MR, int NV, BRows kMode, bool kARows = false>
 void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                const typename Ops::T* const* b_rows, const int64_t* b_off,
-               typename Ops::T* c, int64_t ldc, int accumulate, int64_t lda = 0) {
+               typename Ops::T* c, int64_t ldc, int accumulate, int64_t lda = 0,
+               const int64_t* a_rows = nullptr) {
   using V = typename Ops::V;
   constexpr int W = Ops::kWidth;
   constexpr int NR = NV * W;
   // Full unrolling early lets the compiler keep acc in registers (no stack copies).
   V acc[MR][NV];
+  [[maybe_unused]] const typename Ops::T* const a_list = a;  // kListed: the panel's first row
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 16
     for (int j = 0; j < NV; ++j) acc[i][j] = Ops::zero();
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
-    const typename Ops::T* brow = kMode == BRows::kRows      ? b_rows[k]
-                                  : kMode == BRows::kOffsets ? b + b_off[k]
-                                                             : b;
+    if constexpr (kMode == BRows::kListed) a = a_list + a_rows[k] * MR;
+    const typename Ops::T* brow = kMode == BRows::kRows                                 ? b_rows[k]
+                                  : kMode == BRows::kOffsets || kMode == BRows::kListed ? b + b_off[k]
+                                                                                        : b;
 #pragma GCC unroll 16
     for (int j = 0; j < NV; ++j) bv[j] = Ops::load(brow + j * W);
 #pragma GCC unroll 16
@@ -159,6 +164,16 @@ void ogemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
   gemm_body<Ops, MR, NV, BRows::kOffsets>(kc, a, b, nullptr, b_off, c, ldc, accumulate);
 }
 
+//   c[i * ldc + j] (+)= sum_{l < kn} a[a_rows[l] * MR + i] * b[b_off[l] + j]   (listed rows:
+// kn >= 0 terms in the order listed; kn = 0 stores zeros, or leaves c as it was)
+template <class Ops, int MR, int NV>
+void kgemm_ukernel(int64_t kn, const typename Ops::T* a, const int64_t* a_rows,
+                   const typename Ops::T* b, const int64_t* b_off, typename Ops::T* c,
+                   int64_t ldc, int accumulate) {
+  gemm_body<Ops, MR, NV, BRows::kListed>(kn, a, b, nullptr, b_off, c, ldc, accumulate, 0,
+                                         a_rows);
+}
+
 // Dot-product form for reductions whose operands are both contiguous along k (weight_grad):
 //
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],   i < MR, j < NC,
@@ -239,9 +254,9 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 //
 //   #define MY_ISA_UKERNELS(X)  X(kind, slot, name, Ops, rows, n) ...
 //
-//   kind  gemm | igemm | ogemm | rgemm | dot | transpose | transpose16 | transpose8: which
+//   kind  gemm | igemm | ogemm | kgemm | rgemm | dot | transpose | transpose16 | transpose8: which
 //         template (TCONV_DEFINE_<kind>)
-//   slot  the GemmKernels field it fills: fn ifn ofn rfn | wfn wifn wofn | dot | transpose
+//   slot  the GemmKernels field it fills: fn ifn ofn kfn rfn | wfn wifn wofn | dot | transpose
 //   rows  MR, the index in the slot (0 for transpose)
 //   n     NV (vectors of columns) for the gemm kinds, NC (columns) for dot, NR for transpose
 //
@@ -291,6 +306,22 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
     TCONV_ASSERT(b != nullptr);                                                              \
     TCONV_ASSERT(b_off != nullptr);                                                          \
     ::ogemm_ukernel<Ops, MR, NV>(kc, a, b, b_off, c, ldc, accumulate);                       \
+  }
+
+// kn may be 0 (a tile none of whose listed rows is left: its sums are zero).
+#define TCONV_DEFINE_kgemm(name, Ops, MR, NV)                                                \
+  TCONV_UKERNEL_NAMED                                                                        \
+  void name(int64_t kn, const Ops::T* a, const int64_t* a_rows, const Ops::T* b,             \
+            const int64_t* b_off, Ops::T* c, int64_t ldc, int accumulate) {                  \
+    TCONV_ASSERT(kn >= 0);                                                                   \
+    TCONV_ASSERT(kn == 0 ||                                                                  \
+                 (a != nullptr && a_rows != nullptr && b != nullptr && b_off != nullptr));   \
+    TCONV_ASSERT(c != nullptr);                                                              \
+    TCONV_ASSERT(ldc >= (NV) * Ops::kWidth);                                                 \
+    TCONV_ASSERT(accumulate == 0 || accumulate == 1);                                        \
+    if constexpr (::tconv::asserts_enabled())                                                \
+      for (int64_t l = 0; l < kn; ++l) TCONV_ASSERT(a_rows[l] >= 0 && b_off[l] >= 0);        \
+    ::kgemm_ukernel<Ops, MR, NV>(kn, a, a_rows, b, b_off, c, ldc, accumulate);               \
   }
 
 // A's rows lda apart must not overlap: lda >= kc (irrelevant for one row).

@@ -45,6 +45,10 @@ using F64 = ScalarOps<double>;
   X(ogemm, ofn, f32_ogemm_2x8__scalar, F32, 2, 8)              \
   X(ogemm, ofn, f32_ogemm_3x8__scalar, F32, 3, 8)              \
   X(ogemm, ofn, f32_ogemm_4x8__scalar, F32, 4, 8)              \
+  X(kgemm, kfn, f32_kgemm_1x8__scalar, F32, 1, 8)              \
+  X(kgemm, kfn, f32_kgemm_2x8__scalar, F32, 2, 8)              \
+  X(kgemm, kfn, f32_kgemm_3x8__scalar, F32, 3, 8)              \
+  X(kgemm, kfn, f32_kgemm_4x8__scalar, F32, 4, 8)              \
   X(rgemm, rfn, f32_rgemm_1x8__scalar, F32, 1, 8)              \
   X(rgemm, rfn, f32_rgemm_2x8__scalar, F32, 2, 8)              \
   X(rgemm, rfn, f32_rgemm_3x8__scalar, F32, 3, 8)              \
@@ -75,6 +79,10 @@ using F64 = ScalarOps<double>;
   X(ogemm, ofn, f64_ogemm_2x8__scalar, F64, 2, 8)              \
   X(ogemm, ofn, f64_ogemm_3x8__scalar, F64, 3, 8)              \
   X(ogemm, ofn, f64_ogemm_4x8__scalar, F64, 4, 8)              \
+  X(kgemm, kfn, f64_kgemm_1x8__scalar, F64, 1, 8)              \
+  X(kgemm, kfn, f64_kgemm_2x8__scalar, F64, 2, 8)              \
+  X(kgemm, kfn, f64_kgemm_3x8__scalar, F64, 3, 8)              \
+  X(kgemm, kfn, f64_kgemm_4x8__scalar, F64, 4, 8)              \
   X(rgemm, rfn, f64_rgemm_1x8__scalar, F64, 1, 8)              \
   X(rgemm, rfn, f64_rgemm_2x8__scalar, F64, 2, 8)              \
   X(rgemm, rfn, f64_rgemm_3x8__scalar, F64, 3, 8)              \
