@@ -31,6 +31,7 @@ struct Call {
   const GemmUkernel<T>* fn;
   const IgemmUkernel<T>* ifn;
   const OgemmUkernel<T>* ofn;
+  const KgemmUkernel<T>* kfn;
   Cancellation* cancel;
 };
 
@@ -48,6 +49,13 @@ struct Worker {
   std::vector<KRows> unit_rows;
   std::vector<T*> unit_panel;
   std::vector<int64_t> tap_code, row_part;
+  // Direct path: per tile, which taps read inside the source for some of its points
+  // (tile_taps[t * taps + tap]), and per K block the rows each tile multiplies
+  // (listed[list_at[t] .. list_at[t + 1]); list_at empty: every tile multiplies all rows).
+  std::vector<char> tile_taps;
+  std::vector<int64_t> listed, list_at;
+  std::vector<int64_t> listed_off;  // a tile's listed rows' B offsets (in-place band rows)
+  std::vector<int64_t> panel_off;   // l * nr: row l of a packed B panel
   std::vector<T*> tile_dst;
   std::vector<PackTap> pack_taps;
   std::vector<T> zeros;
@@ -182,6 +190,62 @@ void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t 
   }
 }
 
+// Which taps of s read inside the source for some point of each tile (wk.tile_taps).
+template <typename T>
+void tile_taps(const SubConv& s, Worker<T>& wk) {
+  const int64_t taps = s.taps();
+  const auto tx_n = static_cast<int64_t>(s.axes[2].tap_offset.size());
+  const auto ty_n = static_cast<int64_t>(s.axes[1].tap_offset.size());
+  const auto inside = [&s](int d, int64_t j, int64_t t) {
+    const int64_t i = j * s.axes[d].src_step + s.axes[d].tap_offset[static_cast<size_t>(t)];
+    return i >= 0 && i < s.src_dims[d];
+  };
+  wk.tile_taps.assign(wk.tiles.size() * static_cast<size_t>(taps), 0);
+  for (size_t ti = 0; ti < wk.tiles.size(); ++ti) {
+    const Segment& tile = wk.tiles[ti];
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
+      if (!inside(0, tile.jz, tz) || !inside(1, tile.jy, ty)) continue;
+      bool any = false;
+      for (int64_t u = 0; u < tile.len && !any; ++u) any = inside(2, tile.jx0 + u, tx);
+      wk.tile_taps[ti * static_cast<size_t>(taps) + static_cast<size_t>(t)] = any ? 1 : 0;
+    }
+  }
+}
+
+// Some tile reads only zeros through some tap.
+template <typename T>
+bool skips_taps(const Worker<T>& wk) {
+  for (const char v : wk.tile_taps)
+    if (v == 0) return true;
+  return false;
+}
+
+// How many rows of the K block (kc rows) tile t multiplies.
+template <typename T>
+int64_t listed_count(const Worker<T>& wk, size_t t, int64_t kc) {
+  return wk.list_at.empty() ? kc : wk.list_at[t + 1] - wk.list_at[t];
+}
+
+// The rows of K block `rows` that each tile multiplies (wk.listed, wk.list_at): those whose
+// tap reads inside the source for some point of the tile.  The others read only zeros: their
+// products are exact zeros, which leave a sum started from +0 unchanged, so skipping them
+// keeps every sum's bits.  list_at stays empty when every tile multiplies every row.
+template <typename T>
+void list_rows(const SubConv& s, Worker<T>& wk, KRows rows) {
+  wk.list_at.clear();
+  if (!skips_taps(wk)) return;
+  const auto taps = static_cast<size_t>(s.taps());
+  wk.listed.clear();
+  wk.list_at.push_back(0);
+  for (size_t t = 0; t < wk.tiles.size(); ++t) {
+    for (size_t k = 0; k < rows.size(); ++k)
+      if (wk.tile_taps[t * taps + static_cast<size_t>(rows[k].tap)] != 0)
+        wk.listed.push_back(static_cast<int64_t>(k));
+    wk.list_at.push_back(static_cast<int64_t>(wk.listed.size()));
+  }
+}
+
 // Direct path, one K block: B rows through pointers (or band offsets), multiplied in place
 // when few A panels read them; returns false when B was instead copied into packed panels at
 // bp for block_gemm.
@@ -196,6 +260,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
   // power-of-two stride apart) unless M is large enough that one packed copy per tile pays
   // off; from the source itself only for one A panel.
   const bool in_place = tr.mc <= p.mr || (use_band && tr.mc <= kMaxInPlaceRows);
+  list_rows(tr.s, wk, rows);
   const T** ptrs = wk.ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
   if (use_band) {
     const Band& band = tr.in.band;
@@ -214,11 +279,22 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_part);
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
-      if (in_place) {  // one offset table for every tile
+      if (in_place) {  // one offset table for every tile (or the tile's listed rows')
+        const int64_t kn = listed_count(wk, t, kc);
+        const int64_t* ks = kn < kc ? wk.listed.data() + wk.list_at[t] : nullptr;
+        if (ks != nullptr) {
+          wk.listed_off.resize(static_cast<size_t>(kn));
+          for (int64_t l = 0; l < kn; ++l)
+            wk.listed_off[static_cast<size_t>(l)] = wk.row_part[static_cast<size_t>(ks[l])];
+        }
         for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
           r = tile_rows(tr.mc - i0, p.mr);
-          c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(),
-                   c_at(c, wk, tr, i0, static_cast<int64_t>(t)), tr.ldc, accumulate);
+          T* ct = c_at(c, wk, tr, i0, static_cast<int64_t>(t));
+          if (ks != nullptr) {
+            c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, tr.ldc, accumulate);
+          } else {
+            c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(), ct, tr.ldc, accumulate);
+          }
           if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
         }
         continue;
@@ -243,9 +319,16 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
   }
   // Several A panels reuse each B panel: pack it once (source rows come from channel planes a
   // power-of-two stride apart that alias in L1).
-  for (size_t t = 0; t < tiles.size(); ++t)
-    copy_rows(ptrs + static_cast<int64_t>(t) * kc, kc, p.nr,
-              bp + static_cast<int64_t>(t) * kc * p.nr);
+  // A tile with listed rows gets only those, in order (row l of its panel: block_gemm).
+  for (size_t t = 0; t < tiles.size(); ++t) {
+    const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
+    const int64_t kn = listed_count(wk, t, kc);
+    if (kn < kc) {
+      const int64_t* ks = wk.listed.data() + wk.list_at[t];
+      for (int64_t l = 0; l < kn; ++l) tile_ptrs[l] = tile_ptrs[ks[l]];  // ks[l] >= l
+    }
+    copy_rows(tile_ptrs, kn, p.nr, bp + static_cast<int64_t>(t) * kc * p.nr);
+  }
   return false;
 }
 
@@ -261,7 +344,15 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
       const T* b = bp + j0 * kc;
       for (int64_t i0 = ib, r = 0; i0 < ie; i0 += r) {
         r = tile_rows(tr.mc - i0, mr);
-        c.fn[r](kc, ap + i0 * kc, b, c_at(c, wk, tr, i0, j0 / nr), tr.ldc, accumulate);
+        T* ct = c_at(c, wk, tr, i0, j0 / nr);
+        const auto t = static_cast<size_t>(j0 / nr);
+        const int64_t kn = listed_count(wk, t, kc);
+        if (kn < kc) {  // the panel holds the tile's listed rows, in order (direct_block)
+          c.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b,
+                   wk.panel_off.data(), ct, tr.ldc, accumulate);
+        } else {
+          c.fn[r](kc, ap + i0 * kc, b, ct, tr.ldc, accumulate);
+        }
         if (finish) finish_rows(c, wk, tr, i0, r, j0 / nr);
       }
     }
@@ -302,7 +393,12 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   const int64_t k_total = s.Kc * s.taps();
   row_segments(s, task.q0, task.nc, wk.segs);
   wk.tiles.clear();
-  if (p.direct_of[static_cast<size_t>(task.sub)]) row_tiles(wk.segs, p.nr, wk.tiles);
+  wk.tile_taps.clear();
+  wk.list_at.clear();
+  if (p.direct_of[static_cast<size_t>(task.sub)]) {
+    row_tiles(wk.segs, p.nr, wk.tiles);
+    if (!p.wide) tile_taps(s, wk);  // (no listed kernels of the wide tiles' nr)
+  }
   TaskInput in = task_input(p, s, task, wk.tiles);
   const bool direct = in.mode != Input::kPacked;
   const T* band_data = in.mode == Input::kBand ? whole_band(c, wk, task, s, in.band) : nullptr;
@@ -356,7 +452,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const Call<T> c{subs, p, src, w, bias, dst, check, a_packed.data(),
                   s0.dst_dims[0] * s0.dst_dims[1] * s0.dst_dims[2],
                   p.wide ? uk.wfn : uk.fn, p.wide ? uk.wifn : uk.ifn, p.wide ? uk.wofn : uk.ofn,
-                  current_cancellation()};
+                  uk.kfn, current_cancellation()};
   const auto unit_count = static_cast<int64_t>(p.a_units.size());
   const int64_t M = s0.M;
   int nonfinite = 0;  // some stored value is Inf/NaN
@@ -366,6 +462,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
     wk.unit_rows.resize(subs.size());
     wk.unit_panel.resize(subs.size());
     wk.zeros.assign(static_cast<size_t>(p.nr), T(0));
+    wk.panel_off.resize(static_cast<size_t>(p.kc));
+    for (int64_t l = 0; l < p.kc; ++l) wk.panel_off[static_cast<size_t>(l)] = l * p.nr;
     for (int64_t sl = 0; sl < p.slabs; ++sl) {
       const int64_t slab_m0 = sl * p.ms, slab_rows = std::min(p.ms, M - sl * p.ms);
 #pragma omp for schedule(dynamic, 1)
