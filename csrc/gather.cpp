@@ -27,6 +27,8 @@ bool gather_fast(const Geometry& g, const T* y, const T* w, const T* bias, T* x,
       return gather_depthwise(g, y, w, bias, x, check);
     case Algorithm::kPhaseGemm:
       return run_phase_gemm(g, /*transposed=*/false, y, w, bias, x, check);
+    case Algorithm::kBatchInner:
+      return run_batch_inner(g, /*transposed=*/false, y, w, bias, x, check);
     default:
       break;
   }

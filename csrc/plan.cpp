@@ -198,14 +198,37 @@ Algorithm forward_algorithm(const Geometry& g) {
   if (gemm_suits(g)) return Algorithm::kGemm;
   if (depthwise_suits(g)) return Algorithm::kDepthwise;
   if (phase_gemm_suits(g)) return Algorithm::kPhaseGemm;
-  return columns_suit(g) ? Algorithm::kColumns : Algorithm::kSubconv;
+  if (columns_suit(g)) return Algorithm::kColumns;
+  return batch_inner_suits(g, /*transposed=*/true) ? Algorithm::kBatchInner : Algorithm::kSubconv;
 }
 
 Algorithm gather_algorithm(const Geometry& g) {
   if (gemm_suits(g)) return Algorithm::kGemm;
   if (depthwise_suits(g)) return Algorithm::kDepthwise;
-  return phase_gemm_suits(g) ? Algorithm::kPhaseGemm : Algorithm::kSubconv;
+  if (phase_gemm_suits(g)) return Algorithm::kPhaseGemm;
+  return batch_inner_suits(g, /*transposed=*/false) ? Algorithm::kBatchInner : Algorithm::kSubconv;
 }
+
+namespace {
+
+// The sub-convolution plan of g's forward (transposed) or gather, batch-inner when chosen:
+// then its source and destination copies count in the workspace.
+template <typename T>
+Plan plan_subconv_call(const Geometry& g, bool transposed, bool batch_inner, int threads) {
+  const Geometry b = batch_inner ? batch_inner_geometry(g) : g;
+  const std::vector<SubConv> subs =
+      transposed ? scatter_subconvs(b) : std::vector<SubConv>{gather_subconv(b)};
+  Plan p = summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
+                                 base_plan<T>(transposed ? "scatter" : "gather", "subconv"));
+  if (batch_inner) {
+    p.input = "batch_inner+" + p.input;
+    p.workspace_bytes += g.batch * (g.coarse_channels * g.coarse_pixels() +
+                                    g.fine_channels * g.fine_pixels()) * int64_t(sizeof(T));
+  }
+  return p;
+}
+
+}  // namespace
 
 template <typename T>
 Plan plan_scatter(const Geometry& g, int threads, ForwardMethod requested) {
@@ -218,9 +241,8 @@ Plan plan_scatter(const Geometry& g, int threads, ForwardMethod requested) {
   if (forward_algorithm(g) == Algorithm::kPhaseGemm)
     return plan_gemm_call<T>(g, /*transposed=*/true, "scatter", threads, /*phases=*/true);
   if (forward_algorithm(g) == Algorithm::kColumns) return plan_columns_call<T>(g, threads);
-  const std::vector<SubConv> subs = scatter_subconvs(g);
-  return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
-                               base_plan<T>("scatter", "subconv"));
+  return plan_subconv_call<T>(g, /*transposed=*/true,
+                              forward_algorithm(g) == Algorithm::kBatchInner, threads);
 }
 
 template <typename T>
@@ -233,9 +255,8 @@ Plan plan_gather(const Geometry& g, int threads, ForwardMethod requested) {
     return plan_depthwise_call<T>(g, /*transposed=*/false, "gather", threads);
   if (gather_algorithm(g) == Algorithm::kPhaseGemm)
     return plan_gemm_call<T>(g, /*transposed=*/false, "gather", threads, /*phases=*/true);
-  const std::vector<SubConv> subs{gather_subconv(g)};
-  return summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
-                               base_plan<T>("gather", "subconv"));
+  return plan_subconv_call<T>(g, /*transposed=*/false,
+                              gather_algorithm(g) == Algorithm::kBatchInner, threads);
 }
 
 template <typename T>

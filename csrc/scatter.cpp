@@ -37,6 +37,8 @@ bool scatter_fast(const Geometry& g, const T* x, const T* w, const T* bias, T* y
       return run_phase_gemm(g, /*transposed=*/true, x, w, bias, y, check);
     case Algorithm::kColumns:
       return scatter_columns(g, x, w, bias, y, check);
+    case Algorithm::kBatchInner:
+      return run_batch_inner(g, /*transposed=*/true, x, w, bias, y, check);
     case Algorithm::kSubconv:
       break;
   }
@@ -52,7 +54,8 @@ void scatter(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   // the sub-convolutions (store_tile in registers, the kernels' own stores tile by tile in
   // L1), whose scan would read all of x and w once more (docs/perf-log.md, 2026-12-03).
   const Algorithm algorithm = forward_algorithm(g);
-  const bool test_after = algorithm == Algorithm::kDepthwise || algorithm == Algorithm::kSubconv;
+  const bool test_after = algorithm == Algorithm::kDepthwise ||
+                          algorithm == Algorithm::kSubconv || algorithm == Algorithm::kBatchInner;
   run_checked(
       x, g.batch * g.coarse_channels * g.coarse_pixels(), w,
       g.coarse_channels * g.fine_per_group() * g.taps(),

@@ -258,6 +258,27 @@ def fam_columns(v: int, what: str) -> list[Geo]:
     return [_1d(v, c_in=8, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),))]
 
 
+def fam_batch_inner(v: int, what: str) -> list[Geo]:
+    """Batch-inner sub-convolutions (batch_inner.cpp): at least kMinBatch = 32 images of at
+    most kMaxPixels = 256 pixels whose sub-convolution terms read padding at least 1 /
+    kWasteDiv = 1/6 of the time; 5 output channels (fewer take the columns path).
+    "batch": 2x2 images, k4 s2 p1 (44 % padding terms), batch v.
+    "pixels": 1-D length v, k3 stride 1 dilated by v // 2 and padded by as much ("same",
+    a third of the terms read padding), batch 32.
+    "length": 1-D length v, k4 s2 p1 (a share 1 / (2v) of padding terms: 1/6 at v = 3), 32.
+    "cols": v input channels of one pixel (the transposes' blocks of kCols = 64 columns)."""
+    if what == "batch":
+        return [Geo((2, 2), c_in=8, c_out=5, kernel=(4, 4), stride=(2, 2),
+                    padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(0, 0), batch=v)]
+    if what == "pixels":
+        d = max(1, v // 2)
+        return [_1d(v, c_in=2, c_out=5, kernel=(3,), dilation=(d,), padding=((d, d),),
+                    batch=32)]
+    if what == "length":
+        return [_1d(v, c_in=3, c_out=5, kernel=(4,), stride=(2,), padding=((1, 1),), batch=32)]
+    return [_1d(1, c_in=v, c_out=5, kernel=(4,), stride=(2,), padding=((1, 1),), batch=33)]
+
+
 def fam_band(v: int) -> list[Geo]:
     """A gather whose source band holds v float32 values per channel: 64 output points (a
     multiple of every tile width) of a 2-tap kernel dilated by v - 64 (band = 64 + span)."""
@@ -448,6 +469,10 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "phase_pixels": fam_phase_pixels,
     "plane_grid": fam_plane_grid, "plane_source": fam_plane_source,
     "shift_grid": fam_shift_grid,
+    "bi_batch": lambda v: fam_batch_inner(v, "batch"),
+    "bi_pixels": lambda v: fam_batch_inner(v, "pixels"),
+    "bi_length": lambda v: fam_batch_inner(v, "length"),
+    "bi_cols": lambda v: fam_batch_inner(v, "cols"),
 }
 
 
@@ -649,6 +674,18 @@ TABLE: list[Row] = [
 
     Row("columns serial below 2e5 flops", "columns.cpp: flops > 2e5", (200000,), ("flops",),
         literals=("2e5",)),
+    # -- csrc/batch_inner.cpp (small images, many of them) ------------------------------------
+    Row("kMinBatch: batch-inner from 32 images", "batch_inner.cpp: kMinBatch", (32,),
+        ("bi_batch",), literals=("32",), names=("kMinBatch",), dtypes=("float32", "float64")),
+    Row("kMaxPixels: batch-inner for images of <= 256 pixels", "batch_inner.cpp: kMaxPixels",
+        (256,), ("bi_pixels",), literals=("256",), names=("kMaxPixels",)),
+    Row("kWasteDiv: batch-inner when >= 1/6 of the terms read padding",
+        "batch_inner.cpp: kWasteDiv", (3,), ("bi_length",), literals=("6",),
+        names=("kWasteDiv",), why="1-D k4 s2 p1: a share 1 / (2 L) of padding terms",
+        dtypes=("float32", "float64")),
+    Row("kCols: the transposes' blocks of 64 columns (nr <= 64 rows)",
+        "batch_inner.cpp: kCols", (64,), ("bi_cols",), literals=("64",), names=("kCols",),
+        dtypes=("float32", "float64")),
     # -- csrc/depthwise.cpp and ukernels/depthwise_*.cpp (one channel per group) --------------
     Row("kMaxChannelsPerGroup: depthwise path for C_in/groups = C_out/groups = 1",
         "depthwise.cpp: kMaxChannelsPerGroup", (1,), ("dw_channels",),
@@ -932,7 +969,7 @@ def test_boundary(geo, dtype, rows):
 ONE_CHANNEL_GATHERS = [
     Geo((4,), c_in=1, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),), batch=16,
         ops=("grad_input", "conv")),
-    Geo((3,), c_in=1, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),), batch=64,
+    Geo((6,), c_in=1, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),), batch=32,
         ops=("grad_input", "conv")),
     Geo((2, 2), c_in=1, c_out=3, kernel=(4, 4), stride=(2, 2), padding=((1, 1), (1, 1)),
         dilation=(1, 1), output_padding=(0, 0), batch=16, ops=("grad_input", "conv")),

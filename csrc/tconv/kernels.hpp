@@ -45,9 +45,12 @@
 //     second partial sum exactly the size of dW (the output) when the reduction is split in
 //     two chunks (never more), and one table of B's columns shared by the threads, 80 bytes
 //     per (C_fine/groups x taps) column (the weight's size, never the batch's or image's);
-// and never a copy of the input, a column (im2col) buffer of the problem or atomics.
-// So the problem-sized buffers are each <= the output; the rest is per thread and
-// independent of batch and image size (the accumulator tile grows with the channel count).
+//   * a forward or gather run batch-inner (batch_inner.cpp: >= 32 images of <= 256 pixels
+//     whose terms often read padding): a copy of the source and one of the destination;
+// and never another copy of the input, a column (im2col) buffer of the problem or atomics.
+// So the problem-sized buffers are each <= the output, but for batch-inner's two copies
+// (input + output); the rest is per thread and independent of batch and image size (the
+// accumulator tile grows with the channel count).
 #pragma once
 
 #include <string>

@@ -43,11 +43,24 @@ constexpr double kDirectMinFill = 0.6;
 // with (channel, phase) rows for kernel = stride without padding (gemm/engine.hpp), else
 // sub-convolutions (one implicit GEMM per output phase), or for few output channels per group
 // one GEMM with channel x tap rows and a col2im gather (columns.cpp).  The gather's: the GEMM
-// engine, the depthwise rows, the phase GEMM or one sub-convolution.  Chosen from the geometry's kernel, stride, padding and
-// channels only, never the batch, image size or thread count.
-enum class Algorithm { kGemm, kDepthwise, kSubconv, kColumns, kPhaseGemm };
+// engine, the depthwise rows, the phase GEMM or one sub-convolution.  Chosen from the
+// geometry's kernel, stride, padding and channels only, never the batch, image size or thread
+// count, with one exception that never changes a bit: a 1-D or 2-D sub-convolution problem on
+// small images of many of them whose terms read padding often runs batch-inner
+// (batch_inner.cpp), the same sums of the same terms in the same order.
+enum class Algorithm { kGemm, kDepthwise, kSubconv, kColumns, kPhaseGemm, kBatchInner };
 Algorithm forward_algorithm(const Geometry& g);
 Algorithm gather_algorithm(const Geometry& g);
+
+// Batch-inner sub-convolutions (batch_inner.cpp): whether they suit the forward (transposed)
+// or the gather of g, the problem they run (batch 1, the batch as the innermost axis), and the
+// run (arrays as in kernels.hpp; the result as run_subconvs').  Workspace: a copy of the
+// source and one of the destination.
+bool batch_inner_suits(const Geometry& g, bool transposed);
+Geometry batch_inner_geometry(const Geometry& g);
+template <typename T>
+bool run_batch_inner(const Geometry& g, bool transposed, const T* src, const T* w,
+                     const T* bias, T* dst, bool check);
 
 // How the forward multiplies (conv_transpose's `algorithm=`): every product of the definition
 // (the algorithms above), or Winograd's minimal filtering on each output phase (winograd.cpp,

@@ -40,7 +40,9 @@ class Plan:
     summed in the transform domain; when ``algorithm=`` asked for it and the geometry suits
     it: docs/winograd.md), ``outer_product`` or ``dot`` (grad_weight's two forms).
     ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
-    ``band``, ``band_per_block``; ``+``-joined when tasks differ); ``phases`` for the kernel =
+    ``band``, ``band_per_block``; ``+``-joined when tasks differ), after ``batch_inner+``
+    when many small images run with the batch as the innermost axis (docs/kernels.md,
+    workspace: a copy of the input and of the output); ``phases`` for the kernel =
     stride GEMM; for ``winograd*``, the 2-D transforms the phases run (e.g. ``F(2x2 3x3)``,
     ``+``-joined; the gathers: one, ``r`` the most taps per phase).  ``tile``: the register tile (mr, nr).  ``blocks``: kc (K block), mc and nc
     (rows and columns of the largest task; winograd: output channels per slab and tiles per
