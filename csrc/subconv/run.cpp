@@ -50,8 +50,9 @@ struct Worker {
   std::vector<T*> unit_panel;
   std::vector<int64_t> tap_code, row_part;
   // Direct path: per tile, which taps read inside the source for some of its points
-  // (tile_taps[t * taps + tap]), and per K block the rows each tile multiplies
-  // (listed[list_at[t] .. list_at[t + 1]); list_at empty: every tile multiplies all rows).
+  // (tile_taps[t * taps + tap]; empty when every tap of every tile does), and per K block the
+  // rows each tile multiplies (listed[list_at[t] .. list_at[t + 1]); list_at empty: every
+  // tile multiplies all rows).
   std::vector<char> tile_taps;
   std::vector<int64_t> listed, list_at;
   std::vector<int64_t> listed_off;  // a tile's listed rows' B offsets (in-place band rows)
@@ -190,7 +191,8 @@ void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t 
   }
 }
 
-// Which taps of s read inside the source for some point of each tile (wk.tile_taps).
+// Which taps of s read inside the source for some point of each tile (wk.tile_taps), left
+// empty when all of them do (once per task, so that a K block need not look).
 template <typename T>
 void tile_taps(const SubConv& s, Worker<T>& wk) {
   const int64_t taps = s.taps();
@@ -211,14 +213,8 @@ void tile_taps(const SubConv& s, Worker<T>& wk) {
       wk.tile_taps[ti * static_cast<size_t>(taps) + static_cast<size_t>(t)] = any ? 1 : 0;
     }
   }
-}
-
-// Some tile reads only zeros through some tap.
-template <typename T>
-bool skips_taps(const Worker<T>& wk) {
-  for (const char v : wk.tile_taps)
-    if (v == 0) return true;
-  return false;
+  if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
+    wk.tile_taps.clear();
 }
 
 // How many rows of the K block (kc rows) tile t multiplies.
@@ -234,7 +230,7 @@ int64_t listed_count(const Worker<T>& wk, size_t t, int64_t kc) {
 template <typename T>
 void list_rows(const SubConv& s, Worker<T>& wk, KRows rows) {
   wk.list_at.clear();
-  if (!skips_taps(wk)) return;
+  if (wk.tile_taps.empty()) return;
   const auto taps = static_cast<size_t>(s.taps());
   wk.listed.clear();
   wk.list_at.push_back(0);
