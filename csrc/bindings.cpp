@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "tconv/assert.hpp"
@@ -24,6 +25,7 @@
 #include "tconv/ukernels.hpp"
 #include "tconv/winograd.hpp"
 #include "tconv/winograd_gather.hpp"
+#include "tconv/workspace.hpp"
 
 namespace py = pybind11;
 
@@ -458,6 +460,34 @@ void bind_ukernel(py::module_& m) {
 }
 // ---- end micro-kernels ---------------------------------------------------------------------
 
+// Test hook (tests/test_scratch.py): takes every block of `first` at once and gives them back
+// first to last, then takes every block of `second` at once and gives those back.  Returns the
+// capacities of `first`'s blocks, the bytes kept after they were given back, and the bytes
+// kept while `second`'s blocks were held (the kept blocks `second` took are gone from it).
+py::tuple scratch_cycle(const std::vector<size_t>& first, const std::vector<size_t>& second) {
+  const auto take = [](const std::vector<size_t>& sizes) {
+    std::vector<std::pair<void*, size_t>> held;
+    for (const size_t bytes : sizes) {
+      size_t capacity = 0;
+      void* p = tconv::scratch_acquire(bytes, &capacity);
+      held.emplace_back(p, capacity);
+    }
+    return held;
+  };
+  const auto give = [](const std::vector<std::pair<void*, size_t>>& held) {
+    for (const auto& [p, capacity] : held) tconv::scratch_release(p, capacity);
+  };
+  const auto a = take(first);
+  py::list capacities;
+  for (const auto& blk : a) capacities.append(blk.second);
+  give(a);
+  const size_t kept = tconv::scratch_kept_bytes();
+  const auto b = take(second);
+  const size_t kept_then = tconv::scratch_kept_bytes();
+  give(b);
+  return py::make_tuple(capacities, kept, kept_then);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -471,6 +501,14 @@ PYBIND11_MODULE(_core, m) {
         "ISAs this build can run on this CPU, best first.");
   m.def("set_isa", &tconv::set_isa, py::arg("name"),
         "Use the micro-kernels of ISA `name` (ValueError if unknown or unsupported here).");
+  m.def("scratch_kept_bytes", &tconv::scratch_kept_bytes,
+        "Bytes of scratch memory the threads keep between calls (TCONV_SCRATCH_CACHE_BYTES).");
+  m.def("scratch_free_kept", &tconv::scratch_free_kept,
+        "Free the scratch memory every thread keeps between calls; returns its bytes.");
+  m.def("_scratch_fill_kept", &tconv::scratch_fill_kept, py::arg("byte"),
+        "Set every byte of the kept scratch blocks to `byte` (tests only).");
+  m.def("_scratch_cycle", &scratch_cycle, py::arg("first"), py::arg("second"),
+        "Take and give back scratch blocks of the given sizes (tests only; see bindings.cpp).");
   m.def("l2_cache_bytes", &tconv::l2_cache_bytes,
         "One core's L2 cache in bytes as the planner sizes its blocks (TCONV_L2_BYTES or the "
         "OS's figure, clamped); read once per process.");

@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <array>
-#include <memory>
 #include <type_traits>
 #include <string>
 #include <vector>
@@ -142,8 +141,8 @@ bool scatter_winograd(const Geometry& g, int64_t m, const T* x, const T* w, cons
     fns.push_back(phase_fns<T>(table, m, ry, rx));
   }
   // Every element of U is written by the weight transform below: left uninitialised.
-  const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
-  T* const u = u_store.get();
+  Scratch<T> u_store;
+  T* const u = u_store.get(std::max<int64_t>(lo.u_size, 1));
 
   const Call<T> cl{&g, x, bias, y, &gk, u, M, Kc, m};
   Cancellation* const cancel = current_cancellation();

@@ -14,7 +14,6 @@
 #include "tconv/winograd_gather.hpp"
 
 #include <algorithm>
-#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -145,8 +144,8 @@ bool gather_winograd(const Geometry& g, int64_t m, const T* y, const T* w, const
       m == 2 ? gather_weight_fn<T, 2>(ry, rx) : gather_weight_fn<T, 4>(ry, rx);
   const GatherTaskFn<T> task_fn = wino::active_tasks().gather.at<T>(m, ry, rx);
   // Every element of U is written by the weight transform below: left uninitialised.
-  const std::unique_ptr<T[]> u_store(new T[static_cast<size_t>(std::max<int64_t>(lo.u_size, 1))]);
-  T* const u = u_store.get();
+  Scratch<T> u_store;
+  T* const u = u_store.get(std::max<int64_t>(lo.u_size, 1));
   const GatherCall<T> cl{&g, y, bias, x, &gk, u, {lo.ax[0], lo.ax[1]}, M, F, lo.P, m};
   Cancellation* const cancel = current_cancellation();
   const int64_t weight_jobs = g.groups * M;

@@ -792,6 +792,14 @@ TABLE: list[Row] = [
     Row("planner summary: 4 input modes, B rows + 64 bytes", "plan.cpp: seen[4], + 64", (), (),
         literals=("4", "64"), why="inert: reports the plan, never chooses it "
         "(the choices are the rows above; tests/test_plan.py checks the report)"),
+    # -- csrc/workspace.cpp ---------------------------------------------------------------------
+    Row("scratch kept per thread: 16 blocks, 256 MiB (TCONV_SCRATCH_CACHE_BYTES), a block "
+        "serves >= 1/4 of its size, 64-byte / 4 KiB granules from 64 KiB",
+        "workspace.cpp: kKeepBlocks, kDefaultKeepBytes, kMaxSlack, kLine, kPage, kPageFrom",
+        (), (), literals=("16", "256", "20", "4", "64", "4096", "1024"),
+        names=("kKeepBlocks", "kDefaultKeepBytes", "kMaxSlack", "kLine", "kPage", "kPageFrom"),
+        why="inert for results (no call reads scratch it did not write: test_scratch fills "
+            "kept blocks with NaN bytes); test_scratch straddles each count, size and limit"),
     # -- csrc/bindings.cpp ----------------------------------------------------------------------
     Row("Ctrl-C poll interval 20 ms", "bindings.cpp: kPollInterval{20}", (), (),
         literals=("20",), why="inert: when Python's signal handlers run, never what is computed"),

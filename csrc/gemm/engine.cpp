@@ -28,7 +28,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -605,7 +604,8 @@ bool run(const Problem<T>& pb, bool check) {
 
   // Packed A: K block k0 of group g at (g * K + k0) * M, panel p (r rows from row i) at
   // + i * kc, element (k, i') at [k * r + i'].
-  const std::unique_ptr<T[]> a_packed(new T[static_cast<size_t>(pb.groups * K * M)]);
+  Scratch<T> a_store;
+  T* const a_packed = a_store.get(pb.groups * K * M);
   Cancellation* const cancel = current_cancellation();
   int nonfinite = 0;
 #pragma omp parallel if (parallel) reduction(| : nonfinite)
@@ -616,7 +616,7 @@ bool run(const Problem<T>& pb, bool check) {
       const int64_t g = u / k_blocks, k0 = (u % k_blocks) * kc_max;
       const int64_t kc = std::min(kc_max, K - k0);
       const T* wg = pb.w + g * pb.a_group + k0 * pb.a_k;
-      T* block = a_packed.get() + (g * K + k0) * M;
+      T* block = a_packed + (g * K + k0) * M;
       // kAPackDepth values of k at a time for every panel: the W lines they read stay in L1
       // (rows of W often lie a multiple of 2 KiB apart, and a whole block's would share a few
       // L1 sets).  Only the copy order changes; the packed layout is the same.
@@ -665,7 +665,7 @@ bool run(const Problem<T>& pb, bool check) {
                         kc, t.cols, nr, bp);
         else
           pack(b_src + k0 * N, N, kc, t.cols, bp);
-        const T* a_block = a_packed.get() + (t.g * K + k0) * M;
+        const T* a_block = a_packed + (t.g * K + k0) * M;
         for (int64_t p = t.p0; p < t.p1; ++p) {
           const int64_t i = cut.start(p) - m0, r = cut.rows(p);
           const T* ap = a_block + (m0 + i) * kc;

@@ -443,9 +443,10 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const GemmKernels<T>& uk = active_gemm<T>();
   const SubconvPlan p = plan_subconvs<T>(subs, uk, omp_get_max_threads());
   if (p.empty) return true;
-  std::vector<T> a_packed(static_cast<size_t>(p.a_off.back()));
+  Scratch<T> a_store;  // every value a task reads is packed first
+  T* const a_packed = a_store.get(p.a_off.back());
   const SubConv& s0 = subs[0];
-  const Call<T> c{subs, p, src, w, bias, dst, check, a_packed.data(),
+  const Call<T> c{subs, p, src, w, bias, dst, check, a_packed,
                   s0.dst_dims[0] * s0.dst_dims[1] * s0.dst_dims[2],
                   p.wide ? uk.wfn : uk.fn, p.wide ? uk.wifn : uk.ifn, p.wide ? uk.wofn : uk.ofn,
                   uk.kfn, current_cancellation()};
@@ -465,7 +466,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
 #pragma omp for schedule(dynamic, 1)
       for (int64_t u = 0; u < unit_count; ++u) {
         if (stop(c.cancel)) continue;
-        pack_unit(c, wk, u, slab_m0, slab_rows, a_packed.data());
+        pack_unit(c, wk, u, slab_m0, slab_rows, a_packed);
       }  // implicit barrier: every task below reads any of the packed blocks
       const int64_t first = p.slab_round[static_cast<size_t>(sl)],
                     end = p.slab_round[static_cast<size_t>(sl) + 1];

@@ -50,7 +50,9 @@
 // and never another copy of the input, a column (im2col) buffer of the problem or atomics.
 // So the problem-sized buffers are each <= the output, but for batch-inner's two copies
 // (input + output); the rest is per thread and independent of batch and image size (the
-// accumulator tile grows with the channel count).
+// accumulator tile grows with the channel count).  Scratch a call frees stays with its thread
+// for the next call (workspace.cpp: <= 16 blocks and TCONV_SCRATCH_CACHE_BYTES a thread), so a
+// thread holds about its largest recent call's share of this bound between calls.
 #pragma once
 
 #include <string>

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["ALIGN_BYTES", "MIN_BYTES", "empty_cache", "new_array"]
 
 #: Results smaller than this come from ``np.empty`` (``malloc`` reuses such blocks itself).
@@ -113,11 +115,15 @@ def new_array(shape: Sequence[int], dtype: np.dtype[Any]) -> np.ndarray[Any, Any
 
 
 def empty_cache() -> int:
-    """Release the large result buffers kept for reuse; returns how many bytes were kept.
+    """Release the memory tconv keeps for reuse between calls; returns how many bytes that was.
 
-    Results of at least 32 MiB reuse the memory of earlier results of the same size once
-    those are gone (a fresh one costs a page fault per page); at most
+    Two kinds are kept.  Results of at least 32 MiB reuse the memory of earlier results of
+    the same size once those are gone (a fresh one costs a page fault per page); at most
     ``TCONV_OUTPUT_POOL_BYTES`` bytes (default 1 GiB, 0: no reuse) stay allocated for that.
+    And each thread that ran a kernel keeps the scratch blocks (packed panels, partial sums)
+    its calls freed, so the next call does not fault their pages in again: at most
+    ``TCONV_SCRATCH_CACHE_BYTES`` bytes a thread (default 256 MiB, 0: none), in practice the
+    workspace of the largest recent call.
     """
     global _free_bytes
     with _lock:
@@ -125,4 +131,4 @@ def empty_cache() -> int:
         released = _free_bytes
         _free.clear()
         _free_bytes = 0
-    return released
+    return released + int(_core.scratch_free_kept())
