@@ -175,36 +175,38 @@ void scratch_release(void* p, std::size_t capacity) noexcept {
   t.trim(kKeepBlocks, limit);
 }
 
-std::size_t scratch_kept_bytes() {
+namespace {
+// f(t) for every thread's kept blocks t, each under its lock (and the registry's).
+template <class F>
+void for_each_thread(F f) {
   Registry& r = registry();
   const std::lock_guard<std::mutex> lock(r.mu);
-  std::size_t total = 0;
   for (ThreadBlocks* t : r.all) {
     const std::lock_guard<std::mutex> own(t->mu);
-    total += t->bytes;
+    f(*t);
   }
+}
+}  // namespace
+
+std::size_t scratch_kept_bytes() {
+  std::size_t total = 0;
+  for_each_thread([&total](ThreadBlocks& t) { total += t.bytes; });
   return total;
 }
 
 std::size_t scratch_free_kept() {
-  Registry& r = registry();
-  const std::lock_guard<std::mutex> lock(r.mu);
   std::size_t total = 0;
-  for (ThreadBlocks* t : r.all) {
-    const std::lock_guard<std::mutex> own(t->mu);
-    total += t->bytes;
-    t->trim(0, 0);
-  }
+  for_each_thread([&total](ThreadBlocks& t) {
+    total += t.bytes;
+    t.trim(0, 0);
+  });
   return total;
 }
 
 void scratch_fill_kept(unsigned char byte) {
-  Registry& r = registry();
-  const std::lock_guard<std::mutex> lock(r.mu);
-  for (ThreadBlocks* t : r.all) {
-    const std::lock_guard<std::mutex> own(t->mu);
-    for (const Block& b : t->kept) std::memset(b.p, byte, b.bytes);
-  }
+  for_each_thread([byte](ThreadBlocks& t) {
+    for (const Block& b : t.kept) std::memset(b.p, byte, b.bytes);
+  });
 }
 
 }  // namespace tconv
