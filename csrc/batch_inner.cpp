@@ -127,13 +127,12 @@ template <typename T>
 bool run_batch_inner(const Geometry& g, bool transposed, const T* src, const T* w,
                      const T* bias, T* dst, bool check) {
   const Geometry b = batch_inner_geometry(g);
-  const int64_t src_row = (transposed ? g.coarse_channels * g.coarse_pixels()
-                                      : g.fine_channels * g.fine_pixels());
-  const int64_t dst_row = (transposed ? g.fine_channels * g.fine_pixels()
-                                      : g.coarse_channels * g.coarse_pixels());
+  // copies of the batch x row arrays as row x batch (one image's values: a row)
+  const BatchInnerCopies copies = batch_inner_copies(g, transposed);
+  const int64_t src_row = copies.src / g.batch, dst_row = copies.dst / g.batch;
   Scratch<T> src_t, dst_t;
-  T* s = src_t.get(src_row * g.batch);
-  T* d = dst_t.get(dst_row * g.batch);
+  T* s = src_t.get(copies.src);
+  T* d = dst_t.get(copies.dst);
   const bool parallel = omp_get_max_threads() > 1;
   transpose(src, g.batch, src_row, s, parallel);
   const bool finite = transposed ? run_subconvs<T>(scatter_subconvs(b), s, w, bias, d, check)

@@ -222,8 +222,8 @@ Plan plan_subconv_call(const Geometry& g, bool transposed, bool batch_inner, int
                                  base_plan<T>(transposed ? "scatter" : "gather", "subconv"));
   if (batch_inner) {
     p.input = "batch_inner+" + p.input;
-    p.workspace_bytes += g.batch * (g.coarse_channels * g.coarse_pixels() +
-                                    g.fine_channels * g.fine_pixels()) * int64_t(sizeof(T));
+    const BatchInnerCopies copies = batch_inner_copies(g, transposed);
+    p.workspace_bytes += (copies.src + copies.dst) * int64_t(sizeof(T));
   }
   return p;
 }

@@ -13,23 +13,17 @@ void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vec
                    std::vector<int64_t>& tap_code) {
   constexpr int64_t kZero = -1, kBorder = -2;
   const int64_t kc = static_cast<int64_t>(rows.size());
-  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
-  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
-  const int64_t plane = sz * sy * sx;
-  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
-  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
+  const int64_t sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t plane = s.src_dims[0] * sy * sx;
   const int64_t taps = s.taps();
   tap_code.resize(static_cast<size_t>(taps));
   for (const Segment& tile : tiles) {
     for (int64_t t = 0; t < taps; ++t) {
-      const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
-      const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
-      const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
-      const int64_t x0 = tile.jx0 + ax.tap_offset[static_cast<size_t>(tx)];  // step 1
-      int64_t code = kZero;
-      if (z >= 0 && z < sz && y >= 0 && y < sy && x0 + tile.len > 0 && x0 < sx)
-        code = (x0 >= 0 && x0 + nr <= sx) ? (z * sy + y) * sx + x0 : kBorder;
-      tap_code[static_cast<size_t>(t)] = code;
+      const TapReach r = tap_reach(s, tile, t);  // x step 1 on the direct path
+      tap_code[static_cast<size_t>(t)] =
+          !r.inside ? kZero
+          : (r.x0 >= 0 && r.x0 + nr <= sx) ? (r.z * sy + r.y) * sx + r.x0
+                                          : kBorder;
     }
     const T* src_n = src + (tile.n * s.src_channels + group * s.Kc) * plane;
     for (int64_t k = 0; k < kc; ++k) {
@@ -42,12 +36,10 @@ void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vec
         *ptrs++ = zeros;
       } else {
         // valid u: 0 <= x0 + u < sx and u < len; the rest of the nr row is zero
-        const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(row.tz)];
-        const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(row.ty)];
-        const int64_t x0 = tile.jx0 + ax.tap_offset[static_cast<size_t>(row.tx)];
-        const int64_t lo = std::max<int64_t>(0, -x0);
-        const int64_t hi = std::min<int64_t>(tile.len, sx - x0);
-        const T* srow = plane_c + (z * sy + y) * sx + x0;
+        const TapReach r = tap_reach(s, tile, row.tap);
+        const int64_t lo = std::max<int64_t>(0, -r.x0);
+        const int64_t hi = std::min<int64_t>(tile.len, sx - r.x0);
+        const T* srow = plane_c + (r.z * sy + r.y) * sx + r.x0;
         // lo < hi here.  Clamped loads + select: a short branch-free loop (a plain copy loop
         // becomes a memcpy call, far too slow for <= 32 elements).
         for (int64_t u = 0; u < nr; ++u) {

@@ -52,6 +52,15 @@ struct KRow {
 // Every row k = c * taps + t of the sub-convolution's K.
 void k_rows(const SubConv& s, std::vector<KRow>& rows);
 
+// Where tap t of s reads for the points of a tile: source z and y, the first point's x (point
+// u reads x0 + u * src_step), and whether some point reads inside the source (if none does,
+// every product of the tap is an exact zero).
+struct TapReach {
+  int64_t z, y, x0;
+  bool inside;
+};
+TapReach tap_reach(const SubConv& s, const Segment& tile, int64_t t);
+
 // The rows k0 .. k0 + size() - 1 of one K block: a view into the rows of the whole K of a
 // sub-convolution, computed once per call (k_rows) and shared by every task.
 struct KRows {

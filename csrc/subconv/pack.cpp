@@ -86,13 +86,12 @@ inline bool plane_packing_suits(const SubConv& s, int nr) {
 inline void plane_taps(const SubConv& s, std::vector<PlaneTap>& out) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
-  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
-  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
   out.resize(static_cast<size_t>(s.taps()));
   for (int64_t tp = 0; tp < s.taps(); ++tp) {
-    const int64_t dx = ax.tap_offset[static_cast<size_t>(tp % tx_n)];
-    const int64_t dy = ay.tap_offset[static_cast<size_t>((tp / tx_n) % ty_n)];
-    const int64_t dz = az.tap_offset[static_cast<size_t>(tp / (tx_n * ty_n))];
+    const auto [tz, ty, tx] = s.tap_axes(tp);
+    const int64_t dx = ax.tap_offset[static_cast<size_t>(tx)];
+    const int64_t dy = ay.tap_offset[static_cast<size_t>(ty)];
+    const int64_t dz = az.tap_offset[static_cast<size_t>(tz)];
     PlaneTap& pt = out[static_cast<size_t>(tp)];
     pt.valid = pt.high = 0;
     for (int64_t u = 0; u < kPlaneGrid; ++u) {
@@ -430,8 +429,6 @@ inline __attribute__((always_inline)) void pack_b_body(
   }
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t step = ax.src_step;
-  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
-  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
   const int64_t tap_n = s.taps();
   // the K block's rows are consecutive k = c * taps + t (k_rows): tap t's first row is
   // (t - tap0) mod taps, its rows every taps-th after it
@@ -439,7 +436,7 @@ inline __attribute__((always_inline)) void pack_b_body(
   const int64_t c0 = kc > 0 ? rows.front().channel : 0;
   taps.resize(static_cast<size_t>(tap_n));
   for (int64_t tp = 0; tp < tap_n; ++tp) {
-    const int64_t tx = tp % tx_n, ty = (tp / tx_n) % ty_n, tz = tp / (tx_n * ty_n);
+    const auto [tz, ty, tx] = s.tap_axes(tp);
     const int64_t k = (tp - tap0 + tap_n) % tap_n;
     taps[static_cast<size_t>(tp)] = {az.tap_offset[static_cast<size_t>(tz)],
                                      ay.tap_offset[static_cast<size_t>(ty)],

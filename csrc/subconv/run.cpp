@@ -196,23 +196,11 @@ void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t 
 template <typename T>
 void tile_taps(const SubConv& s, Worker<T>& wk) {
   const int64_t taps = s.taps();
-  const auto tx_n = static_cast<int64_t>(s.axes[2].tap_offset.size());
-  const auto ty_n = static_cast<int64_t>(s.axes[1].tap_offset.size());
-  const auto inside = [&s](int d, int64_t j, int64_t t) {
-    const int64_t i = j * s.axes[d].src_step + s.axes[d].tap_offset[static_cast<size_t>(t)];
-    return i >= 0 && i < s.src_dims[d];
-  };
-  wk.tile_taps.assign(wk.tiles.size() * static_cast<size_t>(taps), 0);
-  for (size_t ti = 0; ti < wk.tiles.size(); ++ti) {
-    const Segment& tile = wk.tiles[ti];
-    for (int64_t t = 0; t < taps; ++t) {
-      const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
-      if (!inside(0, tile.jz, tz) || !inside(1, tile.jy, ty)) continue;
-      bool any = false;
-      for (int64_t u = 0; u < tile.len && !any; ++u) any = inside(2, tile.jx0 + u, tx);
-      wk.tile_taps[ti * static_cast<size_t>(taps) + static_cast<size_t>(t)] = any ? 1 : 0;
-    }
-  }
+  wk.tile_taps.resize(wk.tiles.size() * static_cast<size_t>(taps));
+  for (size_t ti = 0; ti < wk.tiles.size(); ++ti)
+    for (int64_t t = 0; t < taps; ++t)
+      wk.tile_taps[ti * static_cast<size_t>(taps) + static_cast<size_t>(t)] =
+          tap_reach(s, wk.tiles[ti], t).inside ? 1 : 0;
   if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
     wk.tile_taps.clear();
 }

@@ -26,18 +26,30 @@ void row_segments(const SubConv& s, int64_t q0, int64_t nc, std::vector<Segment>
 void k_rows(const SubConv& s, std::vector<KRow>& rows) {
   const int64_t taps = s.taps();
   rows.resize(static_cast<size_t>(s.Kc * taps));
-  const auto tx_n = static_cast<int64_t>(s.axes[2].tap_kernel.size());
-  const auto ty_n = static_cast<int64_t>(s.axes[1].tap_kernel.size());
   for (size_t r = 0; r < rows.size(); ++r) {
     const auto kk = static_cast<int64_t>(r);
     const int64_t c = kk / taps, t = kk % taps;
-    const int64_t tx = t % tx_n, ty = (t / tx_n) % ty_n, tz = t / (tx_n * ty_n);
+    const auto [tz, ty, tx] = s.tap_axes(t);
     const int64_t koff = (s.axes[0].tap_kernel[static_cast<size_t>(tz)] * s.kernel[1] +
                           s.axes[1].tap_kernel[static_cast<size_t>(ty)]) *
                              s.kernel[2] +
                          s.axes[2].tap_kernel[static_cast<size_t>(tx)];
     rows[r] = {c, t, tz, ty, tx, c * s.w_c + koff};
   }
+}
+
+TapReach tap_reach(const SubConv& s, const Segment& tile, int64_t t) {
+  const auto [tz, ty, tx] = s.tap_axes(t);
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  TapReach r{tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)],
+             tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)],
+             tile.jx0 * ax.src_step + ax.tap_offset[static_cast<size_t>(tx)], false};
+  // the first point at or right of x = 0 (src_step >= 1), if the tile has it, and its x
+  const int64_t step = ax.src_step;
+  const int64_t u = r.x0 >= 0 ? 0 : (-r.x0 + step - 1) / step;
+  r.inside = r.z >= 0 && r.z < s.src_dims[0] && r.y >= 0 && r.y < s.src_dims[1] &&
+             u < tile.len && r.x0 + u * step < s.src_dims[2];
+  return r;
 }
 
 void row_tiles(const std::vector<Segment>& segs, int nr, std::vector<Segment>& tiles) {

@@ -55,9 +55,17 @@ Algorithm gather_algorithm(const Geometry& g);
 // Batch-inner sub-convolutions (batch_inner.cpp): whether they suit the forward (transposed)
 // or the gather of g, the problem they run (batch 1, the batch as the innermost axis), and the
 // run (arrays as in kernels.hpp; the result as run_subconvs').  Workspace: a copy of the
-// source and one of the destination.
+// source and one of the destination, batch_inner_copies(g, transposed) values.
 bool batch_inner_suits(const Geometry& g, bool transposed);
 Geometry batch_inner_geometry(const Geometry& g);
+struct BatchInnerCopies {
+  int64_t src = 0, dst = 0;  // values of each copy
+};
+inline BatchInnerCopies batch_inner_copies(const Geometry& g, bool transposed) {
+  const int64_t coarse = g.batch * g.coarse_channels * g.coarse_pixels();
+  const int64_t fine = g.batch * g.fine_channels * g.fine_pixels();
+  return transposed ? BatchInnerCopies{coarse, fine} : BatchInnerCopies{fine, coarse};
+}
 template <typename T>
 bool run_batch_inner(const Geometry& g, bool transposed, const T* src, const T* w,
                      const T* bias, T* dst, bool check);

@@ -45,6 +45,12 @@ struct SubConv {
                                 axes[2].tap_kernel.size());
   }
   int64_t pixels() const { return axes[0].extent * axes[1].extent * axes[2].extent; }
+  // Tap t's index on each axis (z, y, x): the taps run x fastest, then y, then z.
+  std::array<int64_t, kMaxDims> tap_axes(int64_t t) const {
+    const auto tx_n = static_cast<int64_t>(axes[2].tap_kernel.size());
+    const auto ty_n = static_cast<int64_t>(axes[1].tap_kernel.size());
+    return {t / (tx_n * ty_n), (t / tx_n) % ty_n, t % tx_n};
+  }
 };
 
 // The output phases of one axis of a transposed convolution (scatter.cpp): phase rho (dst_base,
