@@ -163,16 +163,15 @@ void scratch_release(void* p, std::size_t capacity) noexcept {
     std::free(p);
     return;
   }
-  ThreadBlocks& t = own_blocks();
-  const std::lock_guard<std::mutex> lock(t.mu);
   try {
-    t.kept.push_back({p, capacity});
-  } catch (const std::bad_alloc&) {
+    ThreadBlocks& t = own_blocks();
+    const std::lock_guard<std::mutex> lock(t.mu);
+    t.kept.push_back({p, capacity});  // the only other throw: p is not kept yet
+    t.bytes += capacity;
+    t.trim(kKeepBlocks, limit);
+  } catch (...) {  // no memory for this thread's list (or its entry), or no lock: not kept
     std::free(p);
-    return;
   }
-  t.bytes += capacity;
-  t.trim(kKeepBlocks, limit);
 }
 
 namespace {
