@@ -107,12 +107,17 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
 
 // ---- the indirect input (indirect.cpp) -----------------------------------------------------
 
-// Per tile, each tap is classified once (zero row / direct offset / border copy); the rows of
-// the K block then only add the channel's plane offset.
+// Per tile, each tap is classified once (zero row / direct offset / border copy, with where
+// it reads: tap_reads, scratch); the rows of the K block then only add the channel's plane
+// offset.
+struct TapRead {
+  int64_t code;  // >= 0: the row's offset in a channel plane; < 0: a zero row or a border copy
+  TapReach reach;
+};
 template <typename T>
 void indirect_rows(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& tiles,
                    KRows rows, int nr, const T* zeros, T* border, const T** ptrs,
-                   std::vector<int64_t>& tap_code);
+                   std::vector<TapRead>& tap_reads);
 
 // Copy a tile's kc rows (nr elements each) into one contiguous B panel: the rows of a tile
 // come from channel planes a power-of-two stride apart that alias in L1, so when several

@@ -48,7 +48,8 @@ struct Worker {
   std::vector<Segment> segs, tiles;
   std::vector<KRows> unit_rows;
   std::vector<T*> unit_panel;
-  std::vector<int64_t> tap_code, row_part;
+  std::vector<TapRead> tap_reads;
+  std::vector<int64_t> row_part;
   // Direct path: per tile, which taps read inside the source for some of its points
   // (tile_taps[t * taps + tap]; empty when every tap of every tile does), and per K block the
   // rows each tile multiplies (listed[list_at[t] .. list_at[t + 1]); list_at empty: every
@@ -289,7 +290,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     if (in_place) return true;
   } else {
     indirect_rows(tr.s, c.src, tr.task.group, tiles, rows, p.nr, wk.zeros.data(),
-                  bp + kc * tr.ncp, ptrs, wk.tap_code);
+                  bp + kc * tr.ncp, ptrs, wk.tap_reads);
   }
   if (in_place) {
     for (size_t t = 0; t < tiles.size(); ++t)
