@@ -277,7 +277,9 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
   }
   const GemmKernels<T>& uk = active_gemm<T>();
   const WeightGradPlan wp = plan_weight_grad_blocks<T>(g, uk, threads);
-  Plan p = base_plan<T>("weight_grad", wp.outer ? "outer_product" : "dot");
+  Plan p = base_plan<T>("weight_grad", wp.channels_last ? "channels_last"
+                                       : wp.outer        ? "outer_product"
+                                                         : "dot");
   p.mr = wp.mr;
   p.nr = wp.nr;
   p.kc = wp.kc;
@@ -289,12 +291,19 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
   p.parallel = wp.parallel;
   p.threads = wp.parallel ? threads : 1;
   if (wp.tasks.empty()) return p;
+  const int64_t dw = g.coarse_channels * g.fine_per_group() * g.taps() * int64_t(sizeof(T));
+  if (wp.channels_last) {
+    // per thread: A's panels and the band (weight_grad.cpp); the result in the (tap, row,
+    // channel) order, once per chunk; the table of B's columns
+    p.workspace_bytes =
+        p.threads * wp.thread_values * int64_t(sizeof(T)) + wp.chunks * dw + wp.table_bytes;
+    return p;
+  }
   // per thread: packed A (mc rows) and B (nc rows) of kc + 64 B, the outer form's panel; a
   // second dW when the reduction is split in two chunks; the table of B's columns
   const int64_t line = wp.kc * int64_t(sizeof(T)) + 64;
   const int64_t per_thread = (wp.mc + round_up(wp.nc, wp.nr)) * line +
                              (wp.outer ? wp.kc * wp.nr * int64_t(sizeof(T)) : 0);
-  const int64_t dw = g.coarse_channels * g.fine_per_group() * g.taps() * int64_t(sizeof(T));
   p.workspace_bytes = p.threads * per_thread + (wp.chunks > 1 ? dw : 0) + wp.table_bytes;
   return p;
 }

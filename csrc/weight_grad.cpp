@@ -10,8 +10,8 @@
 // transposing): bp[t * ld + kk - k0], zero-padded from kc up to kcp; ld = kcp + one cache line.
 // A's rows are read in place by the dot form when a K block lies in one batch item, else (and
 // always for the outer form) packed as rows too.
-// Two forms of the micro-kernel loop, chosen from the dtype, the table's nr and M, N only
-// (outer_form):
+// Three forms of the micro-kernel loop, chosen from the dtype, the table's nr, M, N and (the
+// third) channels per group, taps and strides only (channels_last_form, outer_form):
 //  * dot (few rows or columns, and float64 with panels of 8 columns): dot-product kernels
 //    (dot[r], r x nc tiles) reduce K blocks of 4 * k_block<T>(): lane l sums kk = l (mod
 //    vector width), then the lanes are added in a fixed order; the A tile stays in L1, B
@@ -31,6 +31,21 @@
 //    on 512-channel layers (0.85-0.98x); those keep dot.  On AVX-512 with kernel x >=
 //    kPanelMinTaps (undilated) the panel is packed k-major straight from `fine` instead
 //    (pack_panel_avx512: the same values, so the same bits).
+//  * channels-last (fine channels per group in whole nr blocks, taps >= 3 x the product of
+//    the strides, so that each fine value is read by several taps; otherwise as the outer
+//    form, any number of rows (row blocks of <= 512), float64 where nr >= 16):
+//    per K block, the fine pixels the block reads through any tap (`band`: intervals of the
+//    rows of each fine plane it reaches, band_images) are transposed once into rows of nr
+//    channels (bb[pixel * nr + f]) and the coarse rows into k-major panels of each tile's
+//    rows; per tap, kgemm sums the listed terms that read inside (coarse pixel, band row):
+//    tile (rows, nr fine channels) of that tap.  The
+//    outer form packed every (channel, tap) column of B, so each fine value was copied once
+//    per tap reading it (16 times for k4, 9 for k3 stride 1); here once per K block, and the
+//    terms that read padding are never listed.  The same K blocks and the same terms in the
+//    same order as the outer form (a skipped term is an exact zero product added to a sum
+//    started from +0), so the same bits where the outer form would run (M <= 256).  The
+//    result goes to out[tap][row][channel] (one per chunk) and is rearranged into dW at the
+//    end, the chunks added there.
 //
 // Determinism: the reduction is cut into `chunks` pieces (1 or 2) chosen from the problem
 // sizes only, each summed in K blocks in increasing order (each block's sum added to the
@@ -42,6 +57,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -49,6 +65,7 @@
 
 #include <omp.h>
 
+#include "tconv/assert.hpp"
 #include "tconv/cancel.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/depthwise.hpp"
@@ -88,6 +105,58 @@ void k_segments(const Geometry& g, int64_t k0, int64_t kc, std::vector<KSegment>
     segs.push_back({n, iz, iy, ix, len, kk - k0, 1});
     kk += len;
   }
+}
+
+// Fine pixels [lo, hi) of plane z of image n that a K block reads through some tap, at rows
+// [base, base + hi - lo) of the channels-last band (lo, hi: pixel indices of the image).
+struct BandImage {
+  int64_t n, z, lo, hi, base;
+};
+
+// The intervals of the fine pixels a K block reads: per segment and fine plane (z) it reaches
+// (1-D and 2-D: one plane) the y rows it reaches through the kernel and, for a segment of part
+// of one row (1-D: the whole image), only its x; overlapping ones merged, sorted by (n, z, lo).
+// Disjoint ones stay apart: a block that ends one coarse plane and starts the next reads the
+// last and the first rows of a fine plane, not the plane.  Returns the band's pixels.
+inline int64_t band_images(const Geometry& g, const std::vector<KSegment>& segs,
+                           std::vector<BandImage>& imgs) {
+  imgs.clear();
+  const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
+  // the last fine index coarse point b reads along axis d
+  const auto reach = [&g](int d, int64_t b) {
+    return b * g.stride[d] - g.pad[d] + (g.kernel[d] - 1) * g.dilation[d];
+  };
+  for (const KSegment& s : segs) {
+    const int64_t y0 = std::max<int64_t>(s.iy * g.stride[1] - g.pad[1], 0);
+    const int64_t y1 = std::min(fy - 1, reach(1, s.iy + s.rows - 1));
+    const bool part = s.rows == 1;
+    const int64_t x0 = part ? std::max<int64_t>(s.ix0 * g.stride[2] - g.pad[2], 0) : 0;
+    const int64_t x1 = part ? std::min(fx - 1, reach(2, s.ix0 + s.len - 1)) : fx - 1;
+    if (y1 < y0 || x1 < x0) continue;
+    for (int64_t z = std::max<int64_t>(s.iz * g.stride[0] - g.pad[0], 0);
+         z <= std::min(fz - 1, reach(0, s.iz)); ++z)
+      imgs.push_back({s.n, z, (z * fy + y0) * fx + x0, (z * fy + y1) * fx + x1 + 1, 0});
+  }
+  std::sort(imgs.begin(), imgs.end(), [](const BandImage& a, const BandImage& b) {
+    return a.n != b.n ? a.n < b.n : a.z != b.z ? a.z < b.z : a.lo < b.lo;
+  });
+  size_t kept = 0;  // merge the overlapping intervals of one (n, z)
+  for (size_t i = 0; i < imgs.size(); ++i) {
+    if (kept > 0 && imgs[kept - 1].n == imgs[i].n && imgs[kept - 1].z == imgs[i].z &&
+        imgs[i].lo <= imgs[kept - 1].hi) {
+      imgs[kept - 1].lo = std::min(imgs[kept - 1].lo, imgs[i].lo);
+      imgs[kept - 1].hi = std::max(imgs[kept - 1].hi, imgs[i].hi);
+    } else {
+      imgs[kept++] = imgs[i];
+    }
+  }
+  imgs.resize(kept);
+  int64_t base = 0;
+  for (BandImage& b : imgs) {
+    b.base = base;
+    base += b.hi - b.lo;
+  }
+  return base;
 }
 
 // A block: ap[i * ld + r] = A[m0 + i][k0 + r] for r < kc, 0 for kc <= r < kcp.  A's k runs
@@ -529,6 +598,25 @@ bool outer_form(int64_t M, int64_t N, int nr) {
   return (sizeof(T) == sizeof(float) || nr >= 16) && M >= 48 && M <= 256 && N >= 128;
 }
 
+// The channels-last form (see the top of the file): the outer form's dtypes and smallest M
+// and N, any M (row blocks of <= 512), fine channels per group in whole nr blocks, and taps
+// >= kClReuse x the product of the strides (each fine value read by >= 3 taps on average,
+// which the outer form and the dot form each packed once per tap).  At 2 (k3 s2, k4 s2 1-D,
+// k16 s8) it was no faster than those and slower on HiFi-GAN k16 s8 (512 rows: the dot form
+// 156 vs 139 GF/s, kgemm's B rows 1 KiB apart); at 1 (k2 s2) slower (docs/perf-log.md).
+constexpr int64_t kClReuse = 3;
+
+template <typename T>
+bool channels_last_form(const Geometry& g, int nr) {
+  const int64_t M = g.coarse_per_group(), N = g.fine_per_group() * g.taps();
+  return (sizeof(T) == sizeof(float) || nr >= 16) && M >= 48 && N >= 128 &&
+         g.fine_per_group() % nr == 0 &&
+         g.taps() >= kClReuse * g.stride[0] * g.stride[1] * g.stride[2];
+}
+
+// The channels-last form's transposes run in pieces of this many points (transpose_rows).
+constexpr int64_t kPieceK = 256;
+
 constexpr int64_t kPanelBytes = 24 * 1024;  // the outer form's k-major B panel, kept in L1
 constexpr int kMaxNR = 32;                  // widest tile of either form (AVX-512 f32 GEMM)
 
@@ -540,7 +628,8 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
   const int64_t K = g.batch * g.coarse_pixels();
-  p.outer = outer_form<T>(M, N, uk.nr);
+  p.channels_last = channels_last_form<T>(g, uk.nr);
+  p.outer = p.channels_last || outer_form<T>(M, N, uk.nr);
   p.mr = p.outer ? uk.mr : uk.dot_mr;
   p.nr = p.outer ? uk.nr : uk.dot_nc;
   if (g.coarse_channels * N == 0 || K == 0) return p;
@@ -559,15 +648,32 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   p.chunks = (k_blocks >= 2 && g.groups * m_blocks * ceil_div(N, 8 * int64_t(nr)) < 16) ? 2 : 1;
   p.chunk_len = round_up(ceil_div(K, p.chunks), 4 * k_block<T>());
   p.nc = p.outer ? nr : round_up(std::min<int64_t>(N, 48), nr);
-  // Column ranges (whole nr tiles) only to give every thread work.
-  const int64_t tiles = ceil_div(N, int64_t(nr));
+  // Column ranges (whole nr tiles; channels-last: blocks of nr fine channels, every tap) only
+  // to give every thread work.
+  const int64_t tiles = p.channels_last ? g.fine_per_group() / nr : ceil_div(N, int64_t(nr));
+  const int64_t width = p.channels_last ? g.fine_per_group() : N;
   const int64_t splits = std::min(tiles, ceil_div(2 * threads, p.chunks * g.groups * m_blocks));
   for (int64_t ch = 0; ch < p.chunks; ++ch)
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t m0 = 0; m0 < M; m0 += p.mc)
         for (int64_t sp = 0; sp < splits; ++sp)
-          p.tasks.push_back({grp, m0, std::min(N, tiles * sp / splits * nr),
-                             std::min(N, tiles * (sp + 1) / splits * nr), ch});
+          p.tasks.push_back({grp, m0, std::min(width, tiles * sp / splits * nr),
+                             std::min(width, tiles * (sp + 1) / splits * nr), ch});
+  if (p.channels_last) {  // the largest band of the call's K blocks
+    std::vector<KSegment> segs;
+    std::vector<BandImage> imgs;
+    for (int64_t ch = 0; ch < p.chunks; ++ch)
+      for (int64_t k0 = ch * p.chunk_len; k0 < std::min(K, (ch + 1) * p.chunk_len); k0 += p.kc) {
+        k_segments(g, k0, std::min(p.kc, std::min(K, (ch + 1) * p.chunk_len) - k0), segs);
+        p.band = std::max(p.band, band_images(g, segs, imgs));
+      }
+    // A's panels, their transposes, transpose_rows' buffer and the band of the widest task
+    int64_t widest = 0;
+    for (const WeightGradTask& t : p.tasks) widest = std::max(widest, t.col1 - t.col0);
+    p.thread_values = p.mc * p.kc + round_up(p.mc, int64_t(nr)) * p.kc +
+                      int64_t(nr) * (kPieceK + 64 / int64_t(sizeof(T))) +
+                      std::max<int64_t>(p.band, 1) * widest;
+  }
   p.flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
   p.table_bytes = N * int64_t(sizeof(BColumn));
   p.parallel = threads > 1 && p.tasks.size() > 1 && p.flops > kParallelFlops;
@@ -633,6 +739,193 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
   }
 }
 
+// dst[k * nr + t] = rows[t * ld + k] for k < len, t < nr (t >= have: 0) by the table's
+// transpose kernel, through tmp (nr rows of at most kPieceK values + one cache line): the rows
+// are copied there first, one after another, as read straight from `coarse` or `fine` they lie
+// a plane apart, often all in one L1 set (planes of a multiple of 1024 floats), and the
+// kernel's loads of nr rows at a time missed L1.
+
+template <typename T>
+void transpose_rows(const GemmKernels<T>& uk, const T* rows, int64_t ld, int64_t have,
+                    int64_t len, T* tmp, T* dst) {
+  const int64_t nr = uk.nr, tld = kPieceK + 64 / int64_t(sizeof(T));
+  for (int64_t k0 = 0; k0 < len; k0 += kPieceK) {
+    const int64_t kn = std::min(kPieceK, len - k0);
+    for (int64_t t = 0; t < nr; ++t) {
+      if (t < have) {
+        std::copy(rows + t * ld + k0, rows + t * ld + k0 + kn, tmp + t * tld);
+      } else {
+        std::fill(tmp + t * tld, tmp + t * tld + kn, T(0));
+      }
+    }
+    uk.transpose(tmp, tld, kn, dst + k0 * nr);
+  }
+}
+
+// The channels-last form's A: the task's coarse rows of K block [k0, k0 + kc) as the k-major
+// panels of its row tiles (cuts: c0 < c1 < ...), tile [c0, c1) at ap + (c0 - cuts[0]) * kc:
+// element (i, kk) at kk * (c1 - c0) + i, = A[c0 + i][k0 + kk] (kgemm's row kk of a panel of
+// c1 - c0 rows).  In two steps: every nr rows transposed into at[h * kc + kk * nr + t] (row
+// cuts[0] + h + t, zero past the rows there are), then each tile's rows copied out of those.
+template <typename T>
+void pack_a_panels(const Geometry& g, const GemmKernels<T>& uk, const T* coarse, int64_t group,
+                   const std::vector<int64_t>& cuts, int64_t k0, int64_t kc, T* at, T* tmp,
+                   T* ap) {
+  const int64_t plane = g.coarse_pixels(), nr = uk.nr;
+  const int64_t m0 = cuts.front(), rows = cuts.back() - m0;
+  for (int64_t h = 0; h < rows; h += nr) {
+    for (int64_t kk = k0; kk < k0 + kc;) {
+      const int64_t n = kk / plane, pix = kk % plane, len = std::min(plane - pix, k0 + kc - kk);
+      const T* src =
+          coarse + (n * g.coarse_channels + group * g.coarse_per_group() + m0 + h) * plane + pix;
+      transpose_rows(uk, src, plane, std::min(nr, rows - h), len, tmp,
+                     at + h * kc + (kk - k0) * nr);
+      kk += len;
+    }
+  }
+  for (size_t j = 0; j + 1 < cuts.size(); ++j) {
+    const int64_t c0 = cuts[j] - m0, r = cuts[j + 1] - cuts[j];
+    T* panel = ap + c0 * kc;
+    for (int64_t i = 0; i < r;) {  // the rows in one transposed block at a time
+      const int64_t h = (c0 + i) / nr * nr, t0 = c0 + i - h, piece = std::min(r - i, nr - t0);
+      const T* from = at + h * kc + t0;
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int64_t u = 0; u < piece; ++u) panel[kk * r + i + u] = from[kk * nr + u];
+      i += piece;
+    }
+  }
+}
+
+// The terms of tap c (a column of the table) in K block segs that read inside `fine`, in
+// increasing kk: a_rows[l] = kk - k0, b_off[l] = the band row of the fine pixel it reads x nr.
+inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSegment>& segs,
+                      const std::vector<BandImage>& imgs, int nr, std::vector<int64_t>& a_rows,
+                      std::vector<int64_t>& b_off) {
+  a_rows.clear();
+  b_off.clear();
+  for (const KSegment& s : segs) {
+    if (s.iz < c.rz.lo || s.iz >= c.rz.hi) continue;
+    const int64_t oz = s.iz * g.stride[0] - g.pad[0] + c.kz * g.dilation[0];
+    const int64_t lo = std::clamp(c.rx.lo, s.ix0, s.ix0 + s.len);
+    const int64_t hi = std::clamp(c.rx.hi, lo, s.ix0 + s.len);
+    const int64_t qa = std::max<int64_t>(c.ry.lo - s.iy, 0), qb = std::min(s.rows, c.ry.hi - s.iy);
+    if (lo == hi || qa >= qb) continue;
+    // the segment's reads of plane oz lie in one interval band_images listed: the last one of
+    // (s.n, oz) starting at or before the first of them
+    const int64_t first = (oz * g.fine[1] + (s.iy + qa) * g.stride[1] - g.pad[1] +
+                           c.ky * g.dilation[1]) * g.fine[2] + lo * g.stride[2] - g.pad[2] +
+                          c.kx * g.dilation[2];
+    const auto after = std::upper_bound(
+        imgs.begin(), imgs.end(), std::tuple{s.n, oz, first},
+        [](const std::tuple<int64_t, int64_t, int64_t>& key, const BandImage& b) {
+          return key < std::tuple{b.n, b.z, b.lo};
+        });
+    TCONV_ASSERT(after != imgs.begin());
+    const BandImage& im = *(after - 1);
+    TCONV_ASSERT(im.n == s.n && im.z == oz && im.lo <= first && first < im.hi);
+    for (int64_t q = qa; q < qb; ++q) {
+      const int64_t oy = (s.iy + q) * g.stride[1] - g.pad[1] + c.ky * g.dilation[1];
+      // band row of x = 0 of this fine row
+      const int64_t row = im.base + (oz * g.fine[1] + oy) * g.fine[2] - im.lo - g.pad[2] +
+                          c.kx * g.dilation[2];
+      for (int64_t ix = lo; ix < hi; ++ix) {
+        a_rows.push_back(s.r0 + q * s.len + ix - s.ix0);
+        b_off.push_back((row + ix * g.stride[2]) * nr);
+      }
+    }
+  }
+}
+
+// out[tap][row][f] of every group (taps x M x F apiece) into dW[group * M + row][f * taps +
+// tap], plus `second` (the same layout) when the reduction ran in two chunks.
+template <typename T>
+void rearrange(const Geometry& g, const T* out, const T* second, T* dw, bool parallel) {
+  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t e = 0; e < g.groups * M; ++e) {
+    const int64_t at = (e / M) * taps * M * F + (e % M) * F;
+    T* row = dw + e * F * taps;
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t k = 0; k < taps; ++k) {
+        const int64_t from = at + k * M * F + f;
+        row[f * taps + k] = second ? out[from] + second[from] : out[from];
+      }
+  }
+}
+
+template <typename T>
+void weight_grad_channels_last(const Geometry& g, const WeightGradPlan& p,
+                               const GemmKernels<T>& uk, const std::vector<BColumn>& table,
+                               const T* coarse, const T* fine, T* dw) {
+  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
+  const int64_t K = g.batch * g.coarse_pixels(), fine_plane = g.fine_pixels();
+  const int nr = p.nr;
+  const int64_t per_group = taps * M * F;
+  Scratch<T> out_buf;
+  T* out = out_buf.get(p.chunks * g.groups * per_group);
+  const auto task_count = static_cast<int64_t>(p.tasks.size());
+  Cancellation* const cancel = current_cancellation();
+#pragma omp parallel if (p.parallel)
+  {
+    Scratch<T> a_buf, at_buf, tmp_buf, band_buf;
+    std::vector<KSegment> segs;
+    std::vector<BandImage> imgs;
+    std::vector<int64_t> a_rows, b_off, cuts;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ti = 0; ti < task_count; ++ti) {
+      if (stop(cancel)) continue;
+      const WeightGradTask& task = p.tasks[static_cast<size_t>(ti)];
+      const int64_t rows = std::min(p.mc, M - task.m0);
+      cuts.clear();  // the task's row tiles
+      for (int64_t c0 = task.m0, r = 0; c0 < task.m0 + rows; c0 += r) {
+        r = tile_rows(task.m0 + rows - c0, p.mr);
+        cuts.push_back(c0);
+      }
+      cuts.push_back(task.m0 + rows);
+      T* o = out + (task.chunk * g.groups + task.group) * per_group;
+      const int64_t kbeg = task.chunk * p.chunk_len, kend = std::min(K, kbeg + p.chunk_len);
+      if (kend <= kbeg) {
+        for (int64_t k = 0; k < taps; ++k)
+          for (int64_t r = k * M + task.m0; r < k * M + task.m0 + rows; ++r)
+            std::fill(o + r * F + task.col0, o + r * F + task.col1, T(0));
+      }
+      const int64_t blocks = (task.col1 - task.col0) / nr;
+      for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
+        if (k0 > kbeg && stop(cancel)) break;
+        const int64_t kc = std::min(p.kc, kend - k0);
+        const int accumulate = k0 > kbeg ? 1 : 0;
+        k_segments(g, k0, kc, segs);
+        T* ap = a_buf.get(rows * kc);
+        T* tmp = tmp_buf.get(nr * (kPieceK + 64 / int64_t(sizeof(T))));
+        pack_a_panels(g, uk, coarse, task.group, cuts, k0, kc,
+                      at_buf.get(round_up(rows, int64_t(nr)) * kc), tmp, ap);
+        const int64_t band = band_images(g, segs, imgs);
+        T* bb = band_buf.get(std::max<int64_t>(band, 1) * nr * blocks);
+        for (int64_t b = 0; b < blocks; ++b)
+          for (const BandImage& im : imgs) {
+            const int64_t channel = task.group * F + task.col0 + b * nr;
+            transpose_rows(uk, fine + (im.n * g.fine_channels + channel) * fine_plane + im.lo,
+                           fine_plane, int64_t(nr), im.hi - im.lo, tmp,
+                           bb + (b * band + im.base) * nr);
+          }
+        for (int64_t k = 0; k < taps; ++k) {
+          tap_terms(g, table[static_cast<size_t>(k)], segs, imgs, nr, a_rows, b_off);
+          const auto kn = static_cast<int64_t>(a_rows.size());
+          for (int64_t b = 0; b < blocks; ++b)
+            for (size_t j = 0; j + 1 < cuts.size(); ++j) {
+              const int64_t c0 = cuts[j];
+              uk.kfn[cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, a_rows.data(),
+                                       bb + b * band * nr, b_off.data(),
+                                       o + (k * M + c0) * F + task.col0 + b * nr, F, accumulate);
+            }
+        }
+      }
+    }
+  }
+  if (stop(cancel)) return;  // cancelled: some of `out` was never written
+  rearrange(g, out, p.chunks > 1 ? out + g.groups * per_group : nullptr, dw, p.parallel);
+}
+
 template <typename T>
 void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const GemmKernels<T>& uk = active_gemm<T>();
@@ -651,6 +944,10 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
     return;
   }
   const WeightGradPlan p = plan_weight_grad_blocks<T>(g, uk, omp_get_max_threads());
+  if (p.channels_last) {
+    weight_grad_channels_last(g, p, uk, b_columns(g), coarse, fine, dw);
+    return;
+  }
   const bool outer = p.outer;
   const int nr = p.nr;
   const int64_t kc_max = p.kc, mc = p.mc, chunks = p.chunks, chunk_len = p.chunk_len;

@@ -233,6 +233,30 @@ def fam_panel_taps(v: int) -> list[Geo]:
                 output_padding=(2,), batch=3, ops=("grad_weight",))]
 
 
+def fam_cl(v: int, what: str) -> list[Geo]:
+    """grad_weight's channels-last form (48 rows, fine channels per group in whole nr blocks,
+    taps >= 3 x the strides' product) with, for ``what``:
+    * "reuse": taps / strides' product = v (1-D kernel 2v, stride 2; 2-D kernel (v, 4),
+      strides (1, 4)), 32 fine channels;
+    * "channels": v fine channels per group (2-D k4 s2 p1), either side of each ISA's nr;
+    * "piece": transposes of v points (1-D runs of v coarse points at stride 1, bands of about
+      v fine points at stride 2) either side of kPieceK, over two images."""
+    if what == "reuse":
+        return [_1d(8, c_in=48, c_out=32, kernel=(2 * v,), stride=(2,), padding=((1, 1),),
+                    ops=("grad_weight",)),
+                Geo((2, 5), c_in=48, c_out=32, kernel=(v, 4), stride=(1, 4),
+                    padding=((0, 0), (1, 1)), dilation=(1, 1), output_padding=(0, 0),
+                    ops=("grad_weight",))]
+    if what == "channels":
+        return [Geo((3, 4), c_in=48, c_out=v, kernel=(4, 4), stride=(2, 2),
+                    padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(0, 0),
+                    ops=("grad_weight",))]
+    return [_1d(v, c_in=48, c_out=32, kernel=(4,), padding=((1, 1),), batch=2,
+                ops=("grad_weight",)),
+            _1d(max(1, v // 2), c_in=48, c_out=32, kernel=(6,), stride=(2,), padding=((2, 2),),
+                batch=2, ops=("grad_weight",))]
+
+
 def fam_stride(v: int) -> list[Geo]:
     """Stride v along x (forward x phases, gather source step, grad_weight's de-interleave),
     kernel v + 1 and 2v."""
@@ -459,6 +483,8 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "outer_M": lambda v: fam_outer(v, "M"), "outer_N": lambda v: fam_outer(v, "N"),
     "outer_K": lambda v: fam_outer(v, "K"), "stride": fam_stride,
     "panel_taps": fam_panel_taps,
+    "cl_reuse": lambda v: fam_cl(v, "reuse"), "cl_channels": lambda v: fam_cl(v, "channels"),
+    "cl_piece": lambda v: fam_cl(v, "piece"),
     "col_M": lambda v: fam_columns(v, "M"), "col_rows": lambda v: fam_columns(v, "rows"),
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
     "col_P": lambda v: fam_columns(v, "P"), "band": fam_band,
@@ -736,6 +762,15 @@ TABLE: list[Row] = [
         "vector of taps (64 bytes: 16 f32 / 8 f64)",
         "weight_grad.cpp: kPanelMinTaps, 64 / sizeof", (4, 8, 16), ("panel_taps",),
         names=("kPanelMinTaps",), dtypes=("float32", "float64")),
+    Row("channels-last form: taps >= kClReuse (3) x the strides' product",
+        "weight_grad.cpp: kClReuse", (3,), ("cl_reuse",), literals=("3",), names=("kClReuse",),
+        dtypes=("float32", "float64")),
+    Row("channels-last form: fine channels per group in whole nr blocks (8/16/32)",
+        "weight_grad.cpp: channels_last_form", TILE_NR, ("cl_channels",),
+        dtypes=("float32", "float64")),
+    Row("channels-last transposes in pieces of kPieceK = 256 points (+ one cache line)",
+        "weight_grad.cpp: kPieceK", (256,), ("cl_piece",), names=("kPieceK",),
+        dtypes=("float32", "float64")),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------

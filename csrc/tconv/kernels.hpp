@@ -45,6 +45,11 @@
 //     second partial sum exactly the size of dW (the output) when the reduction is split in
 //     two chunks (never more), and one table of B's columns shared by the threads, 80 bytes
 //     per (C_fine/groups x taps) column (the weight's size, never the batch's or image's);
+//     the channels-last form instead: per thread, A's panels (<= 512 + mr - 1 rows of kc),
+//     their transposes and the band (the fine pixels one K block of kc coarse points reads,
+//     as intervals of rows of each fine plane it reaches, for the task's fine channels: a
+//     few rows of a few planes, never a whole plane's worth more or the batch), and the
+//     result once per chunk (<= 2 x dW);
 //   * a forward or gather run batch-inner (batch_inner.cpp: >= 32 images of <= 256 pixels
 //     whose terms often read padding): a copy of the source and one of the destination;
 // and never another copy of the input, a column (im2col) buffer of the problem or atomics.

@@ -10,6 +10,7 @@
 namespace tconv {
 
 // Rows [m0, m0 + mc) of group `group`, dW columns [col0, col1), reduction chunk `chunk`.
+// The channels-last form: all rows, fine channels [col0, col1) of the group (whole nr blocks).
 struct WeightGradTask {
   int64_t group, m0, col0, col1, chunk;
 };
@@ -17,6 +18,9 @@ struct WeightGradTask {
 // The GEMM dW (M x N per group) = coarse (M x K) * fine^T (K x N), K = batch x pixels.
 struct WeightGradPlan {
   bool outer = false;  // the outer-product form (else dot products)
+  bool channels_last = false;  // the outer form's channels-last variant (see weight_grad.cpp)
+  int64_t band = 0;  // channels-last: the most fine pixels one K block reads
+  int64_t thread_values = 0;  // channels-last: a thread's workspace (values of T)
   int mr = 0, nr = 0;
   int64_t kc = 0, mc = 0, nc = 0;  // K block, rows per task, columns per B block
   int64_t chunks = 1, chunk_len = 0;  // the reduction in 1 or 2 chunks (a second dW)

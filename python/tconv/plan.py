@@ -38,7 +38,8 @@ class Plan:
     ``winograd`` or ``winograd4`` (Winograd F(2x2, r) or F(4x4, r) tiles: the forward's on
     each output phase, the gathers' (conv, grad_input) on the output with the kernel phases
     summed in the transform domain; when ``algorithm=`` asked for it and the geometry suits
-    it: docs/winograd.md), ``outer_product`` or ``dot`` (grad_weight's two forms).
+    it: docs/winograd.md), ``channels_last``, ``outer_product`` or ``dot`` (grad_weight's
+    three forms).
     ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
     ``band``, ``band_per_block``; ``+``-joined when tasks differ), after ``batch_inner+``
     when many small images run with the batch as the innermost axis (docs/kernels.md,
