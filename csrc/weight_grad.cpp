@@ -38,10 +38,10 @@
 //    rows of each fine plane it reaches, band_images) are transposed once into rows of nr
 //    channels (bb[pixel * nr + f]) and the coarse rows into k-major panels of each tile's
 //    rows; per tap, kgemm sums the listed terms that read inside (coarse pixel, band row):
-//    tile (rows, nr fine channels) of that tap.  The
-//    outer form packed every (channel, tap) column of B, so each fine value was copied once
-//    per tap reading it (16 times for k4, 9 for k3 stride 1); here once per K block, and the
-//    terms that read padding are never listed.  The same K blocks and the same terms in the
+//    tile (rows, nr fine channels) of that tap.  The outer form packed every (channel, tap)
+//    column of B, so each fine value was copied once per tap reading it (16 times for k4, 9
+//    for k3 stride 1); here once per K block, and the terms that read padding are never
+//    listed.  The same K blocks and the same terms in the
 //    same order as the outer form (a skipped term is an exact zero product added to a sum
 //    started from +0), so the same bits where the outer form would run (M <= 256).  The
 //    result goes to out[tap][row][channel] (one per chunk) and is rearranged into dW at the
@@ -51,8 +51,9 @@
 // sizes only, each summed in K blocks in increasing order (each block's sum added to the
 // element); chunk 0 goes straight into dW, chunk 1 into a workspace of dW's size, and the two
 // are added in a final fixed-order pass.
-// Tasks = chunk x group x row block x column range; a task packs its A block once per K block
-// and sweeps its column range in blocks of nc (how columns are split never changes a sum).
+// Tasks = chunk x group x row block x column range (channels-last: range of fine channels, all
+// taps); a task packs its A block once per K block and sweeps its column range in blocks of nc
+// (how columns are split never changes a sum).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
