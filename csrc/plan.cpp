@@ -296,7 +296,8 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
     // per thread: A's panels and the band (weight_grad.cpp); the result in the (tap, row,
     // channel) order, once per chunk; the table of B's columns
     p.workspace_bytes =
-        p.threads * wp.thread_values * int64_t(sizeof(T)) + wp.chunks * dw + wp.table_bytes;
+        p.threads * channels_last_thread_values<T>(g, wp) * int64_t(sizeof(T)) + wp.chunks * dw +
+        wp.table_bytes;
     return p;
   }
   // per thread: packed A (mc rows) and B (nc rows) of kc + 64 B, the outer form's panel; a

@@ -231,9 +231,10 @@ struct BColumn {
   IndexRange rz, ry, rx;
 };
 
-inline std::vector<BColumn> b_columns(const Geometry& g) {
+// The first `count` columns (the channels-last form needs channel 0's taps only).
+inline std::vector<BColumn> b_columns(const Geometry& g, int64_t count) {
   const int64_t taps = g.taps();
-  std::vector<BColumn> cols(static_cast<size_t>(g.fine_per_group() * taps));
+  std::vector<BColumn> cols(static_cast<size_t>(count));
   for (size_t col = 0; col < cols.size(); ++col) {
     const auto k = static_cast<int64_t>(col) % taps;
     BColumn& c = cols[col];
@@ -660,25 +661,31 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
         for (int64_t sp = 0; sp < splits; ++sp)
           p.tasks.push_back({grp, m0, std::min(width, tiles * sp / splits * nr),
                              std::min(width, tiles * (sp + 1) / splits * nr), ch});
-  if (p.channels_last) {  // the largest band of the call's K blocks
-    std::vector<KSegment> segs;
-    std::vector<BandImage> imgs;
-    for (int64_t ch = 0; ch < p.chunks; ++ch)
-      for (int64_t k0 = ch * p.chunk_len; k0 < std::min(K, (ch + 1) * p.chunk_len); k0 += p.kc) {
-        k_segments(g, k0, std::min(p.kc, std::min(K, (ch + 1) * p.chunk_len) - k0), segs);
-        p.band = std::max(p.band, band_images(g, segs, imgs));
-      }
-    // A's panels, their transposes, transpose_rows' buffer and the band of the widest task
-    int64_t widest = 0;
-    for (const WeightGradTask& t : p.tasks) widest = std::max(widest, t.col1 - t.col0);
-    p.thread_values = p.mc * p.kc + round_up(p.mc, int64_t(nr)) * p.kc +
-                      int64_t(nr) * (kPieceK + 64 / int64_t(sizeof(T))) +
-                      std::max<int64_t>(p.band, 1) * widest;
-  }
   p.flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
-  p.table_bytes = N * int64_t(sizeof(BColumn));
+  p.table_bytes = (p.channels_last ? g.taps() : N) * int64_t(sizeof(BColumn));
   p.parallel = threads > 1 && p.tasks.size() > 1 && p.flops > kParallelFlops;
   return p;
+}
+
+template <typename T>
+int64_t channels_last_thread_values(const Geometry& g, const WeightGradPlan& p) {
+  // the largest band of the call's K blocks (tconv.plan only: the run sizes each block's)
+  const int64_t K = g.batch * g.coarse_pixels();
+  int64_t band = 0;
+  std::vector<KSegment> segs;
+  std::vector<BandImage> imgs;
+  for (int64_t ch = 0; ch < p.chunks; ++ch) {
+    const int64_t end = std::min(K, (ch + 1) * p.chunk_len);
+    for (int64_t k0 = ch * p.chunk_len; k0 < end; k0 += p.kc) {
+      k_segments(g, k0, std::min(p.kc, end - k0), segs);
+      band = std::max(band, band_images(g, segs, imgs));
+    }
+  }
+  // A's panels, their transposes, transpose_rows' buffer and the band of the widest task
+  int64_t widest = 0;
+  for (const WeightGradTask& t : p.tasks) widest = std::max(widest, t.col1 - t.col0);
+  return p.mc * p.kc + round_up(p.mc, int64_t(p.nr)) * p.kc +
+         int64_t(p.nr) * (kPieceK + 64 / int64_t(sizeof(T))) + std::max<int64_t>(band, 1) * widest;
 }
 
 namespace {
@@ -805,17 +812,17 @@ inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSe
   a_rows.clear();
   b_off.clear();
   for (const KSegment& s : segs) {
-    if (s.iz < c.rz.lo || s.iz >= c.rz.hi) continue;
-    const int64_t oz = s.iz * g.stride[0] - g.pad[0] + c.kz * g.dilation[0];
+    // grid rows [qa, qb) read fine rows; `at`: the fine index row qa's x = 0 reads in image
+    // s.n's channel 0, so a pixel index of the image
+    const auto [qa, qb, at] =
+        run_rows(g, s, c.rz, c.ry, c.kz, c.ky, 0, c.kx * g.dilation[2] - g.pad[2]);
     const int64_t lo = std::clamp(c.rx.lo, s.ix0, s.ix0 + s.len);
     const int64_t hi = std::clamp(c.rx.hi, lo, s.ix0 + s.len);
-    const int64_t qa = std::max<int64_t>(c.ry.lo - s.iy, 0), qb = std::min(s.rows, c.ry.hi - s.iy);
-    if (lo == hi || qa >= qb) continue;
-    // the segment's reads of plane oz lie in one interval band_images listed: the last one of
-    // (s.n, oz) starting at or before the first of them
-    const int64_t first = (oz * g.fine[1] + (s.iy + qa) * g.stride[1] - g.pad[1] +
-                           c.ky * g.dilation[1]) * g.fine[2] + lo * g.stride[2] - g.pad[2] +
-                          c.kx * g.dilation[2];
+    if (lo == hi || qa == qb) continue;
+    const int64_t x0 = at - s.n * g.fine_channels * g.fine_pixels();
+    // the segment's reads of its plane lie in one interval band_images listed: the last one of
+    // (s.n, that plane) starting at or before the first of them
+    const int64_t first = x0 + lo * g.stride[2], oz = first / (g.fine[1] * g.fine[2]);
     const auto after = std::upper_bound(
         imgs.begin(), imgs.end(), std::tuple{s.n, oz, first},
         [](const std::tuple<int64_t, int64_t, int64_t>& key, const BandImage& b) {
@@ -825,10 +832,8 @@ inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSe
     const BandImage& im = *(after - 1);
     TCONV_ASSERT(im.n == s.n && im.z == oz && im.lo <= first && first < im.hi);
     for (int64_t q = qa; q < qb; ++q) {
-      const int64_t oy = (s.iy + q) * g.stride[1] - g.pad[1] + c.ky * g.dilation[1];
       // band row of x = 0 of this fine row
-      const int64_t row = im.base + (oz * g.fine[1] + oy) * g.fine[2] - im.lo - g.pad[2] +
-                          c.kx * g.dilation[2];
+      const int64_t row = im.base - im.lo + x0 + (q - qa) * g.stride[1] * g.fine[2];
       for (int64_t ix = lo; ix < hi; ++ix) {
         a_rows.push_back(s.r0 + q * s.len + ix - s.ix0);
         b_off.push_back((row + ix * g.stride[2]) * nr);
@@ -946,7 +951,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   }
   const WeightGradPlan p = plan_weight_grad_blocks<T>(g, uk, omp_get_max_threads());
   if (p.channels_last) {
-    weight_grad_channels_last(g, p, uk, b_columns(g), coarse, fine, dw);
+    weight_grad_channels_last(g, p, uk, b_columns(g, g.taps()), coarse, fine, dw);
     return;
   }
   const bool outer = p.outer;
@@ -956,7 +961,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   std::vector<T> partial(chunks > 1 ? static_cast<size_t>(dw_size) : 0);
   const auto task_count = static_cast<int64_t>(tasks.size());
   Cancellation* const cancel = current_cancellation();
-  const std::vector<BColumn> table = b_columns(g);
+  const std::vector<BColumn> table = b_columns(g, N);
   const PackB<T> pack = pack_b_for<T>(active_kernels().name);
   const PackPanel<T> pack_panel = g.kernel[2] >= kPanelMinTaps && g.dilation[2] == 1
                                       ? pack_panel_for<T>(active_kernels().name)
@@ -1036,6 +1041,8 @@ template WeightGradPlan plan_weight_grad_blocks<float>(const Geometry&, const Ge
                                                       int);
 template WeightGradPlan plan_weight_grad_blocks<double>(const Geometry&,
                                                        const GemmKernels<double>&, int);
+template int64_t channels_last_thread_values<float>(const Geometry&, const WeightGradPlan&);
+template int64_t channels_last_thread_values<double>(const Geometry&, const WeightGradPlan&);
 template void weight_grad<float>(const Geometry&, const float*, const float*, float*);
 template void weight_grad<double>(const Geometry&, const double*, const double*, double*);
 

@@ -19,18 +19,21 @@ struct WeightGradTask {
 struct WeightGradPlan {
   bool outer = false;  // the outer-product form (else dot products)
   bool channels_last = false;  // the outer form's channels-last variant (see weight_grad.cpp)
-  int64_t band = 0;  // channels-last: the most fine pixels one K block reads
-  int64_t thread_values = 0;  // channels-last: a thread's workspace (values of T)
   int mr = 0, nr = 0;
   int64_t kc = 0, mc = 0, nc = 0;  // K block, rows per task, columns per B block
   int64_t chunks = 1, chunk_len = 0;  // the reduction in 1 or 2 chunks (a second dW)
   std::vector<WeightGradTask> tasks;
   double flops = 0;
-  int64_t table_bytes = 0;  // the call's table of B's N columns (shared by the threads)
+  int64_t table_bytes = 0;  // the call's table of B's columns, shared (channels-last: taps)
   bool parallel = false;
 };
 
 template <typename T>
 WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& uk, int threads);
+
+// The channels-last form's workspace per thread (values of T), for tconv.plan: its A panels
+// and the largest band of the call's K blocks (which the run itself never needs up front).
+template <typename T>
+int64_t channels_last_thread_values(const Geometry& g, const WeightGradPlan& p);
 
 }  // namespace tconv
