@@ -1,6 +1,8 @@
 // The planner (tconv/plan.hpp): one function per operator, each summarising the plan that the
 // operator's executor computes with the same functions, plus the workspace it will allocate.
 #include <algorithm>
+#include <array>
+#include <iterator>
 #include <cstdlib>
 #include <omp.h>
 #include <stdexcept>
@@ -74,7 +76,10 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
   p.threads = sp.parallel ? sp.threads : 1;
   if (sp.empty) return p;
   const int64_t elem = sp.elem;
-  bool seen[4] = {false, false, false, false};
+  // the Input modes' names, and the packed path border-sorted (p.boxes)
+  static const char* const input_names[] = {"packed", "indirect", "band", "band_per_block",
+                                            "packed_sorted"};
+  std::array<bool, std::size(input_names)> seen{};
   int64_t thread_bytes = 0;
   std::vector<Segment> segs, tiles;
   for (const Task& task : sp.tasks) {
@@ -83,11 +88,13 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
     const int64_t slab_rows = std::min(sp.ms, s.M - slab_m0);
     const int64_t mc =
         block_rows(slab_m0 + slab_rows - task.m0, sp.mc_of[static_cast<size_t>(task.sub)], sp.mr);
-    row_segments(s, task.q0, task.nc, segs);
+    row_segments(s, sp.boxes[static_cast<size_t>(task.sub)], task.q0, task.nc, segs);
     tiles.clear();
     if (sp.direct_of[static_cast<size_t>(task.sub)]) row_tiles(segs, sp.nr, tiles);
     const TaskInput in = task_input(sp, s, task, tiles);
-    seen[static_cast<int>(in.mode)] = true;
+    const bool sorted =
+        in.mode == Input::kPacked && !sp.boxes[static_cast<size_t>(task.sub)].empty();
+    seen[sorted ? seen.size() - 1 : static_cast<size_t>(in.mode)] = true;
     const auto n_tiles = static_cast<int64_t>(tiles.size());
     const int64_t ncp = in.mode != Input::kPacked ? n_tiles * sp.nr : round_up(task.nc, sp.nr);
     const int64_t band_channels =
@@ -102,9 +109,8 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
     p.mc = std::max(p.mc, mc);
     p.nc = std::max(p.nc, task.nc);
   }
-  const char* names[4] = {"packed", "indirect", "band", "band_per_block"};
-  for (int i = 0; i < 4; ++i)
-    if (seen[i]) p.input += (p.input.empty() ? "" : "+") + std::string(names[i]);
+  for (size_t i = 0; i < seen.size(); ++i)
+    if (seen[i]) p.input += (p.input.empty() ? "" : "+") + std::string(input_names[i]);
   p.workspace_bytes = sp.a_off.back() * elem + p.threads * thread_bytes;
   return p;
 }

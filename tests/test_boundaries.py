@@ -473,6 +473,25 @@ def fam_shift_grid(v: int) -> list[Geo]:
     return out
 
 
+def fam_sort_share(v: int) -> list[Geo]:
+    """Packed rows of 4 points, k4 s2 p1 along y only, v rows: 1 / (2v) of the terms read
+    padding (border-sorted columns from 1 / kSortBorderDiv = 1/32: v <= 16)."""
+    return [Geo((v, 4), c_in=6, c_out=5, kernel=(4, 1), stride=(2, 1),
+                padding=((1, 1), (0, 0)), dilation=(1, 1), output_padding=(0, 0), batch=3)]
+
+
+def fam_pack_channels(v: int) -> list[Geo]:
+    """v channels packed per piece (kPackChannels = 8 at a time when channel planes are a
+    multiple of kAliasBytes = 4 KiB apart): a forward from 128x8 planes (4 KiB in float32,
+    8 KiB in float64) and 127x8 ones (not a multiple), and a gather of v channels from 128x16
+    planes; packed rows of 8 points."""
+    k4 = dict(kernel=(4, 4), stride=(2, 2), padding=((1, 1), (1, 1)), dilation=(1, 1),
+              output_padding=(0, 0))
+    return [Geo((128, 8), c_in=v, c_out=5, ops=("forward",), **k4),  # type: ignore[arg-type]
+            Geo((127, 8), c_in=v, c_out=5, ops=("forward",), **k4),  # type: ignore[arg-type]
+            Geo((64, 8), c_in=5, c_out=v, ops=("grad_input",), **k4)]  # type: ignore[arg-type]
+
+
 FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "dw_width": lambda v: fam_depthwise(v, "width"),
     "dw_stride": lambda v: fam_depthwise(v, "stride"),
@@ -495,6 +514,8 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "phase_pixels": fam_phase_pixels,
     "plane_grid": fam_plane_grid, "plane_source": fam_plane_source,
     "shift_grid": fam_shift_grid,
+    "sort_share": fam_sort_share,
+    "pack_channels": fam_pack_channels,
     "bi_batch": lambda v: fam_batch_inner(v, "batch"),
     "bi_pixels": lambda v: fam_batch_inner(v, "pixels"),
     "bi_length": lambda v: fam_batch_inner(v, "length"),
@@ -625,6 +646,14 @@ TABLE: list[Row] = [
         "multiple of kShiftLanes = 16 points",
         "subconv/pack.cpp: kShiftLanes (one mask of 16 lanes: 0xffff)", (16, 32),
         ("shift_grid",), literals=("0xffff",), names=("kShiftLanes",),
+        dtypes=("float32", "float64")),
+    Row("border-sorted packed columns when >= 1 / kSortBorderDiv = 1/32 of the packed "
+        "terms read padding", "subconv/plan.cpp: kSortBorderDiv", (16,), ("sort_share",),
+        literals=("32",), names=("kSortBorderDiv",), why="k4 s2 p1 along y: a share 1 / (2 rows)",
+        dtypes=("float32", "float64")),
+    Row("packing kPackChannels = 8 channels at a time when channel planes are a multiple of "
+        "kAliasBytes = 4 KiB apart", "subconv/pack.cpp: kPackChannels, kAliasBytes", (8,),
+        ("pack_channels",), literals=("4096",), names=("kPackChannels", "kAliasBytes"),
         dtypes=("float32", "float64")),
     Row("packed-input prefetch: the next segment's source lines (64-byte lines)",
         "subconv/pack.cpp: prefetch_segment, kLine", (), (), literals=("64",), names=("kLine",),

@@ -144,7 +144,7 @@ def test_packed_pixel_blocks_deal_evenly(isa: str, threads: int) -> None:
     top = 192 // nr * nr
     spans = {c: math.ceil(math.ceil(points / c) / threads) * c for c in range(top, 0, -nr)}
     best = min(spans.values())
-    assert p.input == "packed" and p.threads == threads
+    assert p.input in ("packed", "packed_sorted") and p.threads == threads
     assert p.blocks["nc"] == max(c for c, span in spans.items() if span == best)
     if nr == 32:
         assert p.blocks["nc"] == {1: 128, 2: 128, 3: 192}.get(threads, p.blocks["nc"])

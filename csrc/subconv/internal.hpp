@@ -44,6 +44,30 @@ struct Segment {
 // The grid points q0 .. q0 + nc - 1 of s as runs along x.
 void row_segments(const SubConv& s, int64_t q0, int64_t nc, std::vector<Segment>& segs);
 
+// A box of grid points of every image: [z0, z0 + nz) x [y0, y0 + ny) x [x0, x0 + nx), numbered
+// from q0 in (n, z, y, x) order.
+struct GridBox {
+  int64_t q0, z0, y0, x0, nz, ny, nx;
+};
+
+// The packed path's border-sorted column order (kSortBorderDiv): the grid cut, per axis, into
+// the first lo points one by one, the middle, and the last hi points one by one, and numbered
+// box by box, so that the columns whose taps read padding are gathered into a few boxes
+// (panels of nr of them skip those taps, run.cpp) instead of spread over every image.
+// lo / hi per axis (z, y, x): how many points at each end read outside through some tap.
+std::vector<GridBox> border_boxes(const SubConv& s, const std::array<int64_t, kMaxDims>& lo,
+                                  const std::array<int64_t, kMaxDims>& hi);
+
+// Per axis, how many grid points at the low (high) end read outside the source through
+// some tap.
+void border_widths(const SubConv& s, std::array<int64_t, kMaxDims>& lo,
+                   std::array<int64_t, kMaxDims>& hi);
+
+// The grid points numbered q0 .. q0 + nc - 1 in the order of `boxes` (empty: the grid's own
+// order, row_segments above) as runs along x.
+void row_segments(const SubConv& s, const std::vector<GridBox>& boxes, int64_t q0, int64_t nc,
+                  std::vector<Segment>& segs);
+
 // One row kk = (c, tz, ty, tx) of the K block.
 struct KRow {
   int64_t channel, tap, tz, ty, tx, weight_offset;
@@ -95,15 +119,24 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
 // (which u < len read inside the source, and where), then its rows (one per channel) are
 // copied with a length and source step that are compile-time constants in the common cases.
 // PackTap: what one tap of the K block is, worked out once per block (no divisions per piece).
+// `grid_order`: segs follow the grid's own order (not border-sorted), which the AVX-512
+// float packers of whole planes and shifted runs need.
 struct PackTap {
   int64_t dz, dy, dx;  // the tap's offsets along z, y and x (src index = j * step + d)
   int64_t k, n;        // its first row in the K block and its row count (every taps-th row)
   int64_t channel;     // that first row's channel, from the block's first channel
 };
 
+// Whether s's packed tasks in the grid's order take the AVX-512 float packer of shifted
+// runs (masked loads of whole runs of kShiftLanes columns; pack.cpp): on this ISA and dtype,
+// reading at step 1 grids that are their source planes.
+template <typename T>
+bool packs_shifted(const SubConv& s, int nr);
+
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
-            KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps);
+            KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps,
+            bool grid_order);
 
 // ---- the indirect input (indirect.cpp) -----------------------------------------------------
 
@@ -239,6 +272,8 @@ struct SubconvPlan {
   bool stream = false;
   OffsetHull hull;
   bool band_shared = false;  // the phases share one hull-shaped band
+  // per sub-convolution: the packed path's column order (border_boxes; empty: the grid's)
+  std::vector<std::vector<GridBox>> boxes;
 };
 
 template <typename T>

@@ -57,8 +57,13 @@ struct Worker {
   std::vector<char> tile_taps;
   std::vector<int64_t> listed, list_at;
   std::vector<int64_t> listed_off;  // a tile's listed rows' B offsets (in-place band rows)
+  // border-sorted packed path: the listed rows' offsets in their whole packed B panels
+  // (listed_b[l] = listed[l] * nr)
+  std::vector<int64_t> listed_b;
   std::vector<int64_t> panel_off;   // l * nr: row l of a packed B panel
   std::vector<T*> tile_dst;
+  std::vector<char> panel_broken;     // stores_in_kernels: a packed panel not straight to dst
+  std::vector<Segment> acc_pieces;    // pieces of the packed panels stored by store_tile
   std::vector<PackTap> pack_taps;
   std::vector<T> zeros;
   NonfiniteBits<T> bad = 0;
@@ -73,8 +78,7 @@ struct TaskRun {
   TaskInput in;
   const T* band_data;  // kBand: the task's band
   T* acc;
-  bool to_dst;         // the micro-kernels store straight into dst (tile_dst)
-  int64_t ldc;
+  bool to_dst;         // the micro-kernels store straight into dst (the tiles tile_dst has)
   const T* a_group;    // packed A of the task's group
 };
 
@@ -130,10 +134,13 @@ const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const Sub
 // and the Inf/NaN test are applied to each tile's rows right after the last K block's kernel
 // wrote them (finish_rows, while they are in L1).  Same sums in the same order, the bias
 // added to the sum as store_tile adds it: the same bits as through store_tile.
-// The direct path's tiles are whole when each has nr points; the packed path's (columns
-// t * nr .. t * nr + nr - 1 of its segments) when nc is a multiple of nr and each tile's
-// columns are nr consecutive places of dst (a gather whose tiles stay inside one image: its
-// grid rows follow each other in dst).  Fills wk.tile_dst when it returns true.
+// The direct path's tiles are whole when each has nr points (all of them, or none go
+// straight to dst); a packed path's panel (columns t * nr .. t * nr + nr - 1 of its
+// segments) when its nr columns are consecutive places of dst (a gather's panels inside one
+// image: its grid rows follow each other in dst), each panel on its own: the others (a last
+// panel of fewer columns, or one that spans two images or two border-sorted boxes) go
+// through the accumulator and store_tile.  Fills wk.tile_dst (nullptr: not straight to dst)
+// when it returns true.
 template <typename T>
 bool stores_in_kernels(const Call<T>& c, Worker<T>& wk, const SubConv& s, const Task& task,
                        const TaskInput& in) {
@@ -150,29 +157,48 @@ bool stores_in_kernels(const Call<T>& c, Worker<T>& wk, const SubConv& s, const 
       wk.tile_dst[t] = segment_dst(s, c.dst, task.group, task.m0, wk.tiles[t]);
     return true;
   }
-  if (task.nc % nr != 0) return false;
-  wk.tile_dst.assign(static_cast<size_t>(task.nc / nr), nullptr);
+  const int64_t panels = ceil_div(task.nc, nr);
+  wk.tile_dst.assign(static_cast<size_t>(panels), nullptr);
+  wk.panel_broken.assign(static_cast<size_t>(panels), 0);
+  if (task.nc % nr != 0) wk.panel_broken.back() = 1;  // a last panel of fewer columns
   for (const Segment& seg : wk.segs) {
     T* base = segment_dst(s, c.dst, task.group, task.m0, seg);  // column seg.t0 + u: base + u
     for (int64_t u = 0; u < seg.len;) {
       const int64_t col = seg.t0 + u, off = col % nr;
-      T*& first = wk.tile_dst[static_cast<size_t>(col / nr)];
+      const auto t = static_cast<size_t>(col / nr);
       if (off == 0) {
-        first = base + u;
-      } else if (first + off != base + u) {
-        return false;  // the tile's columns are not consecutive places of dst
+        wk.tile_dst[t] = base + u;
+      } else if (wk.tile_dst[t] + off != base + u) {
+        wk.panel_broken[t] = 1;  // the panel's columns are not consecutive places of dst
       }
       u += std::min(seg.len - u, nr - off);
     }
   }
-  return true;
+  bool any = false;
+  for (size_t t = 0; t < wk.tile_dst.size(); ++t) {
+    if (wk.panel_broken[t] != 0) wk.tile_dst[t] = nullptr;
+    any = any || wk.tile_dst[t] != nullptr;
+  }
+  return any;
+}
+
+// Whether tile t's C tile is in dst (tile_dst) rather than in the accumulator.
+template <typename T>
+bool in_dst(const Worker<T>& wk, const TaskRun<T>& tr, int64_t t) {
+  return tr.to_dst && wk.tile_dst[static_cast<size_t>(t)] != nullptr;
 }
 
 // The C tile of rows i0.. and tile (nr columns) t.
 template <typename T>
 T* c_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t i0, int64_t t) {
-  return tr.to_dst ? wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane
-                   : tr.acc + i0 * tr.ncp + t * c.p.nr;
+  return in_dst(wk, tr, t) ? wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane
+                          : tr.acc + i0 * tr.ncp + t * c.p.nr;
+}
+
+// The row stride of tile t's C tile.
+template <typename T>
+int64_t ldc_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t t) {
+  return in_dst(wk, tr, t) ? c.dst_plane : tr.ncp;
 }
 
 // After the last K block's kernel wrote rows [i0, i0 + r) of tile t straight into dst: add
@@ -180,6 +206,7 @@ T* c_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t i0,
 template <typename T>
 void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t i0, int64_t r,
                  int64_t t) {
+  if (!in_dst(wk, tr, t)) return;  // store_tile's
   const int64_t nr = c.p.nr;
   T* d = wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane;
   for (int64_t i = 0; i < r; ++i, d += c.dst_plane) {
@@ -206,24 +233,45 @@ void tile_taps(const SubConv& s, Worker<T>& wk) {
     wk.tile_taps.clear();
 }
 
+// Border-sorted packed path (p.boxes): which taps read inside the source for some column of
+// each B panel (columns t * nr .. t * nr + nr - 1 of the task's segments; the zero columns
+// past nc read nothing) into wk.tile_taps, left empty when every panel needs every tap.
+template <typename T>
+void panel_taps(const SubConv& s, Worker<T>& wk, int64_t panels, int nr) {
+  const int64_t taps = s.taps();
+  wk.tile_taps.assign(static_cast<size_t>(panels * taps), 0);
+  for (const Segment& seg : wk.segs)
+    for (int64_t u = 0; u < seg.len;) {  // pieces of seg within one panel
+      const int64_t col = seg.t0 + u, len = std::min<int64_t>(seg.len - u, nr - col % nr);
+      const Segment piece{seg.n, seg.jz, seg.jy, seg.jx0 + u, len, col};
+      char* mask = wk.tile_taps.data() + col / nr * taps;
+      for (int64_t t = 0; t < taps; ++t)
+        if (mask[t] == 0 && tap_reach(s, piece, t).inside) mask[t] = 1;
+      u += len;
+    }
+  if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
+    wk.tile_taps.clear();
+}
+
 // How many rows of the K block (kc rows) tile t multiplies.
 template <typename T>
 int64_t listed_count(const Worker<T>& wk, size_t t, int64_t kc) {
   return wk.list_at.empty() ? kc : wk.list_at[t + 1] - wk.list_at[t];
 }
 
-// The rows of K block `rows` that each tile multiplies (wk.listed, wk.list_at): those whose
-// tap reads inside the source for some point of the tile.  The others read only zeros: their
-// products are exact zeros, which leave a sum started from +0 unchanged, so skipping them
-// keeps every sum's bits.  list_at stays empty when every tile multiplies every row.
+// The rows of K block `rows` that each of `units` tiles (or packed B panels) multiplies
+// (wk.listed, wk.list_at): those whose tap reads inside the source for some point of the
+// tile.  The others read only zeros: their products are exact zeros, which leave a sum
+// started from +0 unchanged, so skipping them keeps every sum's bits.  list_at stays empty
+// when every tile multiplies every row.
 template <typename T>
-void list_rows(const SubConv& s, Worker<T>& wk, KRows rows) {
+void list_rows(const SubConv& s, Worker<T>& wk, KRows rows, size_t units) {
   wk.list_at.clear();
   if (wk.tile_taps.empty()) return;
   const auto taps = static_cast<size_t>(s.taps());
   wk.listed.clear();
   wk.list_at.push_back(0);
-  for (size_t t = 0; t < wk.tiles.size(); ++t) {
+  for (size_t t = 0; t < units; ++t) {
     for (size_t k = 0; k < rows.size(); ++k)
       if (wk.tile_taps[t * taps + static_cast<size_t>(rows[k].tap)] != 0)
         wk.listed.push_back(static_cast<int64_t>(k));
@@ -245,7 +293,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
   // power-of-two stride apart) unless M is large enough that one packed copy per tile pays
   // off; from the source itself only for one A panel.
   const bool in_place = tr.mc <= p.mr || (use_band && tr.mc <= kMaxInPlaceRows);
-  list_rows(tr.s, wk, rows);
+  list_rows(tr.s, wk, rows, tiles.size());
   const T** ptrs = wk.ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
   if (use_band) {
     const Band& band = tr.in.band;
@@ -276,9 +324,11 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
           r = tile_rows(tr.mc - i0, p.mr);
           T* ct = c_at(c, wk, tr, i0, static_cast<int64_t>(t));
           if (ks != nullptr) {
-            c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, tr.ldc, accumulate);
+            c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct,
+                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate);
           } else {
-            c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(), ct, tr.ldc, accumulate);
+            c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(), ct,
+                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate);
           }
           if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
         }
@@ -297,7 +347,8 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
       for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
         r = tile_rows(tr.mc - i0, p.mr);
         c.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
-                 c_at(c, wk, tr, i0, static_cast<int64_t>(t)), tr.ldc, accumulate);
+                 c_at(c, wk, tr, i0, static_cast<int64_t>(t)),
+                 ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate);
         if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
       }
     return true;
@@ -332,11 +383,15 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
         T* ct = c_at(c, wk, tr, i0, j0 / nr);
         const auto t = static_cast<size_t>(j0 / nr);
         const int64_t kn = listed_count(wk, t, kc);
-        if (kn < kc) {  // the panel holds the tile's listed rows, in order (direct_block)
-          c.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b,
-                   wk.panel_off.data(), ct, tr.ldc, accumulate);
+        if (kn < kc) {  // the direct path's panel holds only the listed rows, in order
+                        // (direct_block); the packed path's all of them (listed_b)
+          const int64_t* b_off = tr.in.mode == Input::kPacked
+                                     ? wk.listed_b.data() + wk.list_at[t]
+                                     : wk.panel_off.data();
+          c.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b, b_off, ct,
+                   ldc_at(c, wk, tr, j0 / nr), accumulate);
         } else {
-          c.fn[r](kc, ap + i0 * kc, b, ct, tr.ldc, accumulate);
+          c.fn[r](kc, ap + i0 * kc, b, ct, ldc_at(c, wk, tr, j0 / nr), accumulate);
         }
         if (finish) finish_rows(c, wk, tr, i0, r, j0 / nr);
       }
@@ -347,10 +402,24 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
 // Stores the task's tile (or, for an x-phase group, waits for or stores the group's tiles).
 template <typename T>
 void store_task(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr) {
-  if (tr.to_dst) return;  // stored by the micro-kernels
+  const std::vector<Segment>* store_segs = tr.in.mode != Input::kPacked ? &wk.tiles : &wk.segs;
+  if (tr.to_dst) {  // the panels that are not in dst: their pieces
+    if (tr.in.mode != Input::kPacked) return;
+    wk.acc_pieces.clear();
+    const int64_t nr = c.p.nr;
+    for (const Segment& seg : wk.segs)
+      for (int64_t u = 0; u < seg.len;) {
+        const int64_t col = seg.t0 + u, len = std::min<int64_t>(seg.len - u, nr - col % nr);
+        if (!in_dst(wk, tr, col / nr))
+          wk.acc_pieces.push_back({seg.n, seg.jz, seg.jy, seg.jx0 + u, len, col});
+        u += len;
+      }
+    if (wk.acc_pieces.empty()) return;  // stored by the micro-kernels
+    store_segs = &wk.acc_pieces;
+  }
   const int xs = c.p.xs;
   const int64_t x_phase = xs > 0 ? tr.task.sub % xs : 0;
-  const std::vector<Segment>& segs = tr.in.mode != Input::kPacked ? wk.tiles : wk.segs;
+  const std::vector<Segment>& segs = *store_segs;
   const T* phases[kMaxXPhases];
   const SubConv* s = &tr.s;
   if (xs > 0) {
@@ -376,13 +445,16 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   const int64_t mc = block_rows(slab_m0 + slab_rows - task.m0,
                                 p.mc_of[static_cast<size_t>(task.sub)], p.mr);
   const int64_t k_total = s.Kc * s.taps();
-  row_segments(s, task.q0, task.nc, wk.segs);
+  const std::vector<GridBox>& boxes = p.boxes[static_cast<size_t>(task.sub)];
+  row_segments(s, boxes, task.q0, task.nc, wk.segs);
   wk.tiles.clear();
   wk.tile_taps.clear();
   wk.list_at.clear();
   if (p.direct_of[static_cast<size_t>(task.sub)]) {
     row_tiles(wk.segs, p.nr, wk.tiles);
     if (!p.wide) tile_taps(s, wk);  // (no listed kernels of the wide tiles' nr)
+  } else if (!boxes.empty()) {
+    panel_taps(s, wk, ceil_div(task.nc, static_cast<int64_t>(p.nr)), p.nr);
   }
   TaskInput in = task_input(p, s, task, wk.tiles);
   const bool direct = in.mode != Input::kPacked;
@@ -399,7 +471,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   const T* a_group = c.a_packed + p.a_off[static_cast<size_t>(task.sub)] +
                      task.group * k_total * p.ms;
   const TaskRun<T> tr{task, s, slab_m0, mc, ncp, std::move(in), band_data, acc, to_dst,
-                      to_dst ? c.dst_plane : ncp, a_group};
+                      a_group};
   for (int64_t k0 = 0; k0 < k_total; k0 += p.kc) {
     if (k0 > 0 && stop(c.cancel)) break;
     const int64_t kc = std::min(p.kc, k_total - k0);
@@ -415,7 +487,13 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
     if (direct) {
       if (direct_block(c, wk, tr, rows, ap, bp, accumulate, finish)) continue;
     } else {
-      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.pack_taps);
+      pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.pack_taps,
+             boxes.empty());
+      list_rows(s, wk, rows, static_cast<size_t>(ncp / p.nr));
+      if (!wk.list_at.empty()) {
+        wk.listed_b.resize(wk.listed.size());
+        for (size_t l = 0; l < wk.listed.size(); ++l) wk.listed_b[l] = wk.listed[l] * p.nr;
+      }
     }
     block_gemm(c, wk, tr, kc, ap, bp, accumulate, finish);
   }

@@ -23,6 +23,75 @@ void row_segments(const SubConv& s, int64_t q0, int64_t nc, std::vector<Segment>
   }
 }
 
+void border_widths(const SubConv& s, std::array<int64_t, kMaxDims>& lo,
+                   std::array<int64_t, kMaxDims>& hi) {
+  for (int d = 0; d < kMaxDims; ++d) {
+    const SubAxis& a = s.axes[static_cast<size_t>(d)];
+    lo[static_cast<size_t>(d)] = hi[static_cast<size_t>(d)] = 0;
+    if (a.tap_offset.empty()) continue;  // a phase that no tap reaches (stride > kernel)
+    const int64_t first = *std::min_element(a.tap_offset.begin(), a.tap_offset.end());
+    const int64_t last = *std::max_element(a.tap_offset.begin(), a.tap_offset.end());
+    int64_t l = 0, h = 0;
+    while (l < a.extent && l * a.src_step + first < 0) ++l;
+    while (h < a.extent && (a.extent - 1 - h) * a.src_step + last >= s.src_dims[d]) ++h;
+    lo[static_cast<size_t>(d)] = l;
+    hi[static_cast<size_t>(d)] = h;
+  }
+}
+
+std::vector<GridBox> border_boxes(const SubConv& s, const std::array<int64_t, kMaxDims>& lo,
+                                  const std::array<int64_t, kMaxDims>& hi) {
+  // per axis the ranges [begin, end): lo single points, the middle (if any), hi single points
+  std::array<std::vector<std::array<int64_t, 2>>, kMaxDims> cuts;
+  for (int d = 0; d < kMaxDims; ++d) {
+    const int64_t n = s.axes[static_cast<size_t>(d)].extent;
+    const int64_t a = std::min(lo[static_cast<size_t>(d)], n);
+    const int64_t b = std::max(a, n - hi[static_cast<size_t>(d)]);
+    auto& c = cuts[static_cast<size_t>(d)];
+    for (int64_t j = 0; j < a; ++j) c.push_back({j, j + 1});
+    if (b > a) c.push_back({a, b});
+    for (int64_t j = b; j < n; ++j) c.push_back({j, j + 1});
+  }
+  std::vector<GridBox> boxes;
+  int64_t q = 0;
+  for (const auto& z : cuts[0])
+    for (const auto& y : cuts[1])
+      for (const auto& x : cuts[2]) {
+        const GridBox b{q, z[0], y[0], x[0], z[1] - z[0], y[1] - y[0], x[1] - x[0]};
+        boxes.push_back(b);
+        q += s.batch * b.nz * b.ny * b.nx;
+      }
+  return boxes;
+}
+
+void row_segments(const SubConv& s, const std::vector<GridBox>& boxes, int64_t q0, int64_t nc,
+                  std::vector<Segment>& segs) {
+  if (boxes.empty()) {
+    row_segments(s, q0, nc, segs);
+    return;
+  }
+  segs.clear();
+  // the last box starting at or before q0
+  auto bi = static_cast<size_t>(
+      std::upper_bound(boxes.begin(), boxes.end(), q0,
+                       [](int64_t q, const GridBox& b) { return q < b.q0; }) -
+      boxes.begin() - 1);
+  const int64_t q_end = q0 + nc;
+  for (int64_t q = q0; q < q_end;) {
+    const GridBox& b = boxes[bi];
+    const int64_t b_end = b.q0 + s.batch * b.nz * b.ny * b.nx;
+    if (q >= b_end) {
+      ++bi;
+      continue;
+    }
+    const int64_t l = q - b.q0, jx = l % b.nx, row = l / b.nx;
+    const int64_t jy = row % b.ny, jz = (row / b.ny) % b.nz, n = row / (b.ny * b.nz);
+    const int64_t len = std::min({b.nx - jx, q_end - q, b_end - q});
+    segs.push_back({n, b.z0 + jz, b.y0 + jy, b.x0 + jx, len, q - q0});
+    q += len;
+  }
+}
+
 void k_rows(const SubConv& s, std::vector<KRow>& rows) {
   const int64_t taps = s.taps();
   rows.resize(static_cast<size_t>(s.Kc * taps));

@@ -40,8 +40,9 @@ class Plan:
     summed in the transform domain; when ``algorithm=`` asked for it and the geometry suits
     it: docs/winograd.md), ``channels_last``, ``outer_product`` or ``dot`` (grad_weight's
     three forms).
-    ``input``: for ``subconv``, how its tasks read the source (``packed``, ``indirect``,
-    ``band``, ``band_per_block``; ``+``-joined when tasks differ), after ``batch_inner+``
+    ``input``: for ``subconv``, how its tasks read the source (``packed``, ``packed_sorted``
+    -- packed, its columns border-sorted so that panels skip the taps that read padding --,
+    ``indirect``, ``band``, ``band_per_block``; ``+``-joined when tasks differ), after ``batch_inner+``
     when many small images run with the batch as the innermost axis (docs/kernels.md,
     workspace: a copy of the input and of the output); ``phases`` for the kernel =
     stride GEMM; for ``winograd*``, the 2-D transforms the phases run (e.g. ``F(2x2 3x3)``,
