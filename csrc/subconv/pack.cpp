@@ -80,6 +80,39 @@ TCONV_PACK_AVX512_ATTR inline void copy_even_avx512(const float* from, float* to
 #endif
 
 #if TCONV_PACK_AVX512
+// A row of len <= 16 columns of which [lo, hi) read the source at a step of 1 or 2 from p (the
+// others are zero): rows of a run-time length (odd grid widths, a border on both sides) as one
+// or two masked loads, a permute for step 2, and one masked store, instead of a loop a value.
+// Lanes outside [lo, hi) are masked off: they read nothing, so the address of lane 0 (before
+// p when lo > 0) is formed as an integer.
+TCONV_PACK_AVX512_ATTR inline void copy_masked_avx512(const float* p, int64_t step, int64_t lo,
+                                                      int64_t hi, int64_t len, float* d) {
+  const auto lanes = [](int64_t n) {  // the first n lanes, n in [0, 16]
+    return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+  };
+  const __mmask16 keep = static_cast<__mmask16>(lanes(hi) & ~lanes(lo));
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p) -
+                         static_cast<uintptr_t>(lo * step * int64_t(sizeof(float)));
+  __m512 v;
+  if (step == 1) {
+    v = _mm512_maskz_loadu_ps(keep, reinterpret_cast<const float*>(base));
+  } else {
+    // source lane 2u for u in [lo, hi): lanes 2lo .. 2hi - 2 of the two 16-lane halves
+    alignas(64) int32_t index[16];
+    for (int u = 0; u < 16; ++u) index[u] = 2 * u;
+    const uint32_t src = static_cast<uint32_t>(
+        (((uint64_t(1) << (2 * hi - 1)) - 1) & ~((uint64_t(1) << (2 * lo)) - 1)));
+    const __m512 a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(src & 0xffffu),
+                                           reinterpret_cast<const float*>(base));
+    const __m512 b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(src >> 16),
+                                           reinterpret_cast<const float*>(base) + 16);
+    v = _mm512_maskz_permutex2var_ps(keep, a, _mm512_load_si512(index), b);
+  }
+  _mm512_mask_storeu_ps(d, lanes(len), v);
+}
+#endif
+
+#if TCONV_PACK_AVX512
 // Whole grid planes of kPlaneGrid points packed by permutes (the AVX-512 float clone): when
 // one image's grid has exactly kPlaneGrid points and its source plane at most
 // kPlaneSourceMax values (DCGAN 512->256 grad_input: a 4x4 grid read from an 8x8 plane at
@@ -390,6 +423,15 @@ inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps,
         case PieceKind::kGeneral:
           break;
       }
+#if TCONV_PACK_AVX512
+      if constexpr (kAvx512 && std::is_same_v<T, float>) {
+        if (len <= 16 && (step == 1 || step == 2)) {
+          for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk)
+            copy_masked_avx512(p, step, r.lo, r.hi, len, d);
+          continue;
+        }
+      }
+#endif
       for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
         for (int64_t u = 0; u < r.lo; ++u) d[u] = T(0);
         if (step == 1) {
