@@ -41,7 +41,7 @@ if [ "$#" -eq 0 ]; then
   set -- tests/test_reference.py tests/test_identities.py tests/test_errors.py \
     tests/test_fuzz.py tests/test_core_fuzz.py tests/test_concurrency.py tests/test_determinism.py \
     tests/test_numerics.py tests/test_crash_regressions.py tests/test_boundaries.py \
-    tests/test_ukernels.py tests/test_stream_stores.py \
+    tests/test_ukernels.py tests/test_stream_stores.py tests/test_packed_sorted.py \
     -k "not torch"
 fi
 existing=()
