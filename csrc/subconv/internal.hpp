@@ -113,6 +113,12 @@ template <typename T>
 void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, int64_t m0,
                    int64_t r, const std::vector<KRows>& rows, const std::vector<T*>& panels);
 
+// Whether s's packed tasks in the grid's order take the AVX-512 float packer of shifted
+// runs (masked loads of whole runs of kShiftLanes columns; pack.cpp): on this ISA and dtype,
+// reading at step 1 grids that are their source planes.
+template <typename T>
+bool packs_shifted(const SubConv& s, int nr);
+
 // B panels: column t of the tile lives in panel t / nr at bp + (t / nr) * kc * nr,
 // element (k, t) at [k * nr + t % nr]; columns [nc, round_up(nc, nr)) are zero.
 // Segments are cut at panel boundaries into pieces; per piece each tap is classified once
@@ -126,12 +132,6 @@ struct PackTap {
   int64_t k, n;        // its first row in the K block and its row count (every taps-th row)
   int64_t channel;     // that first row's channel, from the block's first channel
 };
-
-// Whether s's packed tasks in the grid's order take the AVX-512 float packer of shifted
-// runs (masked loads of whole runs of kShiftLanes columns; pack.cpp): on this ISA and dtype,
-// reading at step 1 grids that are their source planes.
-template <typename T>
-bool packs_shifted(const SubConv& s, int nr);
 
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,

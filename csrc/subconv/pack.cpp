@@ -344,12 +344,11 @@ struct PieceTap {
 };
 
 // The rows of one piece.  Each tap is classified once (zero, full, one point over an edge,
-// general); then channel by channel every tap's row is copied: a channel's taps read the same
-// few source lines, taken into L1 once, where a loop over the channels per tap would walk
-// channel planes a power-of-two stride apart that share one L1 set (a 3-D U-Net plane of
-// 16^3 floats is 16 KiB: 64 channels' lines evicted each other before the next tap read
-// them again).  LEN > 0 and STEP > 0: compile-time length and source step (else the run-time
-// len and step).  `channels`: of the K block (from its first, ps.src_c).
+// general); then, per block of channels (pack_channel_block: all of them unless their planes
+// share L1 sets), tap by tap the block's rows of that tap are copied, each inner loop one kind
+// of copy stepping through the channels.  LEN > 0 and STEP > 0: compile-time length and
+// source step (else the run-time len and step).  `channels`: of the K block (from its first,
+// ps.src_c).
 template <bool kAvx512, typename T, int LEN, int STEP>
 inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps,
                                                       const std::vector<PackTap>& taps,

@@ -22,8 +22,9 @@ constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 constexpr int64_t kBandL2Bytes = int64_t(256) << 10;
 
 // Least share of the packed sub-convolutions' terms that read padding (1 / kSortBorderDiv)
-// for their columns to be border-sorted (border_boxes): the panels of border columns then skip
-// the taps that read padding for all of them, and pieces of the border columns are shorter.
+// for their columns to be border-sorted (border_boxes, along z and y): the panels of border
+// rows then skip the taps that read padding for all of them, and a panel that spans two
+// boxes is stored through the accumulator instead of straight into dst.
 constexpr int64_t kSortBorderDiv = 32;
 
 // The packed path's pixel block: of nc, nc - nr, ..., nr, the one whose rounds (groups x
@@ -208,12 +209,13 @@ void plan_boxes(const std::vector<SubConv>& subs, SubconvPlan& p) {
     double a = double(s.batch), in = double(s.batch);
     for (int d = 0; d < kMaxDims; ++d) {
       const SubAxis& ax = s.axes[static_cast<size_t>(d)];
-      int64_t count = 0;
-      for (const int64_t off : ax.tap_offset)
-        for (int64_t j = 0; j < ax.extent; ++j) {
-          const int64_t i = j * ax.src_step + off;
-          count += i >= 0 && i < s.src_dims[d] ? 1 : 0;
-        }
+      int64_t count = 0;  // (j, tap) with 0 <= j * step + off < src, j < extent
+      for (const int64_t off : ax.tap_offset) {
+        const int64_t first = std::max<int64_t>(0, ceil_div(-off, ax.src_step));
+        const int64_t last =
+            std::min(ax.extent - 1, floor_div(s.src_dims[d] - 1 - off, ax.src_step));
+        count += std::max<int64_t>(0, last - first + 1);
+      }
       a *= double(ax.extent) * double(ax.tap_offset.size());
       in *= double(count);
     }
