@@ -44,12 +44,6 @@ inline int64_t pack_channel_block(int64_t plane_bytes) {
   return plane_bytes % kAliasBytes == 0 ? kPackChannels : INT64_MAX / 2;
 }
 
-// The channels the K block's taps cover (from the block's first: PackTap::channel).
-inline int64_t taps_channels(const std::vector<PackTap>& taps) {
-  int64_t end = 0;
-  for (const PackTap& tp : taps) end = std::max(end, tp.channel + tp.n);
-  return end;
-}
 
 #if TCONV_PACK_AVX512
 // to[u] = from[2 * u] for u < LEN <= 16, reading only from[0 .. 2 * LEN - 2]: the loads are
@@ -237,8 +231,8 @@ TCONV_PACK_AVX512_ATTR inline __mmask16 lanes_inside(__m512i j, int64_t d, int64
 // zero.
 TCONV_PACK_AVX512_ATTR inline void pack_shifted_avx512(const SubConv& s, const float* src,
                                                        int64_t group, const Segment& first,
-                                                       int64_t c0, int64_t nc, int nr,
-                                                       int64_t kc,
+                                                       int64_t c0, int64_t channels,
+                                                       int64_t nc, int nr, int64_t kc,
                                                        const std::vector<PackTap>& taps,
                                                        float* bp) {
   const int64_t jx_n = s.axes[2].extent, jy_n = s.axes[1].extent, jz_n = s.axes[0].extent;
@@ -249,7 +243,6 @@ TCONV_PACK_AVX512_ATTR inline void pack_shifted_avx512(const SubConv& s, const f
   const int64_t q_first = ((first.n * jz_n + first.jz) * jy_n + first.jy) * jx_n + first.jx0;
   alignas(64) int32_t lane_z[kShiftLanes], lane_y[kShiftLanes], lane_x[kShiftLanes];
   std::vector<__mmask16> masks;  // per tap: the lanes of the current run it reads
-  const int64_t channels = kc > 0 ? taps_channels(taps) : 0;
   const int64_t block = pack_channel_block(plane * int64_t(sizeof(float)));
   // the grid point of the next lane (n, q_img; jz, jy, jx), stepped without divisions
   int64_t n = q_first / grid, q_img = q_first % grid;
@@ -580,7 +573,7 @@ inline __attribute__((always_inline)) void pack_b_body(
 #if TCONV_PACK_AVX512
   if constexpr (kAvx512 && std::is_same_v<T, float>) {
     if (kc > 0 && grid_order && shifted_packing_suits(s, nr, segs)) {
-      pack_shifted_avx512(s, src, group, segs.front(), c0, nc, nr, kc, taps, bp);
+      pack_shifted_avx512(s, src, group, segs.front(), c0, channels, nc, nr, kc, taps, bp);
       return;
     }
   }
@@ -657,6 +650,15 @@ TCONV_PACK_AVX512_CLONE void pack_b_avx512(const SubConv& s, const float* src, i
 }
 #endif
 
+// Whether pack_b takes the AVX-512 float clone: float data on the real "avx512" table.
+template <typename T>
+bool avx512_clone() {
+#if TCONV_PACK_AVX512
+  if constexpr (std::is_same_v<T, float>) return std::string_view(active_kernels().name) == "avx512";
+#endif
+  return false;
+}
+
 }  // namespace
 
 template <typename T>
@@ -664,7 +666,7 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
             KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps, bool grid_order) {
 #if TCONV_PACK_AVX512
   if constexpr (std::is_same_v<T, float>) {
-    if (std::string_view(active_kernels().name) == "avx512") {
+    if (avx512_clone<T>()) {
       pack_b_avx512(s, src, group, segs, rows, nc, nr, bp, taps, grid_order);
       return;
     }
@@ -676,8 +678,7 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
 template <typename T>
 bool packs_shifted(const SubConv& s, int nr) {
 #if TCONV_PACK_AVX512
-  if constexpr (std::is_same_v<T, float>)
-    return std::string_view(active_kernels().name) == "avx512" && shifted_grids(s, nr);
+  if constexpr (std::is_same_v<T, float>) return avx512_clone<T>() && shifted_grids(s, nr);
 #endif
   (void)s;
   (void)nr;

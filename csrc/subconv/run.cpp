@@ -128,6 +128,18 @@ const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const Sub
   return data;
 }
 
+// Calls fn(piece) for the pieces of segs cut at the packed B panels' boundaries (every nr
+// columns): each piece a Segment of one panel (panel piece.t0 / nr).
+template <class Fn>
+void for_each_panel_piece(const std::vector<Segment>& segs, int64_t nr, Fn&& fn) {
+  for (const Segment& seg : segs)
+    for (int64_t u = 0; u < seg.len;) {
+      const int64_t col = seg.t0 + u, len = std::min<int64_t>(seg.len - u, nr - col % nr);
+      fn(Segment{seg.n, seg.jz, seg.jy, seg.jx0 + u, len, col});
+      u += len;
+    }
+}
+
 // Whole tiles of unit-stride destination rows: the micro-kernels write and accumulate
 // straight into dst (rows dst_plane apart), so the output lines are taken while the task
 // multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).  The bias
@@ -161,19 +173,16 @@ bool stores_in_kernels(const Call<T>& c, Worker<T>& wk, const SubConv& s, const 
   wk.tile_dst.assign(static_cast<size_t>(panels), nullptr);
   wk.panel_broken.assign(static_cast<size_t>(panels), 0);
   if (task.nc % nr != 0) wk.panel_broken.back() = 1;  // a last panel of fewer columns
-  for (const Segment& seg : wk.segs) {
-    T* base = segment_dst(s, c.dst, task.group, task.m0, seg);  // column seg.t0 + u: base + u
-    for (int64_t u = 0; u < seg.len;) {
-      const int64_t col = seg.t0 + u, off = col % nr;
-      const auto t = static_cast<size_t>(col / nr);
-      if (off == 0) {
-        wk.tile_dst[t] = base + u;
-      } else if (wk.tile_dst[t] + off != base + u) {
-        wk.panel_broken[t] = 1;  // the panel's columns are not consecutive places of dst
-      }
-      u += std::min(seg.len - u, nr - off);
+  for_each_panel_piece(wk.segs, nr, [&](const Segment& piece) {
+    T* at = segment_dst(s, c.dst, task.group, task.m0, piece);
+    const int64_t off = piece.t0 % nr;
+    const auto t = static_cast<size_t>(piece.t0 / nr);
+    if (off == 0) {
+      wk.tile_dst[t] = at;
+    } else if (wk.tile_dst[t] + off != at) {
+      wk.panel_broken[t] = 1;  // the panel's columns are not consecutive places of dst
     }
-  }
+  });
   bool any = false;
   for (size_t t = 0; t < wk.tile_dst.size(); ++t) {
     if (wk.panel_broken[t] != 0) wk.tile_dst[t] = nullptr;
@@ -240,15 +249,11 @@ template <typename T>
 void panel_taps(const SubConv& s, Worker<T>& wk, int64_t panels, int nr) {
   const int64_t taps = s.taps();
   wk.tile_taps.assign(static_cast<size_t>(panels * taps), 0);
-  for (const Segment& seg : wk.segs)
-    for (int64_t u = 0; u < seg.len;) {  // pieces of seg within one panel
-      const int64_t col = seg.t0 + u, len = std::min<int64_t>(seg.len - u, nr - col % nr);
-      const Segment piece{seg.n, seg.jz, seg.jy, seg.jx0 + u, len, col};
-      char* mask = wk.tile_taps.data() + col / nr * taps;
-      for (int64_t t = 0; t < taps; ++t)
-        if (mask[t] == 0 && tap_reach(s, piece, t).inside) mask[t] = 1;
-      u += len;
-    }
+  for_each_panel_piece(wk.segs, nr, [&](const Segment& piece) {
+    char* mask = wk.tile_taps.data() + piece.t0 / nr * taps;
+    for (int64_t t = 0; t < taps; ++t)
+      if (mask[t] == 0 && tap_reach(s, piece, t).inside) mask[t] = 1;
+  });
   if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
     wk.tile_taps.clear();
 }
@@ -406,14 +411,9 @@ void store_task(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr) {
   if (tr.to_dst) {  // the panels that are not in dst: their pieces
     if (tr.in.mode != Input::kPacked) return;
     wk.acc_pieces.clear();
-    const int64_t nr = c.p.nr;
-    for (const Segment& seg : wk.segs)
-      for (int64_t u = 0; u < seg.len;) {
-        const int64_t col = seg.t0 + u, len = std::min<int64_t>(seg.len - u, nr - col % nr);
-        if (!in_dst(wk, tr, col / nr))
-          wk.acc_pieces.push_back({seg.n, seg.jz, seg.jy, seg.jx0 + u, len, col});
-        u += len;
-      }
+    for_each_panel_piece(wk.segs, c.p.nr, [&](const Segment& piece) {
+      if (!in_dst(wk, tr, piece.t0 / c.p.nr)) wk.acc_pieces.push_back(piece);
+    });
     if (wk.acc_pieces.empty()) return;  // stored by the micro-kernels
     store_segs = &wk.acc_pieces;
   }
