@@ -106,6 +106,14 @@ bool batch_inner_suits(const Geometry& g, bool transposed) {
   return all > 0 && (all - inside) * kWasteDiv >= all;
 }
 
+bool batch_inner_whole_weights(bool transposed) {
+  // The gather's tasks fill their source band once per K block (it outgrows L2 whole), and
+  // each slab of output channels fills it again: DCGAN 512->256's grad_input had four slabs
+  // and wrote 50 MB of band a call for a 4 MB source.  One slab fills it once.  The forward's
+  // bands were no faster with one slab (docs/perf-log.md).
+  return !transposed;
+}
+
 Geometry batch_inner_geometry(const Geometry& g) {
   Geometry b = g;
   b.batch = 1;
@@ -135,8 +143,10 @@ bool run_batch_inner(const Geometry& g, bool transposed, const T* src, const T* 
   T* d = dst_t.get(copies.dst);
   const bool parallel = omp_get_max_threads() > 1;
   transpose(src, g.batch, src_row, s, parallel);
-  const bool finite = transposed ? run_subconvs<T>(scatter_subconvs(b), s, w, bias, d, check)
-                                 : run_subconvs<T>({gather_subconv(b)}, s, w, bias, d, check);
+  const bool finite =
+      transposed ? run_subconvs<T>(scatter_subconvs(b), s, w, bias, d, check)
+                 : run_subconvs<T>({gather_subconv(b)}, s, w, bias, d, check,
+                                   batch_inner_whole_weights(transposed));
   transpose(d, dst_row, g.batch, dst, parallel);
   return finite;
 }

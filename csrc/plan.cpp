@@ -224,8 +224,10 @@ Plan plan_subconv_call(const Geometry& g, bool transposed, bool batch_inner, int
   const Geometry b = batch_inner ? batch_inner_geometry(g) : g;
   const std::vector<SubConv> subs =
       transposed ? scatter_subconvs(b) : std::vector<SubConv>{gather_subconv(b)};
-  Plan p = summarise_subconvs<T>(subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads),
-                                 base_plan<T>(transposed ? "scatter" : "gather", "subconv"));
+  const bool whole_weights = batch_inner && batch_inner_whole_weights(transposed);
+  Plan p = summarise_subconvs<T>(
+      subs, detail::plan_subconvs<T>(subs, active_gemm<T>(), threads, whole_weights),
+      base_plan<T>(transposed ? "scatter" : "gather", "subconv"));
   if (batch_inner) {
     p.input = "batch_inner+" + p.input;
     const BatchInnerCopies copies = batch_inner_copies(g, transposed);

@@ -77,6 +77,8 @@ CASES = [  # batch, c_in, c_out, spatial, kernel, stride, padding, dilation
     (32, 10, 3, (4, 4), (4, 4), (2, 2), (1, 1), (1, 1)),     # 3 outputs: forward on columns
     (32, 4, 6, (1, 2, 2), (1, 4, 4), (2, 2, 2), (0, 1, 1), (1, 1, 1)),  # 3-D, one plane: 2-D
     (32, 4, 6, (2, 2, 2), (2, 4, 4), (2, 2, 2), (0, 1, 1), (1, 1, 1)),  # 3-D
+    # the gather's weights (40 x 48 x 16) outgrow its output (32 x 40 x 4): one slab still
+    (32, 40, 48, (2, 2), (4, 4), (2, 2), (1, 1), (1, 1)),
 ]
 
 
@@ -99,6 +101,9 @@ def test_rule_counts_the_padding_terms(case: tuple[Any, ...]) -> None:
             fine = [(i - 1) * a - 2 * b + c * (e - 1) + 1 for i, a, b, c, e in zip(sp, s, p, d, k)]
             copies = n * (ci * int(np.prod(sp)) + co * int(np.prod(fine))) * 4
             assert plan.workspace_bytes >= copies
+            if not transposed:  # and the gather's whole packed weight, in one slab
+                assert plan.blocks["slabs"] == 1, plan
+                assert plan.workspace_bytes >= copies + ci * co * int(np.prod(k)) * 4
 
 
 def _per_image(f: Any, *arrays: np.ndarray) -> np.ndarray:

@@ -276,9 +276,11 @@ struct SubconvPlan {
   std::vector<std::vector<GridBox>> boxes;
 };
 
+// whole_weights: one slab (every output channel's weights packed at once) rather than slabs
+// whose packed weights are no larger than the output (run_subconvs).
 template <typename T>
 SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>& uk,
-                          int threads);
+                          int threads, bool whole_weights = false);
 
 struct TaskInput {
   Input mode = Input::kPacked;

@@ -238,7 +238,7 @@ void plan_boxes(const std::vector<SubConv>& subs, SubconvPlan& p) {
 
 template <typename T>
 SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>& uk,
-                          int threads) {
+                          int threads, bool whole_weights) {
   SubconvPlan p;
   if (subs.empty()) return p;
   // At most kWideMR output channels: the wide kernels (more pixels per tile).
@@ -260,10 +260,13 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
                            subs[0].dst_dims[1] * subs[0].dst_dims[2];
   // Output channels are processed in slabs of ms rows: the weights of one slab, for every
   // sub-convolution and group, are packed once and shared by the threads, and the packed copy
-  // is no larger than the output plus mr - 1 rows (the slab is a whole number of mr panels).
-  p.ms = std::min(round_up(M, p.mr),
-                  round_up(std::max<int64_t>(1, dst_size / std::max<int64_t>(1, groups * k_sum)),
-                           p.mr));
+  // is no larger than the output plus mr - 1 rows (the slab is a whole number of mr panels);
+  // whole_weights: one slab.
+  p.ms = whole_weights
+             ? round_up(M, p.mr)
+             : std::min(round_up(M, p.mr),
+                        round_up(std::max<int64_t>(1, dst_size / std::max<int64_t>(1, groups * k_sum)),
+                                 p.mr));
   p.slabs = ceil_div(M, p.ms);
   p.a_off.assign(subs.size() + 1, 0);
   for (size_t si = 0; si < subs.size(); ++si)
@@ -298,9 +301,9 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
 }
 
 template SubconvPlan plan_subconvs<float>(const std::vector<SubConv>&, const GemmKernels<float>&,
-                                          int);
+                                          int, bool);
 template SubconvPlan plan_subconvs<double>(const std::vector<SubConv>&,
-                                           const GemmKernels<double>&, int);
+                                           const GemmKernels<double>&, int, bool);
 
 TaskInput task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
                      const std::vector<Segment>& tiles) {

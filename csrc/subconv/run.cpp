@@ -505,10 +505,10 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
 
 template <typename T>
 bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
-                  T* dst, bool check) {
+                  T* dst, bool check, bool whole_weights) {
   using namespace detail;
   const GemmKernels<T>& uk = active_gemm<T>();
-  const SubconvPlan p = plan_subconvs<T>(subs, uk, omp_get_max_threads());
+  const SubconvPlan p = plan_subconvs<T>(subs, uk, omp_get_max_threads(), whole_weights);
   if (p.empty) return true;
   Scratch<T> a_store;  // every value a task reads is packed first
   T* const a_packed = a_store.get(p.a_off.back());
@@ -558,8 +558,8 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
 }
 
 template bool run_subconvs<float>(const std::vector<SubConv>&, const float*, const float*,
-                                  const float*, float*, bool);
+                                  const float*, float*, bool, bool);
 template bool run_subconvs<double>(const std::vector<SubConv>&, const double*, const double*,
-                                   const double*, double*, bool);
+                                   const double*, double*, bool, bool);
 
 }  // namespace tconv

@@ -51,10 +51,12 @@
 //     few rows of a few planes, never a whole plane's worth more or the batch), and the
 //     result once per chunk (<= 2 x dW);
 //   * a forward or gather run batch-inner (batch_inner.cpp: >= 32 images of <= 256 pixels
-//     whose terms often read padding): a copy of the source and one of the destination;
+//     whose terms often read padding): a copy of the source and one of the destination, and
+//     for the gather its packed weights in one slab (the size of the weight, rounded up to
+//     whole panels of output channels) instead of slabs no larger than the output;
 // and never another copy of the input, a column (im2col) buffer of the problem or atomics.
 // So the problem-sized buffers are each <= the output, but for batch-inner's two copies
-// (input + output); the rest is per thread and independent of batch and image size (the
+// (input + output) and its gather's packed weights; the rest is per thread and independent of batch and image size (the
 // accumulator tile grows with the channel count).  Scratch a call frees stays with its thread
 // for the next call (workspace.cpp: <= 16 blocks and TCONV_SCRATCH_CACHE_BYTES a thread), so a
 // thread holds about its largest recent call's share of this bound between calls.

@@ -55,8 +55,11 @@ Algorithm gather_algorithm(const Geometry& g);
 // Batch-inner sub-convolutions (batch_inner.cpp): whether they suit the forward (transposed)
 // or the gather of g, the problem they run (batch 1, the batch as the innermost axis), and the
 // run (arrays as in kernels.hpp; the result as run_subconvs').  Workspace: a copy of the
-// source and one of the destination, batch_inner_copies(g, transposed) values.
+// source and one of the destination, batch_inner_copies(g, transposed) values, and for the
+// gather the whole weight packed at once (batch_inner_whole_weights: run_subconvs'
+// whole_weights), not slab by slab.
 bool batch_inner_suits(const Geometry& g, bool transposed);
+bool batch_inner_whole_weights(bool transposed);
 Geometry batch_inner_geometry(const Geometry& g);
 struct BatchInnerCopies {
   int64_t src = 0, dst = 0;  // values of each copy

@@ -106,8 +106,10 @@ inline SubConv subconv_base(const Geometry& g, bool transposed) {
 // the source and the destination (scatter.cpp, gather.cpp).
 // With `check`, every dst value is tested as it is stored and the result is false when one is
 // Inf or NaN (tconv/nonfinite.hpp); without, the result is true.
+// The weights are packed slab by slab of output channels, each slab's packed copy no larger
+// than dst, or with whole_weights all at once (a copy the size of w).
 template <typename T>
 bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, const T* bias,
-                  T* dst, bool check);
+                  T* dst, bool check, bool whole_weights = false);
 
 }  // namespace tconv
