@@ -616,6 +616,13 @@ bool channels_last_form(const Geometry& g, int nr) {
          g.taps() >= kClReuse * g.stride[0] * g.stride[1] * g.stride[2];
 }
 
+// Fewest GEMM tiles (nr columns; channels-last: nr fine channels x every tap) of a task's
+// column range: every task packs (channels-last: transposes) its rows of A for itself, so
+// ranges of one tile packed A once per tile.  DCGAN 128->64 (64 fine channels, two tiles) ran
+// four tasks on two threads, each transposing half of the 8 MB input: 187-207 -> 214-215
+// GF/s with two (docs/perf-log.md).
+constexpr int64_t kMinTaskTiles = 2;
+
 // The channels-last form's transposes run in pieces of this many points (transpose_rows).
 constexpr int64_t kPieceK = 256;
 
@@ -651,10 +658,13 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   p.chunk_len = round_up(ceil_div(K, p.chunks), 4 * k_block<T>());
   p.nc = p.outer ? nr : round_up(std::min<int64_t>(N, 48), nr);
   // Column ranges (whole nr tiles; channels-last: blocks of nr fine channels, every tap) only
-  // to give every thread work.
+  // to give every thread work, of at least kMinTaskTiles tiles (each task packs its rows of A
+  // for itself).
   const int64_t tiles = p.channels_last ? g.fine_per_group() / nr : ceil_div(N, int64_t(nr));
   const int64_t width = p.channels_last ? g.fine_per_group() : N;
-  const int64_t splits = std::min(tiles, ceil_div(2 * threads, p.chunks * g.groups * m_blocks));
+  const int64_t splits =
+      std::max<int64_t>(1, std::min(tiles / kMinTaskTiles,
+                                    ceil_div(2 * threads, p.chunks * g.groups * m_blocks)));
   for (int64_t ch = 0; ch < p.chunks; ++ch)
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t m0 = 0; m0 < M; m0 += p.mc)

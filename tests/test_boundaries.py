@@ -797,6 +797,10 @@ TABLE: list[Row] = [
     Row("channels-last form: fine channels per group in whole nr blocks (8/16/32)",
         "weight_grad.cpp: channels_last_form", TILE_NR, ("cl_channels",),
         dtypes=("float32", "float64")),
+    Row("grad_weight column ranges of >= kMinTaskTiles (2) GEMM tiles: channels-last fine "
+        "channels at 2 and 4 nr blocks (one range, then two on 2 threads)",
+        "weight_grad.cpp: kMinTaskTiles", tuple(sorted({f * n for n in TILE_NR for f in (2, 4)})),
+        ("cl_channels",), names=("kMinTaskTiles",), dtypes=("float32", "float64")),
     Row("channels-last transposes in pieces of kPieceK = 256 points (+ one cache line)",
         "weight_grad.cpp: kPieceK", (256,), ("cl_piece",), names=("kPieceK",),
         dtypes=("float32", "float64")),

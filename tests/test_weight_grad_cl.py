@@ -165,6 +165,33 @@ def test_two_chunks_and_threads(on_isa: str) -> None:
 
 
 @pytest.mark.parametrize("on_isa", ISAS, indirect=True)
+@pytest.mark.parametrize("tiles", [1, 2, 3, 4, 5, 8])
+def test_tasks_span_at_least_two_tiles(on_isa: str, tiles: int) -> None:
+    """kMinTaskTiles: every task transposes its rows of A for itself, so the column ranges
+    that give the threads work span at least two nr blocks of fine channels (one range when
+    there are fewer than four): on 2 threads, one chunk and one row block, tasks <=
+    max(1, tiles // 2), and more than one once four tiles allow it.  Split or not, 1, 2 and 3
+    threads give the same bits, all matching the oracle."""
+    tconv.set_isa(on_isa)
+    nr = _nr("float32")
+    case = Case(f"k4s2p1-2d-{tiles}-tiles", (6, 6), 48, tiles * nr, (4, 4), (2, 2), (1, 1))
+    with tconv.threads(2):
+        plan = _plan(case, "float32")
+    assert plan.algorithm == "channels_last", plan
+    assert plan.blocks["slabs"] == 1 and plan.blocks["mc"] >= case.c_in, plan
+    assert 1 <= plan.tasks <= max(1, tiles // 2), (tiles, plan)
+    if tiles >= 4:
+        assert plan.tasks > 1, plan
+    x, w, g = _data(case, np.dtype("float32"))
+    assert_bitwise_across_threads(on_isa, lambda: [_grad_weight(case, g, x, w)])
+    dw = _grad_weight(case, g, x, w)
+    want = grad_weight_oracle(g, x, w.shape, case.stride, case.padding, (1, 1), 1)
+    scale = grad_weight_oracle(np.abs(g), np.abs(x), w.shape, case.stride, case.padding,
+                               (1, 1), 1)
+    assert np.all(np.abs(dw - want) <= 4 * np.finfo(np.float32).eps * scale)
+
+
+@pytest.mark.parametrize("on_isa", ISAS, indirect=True)
 def test_rule_both_sides(on_isa: str) -> None:
     """channels-last iff the outer form's dtype, M >= 48 and N >= 128 hold, fine channels per
     group are whole nr blocks and taps >= kClReuse (3) x the product of the strides (both
