@@ -82,6 +82,7 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
   std::array<bool, std::size(input_names)> seen{};
   int64_t thread_bytes = 0;
   std::vector<Segment> segs, tiles;
+  TaskInput in;
   for (const Task& task : sp.tasks) {
     const SubConv& s = subs[static_cast<size_t>(task.sub)];
     const int64_t slab_m0 = task.m0 / sp.ms * sp.ms;
@@ -91,7 +92,7 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
     row_segments(s, sp.boxes[static_cast<size_t>(task.sub)], task.q0, task.nc, segs);
     tiles.clear();
     if (sp.direct_of[static_cast<size_t>(task.sub)]) row_tiles(segs, sp.nr, tiles);
-    const TaskInput in = task_input(sp, s, task, tiles);
+    task_input(sp, s, task, tiles, in);
     const bool sorted =
         in.mode == Input::kPacked && !sp.boxes[static_cast<size_t>(task.sub)].empty();
     seen[sorted ? seen.size() - 1 : static_cast<size_t>(in.mode)] = true;

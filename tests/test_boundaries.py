@@ -196,6 +196,17 @@ def fam_reduction(v: int) -> list[Geo]:
             _1d(3, c_in=1, c_out=1, kernel=(v,))]
 
 
+def fam_x_taps(v: int) -> list[Geo]:
+    """v taps along x (1-D kernel v at stride 1, half of it padding each side; 16 channels, so
+    the direct path's tiles and the packed path's panels list the taps their points read
+    inside), with 40 and 7 grid points a row, and 2-D with kernel (2, v)."""
+    half = v // 2
+    return [_1d(40, c_in=16, c_out=16, kernel=(v,), padding=((half, half),)),
+            _1d(7, c_in=16, c_out=16, kernel=(v,), padding=((half, v - 1 - half),), batch=5),
+            Geo((3, 9), c_in=16, c_out=8, kernel=(2, v), stride=(1, 1),
+                padding=((1, 1), (half, half)), dilation=(1, 1), output_padding=(0, 0))]
+
+
 def fam_wg_pixels(v: int) -> list[Geo]:
     """grad_weight's reduction K = batch x coarse pixels = v (1 and 3 images)."""
     out = [_1d(v, kernel=(3,), padding=((1, 1),))]
@@ -516,6 +527,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "shift_grid": fam_shift_grid,
     "sort_share": fam_sort_share,
     "pack_channels": fam_pack_channels,
+    "x_taps": fam_x_taps,
     "bi_batch": lambda v: fam_batch_inner(v, "batch"),
     "bi_pixels": lambda v: fam_batch_inner(v, "pixels"),
     "bi_length": lambda v: fam_batch_inner(v, "length"),
@@ -729,6 +741,9 @@ TABLE: list[Row] = [
 
     Row("columns serial below 2e5 flops", "columns.cpp: flops > 2e5", (200000,), ("flops",),
         literals=("2e5",)),
+    Row("kMaxXTaps: a tile's x taps classified on the stack up to 64, beyond in a vector",
+        "subconv/tables.cpp: kMaxXTaps", (64,), ("x_taps",), literals=("64",),
+        names=("kMaxXTaps",)),
     # -- csrc/batch_inner.cpp (small images, many of them) ------------------------------------
     Row("kMinBatch: batch-inner from 32 images", "batch_inner.cpp: kMinBatch", (32,),
         ("bi_batch",), literals=("32",), names=("kMinBatch",), dtypes=("float32", "float64")),

@@ -28,9 +28,17 @@ OffsetHull offset_hull(const std::vector<SubConv>& subs) {
   return h;
 }
 
-Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull) {
+namespace {
+
+// band_shape without the row layout.
+void band_extent(const SubConv& s, const std::vector<Segment>& tiles, int nr,
+                 const OffsetHull& hull, Band& b) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
-  Band b;
+  b.z_offset.clear();
+  b.tz_plane.clear();
+  b.phase.clear();
+  b.tap_plane.clear();
+  b.tap_shift.clear();
   int64_t first = tiles.front().jx0, last = first;
   for (const Segment& t : tiles) {
     first = std::min(first, t.jx0);
@@ -42,18 +50,18 @@ Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, con
     for (const int64_t o : az.tap_offset) b.tz_plane.push_back(o - hull.lo[0]);
     b.y0 = tiles.front().jy + hull.lo[1];
     b.rows = tiles.back().jy - tiles.front().jy + hull.hi[1] - hull.lo[1] + 1;
-    b.phase = {0};
+    b.phase.push_back(0);
     for (const int64_t o : ax.tap_offset) {
       b.tap_plane.push_back(0);
       b.tap_shift.push_back(o);
     }
     b.x0 = first + hull.lo[2];
     b.width = last + hull.hi[2] + nr - b.x0;
-    return b;
+    return;
   }
   const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
   b.tz_n = static_cast<int64_t>(az.tap_offset.size());
-  b.z_offset = az.tap_offset;
+  b.z_offset.assign(az.tap_offset.begin(), az.tap_offset.end());
   for (int64_t i = 0; i < b.tz_n; ++i) b.tz_plane.push_back(i);
   b.y0 = tiles.front().jy * ay.src_step + *oy_min;
   b.rows = (tiles.back().jy - tiles.front().jy) * ay.src_step + (*oy_max - *oy_min) + 1;
@@ -71,38 +79,19 @@ Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, con
   }
   b.x0 = first + q_min;
   b.width = last + q_max + nr - b.x0;
-  return b;
 }
-
-namespace {
 
 // Channels ahead whose source lines fill_band prefetches.
 constexpr int64_t kBandPrefetch = 2;
 
-// How every in-source row of a band is laid out.  range[p]: the valid u of phase p, i.e.
-// 0 <= (u + x0) * step + ph < sx (the same on every valid row), as [lo, hi) within
-// [0, width]: a band that lies wholly in the low padding (a row chunk far left of the source)
-// has its first valid u past the band's end.
-// When every residue of a step of 2, 4 or 8 has a plane, the points valid in all of them
-// ([both_lo, both_hi)) are de-interleaved in one pass over the source row (deinterleave), the
-// rest per phase.  With a de-interleaved middle, every valid row has the same edges: spans of
-// zeros (reads off the source row) and a few points read one by one (valid in some residues
-// only).  They are listed once here, so a row costs one deinterleave and these short loops
-// instead of the per-phase range arithmetic (3-D U-Net and V-Net grad_input, whose band rows
-// are 32 values: 1.03-1.09x; float64 1.02x).
-struct RowLayout {
-  int64_t step = 1;
-  std::vector<std::pair<int64_t, int64_t>> range;
-  bool deint = false;
-  int64_t both_lo = 0, both_hi = 0;
-  std::vector<std::pair<int64_t, int64_t>> zero_spans, edge_points;  // in a band row
-  std::array<int64_t, 8> deint_to{};                                 // residue's run in a row
-};
-
-RowLayout row_layout(const Band& b, int64_t sx, int64_t step) {
-  RowLayout l;
+// Into l, whose vectors keep their capacity from task to task.
+void row_layout(const Band& b, int64_t sx, int64_t step, RowLayout& l) {
   l.step = step;
   l.range.resize(static_cast<size_t>(b.phases()));
+  l.both_lo = l.both_hi = 0;
+  l.zero_spans.clear();
+  l.edge_points.clear();
+  l.deint_to.fill(0);
   for (int64_t p = 0; p < b.phases(); ++p) {
     const int64_t ph = b.phase[static_cast<size_t>(p)];
     int64_t lo = 0, hi = 0;
@@ -123,7 +112,7 @@ RowLayout row_layout(const Band& b, int64_t sx, int64_t step) {
     l.both_hi = std::max(l.both_hi, l.both_lo);
   }
   l.deint = l.both_hi > l.both_lo;
-  if (!l.deint) return l;
+  if (!l.deint) return;
   for (int64_t p = 0; p < b.phases(); ++p) {
     const auto [lo, hi] = l.range[static_cast<size_t>(p)];
     const int64_t base = p * b.width;
@@ -136,7 +125,6 @@ RowLayout row_layout(const Band& b, int64_t sx, int64_t step) {
   }
   for (int64_t ph = 0; ph < step; ++ph)
     l.deint_to[static_cast<size_t>(ph)] = plane_of[static_cast<size_t>(ph)] * b.width + l.both_lo;
-  return l;
 }
 
 // One band row from the source row `in` (in the source).
@@ -177,6 +165,12 @@ void fill_row(const Band& b, const RowLayout& l, const T* in, T* out_row) {
 
 }  // namespace
 
+void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull,
+                Band& b) {
+  band_extent(s, tiles, nr, hull, b);
+  row_layout(b, s.src_dims[2], s.axes[2].src_step, b.layout);
+}
+
 template <typename T>
 void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
                const Band& b, int64_t c_begin, int64_t c_end, T* band) {
@@ -185,7 +179,7 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   const SubAxis& az = s.axes[0];
   const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
-  const RowLayout layout = row_layout(b, sx, step);
+  const RowLayout& layout = b.layout;
   const int64_t row_size = b.phases() * b.width;
   // The source lines of channel c + kBandPrefetch are prefetched while channel c is copied:
   // each channel's rows are a separate region (a plane apart) that the hardware prefetcher

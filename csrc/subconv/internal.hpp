@@ -85,6 +85,11 @@ struct TapReach {
 };
 TapReach tap_reach(const SubConv& s, const Segment& tile, int64_t t);
 
+// Sets mask[t] = 1 for every tap t through which some point of the tile reads inside the
+// source (tap_reach's `inside`), leaving the others as they are: axis by axis, without
+// tap_reach's divisions per tap (it runs for every tile of every task).
+void mark_taps_inside(const SubConv& s, const Segment& tile, char* mask);
+
 // The rows k0 .. k0 + size() - 1 of one K block: a view into the rows of the whole K of a
 // sub-convolution, computed once per call (k_rows) and shared by every task.
 struct KRows {
@@ -160,6 +165,26 @@ void copy_rows(const T* const* rows, int64_t kc, int nr, T* panel);
 
 // ---- the zero-padded source band (band.cpp) ------------------------------------------------
 
+// How every in-source row of a band is laid out.  range[p]: the valid u of phase p, i.e.
+// 0 <= (u + x0) * step + ph < sx (the same on every valid row), as [lo, hi) within
+// [0, width]: a band that lies wholly in the low padding (a row chunk far left of the source)
+// has its first valid u past the band's end.
+// When every residue of a step of 2, 4 or 8 has a plane, the points valid in all of them
+// ([both_lo, both_hi)) are de-interleaved in one pass over the source row (deinterleave), the
+// rest per phase.  With a de-interleaved middle, every valid row has the same edges: spans of
+// zeros (reads off the source row) and a few points read one by one (valid in some residues
+// only).  They are listed once here, so a row costs one deinterleave and these short loops
+// instead of the per-phase range arithmetic (3-D U-Net and V-Net grad_input, whose band rows
+// are 32 values: 1.03-1.09x; float64 1.02x).
+struct RowLayout {
+  int64_t step = 1;
+  std::vector<std::pair<int64_t, int64_t>> range;
+  bool deint = false;
+  int64_t both_lo = 0, both_hi = 0;
+  std::vector<std::pair<int64_t, int64_t>> zero_spans, edge_points;  // in a band row
+  std::array<int64_t, 8> deint_to{};                                 // residue's run in a row
+};
+
 // Direct-path source band of one task (its rows lie in one (n, jz) plane).  A strided source
 // (gather with stride s along x) is de-interleaved: tap offset o = q*s + ph reads phase ph at
 // grid index j + q.  For every input channel c < Kc, z tap tz, source row y in [y0, y0 + rows)
@@ -174,6 +199,7 @@ struct Band {
   std::vector<int64_t> phase;        // source x residue of each band plane
   std::vector<int64_t> tap_plane;    // plane index of each x tap
   std::vector<int64_t> tap_shift;    // q of each x tap
+  RowLayout layout;                  // of every in-source row (band_shape)
   int64_t phases() const { return static_cast<int64_t>(phase.size()); }
   int64_t size() const { return tz_n * rows * phases() * width; }  // per channel
 };
@@ -190,7 +216,9 @@ struct OffsetHull {
 OffsetHull offset_hull(const std::vector<SubConv>& subs);
 
 // The band of a task's tiles (hull.valid: shaped from the hull, shared by every phase).
-Band band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull);
+// (Into b, whose vectors keep their capacity from task to task.)
+void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull,
+                Band& b);
 
 // Fills the band's channels [c_begin, c_end) (channel c at band + (c - c_begin) * b.size()).
 template <typename T>
@@ -288,8 +316,9 @@ struct TaskInput {
 };
 
 // The input of task `task` of sub-convolution s, from the plan and the task's row_tiles
-// (ignored unless direct_of[task.sub]).
-TaskInput task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
-                     const std::vector<Segment>& tiles);
+// (ignored unless direct_of[task.sub]), into `in` (a worker's: its band's vectors keep their
+// capacity from task to task).
+void task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
+                const std::vector<Segment>& tiles, TaskInput& in);
 
 }  // namespace tconv::detail

@@ -305,23 +305,22 @@ template SubconvPlan plan_subconvs<float>(const std::vector<SubConv>&, const Gem
 template SubconvPlan plan_subconvs<double>(const std::vector<SubConv>&,
                                            const GemmKernels<double>&, int, bool);
 
-TaskInput task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
-                     const std::vector<Segment>& tiles) {
-  TaskInput in;
-  if (!p.direct_of[static_cast<size_t>(task.sub)]) return in;
+void task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
+                const std::vector<Segment>& tiles, TaskInput& in) {
+  in.mode = Input::kPacked;
+  if (!p.direct_of[static_cast<size_t>(task.sub)]) return;
   const int64_t k_total = s.Kc * s.taps();
   if (!tiles.empty() && k_total > 0) {
-    in.band = band_shape(s, tiles, p.nr, p.hull);
+    band_shape(s, tiles, p.nr, p.hull, in.band);
     const bool per_block = !p.band_shared && s.Kc * in.band.size() * p.elem > kBandL2Bytes;
     const int64_t band_channels = per_block ? std::min(s.Kc, p.kc / s.taps() + 2) : s.Kc;
     if (band_channels * in.band.size() * p.elem <= kMaxBandBytes) {
       in.mode = per_block ? Input::kBandPerBlock : Input::kBand;
-      return in;
+      return;
     }
   }
   // no band: row pointers into the source, which needs unit steps along x
   in.mode = s.axes[2].src_step != 1 ? Input::kPacked : Input::kIndirect;
-  return in;
 }
 
 }  // namespace tconv::detail

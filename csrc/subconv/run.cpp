@@ -66,6 +66,7 @@ struct Worker {
   std::vector<Segment> acc_pieces;    // pieces of the packed panels stored by store_tile
   std::vector<PackTap> pack_taps;
   std::vector<T> zeros;
+  TaskInput input;  // the current task's (task_input)
   NonfiniteBits<T> bad = 0;
 };
 
@@ -75,7 +76,7 @@ struct TaskRun {
   const Task& task;
   const SubConv& s;
   int64_t slab_m0, mc, ncp;
-  TaskInput in;
+  const TaskInput& in;  // the worker's
   const T* band_data;  // kBand: the task's band
   T* acc;
   bool to_dst;         // the micro-kernels store straight into dst (the tiles tile_dst has)
@@ -233,11 +234,9 @@ void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t 
 template <typename T>
 void tile_taps(const SubConv& s, Worker<T>& wk) {
   const int64_t taps = s.taps();
-  wk.tile_taps.resize(wk.tiles.size() * static_cast<size_t>(taps));
+  wk.tile_taps.assign(wk.tiles.size() * static_cast<size_t>(taps), 0);
   for (size_t ti = 0; ti < wk.tiles.size(); ++ti)
-    for (int64_t t = 0; t < taps; ++t)
-      wk.tile_taps[ti * static_cast<size_t>(taps) + static_cast<size_t>(t)] =
-          tap_reach(s, wk.tiles[ti], t).inside ? 1 : 0;
+    mark_taps_inside(s, wk.tiles[ti], wk.tile_taps.data() + ti * static_cast<size_t>(taps));
   if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
     wk.tile_taps.clear();
 }
@@ -250,9 +249,7 @@ void panel_taps(const SubConv& s, Worker<T>& wk, int64_t panels, int nr) {
   const int64_t taps = s.taps();
   wk.tile_taps.assign(static_cast<size_t>(panels * taps), 0);
   for_each_panel_piece(wk.segs, nr, [&](const Segment& piece) {
-    char* mask = wk.tile_taps.data() + piece.t0 / nr * taps;
-    for (int64_t t = 0; t < taps; ++t)
-      if (mask[t] == 0 && tap_reach(s, piece, t).inside) mask[t] = 1;
+    mark_taps_inside(s, piece, wk.tile_taps.data() + piece.t0 / nr * taps);
   });
   if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
     wk.tile_taps.clear();
@@ -456,7 +453,8 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   } else if (!boxes.empty()) {
     panel_taps(s, wk, ceil_div(task.nc, static_cast<int64_t>(p.nr)), p.nr);
   }
-  TaskInput in = task_input(p, s, task, wk.tiles);
+  task_input(p, s, task, wk.tiles, wk.input);
+  const TaskInput& in = wk.input;
   const bool direct = in.mode != Input::kPacked;
   const T* band_data = in.mode == Input::kBand ? whole_band(c, wk, task, s, in.band) : nullptr;
   const int64_t ncp =
@@ -470,8 +468,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   const bool to_dst = stores_in_kernels(c, wk, s, task, in);
   const T* a_group = c.a_packed + p.a_off[static_cast<size_t>(task.sub)] +
                      task.group * k_total * p.ms;
-  const TaskRun<T> tr{task, s, slab_m0, mc, ncp, std::move(in), band_data, acc, to_dst,
-                      a_group};
+  const TaskRun<T> tr{task, s, slab_m0, mc, ncp, in, band_data, acc, to_dst, a_group};
   for (int64_t k0 = 0; k0 < k_total; k0 += p.kc) {
     if (k0 > 0 && stop(c.cancel)) break;
     const int64_t kc = std::min(p.kc, k_total - k0);

@@ -121,6 +121,38 @@ TapReach tap_reach(const SubConv& s, const Segment& tile, int64_t t) {
   return r;
 }
 
+void mark_taps_inside(const SubConv& s, const Segment& tile, char* mask) {
+  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
+  const auto tz_n = static_cast<int64_t>(az.tap_offset.size());
+  const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
+  const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
+  const int64_t step = ax.src_step;
+  // x taps first (as tap_reach: the first point at or right of x = 0, if the tile has it)
+  constexpr int64_t kMaxXTaps = 64;
+  char x_in[kMaxXTaps];
+  char* xs = x_in;
+  std::vector<char> x_more;
+  if (tx_n > kMaxXTaps) {
+    x_more.resize(static_cast<size_t>(tx_n));
+    xs = x_more.data();
+  }
+  for (int64_t tx = 0; tx < tx_n; ++tx) {
+    const int64_t x0 = tile.jx0 * step + ax.tap_offset[static_cast<size_t>(tx)];
+    const int64_t u = x0 >= 0 ? 0 : (-x0 + step - 1) / step;
+    xs[tx] = u < tile.len && x0 + u * step < s.src_dims[2] ? 1 : 0;
+  }
+  for (int64_t tz = 0; tz < tz_n; ++tz) {
+    const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
+    if (z < 0 || z >= s.src_dims[0]) continue;
+    for (int64_t ty = 0; ty < ty_n; ++ty) {
+      const int64_t y = tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)];
+      if (y < 0 || y >= s.src_dims[1]) continue;
+      char* row = mask + (tz * ty_n + ty) * tx_n;
+      for (int64_t tx = 0; tx < tx_n; ++tx) row[tx] = static_cast<char>(row[tx] | xs[tx]);
+    }
+  }
+}
+
 void row_tiles(const std::vector<Segment>& segs, int nr, std::vector<Segment>& tiles) {
   tiles.clear();
   for (const Segment& seg : segs)
