@@ -108,9 +108,9 @@ bool batch_inner_suits(const Geometry& g, bool transposed) {
 
 bool batch_inner_whole_weights(bool transposed) {
   // The gather's tasks fill their source band once per K block (it outgrows L2 whole), and
-  // each slab of output channels fills it again: DCGAN 512->256's grad_input had four slabs
-  // and wrote 50 MB of band a call for a 4 MB source.  One slab fills it once.  The forward's
-  // bands were no faster with one slab (docs/perf-log.md).
+  // each slab of output channels fills it again (DCGAN 512->256's grad_input: four slabs,
+  // many times its source in band writes); one slab fills it once.  The forward's bands were
+  // no faster with one slab (docs/perf-log.md).
   return !transposed;
 }
 
@@ -143,10 +143,10 @@ bool run_batch_inner(const Geometry& g, bool transposed, const T* src, const T* 
   T* d = dst_t.get(copies.dst);
   const bool parallel = omp_get_max_threads() > 1;
   transpose(src, g.batch, src_row, s, parallel);
-  const bool finite =
-      transposed ? run_subconvs<T>(scatter_subconvs(b), s, w, bias, d, check)
-                 : run_subconvs<T>({gather_subconv(b)}, s, w, bias, d, check,
-                                   batch_inner_whole_weights(transposed));
+  const bool whole = batch_inner_whole_weights(transposed);  // as the plan (plan.cpp)
+  const bool finite = transposed
+                          ? run_subconvs<T>(scatter_subconvs(b), s, w, bias, d, check, whole)
+                          : run_subconvs<T>({gather_subconv(b)}, s, w, bias, d, check, whole);
   transpose(d, dst_row, g.batch, dst, parallel);
   return finite;
 }

@@ -618,9 +618,8 @@ bool channels_last_form(const Geometry& g, int nr) {
 
 // Fewest GEMM tiles (nr columns; channels-last: nr fine channels x every tap) of a task's
 // column range: every task packs (channels-last: transposes) its rows of A for itself, so
-// ranges of one tile packed A once per tile.  DCGAN 128->64 (64 fine channels, two tiles) ran
-// four tasks on two threads, each transposing half of the 8 MB input: 187-207 -> 214-215
-// GF/s with two (docs/perf-log.md).
+// ranges of one tile packed A once per tile (DCGAN 128->64, 64 fine channels: four tasks on
+// two threads transposed the input twice; docs/perf-log.md).
 constexpr int64_t kMinTaskTiles = 2;
 
 // The channels-last form's transposes run in pieces of this many points (transpose_rows).

@@ -447,8 +447,8 @@ void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, 
   if (s0.w_m > s0.w_c) {
     // i outer: row m of W is read along its channels and taps (nearly contiguous).  Each row
     // is a short run (kc values) w_m elements from the last, too short for the hardware
-    // prefetcher: the run kAheadRows rows on is fetched while this one is copied (grad_input
-    // of DCGAN 512->256: 8 MB of W, the copy waited on every line).
+    // prefetcher: the run kAheadRows rows on is fetched while this one is copied (without,
+    // the copy of a large W waited on every line: docs/perf-log.md).
     constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T)), kAheadRows = 2;
     for (size_t si = 0; si < subs.size(); ++si) {
       if (panels[si] == nullptr) continue;

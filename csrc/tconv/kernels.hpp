@@ -56,10 +56,11 @@
 //     whole panels of output channels) instead of slabs no larger than the output;
 // and never another copy of the input, a column (im2col) buffer of the problem or atomics.
 // So the problem-sized buffers are each <= the output, but for batch-inner's two copies
-// (input + output) and its gather's packed weights; the rest is per thread and independent of batch and image size (the
-// accumulator tile grows with the channel count).  Scratch a call frees stays with its thread
-// for the next call (workspace.cpp: <= 16 blocks and TCONV_SCRATCH_CACHE_BYTES a thread), so a
-// thread holds about its largest recent call's share of this bound between calls.
+// (input + output) and its gather's packed weights; the rest is per thread and independent of
+// batch and image size (the accumulator tile grows with the channel count).  Scratch a call
+// frees stays with its thread for the next call (workspace.cpp: <= 16 blocks and
+// TCONV_SCRATCH_CACHE_BYTES a thread), so a thread holds about its largest recent call's share
+// of this bound between calls.
 #pragma once
 
 #include <string>
