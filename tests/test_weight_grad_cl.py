@@ -96,6 +96,17 @@ def _grad_weight(case: Case, g: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.
     return dw
 
 
+def _assert_matches_oracle(case: Case, g: np.ndarray, x: np.ndarray, w: np.ndarray,
+                           dw: np.ndarray) -> None:
+    """dw within 4 eps x the sum of |terms| of the float64 structural oracle."""
+    want = grad_weight_oracle(g, x, w.shape, case.stride, case.padding, case.kw()["dilation"],
+                              case.groups)
+    scale = grad_weight_oracle(np.abs(g), np.abs(x), w.shape, case.stride, case.padding,
+                               case.kw()["dilation"], case.groups)
+    dtype = dw.dtype
+    assert np.all(np.abs(dw - want) <= 4 * np.finfo(dtype).eps * scale + np.finfo(dtype).tiny), dtype
+
+
 def _plan(case: Case, dtype: str, fpg: int | None = None) -> tconv.Plan:
     return tconv.plan("grad_weight", case.x_shape(), case.weight_shape(fpg), dtype=dtype,
                       **case.kw())
@@ -130,12 +141,7 @@ def test_matches_the_oracle_and_the_outer_form(on_isa: str, case: Case) -> None:
         assert plan.algorithm == "channels_last", (dtype, plan)
         x, w, g = _data(case, np.dtype(dtype))
         dw = _grad_weight(case, g, x, w)
-        want = grad_weight_oracle(g, x, w.shape, case.stride, case.padding,
-                                  case.kw()["dilation"], case.groups)
-        scale = grad_weight_oracle(np.abs(g), np.abs(x), w.shape, case.stride, case.padding,
-                                   case.kw()["dilation"], case.groups)
-        eps = np.finfo(dtype).eps
-        assert np.all(np.abs(dw - want) <= 4 * eps * scale + np.finfo(dtype).tiny), dtype
+        _assert_matches_oracle(case, g, x, w, dw)
 
         # One more fine channel per group: the outer form, with the same K blocks and chunks,
         # must give the same bits on the channels both have (where it takes the rows).
@@ -172,7 +178,6 @@ def test_tasks_span_at_least_two_tiles(on_isa: str, tiles: int) -> None:
     there are fewer than four): on 2 threads, one chunk and one row block, tasks <=
     max(1, tiles // 2), and more than one once four tiles allow it.  Split or not, 1, 2 and 3
     threads give the same bits, all matching the oracle."""
-    tconv.set_isa(on_isa)
     nr = _nr("float32")
     case = Case(f"k4s2p1-2d-{tiles}-tiles", (6, 6), 48, tiles * nr, (4, 4), (2, 2), (1, 1))
     with tconv.threads(2):
@@ -184,11 +189,7 @@ def test_tasks_span_at_least_two_tiles(on_isa: str, tiles: int) -> None:
         assert plan.tasks > 1, plan
     x, w, g = _data(case, np.dtype("float32"))
     assert_bitwise_across_threads(on_isa, lambda: [_grad_weight(case, g, x, w)])
-    dw = _grad_weight(case, g, x, w)
-    want = grad_weight_oracle(g, x, w.shape, case.stride, case.padding, (1, 1), 1)
-    scale = grad_weight_oracle(np.abs(g), np.abs(x), w.shape, case.stride, case.padding,
-                               (1, 1), 1)
-    assert np.all(np.abs(dw - want) <= 4 * np.finfo(np.float32).eps * scale)
+    _assert_matches_oracle(case, g, x, w, _grad_weight(case, g, x, w))
 
 
 @pytest.mark.parametrize("on_isa", ISAS, indirect=True)

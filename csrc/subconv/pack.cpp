@@ -44,7 +44,6 @@ inline int64_t pack_channel_block(int64_t plane_bytes) {
   return plane_bytes % kAliasBytes == 0 ? kPackChannels : INT64_MAX / 2;
 }
 
-
 #if TCONV_PACK_AVX512
 // to[u] = from[2 * u] for u < LEN <= 16, reading only from[0 .. 2 * LEN - 2]: the loads are
 // masked to those values (masked-off lanes never fault) and the evens gathered by a permute.

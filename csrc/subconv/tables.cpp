@@ -107,17 +107,25 @@ void k_rows(const SubConv& s, std::vector<KRow>& rows) {
   }
 }
 
+namespace {
+
+// Whether some point u < len of a run reading x0 + u * step (step >= 1) lies in [0, size):
+// the first point at or right of x = 0, if the run has it, and its x.
+bool run_reads_inside(int64_t x0, int64_t step, int64_t len, int64_t size) {
+  const int64_t u = x0 >= 0 ? 0 : (-x0 + step - 1) / step;
+  return u < len && x0 + u * step < size;
+}
+
+}  // namespace
+
 TapReach tap_reach(const SubConv& s, const Segment& tile, int64_t t) {
   const auto [tz, ty, tx] = s.tap_axes(t);
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   TapReach r{tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)],
              tile.jy * ay.src_step + ay.tap_offset[static_cast<size_t>(ty)],
              tile.jx0 * ax.src_step + ax.tap_offset[static_cast<size_t>(tx)], false};
-  // the first point at or right of x = 0 (src_step >= 1), if the tile has it, and its x
-  const int64_t step = ax.src_step;
-  const int64_t u = r.x0 >= 0 ? 0 : (-r.x0 + step - 1) / step;
   r.inside = r.z >= 0 && r.z < s.src_dims[0] && r.y >= 0 && r.y < s.src_dims[1] &&
-             u < tile.len && r.x0 + u * step < s.src_dims[2];
+             run_reads_inside(r.x0, ax.src_step, tile.len, s.src_dims[2]);
   return r;
 }
 
@@ -126,8 +134,7 @@ void mark_taps_inside(const SubConv& s, const Segment& tile, char* mask) {
   const auto tz_n = static_cast<int64_t>(az.tap_offset.size());
   const auto ty_n = static_cast<int64_t>(ay.tap_offset.size());
   const auto tx_n = static_cast<int64_t>(ax.tap_offset.size());
-  const int64_t step = ax.src_step;
-  // x taps first (as tap_reach: the first point at or right of x = 0, if the tile has it)
+  // x taps first
   constexpr int64_t kMaxXTaps = 64;
   char x_in[kMaxXTaps];
   char* xs = x_in;
@@ -136,11 +143,11 @@ void mark_taps_inside(const SubConv& s, const Segment& tile, char* mask) {
     x_more.resize(static_cast<size_t>(tx_n));
     xs = x_more.data();
   }
-  for (int64_t tx = 0; tx < tx_n; ++tx) {
-    const int64_t x0 = tile.jx0 * step + ax.tap_offset[static_cast<size_t>(tx)];
-    const int64_t u = x0 >= 0 ? 0 : (-x0 + step - 1) / step;
-    xs[tx] = u < tile.len && x0 + u * step < s.src_dims[2] ? 1 : 0;
-  }
+  for (int64_t tx = 0; tx < tx_n; ++tx)
+    xs[tx] = run_reads_inside(tile.jx0 * ax.src_step + ax.tap_offset[static_cast<size_t>(tx)],
+                              ax.src_step, tile.len, s.src_dims[2])
+                 ? 1
+                 : 0;
   for (int64_t tz = 0; tz < tz_n; ++tz) {
     const int64_t z = tile.jz * az.src_step + az.tap_offset[static_cast<size_t>(tz)];
     if (z < 0 || z >= s.src_dims[0]) continue;
