@@ -327,7 +327,9 @@ void bind_resize(py::module_& m) {
 //   rfn            a: (rows, lda >= kc), b: panel
 //   dot            a: (rows, lda >= kc), b: (cols, ldb >= kc), kc a multiple of dot_kw
 //   transpose      a: (cols, ld >= kc) rows, c: (kc, cols) panel (rows and b unused)
-// and c is (rows, ldc >= cols) otherwise.  The call runs on the calling thread.
+// and c is (rows, ldc >= cols) otherwise.  The call runs on the calling thread.  For the slots
+// of the gemm, igemm, ogemm and kgemm kinds, `bias` (>= rows values) and `check` give the
+// kernel an Epilogue; the call returns whether that epilogue found an Inf or NaN (else false).
 const tconv::IsaKernels& isa_table(const std::string& isa) {
   const tconv::IsaKernels* t = tconv::kernels_for(isa);
   if (t == nullptr) fail("_core: ISA '" + isa + "' is unknown or not supported here");
@@ -344,9 +346,10 @@ const tconv::GemmKernels<T>& gemm_table(const tconv::IsaKernels& t) {
 }
 
 template <typename T>
-void run_ukernel(const std::string& isa, const std::string& slot, int rows, int64_t kc,
+bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int64_t kc,
                  const In<T>& a, const In<T>& b, In<T>& c, int accumulate,
-                 const std::optional<In<int64_t>>& index) {
+                 const std::optional<In<int64_t>>& index, const std::optional<In<T>>& bias,
+                 bool check) {
   const tconv::GemmKernels<T>& g = gemm_table<T>(isa_table(isa));
   const bool wide = slot == "wfn" || slot == "wifn" || slot == "wofn";
   const int max_rows = slot == "dot" ? g.dot_mr : wide ? tconv::kWideMR : g.mr;
@@ -357,11 +360,18 @@ void run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   const auto need = [](bool ok) {
     if (!ok) fail("_core: array sizes do not fit the micro-kernel");
   };
+  const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
+                            slot == "ofn" || slot == "wofn" || slot == "kfn";
+  need(has_epilogue || (!bias && !check));
+  need(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
+  int nonfinite = 0;
+  tconv::Epilogue<T> epilogue{bias ? bias->data() : nullptr, check ? &nonfinite : nullptr};
+  const tconv::Epilogue<T>* ep = bias || check ? &epilogue : nullptr;
   if (slot == "transpose") {
     need(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
     need(c.ndim() == 2 && c.shape(0) == kc && c.shape(1) == cols);
     g.transpose(a.data(), a.shape(1), kc, c.mutable_data());
-    return;
+    return false;
   }
   need(c.ndim() == 2 && c.shape(0) == rows && c.shape(1) >= cols);
   const int64_t ldc = c.shape(1);
@@ -389,8 +399,8 @@ void run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
       a_rows[static_cast<size_t>(l)] = ix.at(0, l);
       b_off[static_cast<size_t>(l)] = ix.at(1, l);
     }
-    g.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate);
-    return;
+    g.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
+    return nonfinite != 0;
   }
   if (indexed) need(index->ndim() == 1 && index->shape(0) == kc);
   if (slot == "fn" || slot == "wfn" || slot == "rfn") {
@@ -398,7 +408,7 @@ void run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
     if (slot == "rfn") {
       g.rfn[rows](kc, a.data(), a.shape(1), b.data(), cp, ldc, accumulate);
     } else {
-      (wide ? g.wfn : g.fn)[rows](kc, a.data(), b.data(), cp, ldc, accumulate);
+      (wide ? g.wfn : g.fn)[rows](kc, a.data(), b.data(), cp, ldc, accumulate, ep);
     }
   } else if (slot == "ifn" || slot == "wifn") {
     need(b.ndim() == 2 && b.shape(1) >= cols);
@@ -408,11 +418,12 @@ void run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
       need(r >= 0 && r < b.shape(0));
       b_rows[static_cast<size_t>(k)] = b.data() + r * b.shape(1);
     }
-    (wide ? g.wifn : g.ifn)[rows](kc, a.data(), b_rows.data(), cp, ldc, accumulate);
+    (wide ? g.wifn : g.ifn)[rows](kc, a.data(), b_rows.data(), cp, ldc, accumulate, ep);
   } else if (slot == "ofn" || slot == "wofn") {
     need(b.ndim() == 1);
     for (int64_t k = 0; k < kc; ++k) need(index->at(k) >= 0 && index->at(k) + cols <= b.shape(0));
-    (wide ? g.wofn : g.ofn)[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate);
+    (wide ? g.wofn : g.ofn)[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate,
+                                  ep);
   } else if (slot == "dot") {
     need(kc % g.dot_kw == 0);
     need(b.ndim() == 2 && b.shape(0) == cols && b.shape(1) >= kc);
@@ -420,6 +431,7 @@ void run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   } else {
     fail("_core: unknown micro-kernel slot '" + slot + "'");
   }
+  return nonfinite != 0;
 }
 
 template <typename T>
@@ -456,7 +468,9 @@ void bind_ukernel(py::module_& m) {
   m.def("_run_ukernel", &run_ukernel<T>, py::arg("isa"), py::arg("slot"), py::arg("rows"),
         py::arg("kc"), py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("c").noconvert(), py::arg("accumulate"), py::arg("index").noconvert() = py::none(),
-        "Call one micro-kernel of ISA `isa`'s table on arrays in its own layout (tests only).");
+        py::arg("bias").noconvert() = py::none(), py::arg("check") = false,
+        "Call one micro-kernel of ISA `isa`'s table on arrays in its own layout (tests only); "
+        "with bias or check, through an epilogue: returns whether it stored an Inf or NaN.");
 }
 // ---- end micro-kernels ---------------------------------------------------------------------
 

@@ -157,7 +157,7 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
       }
       for (int64_t r0 = 0, rr = 0; r0 < R; r0 += rr) {
         rr = tile_rows(R - r0, mr);
-        uk.fn[rr](kcb, ab + r0 * kcb, bp, z + r0 * ld + j, ld, accumulate);
+        uk.fn[rr](kcb, ab + r0 * kcb, bp, z + r0 * ld + j, ld, accumulate, nullptr);
       }
     }
   }

@@ -931,7 +931,8 @@ void weight_grad_channels_last(const Geometry& g, const WeightGradPlan& p,
               const int64_t c0 = cuts[j];
               uk.kfn[cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, a_rows.data(),
                                        bb + b * band * nr, b_off.data(),
-                                       o + (k * M + c0) * F + task.col0 + b * nr, F, accumulate);
+                                       o + (k * M + c0) * F + task.col0 + b * nr, F, accumulate,
+                                       nullptr);
             }
         }
       }

@@ -221,9 +221,10 @@ def dot_expected(isa: str, dt: str, rows: int, kc: int, cols: int, kw: int) -> n
 # ---- running one kernel --------------------------------------------------------------------
 
 def run(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
-        accumulate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        accumulate: int, **epilogue: Any) -> Any:
     """Lay the inputs out as `slot` reads them, with NaN wherever it must not read, and call it.
-    Returns (C computed, A, B, C before)."""
+    Returns (C computed, A, B, C before); with ``epilogue`` (bias, check, c_fix: places of C
+    set before the call), through the kernel's epilogue: (C computed, the flag it reported)."""
     t = DTYPES[dt]
     a_all, b, c_all = _inputs(dt, mr, kc, cols, _seed(dt, kc, cols))
     a, c0 = a_all[:rows], c_all[:rows]
@@ -266,7 +267,14 @@ def run(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
     sentinel = t(-7.25)
     c = np.full((rows, ldc), sentinel, t)
     c[:, :cols] = c0
-    _core._run_ukernel(isa, slot, rows, kc, a_in, b_in, c, accumulate, index)
+    if epilogue:
+        for (i, j), v in (epilogue.pop("c_fix") or {}).items():
+            c[i, j] = v
+        bad = _core._run_ukernel(isa, slot, rows, kc, a_in, b_in, c, accumulate, index,
+                                 **epilogue)
+        assert np.all(c[:, cols:] == sentinel), "wrote past the tile's columns"
+        return c[:, :cols], bad
+    assert not _core._run_ukernel(isa, slot, rows, kc, a_in, b_in, c, accumulate, index)
     assert np.all(c[:, cols:] == sentinel), "wrote past the tile's columns"
     return c[:, :cols], a, b, c0
 
@@ -314,11 +322,83 @@ def test_kernel_exact(isa: str, dt: str, slot: str) -> None:
                     assert np.array_equal(got, want), where
 
 
+EPILOGUE_SLOTS = ("fn", "wfn", "ifn", "wifn", "ofn", "wofn", "kfn")
+
+
+def _epilogue_params() -> list[Any]:
+    out = []
+    for isa in ISAS:
+        slots = sorted({(dt, slot) for _, dt, slot, _ in names(isa) if slot in EPILOGUE_SLOTS})
+        out += [pytest.param(isa, dt, slot, id=f"{isa}-{dt}-{slot}") for dt, slot in slots]
+    return out
+
+
+@pytest.mark.parametrize("isa,dt,slot", _epilogue_params())
+def test_kernel_epilogue(isa: str, dt: str, slot: str) -> None:
+    """The last K block's epilogue (Epilogue in csrc/tconv/ukernels.hpp): row i stores
+    (c + block_sum) + bias[i], the bits of the plain store followed by ``v + bias``, and the
+    call reports an Inf or NaN in any stored place (every row, every column: each vector and
+    lane of the tile), from the sum, from c or from the bias, and only then; without a bias
+    the values are the plain store's."""
+    t = tiles(isa, dt)
+    ty = DTYPES[dt]
+    cols = cols_of(t, slot)
+    mr = WIDE_MR if slot in WIDE else int(t["mr"])
+    rng = np.random.default_rng(5)
+    for kc in (1, 3, 2 * cols + 3):
+        for rows in range(1, mr + 1):
+            for accumulate in (0, 1):
+                plain, *_ = run(isa, dt, slot, rows, kc, cols, mr, accumulate)
+                bias = np.concatenate([rng.standard_normal(rows).astype(ty), [ty(np.nan)]])
+                where = f"{slot}[{rows}] kc={kc} accumulate={accumulate}"
+                got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, accumulate, bias)
+                assert np.array_equal(got, plain + bias[:rows, None]) and not bad, where
+                got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, accumulate, None)
+                assert np.array_equal(got, plain) and not bad, where
+    # Inf / NaN in one place at a time: through c (accumulate), then through the bias
+    kc = 3
+    for rows in (1, mr):
+        for i in range(rows):
+            for j in range(cols):
+                for value in (np.inf, -np.inf, np.nan):
+                    c_fix = {(i, j): ty(value)}
+                    got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, 1, None, c_fix)
+                    assert bad and _same(got[i, j], ty(value)), (rows, i, j, value)
+                    _, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, 1, None, c_fix,
+                                          check=False)
+                    assert not bad
+        for i in range(rows):
+            bias = np.zeros(rows, ty)
+            bias[i] = np.inf
+            got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, 0, bias)
+            assert bad and np.all(got[i] == np.inf), (rows, i)
+    # a finite sum plus a finite bias that overflows
+    big = np.finfo(ty).max
+    c_fix = {(0, cols - 1): ty(big)}
+    got, bad = run_epilogue(isa, dt, slot, 1, kc, cols, mr, 1, np.full(1, big, ty), c_fix)
+    assert bad and got[0, cols - 1] == np.inf
+
+
+def _same(x: Any, y: Any) -> bool:
+    return bool(x == y or (np.isnan(x) and np.isnan(y)))
+
+
+def run_epilogue(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
+                 accumulate: int, bias: np.ndarray | None,
+                 c_fix: dict[tuple[int, int], Any] | None = None,
+                 check: bool = True) -> tuple[np.ndarray, bool]:
+    """``run`` through the epilogue (bias, Inf/NaN test): C computed and the reported flag;
+    c_fix sets places of C before the call."""
+    return run(isa, dt, slot, rows, kc, cols, mr, accumulate, bias=bias, check=check,
+               c_fix=c_fix)
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dt", list(DTYPES))
 def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
     """kn = 0 (a tile whose listed rows are all skipped): zero sums, so accumulate = 0 stores
-    +0 and accumulate = 1 leaves C as it was, without reading A or B."""
+    +0 and accumulate = 1 leaves C as it was, without reading A or B (then the epilogue's bias
+    is added to that)."""
     t = tiles(isa, dt)
     cols = int(t["nr"])
     ty = DTYPES[dt]
@@ -331,6 +411,13 @@ def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
             want = -3.5 if accumulate else 0.0
             assert np.all(c[:, :cols] == want) and np.all(c[:, cols:] == -3.5)
             assert not np.any(np.signbit(c[:, :cols])) or accumulate
+            # through the epilogue: the bias after the (empty) sum
+            bias = np.arange(rows, dtype=ty) + ty(0.25)
+            c = np.full((rows, cols + 2), -3.5, ty)
+            bad = _core._run_ukernel(isa, "kfn", rows, 0, nan, nan, c, accumulate,
+                                     np.zeros((2, 0), np.int64), bias=bias, check=True)
+            assert not bad and np.all(c[:, :cols] == want + bias[:, None])
+            assert np.all(c[:, cols:] == -3.5)
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -677,7 +677,7 @@ bool run(const Problem<T>& pb, bool check) {
             const bool direct = !blocked && !finish && cols == nr;
             T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
             const int64_t ldc = blocked ? ncp : direct ? N : nr;
-            kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate);
+            kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate, nullptr);
             if (last && pb.c_row) {
               const int64_t* cr = pb.c_row + m0 + i;
               const int64_t* cc = pb.c_col + t.j0 + q * nr;

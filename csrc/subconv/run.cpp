@@ -68,6 +68,8 @@ struct Worker {
   std::vector<T> zeros;
   TaskInput input;  // the current task's (task_input)
   NonfiniteBits<T> bad = 0;
+  Epilogue<T> epilogue;  // epilogue_at's
+  int kernel_bad = 0;    // a kernel's epilogue stored Inf or NaN
 };
 
 // One task being run: where its input, accumulator and packed A are.
@@ -144,9 +146,9 @@ void for_each_panel_piece(const std::vector<Segment>& segs, int64_t nr, Fn&& fn)
 // Whole tiles of unit-stride destination rows: the micro-kernels write and accumulate
 // straight into dst (rows dst_plane apart), so the output lines are taken while the task
 // multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).  The bias
-// and the Inf/NaN test are applied to each tile's rows right after the last K block's kernel
-// wrote them (finish_rows, while they are in L1).  Same sums in the same order, the bias
-// added to the sum as store_tile adds it: the same bits as through store_tile.
+// and the Inf/NaN test are applied by the last K block's kernel to the values it stores
+// (epilogue_at).  Same sums in the same order, the bias added to the sum as store_tile adds
+// it: the same bits as through store_tile.
 // The direct path's tiles are whole when each has nr points (all of them, or none go
 // straight to dst); a packed path's panel (columns t * nr .. t * nr + nr - 1 of its
 // segments) when its nr columns are consecutive places of dst (a gather's panels inside one
@@ -211,22 +213,17 @@ int64_t ldc_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int6
   return in_dst(wk, tr, t) ? c.dst_plane : tr.ncp;
 }
 
-// After the last K block's kernel wrote rows [i0, i0 + r) of tile t straight into dst: add
-// the bias and test the values for Inf/NaN, as store_tile would (tiles are whole: nr values).
+// The epilogue of the kernel that writes rows [i0, i0 + r) of tile t (nullptr: none): on the
+// last K block (finish) of a tile in dst, the bias and the Inf/NaN test that store_tile would
+// apply (tiles are whole: nr values), done by the kernel on the values it stores.
 template <typename T>
-void finish_rows(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t i0, int64_t r,
-                 int64_t t) {
-  if (!in_dst(wk, tr, t)) return;  // store_tile's
-  const int64_t nr = c.p.nr;
-  T* d = wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane;
-  for (int64_t i = 0; i < r; ++i, d += c.dst_plane) {
-    if (c.bias != nullptr) {
-      const T b = c.bias[tr.task.group * tr.s.M + tr.task.m0 + i0 + i];
-      for (int64_t u = 0; u < nr; ++u) d[u] = d[u] + b;
-    }
-    if (c.check)
-      for (int64_t u = 0; u < nr; ++u) wk.bad |= nonfinite_bit(d[u]);
-  }
+const Epilogue<T>* epilogue_at(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr,
+                               bool finish, int64_t i0, int64_t t) {
+  if (!finish || !in_dst(wk, tr, t)) return nullptr;  // else store_tile's
+  wk.epilogue.bias =
+      c.bias != nullptr ? c.bias + tr.task.group * tr.s.M + tr.task.m0 + i0 : nullptr;
+  wk.epilogue.nonfinite = c.check ? &wk.kernel_bad : nullptr;
+  return &wk.epilogue;
 }
 
 // Which taps of s read inside the source for some point of each tile (wk.tile_taps), left
@@ -312,6 +309,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
       band_data = data;
     }
     band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_part);
+    const std::vector<int64_t>& row_off = wk.row_part;
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
       if (in_place) {  // one offset table for every tile (or the tile's listed rows')
@@ -320,24 +318,24 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
         if (ks != nullptr) {
           wk.listed_off.resize(static_cast<size_t>(kn));
           for (int64_t l = 0; l < kn; ++l)
-            wk.listed_off[static_cast<size_t>(l)] = wk.row_part[static_cast<size_t>(ks[l])];
+            wk.listed_off[static_cast<size_t>(l)] = row_off[static_cast<size_t>(ks[l])];
         }
         for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
           r = tile_rows(tr.mc - i0, p.mr);
           T* ct = c_at(c, wk, tr, i0, static_cast<int64_t>(t));
+          const Epilogue<T>* ep = epilogue_at(c, wk, tr, finish, i0, static_cast<int64_t>(t));
           if (ks != nullptr) {
             c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct,
-                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate);
+                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate, ep);
           } else {
-            c.ofn[r](kc, ap + i0 * kc, base, wk.row_part.data(), ct,
-                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate);
+            c.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct,
+                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate, ep);
           }
-          if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
         }
         continue;
       }
       const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
-      for (int64_t k = 0; k < kc; ++k) tile_ptrs[k] = base + wk.row_part[static_cast<size_t>(k)];
+      for (int64_t k = 0; k < kc; ++k) tile_ptrs[k] = base + row_off[static_cast<size_t>(k)];
     }
     if (in_place) return true;
   } else {
@@ -350,8 +348,8 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
         r = tile_rows(tr.mc - i0, p.mr);
         c.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
                  c_at(c, wk, tr, i0, static_cast<int64_t>(t)),
-                 ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate);
-        if (finish) finish_rows(c, wk, tr, i0, r, static_cast<int64_t>(t));
+                 ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate,
+                 epilogue_at(c, wk, tr, finish, i0, static_cast<int64_t>(t)));
       }
     return true;
   }
@@ -385,17 +383,17 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
         T* ct = c_at(c, wk, tr, i0, j0 / nr);
         const auto t = static_cast<size_t>(j0 / nr);
         const int64_t kn = listed_count(wk, t, kc);
+        const Epilogue<T>* ep = epilogue_at(c, wk, tr, finish, i0, j0 / nr);
         if (kn < kc) {  // the direct path's panel holds only the listed rows, in order
                         // (direct_block); the packed path's all of them (listed_b)
           const int64_t* b_off = tr.in.mode == Input::kPacked
                                      ? wk.listed_b.data() + wk.list_at[t]
                                      : wk.panel_off.data();
           c.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b, b_off, ct,
-                   ldc_at(c, wk, tr, j0 / nr), accumulate);
+                   ldc_at(c, wk, tr, j0 / nr), accumulate, ep);
         } else {
-          c.fn[r](kc, ap + i0 * kc, b, ct, ldc_at(c, wk, tr, j0 / nr), accumulate);
+          c.fn[r](kc, ap + i0 * kc, b, ct, ldc_at(c, wk, tr, j0 / nr), accumulate, ep);
         }
-        if (finish) finish_rows(c, wk, tr, i0, r, j0 / nr);
       }
     }
   }
@@ -549,7 +547,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
         for (int64_t round = first; round < end; ++round) run_round(round);
       }
     }
-    nonfinite |= wk.bad != 0 ? 1 : 0;
+    nonfinite |= wk.bad != 0 || wk.kernel_bad != 0 ? 1 : 0;
   }
   return nonfinite == 0;
 }

@@ -23,21 +23,33 @@ namespace tconv {
 constexpr int kMaxMR = 12;
 constexpr int kWideMR = 3;
 
+// What a gemm, igemm, ogemm or kgemm kernel does to the values it stores when its call is the
+// last K block of a tile it writes straight into the output (nullptr: nothing), so that the
+// operator need not read the tile back while its rows, planes apart, share L1 sets:
+//   bias       row i stores (c + block_sum) + bias[i] (c + ... only with accumulate), the
+//              value a later `v + bias` would give; nullptr: no bias
+//   nonfinite  set to 1 when a stored value is Inf or NaN (never cleared); nullptr: no test
+template <typename T>
+struct Epilogue {
+  const T* bias = nullptr;
+  int* nonfinite = nullptr;
+};
+
 template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
-                             int accumulate);
+                             int accumulate, const Epilogue<T>* ep);
 
 // Indirect variant (XNNPACK "igemm" style): row k of B is read from b_rows[k][0..nr), so the
 // operator can point straight into the source array (or at a zero row) instead of packing.
 template <typename T>
 using IgemmUkernel = void (*)(int64_t kc, const T* a, const T* const* b_rows, T* c,
-                              int64_t ldc, int accumulate);
+                              int64_t ldc, int accumulate, const Epilogue<T>* ep);
 
 // Offset variant: row k of B is read from b + b_off[k], so one table of row offsets serves
 // every tile of a source band (each tile passes its own b) instead of a pointer table per tile.
 template <typename T>
 using OgemmUkernel = void (*)(int64_t kc, const T* a, const T* b, const int64_t* b_off, T* c,
-                              int64_t ldc, int accumulate);
+                              int64_t ldc, int accumulate, const Epilogue<T>* ep);
 
 // Listed variant: the l-th term is row a_rows[l] of the packed A panel (a + a_rows[l] * r)
 // times the B row at b + b_off[l], l < kn (kn >= 0; 0: zero sums).  A sub-convolution tile
@@ -46,7 +58,8 @@ using OgemmUkernel = void (*)(int64_t kc, const T* a, const T* b, const int64_t*
 // bit-for-bit the full sum's.
 template <typename T>
 using KgemmUkernel = void (*)(int64_t kn, const T* a, const int64_t* a_rows, const T* b,
-                              const int64_t* b_off, T* c, int64_t ldc, int accumulate);
+                              const int64_t* b_off, T* c, int64_t ldc, int accumulate,
+                              const Epilogue<T>* ep);
 
 // Dot-product variant for reductions over k with both operands k-contiguous (weight_grad):
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[j * ldb + k],  i < r, j < dot_nc,

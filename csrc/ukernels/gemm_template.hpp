@@ -55,6 +55,38 @@ inline __attribute__((always_inline)) void transpose_block(typename Ops::V (&v)[
     Ops::transpose8(v);
 }
 
+// gemm_body's store with an Epilogue (ukernels.hpp): the same sums, then + bias[i], and the
+// Inf/NaN test as a sum over the stored values of r * -1 + r, which is exactly 0 for a finite
+// r and NaN for Inf or NaN.
+template <class Ops, int MR, int NV>
+void store_epilogue(const typename Ops::V (&acc)[MR][NV], typename Ops::T* c, int64_t ldc,
+                    int accumulate, const tconv::Epilogue<typename Ops::T>& ep) {
+  using V = typename Ops::V;
+  using T = typename Ops::T;
+  constexpr int W = Ops::kWidth;
+  const T minus_one = T(-1);
+  const V m1 = Ops::broadcast(&minus_one);
+  V bad = Ops::zero();
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    const V bias = ep.bias != nullptr ? Ops::broadcast(ep.bias + i) : Ops::zero();
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) {
+      T* p = c + i * ldc + j * W;
+      V r = acc[i][j];
+      if (accumulate) r = Ops::add(Ops::load(p), r);
+      if (ep.bias != nullptr) r = Ops::add(r, bias);
+      bad = Ops::add(bad, Ops::fma(r, m1, r));
+      Ops::store(p, r);
+    }
+  }
+  if (ep.nonfinite == nullptr) return;
+  alignas(64) T lanes[W];
+  Ops::store(lanes, bad);
+  for (int l = 0; l < W; ++l)
+    if (lanes[l] != lanes[l]) *ep.nonfinite = 1;
+}
+
 // How row k of B is found: kPacked b + k * NR, kRows b_rows[k], kOffsets b + b_off[k];
 // kListed: as kOffsets, and A's row is a_rows[k] of the panel (a + a_rows[k] * MR), so a
 // caller skips the rows it knows to be zero in every column of the tile.
@@ -64,7 +96,8 @@ enum class BRows { kPacked, kRows, kOffsets, kListed };
 template <class Ops, int MR, int NV, BRows kMode, bool kARows = false>
 void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
                const typename Ops::T* const* b_rows, const int64_t* b_off,
-               typename Ops::T* c, int64_t ldc, int accumulate, int64_t lda = 0,
+               typename Ops::T* c, int64_t ldc, int accumulate,
+               const tconv::Epilogue<typename Ops::T>* ep, int64_t lda = 0,
                const int64_t* a_rows = nullptr) {
   using V = typename Ops::V;
   constexpr int W = Ops::kWidth;
@@ -93,6 +126,10 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
     a += kARows ? 1 : MR;
     if (kMode == BRows::kPacked) b += NR;
   }
+  if (ep != nullptr) {
+    store_epilogue<Ops, MR, NV>(acc, c, ldc, accumulate, *ep);
+    return;
+  }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 16
@@ -107,8 +144,9 @@ void gemm_body(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
 
 template <class Ops, int MR, int NV>
 void gemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
-                  typename Ops::T* c, int64_t ldc, int accumulate) {
-  gemm_body<Ops, MR, NV, BRows::kPacked>(kc, a, b, nullptr, nullptr, c, ldc, accumulate);
+                  typename Ops::T* c, int64_t ldc, int accumulate,
+                  const tconv::Epilogue<typename Ops::T>* ep) {
+  gemm_body<Ops, MR, NV, BRows::kPacked>(kc, a, b, nullptr, nullptr, c, ldc, accumulate, ep);
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[i * lda + k] * b[k * NR + j]   (A rows in place)
@@ -116,7 +154,7 @@ template <class Ops, int MR, int NV>
 void rgemm_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typename Ops::T* b,
                    typename Ops::T* c, int64_t ldc, int accumulate) {
   gemm_body<Ops, MR, NV, BRows::kPacked, true>(kc, a, b, nullptr, nullptr, c, ldc, accumulate,
-                                               lda);
+                                               nullptr, lda);
 }
 
 // panel[k * NR + t] = rows[t * ld + k] for k < kc, t < NR: the B panel of rgemm from NR rows
@@ -153,15 +191,17 @@ void transpose_panel_blocks(const typename Ops::T* rows, int64_t ld, int64_t kc,
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * b_rows[k][j]
 template <class Ops, int MR, int NV>
 void igemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* const* b_rows,
-                   typename Ops::T* c, int64_t ldc, int accumulate) {
-  gemm_body<Ops, MR, NV, BRows::kRows>(kc, a, nullptr, b_rows, nullptr, c, ldc, accumulate);
+                   typename Ops::T* c, int64_t ldc, int accumulate,
+                   const tconv::Epilogue<typename Ops::T>* ep) {
+  gemm_body<Ops, MR, NV, BRows::kRows>(kc, a, nullptr, b_rows, nullptr, c, ldc, accumulate, ep);
 }
 
 //   c[i * ldc + j] (+)= sum_{k < kc} a[k * MR + i] * (b + b_off[k])[j]
 template <class Ops, int MR, int NV>
 void ogemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* b,
-                   const int64_t* b_off, typename Ops::T* c, int64_t ldc, int accumulate) {
-  gemm_body<Ops, MR, NV, BRows::kOffsets>(kc, a, b, nullptr, b_off, c, ldc, accumulate);
+                   const int64_t* b_off, typename Ops::T* c, int64_t ldc, int accumulate,
+                   const tconv::Epilogue<typename Ops::T>* ep) {
+  gemm_body<Ops, MR, NV, BRows::kOffsets>(kc, a, b, nullptr, b_off, c, ldc, accumulate, ep);
 }
 
 //   c[i * ldc + j] (+)= sum_{l < kn} a[a_rows[l] * MR + i] * b[b_off[l] + j]   (listed rows:
@@ -169,8 +209,8 @@ void ogemm_ukernel(int64_t kc, const typename Ops::T* a, const typename Ops::T* 
 template <class Ops, int MR, int NV>
 void kgemm_ukernel(int64_t kn, const typename Ops::T* a, const int64_t* a_rows,
                    const typename Ops::T* b, const int64_t* b_off, typename Ops::T* c,
-                   int64_t ldc, int accumulate) {
-  gemm_body<Ops, MR, NV, BRows::kListed>(kn, a, b, nullptr, b_off, c, ldc, accumulate, 0,
+                   int64_t ldc, int accumulate, const tconv::Epilogue<typename Ops::T>* ep) {
+  gemm_body<Ops, MR, NV, BRows::kListed>(kn, a, b, nullptr, b_off, c, ldc, accumulate, ep, 0,
                                          a_rows);
 }
 
@@ -281,38 +321,39 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 #define TCONV_DEFINE_gemm(name, Ops, MR, NV)                                                 \
   TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, const Ops::T* b, Ops::T* c, int64_t ldc,            \
-            int accumulate) {                                                                \
+            int accumulate, const ::tconv::Epilogue<Ops::T>* ep) {                           \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
     TCONV_ASSERT(b != nullptr);                                                              \
-    ::gemm_ukernel<Ops, MR, NV>(kc, a, b, c, ldc, accumulate);                               \
+    ::gemm_ukernel<Ops, MR, NV>(kc, a, b, c, ldc, accumulate, ep);                           \
   }
 
 #define TCONV_DEFINE_igemm(name, Ops, MR, NV)                                                \
   TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, const Ops::T* const* b_rows, Ops::T* c, int64_t ldc, \
-            int accumulate) {                                                                \
+            int accumulate, const ::tconv::Epilogue<Ops::T>* ep) {                           \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
     TCONV_ASSERT(b_rows != nullptr);                                                         \
     if constexpr (::tconv::asserts_enabled())                                                \
       for (int64_t k = 0; k < kc; ++k) TCONV_ASSERT(b_rows[k] != nullptr);                   \
-    ::igemm_ukernel<Ops, MR, NV>(kc, a, b_rows, c, ldc, accumulate);                         \
+    ::igemm_ukernel<Ops, MR, NV>(kc, a, b_rows, c, ldc, accumulate, ep);                     \
   }
 
 #define TCONV_DEFINE_ogemm(name, Ops, MR, NV)                                                \
   TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kc, const Ops::T* a, const Ops::T* b, const int64_t* b_off, Ops::T* c,   \
-            int64_t ldc, int accumulate) {                                                   \
+            int64_t ldc, int accumulate, const ::tconv::Epilogue<Ops::T>* ep) {              \
     TCONV_GEMM_ASSERTS(Ops, NV);                                                             \
     TCONV_ASSERT(b != nullptr);                                                              \
     TCONV_ASSERT(b_off != nullptr);                                                          \
-    ::ogemm_ukernel<Ops, MR, NV>(kc, a, b, b_off, c, ldc, accumulate);                       \
+    ::ogemm_ukernel<Ops, MR, NV>(kc, a, b, b_off, c, ldc, accumulate, ep);                   \
   }
 
 // kn may be 0 (a tile none of whose listed rows is left: its sums are zero).
 #define TCONV_DEFINE_kgemm(name, Ops, MR, NV)                                                \
   TCONV_UKERNEL_NAMED                                                                        \
   void name(int64_t kn, const Ops::T* a, const int64_t* a_rows, const Ops::T* b,             \
-            const int64_t* b_off, Ops::T* c, int64_t ldc, int accumulate) {                  \
+            const int64_t* b_off, Ops::T* c, int64_t ldc, int accumulate,                    \
+            const ::tconv::Epilogue<Ops::T>* ep) {                                           \
     TCONV_ASSERT(kn >= 0);                                                                   \
     TCONV_ASSERT(kn == 0 ||                                                                  \
                  (a != nullptr && a_rows != nullptr && b != nullptr && b_off != nullptr));   \
@@ -321,7 +362,7 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
     TCONV_ASSERT(accumulate == 0 || accumulate == 1);                                        \
     if constexpr (::tconv::asserts_enabled())                                                \
       for (int64_t l = 0; l < kn; ++l) TCONV_ASSERT(a_rows[l] >= 0 && b_off[l] >= 0);        \
-    ::kgemm_ukernel<Ops, MR, NV>(kn, a, a_rows, b, b_off, c, ldc, accumulate);               \
+    ::kgemm_ukernel<Ops, MR, NV>(kn, a, a_rows, b, b_off, c, ldc, accumulate, ep);           \
   }
 
 // A's rows lda apart must not overlap: lda >= kc (irrelevant for one row).
