@@ -220,19 +220,25 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 }
 
 void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,
-                      int64_t c_begin, std::vector<int64_t>& row_off) {
+                      int64_t c_begin, BandOffsets& out) {
   // band holds channels from c_begin on (see fill_band)
   const SubAxis& ay = s.axes[1];
   const int64_t line = b.phases() * b.width;  // one band row
-  const int64_t tile_part = first_tile.jy * ay.src_step * line + first_tile.jx0;
-  row_off.resize(rows.size());
+  // the first tile's row and column in the band
+  const int64_t y_at = first_tile.jy * ay.src_step - b.y0, x_at = first_tile.jx0 - b.x0;
+  const BandOffsets::Key key{rows.first, rows.size(), c_begin, b.tz_n, b.rows, b.phases(),
+                             b.width, y_at, x_at};
+  if (out.valid && out.key == key) return;
+  out.key = key;
+  out.valid = true;
+  out.row_off.resize(rows.size());
   for (size_t k = 0; k < rows.size(); ++k) {
     const KRow& row = rows[k];
     const auto tx = static_cast<size_t>(row.tx);
-    row_off[k] =
+    out.row_off[k] =
         (((row.channel - c_begin) * b.tz_n + b.tz_plane[static_cast<size_t>(row.tz)]) * b.rows +
-         ay.tap_offset[static_cast<size_t>(row.ty)] - b.y0) * line +
-        b.tap_plane[tx] * b.width + b.tap_shift[tx] - b.x0 + tile_part;
+         ay.tap_offset[static_cast<size_t>(row.ty)] + y_at) * line +
+        b.tap_plane[tx] * b.width + b.tap_shift[tx] + x_at;
   }
 }
 

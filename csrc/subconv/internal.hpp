@@ -18,6 +18,7 @@
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "tconv/nonfinite.hpp"
@@ -229,8 +230,18 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 // (channel, z plane, y and x taps) plus one that depends only on the tile (its row and first
 // column).  row_off[k] is row k's offset for the first tile (>= 0: that row lies in the band),
 // tile_shift(t) what tile t adds to it (>= 0: tiles follow the first).
+// The table keeps what it was computed from (rows, which point into the plan's row table for
+// the call: the sub-convolution and K block; the band's shape and where the first tile lies
+// in it): a K block that matches (the same block of the next interior task) reuses it.
+struct BandOffsets {
+  using Key = std::tuple<const KRow*, size_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, int64_t>;
+  std::vector<int64_t> row_off;
+  Key key{};
+  bool valid = false;
+};
 void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,
-                      int64_t c_begin, std::vector<int64_t>& row_off);
+                      int64_t c_begin, BandOffsets& out);
 int64_t tile_shift(const SubConv& s, const Band& b, const Segment& first_tile, const Segment& t);
 
 // ---- the store (store.cpp) -----------------------------------------------------------------

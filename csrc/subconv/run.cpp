@@ -49,7 +49,7 @@ struct Worker {
   std::vector<KRows> unit_rows;
   std::vector<T*> unit_panel;
   std::vector<TapRead> tap_reads;
-  std::vector<int64_t> row_part;
+  std::vector<BandOffsets> row_parts;  // band_row_offsets' tables, one per K block
   // Direct path: per tile, which taps read inside the source for some of its points
   // (tile_taps[t * taps + tap]; empty when every tap of every tile does), and per K block the
   // rows each tile multiplies (listed[list_at[t] .. list_at[t + 1]); list_at empty: every
@@ -278,11 +278,11 @@ void list_rows(const SubConv& s, Worker<T>& wk, KRows rows, size_t units) {
   }
 }
 
-// Direct path, one K block: B rows through pointers (or band offsets), multiplied in place
-// when few A panels read them; returns false when B was instead copied into packed panels at
-// bp for block_gemm.
+// Direct path, the K block of rows k0..: B rows through pointers (or band offsets),
+// multiplied in place when few A panels read them; returns false when B was instead copied
+// into packed panels at bp for block_gemm.
 template <typename T>
-bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows,
+bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows, int64_t k0,
                   const T* ap, T* bp, int accumulate, bool finish) {
   const SubconvPlan& p = c.p;
   const auto kc = static_cast<int64_t>(rows.size());
@@ -308,8 +308,10 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
       fill_band(tr.s, c.src, tr.task.group, tiles.front(), band, c_begin, c_end, data);
       band_data = data;
     }
-    band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_part);
-    const std::vector<int64_t>& row_off = wk.row_part;
+    const auto k_block = static_cast<size_t>(k0 / p.kc);
+    if (wk.row_parts.size() <= k_block) wk.row_parts.resize(k_block + 1);
+    band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_parts[k_block]);
+    const std::vector<int64_t>& row_off = wk.row_parts[k_block].row_off;
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
       if (in_place) {  // one offset table for every tile (or the tile's listed rows')
@@ -480,7 +482,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
     // the kernels wrote dst's final sums: bias and Inf/NaN test tile by tile
     const bool finish = to_dst && (c.bias != nullptr || c.check) && k0 + kc == k_total;
     if (direct) {
-      if (direct_block(c, wk, tr, rows, ap, bp, accumulate, finish)) continue;
+      if (direct_block(c, wk, tr, rows, k0, ap, bp, accumulate, finish)) continue;
     } else {
       pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.pack_taps,
              boxes.empty());
