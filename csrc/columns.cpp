@@ -24,8 +24,8 @@
 //
 // Workspace, all per thread: Z of one block (<= kZBytes unless one output row along the
 // blocked axis needs more), the packed A block of one K block (<= (kMaxRows + mr - 1) x 1 KiB,
-// packed per task: R x C_in/groups copies against R x C_in/groups x pixels multiply-adds), one
-// packed B tile and one output row's phases.
+// packed per task: R x C_in/groups copies against R x C_in/groups x pixels multiply-adds), the
+// packed B panels of up to kPanelBytes (one tile's at least) and one output row's phases.
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -50,8 +50,15 @@ constexpr int64_t kMinChannels = 8;   // input channels per group (the GEMM's K)
 constexpr int64_t kMaxRows = 512;     // M x taps: the packed A block stays <= 512 x 1 KiB
 constexpr int64_t kZBytes = int64_t(1) << 20;  // one block's Z (L2-sized)
 constexpr int64_t kZPad = 64;         // Z rows are padded to a multiple of nr (<= 64 elements)
-// Tiles ahead that the first panel prefetches x from.
-constexpr int64_t kAhead = 4;
+// B panels packed at once (bytes): each of x's channel rows is read as one run of that many
+// tiles, which the hardware prefetcher follows; tile by tile, the rows (planes apart) were as
+// many separate streams, each of one tile.
+constexpr int64_t kPanelBytes = int64_t(128) << 10;
+
+// Tiles whose B panels (kcb rows of nr values of `elem` bytes) are packed at once.
+int64_t panel_group(int64_t kcb, int nr, int64_t elem) {
+  return std::max<int64_t>(1, kPanelBytes / (kcb * nr * elem));
+}
 
 // The input index of axis d that output o reaches through tap k (o = i*s - p + k*d), or -1.
 inline int64_t tap_source(int64_t o, int64_t k, const Geometry& g, int d) {
@@ -103,6 +110,25 @@ struct BlockScratch {
   Scratch<T> z, a, b, phases;
 };
 
+// The B panels of the tiles of `len` pixels from x (kcb channel rows x_plane apart): tile t's
+// panel at bp + t * kcb * nr, bp[t * kcb * nr + c * nr + u] = x[c * x_plane + t * nr + u],
+// zero past len.  Channel by channel, each row's run read once from start to end.
+template <typename T>
+void pack_tiles(const T* x, int64_t x_plane, int64_t kcb, int64_t len, int nr, T* bp) {
+  const int64_t tiles = ceil_div(len, int64_t(nr)), whole = len / nr;
+  for (int64_t c = 0; c < kcb; ++c) {
+    const T* row = x + c * x_plane;
+    T* to = bp + c * nr;
+    for (int64_t t = 0; t < whole; ++t) copy_panel([&](int64_t) { return row + t * nr; }, 1, nr,
+                                                   to + t * kcb * nr);
+    if (whole < tiles) {
+      T* last = to + whole * kcb * nr;
+      std::copy(row + whole * nr, row + len, last);
+      std::fill(last + (len - whole * nr), last + nr, T(0));
+    }
+  }
+}
+
 // Computes one block of one image and group: x, y point at channel 0 of the group (block
 // offsets not applied); their channel planes are x_plane and y_plane apart.  Returns the OR
 // of the stored values' non-finite bits when `check`.
@@ -140,25 +166,17 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
       }
     }
     const T* xb = xs + c0 * x_plane;
-    T* bp = sc.b.get(kcb * nr);
-    for (int64_t j = 0; j < P; j += nr) {
-      const int64_t len = std::min<int64_t>(nr, P - j);
-      // x comes from memory once, as kcb separate streams (too many for the hardware
-      // prefetcher to follow): prefetch each kAhead tiles on.
-      if (j + kAhead * nr < P)
-        for (int64_t c = 0; c < kcb; ++c) __builtin_prefetch(xb + c * x_plane + j + kAhead * nr);
-      if (len == nr) {
-        copy_panel([xb, j, x_plane](int64_t c) { return xb + c * x_plane + j; }, kcb, nr, bp);
-      } else {
-        for (int64_t c = 0; c < kcb; ++c) {
-          std::copy(xb + c * x_plane + j, xb + c * x_plane + P, bp + c * nr);
-          std::fill(bp + c * nr + len, bp + (c + 1) * nr, T(0));
+    const int64_t group = panel_group(kcb, nr, int64_t(sizeof(T)));
+    T* bp = sc.b.get(group * kcb * nr);
+    for (int64_t j0 = 0; j0 < P; j0 += group * nr) {
+      const int64_t tiles = std::min(group, ceil_div(P - j0, int64_t(nr)));
+      pack_tiles(xb + j0, x_plane, kcb, std::min(P - j0, tiles * nr), nr, bp);
+      for (int64_t t = 0; t < tiles; ++t)
+        for (int64_t r0 = 0, rr = 0; r0 < R; r0 += rr) {
+          rr = tile_rows(R - r0, mr);
+          uk.fn[rr](kcb, ab + r0 * kcb, bp + t * kcb * nr, z + r0 * ld + j0 + t * nr, ld,
+                    accumulate, nullptr);
         }
-      }
-      for (int64_t r0 = 0, rr = 0; r0 < R; r0 += rr) {
-        rr = tile_rows(R - r0, mr);
-        uk.fn[rr](kcb, ab + r0 * kcb, bp, z + r0 * ld + j, ld, accumulate, nullptr);
-      }
     }
   }
   // The innermost axis by output phase: output j * sx + rho (j < extent) gets, per tap
@@ -227,6 +245,11 @@ ColumnsPlan plan_columns(const Geometry& g, int threads) {
   // changes a sum (each output's terms and their order are the same in any block).
   while (p.axis < 2 && g.fine[p.axis] == 1 && g.coarse[p.axis] == 1) ++p.axis;
   p.z_bytes = p.rows * (g.coarse_pixels() + kZPad) * static_cast<int64_t>(sizeof(T));
+  const int64_t kcb = std::min(k_block<T>(), g.coarse_per_group());
+  const int nr = active_gemm<T>().nr;
+  const int64_t tiles = std::min(panel_group(kcb, nr, sizeof(T)),
+                                 ceil_div(g.coarse_pixels(), static_cast<int64_t>(nr)));
+  p.b_bytes = tiles * kcb * nr * static_cast<int64_t>(sizeof(T));
   const int64_t images = g.batch * g.groups;
   p.blocks = std::clamp<int64_t>(
       std::max(ceil_div(p.z_bytes, kZBytes), ceil_div(2 * threads, std::max<int64_t>(1, images))),

@@ -131,11 +131,12 @@ Plan plan_columns_call(const Geometry& g, int threads) {
   p.parallel = cp.parallel;
   p.threads = cp.parallel ? threads : 1;
   if (cp.task_count == 0) return p;
-  // per thread: one block's Z, the packed A block, a B tile and one output row (kernels.hpp)
+  // per thread: one block's Z, the packed A block, the B panels packed at once and one
+  // output row (kernels.hpp)
   const int64_t z = ceil_div(cp.z_bytes, cp.blocks);
   const int64_t a = round_up(cp.rows, uk.mr) * p.kc * int64_t(sizeof(T));
-  const int64_t row = (g.fine[2] + p.kc * uk.nr) * int64_t(sizeof(T));
-  p.workspace_bytes = p.threads * (z + a + row);
+  const int64_t row = g.fine[2] * int64_t(sizeof(T));
+  p.workspace_bytes = p.threads * (z + a + cp.b_bytes + row);
   return p;
 }
 

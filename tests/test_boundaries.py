@@ -289,7 +289,10 @@ def fam_columns(v: int, what: str) -> list[Geo]:
     if what == "Kc":
         return [Geo((3, 4), c_in=v, c_out=3, kernel=(2, 2), stride=(2, 2),
                     padding=((0, 0), (0, 0)), dilation=(1, 1), output_padding=(0, 0))]
-    # coarse pixels P = v on the columns path (Z blocks, prefetch distance)
+    if what == "group":  # P = v pixels of one block (4 images: one block each on <= 4
+        # threads) and 64 channels: the B panels packed at once
+        return [_1d(v, c_in=64, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),), batch=4)]
+    # coarse pixels P = v on the columns path (Z blocks)
     return [_1d(v, c_in=8, c_out=3, kernel=(4,), stride=(2,), padding=((1, 1),))]
 
 
@@ -517,7 +520,8 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "cl_piece": lambda v: fam_cl(v, "piece"),
     "col_M": lambda v: fam_columns(v, "M"), "col_rows": lambda v: fam_columns(v, "rows"),
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
-    "col_P": lambda v: fam_columns(v, "P"), "band": fam_band,
+    "col_P": lambda v: fam_columns(v, "P"), "col_group": lambda v: fam_columns(v, "group"),
+    "band": fam_band,
     "band_channels": fam_band_channels, "groups": fam_groups, "flops": fam_flops,
     "elements": fam_elements, "checked": fam_checked, "gemm_pixels": fam_gemm_pixels,
     "gemm_rows": fam_gemm_rows, "gemm_depth": fam_gemm_depth,
@@ -733,8 +737,10 @@ TABLE: list[Row] = [
     Row("kZBytes / kZPad: Z block <= 1 MiB (P + 64) x R x size", "columns.cpp: kZBytes, kZPad",
         (21781,), ("col_P",), literals=("20", "64"), names=("kZBytes", "kZPad"),
         why="R = 12, float32: (P + 64) x 48 bytes = 1 MiB at P = 21781.3"),
-    Row("columns prefetch: 4 tiles ahead", "columns.cpp: kAhead = 4", (32, 64, 128), ("col_P",),
-        literals=("4",), names=("kAhead",), why="P = 4 x nr"),
+    Row("columns B panels packed at once: kPanelBytes = 128 KiB",
+        "columns.cpp: kPanelBytes", (256, 512), ("col_group",), literals=("128", "10"),
+        names=("kPanelBytes",), dtypes=("float32", "float64"),
+        why="64 channels: 128 KiB / (64 x 4 bytes) = 512 pixels (float32), 256 (float64)"),
     Row("phase buffer slack", "columns.cpp: ceil_div(fx, sx) + 16", (), (), literals=("16",),
         why="inert: buffer length"),
 

@@ -14,10 +14,11 @@ namespace tconv {
 bool columns_suit(const Geometry& g);
 
 // How scatter_columns cuts a call: blocks of the output along `axis`, one task per (image,
-// group, block); rows = M x taps (the GEMM's rows), z_bytes = the whole Z of one image.
+// group, block); rows = M x taps (the GEMM's rows), z_bytes = the whole Z of one image,
+// b_bytes = the B panels a thread packs at once (at most).
 struct ColumnsPlan {
   int axis = 0;
-  int64_t rows = 0, z_bytes = 0, blocks = 0, task_count = 0;
+  int64_t rows = 0, z_bytes = 0, b_bytes = 0, blocks = 0, task_count = 0;
   double flops = 0;
   bool parallel = false;
 };

@@ -35,7 +35,8 @@
 //   * the forward with few output channels per group (columns.cpp), per thread: the GEMM's
 //     result Z for one block of the output, (C_out/groups x taps) x (the block's input
 //     pixels + a tile), <= 1 MiB unless a single output row (plane in 3-D) needs more, its
-//     packed A block <= (512 + mr - 1) x 1 KiB, one packed B tile and one output row;
+//     packed A block <= (512 + mr - 1) x 1 KiB, the packed B panels of up to 128 KiB of
+//     tiles (at least one tile; never more than the block's pixels) and one output row;
 //   * the forward and gather with one channel per group on each side (depthwise.cpp), per
 //     thread: a list of (C_in/groups) x taps terms and, for an x stride > 1, one output row's
 //     x phases (forward) or the x phases of the kz x ky source rows of one output row (gather);
