@@ -362,7 +362,7 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   };
   const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
                             slot == "ofn" || slot == "wofn" || slot == "kfn";
-  need(has_epilogue || (!bias && !check));
+  if (!has_epilogue && (bias || check)) fail("_core: slot '" + slot + "' has no epilogue");
   need(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
   int nonfinite = 0;
   tconv::Epilogue<T> epilogue{bias ? bias->data() : nullptr, check ? &nonfinite : nullptr};

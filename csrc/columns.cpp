@@ -247,7 +247,7 @@ ColumnsPlan plan_columns(const Geometry& g, int threads) {
   p.z_bytes = p.rows * (g.coarse_pixels() + kZPad) * static_cast<int64_t>(sizeof(T));
   const int64_t kcb = std::min(k_block<T>(), g.coarse_per_group());
   const int nr = active_gemm<T>().nr;
-  const int64_t tiles = std::min(panel_group(kcb, nr, sizeof(T)),
+  const int64_t tiles = std::min(panel_group(kcb, nr, static_cast<int64_t>(sizeof(T))),
                                  ceil_div(g.coarse_pixels(), static_cast<int64_t>(nr)));
   p.b_bytes = tiles * kcb * nr * static_cast<int64_t>(sizeof(T));
   const int64_t images = g.batch * g.groups;

@@ -379,6 +379,18 @@ def test_kernel_epilogue(isa: str, dt: str, slot: str) -> None:
     assert bad and got[0, cols - 1] == np.inf
 
 
+def test_epilogue_only_where_a_kernel_has_one() -> None:
+    """rgemm, dot and transpose take no epilogue: the test hook refuses bias and check."""
+    isa = ISAS[0]
+    t = tiles(isa, "f32")
+    a = np.zeros((1, 16), np.float32)
+    b = np.zeros((int(t["dot_nc"]), 16), np.float32)
+    c = np.zeros((1, int(t["dot_nc"])), np.float32)
+    for kwargs in ({"check": True}, {"bias": np.zeros(1, np.float32)}):
+        with pytest.raises(ValueError, match="has no epilogue"):
+            _core._run_ukernel(isa, "dot", 1, int(t["dot_kw"]), a, b, c, 0, None, **kwargs)
+
+
 def _same(x: Any, y: Any) -> bool:
     return bool(x == y or (np.isnan(x) and np.isnan(y)))
 
