@@ -14,6 +14,9 @@ struct EmulatedOps {
     T lane[W];
   };
   static constexpr int kWidth = W;
+  // Lanes live in memory anyway: the kernels' rarely run paths may loop rather than unroll
+  // (gemm_template.hpp's store_epilogue), which keeps this unit, and its sanitizer build, small.
+  static constexpr bool kEmulated = true;
   static V zero() {
     V r;
     for (int l = 0; l < W; ++l) r.lane[l] = T(0);

@@ -55,9 +55,16 @@ inline __attribute__((always_inline)) void transpose_block(typename Ops::V (&v)[
     Ops::transpose8(v);
 }
 
+// Whether Ops is a portable emulation of an ISA's registers (EmulatedOps: kEmulated).
+template <class Ops, class = void>
+struct IsEmulated : std::false_type {};
+template <class Ops>
+struct IsEmulated<Ops, std::void_t<decltype(Ops::kEmulated)>> : std::bool_constant<Ops::kEmulated> {};
+
 // gemm_body's store with an Epilogue (ukernels.hpp): the same sums, then + bias[i], and the
 // Inf/NaN test as a sum over the stored values of r * -1 + r, which is exactly 0 for a finite
-// r and NaN for Inf or NaN.
+// r and NaN for Inf or NaN.  Unrolled, so that the accumulators stay registers; the emulated
+// lanes (in memory) run the same steps as a loop.
 template <class Ops, int MR, int NV>
 void store_epilogue(const typename Ops::V (&acc)[MR][NV], typename Ops::T* c, int64_t ldc,
                     int accumulate, const tconv::Epilogue<typename Ops::T>& ep) {
@@ -67,8 +74,7 @@ void store_epilogue(const typename Ops::V (&acc)[MR][NV], typename Ops::T* c, in
   const T minus_one = T(-1);
   const V m1 = Ops::broadcast(&minus_one);
   V bad = Ops::zero();
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
+  const auto row = [&](int i) {
     const V bias = ep.bias != nullptr ? Ops::broadcast(ep.bias + i) : Ops::zero();
 #pragma GCC unroll 16
     for (int j = 0; j < NV; ++j) {
@@ -79,6 +85,12 @@ void store_epilogue(const typename Ops::V (&acc)[MR][NV], typename Ops::T* c, in
       bad = Ops::add(bad, Ops::fma(r, m1, r));
       Ops::store(p, r);
     }
+  };
+  if constexpr (IsEmulated<Ops>::value) {
+    for (int i = 0; i < MR; ++i) row(i);
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) row(i);
   }
   if (ep.nonfinite == nullptr) return;
   alignas(64) T lanes[W];
