@@ -601,6 +601,9 @@ TABLE: list[Row] = [
         why="inert: instruction operands, not sizes (the 16 lanes are kWidth's)"),
     Row("avx512 lane buffer", "ukernels/avx512_table.hpp: alignas(64) lanes", (),
         (), literals=("64",), why="inert: alignment of a reduction buffer"),
+    Row("emulated lanes", "ukernels/emulated_vec.hpp: kEmulated", (), (), names=("kEmulated",),
+        why="inert: a flag, not a size (the epilogue's steps run as a loop on emulated lanes: "
+            "the same bits, tests/test_ukernels.py on avx512-emulated)"),
     # -- csrc/tconv/ukernels.hpp ------------------------------------------------------------
     Row("kMaxMR: largest mr", "tconv/ukernels.hpp: kMaxMR", (12,), ("out_channels",),
         literals=("12",), names=("kMaxMR",)),
