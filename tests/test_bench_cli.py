@@ -11,11 +11,13 @@ import importlib.util
 import json
 
 import pytest
+import tconv
 from tconv import bench
 from tconv._peers import PEERS
 from tconv.bench import IDLE_SECONDS
 from tconv.bench_cases import CASES, GEMM_CASES, select_cases
 from tconv.cli import main
+from tconv.plan import plan
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 INSTALLED = {name: peer.available() for name, peer in PEERS.items()}
@@ -268,21 +270,42 @@ def test_bench_algorithm_columns_time_and_check_each_algorithm(tmp_path, capsys)
     out = capsys.readouterr().out
     for col in ("direct err", "winograd GF/s", "winograd err", "winograd4 GF/s"):
         assert col in out
-    assert "geomean tconv[winograd]/direct fwd float32" in out
-    assert "ran winograd on 1 of 2 cases" in out
+    for pass_ in ("fwd", "grad_input"):
+        assert f"geomean tconv[winograd]/direct {pass_} float32" in out
+    assert out.count("ran winograd on 1 of 2 cases") == 2
     rows = json.loads((tmp_path / "bench.json").read_text())["results"]
-    fwd = {r["case"]: r for r in rows if r["pass"] == "fwd"}
-    assert {r["case"] for r in rows if r["pass"] == "grad_input" and r["algorithms"]} == set()
-    wino = fwd["dcgan-256-128"]["algorithms"]
-    assert wino["winograd"]["plan"] == "winograd" and wino["winograd4"]["plan"] == "winograd4"
-    assert fwd["k3s2p1op1"]["algorithms"]["winograd"]["plan"] != "winograd"
-    for r in fwd.values():
-        # errors against the float64 result: small but (Winograd) not the direct's bits
-        assert 0 <= r["direct_max_error"] < 1e-5
-        for a in ("winograd", "winograd4"):
-            assert 0 <= r["algorithms"][a]["max_error"] < 1e-4
-            assert r["algorithms"][a]["speedup"] > 0
-    assert wino["winograd"]["max_error"] > 0
+    for pass_, op in (("fwd", "conv_transpose"), ("grad_input", "grad_input")):
+        by_case = {r["case"]: r for r in rows if r["pass"] == pass_}
+        wino = by_case["dcgan-256-128"]["algorithms"]
+        assert wino["winograd"]["plan"] == "winograd"
+        assert wino["winograd4"]["plan"] == "winograd4"
+        assert by_case["k3s2p1op1"]["algorithms"]["winograd"]["plan"] != "winograd"
+        case = select_cases("dcgan-256-128")[0]
+        assert plan(op, case.input_shape, case.weight_shape, case.stride, case.padding,
+                    algorithm="winograd").algorithm == "winograd"
+        for r in by_case.values():
+            # errors against the float64 result: small but (Winograd) not the direct's bits
+            assert 0 <= r["direct_max_error"] < 1e-5
+            for a in ("winograd", "winograd4"):
+                assert 0 <= r["algorithms"][a]["max_error"] < 1e-4
+                assert r["algorithms"][a]["speedup"] > 0
+        assert wino["winograd"]["max_error"] > 0
+
+
+def test_bench_grad_weight_runs_direct_only():
+    import numpy as np
+    from tconv.bench import Workload
+
+    work = Workload(select_cases("dcgan-256-128")[0].quick(), np.dtype(np.float32))
+    with pytest.raises(ValueError, match="grad_weight runs direct only"):
+        work.tconv("grad_weight", "winograd")
+    # grad_input by the Winograd gather: the same numbers as conv_transpose_backward's
+    got = work.tconv("grad_input", "winograd")()
+    want = tconv.conv_transpose_backward(work.g, work.x, work.w, work.case.stride,
+                                         work.case.padding, output_mask=(True, False, False),
+                                         algorithm="winograd")[0]
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, work.tconv("grad_input")())  # not the direct's bits
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx not installed")

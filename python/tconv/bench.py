@@ -30,12 +30,12 @@ multiple of the finite one's (the non-finite repair must stay cheap).  Its ``gra
 read x and is skipped; it is left out of the tconv/torch geomeans.
 
 ``--algorithms direct,winograd,winograd4`` (conv_transpose's ``algorithm=``, see
-docs/winograd.md) also times tconv's forward by each further algorithm, interleaved with the
-rest: per algorithm a column of GF/s (counted as the direct method's FLOPs, so a speed-up
+docs/winograd.md) also times tconv's forward and grad_input (the Winograd gather) by each
+further algorithm, interleaved with the rest: per algorithm a column of GF/s (counted as the direct method's FLOPs, so a speed-up
 shows as more GF/s), the plan that ran (``direct`` when the geometry does not suit it) and its
 max error ``max|y - y64| / max|y64|`` against the float64 direct result on the same inputs,
 beside the direct result's own (``direct err``); the last lines give each algorithm's geomean
-speed over direct and over each peer.  ``tconv GF/s`` and the peer ratios stay the direct's.
+speed over direct and over each peer, per pass (grad_weight has one algorithm: direct).  ``tconv GF/s`` and the peer ratios stay the direct's.
 
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.  That
 count includes the terms whose tap padding crops off the output (zeros an implementation may
@@ -157,16 +157,20 @@ class Workload:
 
     def tconv(self, pass_: str, algorithm: str = "direct") -> Callable[[], np.ndarray[Any, Any]]:
         """Thunk running tconv's ``pass_`` and returning its result; ``algorithm`` is the
-        forward's (conv_transpose's ``algorithm=``)."""
+        forward's and grad_input's (``algorithm=`` of conv_transpose and
+        conv_transpose_backward); grad_weight takes only ``"direct"``."""
         c, x, w, g = self.case, self.x, self.w, self.g
         geometry = (c.stride, c.padding, c.output_padding, c.groups, c.dilation)
         if pass_ == "fwd":
             return lambda: conv_transpose(x, w, None, *geometry, algorithm=algorithm)
         mask = self._mask(pass_)
         index = 0 if mask[0] else 1
+        if pass_ == "grad_weight" and algorithm != "direct":
+            raise ValueError(f"grad_weight runs direct only, got algorithm={algorithm!r}")
 
         def run() -> np.ndarray[Any, Any]:
-            out = conv_transpose_backward(g, x, w, *geometry, output_mask=mask)
+            out = conv_transpose_backward(g, x, w, *geometry, output_mask=mask,
+                                          algorithm=algorithm)
             result = out[index]
             assert result is not None
             return result
@@ -450,7 +454,7 @@ class PeerTiming:
 
 @dataclass
 class AlgorithmTiming:
-    """tconv's forward by one further ``algorithm=`` (--algorithms) on a row."""
+    """tconv's forward or grad_input by one further ``algorithm=`` (--algorithms) on a row."""
 
     plan: str      # what tconv.plan says runs: winograd, winograd4 or a direct algorithm
     seconds: float
@@ -544,7 +548,8 @@ def run_benchmarks(
     idle: float = 0.0,
 ) -> list[Row]:
     """Measure every (case, pass, dtype) against ``peers`` (installed ones, by name, see
-    :mod:`tconv._peers`) and, for the forward, tconv's further ``algorithms`` (besides
+    :mod:`tconv._peers`) and, for the forward and grad_input, tconv's further
+    ``algorithms`` (besides
     ``direct``, which is always timed), sleeping ``idle`` seconds before every sample (see
     :func:`time_interleaved`); see the module docstring for the method."""
     threads = threads if threads is not None else _core.get_num_threads()
@@ -568,7 +573,7 @@ def run_benchmarks(
                     if thunk is not None:
                         fns[name] = thunk
                 timed_peers = [name for name in fns if name != "tconv"]
-                extra = [a for a in algorithms if a != "direct"] if pass_ == "fwd" else []
+                extra = [a for a in algorithms if a != "direct"] if pass_ in ALGORITHM_PASSES else []
                 for a in extra:
                     fns[f"tconv[{a}]"] = work.tconv(pass_, a)
                 if finite is not None:
@@ -608,7 +613,7 @@ def run_benchmarks(
                     for a in extra:
                         seconds = statistics.median(samples[f"tconv[{a}]"])
                         row.algorithms[a] = AlgorithmTiming(
-                            plan=_forward_plan(case, dtype, a), seconds=seconds,
+                            plan=_plan_algorithm(case, dtype, pass_, a), seconds=seconds,
                             gflops=case.flops / seconds / 1e9, speedup=t_tconv / seconds,
                             max_error=relative_error(results[f"tconv[{a}]"], exact),
                             samples=samples[f"tconv[{a}]"])
@@ -616,11 +621,17 @@ def run_benchmarks(
     return rows
 
 
-def _forward_plan(case: BenchCase, dtype: np.dtype[Any], algorithm: str) -> str:
-    """The algorithm tconv.plan reports for the forward of ``case`` with ``algorithm=``."""
+#: The passes --algorithms times by each algorithm (grad_weight runs direct only).
+ALGORITHM_PASSES = ("fwd", "grad_input")
+
+
+def _plan_algorithm(case: BenchCase, dtype: np.dtype[Any], pass_: str, algorithm: str) -> str:
+    """The algorithm tconv.plan reports for ``pass_`` (fwd or grad_input) of ``case`` with
+    ``algorithm=``."""
     from .plan import plan
 
-    return plan("conv_transpose", case.input_shape, case.weight_shape, case.stride,
+    op = "conv_transpose" if pass_ == "fwd" else "grad_input"
+    return plan(op, case.input_shape, case.weight_shape, case.stride,
                 case.padding, case.output_padding, case.groups, case.dilation, dtype,
                 algorithm=algorithm).algorithm
 
@@ -755,21 +766,12 @@ def format_table(rows: list[Row], peak: Peak) -> str:
         lines.append("\nno peer (none installed, or --peers none): tconv-only columns, "
                      "results unchecked")
     for a in algos:
-        for dtype in ("float32", "float64"):
-            sel = [r for r in rows if a in r.algorithms and r.dtype == dtype]
-            if not sel:
-                continue
-            n_ran = sum(r.algorithms[a].plan == a for r in sel)
-            lines.append(f"geomean tconv[{a}]/direct fwd {dtype:8s} "
-                         f"{geomean([r.algorithms[a].speedup for r in sel]):.2f}x (ran {a} on "
-                         f"{n_ran} of {len(sel)} cases; max error "
-                         f"{max(r.algorithms[a].max_error for r in sel):.1e})")
-            for peer in peers:
-                ratios = [r.peers[peer].seconds / r.algorithms[a].seconds for r in sel
-                          if peer in r.peers]
-                if ratios:
-                    lines.append(f"geomean tconv[{a}]/{SHORT[peer]:5s} fwd {dtype:8s} "
-                                 f"{geomean(ratios):.2f}x")
+        for pass_ in ALGORITHM_PASSES:
+            for dtype in ("float32", "float64"):
+                sel = [r for r in rows if a in r.algorithms and r.pass_ == pass_
+                       and r.dtype == dtype and r.nan_over_finite is None]
+                if sel:
+                    lines += _algorithm_lines(sel, a, f"{pass_} {dtype}", peers)
     for pass_, ratio in stats["float64_over_float32"].items():
         lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
     for r in rows:
@@ -791,6 +793,21 @@ def format_table(rows: list[Row], peak: Peak) -> str:
                      f"peak in these GF/s")
     lines.append(f"% peak relative to: {peak.source}")
     return "\n".join(lines)
+
+
+def _algorithm_lines(sel: list[Row], a: str, key: str, peers: list[str]) -> list[str]:
+    """Geomean lines of algorithm ``a`` on the rows ``sel`` (one pass and dtype, ``key``):
+    speed over direct, then over each peer timed on them."""
+    n_ran = sum(r.algorithms[a].plan == a for r in sel)
+    lines = [f"geomean tconv[{a}]/direct {key} "
+             f"{geomean([r.algorithms[a].speedup for r in sel]):.2f}x (ran {a} on {n_ran} of "
+             f"{len(sel)} cases; max error {max(r.algorithms[a].max_error for r in sel):.1e})"]
+    for peer in peers:
+        ratios = [r.peers[peer].seconds / r.algorithms[a].seconds for r in sel
+                  if peer in r.peers]
+        if ratios:
+            lines.append(f"geomean tconv[{a}]/{SHORT[peer]:5s} {key} {geomean(ratios):.2f}x")
+    return lines
 
 
 def write_json(path: Path, rows: list[Row], machine: dict[str, Any], peak: Peak,
@@ -902,8 +919,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "matrix products, against NumPy's BLAS (default: layers)")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out of the peers")
     parser.add_argument("--algorithms", default="direct",
-                        help="comma-separated forward algorithms of tconv to time (direct, "
-                             "winograd, winograd4, auto): a GF/s and a max-error column each")
+                        help="comma-separated algorithms of tconv's forward and grad_input to "
+                             "time (direct, winograd, winograd4, auto): a GF/s and a max-error "
+                             "column each")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for bench.json and bench.png")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
