@@ -638,7 +638,7 @@ TABLE: list[Row] = [
         (96, 64, 48),
         ("width",), literals=("192",)),
     Row("kMaxInPlaceRows: A panels read B rows from the band", "subconv/run.cpp: kMaxInPlaceRows",
-        (128,), ("out_channels",), literals=("128",), names=("kMaxInPlaceRows",)),
+        (144,), ("out_channels",), literals=("144",), names=("kMaxInPlaceRows",)),
     Row("kMaxBandBytes: largest band (2 MiB = 524288 f32)", "subconv/plan.cpp: kMaxBandBytes",
         (524288,), ("band",), literals=("20",), names=("kMaxBandBytes",)),
     Row("kBandL2Bytes: band filled per K block above 256 KiB (65536 f32)",

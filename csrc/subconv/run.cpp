@@ -15,8 +15,10 @@ namespace detail {
 namespace {
 
 // Most output channels for which the direct path's A panels read B rows straight from the
-// band (more: each tile's rows are first copied into one packed panel).
-constexpr int64_t kMaxInPlaceRows = 128;
+// band (more: each tile's rows are first copied into one packed panel).  144 = twelve 12-row
+// panels: a 256-channel forward cut into two weight slabs (132 + 124 rows) reads both in
+// place (docs/perf-log.md, 2026-12-05).
+constexpr int64_t kMaxInPlaceRows = 144;
 
 // One call: its arguments, its plan and the kernels the plan chose.
 template <typename T>
