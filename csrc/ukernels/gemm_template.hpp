@@ -59,7 +59,8 @@ inline __attribute__((always_inline)) void transpose_block(typename Ops::V (&v)[
 template <class Ops, class = void>
 struct IsEmulated : std::false_type {};
 template <class Ops>
-struct IsEmulated<Ops, std::void_t<decltype(Ops::kEmulated)>> : std::bool_constant<Ops::kEmulated> {};
+struct IsEmulated<Ops, std::void_t<decltype(Ops::kEmulated)>>
+    : std::bool_constant<Ops::kEmulated> {};
 
 // gemm_body's store with an Epilogue (ukernels.hpp): the same sums, then + bias[i], and the
 // Inf/NaN test as a sum over the stored values of r * -1 + r, which is exactly 0 for a finite
