@@ -31,11 +31,13 @@ read x and is skipped; it is left out of the tconv/torch geomeans.
 
 ``--algorithms direct,winograd,winograd4`` (conv_transpose's ``algorithm=``, see
 docs/winograd.md) also times tconv's forward and grad_input (the Winograd gather) by each
-further algorithm, interleaved with the rest: per algorithm a column of GF/s (counted as the direct method's FLOPs, so a speed-up
-shows as more GF/s), the plan that ran (``direct`` when the geometry does not suit it) and its
-max error ``max|y - y64| / max|y64|`` against the float64 direct result on the same inputs,
-beside the direct result's own (``direct err``); the last lines give each algorithm's geomean
-speed over direct and over each peer, per pass (grad_weight has one algorithm: direct).  ``tconv GF/s`` and the peer ratios stay the direct's.
+further algorithm, interleaved with the rest: per algorithm a column of GF/s (counted as the
+direct method's FLOPs, so a speed-up shows as more GF/s), the plan that ran (``direct`` when
+the geometry does not suit it) and its max error ``max|y - y64| / max|y64|`` against the
+float64 direct result on the same inputs, beside the direct result's own (``direct err``);
+the last lines give each algorithm's geomean speed over direct and over each peer, per pass
+(grad_weight has one algorithm: direct).  ``tconv GF/s`` and the peer ratios stay the
+direct's.
 
 GF/s use the conventional count ``2 N C_in (C_out/g) prod(in) prod(k)`` for every pass.  That
 count includes the terms whose tap padding crops off the output (zeros an implementation may
@@ -549,9 +551,9 @@ def run_benchmarks(
 ) -> list[Row]:
     """Measure every (case, pass, dtype) against ``peers`` (installed ones, by name, see
     :mod:`tconv._peers`) and, for the forward and grad_input, tconv's further
-    ``algorithms`` (besides
-    ``direct``, which is always timed), sleeping ``idle`` seconds before every sample (see
-    :func:`time_interleaved`); see the module docstring for the method."""
+    ``algorithms`` (besides ``direct``, which is always timed), sleeping ``idle`` seconds
+    before every sample (see :func:`time_interleaved`); see the module docstring for the
+    method."""
     threads = threads if threads is not None else _core.get_num_threads()
     peers = [] if peers is None else peers
     rows: list[Row] = []
@@ -573,7 +575,8 @@ def run_benchmarks(
                     if thunk is not None:
                         fns[name] = thunk
                 timed_peers = [name for name in fns if name != "tconv"]
-                extra = [a for a in algorithms if a != "direct"] if pass_ in ALGORITHM_PASSES else []
+                extra = ([a for a in algorithms if a != "direct"]
+                         if pass_ in ALGORITHM_PASSES else [])
                 for a in extra:
                     fns[f"tconv[{a}]"] = work.tconv(pass_, a)
                 if finite is not None:
