@@ -55,9 +55,12 @@ constexpr int64_t kZPad = 64;         // Z rows are padded to a multiple of nr (
 // many separate streams, each of one tile.
 constexpr int64_t kPanelBytes = int64_t(128) << 10;
 
-// Tiles whose B panels (kcb rows of nr values of `elem` bytes) are packed at once.
-int64_t panel_group(int64_t kcb, int nr, int64_t elem) {
-  return std::max<int64_t>(1, kPanelBytes / (kcb * nr * elem));
+// Tiles whose B panels (kcb rows of nr values of `elem` bytes) are packed at once for a block
+// of `pixels` input pixels: up to kPanelBytes, at least one tile, never more than the pixels
+// fill.  run_block and the plan's workspace both take it, with the largest K block.
+int64_t panel_tiles(int64_t kcb, int nr, int64_t elem, int64_t pixels) {
+  return std::min(std::max<int64_t>(1, kPanelBytes / (kcb * nr * elem)),
+                  ceil_div(pixels, int64_t(nr)));
 }
 
 // The input index of axis d that output o reaches through tap k (o = i*s - p + k*d), or -1.
@@ -149,6 +152,7 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
   const int64_t kb = k_block<T>();
   T* z = sc.z.get(R * ld);
   const T* xs = x + blk.x_off;
+  const int64_t group = panel_tiles(std::min(kb, Kc), nr, int64_t(sizeof(T)), P);
   // Z = A * x, K block by K block, tile by tile of nr pixels: the tile's kcb rows (x's
   // channel rows, x_plane apart) are copied into one packed panel (zero past P) that every
   // panel of A then reads from L1; read in place, rows 4 KiB apart would share L1 sets.
@@ -166,7 +170,6 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
       }
     }
     const T* xb = xs + c0 * x_plane;
-    const int64_t group = panel_group(kcb, nr, int64_t(sizeof(T)));
     T* bp = sc.b.get(group * kcb * nr);
     for (int64_t j0 = 0; j0 < P; j0 += group * nr) {
       const int64_t tiles = std::min(group, ceil_div(P - j0, int64_t(nr)));
@@ -247,9 +250,8 @@ ColumnsPlan plan_columns(const Geometry& g, int threads) {
   p.z_bytes = p.rows * (g.coarse_pixels() + kZPad) * static_cast<int64_t>(sizeof(T));
   const int64_t kcb = std::min(k_block<T>(), g.coarse_per_group());
   const int nr = active_gemm<T>().nr;
-  const int64_t tiles = std::min(panel_group(kcb, nr, static_cast<int64_t>(sizeof(T))),
-                                 ceil_div(g.coarse_pixels(), static_cast<int64_t>(nr)));
-  p.b_bytes = tiles * kcb * nr * static_cast<int64_t>(sizeof(T));
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
+  p.b_bytes = panel_tiles(kcb, nr, elem, g.coarse_pixels()) * kcb * nr * elem;
   const int64_t images = g.batch * g.groups;
   p.blocks = std::clamp<int64_t>(
       std::max(ceil_div(p.z_bytes, kZBytes), ceil_div(2 * threads, std::max<int64_t>(1, images))),
