@@ -54,7 +54,8 @@ int64_t b_block_bytes() { return l2_cache_bytes() / kBBlockL2Share; }
 // Rows of B ahead of the one being packed whose lines are prefetched: every row of a block is
 // a separate stream (P apart), too short for the hardware prefetcher to ramp up on.
 constexpr int64_t kPackAhead = 4;
-// Depth (values of k) of the weights packed into every A panel before the next: see run().
+// Depth (values of k) of the weights packed into every A panel before the next: see
+// pack_a_block().
 constexpr int64_t kAPackDepth = 16;
 // Tasks per thread the schedule aims at (fewer than the subconv driver's kTasksPerThread):
 // the tasks are equal, so more of them balance nothing and only shrink the B blocks, which
@@ -113,8 +114,8 @@ struct Task {
 #endif
 
 // One vector of T in a clone's ISA, with the few operations the streamed stores use, so that
-// stream_tile_body is written once for both ISAs and types.  nonfinite: some lane is Inf or NaN (exponent bits
-// all ones, as nonfinite_bit).
+// stream_tile_body is written once for both ISAs and types.  nonfinite: some lane is Inf or
+// NaN (exponent bits all ones, as nonfinite_bit).
 #ifdef TCONV_ENGINE_AVX512
 template <typename T>
 struct Avx512Vec;
@@ -453,7 +454,7 @@ auto finish_tile(const T* from, int64_t ld_from, T* to, int64_t ld_to, int64_t r
 // output goes to memory without being read in first (a 1x1 layer's output is written once,
 // and reading it back costs as much memory traffic as writing it).  Same values as
 // finish_tile; returns whether one is Inf or NaN.  `to` and ld_to * sizeof(T) are multiples
-// of 64 bytes and cols of the vector width.  Used from kStreamBytes of output on (run()).
+// of 64 bytes and cols of the vector width.  Used from kStreamBytes of output on (make_engine).
 template <typename T>
 using StreamTile = bool (*)(const T*, int64_t, T*, int64_t, int64_t, int64_t, const T*);
 // The clones' common body (always inlined into them, so its vector values never cross a call
@@ -568,135 +569,194 @@ Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int6
 }
 
 template <typename T>
-bool run(const Problem<T>& pb, bool check) {
-  const int64_t M = pb.M, K = pb.K, N = pb.N, images = pb.batch * pb.groups;
-  if (images == 0 || M == 0 || N == 0) return true;
-  if (K == 0) {  // no terms: every output is its bias (or +0)
-    decltype(nonfinite_bit(T(0))) bad = 0;
-    for (int64_t ng = 0; ng < images; ++ng)
-      for (int64_t m = 0; m < M; ++m) {
-        const T v = pb.bias ? pb.bias[(ng % pb.groups) * M + m] : T(0);
-        std::fill(pb.dst + (ng * M + m) * N, pb.dst + (ng * M + m + 1) * N, v);
-        bad |= nonfinite_bit(v);
-      }
-    return !(check && bad);
-  }
-  const GemmKernels<T>& uk = active_gemm<T>();
-  const Schedule sc = schedule<T>(uk, images, pb.groups, M, K, N, omp_get_max_threads());
-  const bool wide = sc.wide;
-  const int mr = sc.plan.mr, nr = sc.plan.nr;
-  const CopyIsa isa = copy_isa(active_kernels().name);
-  const GemmUkernel<T>* fn = wide ? uk.wfn : uk.fn;
-  const PackB<T> pack = pack_b_for<T>(nr, isa);
-  const CopyRows copy_a = copy_rows_for(isa);
-  const int64_t out_bytes =
-      pb.c_row ? images * pb.c_image * int64_t(sizeof(T)) : images * M * N * int64_t(sizeof(T));
-  const StreamTile<T> stream =
-      pb.c_row ? nullptr : stream_tile_for<T>(isa, pb.dst, N, out_bytes);
-  // the phase GEMM's interleaved runs (finish_tile_mapped)
-  const bool stream_mapped = pb.c_row != nullptr && out_bytes >= kStreamBytes;
-  const int64_t kc_max = sc.plan.kc;
-  const PanelCut& cut = sc.cut;
-  const std::vector<Task>& tasks = sc.tasks;
-  const int64_t k_blocks = ceil_div(K, kc_max);
-  const auto task_count = static_cast<int64_t>(tasks.size());
-  const bool parallel = sc.plan.parallel;
+using Bad = decltype(nonfinite_bit(T(0)));
 
-  // Packed A: K block k0 of group g at (g * K + k0) * M, panel p (r rows from row i) at
-  // + i * kc, element (k, i') at [k * r + i'].
-  Scratch<T> a_store;
-  T* const a_packed = a_store.get(pb.groups * K * M);
-  Cancellation* const cancel = current_cancellation();
-  int nonfinite = 0;
-#pragma omp parallel if (parallel) reduction(| : nonfinite)
-  {
-    decltype(nonfinite_bit(T(0))) bad = 0;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t u = 0; u < pb.groups * k_blocks; ++u) {
-      const int64_t g = u / k_blocks, k0 = (u % k_blocks) * kc_max;
-      const int64_t kc = std::min(kc_max, K - k0);
-      const T* wg = pb.w + g * pb.a_group + k0 * pb.a_k;
-      T* block = a_packed + (g * K + k0) * M;
-      // kAPackDepth values of k at a time for every panel: the W lines they read stay in L1
-      // (rows of W often lie a multiple of 2 KiB apart, and a whole block's would share a few
-      // L1 sets).  Only the copy order changes; the packed layout is the same.
-      for (int64_t kb = 0; kb < kc; kb += kAPackDepth) {
-        const int64_t ke = std::min(kc, kb + kAPackDepth);
-        for (int64_t p = 0; p < cut.count; ++p) {
-          const int64_t i0 = cut.start(p), r = cut.rows(p);
-          T* panel = block + i0 * kc;
-          if (pb.a_m == 1) {  // the forward: a panel's values of one k are contiguous in W
-            copy_a(wg + i0 + kb * pb.a_k, pb.a_k * int64_t(sizeof(T)), r * int64_t(sizeof(T)),
-                   ke - kb, panel + kb * r);
-          } else {
-            for (int64_t k = kb; k < ke; ++k)
-              for (int64_t i = 0; i < r; ++i)
-                panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
-          }
-        }
-      }
-    }  // implicit barrier: the tasks read every packed block
-    Scratch<T> b_buf, part_buf, tile_buf;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t ti = 0; ti < task_count; ++ti) {
-      if (stop(cancel)) continue;
-      const Task& t = tasks[static_cast<size_t>(ti)];
-      const int64_t ncp = round_up(t.cols, nr);
-      const int64_t image = t.n * pb.groups + t.g;
-      const T* b_src = pb.src + (pb.b_row ? image * pb.b_image : image * K * N + t.j0);
-      const int64_t m0 = cut.start(t.p0), rows = cut.start(t.p1) - m0;
-      T* c = pb.dst + (pb.c_row ? image * pb.c_image : (image * M + m0) * N + t.j0);
-      const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
-      T* bp = b_buf.get(kc_max * ncp);
-      // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
-      // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
-      // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
-      // straight into the output.
-      const bool blocked = K > kc_max, finish = bias != nullptr || check || pb.c_row;
-      T* part = blocked ? part_buf.get(rows * ncp) : nullptr;
-      T* tile = blocked ? nullptr : tile_buf.get(int64_t(mr) * nr);
-      for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
-        if (k0 > 0 && stop(cancel)) break;
-        const int64_t kc = std::min(kc_max, K - k0);
-        const int accumulate = k0 > 0 ? 1 : 0;
-        const bool last = k0 + kc >= K;
-        if (pb.b_row)
-          pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, pb.b_run + t.j0, pb.b_step,
-                        kc, t.cols, nr, bp);
-        else
-          pack(b_src + k0 * N, N, kc, t.cols, bp);
-        const T* a_block = a_packed + (t.g * K + k0) * M;
-        for (int64_t p = t.p0; p < t.p1; ++p) {
-          const int64_t i = cut.start(p) - m0, r = cut.rows(p);
-          const T* ap = a_block + (m0 + i) * kc;
-          const GemmUkernel<T> kernel = fn[r];
-          const T* bi = bias ? bias + i : nullptr;
-          for (int64_t q = 0; q < ncp / nr; ++q) {
-            T* out = pb.c_row ? nullptr : c + i * N + q * nr;
-            const int64_t cols = std::min<int64_t>(nr, t.cols - q * nr);
-            const bool direct = !blocked && !finish && cols == nr;
-            T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
-            const int64_t ldc = blocked ? ncp : direct ? N : nr;
-            kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate, nullptr);
-            if (last && pb.c_row) {
-              const int64_t* cr = pb.c_row + m0 + i;
-              const int64_t* cc = pb.c_col + t.j0 + q * nr;
-              const int64_t* runs = pb.c_run + t.j0 + q * nr;
-              bad |= check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
-                                                      cols, bi, stream_mapped)
-                           : finish_tile_mapped<false>(ct, ldc, c, cr, cc, runs, pb.c_step, r,
-                                                       cols, bi, stream_mapped);
-            } else if (last && !direct && stream != nullptr && cols == nr) {
-              bad |= stream(ct, ldc, out, N, r, cols, bi) && check;
-            } else if (last && !direct) {
-              bad |= check ? finish_tile<true>(ct, ldc, out, N, r, cols, bi)
-                           : finish_tile<false>(ct, ldc, out, N, r, cols, bi);
-            }
-          }
-        }
+// What the tasks of one call share: the problem, the schedule's cut of A and K block, the
+// active table's kernels and copies, the packed A, and how finished tiles reach the output.
+template <typename T>
+struct Engine {
+  const Problem<T>& pb;
+  const PanelCut& cut;
+  int mr, nr;
+  int64_t kc_max;
+  const GemmUkernel<T>* fn;  // by rows: the table's fn or (wide) wfn
+  PackB<T> pack;
+  CopyRows copy_a;
+  StreamTile<T> stream;  // null: finish_tile (or the phase GEMM's maps)
+  bool stream_mapped;    // finish_tile_mapped streams its interleaved runs
+  bool check;
+  Cancellation* cancel;
+  T* a_packed;  // K block k0 of group g at (g * K + k0) * M, panel p (r rows from row i) at
+                // + i * kc, element (k, i') at [k * r + i']
+};
+
+template <typename T>
+Engine<T> make_engine(const Problem<T>& pb, const Schedule& sc, bool check, T* a_packed) {
+  const GemmKernels<T>& uk = active_gemm<T>();
+  const CopyIsa isa = copy_isa(active_kernels().name);
+  const int nr = sc.plan.nr;
+  const int64_t images = pb.batch * pb.groups;
+  const int64_t out_bytes = (pb.c_row ? images * pb.c_image : images * pb.M * pb.N) *
+                            int64_t(sizeof(T));
+  return Engine<T>{pb,
+                   sc.cut,
+                   sc.plan.mr,
+                   nr,
+                   sc.plan.kc,
+                   sc.wide ? uk.wfn : uk.fn,
+                   pack_b_for<T>(nr, isa),
+                   copy_rows_for(isa),
+                   pb.c_row ? nullptr : stream_tile_for<T>(isa, pb.dst, pb.N, out_bytes),
+                   pb.c_row != nullptr && out_bytes >= kStreamBytes,
+                   check,
+                   current_cancellation(),
+                   a_packed};
+}
+
+// Packs K block k0 of group g's weights into its A panels.
+template <typename T>
+void pack_a_block(const Engine<T>& e, int64_t g, int64_t k0) {
+  const Problem<T>& pb = e.pb;
+  const int64_t kc = std::min(e.kc_max, pb.K - k0);
+  const T* wg = pb.w + g * pb.a_group + k0 * pb.a_k;
+  T* block = e.a_packed + (g * pb.K + k0) * pb.M;
+  // kAPackDepth values of k at a time for every panel: the W lines they read stay in L1
+  // (rows of W often lie a multiple of 2 KiB apart, and a whole block's would share a few
+  // L1 sets).  Only the copy order changes; the packed layout is the same.
+  for (int64_t kb = 0; kb < kc; kb += kAPackDepth) {
+    const int64_t ke = std::min(kc, kb + kAPackDepth);
+    for (int64_t p = 0; p < e.cut.count; ++p) {
+      const int64_t i0 = e.cut.start(p), r = e.cut.rows(p);
+      T* panel = block + i0 * kc;
+      if (pb.a_m == 1) {  // the forward: a panel's values of one k are contiguous in W
+        e.copy_a(wg + i0 + kb * pb.a_k, pb.a_k * int64_t(sizeof(T)), r * int64_t(sizeof(T)),
+                 ke - kb, panel + kb * r);
+      } else {
+        for (int64_t k = kb; k < ke; ++k)
+          for (int64_t i = 0; i < r; ++i) panel[k * r + i] = wg[(i0 + i) * pb.a_m + k * pb.a_k];
       }
     }
-    if (stream != nullptr || stream_mapped) stream_fence();  // streamed stores before the join
+  }
+}
+
+// Copies a finished tile (r rows x cols at ct, rows ldc apart; its first row is row m of the
+// task's image, its first column j of the image's pixels) with the bias bi to the output:
+// through the phase GEMM's maps (into the image at c), streamed, or plainly to `out`.
+// Inf/NaN bits with e.check.
+template <typename T>
+Bad<T> finish_out(const Engine<T>& e, const T* ct, int64_t ldc, T* c, T* out, int64_t m,
+                  int64_t j, int64_t r, int64_t cols, const T* bi) {
+  const Problem<T>& pb = e.pb;
+  if (pb.c_row) {
+    const int64_t *cr = pb.c_row + m, *cc = pb.c_col + j, *runs = pb.c_run + j;
+    return e.check ? finish_tile_mapped<true>(ct, ldc, c, cr, cc, runs, pb.c_step, r, cols, bi,
+                                              e.stream_mapped)
+                   : finish_tile_mapped<false>(ct, ldc, c, cr, cc, runs, pb.c_step, r, cols,
+                                               bi, e.stream_mapped);
+  }
+  if (e.stream != nullptr && cols == e.nr)
+    return e.stream(ct, ldc, out, pb.N, r, cols, bi) && e.check;
+  return e.check ? finish_tile<true>(ct, ldc, out, pb.N, r, cols, bi)
+                 : finish_tile<false>(ct, ldc, out, pb.N, r, cols, bi);
+}
+
+// A thread's scratch for its tasks: the packed B block, the partial sums, one tile.
+template <typename T>
+struct TaskScratch {
+  Scratch<T> b, part, tile;
+};
+
+// One task: its C block (rows of panels [p0, p1), columns [j0, j0 + cols) of one image),
+// K block by K block.  Returns the Inf/NaN bits of what it stored (with e.check).
+template <typename T>
+Bad<T> run_task(const Engine<T>& e, const Task& t, TaskScratch<T>& s) {
+  const Problem<T>& pb = e.pb;
+  const int64_t M = pb.M, K = pb.K, N = pb.N;
+  const int nr = e.nr;
+  const int64_t ncp = round_up(t.cols, nr);
+  const int64_t image = t.n * pb.groups + t.g;
+  const T* b_src = pb.src + (pb.b_row ? image * pb.b_image : image * K * N + t.j0);
+  const int64_t m0 = e.cut.start(t.p0), rows = e.cut.start(t.p1) - m0;
+  T* c = pb.dst + (pb.c_row ? image * pb.c_image : (image * M + m0) * N + t.j0);
+  const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
+  T* bp = s.b.get(e.kc_max * ncp);
+  // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
+  // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
+  // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
+  // straight into the output.
+  const bool blocked = K > e.kc_max, finish = bias != nullptr || e.check || pb.c_row;
+  T* part = blocked ? s.part.get(rows * ncp) : nullptr;
+  T* tile = blocked ? nullptr : s.tile.get(int64_t(e.mr) * nr);
+  Bad<T> bad = 0;
+  for (int64_t k0 = 0; k0 < K; k0 += e.kc_max) {
+    if (k0 > 0 && stop(e.cancel)) break;
+    const int64_t kc = std::min(e.kc_max, K - k0);
+    const int accumulate = k0 > 0 ? 1 : 0;
+    const bool last = k0 + kc >= K;
+    if (pb.b_row)
+      pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, pb.b_run + t.j0, pb.b_step, kc,
+                    t.cols, nr, bp);
+    else
+      e.pack(b_src + k0 * N, N, kc, t.cols, bp);
+    const T* a_block = e.a_packed + (t.g * K + k0) * M;
+    for (int64_t p = t.p0; p < t.p1; ++p) {
+      const int64_t i = e.cut.start(p) - m0, r = e.cut.rows(p);
+      const T* ap = a_block + (m0 + i) * kc;
+      const GemmUkernel<T> kernel = e.fn[r];
+      const T* bi = bias ? bias + i : nullptr;
+      for (int64_t q = 0; q < ncp / nr; ++q) {
+        T* out = pb.c_row ? nullptr : c + i * N + q * nr;
+        const int64_t cols = std::min<int64_t>(nr, t.cols - q * nr);
+        const bool direct = !blocked && !finish && cols == nr;
+        T* ct = blocked ? part + i * ncp + q * nr : direct ? out : tile;
+        const int64_t ldc = blocked ? ncp : direct ? N : nr;
+        kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate, nullptr);
+        if (last && !direct)
+          bad |= finish_out(e, ct, ldc, c, out, m0 + i, t.j0 + q * nr, r, cols, bi);
+      }
+    }
+  }
+  return bad;
+}
+
+// K = 0: no terms, every output is its bias (or +0).  Returns false when one is Inf or NaN
+// and `check`.
+template <typename T>
+bool fill_bias(const Problem<T>& pb, bool check) {
+  Bad<T> bad = 0;
+  for (int64_t ng = 0; ng < pb.batch * pb.groups; ++ng)
+    for (int64_t m = 0; m < pb.M; ++m) {
+      const T v = pb.bias ? pb.bias[(ng % pb.groups) * pb.M + m] : T(0);
+      std::fill(pb.dst + (ng * pb.M + m) * pb.N, pb.dst + (ng * pb.M + m + 1) * pb.N, v);
+      bad |= nonfinite_bit(v);
+    }
+  return !(check && bad);
+}
+
+template <typename T>
+bool run(const Problem<T>& pb, bool check) {
+  const int64_t images = pb.batch * pb.groups;
+  if (images == 0 || pb.M == 0 || pb.N == 0) return true;
+  if (pb.K == 0) return fill_bias(pb, check);
+  const Schedule sc = schedule<T>(active_gemm<T>(), images, pb.groups, pb.M, pb.K, pb.N,
+                                  omp_get_max_threads());
+  Scratch<T> a_store;  // the packed A (Engine::a_packed)
+  const Engine<T> e = make_engine(pb, sc, check, a_store.get(pb.groups * pb.K * pb.M));
+  const int64_t k_blocks = ceil_div(pb.K, e.kc_max);
+  const auto task_count = static_cast<int64_t>(sc.tasks.size());
+  int nonfinite = 0;
+#pragma omp parallel if (sc.plan.parallel) reduction(| : nonfinite)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < pb.groups * k_blocks; ++u)
+      pack_a_block(e, u / k_blocks, (u % k_blocks) * e.kc_max);
+    // implicit barrier: the tasks read every packed block
+    TaskScratch<T> scratch;
+    Bad<T> bad = 0;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ti = 0; ti < task_count; ++ti)
+      if (!stop(e.cancel)) bad |= run_task(e, sc.tasks[static_cast<size_t>(ti)], scratch);
+    if (e.stream != nullptr || e.stream_mapped) stream_fence();  // streamed stores before the join
     nonfinite |= bad != 0;
   }
   return !(check && nonfinite);
