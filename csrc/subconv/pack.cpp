@@ -335,25 +335,18 @@ struct PieceTap {
   PieceKind kind;
 };
 
-// The rows of one piece.  Each tap is classified once (zero, full, one point over an edge,
-// general); then, per block of channels (pack_channel_block: all of them unless their planes
-// share L1 sets), tap by tap the block's rows of that tap are copied, each inner loop one kind
-// of copy stepping through the channels.  LEN > 0 and STEP > 0: compile-time length and
-// source step (else the run-time len and step).  `channels`: of the K block (from its first,
-// ps.src_c).
-template <bool kAvx512, typename T, int LEN, int STEP>
-inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps,
-                                                      const std::vector<PackTap>& taps,
-                                                      std::vector<PieceTap>& reads,
-                                                      int64_t channels, int64_t dk, int nr,
-                                                      int64_t len_rt, int64_t step_rt, T* dst) {
-  const int64_t len = LEN > 0 ? LEN : len_rt;
-  const int64_t step = STEP > 0 ? STEP : step_rt;
+// Classifies each tap of the current piece once: the columns [lo, hi) it reads inside the
+// source (0 <= x0 + u * step < sx, its z and y inside), where they start, and the kind of
+// copy (LEN, STEP as in pack_piece: the fixed-length kinds need both).
+template <typename T, int LEN, int STEP>
+inline __attribute__((always_inline)) void classify_taps(const PieceSource<T>& ps,
+                                                         const std::vector<PackTap>& taps,
+                                                         std::vector<PieceTap>& reads,
+                                                         int64_t len, int64_t step) {
   reads.resize(taps.size());
   for (size_t t = 0; t < taps.size(); ++t) {
     const PackTap& tp = taps[t];
     const int64_t z = ps.z0 + tp.dz, y = ps.y0 + tp.dy, x0 = ps.x0 + tp.dx;
-    // valid u: 0 <= x0 + u * step < sx
     int64_t lo = 0, hi = 0;
     if (z >= 0 && z < ps.sz && y >= 0 && y < ps.sy) {
       lo = x0 >= 0 ? 0 : ceil_div(-x0, step);
@@ -369,6 +362,82 @@ inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps,
     }
     reads[t] = {lo < hi ? (z * ps.sy + y) * ps.sx + x0 + lo * step : 0, lo, hi, kind};
   }
+}
+
+// Copies n rows of one tap (its read r): row i from p + i * plane to d + i * dk, len values
+// source `step` apart, zeros where the tap reads outside.  LEN, STEP as in pack_piece.
+template <bool kAvx512, typename T, int LEN, int STEP>
+inline __attribute__((always_inline)) void copy_tap_rows(const PieceTap& r, const T* p,
+                                                         int64_t plane, int64_t n, T* d,
+                                                         int64_t dk, int64_t len,
+                                                         int64_t step) {
+  switch (r.kind) {
+    case PieceKind::kZero:
+      for (int64_t i = 0; i < n; ++i, d += dk) {
+        if constexpr (LEN > 0) {
+#pragma GCC unroll 32
+          for (int u = 0; u < LEN; ++u) d[u] = T(0);
+        } else {
+          for (int64_t u = 0; u < len; ++u) d[u] = T(0);
+        }
+      }
+      return;
+    case PieceKind::kFull:
+      if constexpr (LEN > 0 && STEP > 0)
+        for (int64_t i = 0; i < n; ++i, p += plane, d += dk) copy_row<kAvx512, T, STEP, LEN>(p, d);
+      return;
+    case PieceKind::kLeftPad:  // one point over the left edge (padding 1)
+      if constexpr (LEN > 0 && STEP > 0)
+        for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
+          d[0] = T(0);
+          copy_row<kAvx512, T, STEP, LEN - 1>(p, d + 1);
+        }
+      return;
+    case PieceKind::kRightPad:  // one point over the right edge
+      if constexpr (LEN > 0 && STEP > 0)
+        for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
+          copy_row<kAvx512, T, STEP, LEN - 1>(p, d);
+          d[LEN - 1] = T(0);
+        }
+      return;
+    case PieceKind::kGeneral:
+      break;
+  }
+#if TCONV_PACK_AVX512
+  if constexpr (kAvx512 && std::is_same_v<T, float>) {
+    if (len <= 16 && (step == 1 || step == 2)) {
+      for (int64_t i = 0; i < n; ++i, p += plane, d += dk)
+        copy_masked_avx512(p, step, r.lo, r.hi, len, d);
+      return;
+    }
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i, p += plane, d += dk) {
+    for (int64_t u = 0; u < r.lo; ++u) d[u] = T(0);
+    if (step == 1) {
+      for (int64_t u = r.lo; u < r.hi; ++u) d[u] = p[u - r.lo];
+    } else {
+      for (int64_t u = r.lo; u < r.hi; ++u) d[u] = p[(u - r.lo) * step];
+    }
+    for (int64_t u = r.hi; u < len; ++u) d[u] = T(0);
+  }
+}
+
+// The rows of one piece.  Each tap is classified once (zero, full, one point over an edge,
+// general); then, per block of channels (pack_channel_block: all of them unless their planes
+// share L1 sets), tap by tap the block's rows of that tap are copied, each inner loop one kind
+// of copy stepping through the channels.  LEN > 0 and STEP > 0: compile-time length and
+// source step (else the run-time len and step).  `channels`: of the K block (from its first,
+// ps.src_c).
+template <bool kAvx512, typename T, int LEN, int STEP>
+inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps,
+                                                      const std::vector<PackTap>& taps,
+                                                      std::vector<PieceTap>& reads,
+                                                      int64_t channels, int64_t dk, int nr,
+                                                      int64_t len_rt, int64_t step_rt, T* dst) {
+  const int64_t len = LEN > 0 ? LEN : len_rt;
+  const int64_t step = STEP > 0 ? STEP : step_rt;
+  classify_taps<T, LEN, STEP>(ps, taps, reads, len, step);
   const int64_t block = pack_channel_block(ps.plane * int64_t(sizeof(T)));
   for (int64_t cb = 0; cb < channels; cb += block) {
     for (size_t t = 0; t < taps.size(); ++t) {
@@ -378,60 +447,9 @@ inline __attribute__((always_inline)) void pack_piece(const PieceSource<T>& ps,
       const int64_t i_hi = std::min<int64_t>(tp.n, cb + block - tp.channel);
       if (i_lo >= i_hi) continue;
       const PieceTap& r = reads[t];
-      T* d = dst + tp.k * nr + i_lo * dk;
-      const T* p = ps.src_c + (tp.channel + i_lo) * ps.plane + r.offset;
-      const int64_t n = i_hi - i_lo;
-      switch (r.kind) {
-        case PieceKind::kZero:
-          for (int64_t i = 0; i < n; ++i, d += dk) {
-            if constexpr (LEN > 0) {
-#pragma GCC unroll 32
-              for (int u = 0; u < LEN; ++u) d[u] = T(0);
-            } else {
-              for (int64_t u = 0; u < len; ++u) d[u] = T(0);
-            }
-          }
-          continue;
-        case PieceKind::kFull:
-          if constexpr (LEN > 0 && STEP > 0)
-            for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk)
-              copy_row<kAvx512, T, STEP, LEN>(p, d);
-          continue;
-        case PieceKind::kLeftPad:  // one point over the left edge (padding 1)
-          if constexpr (LEN > 0 && STEP > 0)
-            for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
-              d[0] = T(0);
-              copy_row<kAvx512, T, STEP, LEN - 1>(p, d + 1);
-            }
-          continue;
-        case PieceKind::kRightPad:  // one point over the right edge
-          if constexpr (LEN > 0 && STEP > 0)
-            for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
-              copy_row<kAvx512, T, STEP, LEN - 1>(p, d);
-              d[LEN - 1] = T(0);
-            }
-          continue;
-        case PieceKind::kGeneral:
-          break;
-      }
-#if TCONV_PACK_AVX512
-      if constexpr (kAvx512 && std::is_same_v<T, float>) {
-        if (len <= 16 && (step == 1 || step == 2)) {
-          for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk)
-            copy_masked_avx512(p, step, r.lo, r.hi, len, d);
-          continue;
-        }
-      }
-#endif
-      for (int64_t i = 0; i < n; ++i, p += ps.plane, d += dk) {
-        for (int64_t u = 0; u < r.lo; ++u) d[u] = T(0);
-        if (step == 1) {
-          for (int64_t u = r.lo; u < r.hi; ++u) d[u] = p[u - r.lo];
-        } else {
-          for (int64_t u = r.lo; u < r.hi; ++u) d[u] = p[(u - r.lo) * step];
-        }
-        for (int64_t u = r.hi; u < len; ++u) d[u] = T(0);
-      }
+      copy_tap_rows<kAvx512, T, LEN, STEP>(r, ps.src_c + (tp.channel + i_lo) * ps.plane + r.offset,
+                                           ps.plane, i_hi - i_lo, dst + tp.k * nr + i_lo * dk,
+                                           dk, len, step);
     }
   }
 }
@@ -531,112 +549,148 @@ void prefetch_segment(const SubConv& s, const T* src, int64_t group, int64_t c0,
   }
 }
 
+// Zeroes columns [nc, round_up(nc, nr)) of the last B panel (kc rows).
+template <typename T>
+void zero_tail_columns(T* bp, int64_t nc, int nr, int64_t kc) {
+  for (int64_t t = nc; t < round_up(nc, nr); ++t) {
+    T* col = bp + (t / nr) * kc * nr + t % nr;
+    for (int64_t k = 0; k < kc; ++k) col[k * nr] = T(0);
+  }
+}
+
+// The taps of the K block's rows: they are consecutive k = c * taps + t (k_rows), so tap t's
+// first row is (t - tap0) mod taps, its rows every taps-th after it.
+inline void block_taps(const SubConv& s, KRows rows, std::vector<PackTap>& taps) {
+  const auto kc = static_cast<int64_t>(rows.size());
+  const int64_t tap_n = s.taps();
+  const int64_t tap0 = kc > 0 ? rows.front().tap : 0;
+  taps.resize(static_cast<size_t>(tap_n));
+  for (int64_t tp = 0; tp < tap_n; ++tp) {
+    const auto [tz, ty, tx] = s.tap_axes(tp);
+    const int64_t k = (tp - tap0 + tap_n) % tap_n;
+    taps[static_cast<size_t>(tp)] = {s.axes[0].tap_offset[static_cast<size_t>(tz)],
+                                     s.axes[1].tap_offset[static_cast<size_t>(ty)],
+                                     s.axes[2].tap_offset[static_cast<size_t>(tx)], k,
+                                     k < kc ? ceil_div(kc - k, tap_n) : 0, (tap0 + k) / tap_n};
+  }
+}
+
+// Packs one segment (ps.src_c: its image's first channel of the block) piece by piece, each
+// piece its columns in one panel, with the pack_piece of the piece's length and source step
+// where one is compiled for them.
+template <bool kAvx512, typename T>
+inline __attribute__((always_inline)) void pack_segment(const SubConv& s, const Segment& seg,
+                                                        PieceSource<T>& ps,
+                                                        const std::vector<PackTap>& taps,
+                                                        std::vector<PieceTap>& reads,
+                                                        int64_t channels, int64_t kc, int nr,
+                                                        T* bp) {
+  const int64_t step = s.axes[2].src_step, dk = s.taps() * nr;
+  ps.z0 = seg.jz * s.axes[0].src_step;
+  ps.y0 = seg.jy * s.axes[1].src_step;
+  for (int64_t u0 = 0; u0 < seg.len;) {
+    const int64_t t = seg.t0 + u0;
+    const int64_t len = std::min<int64_t>(seg.len - u0, nr - t % nr);
+    ps.x0 = (seg.jx0 + u0) * step;
+    T* dst = bp + (t / nr) * kc * nr + t % nr;
+    if (len == 4 && step == 1) {
+      pack_piece<kAvx512, T, 4, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (len == 8 && step == 1) {
+      pack_piece<kAvx512, T, 8, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (len == 16 && step == 1) {
+      pack_piece<kAvx512, T, 16, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (len == 4 && step == 2) {
+      pack_piece<kAvx512, T, 4, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (len == 8 && step == 2) {
+      pack_piece<kAvx512, T, 8, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (len == 16 && step == 2) {
+      pack_piece<kAvx512, T, 16, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (step == 1) {
+      pack_piece<kAvx512, T, 0, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else if (step == 2) {
+      pack_piece<kAvx512, T, 0, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    } else {
+      pack_piece<kAvx512, T, 0, 0>(ps, taps, reads, channels, dk, nr, len, step, dst);
+    }
+    u0 += len;
+  }
+}
+
+#if TCONV_PACK_AVX512
+// The AVX-512 whole-plane packing of segment si (from (jz, jy, jx) = 0 over kPlaneGrid
+// columns in one panel) and the grid plane's further segments: returns the index of the
+// plane's last segment, or -1 (nothing packed) where segs[si] does not start one.
+inline int64_t pack_plane_at(const SubConv& s, const float* src, int64_t group,
+                             const std::vector<Segment>& segs, size_t si, int64_t c0,
+                             int64_t channels, int64_t nc, int nr, int64_t kc,
+                             const std::vector<PackTap>& taps,
+                             const std::vector<PlaneTap>& ptaps, float* bp) {
+  const Segment& seg = segs[si];
+  if (seg.jz != 0 || seg.jy != 0 || seg.jx0 != 0 || seg.t0 % kPlaneGrid != 0 ||
+      seg.t0 + kPlaneGrid > nc)
+    return -1;
+  const int64_t plane = s.src_dims[0] * s.src_dims[1] * s.src_dims[2];
+  const auto next = si + static_cast<size_t>(s.axes[0].extent * s.axes[1].extent);
+  if (next < segs.size())  // the next plane's source lines, while this one is packed
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* p = src + (segs[next].n * s.src_channels + group * s.Kc + c0 + c) * plane;
+      for (int64_t o = 0; o < plane; o += 16) __builtin_prefetch(p + o);
+      __builtin_prefetch(p + plane - 1);
+    }
+  pack_plane_avx512(src + (seg.n * s.src_channels + group * s.Kc + c0) * plane, plane,
+                    channels, taps, ptaps, s.taps(), nr,
+                    bp + (seg.t0 / nr) * kc * nr + seg.t0 % nr);
+  return static_cast<int64_t>(next) - 1;
+}
+#endif
+
 template <bool kAvx512, typename T>
 inline __attribute__((always_inline)) void pack_b_body(
     const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
     KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps, bool grid_order) {
   const int64_t kc = static_cast<int64_t>(rows.size());
-  const int64_t ncp = round_up(nc, nr);
-  for (int64_t t = nc; t < ncp; ++t) {
-    T* col = bp + (t / nr) * kc * nr + t % nr;
-    for (int64_t k = 0; k < kc; ++k) col[k * nr] = T(0);
-  }
-  const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
-  const int64_t step = ax.src_step;
-  const int64_t tap_n = s.taps();
-  // the K block's rows are consecutive k = c * taps + t (k_rows): tap t's first row is
-  // (t - tap0) mod taps, its rows every taps-th after it
-  const int64_t tap0 = kc > 0 ? rows.front().tap : 0;
+  zero_tail_columns(bp, nc, nr, kc);
+  block_taps(s, rows, taps);
+  const SubAxis& ax = s.axes[2];
   const int64_t c0 = kc > 0 ? rows.front().channel : 0;
-  taps.resize(static_cast<size_t>(tap_n));
-  for (int64_t tp = 0; tp < tap_n; ++tp) {
-    const auto [tz, ty, tx] = s.tap_axes(tp);
-    const int64_t k = (tp - tap0 + tap_n) % tap_n;
-    taps[static_cast<size_t>(tp)] = {az.tap_offset[static_cast<size_t>(tz)],
-                                     ay.tap_offset[static_cast<size_t>(ty)],
-                                     ax.tap_offset[static_cast<size_t>(tx)], k,
-                                     k < kc ? ceil_div(kc - k, tap_n) : 0, (tap0 + k) / tap_n};
-  }
   PieceSource<T> ps{nullptr, 0, s.src_dims[0], s.src_dims[1], s.src_dims[2], 0, 0, 0};
   std::vector<PieceTap> reads;
   ps.plane = ps.sz * ps.sy * ps.sx;
-  const int64_t dk = tap_n * nr;
   // x offsets of the taps (the same for every (z, y) tap): a segment reads, per channel and
   // (z, y) tap, source x in [jx0 * step + dx_lo, (jx0 + len - 1) * step + dx_hi]
   const int64_t dx_lo = *std::min_element(ax.tap_offset.begin(), ax.tap_offset.end());
   const int64_t dx_hi = *std::max_element(ax.tap_offset.begin(), ax.tap_offset.end());
   const int64_t channels = kc > 0 ? rows.back().channel - c0 + 1 : 0;
 #if TCONV_PACK_AVX512
-  // whole grid planes (segments from (jz, jy, jx) = 0 over kPlaneGrid columns in one panel)
+  // whole grid planes (pack_plane_at)
   bool planes = false;
   std::vector<PlaneTap> ptaps;
-  if constexpr (kAvx512 && std::is_same_v<T, float>) {
-    planes = grid_order && plane_packing_suits(s, nr);
-    if (planes) plane_taps(s, ptaps);
-  }
-  const int64_t plane_segs = s.axes[0].extent * s.axes[1].extent;  // rows of one grid plane
-#endif
-#if TCONV_PACK_AVX512
   if constexpr (kAvx512 && std::is_same_v<T, float>) {
     if (kc > 0 && grid_order && shifted_packing_suits(s, nr, segs)) {
       pack_shifted_avx512(s, src, group, segs.front(), c0, channels, nc, nr, kc, taps, bp);
       return;
     }
+    planes = grid_order && plane_packing_suits(s, nr);
+    if (planes) plane_taps(s, ptaps);
   }
 #endif
   for (size_t si = 0; si < segs.size(); ++si) {
-    const Segment& seg = segs[si];
 #if TCONV_PACK_AVX512
     if constexpr (kAvx512 && std::is_same_v<T, float>) {
-      if (planes && seg.jz == 0 && seg.jy == 0 && seg.jx0 == 0 && seg.t0 % kPlaneGrid == 0 &&
-          seg.t0 + kPlaneGrid <= nc) {
-        const auto next = si + static_cast<size_t>(plane_segs);
-        if (next < segs.size())  // the next plane's source lines, while this one is packed
-          for (int64_t c = 0; c < channels; ++c) {
-            const T* p =
-                src + (segs[next].n * s.src_channels + group * s.Kc + c0 + c) * ps.plane;
-            for (int64_t o = 0; o < ps.plane; o += 16) __builtin_prefetch(p + o);
-            __builtin_prefetch(p + ps.plane - 1);
-          }
-        pack_plane_avx512(src + (seg.n * s.src_channels + group * s.Kc + c0) * ps.plane,
-                          ps.plane, channels, taps, ptaps, tap_n, nr,
-                          bp + (seg.t0 / nr) * kc * nr + seg.t0 % nr);
-        si = next - 1;
+      const int64_t last =
+          planes ? pack_plane_at(s, src, group, segs, si, c0, channels, nc, nr, kc, taps, ptaps, bp)
+                 : -1;
+      if (last >= 0) {
+        si = static_cast<size_t>(last);
         continue;
       }
     }
 #endif
+    const Segment& seg = segs[si];
     if (si + 1 < segs.size())
       prefetch_segment(s, src, group, c0, channels, segs[si + 1], dx_lo, dx_hi);
     ps.src_c = src + (seg.n * s.src_channels + group * s.Kc + c0) * ps.plane;
-    ps.z0 = seg.jz * az.src_step;
-    ps.y0 = seg.jy * ay.src_step;
-    for (int64_t u0 = 0; u0 < seg.len;) {
-      const int64_t t = seg.t0 + u0;
-      const int64_t len = std::min<int64_t>(seg.len - u0, nr - t % nr);
-      ps.x0 = (seg.jx0 + u0) * step;
-      T* dst = bp + (t / nr) * kc * nr + t % nr;
-      if (len == 4 && step == 1) {
-        pack_piece<kAvx512, T, 4, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (len == 8 && step == 1) {
-        pack_piece<kAvx512, T, 8, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (len == 16 && step == 1) {
-        pack_piece<kAvx512, T, 16, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (len == 4 && step == 2) {
-        pack_piece<kAvx512, T, 4, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (len == 8 && step == 2) {
-        pack_piece<kAvx512, T, 8, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (len == 16 && step == 2) {
-        pack_piece<kAvx512, T, 16, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (step == 1) {
-        pack_piece<kAvx512, T, 0, 1>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else if (step == 2) {
-        pack_piece<kAvx512, T, 0, 2>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      } else {
-        pack_piece<kAvx512, T, 0, 0>(ps, taps, reads, channels, dk, nr, len, step, dst);
-      }
-      u0 += len;
-    }
+    pack_segment<kAvx512>(s, seg, ps, taps, reads, channels, kc, nr, bp);
   }
 }
 
