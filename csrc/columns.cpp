@@ -57,7 +57,7 @@ constexpr int64_t kPanelBytes = int64_t(128) << 10;
 
 // Tiles whose B panels (kcb rows of nr values of `elem` bytes) are packed at once for a block
 // of `pixels` input pixels: up to kPanelBytes, at least one tile, never more than the pixels
-// fill.  run_block and the plan's workspace both take it, with the largest K block.
+// fill.  columns_gemm and the plan's workspace both take it, with the largest K block.
 int64_t panel_tiles(int64_t kcb, int nr, int64_t elem, int64_t pixels) {
   return std::min(std::max<int64_t>(1, kPanelBytes / (kcb * nr * elem)),
                   ceil_div(pixels, int64_t(nr)));
@@ -132,30 +132,19 @@ void pack_tiles(const T* x, int64_t x_plane, int64_t kcb, int64_t len, int nr, T
   }
 }
 
-// Computes one block of one image and group: x, y point at channel 0 of the group (block
-// offsets not applied); their channel planes are x_plane and y_plane apart.  Returns the OR
-// of the stored values' non-finite bits when `check`.
-// Longer than most functions: its GEMM and col2im phases share the block's buffers and the
-// prefetch of x a few tiles ahead, which keep their interleaving only inside one loop nest.
+// Z (rows r = f * taps + k of the group's output channels f and taps k, ld apart) = W_g^T x
+// over the group's channels, K block by K block, tile by tile of nr pixels: the tile's kcb
+// rows (x's channel rows, x_plane apart, from xs) are copied into one packed panel (zero past
+// the pixels) that every panel of A then reads from L1; read in place, rows 4 KiB apart would
+// share L1 sets.
 template <typename T>
-auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const T* bias,
-               T* y, int64_t y_plane, int64_t grp, bool check, BlockScratch<T>& sc) {
-  const Geometry& g = blk.g;
-  decltype(nonfinite_bit(T(0))) bad = 0;
+void columns_gemm(const Geometry& g, const T* xs, int64_t x_plane, const T* w, int64_t grp,
+                  T* z, int64_t ld, BlockScratch<T>& sc) {
   const GemmKernels<T>& uk = active_gemm<T>();
   const int mr = uk.mr, nr = uk.nr;
-  const int64_t M = g.fine_per_group(), Kc = g.coarse_per_group(), taps = g.taps();
-  const int64_t R = M * taps, Rp = round_up(R, mr);
-  const int64_t P = g.coarse_pixels();
-  // Z rows one tile longer than needed: rows a multiple of 4 KiB apart would share L1 sets.
-  const int64_t ld = round_up(P, nr) + nr;
-  const int64_t kb = k_block<T>();
-  T* z = sc.z.get(R * ld);
-  const T* xs = x + blk.x_off;
+  const int64_t Kc = g.coarse_per_group(), R = g.fine_per_group() * g.taps();
+  const int64_t Rp = round_up(R, mr), P = g.coarse_pixels(), kb = k_block<T>();
   const int64_t group = panel_tiles(std::min(kb, Kc), nr, int64_t(sizeof(T)), P);
-  // Z = A * x, K block by K block, tile by tile of nr pixels: the tile's kcb rows (x's
-  // channel rows, x_plane apart) are copied into one packed panel (zero past P) that every
-  // panel of A then reads from L1; read in place, rows 4 KiB apart would share L1 sets.
   for (int64_t c0 = 0; c0 < Kc && P > 0; c0 += kb) {
     const int64_t kcb = std::min(kb, Kc - c0);
     const int accumulate = c0 > 0 ? 1 : 0;
@@ -182,16 +171,47 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
         }
     }
   }
-  // The innermost axis by output phase: output j * sx + rho (j < extent) gets, per tap
-  // tap_kernel[t] of the phase, Z at i = j + tap_offset[t] for the j with 0 <= i < cx.
-  const int64_t fx = g.fine[2], sx = g.stride[2], cx = g.coarse[2];
+}
+
+// Adds to ph[j] (j < xp.extent: output j * sx + xp.dst_base of output channel f's row
+// (oz, oy)) its taps in increasing (kz, ky, kx), as contiguous runs of Z: per tap
+// xp.tap_kernel[t], Z at i = j + xp.tap_offset[t] for the j with 0 <= i < cx.
+template <typename T>
+void add_phase_taps(const Geometry& g, const T* z, int64_t ld, int64_t f, int64_t oz,
+                    int64_t oy, const SubAxis& xp, T* ph) {
+  const int64_t cx = g.coarse[2];
+  for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
+    const int64_t iz = tap_source(oz, kz, g, 0);
+    if (iz < 0) continue;
+    for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
+      const int64_t iy = tap_source(oy, ky, g, 1);
+      if (iy < 0) continue;
+      const T* zp = z + ((f * g.kernel[0] + kz) * g.kernel[1] + ky) * g.kernel[2] * ld +
+                    (iz * g.coarse[1] + iy) * cx;
+      for (size_t t = 0; t < xp.tap_kernel.size(); ++t) {
+        const int64_t off = xp.tap_offset[t];
+        const T* zr = zp + xp.tap_kernel[t] * ld + off;  // zr[j], 0 <= j + off < cx
+        const int64_t hi = std::min(xp.extent, cx - off);
+        for (int64_t jj = std::max<int64_t>(0, -off); jj < hi; ++jj) ph[jj] += zr[jj];
+      }
+    }
+  }
+}
+
+// col2im gather of the block from Z (rows ld apart), output row by output row: per x phase
+// rho, ph[rho][j] (output j * sx + rho) starts at the bias and adds its taps
+// (add_phase_taps); then the phases are interleaved into the row.  Returns the OR of the
+// stored values' non-finite bits when `check`.
+template <typename T>
+auto col2im(const Block& blk, const T* z, int64_t ld, const T* bias, T* y, int64_t y_plane,
+            int64_t grp, bool check, BlockScratch<T>& sc) {
+  const Geometry& g = blk.g;
+  decltype(nonfinite_bit(T(0))) bad = 0;
+  const int64_t M = g.fine_per_group(), fx = g.fine[2], sx = g.stride[2];
   const std::vector<SubAxis> x_phases =
       output_phases(fx, g.kernel[2], sx, g.pad[2], g.dilation[2]);
   const int64_t phase_ld = ceil_div(fx, sx) + 16;
   T* phase_buf = sc.phases.get(phase_ld * std::min(sx, fx));
-  // col2im gather, output row by output row: per x phase rho, ph[rho][j] (output
-  // j * sx + rho) starts at the bias and adds its taps in increasing (kz, ky, kx) as
-  // contiguous runs of Z; then the phases are interleaved into the row.
   for (int64_t f = 0; f < M; ++f) {
     T* yc = y + f * y_plane + blk.y_off;
     const T b = bias != nullptr ? bias[grp * M + f] : T(0);
@@ -201,22 +221,7 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
         for (const SubAxis& xp : x_phases) {
           T* ph = sx == 1 ? row : phase_buf + xp.dst_base * phase_ld;
           std::fill(ph, ph + xp.extent, b);
-          for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-            const int64_t iz = tap_source(oz, kz, g, 0);
-            if (iz < 0) continue;
-            for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-              const int64_t iy = tap_source(oy, ky, g, 1);
-              if (iy < 0) continue;
-              const T* zp = z + ((f * g.kernel[0] + kz) * g.kernel[1] + ky) * g.kernel[2] * ld +
-                            (iz * g.coarse[1] + iy) * cx;
-              for (size_t t = 0; t < xp.tap_kernel.size(); ++t) {
-                const int64_t off = xp.tap_offset[t];
-                const T* zr = zp + xp.tap_kernel[t] * ld + off;  // zr[j], 0 <= j + off < cx
-                const int64_t hi = std::min(xp.extent, cx - off);
-                for (int64_t jj = std::max<int64_t>(0, -off); jj < hi; ++jj) ph[jj] += zr[jj];
-              }
-            }
-          }
+          add_phase_taps(g, z, ld, f, oz, oy, xp, ph);
         }
         if (sx == 2 && fx >= 2) {
           const T* const pair[2] = {phase_buf, phase_buf + phase_ld};
@@ -233,6 +238,22 @@ auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const 
       }
   }
   return bad;
+}
+
+// Computes one block of one image and group: x, y point at channel 0 of the group (block
+// offsets not applied); their channel planes are x_plane and y_plane apart.  Z = W^T x
+// (columns_gemm), then y from Z (col2im).  Returns the OR of the stored values' non-finite
+// bits when `check`.
+template <typename T>
+auto run_block(const Block& blk, const T* x, int64_t x_plane, const T* w, const T* bias,
+               T* y, int64_t y_plane, int64_t grp, bool check, BlockScratch<T>& sc) {
+  const Geometry& g = blk.g;
+  const int nr = active_gemm<T>().nr;
+  // Z rows one tile longer than needed: rows a multiple of 4 KiB apart would share L1 sets.
+  const int64_t ld = round_up(g.coarse_pixels(), nr) + nr;
+  T* z = sc.z.get(g.fine_per_group() * g.taps() * ld);
+  columns_gemm(g, x + blk.x_off, x_plane, w, grp, z, ld, sc);
+  return col2im(blk, z, ld, bias, y, y_plane, grp, check, sc);
 }
 
 }  // namespace
