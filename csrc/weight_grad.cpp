@@ -312,96 +312,105 @@ void pack_group(const Geometry& g, const T* fine, int64_t channel, const BColumn
   }
 }
 
-// B block: bp[t * ld + r] = B[col0 + t][k0 + r] for t < nc, r < kc; 0 for r < kcp elsewhere
-// (t < ncp).  Every element below kcp is written once: zeros only where B is zero.
-// Slightly over 80 lines: one case per (z, y) run kind, each needing the same run bounds.
+// Row q of one packed run: seg[ix] = fine[frow_at + ix * sx] for ix in [lo, hi), zeros for
+// the rest of [ix0, ix0 + len).  `fixed`: every read of the run's whole row lies inside
+// `fine`, sx <= 2 and len is 4, 8, 16 or 32, so the row is copied whole by a fixed-length
+// (vectorised) loop and its ends zeroed again.
 template <typename T>
-inline void pack_b_body(const Geometry& g, const T* fine, const std::vector<BColumn>& table, int64_t group,
-            int64_t col0, int64_t nc, int64_t ncp, const std::vector<KSegment>& segs, int64_t kc,
-            int64_t kcp, int64_t ld, T* bp) {
-  const int64_t fx = g.fine[2];
-  const int64_t plane = g.fine[0] * g.fine[1] * fx;
+inline void copy_fine_row(const T* fine, int64_t frow_at, int64_t sx, int64_t ix0, int64_t len,
+                          int64_t lo, int64_t hi, bool fixed, T* seg) {
+  if (fixed) {
+    if (sx == 1) {
+      copy_run<T, 1>(fine + frow_at + ix0, seg + ix0, len);
+    } else {
+      copy_run<T, 2>(fine + frow_at + ix0 * 2, seg + ix0, len);
+    }
+  } else {
+    // reads fine[frow_at + ix * sx] for ix in [lo, hi) only (all inside `fine`)
+    int64_t ix = lo;
+    if (sx == 1 && hi - lo >= 32) {
+      // 32-point pieces, the last one ending at hi (overlapping the one before: the same
+      // values again), not a memmove call per run (stride1-k3p1's 64-point runs: 6 % of the
+      // samples were in memmove)
+      copy_pieces<T, 1>(fine + frow_at, seg, lo, hi);
+      copy_fixed<T, 1, 32>(fine + frow_at + hi - 32, seg + hi - 32);
+      ix = hi;
+    } else if (sx == 1) {
+      std::copy(fine + frow_at + lo, fine + frow_at + hi, seg + lo);
+      ix = hi;
+    } else if (sx == 2) {  // long rows: vectorised 32-point pieces
+      ix = copy_pieces<T, 2>(fine + frow_at, seg, lo, hi);
+    } else if (sx == 4) {
+      ix = copy_pieces<T, 4>(fine + frow_at, seg, lo, hi);
+    } else if (sx == 8) {
+      ix = copy_pieces<T, 8>(fine + frow_at, seg, lo, hi);
+    }
+    for (; ix < hi; ++ix) seg[ix] = fine[frow_at + ix * sx];
+  }
+  std::fill(seg + ix0, seg + lo, T(0));
+  std::fill(seg + hi, seg + ix0 + len, T(0));
+}
+
+// One column of the B block (one tap c of fine channel `channel`), row[r] for r < kcp: per
+// K segment, its grid rows that read a fine row inside, zeros elsewhere.
+template <typename T>
+inline void pack_column(const Geometry& g, const T* fine, const BColumn& c, int64_t channel,
+                        const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, T* row) {
+  const int64_t fx = g.fine[2], sx = g.stride[2];
+  const int64_t fine_size = g.batch * g.fine_channels * g.fine[0] * g.fine[1] * fx;
+  const int64_t xshift = c.kx * g.dilation[2] - g.pad[2];
+  std::fill(row + kc, row + kcp, T(0));
+  for (const KSegment& s : segs) {
+    // grid rows q < s.rows of the run whose fine row exists: [qa, qb); base: the fine
+    // index of grid row qa's x = 0 read
+    const auto [qa, qb, base] = run_rows(g, s, c.rz, c.ry, c.kz, c.ky, channel, xshift);
+    const int64_t lo = std::clamp(c.rx.lo, s.ix0, s.ix0 + s.len);
+    const int64_t hi = std::clamp(c.rx.hi, lo, s.ix0 + s.len);
+    T* run = row + s.r0;  // packed row q of the run at run + q * len
+    if (lo == hi) {
+      std::fill(run, run + s.rows * s.len, T(0));
+      continue;
+    }
+    std::fill(run, run + qa * s.len, T(0));
+    std::fill(run + qb * s.len, run + s.rows * s.len, T(0));
+    if (qa == qb) continue;
+    const int64_t row_step = g.stride[1] * fx;  // between consecutive grid rows
+    // Common row lengths with step 1 or 2: copy whole runs with a fixed-length loop
+    // (vectorised) and zero their ends again, when every read stays inside `fine`.
+    const int64_t first = base + s.ix0 * sx;
+    const int64_t last = base + (qb - 1 - qa) * row_step + (s.ix0 + s.len - 1) * sx;
+    const bool fixed = first >= 0 && last < fine_size && sx <= 2 &&
+                       (s.len == 16 || s.len == 32 || s.len == 8 || s.len == 4);
+    for (int64_t q = qa; q < qb; ++q)
+      copy_fine_row(fine, base + (q - qa) * row_step, sx, s.ix0, s.len, lo, hi, fixed,
+                    run + q * s.len - s.ix0);
+  }
+}
+
+// B block: bp[t * ld + r] = B[col0 + t][k0 + r] for t < nc, r < kc; 0 for r < kcp elsewhere
+// (t < ncp).  Every element below kcp is written once: zeros only where B is zero.  Columns
+// that differ in kx only, sx of them (2, 4 or 8), are packed together (pack_group), each
+// other one by itself (pack_column).
+template <typename T>
+inline void pack_b_body(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
+                        int64_t group, int64_t col0, int64_t nc, int64_t ncp,
+                        const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
+                        T* bp) {
   const int64_t sx = g.stride[2];
-  const int64_t fine_size = g.batch * g.fine_channels * plane;
   for (int64_t t = nc; t < ncp; ++t) std::fill(bp + t * ld, bp + t * ld + kcp, T(0));
   const bool grouped = (sx == 2 || sx == 4 || sx == 8) && g.dilation[2] == 1;
   for (int64_t t = 0, step = 1; t < nc; t += step) {
     const BColumn& c = table[static_cast<size_t>(col0 + t)];
-    const int64_t kz = c.kz, ky = c.ky, kx = c.kx;
-    const IndexRange rz = c.rz, ry = c.ry, rx = c.rx;
     const int64_t channel = group * g.fine_per_group() + c.f;
-    // sx columns that differ in kx only: one pack_group
-    step = grouped && t + sx <= nc && kx + sx <= g.kernel[2] ? sx : 1;
+    step = grouped && t + sx <= nc && c.kx + sx <= g.kernel[2] ? sx : 1;
     if (step == 2) {
       pack_group<T, 2>(g, fine, channel, &c, segs, kc, kcp, ld, bp + t * ld);
-      continue;
-    }
-    if (step == 4) {
+    } else if (step == 4) {
       pack_group<T, 4>(g, fine, channel, &c, segs, kc, kcp, ld, bp + t * ld);
-      continue;
-    }
-    if (step == 8) {
+    } else if (step == 8) {
       pack_group<T, 8>(g, fine, channel, &c, segs, kc, kcp, ld, bp + t * ld);
-      continue;
-    }
-    const int64_t xshift = kx * g.dilation[2] - g.pad[2];
-    T* row = bp + t * ld;
-    std::fill(row + kc, row + kcp, T(0));
-    for (const KSegment& s : segs) {
-      // grid rows q < s.rows of the run whose fine row exists: [qa, qb); base: the fine
-      // index of grid row qa's x = 0 read
-      const auto [qa, qb, base] = run_rows(g, s, rz, ry, kz, ky, channel, xshift);
-      const int64_t lo = std::clamp(rx.lo, s.ix0, s.ix0 + s.len);
-      const int64_t hi = std::clamp(rx.hi, lo, s.ix0 + s.len);
-      T* run = row + s.r0;  // packed row q of the run at run + q * len
-      if (lo == hi) {
-        std::fill(run, run + s.rows * s.len, T(0));
-        continue;
-      }
-      std::fill(run, run + qa * s.len, T(0));
-      std::fill(run + qb * s.len, run + s.rows * s.len, T(0));
-      if (qa == qb) continue;
-      const int64_t row_step = g.stride[1] * fx;  // between consecutive grid rows
-      // Common row lengths with step 1 or 2: copy whole runs with a fixed-length loop
-      // (vectorised) and zero their ends again, when every read stays inside `fine`.
-      const int64_t first = base + s.ix0 * sx;
-      const int64_t last = base + (qb - 1 - qa) * row_step + (s.ix0 + s.len - 1) * sx;
-      const bool fixed = first >= 0 && last < fine_size && sx <= 2 &&
-                         (s.len == 16 || s.len == 32 || s.len == 8 || s.len == 4);
-      for (int64_t q = qa; q < qb; ++q) {
-        T* seg = run + q * s.len - s.ix0;  // seg[ix] for ix in [ix0, ix0 + len)
-        const int64_t frow_at = base + (q - qa) * row_step;
-        if (fixed) {
-          if (sx == 1) {
-            copy_run<T, 1>(fine + frow_at + s.ix0, seg + s.ix0, s.len);
-          } else {
-            copy_run<T, 2>(fine + frow_at + s.ix0 * 2, seg + s.ix0, s.len);
-          }
-        } else {
-          // reads fine[frow_at + ix * sx] for ix in [lo, hi) only (all inside `fine`)
-          int64_t ix = lo;
-          if (sx == 1 && hi - lo >= 32) {
-            // 32-point pieces, the last one ending at hi (overlapping the one before: the
-            // same values again), not a memmove call per run (stride1-k3p1's 64-point runs:
-            // 6 % of the samples were in memmove)
-            copy_pieces<T, 1>(fine + frow_at, seg, lo, hi);
-            copy_fixed<T, 1, 32>(fine + frow_at + hi - 32, seg + hi - 32);
-            ix = hi;
-          } else if (sx == 1) {
-            std::copy(fine + frow_at + lo, fine + frow_at + hi, seg + lo);
-            ix = hi;
-          } else if (sx == 2) {  // long rows: vectorised 32-point pieces
-            ix = copy_pieces<T, 2>(fine + frow_at, seg, lo, hi);
-          } else if (sx == 4) {
-            ix = copy_pieces<T, 4>(fine + frow_at, seg, lo, hi);
-          } else if (sx == 8) {
-            ix = copy_pieces<T, 8>(fine + frow_at, seg, lo, hi);
-          }
-          for (; ix < hi; ++ix) seg[ix] = fine[frow_at + ix * sx];
-        }
-        std::fill(seg + s.ix0, seg + lo, T(0));
-        std::fill(seg + hi, seg + s.ix0 + s.len, T(0));
-      }
+    } else {
+      pack_column(g, fine, c, channel, segs, kc, kcp, bp + t * ld);
     }
   }
 }
@@ -699,34 +708,56 @@ int64_t channels_last_thread_values(const Geometry& g, const WeightGradPlan& p) 
 
 namespace {
 
-// One K block of a task (A rows at ap, lda apart; B's K segments segs) times every column
-// block of the task's range, into out (dW rows N apart); the outer form transposes each B
-// block into panel, tiles past the range's end go through edge.
+// What the outer and dot forms' tasks of one call share.
 template <typename T>
-void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels<T>& uk,
-                   const T* fine, const std::vector<BColumn>& table,
-                   const WeightGradTask& task, int64_t rows,
-                   const std::vector<KSegment>& segs, int64_t kc, int64_t kcp, int64_t ld,
-                   const T* ap, int64_t lda, int accumulate, T* out, PackB<T> pack,
-                   PackPanel<T> pack_panel, std::vector<PanelRun>& runs, Scratch<T>& b_buf,
-                   T* panel, T* edge) {
-  const bool outer = p.outer;
-  const int mr = p.mr, nr = p.nr;
-  const int64_t nc = p.nc, N = g.fine_per_group() * g.taps();
+struct WgCall {
+  const Geometry& g;
+  const WeightGradPlan& p;
+  const GemmKernels<T>& uk;
+  const T* coarse;
+  const T* fine;
+  const std::vector<BColumn>& table;
+  PackB<T> pack;
+  PackPanel<T> pack_panel;  // null: pack, then (outer form) the table's transpose
+};
+
+// A thread's buffers for those tasks.
+template <typename T>
+struct WgScratch {
+  Scratch<T> a_buf, b_buf, panel_buf;
+  std::vector<KSegment> segs;  // the current K block's
+  std::vector<PanelRun> runs;
+  T edge[kMaxMR * kMaxNR];  // one tile that would run past the column range
+};
+
+// One K block of a task (A rows at ap, lda apart; B's K segments s.segs) times every column
+// block of the task's range, into out (dW rows N apart); the outer form transposes each B
+// block into a panel, tiles past the range's end go through s.edge.
+template <typename T>
+void column_blocks(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask& task,
+                   int64_t rows, int64_t kc, int64_t kcp, int64_t ld, const T* ap, int64_t lda,
+                   int accumulate, T* out) {
+  const Geometry& g = call.g;
+  const GemmKernels<T>& uk = call.uk;
+  const bool outer = call.p.outer;
+  const int mr = call.p.mr, nr = call.p.nr;
+  const int64_t nc = call.p.nc, N = g.fine_per_group() * g.taps();
+  T* panel = outer ? s.panel_buf.get(kc * nr) : nullptr;
   for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
     const int64_t cols = std::min(nc, task.col1 - c0);
     const int64_t ncp = round_up(cols, nr);
     T* bp = nullptr;
-    if (outer && pack_panel) {
-      panel_runs(g, table, task.group, c0, cols, 64 / int64_t(sizeof(T)), runs);
+    if (outer && call.pack_panel) {
+      panel_runs(g, call.table, task.group, c0, cols, 64 / int64_t(sizeof(T)), s.runs);
       // the next block's rows (same rows, later channels) prefetched into L2 meanwhile
-      const int64_t next = c0 + nc < task.col1
-                               ? (table[size_t(c0 + nc)].f - table[size_t(c0)].f) * g.fine_pixels()
-                               : 0;
-      pack_panel(g, fine, runs, cols, nr, segs, kc, next, panel);
+      const int64_t next =
+          c0 + nc < task.col1
+              ? (call.table[size_t(c0 + nc)].f - call.table[size_t(c0)].f) * g.fine_pixels()
+              : 0;
+      call.pack_panel(g, call.fine, s.runs, cols, nr, s.segs, kc, next, panel);
     } else {
-      bp = b_buf.get(ncp * ld);
-      pack(g, fine, table, task.group, c0, cols, ncp, segs, kc, kcp, ld, bp);
+      bp = s.b_buf.get(ncp * ld);
+      call.pack(g, call.fine, call.table, task.group, c0, cols, ncp, s.segs, kc, kcp, ld, bp);
       if (outer) uk.transpose(bp, ld, kc, panel);
     }
     for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
@@ -747,11 +778,56 @@ void column_blocks(const Geometry& g, const WeightGradPlan& p, const GemmKernels
           continue;
         }
         // Same arithmetic as the kernel's own (+)= on the valid columns.
-        tile(j0, edge, nr, 0);
+        tile(j0, s.edge, nr, 0);
         for (int64_t i = 0; i < r; ++i)
           for (int64_t j = 0; j < cols - j0; ++j)
-            c[i * N + j] = accumulate ? c[i * N + j] + edge[i * nr + j] : edge[i * nr + j];
+            c[i * N + j] = accumulate ? c[i * N + j] + s.edge[i * nr + j] : s.edge[i * nr + j];
       }
+    }
+  }
+}
+
+// One task of the outer or dot form: its rows of dW (from row task.m0 of its group) for its
+// column range, summed over its chunk of K block by K block into out (dW or the second
+// partial sum, at the task's first row).
+template <typename T>
+void run_wg_task(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask& task, T* out,
+                 Cancellation* cancel) {
+  const Geometry& g = call.g;
+  const WeightGradPlan& p = call.p;
+  const bool outer = p.outer;
+  const int64_t M = g.coarse_per_group(), N = g.fine_per_group() * g.taps();
+  const int64_t plane = g.coarse_pixels(), K = g.batch * plane;
+  const int64_t rows = std::min(p.mc, M - task.m0);
+  const int64_t kbeg = task.chunk * p.chunk_len;
+  const int64_t kend = std::min(K, kbeg + p.chunk_len);
+  if (kend <= kbeg) {
+    for (int64_t i = 0; i < rows; ++i)
+      std::fill(out + i * N + task.col0, out + i * N + task.col1, T(0));
+  }
+  for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
+    if (k0 > kbeg && stop(cancel)) break;
+    const int64_t kc = std::min(p.kc, kend - k0);
+    const int64_t kcp = outer ? kc : round_up(kc, call.uk.dot_kw);
+    // Rows one cache line longer than kcp: the dot kernel's mr + nc row streams would
+    // otherwise all map to the same L1 sets (its kcp * sizeof(T) is a multiple of 4 KiB).
+    const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
+    const int accumulate = k0 > kbeg ? 1 : 0;
+    k_segments(g, k0, kc, s.segs);
+    // A straight from `coarse` when the block lies in one batch item and needs no padding,
+    // for the dot form only: the outer form's kernels broadcast from mr rows at once, and
+    // in place, those rows lie a plane apart, all in one L1 set for planes of a multiple
+    // of 1024 floats (stride-1 k3, 3-D U-Net and V-Net, HiFi-GAN k4s2 grad_weight
+    // 1.1-1.3x packed; docs/perf-log.md 2026-12-04).
+    if (!outer && kc == kcp && k0 / plane == (k0 + kc - 1) / plane) {
+      const T* ap = call.coarse +
+                    ((k0 / plane) * g.coarse_channels + task.group * M + task.m0) * plane +
+                    k0 % plane;
+      column_blocks(call, s, task, rows, kc, kcp, ld, ap, plane, accumulate, out);
+    } else {
+      T* packed = s.a_buf.get(rows * ld);
+      pack_a(g, call.coarse, task.group, task.m0, rows, k0, kc, kcp, ld, packed);
+      column_blocks(call, s, task, rows, kc, kcp, ld, packed, ld, accumulate, out);
     }
   }
 }
@@ -868,74 +944,103 @@ void rearrange(const Geometry& g, const T* out, const T* second, T* dw, bool par
   }
 }
 
+// A thread's buffers for the channels-last form's tasks.
+template <typename T>
+struct ClScratch {
+  Scratch<T> a, at, tmp, band;
+  std::vector<KSegment> segs;
+  std::vector<BandImage> imgs;
+  std::vector<int64_t> a_rows, b_off;
+  std::vector<int64_t> cuts;  // the task's row tiles: [cuts[j], cuts[j + 1])
+};
+
+// K block [k0, k0 + kc) of a channels-last task into o (out[tap][row][channel] of its chunk
+// and group): A packed into the row tiles' panels, the band of the fine pixels the block
+// reads transposed into rows of nr channels, then per tap kgemm over the listed terms.
+template <typename T>
+void cl_block(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task, int64_t k0,
+              int64_t kc, int accumulate, T* o) {
+  const Geometry& g = call.g;
+  const GemmKernels<T>& uk = call.uk;
+  const int nr = call.p.nr;
+  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
+  const int64_t fine_plane = g.fine_pixels(), rows = s.cuts.back() - task.m0;
+  const int64_t blocks = (task.col1 - task.col0) / nr;
+  k_segments(g, k0, kc, s.segs);
+  T* ap = s.a.get(rows * kc);
+  T* tmp = s.tmp.get(nr * (kPieceK + 64 / int64_t(sizeof(T))));
+  pack_a_panels(g, uk, call.coarse, task.group, s.cuts, k0, kc,
+                s.at.get(round_up(rows, int64_t(nr)) * kc), tmp, ap);
+  const int64_t band = band_images(g, s.segs, s.imgs);
+  T* bb = s.band.get(std::max<int64_t>(band, 1) * nr * blocks);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (const BandImage& im : s.imgs) {
+      const int64_t channel = task.group * F + task.col0 + b * nr;
+      transpose_rows(uk, call.fine + (im.n * g.fine_channels + channel) * fine_plane + im.lo,
+                     fine_plane, int64_t(nr), im.hi - im.lo, tmp,
+                     bb + (b * band + im.base) * nr);
+    }
+  for (int64_t k = 0; k < taps; ++k) {
+    tap_terms(g, call.table[static_cast<size_t>(k)], s.segs, s.imgs, nr, s.a_rows, s.b_off);
+    const auto kn = static_cast<int64_t>(s.a_rows.size());
+    for (int64_t b = 0; b < blocks; ++b)
+      for (size_t j = 0; j + 1 < s.cuts.size(); ++j) {
+        const int64_t c0 = s.cuts[j];
+        uk.kfn[s.cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, s.a_rows.data(),
+                                   bb + b * band * nr, s.b_off.data(),
+                                   o + (k * M + c0) * F + task.col0 + b * nr, F, accumulate,
+                                   nullptr);
+      }
+  }
+}
+
+// One channels-last task: its rows and fine channels of every tap, summed over its chunk of
+// K block by K block into o.
+template <typename T>
+void run_cl_task(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task, T* o,
+                 Cancellation* cancel) {
+  const Geometry& g = call.g;
+  const WeightGradPlan& p = call.p;
+  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
+  const int64_t K = g.batch * g.coarse_pixels();
+  const int64_t rows = std::min(p.mc, M - task.m0);
+  s.cuts.clear();
+  for (int64_t c0 = task.m0, r = 0; c0 < task.m0 + rows; c0 += r) {
+    r = tile_rows(task.m0 + rows - c0, p.mr);
+    s.cuts.push_back(c0);
+  }
+  s.cuts.push_back(task.m0 + rows);
+  const int64_t kbeg = task.chunk * p.chunk_len, kend = std::min(K, kbeg + p.chunk_len);
+  if (kend <= kbeg) {
+    for (int64_t k = 0; k < taps; ++k)
+      for (int64_t r = k * M + task.m0; r < k * M + task.m0 + rows; ++r)
+        std::fill(o + r * F + task.col0, o + r * F + task.col1, T(0));
+  }
+  for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
+    if (k0 > kbeg && stop(cancel)) break;
+    cl_block(call, s, task, k0, std::min(p.kc, kend - k0), k0 > kbeg ? 1 : 0, o);
+  }
+}
+
 template <typename T>
 void weight_grad_channels_last(const Geometry& g, const WeightGradPlan& p,
                                const GemmKernels<T>& uk, const std::vector<BColumn>& table,
                                const T* coarse, const T* fine, T* dw) {
-  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
-  const int64_t K = g.batch * g.coarse_pixels(), fine_plane = g.fine_pixels();
-  const int nr = p.nr;
-  const int64_t per_group = taps * M * F;
+  const int64_t per_group = g.taps() * g.coarse_per_group() * g.fine_per_group();
   Scratch<T> out_buf;
   T* out = out_buf.get(p.chunks * g.groups * per_group);
   const auto task_count = static_cast<int64_t>(p.tasks.size());
   Cancellation* const cancel = current_cancellation();
+  const WgCall<T> call{g, p, uk, coarse, fine, table, nullptr, nullptr};
 #pragma omp parallel if (p.parallel)
   {
-    Scratch<T> a_buf, at_buf, tmp_buf, band_buf;
-    std::vector<KSegment> segs;
-    std::vector<BandImage> imgs;
-    std::vector<int64_t> a_rows, b_off, cuts;
+    ClScratch<T> scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       if (stop(cancel)) continue;
       const WeightGradTask& task = p.tasks[static_cast<size_t>(ti)];
-      const int64_t rows = std::min(p.mc, M - task.m0);
-      cuts.clear();  // the task's row tiles
-      for (int64_t c0 = task.m0, r = 0; c0 < task.m0 + rows; c0 += r) {
-        r = tile_rows(task.m0 + rows - c0, p.mr);
-        cuts.push_back(c0);
-      }
-      cuts.push_back(task.m0 + rows);
-      T* o = out + (task.chunk * g.groups + task.group) * per_group;
-      const int64_t kbeg = task.chunk * p.chunk_len, kend = std::min(K, kbeg + p.chunk_len);
-      if (kend <= kbeg) {
-        for (int64_t k = 0; k < taps; ++k)
-          for (int64_t r = k * M + task.m0; r < k * M + task.m0 + rows; ++r)
-            std::fill(o + r * F + task.col0, o + r * F + task.col1, T(0));
-      }
-      const int64_t blocks = (task.col1 - task.col0) / nr;
-      for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
-        if (k0 > kbeg && stop(cancel)) break;
-        const int64_t kc = std::min(p.kc, kend - k0);
-        const int accumulate = k0 > kbeg ? 1 : 0;
-        k_segments(g, k0, kc, segs);
-        T* ap = a_buf.get(rows * kc);
-        T* tmp = tmp_buf.get(nr * (kPieceK + 64 / int64_t(sizeof(T))));
-        pack_a_panels(g, uk, coarse, task.group, cuts, k0, kc,
-                      at_buf.get(round_up(rows, int64_t(nr)) * kc), tmp, ap);
-        const int64_t band = band_images(g, segs, imgs);
-        T* bb = band_buf.get(std::max<int64_t>(band, 1) * nr * blocks);
-        for (int64_t b = 0; b < blocks; ++b)
-          for (const BandImage& im : imgs) {
-            const int64_t channel = task.group * F + task.col0 + b * nr;
-            transpose_rows(uk, fine + (im.n * g.fine_channels + channel) * fine_plane + im.lo,
-                           fine_plane, int64_t(nr), im.hi - im.lo, tmp,
-                           bb + (b * band + im.base) * nr);
-          }
-        for (int64_t k = 0; k < taps; ++k) {
-          tap_terms(g, table[static_cast<size_t>(k)], segs, imgs, nr, a_rows, b_off);
-          const auto kn = static_cast<int64_t>(a_rows.size());
-          for (int64_t b = 0; b < blocks; ++b)
-            for (size_t j = 0; j + 1 < cuts.size(); ++j) {
-              const int64_t c0 = cuts[j];
-              uk.kfn[cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, a_rows.data(),
-                                       bb + b * band * nr, b_off.data(),
-                                       o + (k * M + c0) * F + task.col0 + b * nr, F, accumulate,
-                                       nullptr);
-            }
-        }
-      }
+      run_cl_task(call, scratch, task, out + (task.chunk * g.groups + task.group) * per_group,
+                  cancel);
     }
   }
   if (stop(cancel)) return;  // cancelled: some of `out` was never written
@@ -964,66 +1069,31 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
     weight_grad_channels_last(g, p, uk, b_columns(g, g.taps()), coarse, fine, dw);
     return;
   }
-  const bool outer = p.outer;
-  const int nr = p.nr;
-  const int64_t kc_max = p.kc, mc = p.mc, chunks = p.chunks, chunk_len = p.chunk_len;
-  const std::vector<WeightGradTask>& tasks = p.tasks;
+  const int64_t chunks = p.chunks;
   std::vector<T> partial(chunks > 1 ? static_cast<size_t>(dw_size) : 0);
-  const auto task_count = static_cast<int64_t>(tasks.size());
+  const auto task_count = static_cast<int64_t>(p.tasks.size());
   Cancellation* const cancel = current_cancellation();
   const std::vector<BColumn> table = b_columns(g, N);
-  const PackB<T> pack = pack_b_for<T>(active_kernels().name);
-  const PackPanel<T> pack_panel = g.kernel[2] >= kPanelMinTaps && g.dilation[2] == 1
-                                      ? pack_panel_for<T>(active_kernels().name)
-                                      : nullptr;
+  const WgCall<T> call{g,
+                       p,
+                       uk,
+                       coarse,
+                       fine,
+                       table,
+                       pack_b_for<T>(active_kernels().name),
+                       g.kernel[2] >= kPanelMinTaps && g.dilation[2] == 1
+                           ? pack_panel_for<T>(active_kernels().name)
+                           : nullptr};
 
 #pragma omp parallel if (p.parallel)
   {
-    Scratch<T> a_buf, b_buf, panel_buf;
-    std::vector<KSegment> segs;
-    std::vector<PanelRun> runs;
-    T edge[kMaxMR * kMaxNR];  // one tile that would run past the column range
+    WgScratch<T> scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < task_count; ++ti) {
       if (stop(cancel)) continue;
-      const WeightGradTask& task = tasks[static_cast<size_t>(ti)];
-      const int64_t rows = std::min(mc, M - task.m0);
-      const int64_t kbeg = task.chunk * chunk_len;
-      const int64_t kend = std::min(K, kbeg + chunk_len);
+      const WeightGradTask& task = p.tasks[static_cast<size_t>(ti)];
       T* out = (task.chunk == 0 ? dw : partial.data()) + (task.group * M + task.m0) * N;
-      if (kend <= kbeg) {
-        for (int64_t i = 0; i < rows; ++i)
-          std::fill(out + i * N + task.col0, out + i * N + task.col1, T(0));
-      }
-      for (int64_t k0 = kbeg; k0 < kend; k0 += kc_max) {
-        if (k0 > kbeg && stop(cancel)) break;
-        const int64_t kc = std::min(kc_max, kend - k0);
-        const int64_t kcp = outer ? kc : round_up(kc, uk.dot_kw);
-        // Rows one cache line longer than kcp: the dot kernel's mr + nc row streams would
-        // otherwise all map to the same L1 sets (its kcp * sizeof(T) is a multiple of 4 KiB).
-        const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
-        const int accumulate = k0 > kbeg ? 1 : 0;
-        k_segments(g, k0, kc, segs);
-        // A straight from `coarse` when the block lies in one batch item and needs no padding,
-        // for the dot form only: the outer form's kernels broadcast from mr rows at once, and
-        // in place, those rows lie a plane apart, all in one L1 set for planes of a multiple
-        // of 1024 floats (stride-1 k3, 3-D U-Net and V-Net, HiFi-GAN k4s2 grad_weight
-        // 1.1-1.3x packed; docs/perf-log.md 2026-12-04).
-        const T* ap;
-        int64_t lda;
-        if (!outer && kc == kcp && k0 / plane == (k0 + kc - 1) / plane) {
-          ap = coarse + ((k0 / plane) * g.coarse_channels + task.group * M + task.m0) * plane + k0 % plane;
-          lda = plane;
-        } else {
-          T* packed = a_buf.get(rows * ld);
-          pack_a(g, coarse, task.group, task.m0, rows, k0, kc, kcp, ld, packed);
-          ap = packed;
-          lda = ld;
-        }
-        T* panel = outer ? panel_buf.get(kc * nr) : nullptr;
-        column_blocks(g, p, uk, fine, table, task, rows, segs, kc, kcp, ld, ap, lda, accumulate, out,
-                      pack, pack_panel, runs, b_buf, panel, edge);
-      }
+      run_wg_task(call, scratch, task, out, cancel);
     }
     if (chunks > 1) {
 #pragma omp for schedule(static)
