@@ -280,6 +280,66 @@ void list_rows(const SubConv& s, Worker<T>& wk, KRows rows, size_t units) {
   }
 }
 
+// The band the K block reads (rows: its rows): the task's, or with kBandPerBlock this K
+// block's channels of it, filled now (their first channel in c_begin).
+template <typename T>
+const T* block_band(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows,
+                    int64_t& c_begin) {
+  c_begin = 0;
+  if (tr.in.mode != Input::kBandPerBlock) return tr.band_data;
+  c_begin = rows.front().channel;
+  const int64_t c_end = rows.back().channel + 1;
+  T* data = wk.band_buf.get((c_end - c_begin) * tr.in.band.size());
+  // band_buf no longer holds the band of band_key: a later task with that key must fill
+  // it again (it read this K block's channels of another grid block)
+  wk.band_key_valid = false;
+  fill_band(tr.s, c.src, tr.task.group, wk.tiles.front(), tr.in.band, c_begin, c_end, data);
+  return data;
+}
+
+// Tile t of the K block (kc rows at row offsets row_off from base in the band) times every
+// A panel, B read in place: ogemm over all rows, or kgemm over the tile's listed ones.
+template <typename T>
+void band_tile_in_place(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, size_t t,
+                        int64_t kc, const T* base, const std::vector<int64_t>& row_off,
+                        const T* ap, int accumulate, bool finish) {
+  const int64_t kn = listed_count(wk, t, kc);
+  const int64_t* ks = kn < kc ? wk.listed.data() + wk.list_at[t] : nullptr;
+  if (ks != nullptr) {
+    wk.listed_off.resize(static_cast<size_t>(kn));
+    for (int64_t l = 0; l < kn; ++l)
+      wk.listed_off[static_cast<size_t>(l)] = row_off[static_cast<size_t>(ks[l])];
+  }
+  const auto ti = static_cast<int64_t>(t);
+  for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
+    r = tile_rows(tr.mc - i0, c.p.mr);
+    T* ct = c_at(c, wk, tr, i0, ti);
+    const Epilogue<T>* ep = epilogue_at(c, wk, tr, finish, i0, ti);
+    if (ks != nullptr) {
+      c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, ldc_at(c, wk, tr, ti),
+               accumulate, ep);
+    } else {
+      c.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct, ldc_at(c, wk, tr, ti), accumulate,
+               ep);
+    }
+  }
+}
+
+// Copies each tile's B rows (kc pointers per tile at ptrs; a tile with listed rows only
+// those, in order: row l of its panel, as block_gemm reads them) into packed panels at bp.
+template <typename T>
+void pack_tile_rows(const Call<T>& c, Worker<T>& wk, const T** ptrs, int64_t kc, T* bp) {
+  for (size_t t = 0; t < wk.tiles.size(); ++t) {
+    const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
+    const int64_t kn = listed_count(wk, t, kc);
+    if (kn < kc) {
+      const int64_t* ks = wk.listed.data() + wk.list_at[t];
+      for (int64_t l = 0; l < kn; ++l) tile_ptrs[l] = tile_ptrs[ks[l]];  // ks[l] >= l
+    }
+    copy_rows(tile_ptrs, kn, c.p.nr, bp + static_cast<int64_t>(t) * kc * c.p.nr);
+  }
+}
+
 // Direct path, the K block of rows k0..: B rows through pointers (or band offsets),
 // multiplied in place when few A panels read them; returns false when B was instead copied
 // into packed panels at bp for block_gemm.
@@ -298,18 +358,8 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
   const T** ptrs = wk.ptr_buf.get(kc * static_cast<int64_t>(tiles.size()));
   if (use_band) {
     const Band& band = tr.in.band;
-    const T* band_data = tr.band_data;
     int64_t c_begin = 0;
-    if (tr.in.mode == Input::kBandPerBlock) {  // this K block's channels only
-      c_begin = rows.front().channel;
-      const int64_t c_end = rows.back().channel + 1;
-      T* data = wk.band_buf.get((c_end - c_begin) * band.size());
-      // band_buf no longer holds the band of band_key: a later task with that key must fill
-      // it again (it read this K block's channels of another grid block)
-      wk.band_key_valid = false;
-      fill_band(tr.s, c.src, tr.task.group, tiles.front(), band, c_begin, c_end, data);
-      band_data = data;
-    }
+    const T* band_data = block_band(c, wk, tr, rows, c_begin);
     const auto k_block = static_cast<size_t>(k0 / p.kc);
     if (wk.row_parts.size() <= k_block) wk.row_parts.resize(k_block + 1);
     band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_parts[k_block]);
@@ -317,25 +367,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
       if (in_place) {  // one offset table for every tile (or the tile's listed rows')
-        const int64_t kn = listed_count(wk, t, kc);
-        const int64_t* ks = kn < kc ? wk.listed.data() + wk.list_at[t] : nullptr;
-        if (ks != nullptr) {
-          wk.listed_off.resize(static_cast<size_t>(kn));
-          for (int64_t l = 0; l < kn; ++l)
-            wk.listed_off[static_cast<size_t>(l)] = row_off[static_cast<size_t>(ks[l])];
-        }
-        for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
-          r = tile_rows(tr.mc - i0, p.mr);
-          T* ct = c_at(c, wk, tr, i0, static_cast<int64_t>(t));
-          const Epilogue<T>* ep = epilogue_at(c, wk, tr, finish, i0, static_cast<int64_t>(t));
-          if (ks != nullptr) {
-            c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct,
-                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate, ep);
-          } else {
-            c.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct,
-                     ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate, ep);
-          }
-        }
+        band_tile_in_place(c, wk, tr, t, kc, base, row_off, ap, accumulate, finish);
         continue;
       }
       const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
@@ -359,16 +391,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
   }
   // Several A panels reuse each B panel: pack it once (source rows come from channel planes a
   // power-of-two stride apart that alias in L1).
-  // A tile with listed rows gets only those, in order (row l of its panel: block_gemm).
-  for (size_t t = 0; t < tiles.size(); ++t) {
-    const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
-    const int64_t kn = listed_count(wk, t, kc);
-    if (kn < kc) {
-      const int64_t* ks = wk.listed.data() + wk.list_at[t];
-      for (int64_t l = 0; l < kn; ++l) tile_ptrs[l] = tile_ptrs[ks[l]];  // ks[l] >= l
-    }
-    copy_rows(tile_ptrs, kn, p.nr, bp + static_cast<int64_t>(t) * kc * p.nr);
-  }
+  pack_tile_rows(c, wk, ptrs, kc, bp);
   return false;
 }
 
