@@ -234,16 +234,55 @@ DepthwiseWeightGradPlan plan_depthwise_weight_grad(const Geometry& g, int thread
   return p;
 }
 
+// Adds each tap's kDwDotLanes lane sums (acc[k * kDwDotLanes + l]) in a fixed tree (halves,
+// then quarters, ...) into out[k].
+template <typename T>
+void fold_lanes(T* acc, int64_t taps, T* out) {
+  for (int64_t k = 0; k < taps; ++k) {
+    T* v = acc + k * kDwDotLanes;
+    for (int width = kDwDotLanes / 2; width >= 1; width /= 2)
+      for (int l = 0; l < width; ++l) v[l] += v[l + width];
+    out[k] = v[0];
+  }
+}
+
+// One image's terms of one channel's weight gradient, added into the taps' lanes acc: per
+// coarse row (a, copied into a_pad when the dot kernel reads past it) and fine row it
+// reaches, the fine row split into its x phases (phase_rows) and dotted with a per tap.
+template <typename T>
+void dot_image(const Geometry& g, const DwKernels<T>& uk, const DotRows& rows,
+               const TermList<T>& terms, T* const* phase_rows, T* a_pad, const T* src_plane,
+               const T* fine_plane, T* acc) {
+  const int64_t cy = g.coarse[1], cx = g.coarse[2], fx = g.fine[2], sx = g.stride[2];
+  const int64_t ky_n = g.kernel[1], kx_n = g.kernel[2];
+  for (int64_t iz = 0; iz < g.coarse[0]; ++iz) {
+    for (int64_t iy = 0; iy < cy; ++iy) {
+      const T* a = src_plane + (iz * cy + iy) * cx;
+      if (rows.extent != cx) {
+        std::copy(a, a + cx, a_pad);
+        a = a_pad;
+      }
+      for_each_tap_row(g, iz, iy, [&](int64_t kz, int64_t ky, int64_t at) {
+        const T* row = fine_plane + at;
+        if (sx == 1) {
+          std::copy(row, row + fx, phase_rows[0]);
+        } else {
+          uk.deinterleave(row, sx, fx, phase_rows);
+        }
+        uk.dot(a, rows.extent, terms.data(), terms.count,
+               acc + (kz * ky_n + ky) * kx_n * kDwDotLanes);
+      });
+    }
+  }
+}
+
 template <typename T>
 void weight_grad_depthwise(const Geometry& g, const T* coarse, const T* fine, T* dw) {
   const DwKernels<T>& uk = active_dw<T>();
   const int64_t channels = g.coarse_channels, taps = g.taps();
-  const int64_t cz = g.coarse[0], cy = g.coarse[1], cx = g.coarse[2];
-  const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
-  const int64_t sx = g.stride[2];
-  const int64_t ky_n = g.kernel[1], kx_n = g.kernel[2];
+  const int64_t coarse_plane = g.coarse_pixels(), fine_plane = g.fine_pixels();
+  const int64_t sx = g.stride[2], kx_n = g.kernel[2];
   const DotRows rows(g);
-  const bool pad_a = rows.extent != cx;
   const DepthwiseWeightGradPlan p = plan_depthwise_weight_grad(g, omp_get_max_threads());
   std::vector<T> partial(static_cast<size_t>(p.partial_values));
   Cancellation* const cancel = current_cancellation();
@@ -273,36 +312,12 @@ void weight_grad_depthwise(const Geometry& g, const T* coarse, const T* fine, T*
       const int64_t n1 = std::min(g.batch, (chunk + 1) * p.items);
       for (int64_t n = chunk * p.items; n < n1; ++n) {
         if (n > chunk * p.items && stop(cancel)) break;
-        const T* src_plane = coarse + (n * channels + c) * cz * cy * cx;
-        const T* fine_plane = fine + (n * g.fine_channels + c) * fz * fy * fx;
-        for (int64_t iz = 0; iz < cz; ++iz) {
-          for (int64_t iy = 0; iy < cy; ++iy) {
-            const T* a = src_plane + (iz * cy + iy) * cx;
-            if (pad_a) {
-              std::copy(a, a + cx, a_pad);
-              a = a_pad;
-            }
-            for_each_tap_row(g, iz, iy, [&](int64_t kz, int64_t ky, int64_t at) {
-              const T* row = fine_plane + at;
-              if (sx == 1) {
-                std::copy(row, row + fx, phase_rows[0]);
-              } else {
-                uk.deinterleave(row, sx, fx, phase_rows.data());
-              }
-              uk.dot(a, rows.extent, terms.data(), terms.count,
-                     acc + (kz * ky_n + ky) * kx_n * kDwDotLanes);
-            });
-          }
-        }
+        dot_image(g, uk, rows, terms, phase_rows.data(), a_pad,
+                  coarse + (n * channels + c) * coarse_plane,
+                  fine + (n * g.fine_channels + c) * fine_plane, acc);
       }
-      // each tap's lanes added in a fixed tree: halves, then quarters, ...
-      T* out = p.chunks > 1 ? partial.data() + (chunk * channels + c) * taps : dw + c * taps;
-      for (int64_t k = 0; k < taps; ++k) {
-        T* v = acc + k * kDwDotLanes;
-        for (int width = kDwDotLanes / 2; width >= 1; width /= 2)
-          for (int l = 0; l < width; ++l) v[l] += v[l + width];
-        out[k] = v[0];
-      }
+      fold_lanes(acc, taps,
+                 p.chunks > 1 ? partial.data() + (chunk * channels + c) * taps : dw + c * taps);
     }
   }
   if (p.chunks > 1) {  // the chunks' sums in increasing chunk order
@@ -315,6 +330,35 @@ void weight_grad_depthwise(const Geometry& g, const T* coarse, const T* fine, T*
   }
 }
 
+// Appends to `terms` those of one x phase px of an output row (grid row z0 + tap offsets of
+// pz along z, y0 + those of py along y) of output channel m of `group` in image n: per input
+// channel of the group and (z, y) tap whose source row lies inside, its x taps.
+template <typename T>
+void add_row_terms(const Geometry& g, const T* x, const T* w, int64_t n, int64_t group,
+                   int64_t m, int64_t z0, int64_t y0, const SubAxis& pz, const SubAxis& py,
+                   const SubAxis& px, TermList<T>& terms) {
+  const int64_t kc = g.coarse_per_group(), m_n = g.fine_per_group(), taps = g.taps();
+  const int64_t cz = g.coarse[0], cy = g.coarse[1], cx = g.coarse[2];
+  const int64_t ky_n = g.kernel[1], kx_n = g.kernel[2];
+  for (int64_t c = 0; c < kc; ++c) {
+    const int64_t cc = group * kc + c;
+    const T* plane = x + (n * g.coarse_channels + cc) * cz * cy * cx;
+    const T* wc = w + (cc * m_n + m) * taps;
+    for (size_t tz = 0; tz < pz.tap_kernel.size(); ++tz) {
+      const int64_t iz = z0 + pz.tap_offset[tz];
+      if (iz < 0 || iz >= cz) continue;
+      for (size_t ty = 0; ty < py.tap_kernel.size(); ++ty) {
+        const int64_t iy = y0 + py.tap_offset[ty];
+        if (iy < 0 || iy >= cy) continue;
+        const T* src = plane + (iz * cy + iy) * cx;
+        const T* wk = wc + (pz.tap_kernel[tz] * ky_n + py.tap_kernel[ty]) * kx_n;
+        for (size_t tx = 0; tx < px.tap_kernel.size(); ++tx)
+          terms.add(src, px.tap_offset[tx], cx, wk[px.tap_kernel[tx]]);
+      }
+    }
+  }
+}
+
 template <typename T>
 bool scatter_depthwise(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
                        bool check) {
@@ -323,10 +367,9 @@ bool scatter_depthwise(const Geometry& g, const T* x, const T* w, const T* bias,
   for (int d = 0; d < kMaxDims; ++d)
     phases[d] = output_phases(g.fine[d], g.kernel[d], g.stride[d], g.pad[d], g.dilation[d]);
   const int64_t kc = g.coarse_per_group(), m_n = g.fine_per_group();
-  const int64_t cz = g.coarse[0], cy = g.coarse[1], cx = g.coarse[2];
   const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
   const int64_t sz = g.stride[0], sy = g.stride[1], sx = g.stride[2];
-  const int64_t ky_n = g.kernel[1], kx_n = g.kernel[2], taps = g.taps();
+  const int64_t taps = g.taps();
   const auto x_phases = static_cast<int64_t>(phases[2].size());
   const int64_t phase_len = ceil_div(fx, sx);
   const PhaseOf z_of(fz, sz), y_of(fy, sy);
@@ -348,23 +391,7 @@ bool scatter_depthwise(const Geometry& g, const T* x, const T* w, const T* bias,
     for (int64_t rx = 0; rx < x_phases; ++rx) {
       const SubAxis& px = phases[2][static_cast<size_t>(rx)];
       if (!fused) terms.count = 0;
-      for (int64_t c = 0; c < kc; ++c) {
-        const int64_t cc = group * kc + c;
-        const T* plane = x + (n * g.coarse_channels + cc) * cz * cy * cx;
-        const T* wc = w + (cc * m_n + m) * taps;
-        for (size_t tz = 0; tz < pz.tap_kernel.size(); ++tz) {
-          const int64_t iz = z_of.grid[oz] + pz.tap_offset[tz];
-          if (iz < 0 || iz >= cz) continue;
-          for (size_t ty = 0; ty < py.tap_kernel.size(); ++ty) {
-            const int64_t iy = y_of.grid[oy] + py.tap_offset[ty];
-            if (iy < 0 || iy >= cy) continue;
-            const T* src = plane + (iz * cy + iy) * cx;
-            const T* wk = wc + (pz.tap_kernel[tz] * ky_n + py.tap_kernel[ty]) * kx_n;
-            for (size_t tx = 0; tx < px.tap_kernel.size(); ++tx)
-              terms.add(src, px.tap_offset[tx], cx, wk[px.tap_kernel[tx]]);
-          }
-        }
-      }
+      add_row_terms(g, x, w, n, group, m, z_of.grid[oz], y_of.grid[oy], pz, py, px, terms);
       if (fused) {
         if (rx == 0) phase0_terms = terms.count;
         continue;
