@@ -569,63 +569,84 @@ def run_benchmarks(
                 if progress is not None:
                     progress(f"[{len(rows) + 1}/{total}] {case.name} {pass_} {dtype.name} "
                              f"({case.flops / 1e9:.3g} GFLOP), {time.perf_counter() - started:.0f} s elapsed")
-                fns: dict[str, Callable[[], Any]] = {"tconv": work.tconv(pass_)}
-                for name in peers:
-                    thunk = PEERS[name].thunk(work, pass_, threads)
-                    if thunk is not None:
-                        fns[name] = thunk
-                timed_peers = [name for name in fns if name != "tconv"]
-                extra = ([a for a in algorithms if a != "direct"]
-                         if pass_ in ALGORITHM_PASSES else [])
-                for a in extra:
-                    fns[f"tconv[{a}]"] = work.tconv(pass_, a)
-                if finite is not None:
-                    fns["finite"] = finite.tconv(pass_)
-                nbytes = moved_bytes(case, dtype) if is_depthwise(case) else None
-                if nbytes is not None:
-                    fns["copy"] = parallel_copy(nbytes, threads)
+                fns = _thunks(work, finite, pass_, peers, threads, algorithms)
                 samples, results = time_interleaved(fns, repeat, min_time, idle)
-                t_tconv = statistics.median(samples["tconv"])
-                row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
-                          dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
-                          tconv_gflops=case.flops / t_tconv / 1e9,
-                          tconv_samples=samples["tconv"], inside_share=case.inside_share)
-                if nbytes is not None:
-                    row.moved_bytes = nbytes
-                    row.roofline = statistics.median(samples["copy"]) / t_tconv
-                if finite is not None:
-                    row.finite_seconds = statistics.median(samples["finite"])
-                    row.nan_over_finite = t_tconv / row.finite_seconds
-                peak_dtype = peak.for_dtype(dtype)
-                if peak_dtype:
-                    row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
-                for name in timed_peers:
-                    seconds = statistics.median(samples[name])
-                    err = relative_error(results["tconv"], results[name])
-                    row.peers[name] = PeerTiming(
-                        seconds=seconds, gflops=case.flops / seconds / 1e9,
-                        ratio=seconds / t_tconv, max_rel_error=err,
-                        check="ok" if err <= MISMATCH_TOLERANCE[dtype.name] else "FAIL",
-                        samples=samples[name])
-                if row.peers:
-                    fails = any(t.check == "FAIL" for t in row.peers.values())
-                    row.check = "FAIL" if fails else "ok"
-                if extra:
-                    exact = work.converted(np.dtype(np.float64)).tconv(pass_)()
-                    row.direct_max_error = relative_error(results["tconv"], exact)
-                    for a in extra:
-                        seconds = statistics.median(samples[f"tconv[{a}]"])
-                        row.algorithms[a] = AlgorithmTiming(
-                            plan=_plan_algorithm(case, dtype, pass_, a), seconds=seconds,
-                            gflops=case.flops / seconds / 1e9, speedup=t_tconv / seconds,
-                            max_error=relative_error(results[f"tconv[{a}]"], exact),
-                            samples=samples[f"tconv[{a}]"])
+                row = _row(work, pass_, peak, samples, results,
+                           [name for name in peers if name in fns], algorithms)
                 rows.append(row)
     return rows
 
 
 #: The passes --algorithms times by each algorithm (grad_weight runs direct only).
 ALGORITHM_PASSES = ("fwd", "grad_input")
+
+
+def _extra_algorithms(pass_: str, algorithms: tuple[str, ...]) -> list[str]:
+    """The algorithms besides direct that ``pass_`` is timed by."""
+    return [a for a in algorithms if a != "direct"] if pass_ in ALGORITHM_PASSES else []
+
+
+def _thunks(work: Workload, finite: Workload | None, pass_: str, peers: list[str],
+            threads: int, algorithms: tuple[str, ...]) -> dict[str, Callable[[], Any]]:
+    """What one row times, by name: tconv, each peer that has the pass, tconv by the other
+    ``algorithms``, the finite twin of a NaN-input case and the copy of the depthwise case's
+    bytes."""
+    fns: dict[str, Callable[[], Any]] = {"tconv": work.tconv(pass_)}
+    for name in peers:
+        thunk = PEERS[name].thunk(work, pass_, threads)
+        if thunk is not None:
+            fns[name] = thunk
+    for a in _extra_algorithms(pass_, algorithms):
+        fns[f"tconv[{a}]"] = work.tconv(pass_, a)
+    if finite is not None:
+        fns["finite"] = finite.tconv(pass_)
+    if is_depthwise(work.case):
+        fns["copy"] = parallel_copy(moved_bytes(work.case, work.dtype), threads)
+    return fns
+
+
+def _row(work: Workload, pass_: str, peak: Peak, samples: dict[str, list[float]],
+         results: dict[str, Any], timed_peers: list[str], algorithms: tuple[str, ...]) -> Row:
+    """The row of one (case, pass, dtype) from its samples (medians) and results (each
+    checked against tconv's; the other algorithms' against the float64 direct result)."""
+    case, dtype = work.case, work.dtype
+    t_tconv = statistics.median(samples["tconv"])
+    row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
+              dtype=dtype.name, flops=case.flops, tconv_seconds=t_tconv,
+              tconv_gflops=case.flops / t_tconv / 1e9,
+              tconv_samples=samples["tconv"], inside_share=case.inside_share)
+    if "copy" in samples:
+        row.moved_bytes = moved_bytes(case, dtype)
+        row.roofline = statistics.median(samples["copy"]) / t_tconv
+    if "finite" in samples:
+        row.finite_seconds = statistics.median(samples["finite"])
+        row.nan_over_finite = t_tconv / row.finite_seconds
+    peak_dtype = peak.for_dtype(dtype)
+    if peak_dtype:
+        row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
+    for name in timed_peers:
+        seconds = statistics.median(samples[name])
+        err = relative_error(results["tconv"], results[name])
+        row.peers[name] = PeerTiming(
+            seconds=seconds, gflops=case.flops / seconds / 1e9,
+            ratio=seconds / t_tconv, max_rel_error=err,
+            check="ok" if err <= MISMATCH_TOLERANCE[dtype.name] else "FAIL",
+            samples=samples[name])
+    if row.peers:
+        fails = any(t.check == "FAIL" for t in row.peers.values())
+        row.check = "FAIL" if fails else "ok"
+    extra = _extra_algorithms(pass_, algorithms)
+    if extra:
+        exact = work.converted(np.dtype(np.float64)).tconv(pass_)()
+        row.direct_max_error = relative_error(results["tconv"], exact)
+        for a in extra:
+            seconds = statistics.median(samples[f"tconv[{a}]"])
+            row.algorithms[a] = AlgorithmTiming(
+                plan=_plan_algorithm(case, dtype, pass_, a), seconds=seconds,
+                gflops=case.flops / seconds / 1e9, speedup=t_tconv / seconds,
+                max_error=relative_error(results[f"tconv[{a}]"], exact),
+                samples=samples[f"tconv[{a}]"])
+    return row
 
 
 def _plan_algorithm(case: BenchCase, dtype: np.dtype[Any], pass_: str, algorithm: str) -> str:
@@ -709,10 +730,8 @@ SHORT = {"torch": "torch", "onnxruntime": "ort", "openvino": "ov", "numpy": "bla
 PADDING_NOTE_BELOW = 0.99
 
 
-def format_table(rows: list[Row], peak: Peak) -> str:
-    """The result table plus the geomean lines, as text."""
-    peers = _peer_names(rows)
-    algos = list(dict.fromkeys(a for r in rows for a in r.algorithms))
+def _table_head(peers: list[str], algos: list[str]) -> list[str]:
+    """The table's column names."""
     head = ["case", "geometry", "pass", "dtype", "tconv GF/s"]
     if algos:
         head += ["direct err"]
@@ -725,29 +744,65 @@ def format_table(rows: list[Row], peak: Peak) -> str:
     head += ["% peak"]
     if peers:
         head += ["check"]
-    body = []
+    return head
+
+
+def _table_line(r: Row, peers: list[str], algos: list[str]) -> list[str]:
+    """The cells of row ``r`` under :func:`_table_head`'s columns."""
+    line = [r.case, r.geometry, r.pass_, r.dtype, _gflops(r.tconv_gflops)]
+    if algos:
+        line += [_fmt(r.direct_max_error, ".1e")]
+    for a in algos:
+        at = r.algorithms.get(a)
+        if at is None:
+            line += ["-", "-"]
+            continue
+        ran = "" if at.plan == a else f" ({at.plan})"
+        line += [f"{_gflops(at.gflops)} {at.speedup:.2f}x{ran}", f"{at.max_error:.1e}"]
+    for name in peers:
+        t = r.peers.get(name)
+        line += [_gflops(t.gflops if t else None), f"{t.ratio:.2f}x" if t else "-"]
+    if len(peers) > 1:
+        best = r.best_peer
+        line += ["-" if best is None else f"{r.best_ratio:.2f}x {SHORT[best]}"]
+    line += [_fmt(r.peak_percent, ".1f")]
+    if peers:
+        worst = max((t.max_rel_error for t in r.peers.values()), default=None)
+        line += [r.check if worst is None else f"{r.check} ({worst:.0e})"]
+    return line
+
+
+def _notes(rows: list[Row], peak: Peak) -> list[str]:
+    """The lines under the geomeans: NaN-input cost, memory roofline, padding shares and
+    what "% peak" is relative to."""
+    lines = []
     for r in rows:
-        line = [r.case, r.geometry, r.pass_, r.dtype, _gflops(r.tconv_gflops)]
-        if algos:
-            line += [_fmt(r.direct_max_error, ".1e")]
-        for a in algos:
-            at = r.algorithms.get(a)
-            if at is None:
-                line += ["-", "-"]
-                continue
-            ran = "" if at.plan == a else f" ({at.plan})"
-            line += [f"{_gflops(at.gflops)} {at.speedup:.2f}x{ran}", f"{at.max_error:.1e}"]
-        for name in peers:
-            t = r.peers.get(name)
-            line += [_gflops(t.gflops if t else None), f"{t.ratio:.2f}x" if t else "-"]
-        if len(peers) > 1:
-            best = r.best_peer
-            line += ["-" if best is None else f"{r.best_ratio:.2f}x {SHORT[best]}"]
-        line += [_fmt(r.peak_percent, ".1f")]
-        if peers:
-            worst = max((t.max_rel_error for t in r.peers.values()), default=None)
-            line += [r.check if worst is None else f"{r.check} ({worst:.0e})"]
-        body.append(line)
+        if r.nan_over_finite is not None:
+            lines.append(f"one NaN in x: {r.case} {r.pass_} {r.dtype} takes "
+                         f"{r.nan_over_finite:.2f}x the time of the finite call")
+    for r in rows:
+        if r.roofline is not None and r.moved_bytes is not None:
+            lines.append(f"memory roofline: {r.case} {r.pass_} {r.dtype} moves "
+                         f"{r.moved_bytes / 1e6:.3g} MB at {r.roofline:.2f} of the copy "
+                         f"bandwidth ({r.moved_bytes / r.tconv_seconds / 1e9:.1f} GB/s)")
+    cropped: dict[str, float] = {}
+    for r in rows:
+        if r.inside_share < PADDING_NOTE_BELOW:
+            cropped.setdefault(r.case, r.inside_share)
+    for case, share in cropped.items():
+        lines.append(f"padding: {case} counts {100 * (1 - share):.1f} % of its terms on taps that "
+                     f"padding crops off; a peer that skips them can reach {1 / share:.2f}x the "
+                     f"peak in these GF/s")
+    lines.append(f"% peak relative to: {peak.source}")
+    return lines
+
+
+def format_table(rows: list[Row], peak: Peak) -> str:
+    """The result table plus the geomean lines, as text."""
+    peers = _peer_names(rows)
+    algos = list(dict.fromkeys(a for r in rows for a in r.algorithms))
+    head = _table_head(peers, algos)
+    body = [_table_line(r, peers, algos) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     text_columns = {"case", "geometry", "pass", "dtype", "check"}
 
@@ -777,25 +832,7 @@ def format_table(rows: list[Row], peak: Peak) -> str:
                     lines += _algorithm_lines(sel, a, f"{pass_} {dtype}", peers)
     for pass_, ratio in stats["float64_over_float32"].items():
         lines.append(f"geomean float64/float32 GF/s {pass_:12s} {ratio:.2f}")
-    for r in rows:
-        if r.nan_over_finite is not None:
-            lines.append(f"one NaN in x: {r.case} {r.pass_} {r.dtype} takes "
-                         f"{r.nan_over_finite:.2f}x the time of the finite call")
-    for r in rows:
-        if r.roofline is not None and r.moved_bytes is not None:
-            lines.append(f"memory roofline: {r.case} {r.pass_} {r.dtype} moves "
-                         f"{r.moved_bytes / 1e6:.3g} MB at {r.roofline:.2f} of the copy "
-                         f"bandwidth ({r.moved_bytes / r.tconv_seconds / 1e9:.1f} GB/s)")
-    cropped: dict[str, float] = {}
-    for r in rows:
-        if r.inside_share < PADDING_NOTE_BELOW:
-            cropped.setdefault(r.case, r.inside_share)
-    for case, share in cropped.items():
-        lines.append(f"padding: {case} counts {100 * (1 - share):.1f} % of its terms on taps that "
-                     f"padding crops off; a peer that skips them can reach {1 / share:.2f}x the "
-                     f"peak in these GF/s")
-    lines.append(f"% peak relative to: {peak.source}")
-    return "\n".join(lines)
+    return "\n".join(lines + _notes(rows, peak))
 
 
 def _algorithm_lines(sel: list[Row], a: str, key: str, peers: list[str]) -> list[str]:

@@ -46,6 +46,7 @@ from dask.highlevelgraph import HighLevelGraph
 from tconv import _core, _extend
 from tconv._args import (
     FloatArray,
+    Geometry,
     IntOrTuple,
     PaddingArg,
     as_float_array,
@@ -102,6 +103,28 @@ def _block(
     sub = np.ascontiguousarray(stitched[window])
     _core.scatter(sub, weight, bias, out, stride, pad, dilation, groups)
     return out
+
+
+def _block_source(
+    geom: Geometry, block: tuple[int, ...], in_starts: list[Any], out_starts: list[Any]
+) -> tuple[list[range], list[int], list[int], list[int]]:
+    """Where output block ``block`` (its chunk index per spatial dim) reads, per dim: the
+    input chunks it spans, its region's offset into the first of them and length, and the
+    low padding of its sub-problem (``_input_range``); ``*_starts``: the chunks' start
+    indices."""
+    chunk_ranges, offsets, region, pads = [], [], [], []
+    for i, j in enumerate(block):
+        o0, o1 = int(out_starts[i][j]), int(out_starts[i][j + 1])
+        i0, i1, p = _input_range(o0, o1, geom.coarse[i], geom.kernel[i], geom.stride[i],
+                                 geom.pad_lo[i], geom.dilation[i])
+        starts = in_starts[i]
+        first = max(int(np.searchsorted(starts, i0, side="right")) - 1, 0)
+        last = max(int(np.searchsorted(starts, i1, side="left")), first + 1)
+        chunk_ranges.append(range(first, last))
+        offsets.append(i0 - int(starts[first]))
+        region.append(i1 - i0)
+        pads.append(p)
+    return chunk_ranges, offsets, region, pads
 
 
 def conv_transpose(
@@ -187,18 +210,8 @@ def conv_transpose(
     out_starts = [np.cumsum((0, *spatial_chunks[i])) for i in range(nd)]
     for nb, batch in enumerate(x.chunks[0]):
         for block in product(*(range(len(c)) for c in spatial_chunks)):
-            chunk_ranges, offsets, region, pads = [], [], [], []
-            for i, j in enumerate(block):
-                o0, o1 = int(out_starts[i][j]), int(out_starts[i][j + 1])
-                i0, i1, p = _input_range(o0, o1, geom.coarse[i], geom.kernel[i],
-                                         geom.stride[i], pad_lo[i], geom.dilation[i])
-                starts = in_starts[i]
-                first = max(int(np.searchsorted(starts, i0, side="right")) - 1, 0)
-                last = max(int(np.searchsorted(starts, i1, side="left")), first + 1)
-                chunk_ranges.append(range(first, last))
-                offsets.append(i0 - int(starts[first]))
-                region.append(i1 - i0)
-                pads.append(p)
+            chunk_ranges, offsets, region, pads = _block_source(geom, block, in_starts,
+                                                                out_starts)
             pieces: Any = _nested_keys(x.name, nb, chunk_ranges) if all(region) else []
             out_shape = (batch, geom.fine_channels,
                          *(int(spatial_chunks[i][j]) for i, j in enumerate(block)))
