@@ -345,6 +345,45 @@ const tconv::GemmKernels<T>& gemm_table(const tconv::IsaKernels& t) {
   }
 }
 
+void need_fit(bool ok) {
+  if (!ok) fail("_core: array sizes do not fit the micro-kernel");
+}
+
+// kgemm on its listed rows: index[0][l] = the A panel row, index[1][l] = the B offset of
+// row l of the kc listed.
+template <typename T>
+void call_kgemm(const tconv::GemmKernels<T>& g, int rows, int64_t kc, const In<T>& a,
+                const In<T>& b, T* cp, int64_t ldc, int accumulate, const In<int64_t>& index,
+                const tconv::Epilogue<T>* ep) {
+  const int64_t cols = g.nr;
+  need_fit(index.ndim() == 2 && index.shape(0) == 2 && index.shape(1) == kc && b.ndim() == 1);
+  for (int64_t l = 0; l < kc; ++l) {
+    need_fit(index.at(0, l) >= 0 && a.shape(0) >= (index.at(0, l) + 1) * rows);
+    need_fit(index.at(1, l) >= 0 && b.shape(0) >= index.at(1, l) + cols);
+  }
+  std::vector<int64_t> a_rows(static_cast<size_t>(kc)), b_off(static_cast<size_t>(kc));
+  for (int64_t l = 0; l < kc; ++l) {
+    a_rows[static_cast<size_t>(l)] = index.at(0, l);
+    b_off[static_cast<size_t>(l)] = index.at(1, l);
+  }
+  g.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
+}
+
+// igemm (fn: the ifn or wifn of the tile's rows) with B row k = row index[k] of b.
+template <typename T>
+void call_igemm(tconv::IgemmUkernel<T> fn, int64_t cols, int64_t kc, const In<T>& a,
+                const In<T>& b, T* cp, int64_t ldc, int accumulate, const In<int64_t>& index,
+                const tconv::Epilogue<T>* ep) {
+  need_fit(b.ndim() == 2 && b.shape(1) >= cols);
+  std::vector<const T*> b_rows(static_cast<size_t>(kc));
+  for (int64_t k = 0; k < kc; ++k) {
+    const int64_t r = index.at(k);
+    need_fit(r >= 0 && r < b.shape(0));
+    b_rows[static_cast<size_t>(k)] = b.data() + r * b.shape(1);
+  }
+  fn(kc, a.data(), b_rows.data(), cp, ldc, accumulate, ep);
+}
+
 template <typename T>
 bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int64_t kc,
                  const In<T>& a, const In<T>& b, In<T>& c, int accumulate,
@@ -357,76 +396,56 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   if (slot != "transpose" && (rows < 1 || rows > max_rows)) fail("_core: rows out of range");
   // kc < 1 and accumulate outside {0, 1} reach no memory beyond the checked sizes: they are
   // left to the kernels' own TCONV_ASSERT, so that a test can see those checks fire.
-  const auto need = [](bool ok) {
-    if (!ok) fail("_core: array sizes do not fit the micro-kernel");
-  };
   const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
                             slot == "ofn" || slot == "wofn" || slot == "kfn";
   if (!has_epilogue && (bias || check)) fail("_core: slot '" + slot + "' has no epilogue");
-  need(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
+  need_fit(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
   int nonfinite = 0;
   tconv::Epilogue<T> epilogue{bias ? bias->data() : nullptr, check ? &nonfinite : nullptr};
   const tconv::Epilogue<T>* ep = bias || check ? &epilogue : nullptr;
   if (slot == "transpose") {
-    need(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
-    need(c.ndim() == 2 && c.shape(0) == kc && c.shape(1) == cols);
+    need_fit(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
+    need_fit(c.ndim() == 2 && c.shape(0) == kc && c.shape(1) == cols);
     g.transpose(a.data(), a.shape(1), kc, c.mutable_data());
     return false;
   }
-  need(c.ndim() == 2 && c.shape(0) == rows && c.shape(1) >= cols);
+  need_fit(c.ndim() == 2 && c.shape(0) == rows && c.shape(1) >= cols);
   const int64_t ldc = c.shape(1);
   T* cp = c.mutable_data();
   const bool panel_a = slot != "rfn" && slot != "dot";
   if (slot == "kfn") {
-    need(a.ndim() == 1);  // its length against the listed rows, below
+    need_fit(a.ndim() == 1);  // its length against the listed rows, below
   } else if (panel_a) {
-    need(a.ndim() == 1 && a.shape(0) >= kc * rows);
+    need_fit(a.ndim() == 1 && a.shape(0) >= kc * rows);
   } else {
-    need(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) >= kc);
+    need_fit(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) >= kc);
   }
   const bool indexed =
       slot == "ifn" || slot == "wifn" || slot == "ofn" || slot == "wofn" || slot == "kfn";
-  need(indexed == index.has_value());
-  if (slot == "kfn") {  // A panel rows, then B offsets
-    need(index->ndim() == 2 && index->shape(0) == 2 && index->shape(1) == kc && b.ndim() == 1);
-    const auto& ix = *index;
-    for (int64_t l = 0; l < kc; ++l) {
-      need(ix.at(0, l) >= 0 && a.shape(0) >= (ix.at(0, l) + 1) * rows);
-      need(ix.at(1, l) >= 0 && b.shape(0) >= ix.at(1, l) + cols);
-    }
-    std::vector<int64_t> a_rows(static_cast<size_t>(kc)), b_off(static_cast<size_t>(kc));
-    for (int64_t l = 0; l < kc; ++l) {
-      a_rows[static_cast<size_t>(l)] = ix.at(0, l);
-      b_off[static_cast<size_t>(l)] = ix.at(1, l);
-    }
-    g.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
+  need_fit(indexed == index.has_value());
+  if (slot == "kfn") {
+    call_kgemm(g, rows, kc, a, b, cp, ldc, accumulate, *index, ep);
     return nonfinite != 0;
   }
-  if (indexed) need(index->ndim() == 1 && index->shape(0) == kc);
+  if (indexed) need_fit(index->ndim() == 1 && index->shape(0) == kc);
   if (slot == "fn" || slot == "wfn" || slot == "rfn") {
-    need(b.ndim() == 1 && b.shape(0) >= kc * cols);
+    need_fit(b.ndim() == 1 && b.shape(0) >= kc * cols);
     if (slot == "rfn") {
       g.rfn[rows](kc, a.data(), a.shape(1), b.data(), cp, ldc, accumulate);
     } else {
       (wide ? g.wfn : g.fn)[rows](kc, a.data(), b.data(), cp, ldc, accumulate, ep);
     }
   } else if (slot == "ifn" || slot == "wifn") {
-    need(b.ndim() == 2 && b.shape(1) >= cols);
-    std::vector<const T*> b_rows(static_cast<size_t>(kc));
-    for (int64_t k = 0; k < kc; ++k) {
-      const int64_t r = index->at(k);
-      need(r >= 0 && r < b.shape(0));
-      b_rows[static_cast<size_t>(k)] = b.data() + r * b.shape(1);
-    }
-    (wide ? g.wifn : g.ifn)[rows](kc, a.data(), b_rows.data(), cp, ldc, accumulate, ep);
+    call_igemm((wide ? g.wifn : g.ifn)[rows], cols, kc, a, b, cp, ldc, accumulate, *index, ep);
   } else if (slot == "ofn" || slot == "wofn") {
-    need(b.ndim() == 1);
-    for (int64_t k = 0; k < kc; ++k) need(index->at(k) >= 0 && index->at(k) + cols <= b.shape(0));
+    need_fit(b.ndim() == 1);
+    for (int64_t k = 0; k < kc; ++k)
+      need_fit(index->at(k) >= 0 && index->at(k) + cols <= b.shape(0));
     (wide ? g.wofn : g.ofn)[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate,
                                   ep);
   } else if (slot == "dot") {
-    need(kc % g.dot_kw == 0);
-    need(b.ndim() == 2 && b.shape(0) == cols && b.shape(1) >= kc);
+    need_fit(kc % g.dot_kw == 0);
+    need_fit(b.ndim() == 2 && b.shape(0) == cols && b.shape(1) >= kc);
     g.dot[rows](kc, a.data(), a.shape(1), b.data(), b.shape(1), cp, ldc, accumulate);
   } else {
     fail("_core: unknown micro-kernel slot '" + slot + "'");
