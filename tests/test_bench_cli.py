@@ -7,9 +7,12 @@ against torch when torch is importable, and recorded.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
+import sys
 
+import numpy as np
 import pytest
 import tconv
 from tconv import bench
@@ -95,6 +98,34 @@ def test_bench_inference_peers_agree_with_tconv(capsys):
     out = capsys.readouterr().out
     assert "tconv/ort" in out and "tconv/ov" in out and "tconv/best" in out
     assert "FAIL" not in out
+
+
+@pytest.mark.skipif(not (INSTALLED["openvino"] and sys.platform.startswith("linux")),
+                    reason="needs openvino, on Linux")
+def test_openvino_models_leave_the_signal_stack_as_it_was():
+    # OpenVINO's CPU plugin installs its own alternate signal stack when it compiles a model
+    # and re-installs the one it found when the model dies: with two models alive at once,
+    # the first destroyed first, the thread kept the second's freed stack, where Python's
+    # signal handlers then ran (a later SIGALRM segfaulted the test suite).
+    from tconv._peers import _signal_stack
+
+    def state():
+        stack = _signal_stack()
+        return (stack.ss_sp, stack.ss_flags, stack.ss_size)
+
+    before = state()
+    work = bench.Workload(select_cases("dcgan-64-3", CASES)[0].quick(),
+                          np.dtype(np.float32))
+    first = PEERS["openvino"].thunk(work, "fwd", 1)
+    second = PEERS["openvino"].thunk(work, "fwd", 1)
+    first(), second()
+    assert state() == before
+    del first
+    gc.collect()
+    assert state() == before
+    del second
+    gc.collect()
+    assert state() == before
 
 
 def test_bench_gemm_suite_against_blas(capsys, tmp_path):

@@ -22,6 +22,7 @@ import ctypes
 import glob
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,45 @@ def _onnxruntime_thunk(work: Workload, pass_: str, threads: int) -> Thunk | None
     return lambda: session.run(None, feed)[0]
 
 
+class _StackT(ctypes.Structure):
+    """Linux's ``stack_t`` (sigaltstack(2))."""
+
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                ("ss_size", ctypes.c_size_t)]
+
+
+def _signal_stack() -> _StackT | None:
+    """This thread's alternate signal stack (Linux; elsewhere, or if the call fails, None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    stack = _StackT()
+    libc = ctypes.CDLL(None, use_errno=True)
+    return stack if libc.sigaltstack(None, ctypes.byref(stack)) == 0 else None
+
+
+def _set_signal_stack(stack: _StackT) -> None:
+    ctypes.CDLL(None, use_errno=True).sigaltstack(ctypes.byref(stack), None)
+
+
+def _compile_keeping_signal_stack(compile: Callable[[], Any]) -> Any:
+    """``compile()``, then this thread's alternate signal stack as it was before.
+
+    OpenVINO's CPU plugin installs an alternate signal stack of its own on the thread that
+    compiles a model and, when the model is destroyed, re-installs the one it found. With two
+    models alive at once and the first destroyed first, the thread is left with the second's
+    memory as its signal stack after both are gone (seen with OpenVINO 2026.4): Python's
+    handlers run there (``SA_ONSTACK``), so a later Ctrl-C or alarm wrote to freed memory or
+    crashed. Putting the previous stack straight back keeps the plugin's stack out of use;
+    its later restore then puts back the same one.
+    """
+    before = _signal_stack()
+    try:
+        return compile()
+    finally:
+        if before is not None:
+            _set_signal_stack(before)
+
+
 def _openvino_thunk(work: Workload, pass_: str, threads: int) -> Thunk | None:
     if pass_ != "fwd" or not _installed("onnx") or work.dtype != np.float32:
         return None
@@ -120,9 +160,9 @@ def _openvino_thunk(work: Workload, pass_: str, threads: int) -> Thunk | None:
 
     core = ov.Core()
     model = core.read_model(onnx_model_bytes(work), b"")
-    compiled = core.compile_model(model, "CPU", {
+    compiled = _compile_keeping_signal_stack(lambda: core.compile_model(model, "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
-        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}))
     request = compiled.create_infer_request()
     x = work.x
 
