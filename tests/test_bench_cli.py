@@ -105,8 +105,8 @@ def test_bench_inference_peers_agree_with_tconv(capsys):
 def test_openvino_models_leave_the_signal_stack_as_it_was():
     # OpenVINO's CPU plugin installs its own alternate signal stack when it compiles a model
     # and re-installs the one it found when the model dies: with two models alive at once,
-    # the first destroyed first, the thread kept the second's freed stack, where Python's
-    # signal handlers then ran (a later SIGALRM segfaulted the test suite).
+    # the first destroyed first, the second re-installed the first's freed stack, where
+    # Python's signal handlers then ran (a later SIGALRM segfaulted the test suite).
     from tconv._peers import _signal_stack
 
     def state():

@@ -139,10 +139,10 @@ def _compile_keeping_signal_stack(compile: Callable[[], Any]) -> Any:
 
     OpenVINO's CPU plugin installs an alternate signal stack of its own on the thread that
     compiles a model and, when the model is destroyed, re-installs the one it found. With two
-    models alive at once and the first destroyed first, the thread is left with the second's
-    memory as its signal stack after both are gone (seen with OpenVINO 2026.4): Python's
-    handlers run there (``SA_ONSTACK``), so a later Ctrl-C or alarm wrote to freed memory or
-    crashed. Putting the previous stack straight back keeps the plugin's stack out of use;
+    models alive at once and the first destroyed first, the second re-installs the first's
+    stack, and the thread keeps that freed memory as its signal stack (seen with OpenVINO
+    2026.4): Python's handlers run there (``SA_ONSTACK``), so a later Ctrl-C or alarm wrote to
+    freed memory or crashed. Putting the previous stack straight back keeps the plugin's stack out of use;
     its later restore then puts back the same one.
     """
     before = _signal_stack()
