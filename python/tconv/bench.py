@@ -571,8 +571,7 @@ def run_benchmarks(
                              f"({case.flops / 1e9:.3g} GFLOP), {time.perf_counter() - started:.0f} s elapsed")
                 fns = _thunks(work, finite, pass_, peers, threads, algorithms)
                 samples, results = time_interleaved(fns, repeat, min_time, idle)
-                row = _row(work, pass_, peak, samples, results,
-                           [name for name in peers if name in fns], algorithms)
+                row = _row(work, pass_, peak, samples, results, algorithms)
                 rows.append(row)
     return rows
 
@@ -606,9 +605,10 @@ def _thunks(work: Workload, finite: Workload | None, pass_: str, peers: list[str
 
 
 def _row(work: Workload, pass_: str, peak: Peak, samples: dict[str, list[float]],
-         results: dict[str, Any], timed_peers: list[str], algorithms: tuple[str, ...]) -> Row:
+         results: dict[str, Any], algorithms: tuple[str, ...]) -> Row:
     """The row of one (case, pass, dtype) from its samples (medians) and results (each
-    checked against tconv's; the other algorithms' against the float64 direct result)."""
+    peer's checked against tconv's; the other algorithms' against the float64 direct
+    result)."""
     case, dtype = work.case, work.dtype
     t_tconv = statistics.median(samples["tconv"])
     row = Row(case=case.name, geometry=case.describe(), pass_=pass_,
@@ -624,7 +624,7 @@ def _row(work: Workload, pass_: str, peak: Peak, samples: dict[str, list[float]]
     peak_dtype = peak.for_dtype(dtype)
     if peak_dtype:
         row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
-    for name in timed_peers:
+    for name in (n for n in samples if n in PEERS):
         seconds = statistics.median(samples[name])
         err = relative_error(results["tconv"], results[name])
         row.peers[name] = PeerTiming(
