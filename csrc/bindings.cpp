@@ -328,8 +328,9 @@ void bind_resize(py::module_& m) {
 //   dot            a: (rows, lda >= kc), b: (cols, ldb >= kc), kc a multiple of dot_kw
 //   transpose      a: (cols, ld >= kc) rows, c: (kc, cols) panel (rows and b unused)
 // and c is (rows, ldc >= cols) otherwise.  The call runs on the calling thread.  For the slots
-// of the gemm, igemm, ogemm and kgemm kinds, `bias` (>= rows values) and `check` give the
-// kernel an Epilogue; the call returns whether that epilogue found an Inf or NaN (else false).
+// of the gemm, igemm, ogemm and kgemm kinds, `bias` (>= rows values), `check` and `partial`
+// ((rows, >= cols), read by accumulate instead of c) give the kernel an Epilogue; the call
+// returns whether that epilogue found an Inf or NaN (else false).
 const tconv::IsaKernels& isa_table(const std::string& isa) {
   const tconv::IsaKernels* t = tconv::kernels_for(isa);
   if (t == nullptr) fail("_core: ISA '" + isa + "' is unknown or not supported here");
@@ -388,7 +389,7 @@ template <typename T>
 bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int64_t kc,
                  const In<T>& a, const In<T>& b, In<T>& c, int accumulate,
                  const std::optional<In<int64_t>>& index, const std::optional<In<T>>& bias,
-                 bool check) {
+                 bool check, const std::optional<In<T>>& partial) {
   const tconv::GemmKernels<T>& g = gemm_table<T>(isa_table(isa));
   const bool wide = slot == "wfn" || slot == "wifn" || slot == "wofn";
   const int max_rows = slot == "dot" ? g.dot_mr : wide ? tconv::kWideMR : g.mr;
@@ -398,11 +399,16 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   // left to the kernels' own TCONV_ASSERT, so that a test can see those checks fire.
   const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
                             slot == "ofn" || slot == "wofn" || slot == "kfn";
-  if (!has_epilogue && (bias || check)) fail("_core: slot '" + slot + "' has no epilogue");
+  if (!has_epilogue && (bias || check || partial))
+    fail("_core: slot '" + slot + "' has no epilogue");
   need_fit(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
+  need_fit(!partial || (partial->ndim() == 2 && partial->shape(0) == rows &&
+                        partial->shape(1) >= cols));
   int nonfinite = 0;
-  tconv::Epilogue<T> epilogue{bias ? bias->data() : nullptr, check ? &nonfinite : nullptr};
-  const tconv::Epilogue<T>* ep = bias || check ? &epilogue : nullptr;
+  const tconv::Epilogue<T> epilogue{bias ? bias->data() : nullptr, check ? &nonfinite : nullptr,
+                                    partial ? partial->data() : nullptr,
+                                    partial ? partial->shape(1) : 0};
+  const tconv::Epilogue<T>* ep = bias || check || partial ? &epilogue : nullptr;
   if (slot == "transpose") {
     need_fit(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
     need_fit(c.ndim() == 2 && c.shape(0) == kc && c.shape(1) == cols);
@@ -488,8 +494,10 @@ void bind_ukernel(py::module_& m) {
         py::arg("kc"), py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("c").noconvert(), py::arg("accumulate"), py::arg("index").noconvert() = py::none(),
         py::arg("bias").noconvert() = py::none(), py::arg("check") = false,
+        py::arg("partial").noconvert() = py::none(),
         "Call one micro-kernel of ISA `isa`'s table on arrays in its own layout (tests only); "
-        "with bias or check, through an epilogue: returns whether it stored an Inf or NaN.");
+        "with bias, check or partial (rows x >= cols: the earlier sums accumulate reads "
+        "instead of c), through an epilogue: returns whether it stored an Inf or NaN.");
 }
 // ---- end micro-kernels ---------------------------------------------------------------------
 

@@ -224,7 +224,8 @@ def run(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
         accumulate: int, **epilogue: Any) -> Any:
     """Lay the inputs out as `slot` reads them, with NaN wherever it must not read, and call it.
     Returns (C computed, A, B, C before); with ``epilogue`` (bias, check, c_fix: places of C
-    set before the call), through the kernel's epilogue: (C computed, the flag it reported)."""
+    set before the call, partial_from_c: C before moved into the epilogue's partial array and
+    C's tile set to NaN), through the kernel's epilogue: (C computed, the flag it reported)."""
     t = DTYPES[dt]
     a_all, b, c_all = _inputs(dt, mr, kc, cols, _seed(dt, kc, cols))
     a, c0 = a_all[:rows], c_all[:rows]
@@ -270,6 +271,11 @@ def run(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
     if epilogue:
         for (i, j), v in (epilogue.pop("c_fix") or {}).items():
             c[i, j] = v
+        if epilogue.pop("partial_from_c", False):
+            partial = np.full((rows, cols + 3), nan, t)
+            partial[:, :cols] = c[:, :cols]
+            c[:, :cols] = nan
+            epilogue["partial"] = partial
         bad = _core._run_ukernel(isa, slot, rows, kc, a_in, b_in, c, accumulate, index,
                                  **epilogue)
         assert np.all(c[:, cols:] == sentinel), "wrote past the tile's columns"
@@ -379,14 +385,43 @@ def test_kernel_epilogue(isa: str, dt: str, slot: str) -> None:
     assert bad and got[0, cols - 1] == np.inf
 
 
+@pytest.mark.parametrize("isa,dt,slot", _epilogue_params())
+def test_kernel_epilogue_partial(isa: str, dt: str, slot: str) -> None:
+    """Epilogue.partial: with accumulate the earlier K blocks' sums are read from there and
+    never from C (NaN here), and the stored values are the plain store's (+ bias); without
+    accumulate neither is read (the partial holds finite values that would change the sum).
+    An Inf or NaN among the partial sums is reported."""
+    t = tiles(isa, dt)
+    ty = DTYPES[dt]
+    cols = cols_of(t, slot)
+    mr = WIDE_MR if slot in WIDE else int(t["mr"])
+    rng = np.random.default_rng(6)
+    for kc in (1, 3, 2 * cols + 3):
+        for rows in range(1, mr + 1):
+            for accumulate in (0, 1):
+                plain, *_ = run(isa, dt, slot, rows, kc, cols, mr, accumulate)
+                where = f"{slot}[{rows}] kc={kc} accumulate={accumulate}"
+                for bias in (None, rng.standard_normal(rows).astype(ty)):
+                    got, bad = run(isa, dt, slot, rows, kc, cols, mr, accumulate, bias=bias,
+                                   check=True, c_fix=None, partial_from_c=True)
+                    want = plain if bias is None else plain + bias[:, None]
+                    assert np.array_equal(got, want) and not bad, where
+    for i, j in ((0, 0), (mr - 1, cols - 1)):
+        got, bad = run(isa, dt, slot, mr, 3, cols, mr, 1, bias=None, check=True,
+                       c_fix={(i, j): ty(np.inf)}, partial_from_c=True)
+        assert bad and got[i, j] == np.inf, (i, j)
+
+
 def test_epilogue_only_where_a_kernel_has_one() -> None:
-    """rgemm, dot and transpose take no epilogue: the test hook refuses bias and check."""
+    """rgemm, dot and transpose take no epilogue: the test hook refuses bias, check and
+    partial."""
     isa = ISAS[0]
     t = tiles(isa, "f32")
     a = np.zeros((1, 16), np.float32)
     b = np.zeros((int(t["dot_nc"]), 16), np.float32)
     c = np.zeros((1, int(t["dot_nc"])), np.float32)
-    for kwargs in ({"check": True}, {"bias": np.zeros(1, np.float32)}):
+    for kwargs in ({"check": True}, {"bias": np.zeros(1, np.float32)},
+                   {"partial": np.zeros((1, int(t["dot_nc"])), np.float32)}):
         with pytest.raises(ValueError, match="has no epilogue"):
             _core._run_ukernel(isa, "dot", 1, int(t["dot_kw"]), a, b, c, 0, None, **kwargs)
 
@@ -410,7 +445,7 @@ def run_epilogue(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr
 def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
     """kn = 0 (a tile whose listed rows are all skipped): zero sums, so accumulate = 0 stores
     +0 and accumulate = 1 leaves C as it was, without reading A or B (then the epilogue's bias
-    is added to that)."""
+    is added to that; with a partial, C takes the partial's values)."""
     t = tiles(isa, dt)
     cols = int(t["nr"])
     ty = DTYPES[dt]
@@ -430,6 +465,13 @@ def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
                                      np.zeros((2, 0), np.int64), bias=bias, check=True)
             assert not bad and np.all(c[:, :cols] == want + bias[:, None])
             assert np.all(c[:, cols:] == -3.5)
+            # the earlier sums from the epilogue's partial instead (C then only written)
+            c = np.full((rows, cols + 2), np.nan, ty)
+            partial = np.full((rows, cols), 1.5, ty)
+            _core._run_ukernel(isa, "kfn", rows, 0, nan, nan, c, accumulate,
+                               np.zeros((2, 0), np.int64), partial=partial)
+            assert np.all(c[:, :cols] == (1.5 if accumulate else 0.0))
+            assert np.all(np.isnan(c[:, cols:]))
 
 
 @pytest.mark.parametrize("isa", ISAS)

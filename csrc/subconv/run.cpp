@@ -145,12 +145,12 @@ void for_each_panel_piece(const std::vector<Segment>& segs, int64_t nr, Fn&& fn)
     }
 }
 
-// Whole tiles of unit-stride destination rows: the micro-kernels write and accumulate
+// Whole tiles of unit-stride destination rows: the micro-kernels of the last K block write
 // straight into dst (rows dst_plane apart), so the output lines are taken while the task
-// multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).  The bias
-// and the Inf/NaN test are applied by the last K block's kernel to the values it stores
-// (epilogue_at).  Same sums in the same order, the bias added to the sum as store_tile adds
-// it: the same bits as through store_tile.
+// multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).  That
+// kernel adds the earlier blocks' sums (kept in the accumulator), the bias and the Inf/NaN
+// test to the values it stores (epilogue_at).  Same sums in the same order, the bias added
+// to the sum as store_tile adds it: the same bits as through store_tile.
 // The direct path's tiles are whole when each has nr points (all of them, or none go
 // straight to dst); a packed path's panel (columns t * nr .. t * nr + nr - 1 of its
 // segments) when its nr columns are consecutive places of dst (a gather's panels inside one
@@ -202,29 +202,43 @@ bool in_dst(const Worker<T>& wk, const TaskRun<T>& tr, int64_t t) {
   return tr.to_dst && wk.tile_dst[static_cast<size_t>(t)] != nullptr;
 }
 
-// The C tile of rows i0.. and tile (nr columns) t.
+// The accumulator's C tile of rows i0.. and tile (nr columns) t.
 template <typename T>
-T* c_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t i0, int64_t t) {
-  return in_dst(wk, tr, t) ? wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane
-                          : tr.acc + i0 * tr.ncp + t * c.p.nr;
+T* acc_at(const Call<T>& c, const TaskRun<T>& tr, int64_t i0, int64_t t) {
+  return tr.acc + i0 * tr.ncp + t * c.p.nr;
 }
 
-// The row stride of tile t's C tile.
+// Where a K block writes the C tile of rows i0.. and tile t: a tile in dst only on the last K
+// block; the earlier blocks' sums wait in the accumulator, contiguous (dst's rows, planes
+// apart, often share L1 sets: read back from there, every block would miss L1).
 template <typename T>
-int64_t ldc_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, int64_t t) {
-  return in_dst(wk, tr, t) ? c.dst_plane : tr.ncp;
+T* c_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, bool last, int64_t i0,
+        int64_t t) {
+  return last && in_dst(wk, tr, t) ? wk.tile_dst[static_cast<size_t>(t)] + i0 * c.dst_plane
+                                   : acc_at(c, tr, i0, t);
+}
+
+// The row stride of c_at's tile.
+template <typename T>
+int64_t ldc_at(const Call<T>& c, const Worker<T>& wk, const TaskRun<T>& tr, bool last,
+               int64_t t) {
+  return last && in_dst(wk, tr, t) ? c.dst_plane : tr.ncp;
 }
 
 // The epilogue of the kernel that writes rows [i0, i0 + r) of tile t (nullptr: none): on the
-// last K block (finish) of a tile in dst, the bias and the Inf/NaN test that store_tile would
-// apply (tiles are whole: nr values), done by the kernel on the values it stores.
+// last K block of a tile in dst, the earlier blocks' sums from the accumulator (accumulate),
+// the bias and the Inf/NaN test that store_tile would apply (tiles are whole: nr values),
+// done by the kernel on the values it stores.
 template <typename T>
 const Epilogue<T>* epilogue_at(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr,
-                               bool finish, int64_t i0, int64_t t) {
-  if (!finish || !in_dst(wk, tr, t)) return nullptr;  // else store_tile's
+                               bool last, int accumulate, int64_t i0, int64_t t) {
+  if (!last || !in_dst(wk, tr, t)) return nullptr;  // else store_tile's
+  if (c.bias == nullptr && !c.check && accumulate == 0) return nullptr;
   wk.epilogue.bias =
       c.bias != nullptr ? c.bias + tr.task.group * tr.s.M + tr.task.m0 + i0 : nullptr;
   wk.epilogue.nonfinite = c.check ? &wk.kernel_bad : nullptr;
+  wk.epilogue.partial = accumulate != 0 ? acc_at(c, tr, i0, t) : nullptr;
+  wk.epilogue.ld_partial = tr.ncp;
   return &wk.epilogue;
 }
 
@@ -302,7 +316,7 @@ const T* block_band(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows
 template <typename T>
 void band_tile_in_place(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, size_t t,
                         int64_t kc, const T* base, const std::vector<int64_t>& row_off,
-                        const T* ap, int accumulate, bool finish) {
+                        const T* ap, int accumulate, bool last) {
   const int64_t kn = listed_count(wk, t, kc);
   const int64_t* ks = kn < kc ? wk.listed.data() + wk.list_at[t] : nullptr;
   if (ks != nullptr) {
@@ -313,14 +327,13 @@ void band_tile_in_place(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, s
   const auto ti = static_cast<int64_t>(t);
   for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
     r = tile_rows(tr.mc - i0, c.p.mr);
-    T* ct = c_at(c, wk, tr, i0, ti);
-    const Epilogue<T>* ep = epilogue_at(c, wk, tr, finish, i0, ti);
+    T* ct = c_at(c, wk, tr, last, i0, ti);
+    const int64_t ldc = ldc_at(c, wk, tr, last, ti);
+    const Epilogue<T>* ep = epilogue_at(c, wk, tr, last, accumulate, i0, ti);
     if (ks != nullptr) {
-      c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, ldc_at(c, wk, tr, ti),
-               accumulate, ep);
+      c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, ldc, accumulate, ep);
     } else {
-      c.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct, ldc_at(c, wk, tr, ti), accumulate,
-               ep);
+      c.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct, ldc, accumulate, ep);
     }
   }
 }
@@ -345,7 +358,7 @@ void pack_tile_rows(const Call<T>& c, Worker<T>& wk, const T** ptrs, int64_t kc,
 // into packed panels at bp for block_gemm.
 template <typename T>
 bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows, int64_t k0,
-                  const T* ap, T* bp, int accumulate, bool finish) {
+                  const T* ap, T* bp, int accumulate, bool last) {
   const SubconvPlan& p = c.p;
   const auto kc = static_cast<int64_t>(rows.size());
   const std::vector<Segment>& tiles = wk.tiles;
@@ -367,7 +380,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
       if (in_place) {  // one offset table for every tile (or the tile's listed rows')
-        band_tile_in_place(c, wk, tr, t, kc, base, row_off, ap, accumulate, finish);
+        band_tile_in_place(c, wk, tr, t, kc, base, row_off, ap, accumulate, last);
         continue;
       }
       const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
@@ -382,10 +395,10 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     for (size_t t = 0; t < tiles.size(); ++t)
       for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
         r = tile_rows(tr.mc - i0, p.mr);
-        c.ifn[r](kc, ap + i0 * kc, ptrs + static_cast<int64_t>(t) * kc,
-                 c_at(c, wk, tr, i0, static_cast<int64_t>(t)),
-                 ldc_at(c, wk, tr, static_cast<int64_t>(t)), accumulate,
-                 epilogue_at(c, wk, tr, finish, i0, static_cast<int64_t>(t)));
+        const auto ti = static_cast<int64_t>(t);
+        c.ifn[r](kc, ap + i0 * kc, ptrs + ti * kc, c_at(c, wk, tr, last, i0, ti),
+                 ldc_at(c, wk, tr, last, ti), accumulate,
+                 epilogue_at(c, wk, tr, last, accumulate, i0, ti));
       }
     return true;
   }
@@ -398,7 +411,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
 // Packed B at bp (kc rows) times the task's A: blocks of mcb rows, nr panels, mr tiles.
 template <typename T>
 void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t kc,
-                const T* ap, const T* bp, int accumulate, bool finish) {
+                const T* ap, const T* bp, int accumulate, bool last) {
   const int mr = c.p.mr, nr = c.p.nr;
   for (int64_t ib = 0, ie = 0; ib < tr.mc; ib = ie) {
     ie = std::min(tr.mc, ib + c.p.mcb);
@@ -407,19 +420,20 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
       const T* b = bp + j0 * kc;
       for (int64_t i0 = ib, r = 0; i0 < ie; i0 += r) {
         r = tile_rows(tr.mc - i0, mr);
-        T* ct = c_at(c, wk, tr, i0, j0 / nr);
+        T* ct = c_at(c, wk, tr, last, i0, j0 / nr);
+        const int64_t ldc = ldc_at(c, wk, tr, last, j0 / nr);
         const auto t = static_cast<size_t>(j0 / nr);
         const int64_t kn = listed_count(wk, t, kc);
-        const Epilogue<T>* ep = epilogue_at(c, wk, tr, finish, i0, j0 / nr);
+        const Epilogue<T>* ep = epilogue_at(c, wk, tr, last, accumulate, i0, j0 / nr);
         if (kn < kc) {  // the direct path's panel holds only the listed rows, in order
                         // (direct_block); the packed path's all of them (listed_b)
           const int64_t* b_off = tr.in.mode == Input::kPacked
                                      ? wk.listed_b.data() + wk.list_at[t]
                                      : wk.panel_off.data();
           c.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b, b_off, ct,
-                   ldc_at(c, wk, tr, j0 / nr), accumulate, ep);
+                   ldc, accumulate, ep);
         } else {
-          c.fn[r](kc, ap + i0 * kc, b, ct, ldc_at(c, wk, tr, j0 / nr), accumulate, ep);
+          c.fn[r](kc, ap + i0 * kc, b, ct, ldc, accumulate, ep);
         }
       }
     }
@@ -504,10 +518,10 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
     // B: ncp columns (+ border rows of the indirect path after them)
     T* bp = wk.b_buf.get(2 * kc * ncp);
     const int accumulate = k0 > 0 ? 1 : 0;
-    // the kernels wrote dst's final sums: bias and Inf/NaN test tile by tile
-    const bool finish = to_dst && (c.bias != nullptr || c.check) && k0 + kc == k_total;
+    // the kernels write the tiles in dst on this block (epilogue_at)
+    const bool last = k0 + kc == k_total;
     if (direct) {
-      if (direct_block(c, wk, tr, rows, k0, ap, bp, accumulate, finish)) continue;
+      if (direct_block(c, wk, tr, rows, k0, ap, bp, accumulate, last)) continue;
     } else {
       pack_b(s, c.src, task.group, wk.segs, rows, task.nc, p.nr, bp, wk.pack_taps,
              boxes.empty());
@@ -517,7 +531,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
         for (size_t l = 0; l < wk.listed.size(); ++l) wk.listed_b[l] = wk.listed[l] * p.nr;
       }
     }
-    block_gemm(c, wk, tr, kc, ap, bp, accumulate, finish);
+    block_gemm(c, wk, tr, kc, ap, bp, accumulate, last);
   }
   store_task(c, wk, tr);
 }

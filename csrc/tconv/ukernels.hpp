@@ -29,10 +29,15 @@ constexpr int kWideMR = 3;
 //   bias       row i stores (c + block_sum) + bias[i] (c + ... only with accumulate), the
 //              value a later `v + bias` would give; nullptr: no bias
 //   nonfinite  set to 1 when a stored value is Inf or NaN (never cleared); nullptr: no test
+//   partial    with accumulate, the earlier K blocks' sums are read from here (row i at
+//              partial + i * ld_partial) instead of from c, which is then only written; so
+//              they can wait in a contiguous buffer; nullptr: read from c
 template <typename T>
 struct Epilogue {
   const T* bias = nullptr;
   int* nonfinite = nullptr;
+  const T* partial = nullptr;
+  int64_t ld_partial = 0;
 };
 
 template <typename T>

@@ -80,8 +80,9 @@ void store_epilogue(const typename Ops::V (&acc)[MR][NV], typename Ops::T* c, in
 #pragma GCC unroll 16
     for (int j = 0; j < NV; ++j) {
       T* p = c + i * ldc + j * W;
+      const T* from = ep.partial != nullptr ? ep.partial + i * ep.ld_partial + j * W : p;
       V r = acc[i][j];
-      if (accumulate) r = Ops::add(Ops::load(p), r);
+      if (accumulate) r = Ops::add(Ops::load(from), r);
       if (ep.bias != nullptr) r = Ops::add(r, bias);
       bad = Ops::add(bad, Ops::fma(r, m1, r));
       Ops::store(p, r);
