@@ -667,8 +667,8 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   p.nc = p.outer ? nr : round_up(std::min<int64_t>(N, 48), nr);
   // Column ranges (whole nr tiles; channels-last: blocks of nr fine channels, every tap) only
   // to give every thread a task, of at least kMinTaskTiles tiles: each task packs its rows of
-  // A for itself, so two tasks a thread packed every A block twice (HiFi-GAN k4s2 1.08x,
-  // DCGAN 512->256 1.04x with one: docs/perf-log.md, 2026-12-05 15:40).
+  // A for itself, so two tasks a thread packed every A block twice (docs/perf-log.md,
+  // 2026-12-05 14:50).
   const int64_t tiles = p.channels_last ? g.fine_per_group() / nr : ceil_div(N, int64_t(nr));
   const int64_t width = p.channels_last ? g.fine_per_group() : N;
   const int64_t splits = std::max<int64_t>(
