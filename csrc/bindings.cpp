@@ -385,6 +385,36 @@ void call_igemm(tconv::IgemmUkernel<T> fn, int64_t cols, int64_t kc, const In<T>
   fn(kc, a.data(), b_rows.data(), cp, ldc, accumulate, ep);
 }
 
+// The Epilogue that the hook's bias, check and partial ask for (checked against the slot and
+// the tile; check reports into *nonfinite).
+template <typename T>
+tconv::Epilogue<T> hook_epilogue(const std::string& slot, int rows, int64_t cols,
+                                 const std::optional<In<T>>& bias, bool check,
+                                 const std::optional<In<T>>& partial, int* nonfinite) {
+  const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
+                            slot == "ofn" || slot == "wofn" || slot == "kfn";
+  if (!has_epilogue && (bias || check || partial))
+    fail("_core: slot '" + slot + "' has no epilogue");
+  need_fit(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
+  need_fit(!partial || (partial->ndim() == 2 && partial->shape(0) == rows &&
+                        partial->shape(1) >= cols));
+  return {bias ? bias->data() : nullptr, check ? nonfinite : nullptr,
+          partial ? partial->data() : nullptr, partial ? partial->shape(1) : 0};
+}
+
+// A's shape for the slot: kgemm's 1-D (its length checked against the listed rows), a packed
+// panel of >= kc * rows values, or rfn's and dot's (rows, >= kc).
+template <typename T>
+void check_a(const std::string& slot, const In<T>& a, int rows, int64_t kc) {
+  if (slot == "kfn") {
+    need_fit(a.ndim() == 1);
+  } else if (slot != "rfn" && slot != "dot") {
+    need_fit(a.ndim() == 1 && a.shape(0) >= kc * rows);
+  } else {
+    need_fit(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) >= kc);
+  }
+}
+
 template <typename T>
 bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int64_t kc,
                  const In<T>& a, const In<T>& b, In<T>& c, int accumulate,
@@ -397,17 +427,9 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   if (slot != "transpose" && (rows < 1 || rows > max_rows)) fail("_core: rows out of range");
   // kc < 1 and accumulate outside {0, 1} reach no memory beyond the checked sizes: they are
   // left to the kernels' own TCONV_ASSERT, so that a test can see those checks fire.
-  const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
-                            slot == "ofn" || slot == "wofn" || slot == "kfn";
-  if (!has_epilogue && (bias || check || partial))
-    fail("_core: slot '" + slot + "' has no epilogue");
-  need_fit(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
-  need_fit(!partial || (partial->ndim() == 2 && partial->shape(0) == rows &&
-                        partial->shape(1) >= cols));
   int nonfinite = 0;
-  const tconv::Epilogue<T> epilogue{bias ? bias->data() : nullptr, check ? &nonfinite : nullptr,
-                                    partial ? partial->data() : nullptr,
-                                    partial ? partial->shape(1) : 0};
+  const tconv::Epilogue<T> epilogue =
+      hook_epilogue<T>(slot, rows, cols, bias, check, partial, &nonfinite);
   const tconv::Epilogue<T>* ep = bias || check || partial ? &epilogue : nullptr;
   if (slot == "transpose") {
     need_fit(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
@@ -418,14 +440,7 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   need_fit(c.ndim() == 2 && c.shape(0) == rows && c.shape(1) >= cols);
   const int64_t ldc = c.shape(1);
   T* cp = c.mutable_data();
-  const bool panel_a = slot != "rfn" && slot != "dot";
-  if (slot == "kfn") {
-    need_fit(a.ndim() == 1);  // its length against the listed rows, below
-  } else if (panel_a) {
-    need_fit(a.ndim() == 1 && a.shape(0) >= kc * rows);
-  } else {
-    need_fit(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) >= kc);
-  }
+  check_a(slot, a, rows, kc);
   const bool indexed =
       slot == "ifn" || slot == "wifn" || slot == "ofn" || slot == "wofn" || slot == "kfn";
   need_fit(indexed == index.has_value());
