@@ -787,6 +787,20 @@ void column_blocks(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask&
   }
 }
 
+// Runs a task's chunk of the reduction (K = batch x coarse pixels): block(k0, kc, accumulate)
+// for its K blocks of p.kc in increasing k0 (stopping between blocks when cancelled), or
+// zero() when the chunk lies past K (its outputs are then zero sums).
+template <class Block, class Zero>
+void for_each_k_block(const WeightGradPlan& p, const WeightGradTask& task, int64_t K,
+                      Cancellation* cancel, Block&& block, Zero&& zero) {
+  const int64_t kbeg = task.chunk * p.chunk_len, kend = std::min(K, kbeg + p.chunk_len);
+  if (kend <= kbeg) zero();
+  for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
+    if (k0 > kbeg && stop(cancel)) break;
+    block(k0, std::min(p.kc, kend - k0), k0 > kbeg ? 1 : 0);
+  }
+}
+
 // One task of the outer or dot form: its rows of dW (from row task.m0 of its group) for its
 // column range, summed over its chunk of K block by K block into out (dW or the second
 // partial sum, at the task's first row).
@@ -799,20 +813,15 @@ void run_wg_task(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask& t
   const int64_t M = g.coarse_per_group(), N = g.fine_per_group() * g.taps();
   const int64_t plane = g.coarse_pixels(), K = g.batch * plane;
   const int64_t rows = std::min(p.mc, M - task.m0);
-  const int64_t kbeg = task.chunk * p.chunk_len;
-  const int64_t kend = std::min(K, kbeg + p.chunk_len);
-  if (kend <= kbeg) {
+  const auto zero = [&] {
     for (int64_t i = 0; i < rows; ++i)
       std::fill(out + i * N + task.col0, out + i * N + task.col1, T(0));
-  }
-  for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
-    if (k0 > kbeg && stop(cancel)) break;
-    const int64_t kc = std::min(p.kc, kend - k0);
+  };
+  for_each_k_block(p, task, K, cancel, [&](int64_t k0, int64_t kc, int accumulate) {
     const int64_t kcp = outer ? kc : round_up(kc, call.uk.dot_kw);
     // Rows one cache line longer than kcp: the dot kernel's mr + nc row streams would
     // otherwise all map to the same L1 sets (its kcp * sizeof(T) is a multiple of 4 KiB).
     const int64_t ld = kcp + 64 / static_cast<int64_t>(sizeof(T));
-    const int accumulate = k0 > kbeg ? 1 : 0;
     k_segments(g, k0, kc, s.segs);
     // A straight from `coarse` when the block lies in one batch item and needs no padding,
     // for the dot form only: the outer form's kernels broadcast from mr rows at once, and
@@ -829,7 +838,7 @@ void run_wg_task(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask& t
       pack_a(g, call.coarse, task.group, task.m0, rows, k0, kc, kcp, ld, packed);
       column_blocks(call, s, task, rows, kc, kcp, ld, packed, ld, accumulate, out);
     }
-  }
+  }, zero);
 }
 
 // dst[k * nr + t] = rows[t * ld + k] for k < len, t < nr (t >= have: 0) by the table's
@@ -1010,16 +1019,15 @@ void run_cl_task(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& t
     s.cuts.push_back(c0);
   }
   s.cuts.push_back(task.m0 + rows);
-  const int64_t kbeg = task.chunk * p.chunk_len, kend = std::min(K, kbeg + p.chunk_len);
-  if (kend <= kbeg) {
+  const auto zero = [&] {
     for (int64_t k = 0; k < taps; ++k)
       for (int64_t r = k * M + task.m0; r < k * M + task.m0 + rows; ++r)
         std::fill(o + r * F + task.col0, o + r * F + task.col1, T(0));
-  }
-  for (int64_t k0 = kbeg; k0 < kend; k0 += p.kc) {
-    if (k0 > kbeg && stop(cancel)) break;
-    cl_block(call, s, task, k0, std::min(p.kc, kend - k0), k0 > kbeg ? 1 : 0, o);
-  }
+  };
+  const auto block = [&](int64_t k0, int64_t kc, int accumulate) {
+    cl_block(call, s, task, k0, kc, accumulate, o);
+  };
+  for_each_k_block(p, task, K, cancel, block, zero);
 }
 
 template <typename T>
