@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import platform
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,20 @@ def _epilogue_params() -> list[Any]:
     return out
 
 
+def _epilogue_tile(isa: str, dt: str, slot: str) -> tuple[Any, int, int]:
+    """The slot's element type, its tile's columns and rows."""
+    t = tiles(isa, dt)
+    return DTYPES[dt], cols_of(t, slot), WIDE_MR if slot in WIDE else int(t["mr"])
+
+
+def _epilogue_calls(cols: int, mr: int) -> Iterator[tuple[int, int, int]]:
+    """(kc, rows, accumulate) of the epilogue tests: 1, 3 and past two tiles' columns."""
+    for kc in (1, 3, 2 * cols + 3):
+        for rows in range(1, mr + 1):
+            for accumulate in (0, 1):
+                yield kc, rows, accumulate
+
+
 @pytest.mark.parametrize("isa,dt,slot", _epilogue_params())
 def test_kernel_epilogue(isa: str, dt: str, slot: str) -> None:
     """The last K block's epilogue (Epilogue in csrc/tconv/ukernels.hpp): row i stores
@@ -346,21 +361,16 @@ def test_kernel_epilogue(isa: str, dt: str, slot: str) -> None:
     call reports an Inf or NaN in any stored place (every row, every column: each vector and
     lane of the tile), from the sum, from c or from the bias, and only then; without a bias
     the values are the plain store's."""
-    t = tiles(isa, dt)
-    ty = DTYPES[dt]
-    cols = cols_of(t, slot)
-    mr = WIDE_MR if slot in WIDE else int(t["mr"])
+    ty, cols, mr = _epilogue_tile(isa, dt, slot)
     rng = np.random.default_rng(5)
-    for kc in (1, 3, 2 * cols + 3):
-        for rows in range(1, mr + 1):
-            for accumulate in (0, 1):
-                plain, *_ = run(isa, dt, slot, rows, kc, cols, mr, accumulate)
-                bias = np.concatenate([rng.standard_normal(rows).astype(ty), [ty(np.nan)]])
-                where = f"{slot}[{rows}] kc={kc} accumulate={accumulate}"
-                got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, accumulate, bias)
-                assert np.array_equal(got, plain + bias[:rows, None]) and not bad, where
-                got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, accumulate, None)
-                assert np.array_equal(got, plain) and not bad, where
+    for kc, rows, accumulate in _epilogue_calls(cols, mr):
+        plain, *_ = run(isa, dt, slot, rows, kc, cols, mr, accumulate)
+        bias = np.concatenate([rng.standard_normal(rows).astype(ty), [ty(np.nan)]])
+        where = f"{slot}[{rows}] kc={kc} accumulate={accumulate}"
+        got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, accumulate, bias)
+        assert np.array_equal(got, plain + bias[:rows, None]) and not bad, where
+        got, bad = run_epilogue(isa, dt, slot, rows, kc, cols, mr, accumulate, None)
+        assert np.array_equal(got, plain) and not bad, where
     # Inf / NaN in one place at a time: through c (accumulate), then through the bias
     kc = 3
     for rows in (1, mr):
@@ -391,21 +401,16 @@ def test_kernel_epilogue_partial(isa: str, dt: str, slot: str) -> None:
     never from C (NaN here), and the stored values are the plain store's (+ bias); without
     accumulate neither is read (the partial holds finite values that would change the sum).
     An Inf or NaN among the partial sums is reported."""
-    t = tiles(isa, dt)
-    ty = DTYPES[dt]
-    cols = cols_of(t, slot)
-    mr = WIDE_MR if slot in WIDE else int(t["mr"])
+    ty, cols, mr = _epilogue_tile(isa, dt, slot)
     rng = np.random.default_rng(6)
-    for kc in (1, 3, 2 * cols + 3):
-        for rows in range(1, mr + 1):
-            for accumulate in (0, 1):
-                plain, *_ = run(isa, dt, slot, rows, kc, cols, mr, accumulate)
-                where = f"{slot}[{rows}] kc={kc} accumulate={accumulate}"
-                for bias in (None, rng.standard_normal(rows).astype(ty)):
-                    got, bad = run(isa, dt, slot, rows, kc, cols, mr, accumulate, bias=bias,
-                                   check=True, c_fix=None, partial_from_c=True)
-                    want = plain if bias is None else plain + bias[:, None]
-                    assert np.array_equal(got, want) and not bad, where
+    for kc, rows, accumulate in _epilogue_calls(cols, mr):
+        plain, *_ = run(isa, dt, slot, rows, kc, cols, mr, accumulate)
+        where = f"{slot}[{rows}] kc={kc} accumulate={accumulate}"
+        for bias in (None, rng.standard_normal(rows).astype(ty)):
+            got, bad = run(isa, dt, slot, rows, kc, cols, mr, accumulate, bias=bias, check=True,
+                           c_fix=None, partial_from_c=True)
+            want = plain if bias is None else plain + bias[:, None]
+            assert np.array_equal(got, want) and not bad, where
     for i, j in ((0, 0), (mr - 1, cols - 1)):
         got, bad = run(isa, dt, slot, mr, 3, cols, mr, 1, bias=None, check=True,
                        c_fix={(i, j): ty(np.inf)}, partial_from_c=True)
