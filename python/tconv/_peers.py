@@ -19,6 +19,7 @@ Every peer runs with the same thread count as tconv; ONNX Runtime and OpenVINO d
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import importlib.util
 import os
@@ -121,17 +122,22 @@ class _StackT(ctypes.Structure):
                 ("ss_size", ctypes.c_size_t)]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library this process already loaded (the signal-stack calls go through it)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _signal_stack() -> _StackT | None:
     """This thread's alternate signal stack (Linux; elsewhere, or if the call fails, None)."""
     if not sys.platform.startswith("linux"):
         return None
     stack = _StackT()
-    libc = ctypes.CDLL(None, use_errno=True)
-    return stack if libc.sigaltstack(None, ctypes.byref(stack)) == 0 else None
+    return stack if _libc().sigaltstack(None, ctypes.byref(stack)) == 0 else None
 
 
 def _set_signal_stack(stack: _StackT) -> None:
-    ctypes.CDLL(None, use_errno=True).sigaltstack(ctypes.byref(stack), None)
+    _libc().sigaltstack(ctypes.byref(stack), None)
 
 
 def _compile_keeping_signal_stack(compile: Callable[[], Any]) -> Any:
@@ -142,8 +148,8 @@ def _compile_keeping_signal_stack(compile: Callable[[], Any]) -> Any:
     models alive at once and the first destroyed first, the second re-installs the first's
     stack, and the thread keeps that freed memory as its signal stack (seen with OpenVINO
     2026.4): Python's handlers run there (``SA_ONSTACK``), so a later Ctrl-C or alarm wrote to
-    freed memory or crashed. Putting the previous stack straight back keeps the plugin's stack out of use;
-    its later restore then puts back the same one.
+    freed memory or crashed. Putting the previous stack straight back keeps the plugin's stack
+    out of use; its later restore then puts back the same one.
     """
     before = _signal_stack()
     try:
