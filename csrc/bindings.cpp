@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -318,11 +319,12 @@ void bind_resize(py::module_& m) {
 
 // ---- one micro-kernel, called directly (tests/test_ukernels.py) ---------------------------
 // The arrays are given in the kernel's own layout (csrc/tconv/ukernels.hpp); every size is
-// checked here so that no call can reach outside an array.  `slot` is the GemmKernels field:
-//   fn wfn         a: panel (>= kc*rows), b: panel (>= kc*cols)
-//   ifn wifn       a: panel, b: (n, >= cols) rows, index: kc row numbers of b (b_rows[k])
-//   ofn wofn       a: panel, b: 1-D, index: kc element offsets into b (b_off[k])
-//   kfn            a: panel, b: 1-D, index: (2, kc >= 0): A panel rows a_rows[l], then
+// checked here so that no call can reach outside an array.  `slot` is the GemmKernels field
+// (the wide w* and narrow n* slots take the arrays of the slot they are named after):
+//   fn wfn nfn     a: panel (>= kc*rows), b: panel (>= kc*cols)
+//   ifn wifn nifn  a: panel, b: (n, >= cols) rows, index: kc row numbers of b (b_rows[k])
+//   ofn wofn nofn  a: panel, b: 1-D, index: kc element offsets into b (b_off[k])
+//   kfn nkfn       a: panel, b: 1-D, index: (2, kc >= 0): A panel rows a_rows[l], then
 //                  element offsets into b b_off[l]
 //   rfn            a: (rows, lda >= kc), b: panel
 //   dot            a: (rows, lda >= kc), b: (cols, ldb >= kc), kc a multiple of dot_kw
@@ -350,13 +352,39 @@ void need_fit(bool ok) {
   if (!ok) fail("_core: array sizes do not fit the micro-kernel");
 }
 
+// A gemm-kind slot's kernels, rows and columns: the main set (fn ifn ofn kfn), the wide one
+// (wfn wifn wofn, no kgemm) or the narrow one (nfn nifn nofn nkfn); `base` is the slot's name
+// without its w / n prefix.
+template <typename T>
+struct SlotSet {
+  std::string base;
+  int max_rows;
+  int64_t cols;
+  const tconv::GemmUkernel<T>* fn;
+  const tconv::IgemmUkernel<T>* ifn;
+  const tconv::OgemmUkernel<T>* ofn;
+  const tconv::KgemmUkernel<T>* kfn;
+};
+
+template <typename T>
+SlotSet<T> slot_set(const tconv::GemmKernels<T>& g, const std::string& slot) {
+  static const char* const prefixed[] = {"wfn", "wifn", "wofn", "nfn", "nifn", "nofn", "nkfn"};
+  const bool variant = std::find(std::begin(prefixed), std::end(prefixed), slot) !=
+                       std::end(prefixed);
+  if (variant && slot[0] == 'w')
+    return {slot.substr(1), tconv::kWideMR, g.wide_nr, g.wfn, g.wifn, g.wofn, nullptr};
+  if (variant) return {slot.substr(1), g.mr, g.narrow_nr, g.nfn, g.nifn, g.nofn, g.nkfn};
+  return {slot, slot == "dot" ? g.dot_mr : g.mr, slot == "dot" ? g.dot_nc : g.nr,
+          g.fn, g.ifn, g.ofn, g.kfn};
+}
+
 // kgemm on its listed rows: index[0][l] = the A panel row, index[1][l] = the B offset of
 // row l of the kc listed.
 template <typename T>
-void call_kgemm(const tconv::GemmKernels<T>& g, int rows, int64_t kc, const In<T>& a,
-                const In<T>& b, T* cp, int64_t ldc, int accumulate, const In<int64_t>& index,
+void call_kgemm(const SlotSet<T>& set, int rows, int64_t kc, const In<T>& a, const In<T>& b,
+                T* cp, int64_t ldc, int accumulate, const In<int64_t>& index,
                 const tconv::Epilogue<T>* ep) {
-  const int64_t cols = g.nr;
+  const int64_t cols = set.cols;
   need_fit(index.ndim() == 2 && index.shape(0) == 2 && index.shape(1) == kc && b.ndim() == 1);
   for (int64_t l = 0; l < kc; ++l) {
     need_fit(index.at(0, l) >= 0 && a.shape(0) >= (index.at(0, l) + 1) * rows);
@@ -367,10 +395,10 @@ void call_kgemm(const tconv::GemmKernels<T>& g, int rows, int64_t kc, const In<T
     a_rows[static_cast<size_t>(l)] = index.at(0, l);
     b_off[static_cast<size_t>(l)] = index.at(1, l);
   }
-  g.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
+  set.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
 }
 
-// igemm (fn: the ifn or wifn of the tile's rows) with B row k = row index[k] of b.
+// igemm (fn: the ifn, wifn or nifn of the tile's rows) with B row k = row index[k] of b.
 template <typename T>
 void call_igemm(tconv::IgemmUkernel<T> fn, int64_t cols, int64_t kc, const In<T>& a,
                 const In<T>& b, T* cp, int64_t ldc, int accumulate, const In<int64_t>& index,
@@ -388,13 +416,12 @@ void call_igemm(tconv::IgemmUkernel<T> fn, int64_t cols, int64_t kc, const In<T>
 // The Epilogue that the hook's bias, check and partial ask for (checked against the slot and
 // the tile; check reports into *nonfinite).
 template <typename T>
-tconv::Epilogue<T> hook_epilogue(const std::string& slot, int rows, int64_t cols,
+tconv::Epilogue<T> hook_epilogue(const std::string& base, int rows, int64_t cols,
                                  const std::optional<In<T>>& bias, bool check,
                                  const std::optional<In<T>>& partial, int* nonfinite) {
-  const bool has_epilogue = slot == "fn" || slot == "wfn" || slot == "ifn" || slot == "wifn" ||
-                            slot == "ofn" || slot == "wofn" || slot == "kfn";
+  const bool has_epilogue = base == "fn" || base == "ifn" || base == "ofn" || base == "kfn";
   if (!has_epilogue && (bias || check || partial))
-    fail("_core: slot '" + slot + "' has no epilogue");
+    fail("_core: slot '" + base + "' has no epilogue");
   need_fit(!bias || (bias->ndim() == 1 && bias->shape(0) >= rows));
   need_fit(!partial || (partial->ndim() == 2 && partial->shape(0) == rows &&
                         partial->shape(1) >= cols));
@@ -421,17 +448,18 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
                  const std::optional<In<int64_t>>& index, const std::optional<In<T>>& bias,
                  bool check, const std::optional<In<T>>& partial) {
   const tconv::GemmKernels<T>& g = gemm_table<T>(isa_table(isa));
-  const bool wide = slot == "wfn" || slot == "wifn" || slot == "wofn";
-  const int max_rows = slot == "dot" ? g.dot_mr : wide ? tconv::kWideMR : g.mr;
-  const int64_t cols = slot == "dot" ? g.dot_nc : wide ? g.wide_nr : g.nr;
-  if (slot != "transpose" && (rows < 1 || rows > max_rows)) fail("_core: rows out of range");
+  const SlotSet<T> set = slot_set(g, slot);
+  const std::string& base = set.base;
+  const int64_t cols = set.cols;
+  if (cols == 0) fail("_core: slot '" + slot + "' is empty on this ISA");
+  if (base != "transpose" && (rows < 1 || rows > set.max_rows)) fail("_core: rows out of range");
   // kc < 1 and accumulate outside {0, 1} reach no memory beyond the checked sizes: they are
   // left to the kernels' own TCONV_ASSERT, so that a test can see those checks fire.
   int nonfinite = 0;
   const tconv::Epilogue<T> epilogue =
-      hook_epilogue<T>(slot, rows, cols, bias, check, partial, &nonfinite);
+      hook_epilogue<T>(base, rows, cols, bias, check, partial, &nonfinite);
   const tconv::Epilogue<T>* ep = bias || check || partial ? &epilogue : nullptr;
-  if (slot == "transpose") {
+  if (base == "transpose") {
     need_fit(a.ndim() == 2 && a.shape(0) == cols && a.shape(1) >= kc);
     need_fit(c.ndim() == 2 && c.shape(0) == kc && c.shape(1) == cols);
     g.transpose(a.data(), a.shape(1), kc, c.mutable_data());
@@ -440,31 +468,29 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   need_fit(c.ndim() == 2 && c.shape(0) == rows && c.shape(1) >= cols);
   const int64_t ldc = c.shape(1);
   T* cp = c.mutable_data();
-  check_a(slot, a, rows, kc);
-  const bool indexed =
-      slot == "ifn" || slot == "wifn" || slot == "ofn" || slot == "wofn" || slot == "kfn";
+  check_a(base, a, rows, kc);
+  const bool indexed = base == "ifn" || base == "ofn" || base == "kfn";
   need_fit(indexed == index.has_value());
-  if (slot == "kfn") {
-    call_kgemm(g, rows, kc, a, b, cp, ldc, accumulate, *index, ep);
+  if (base == "kfn") {
+    call_kgemm(set, rows, kc, a, b, cp, ldc, accumulate, *index, ep);
     return nonfinite != 0;
   }
   if (indexed) need_fit(index->ndim() == 1 && index->shape(0) == kc);
-  if (slot == "fn" || slot == "wfn" || slot == "rfn") {
+  if (base == "fn" || base == "rfn") {
     need_fit(b.ndim() == 1 && b.shape(0) >= kc * cols);
-    if (slot == "rfn") {
+    if (base == "rfn") {
       g.rfn[rows](kc, a.data(), a.shape(1), b.data(), cp, ldc, accumulate);
     } else {
-      (wide ? g.wfn : g.fn)[rows](kc, a.data(), b.data(), cp, ldc, accumulate, ep);
+      set.fn[rows](kc, a.data(), b.data(), cp, ldc, accumulate, ep);
     }
-  } else if (slot == "ifn" || slot == "wifn") {
-    call_igemm((wide ? g.wifn : g.ifn)[rows], cols, kc, a, b, cp, ldc, accumulate, *index, ep);
-  } else if (slot == "ofn" || slot == "wofn") {
+  } else if (base == "ifn") {
+    call_igemm(set.ifn[rows], cols, kc, a, b, cp, ldc, accumulate, *index, ep);
+  } else if (base == "ofn") {
     need_fit(b.ndim() == 1);
     for (int64_t k = 0; k < kc; ++k)
       need_fit(index->at(k) >= 0 && index->at(k) + cols <= b.shape(0));
-    (wide ? g.wofn : g.ofn)[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate,
-                                  ep);
-  } else if (slot == "dot") {
+    set.ofn[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate, ep);
+  } else if (base == "dot") {
     need_fit(kc % g.dot_kw == 0);
     need_fit(b.ndim() == 2 && b.shape(0) == cols && b.shape(1) >= kc);
     g.dot[rows](kc, a.data(), a.shape(1), b.data(), b.shape(1), cp, ldc, accumulate);
@@ -480,6 +506,7 @@ py::dict ukernel_tiles(const tconv::GemmKernels<T>& g) {
   d["mr"] = g.mr;
   d["nr"] = g.nr;
   d["wide_nr"] = g.wide_nr;
+  d["narrow_nr"] = g.narrow_nr;
   d["dot_mr"] = g.dot_mr;
   d["dot_nc"] = g.dot_nc;
   d["dot_kw"] = g.dot_kw;
@@ -498,6 +525,10 @@ py::dict ukernel_tiles(const tconv::GemmKernels<T>& g) {
   d["wfn"] = filled(g.wfn);
   d["wifn"] = filled(g.wifn);
   d["wofn"] = filled(g.wofn);
+  d["nfn"] = filled(g.nfn);
+  d["nifn"] = filled(g.nifn);
+  d["nofn"] = filled(g.nofn);
+  d["nkfn"] = filled(g.nkfn);
   d["dot"] = filled(g.dot);
   d["transpose"] = g.transpose != nullptr ? py::list(py::make_tuple(0)) : py::list();
   return d;

@@ -35,8 +35,10 @@ ISAS = tconv.supported_isas()
 SUFFIX = {"avx512": "avx512f", "avx512-emulated": "avx512f", "avx2": "avx2_fma",
           "generic": "scalar"}
 KIND = {"fn": "gemm", "ifn": "igemm", "ofn": "ogemm", "kfn": "kgemm", "rfn": "rgemm", "wfn": "gemm",
-        "wifn": "igemm", "wofn": "ogemm", "dot": "dot", "transpose": "transpose"}
+        "wifn": "igemm", "wofn": "ogemm", "nfn": "gemm", "nifn": "igemm", "nofn": "ogemm",
+        "nkfn": "kgemm", "dot": "dot", "transpose": "transpose"}
 WIDE = ("wfn", "wifn", "wofn")
+NARROW = ("nfn", "nifn", "nofn", "nkfn")
 WIDE_MR = 3  # kWideMR
 DTYPES = {"f32": np.float32, "f64": np.float64}
 # Whether a step is one FMA (SIMD ISAs) or a rounded product and a rounded sum (the scalar
@@ -54,7 +56,13 @@ def names(isa: str) -> list[tuple[str, str, str, int]]:
 
 
 def cols_of(t: dict[str, Any], slot: str) -> int:
-    return int(t["dot_nc"] if slot == "dot" else t["wide_nr"] if slot in WIDE else t["nr"])
+    key = "dot_nc" if slot == "dot" else "wide_nr" if slot in WIDE else "narrow_nr" if slot in NARROW else "nr"
+    return int(t[key])
+
+
+def base_of(slot: str) -> str:
+    """The slot whose arrays a wide (w*) or narrow (n*) slot takes: fn, ifn, ofn or kfn."""
+    return slot[1:] if slot in WIDE + NARROW else slot
 
 
 # ---- the names -------------------------------------------------------------------------------
@@ -89,6 +97,8 @@ def test_every_reachable_slot_is_named(isa: str) -> None:
         reach |= {("kfn", r) for r in range(1, mr + 1)}
         if t["wide_nr"]:
             reach |= {(s, r) for s in WIDE for r in range(1, WIDE_MR + 1)}
+        if t["narrow_nr"]:  # the same rows as fn
+            reach |= {(s, r) for s in NARROW for r in range(1, mr + 1)}
         reach |= {("dot", r) for r in range(1, dot_mr + 1)} | {("transpose", 0)}
         filled = {(s, r) for s in KIND for r in t[s]}
         named = {(slot, rows) for _, d, slot, rows in listed if d == dt}
@@ -232,26 +242,27 @@ def run(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr: int,
     a, c0 = a_all[:rows], c_all[:rows]
     nan = t(np.nan)
     index = None
-    if slot in ("rfn", "dot"):
+    kind = base_of(slot)
+    if kind in ("rfn", "dot"):
         a_in = np.full((rows, kc + 3), nan, t)
         a_in[:, :kc] = a
     else:  # packed panel a[k * rows + i], then a tail the kernel must not read
         a_in = np.concatenate([a.T.ravel(), np.full(5, nan, t)])
-    if slot in ("fn", "wfn", "rfn"):
+    if kind in ("fn", "rfn"):
         b_in = np.concatenate([b.ravel(), np.full(7, nan, t)])
-    elif slot in ("ifn", "wifn"):  # row k of B in row perm[k] of a wider, NaN-filled array
+    elif kind == "ifn":  # row k of B in row perm[k] of a wider, NaN-filled array
         perm = np.random.default_rng(kc).permutation(kc + 4)[:kc]
         b_in = np.full((kc + 4, cols + 3), nan, t)
         b_in[perm, :cols] = b
         index = perm.astype(np.int64)
-    elif slot in ("ofn", "wofn"):  # row k at offset off[k], rows in reverse order with gaps
+    elif kind == "ofn":  # row k at offset off[k], rows in reverse order with gaps
         gap = cols + 3
         off = (kc - 1 - np.arange(kc)) * gap + 1
         b_in = np.full(kc * gap + 2, nan, t)
         for k in range(kc):
             b_in[off[k]:off[k] + cols] = b[k]
         index = off.astype(np.int64)
-    elif slot == "kfn":  # term k: A panel row 2k + 1 (the other rows NaN), B at offset off[k]
+    elif kind == "kfn":  # term k: A panel row 2k + 1 (the other rows NaN), B at offset off[k]
         ks = 2 * np.arange(kc, dtype=np.int64) + 1
         a_in = np.full((2 * kc + 2) * rows + 5, nan, t)
         for k in range(kc):
@@ -329,7 +340,7 @@ def test_kernel_exact(isa: str, dt: str, slot: str) -> None:
                     assert np.array_equal(got, want), where
 
 
-EPILOGUE_SLOTS = ("fn", "wfn", "ifn", "wifn", "ofn", "wofn", "kfn")
+EPILOGUE_SLOTS = ("fn", "wfn", "nfn", "ifn", "wifn", "nifn", "ofn", "wofn", "nofn", "kfn", "nkfn")
 
 
 def _epilogue_params() -> list[Any]:
@@ -445,20 +456,25 @@ def run_epilogue(isa: str, dt: str, slot: str, rows: int, kc: int, cols: int, mr
                c_fix=c_fix)
 
 
-@pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("dt", list(DTYPES))
-def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
+def _kgemm_params() -> list[Any]:
+    return [pytest.param(isa, dt, slot, id=f"{isa}-{dt}-{slot}") for isa in ISAS
+            for dt, slot in sorted({(dt, slot) for _, dt, slot, _ in names(isa)
+                                    if slot in ("kfn", "nkfn")})]
+
+
+@pytest.mark.parametrize("isa,dt,slot", _kgemm_params())
+def test_kgemm_of_no_rows(isa: str, dt: str, slot: str) -> None:
     """kn = 0 (a tile whose listed rows are all skipped): zero sums, so accumulate = 0 stores
     +0 and accumulate = 1 leaves C as it was, without reading A or B (then the epilogue's bias
     is added to that; with a partial, C takes the partial's values)."""
     t = tiles(isa, dt)
-    cols = int(t["nr"])
+    cols = cols_of(t, slot)
     ty = DTYPES[dt]
     nan = np.full(4, np.nan, ty)
     for rows in range(1, int(t["mr"]) + 1):
         for accumulate in (0, 1):
             c = np.full((rows, cols + 2), -3.5, ty)
-            _core._run_ukernel(isa, "kfn", rows, 0, nan, nan, c, accumulate,
+            _core._run_ukernel(isa, slot, rows, 0, nan, nan, c, accumulate,
                                np.zeros((2, 0), np.int64))
             want = -3.5 if accumulate else 0.0
             assert np.all(c[:, :cols] == want) and np.all(c[:, cols:] == -3.5)
@@ -466,14 +482,14 @@ def test_kgemm_of_no_rows(isa: str, dt: str) -> None:
             # through the epilogue: the bias after the (empty) sum
             bias = np.arange(rows, dtype=ty) + ty(0.25)
             c = np.full((rows, cols + 2), -3.5, ty)
-            bad = _core._run_ukernel(isa, "kfn", rows, 0, nan, nan, c, accumulate,
+            bad = _core._run_ukernel(isa, slot, rows, 0, nan, nan, c, accumulate,
                                      np.zeros((2, 0), np.int64), bias=bias, check=True)
             assert not bad and np.all(c[:, :cols] == want + bias[:, None])
             assert np.all(c[:, cols:] == -3.5)
             # the earlier sums from the epilogue's partial instead (C then only written)
             c = np.full((rows, cols + 2), np.nan, ty)
             partial = np.full((rows, cols), 1.5, ty)
-            _core._run_ukernel(isa, "kfn", rows, 0, nan, nan, c, accumulate,
+            _core._run_ukernel(isa, slot, rows, 0, nan, nan, c, accumulate,
                                np.zeros((2, 0), np.int64), partial=partial)
             assert np.all(c[:, :cols] == (1.5 if accumulate else 0.0))
             assert np.all(np.isnan(c[:, cols:]))

@@ -127,6 +127,14 @@ struct GemmKernels {
   GemmUkernel<T> wfn[kWideMR + 1] = {};
   IgemmUkernel<T> wifn[kWideMR + 1] = {};
   OgemmUkernel<T> wofn[kWideMR + 1] = {};
+  // Narrow variants (same mr, one vector of columns: 12 x 16 fp32 on AVX-512) for grids whose
+  // rows are too short for nr columns but fill narrow_nr: they take the direct path with the
+  // same packed A panels instead of packing B (0: the ISA has none).
+  int narrow_nr = 0;
+  GemmUkernel<T> nfn[kMaxMR + 1] = {};
+  IgemmUkernel<T> nifn[kMaxMR + 1] = {};
+  OgemmUkernel<T> nofn[kMaxMR + 1] = {};
+  KgemmUkernel<T> nkfn[kMaxMR + 1] = {};
   int dot_mr = 0;  // rows of the widest dot kernel
   int dot_nc = 0;  // columns of every dot kernel
   int dot_kw = 1;  // k granularity (vector width)
@@ -140,7 +148,7 @@ struct GemmKernels {
 struct NamedUkernel {
   const char* name;   // e.g. "f32_gemm_6x16__avx2_fma"
   const char* dtype;  // "f32" (GemmKernels<float>) or "f64"
-  const char* slot;   // fn ifn ofn kfn rfn wfn wifn wofn dot transpose
+  const char* slot;   // fn ifn ofn kfn rfn wfn wifn wofn nfn nifn nofn nkfn dot transpose
   int rows;
 };
 

@@ -4,8 +4,9 @@
 // lane reduction order that ship to AVX-512 CPUs therefore run, and are tested, on any CPU;
 // what is not emulated is only the raw class's one-instruction wrappers.
 //
-//   f32: gemm 12 x 32 (12 rows x 2 vectors = 24 accumulators), wide 3 x 64, dot 6 x 4 over 16 k
-//   f64: gemm 12 x 16,                                          wide 3 x 32, dot 6 x 4 over 8 k
+//   f32: gemm 12 x 32 (12 rows x 2 vectors = 24 accumulators), wide 3 x 64, narrow 12 x 16,
+//        dot 6 x 4 over 16 k
+//   f64: gemm 12 x 16, wide 3 x 32, narrow 12 x 8, dot 6 x 4 over 8 k
 //
 // Raw ops provide T, V, kWidth and zero, load, broadcast, fma (one rounding), add, store; the
 // f32 ones also transpose16 (16 vectors' lanes), which moves the f32 transpose kernel's panel
@@ -31,9 +32,10 @@ struct Avx512Ops : Raw {
 };
 
 // X(kind, slot, name, Ops, rows, n): see gemm_template.hpp.  gemm 12 x 2 vectors, wide 3 x 4
-// vectors, dot 6 x 4 (24 accumulators, 4 + 1 loads per vector of k, so that B, streamed from
-// L2, is read once per 6 rows of A; f32 1.04-1.09x over 4 x 4 on the dot-form benchmark
-// layers; f64, with the 8 x 8 lane sums, 1.06-1.20x).
+// vectors, narrow 12 x 1 vector (12 accumulators, enough to cover the FMA latency), dot 6 x 4
+// (24 accumulators, 4 + 1 loads per vector of k, so that B, streamed from L2, is read once per
+// 6 rows of A; f32 1.04-1.09x over 4 x 4 on the dot-form benchmark layers; f64, with the
+// 8 x 8 lane sums, 1.06-1.20x).
 #define TCONV_AVX512_UKERNELS(X)                                  \
   X(gemm, fn, f32_gemm_1x32__avx512f, F32, 1, 2)                  \
   X(gemm, fn, f32_gemm_2x32__avx512f, F32, 2, 2)                  \
@@ -95,6 +97,54 @@ struct Avx512Ops : Raw {
   X(rgemm, rfn, f32_rgemm_10x32__avx512f, F32, 10, 2)             \
   X(rgemm, rfn, f32_rgemm_11x32__avx512f, F32, 11, 2)             \
   X(rgemm, rfn, f32_rgemm_12x32__avx512f, F32, 12, 2)             \
+  X(gemm, nfn, f32_gemm_1x16__avx512f, F32, 1, 1)               \
+  X(gemm, nfn, f32_gemm_2x16__avx512f, F32, 2, 1)               \
+  X(gemm, nfn, f32_gemm_3x16__avx512f, F32, 3, 1)               \
+  X(gemm, nfn, f32_gemm_4x16__avx512f, F32, 4, 1)               \
+  X(gemm, nfn, f32_gemm_5x16__avx512f, F32, 5, 1)               \
+  X(gemm, nfn, f32_gemm_6x16__avx512f, F32, 6, 1)               \
+  X(gemm, nfn, f32_gemm_7x16__avx512f, F32, 7, 1)               \
+  X(gemm, nfn, f32_gemm_8x16__avx512f, F32, 8, 1)               \
+  X(gemm, nfn, f32_gemm_9x16__avx512f, F32, 9, 1)               \
+  X(gemm, nfn, f32_gemm_10x16__avx512f, F32, 10, 1)             \
+  X(gemm, nfn, f32_gemm_11x16__avx512f, F32, 11, 1)             \
+  X(gemm, nfn, f32_gemm_12x16__avx512f, F32, 12, 1)             \
+  X(igemm, nifn, f32_igemm_1x16__avx512f, F32, 1, 1)            \
+  X(igemm, nifn, f32_igemm_2x16__avx512f, F32, 2, 1)            \
+  X(igemm, nifn, f32_igemm_3x16__avx512f, F32, 3, 1)            \
+  X(igemm, nifn, f32_igemm_4x16__avx512f, F32, 4, 1)            \
+  X(igemm, nifn, f32_igemm_5x16__avx512f, F32, 5, 1)            \
+  X(igemm, nifn, f32_igemm_6x16__avx512f, F32, 6, 1)            \
+  X(igemm, nifn, f32_igemm_7x16__avx512f, F32, 7, 1)            \
+  X(igemm, nifn, f32_igemm_8x16__avx512f, F32, 8, 1)            \
+  X(igemm, nifn, f32_igemm_9x16__avx512f, F32, 9, 1)            \
+  X(igemm, nifn, f32_igemm_10x16__avx512f, F32, 10, 1)          \
+  X(igemm, nifn, f32_igemm_11x16__avx512f, F32, 11, 1)          \
+  X(igemm, nifn, f32_igemm_12x16__avx512f, F32, 12, 1)          \
+  X(ogemm, nofn, f32_ogemm_1x16__avx512f, F32, 1, 1)            \
+  X(ogemm, nofn, f32_ogemm_2x16__avx512f, F32, 2, 1)            \
+  X(ogemm, nofn, f32_ogemm_3x16__avx512f, F32, 3, 1)            \
+  X(ogemm, nofn, f32_ogemm_4x16__avx512f, F32, 4, 1)            \
+  X(ogemm, nofn, f32_ogemm_5x16__avx512f, F32, 5, 1)            \
+  X(ogemm, nofn, f32_ogemm_6x16__avx512f, F32, 6, 1)            \
+  X(ogemm, nofn, f32_ogemm_7x16__avx512f, F32, 7, 1)            \
+  X(ogemm, nofn, f32_ogemm_8x16__avx512f, F32, 8, 1)            \
+  X(ogemm, nofn, f32_ogemm_9x16__avx512f, F32, 9, 1)            \
+  X(ogemm, nofn, f32_ogemm_10x16__avx512f, F32, 10, 1)          \
+  X(ogemm, nofn, f32_ogemm_11x16__avx512f, F32, 11, 1)          \
+  X(ogemm, nofn, f32_ogemm_12x16__avx512f, F32, 12, 1)          \
+  X(kgemm, nkfn, f32_kgemm_1x16__avx512f, F32, 1, 1)            \
+  X(kgemm, nkfn, f32_kgemm_2x16__avx512f, F32, 2, 1)            \
+  X(kgemm, nkfn, f32_kgemm_3x16__avx512f, F32, 3, 1)            \
+  X(kgemm, nkfn, f32_kgemm_4x16__avx512f, F32, 4, 1)            \
+  X(kgemm, nkfn, f32_kgemm_5x16__avx512f, F32, 5, 1)            \
+  X(kgemm, nkfn, f32_kgemm_6x16__avx512f, F32, 6, 1)            \
+  X(kgemm, nkfn, f32_kgemm_7x16__avx512f, F32, 7, 1)            \
+  X(kgemm, nkfn, f32_kgemm_8x16__avx512f, F32, 8, 1)            \
+  X(kgemm, nkfn, f32_kgemm_9x16__avx512f, F32, 9, 1)            \
+  X(kgemm, nkfn, f32_kgemm_10x16__avx512f, F32, 10, 1)          \
+  X(kgemm, nkfn, f32_kgemm_11x16__avx512f, F32, 11, 1)          \
+  X(kgemm, nkfn, f32_kgemm_12x16__avx512f, F32, 12, 1)          \
   X(gemm, wfn, f32_gemm_1x64__avx512f, F32, 1, 4)                 \
   X(gemm, wfn, f32_gemm_2x64__avx512f, F32, 2, 4)                 \
   X(gemm, wfn, f32_gemm_3x64__avx512f, F32, 3, 4)                 \
@@ -171,6 +221,54 @@ struct Avx512Ops : Raw {
   X(rgemm, rfn, f64_rgemm_10x16__avx512f, F64, 10, 2)             \
   X(rgemm, rfn, f64_rgemm_11x16__avx512f, F64, 11, 2)             \
   X(rgemm, rfn, f64_rgemm_12x16__avx512f, F64, 12, 2)             \
+  X(gemm, nfn, f64_gemm_1x8__avx512f, F64, 1, 1)                \
+  X(gemm, nfn, f64_gemm_2x8__avx512f, F64, 2, 1)                \
+  X(gemm, nfn, f64_gemm_3x8__avx512f, F64, 3, 1)                \
+  X(gemm, nfn, f64_gemm_4x8__avx512f, F64, 4, 1)                \
+  X(gemm, nfn, f64_gemm_5x8__avx512f, F64, 5, 1)                \
+  X(gemm, nfn, f64_gemm_6x8__avx512f, F64, 6, 1)                \
+  X(gemm, nfn, f64_gemm_7x8__avx512f, F64, 7, 1)                \
+  X(gemm, nfn, f64_gemm_8x8__avx512f, F64, 8, 1)                \
+  X(gemm, nfn, f64_gemm_9x8__avx512f, F64, 9, 1)                \
+  X(gemm, nfn, f64_gemm_10x8__avx512f, F64, 10, 1)              \
+  X(gemm, nfn, f64_gemm_11x8__avx512f, F64, 11, 1)              \
+  X(gemm, nfn, f64_gemm_12x8__avx512f, F64, 12, 1)              \
+  X(igemm, nifn, f64_igemm_1x8__avx512f, F64, 1, 1)             \
+  X(igemm, nifn, f64_igemm_2x8__avx512f, F64, 2, 1)             \
+  X(igemm, nifn, f64_igemm_3x8__avx512f, F64, 3, 1)             \
+  X(igemm, nifn, f64_igemm_4x8__avx512f, F64, 4, 1)             \
+  X(igemm, nifn, f64_igemm_5x8__avx512f, F64, 5, 1)             \
+  X(igemm, nifn, f64_igemm_6x8__avx512f, F64, 6, 1)             \
+  X(igemm, nifn, f64_igemm_7x8__avx512f, F64, 7, 1)             \
+  X(igemm, nifn, f64_igemm_8x8__avx512f, F64, 8, 1)             \
+  X(igemm, nifn, f64_igemm_9x8__avx512f, F64, 9, 1)             \
+  X(igemm, nifn, f64_igemm_10x8__avx512f, F64, 10, 1)           \
+  X(igemm, nifn, f64_igemm_11x8__avx512f, F64, 11, 1)           \
+  X(igemm, nifn, f64_igemm_12x8__avx512f, F64, 12, 1)           \
+  X(ogemm, nofn, f64_ogemm_1x8__avx512f, F64, 1, 1)             \
+  X(ogemm, nofn, f64_ogemm_2x8__avx512f, F64, 2, 1)             \
+  X(ogemm, nofn, f64_ogemm_3x8__avx512f, F64, 3, 1)             \
+  X(ogemm, nofn, f64_ogemm_4x8__avx512f, F64, 4, 1)             \
+  X(ogemm, nofn, f64_ogemm_5x8__avx512f, F64, 5, 1)             \
+  X(ogemm, nofn, f64_ogemm_6x8__avx512f, F64, 6, 1)             \
+  X(ogemm, nofn, f64_ogemm_7x8__avx512f, F64, 7, 1)             \
+  X(ogemm, nofn, f64_ogemm_8x8__avx512f, F64, 8, 1)             \
+  X(ogemm, nofn, f64_ogemm_9x8__avx512f, F64, 9, 1)             \
+  X(ogemm, nofn, f64_ogemm_10x8__avx512f, F64, 10, 1)           \
+  X(ogemm, nofn, f64_ogemm_11x8__avx512f, F64, 11, 1)           \
+  X(ogemm, nofn, f64_ogemm_12x8__avx512f, F64, 12, 1)           \
+  X(kgemm, nkfn, f64_kgemm_1x8__avx512f, F64, 1, 1)             \
+  X(kgemm, nkfn, f64_kgemm_2x8__avx512f, F64, 2, 1)             \
+  X(kgemm, nkfn, f64_kgemm_3x8__avx512f, F64, 3, 1)             \
+  X(kgemm, nkfn, f64_kgemm_4x8__avx512f, F64, 4, 1)             \
+  X(kgemm, nkfn, f64_kgemm_5x8__avx512f, F64, 5, 1)             \
+  X(kgemm, nkfn, f64_kgemm_6x8__avx512f, F64, 6, 1)             \
+  X(kgemm, nkfn, f64_kgemm_7x8__avx512f, F64, 7, 1)             \
+  X(kgemm, nkfn, f64_kgemm_8x8__avx512f, F64, 8, 1)             \
+  X(kgemm, nkfn, f64_kgemm_9x8__avx512f, F64, 9, 1)             \
+  X(kgemm, nkfn, f64_kgemm_10x8__avx512f, F64, 10, 1)           \
+  X(kgemm, nkfn, f64_kgemm_11x8__avx512f, F64, 11, 1)           \
+  X(kgemm, nkfn, f64_kgemm_12x8__avx512f, F64, 12, 1)           \
   X(gemm, wfn, f64_gemm_1x32__avx512f, F64, 1, 4)                 \
   X(gemm, wfn, f64_gemm_2x32__avx512f, F64, 2, 4)                 \
   X(gemm, wfn, f64_gemm_3x32__avx512f, F64, 3, 4)                 \

@@ -310,7 +310,8 @@ void dot_ukernel(int64_t kc, const typename Ops::T* a, int64_t lda, const typena
 //
 //   kind  gemm | igemm | ogemm | kgemm | rgemm | dot | transpose | transpose16 | transpose8: which
 //         template (TCONV_DEFINE_<kind>)
-//   slot  the GemmKernels field it fills: fn ifn ofn kfn rfn | wfn wifn wofn | dot | transpose
+//   slot  the GemmKernels field it fills: fn ifn ofn kfn rfn | wfn wifn wofn |
+//         nfn nifn nofn nkfn | dot | transpose
 //   rows  MR, the index in the slot (0 for transpose)
 //   n     NV (vectors of columns) for the gemm kinds, NC (columns) for dot, NR for transpose
 //
@@ -438,7 +439,7 @@ tconv::GemmKernels<T>& ukernel_table_of(tconv::IsaKernels& table) {
 }
 
 // Put `fn` into its slot (an array indexed by rows, or the transpose pointer), record its name,
-// and derive the table's tile sizes from the kernels that fill fn, wfn and dot.
+// and derive the table's tile sizes from the kernels that fill fn, wfn, nfn and dot.
 template <class Ops, class Slot, class Fn>
 void fill_ukernel_slot(tconv::IsaKernels& table, Slot& slot, Fn fn, const char* name,
                        const char* slot_name, int rows, int n) {
@@ -452,6 +453,8 @@ void fill_ukernel_slot(tconv::IsaKernels& table, Slot& slot, Fn fn, const char* 
   if (s == "fn") {
     g.mr = std::max(g.mr, rows);
     g.nr = n * Ops::kWidth;
+  } else if (s == "nfn") {
+    g.narrow_nr = n * Ops::kWidth;
   } else if (s == "wfn") {
     g.wide_nr = n * Ops::kWidth;
   } else if (s == "dot") {
