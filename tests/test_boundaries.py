@@ -168,6 +168,16 @@ def fam_width(v: int) -> list[Geo]:
                 dilation=(1, 1), output_padding=(0, 1))]
 
 
+def fam_narrow_width(v: int) -> list[Geo]:
+    """Grid rows v wide under more than kWideMR output rows (the wide kernels take <= 3): the
+    direct path's full and narrow tiles (avx512: 12 x 16 f32, 12 x 8 f64, for rows too short
+    for nr columns); forward stride 1 and 2, the gather, 1-D and 2-D."""
+    return [_1d(v, c_in=4, c_out=5, kernel=(3,), padding=((1, 1),)),
+            _1d(v, c_in=5, c_out=4, kernel=(4,), stride=(2,), padding=((1, 1),)),
+            Geo((2, v), c_in=4, c_out=5, kernel=(3, 3), stride=(2, 2),
+                padding=((1, 1), (1, 1)), dilation=(1, 1), output_padding=(1, 1))]
+
+
 def fam_pad(v: int) -> list[Geo]:
     """v as padding (gather) and crop (forward): symmetric, low only, high only, strided,
     a length-1 input with a 1-tap kernel (issue 19's call), and 2-D."""
@@ -511,7 +521,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "dw_stride": lambda v: fam_depthwise(v, "stride"),
     "dw_channels": lambda v: fam_depthwise(v, "channels"),
     "dw_wg_values": fam_dw_wg_values,
-    "width": fam_width, "pad": fam_pad, "out_channels": fam_out_channels,
+    "width": fam_width, "narrow_width": fam_narrow_width, "pad": fam_pad, "out_channels": fam_out_channels,
     "reduction": fam_reduction, "wg_pixels": fam_wg_pixels,
     "outer_M": lambda v: fam_outer(v, "M"), "outer_N": lambda v: fam_outer(v, "N"),
     "outer_K": lambda v: fam_outer(v, "K"), "stride": fam_stride,
@@ -576,6 +586,12 @@ TABLE: list[Row] = [
         why="pixel tails; nr >= 0.6 x round_up(width, nr) picks the direct path"),
     Row("wide tile columns (<= kWideMR rows)", "ukernels/*.cpp: wfn entries, n 4|16",
         WIDE_NR, ("width",), literals=("16", "4")),
+    Row("narrow tile columns (avx512: f32 16, f64 8): rows of 0.6 x narrow_nr .. narrow_nr "
+        "points take the direct path with them instead of packing B (subconv/plan.cpp: "
+        "narrow_tiles)", "ukernels/avx512_table.hpp: nfn entries, n 1",
+        (5, 8, 10, 16, 20), ("narrow_width",), dtypes=("float32", "float64"),
+        why="both edges of the narrow range of each dtype (5-8 f64, 10-16 f32) and the full "
+            "tile's (20 f32)"),
     Row("dot tile (grad_weight) rows 4 (avx512: 6), columns 3/4",
         "ukernels/*.cpp: dot entries, n 3|4", (3, 4, 6), ("out_channels", "outer_N"),
         literals=("3", "4"), dtypes=("float32", "float64")),

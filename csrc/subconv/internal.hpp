@@ -278,7 +278,8 @@ enum class Input { kPacked, kIndirect, kBand, kBandPerBlock };
 // executor (run.cpp) only reads it; what depends on a task's own tiles is the rule task_input.
 struct SubconvPlan {
   bool empty = true;  // no pixels: nothing to compute
-  bool wide = false;  // the wide kernels (M <= kWideMR)
+  bool wide = false;    // the wide kernels (M <= kWideMR)
+  bool narrow = false;  // the narrow kernels (rows too short for nr columns: narrow_tiles)
   int mr = 0, nr = 0;
   int64_t elem = 0;     // sizeof(T)
   int64_t kc = 0;       // K block (k_block<T>(): never thread-dependent)

@@ -45,6 +45,29 @@ int64_t balanced_columns(int64_t n_total, int64_t groups, int64_t nc, int nr, in
   return best;
 }
 
+// Whether rows of `width` grid points fill enough of their tiles of nr columns for the direct
+// path (kDirectMinFill): the columns past a row's end are computed and discarded.
+bool fills_tiles(int64_t width, int nr) {
+  return double(width) >= kDirectMinFill * double(round_up(width, nr));
+}
+
+// Whether the call takes the narrow kernels (narrow_nr columns, the same mr and packed A): every
+// sub-convolution with pixels has rows too short to fill tiles of nr columns but long enough
+// for narrow_nr (DCGAN 128->64 and the 3-D U-Net: grids 16 points wide under 32-column tiles,
+// whose B was packed, each source value copied once per tap).  Their rows then take the
+// direct path and are read in place.  The tile's width never changes a sum.
+bool narrow_tiles(const std::vector<SubConv>& subs, int nr, int narrow_nr) {
+  if (narrow_nr == 0) return false;
+  bool any = false;
+  for (const SubConv& s : subs) {
+    if (s.batch * s.pixels() == 0 || s.M == 0) continue;
+    const int64_t width = s.axes[2].extent;
+    if (fills_tiles(width, nr) || !fills_tiles(width, narrow_nr)) return false;
+    any = true;
+  }
+  return any;
+}
+
 // Flops, and pixel totals, of the sub-convolutions (pixels: summed over groups).
 void totals(const std::vector<SubConv>& subs, SubconvPlan& p, int64_t& total_pixels,
             int64_t& k_sum) {
@@ -71,7 +94,7 @@ void plan_tasks(const std::vector<SubConv>& subs, size_t si, int64_t total_pixel
   const double want = kTasksPerThread * p.threads * share;
   const int64_t width = s.axes[2].extent;
   // strided sources (gather) take the direct path only through a de-interleaved band
-  const bool direct = double(width) >= kDirectMinFill * double(round_up(width, nr));
+  const bool direct = fills_tiles(width, nr);
   int64_t cols = width;  // direct path: columns of one row per task (< width: row chunks)
   int64_t nc, pixel_tasks;
   if (direct) {  // whole rows of the grid, about kMaxRowChunk columns; long rows cut into chunks
@@ -245,6 +268,8 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
   p.wide = subs[0].M <= kWideMR && uk.wide_nr > 0;
   p.mr = p.wide ? kWideMR : uk.mr;
   p.nr = p.wide ? uk.wide_nr : uk.nr;
+  p.narrow = !p.wide && narrow_tiles(subs, p.nr, uk.narrow_nr);
+  if (p.narrow) p.nr = uk.narrow_nr;
   p.elem = static_cast<int64_t>(sizeof(T));
   p.threads = threads;
   p.kc = k_block<T>();

@@ -551,8 +551,10 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const SubConv& s0 = subs[0];
   const Call<T> c{subs, p, src, w, bias, dst, check, a_packed,
                   s0.dst_dims[0] * s0.dst_dims[1] * s0.dst_dims[2],
-                  p.wide ? uk.wfn : uk.fn, p.wide ? uk.wifn : uk.ifn, p.wide ? uk.wofn : uk.ofn,
-                  uk.kfn, current_cancellation()};
+                  p.wide ? uk.wfn : p.narrow ? uk.nfn : uk.fn,
+                  p.wide ? uk.wifn : p.narrow ? uk.nifn : uk.ifn,
+                  p.wide ? uk.wofn : p.narrow ? uk.nofn : uk.ofn, p.narrow ? uk.nkfn : uk.kfn,
+                  current_cancellation()};
   const auto unit_count = static_cast<int64_t>(p.a_units.size());
   const int64_t M = s0.M;
   int nonfinite = 0;  // some stored value is Inf/NaN
