@@ -68,6 +68,7 @@
 
 #include "tconv/assert.hpp"
 #include "tconv/cancel.hpp"
+#include "tconv/clones.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/depthwise.hpp"
 #include "tconv/kernels.hpp"
@@ -415,18 +416,8 @@ inline void pack_b_body(const Geometry& g, const T* fine, const std::vector<BCol
   }
 }
 
-// pack_b_body is compiled for the baseline ISA and, on x86-64 gcc builds that have those
-// kernel tables, as AVX2 and AVX-512 clones (function target attributes, everything it calls
-// inlined: the row copies become 32- or 64-byte moves instead of 16-byte ones; the rest of the
-// file stays baseline).  A clone runs only when the active table is its ISA's, so the CPU has
-// it (never for avx512-emulated).  Packing only moves values: every clone gives the same bits.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX2)
-#define TCONV_WG_PACK_AVX2 __attribute__((flatten, target("avx2,fma")))
-#endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX512)
-#define TCONV_WG_PACK_AVX512 \
-  __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
-#endif
+// pack_b_body has AVX2 and AVX-512 clones (tconv/clones.hpp): the row copies become 32- or
+// 64-byte moves instead of 16-byte ones.
 
 template <typename T>
 using PackB = void (*)(const Geometry&, const T*, const std::vector<BColumn>&, int64_t, int64_t,
@@ -439,9 +430,9 @@ void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
             int64_t kcp, int64_t ld, T* bp) {
   pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
 }
-#ifdef TCONV_WG_PACK_AVX2
+#ifdef TCONV_CLONE_AVX2
 template <typename T>
-TCONV_WG_PACK_AVX2 void pack_b_avx2(const Geometry& g, const T* fine,
+TCONV_CLONE_AVX2 void pack_b_avx2(const Geometry& g, const T* fine,
                                     const std::vector<BColumn>& table, int64_t group,
                                     int64_t col0, int64_t nc, int64_t ncp,
                                     const std::vector<KSegment>& segs, int64_t kc, int64_t kcp,
@@ -449,9 +440,9 @@ TCONV_WG_PACK_AVX2 void pack_b_avx2(const Geometry& g, const T* fine,
   pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
 }
 #endif
-#ifdef TCONV_WG_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
 template <typename T>
-TCONV_WG_PACK_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
+TCONV_CLONE_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
                                         const std::vector<BColumn>& table, int64_t group,
                                         int64_t col0, int64_t nc, int64_t ncp,
                                         const std::vector<KSegment>& segs, int64_t kc,
@@ -500,17 +491,17 @@ template <typename T>
 using PackPanel = void (*)(const Geometry&, const T*, const std::vector<PanelRun>&, int64_t, int,
                            const std::vector<KSegment>&, int64_t, int64_t, T*);
 
-#ifdef TCONV_WG_PACK_AVX512
-TCONV_WG_PACK_AVX512 inline __m512 masked_load(uint32_t m, const float* p) {
+#ifdef TCONV_CLONE_AVX512
+TCONV_CLONE_AVX512 inline __m512 masked_load(uint32_t m, const float* p) {
   return _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
 }
-TCONV_WG_PACK_AVX512 inline __m512d masked_load(uint32_t m, const double* p) {
+TCONV_CLONE_AVX512 inline __m512d masked_load(uint32_t m, const double* p) {
   return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
 }
-TCONV_WG_PACK_AVX512 inline void masked_store(float* p, uint32_t m, __m512 v) {
+TCONV_CLONE_AVX512 inline void masked_store(float* p, uint32_t m, __m512 v) {
   _mm512_mask_storeu_ps(p, static_cast<__mmask16>(m), v);
 }
-TCONV_WG_PACK_AVX512 inline void masked_store(double* p, uint32_t m, __m512d v) {
+TCONV_CLONE_AVX512 inline void masked_store(double* p, uint32_t m, __m512d v) {
   _mm512_mask_storeu_pd(p, static_cast<__mmask8>(m), v);
 }
 
@@ -528,7 +519,7 @@ inline uint32_t run_mask(int64_t x0, int64_t len, int64_t dx, int64_t fx) {
 // 32 x 32 grid is its own 4 KiB page, which the L2 streamer does not cross, and the
 // packing's loads waited on them).
 template <typename T>
-TCONV_WG_PACK_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
+TCONV_CLONE_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
                                             const std::vector<PanelRun>& runs, int64_t cols,
                                             int nr, const std::vector<KSegment>& segs,
                                             int64_t kc, int64_t ahead, T* panel) {
@@ -580,24 +571,23 @@ TCONV_WG_PACK_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
 
 // The direct panel packing of the active kernel table's ISA, or null (pack_b + transpose).
 template <typename T>
-PackPanel<T> pack_panel_for(const std::string& isa) {
-#ifdef TCONV_WG_PACK_AVX512
-  if (isa == "avx512") return &pack_panel_avx512<T>;
+PackPanel<T> pack_panel_for(CloneIsa isa) {
+#ifdef TCONV_CLONE_AVX512
+  if (isa == CloneIsa::kAvx512) return &pack_panel_avx512<T>;
 #endif
   (void)isa;
   return nullptr;
 }
 
-// The B packing of the active kernel table's ISA (table name `isa`).
+// The B packing of the active kernel table's ISA.
 template <typename T>
-PackB<T> pack_b_for(const std::string& isa) {
-#ifdef TCONV_WG_PACK_AVX512
-  if (isa == "avx512") return &pack_b_avx512<T>;
+PackB<T> pack_b_for(CloneIsa isa) {
+#ifdef TCONV_CLONE_AVX512
+  if (isa == CloneIsa::kAvx512) return &pack_b_avx512<T>;
 #endif
-#ifdef TCONV_WG_PACK_AVX2
-  if (isa == "avx2") return &pack_b_avx2<T>;
+#ifdef TCONV_CLONE_AVX2
+  if (isa == CloneIsa::kAvx2) return &pack_b_avx2<T>;
 #endif
-  (void)isa;
   return &pack_b<T>;
 }
 
@@ -1088,9 +1078,9 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
                        coarse,
                        fine,
                        table,
-                       pack_b_for<T>(active_kernels().name),
+                       pack_b_for<T>(clone_isa(active_kernels().name)),
                        g.kernel[2] >= kPanelMinTaps && g.dilation[2] == 1
-                           ? pack_panel_for<T>(active_kernels().name)
+                           ? pack_panel_for<T>(clone_isa(active_kernels().name))
                            : nullptr};
 
 #pragma omp parallel if (p.parallel)

@@ -37,6 +37,7 @@
 #endif
 
 #include "tconv/cancel.hpp"
+#include "tconv/clones.hpp"
 #include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
@@ -100,23 +101,13 @@ struct Task {
   int64_t n, g, p0, p1, j0, cols;  // panels [p0, p1) of A, columns [j0, j0 + cols)
 };
 
-// B packing is compiled three times: for the baseline ISA and, on x86-64 gcc builds that have
-// those kernels, with AVX2 and AVX-512 code generation (function target attributes: the rest
-// of this file stays baseline, so it runs on any CPU).  A clone runs only when the active
-// kernel table is its ISA's (never for avx512-emulated), so the CPU has it.  Packing only
-// moves values: every clone gives the same bits.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX2)
-#define TCONV_ENGINE_AVX2 __attribute__((flatten, target("avx2,fma")))
-#endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(TCONV_HAVE_AVX512)
-#define TCONV_ENGINE_AVX512 \
-  __attribute__((flatten, target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")))
-#endif
+// B packing, the forward's A rows and the streamed stores have AVX2 and AVX-512 clones
+// (tconv/clones.hpp).
 
 // One vector of T in a clone's ISA, with the few operations the streamed stores use, so that
 // stream_tile_body is written once for both ISAs and types.  nonfinite: some lane is Inf or
 // NaN (exponent bits all ones, as nonfinite_bit).
-#ifdef TCONV_ENGINE_AVX512
+#ifdef TCONV_CLONE_AVX512
 template <typename T>
 struct Avx512Vec;
 template <>
@@ -124,11 +115,11 @@ struct Avx512Vec<float> {
   using T = float;
   using V = __m512;
   static constexpr int kWidth = 16;
-  TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_ps(x); }
-  TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_ps(p); }
-  TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_ps(p, v); }
-  TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
+  TCONV_CLONE_AVX512 static V set1(T x) { return _mm512_set1_ps(x); }
+  TCONV_CLONE_AVX512 static V load(const T* p) { return _mm512_loadu_ps(p); }
+  TCONV_CLONE_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  TCONV_CLONE_AVX512 static void stream(T* p, V v) { _mm512_stream_ps(p, v); }
+  TCONV_CLONE_AVX512 static bool nonfinite(V v) {
     const __m512i e = _mm512_set1_epi32(0x7f800000);
     return _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), e), e) != 0;
   }
@@ -138,17 +129,17 @@ struct Avx512Vec<double> {
   using T = double;
   using V = __m512d;
   static constexpr int kWidth = 8;
-  TCONV_ENGINE_AVX512 static V set1(T x) { return _mm512_set1_pd(x); }
-  TCONV_ENGINE_AVX512 static V load(const T* p) { return _mm512_loadu_pd(p); }
-  TCONV_ENGINE_AVX512 static V add(V a, V b) { return _mm512_add_pd(a, b); }
-  TCONV_ENGINE_AVX512 static void stream(T* p, V v) { _mm512_stream_pd(p, v); }
-  TCONV_ENGINE_AVX512 static bool nonfinite(V v) {
+  TCONV_CLONE_AVX512 static V set1(T x) { return _mm512_set1_pd(x); }
+  TCONV_CLONE_AVX512 static V load(const T* p) { return _mm512_loadu_pd(p); }
+  TCONV_CLONE_AVX512 static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  TCONV_CLONE_AVX512 static void stream(T* p, V v) { _mm512_stream_pd(p, v); }
+  TCONV_CLONE_AVX512 static bool nonfinite(V v) {
     const __m512i e = _mm512_set1_epi64(0x7ff0000000000000ll);
     return _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), e), e) != 0;
   }
 };
 #endif
-#ifdef TCONV_ENGINE_AVX2
+#ifdef TCONV_CLONE_AVX2
 template <typename T>
 struct Avx2Vec;
 template <>
@@ -156,11 +147,11 @@ struct Avx2Vec<float> {
   using T = float;
   using V = __m256;
   static constexpr int kWidth = 8;
-  TCONV_ENGINE_AVX2 static V set1(T x) { return _mm256_set1_ps(x); }
-  TCONV_ENGINE_AVX2 static V load(const T* p) { return _mm256_loadu_ps(p); }
-  TCONV_ENGINE_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  TCONV_ENGINE_AVX2 static void stream(T* p, V v) { _mm256_stream_ps(p, v); }
-  TCONV_ENGINE_AVX2 static bool nonfinite(V v) {
+  TCONV_CLONE_AVX2 static V set1(T x) { return _mm256_set1_ps(x); }
+  TCONV_CLONE_AVX2 static V load(const T* p) { return _mm256_loadu_ps(p); }
+  TCONV_CLONE_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  TCONV_CLONE_AVX2 static void stream(T* p, V v) { _mm256_stream_ps(p, v); }
+  TCONV_CLONE_AVX2 static bool nonfinite(V v) {
     const __m256i e = _mm256_set1_epi32(0x7f800000);
     const __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), e), e);
     return !_mm256_testz_si256(m, m);
@@ -171,11 +162,11 @@ struct Avx2Vec<double> {
   using T = double;
   using V = __m256d;
   static constexpr int kWidth = 4;
-  TCONV_ENGINE_AVX2 static V set1(T x) { return _mm256_set1_pd(x); }
-  TCONV_ENGINE_AVX2 static V load(const T* p) { return _mm256_loadu_pd(p); }
-  TCONV_ENGINE_AVX2 static V add(V a, V b) { return _mm256_add_pd(a, b); }
-  TCONV_ENGINE_AVX2 static void stream(T* p, V v) { _mm256_stream_pd(p, v); }
-  TCONV_ENGINE_AVX2 static bool nonfinite(V v) {
+  TCONV_CLONE_AVX2 static V set1(T x) { return _mm256_set1_pd(x); }
+  TCONV_CLONE_AVX2 static V load(const T* p) { return _mm256_loadu_pd(p); }
+  TCONV_CLONE_AVX2 static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  TCONV_CLONE_AVX2 static void stream(T* p, V v) { _mm256_stream_pd(p, v); }
+  TCONV_CLONE_AVX2 static bool nonfinite(V v) {
     const __m256i e = _mm256_set1_epi64x(0x7ff0000000000000ll);
     const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(v), e), e);
     return !_mm256_testz_si256(m, m);
@@ -226,16 +217,16 @@ template <typename T, int NR>
 void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
   pack_b_body<T, NR, 16>(src, ld, kc, cols, panel);
 }
-#ifdef TCONV_ENGINE_AVX2
+#ifdef TCONV_CLONE_AVX2
 template <typename T, int NR>
-TCONV_ENGINE_AVX2 void pack_b_avx2(const T* src, int64_t ld, int64_t kc, int64_t cols,
+TCONV_CLONE_AVX2 void pack_b_avx2(const T* src, int64_t ld, int64_t kc, int64_t cols,
                                    T* panel) {
   pack_b_body<T, NR, 32>(src, ld, kc, cols, panel);
 }
 #endif
-#ifdef TCONV_ENGINE_AVX512
+#ifdef TCONV_CLONE_AVX512
 template <typename T, int NR>
-TCONV_ENGINE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int64_t cols,
+TCONV_CLONE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int64_t cols,
                                        T* panel) {
   pack_b_body<T, NR, 64>(src, ld, kc, cols, panel);
 }
@@ -252,8 +243,8 @@ inline void copy_rows(const void* from, int64_t ld, int64_t bytes, int64_t count
     std::memcpy(static_cast<char*>(to) + k * bytes, static_cast<const char*>(from) + k * ld,
                 static_cast<size_t>(bytes));
 }
-#ifdef TCONV_ENGINE_AVX512
-TCONV_ENGINE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t bytes,
+#ifdef TCONV_CLONE_AVX512
+TCONV_CLONE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t bytes,
                                           int64_t count, void* to) {
   if (bytes > 2 * 64) return copy_rows(from, ld, bytes, count, to);  // not with mr <= 12
   // byte masks of the first and second 64 bytes of a row (at most two vectors)
@@ -269,43 +260,29 @@ TCONV_ENGINE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t 
 }
 #endif
 
-// Which copies to run: the clones of the active table's ISA, else the baseline's.
-enum class CopyIsa { kBase, kAvx2, kAvx512 };
-
-inline CopyIsa copy_isa(const std::string& table) {
-#ifdef TCONV_ENGINE_AVX512
-  if (table == "avx512") return CopyIsa::kAvx512;
-#endif
-#ifdef TCONV_ENGINE_AVX2
-  if (table == "avx2") return CopyIsa::kAvx2;
-#endif
-  (void)table;
-  return CopyIsa::kBase;
-}
-
-inline CopyRows copy_rows_for(CopyIsa isa) {
-#ifdef TCONV_ENGINE_AVX512
-  if (isa == CopyIsa::kAvx512) return &copy_rows_avx512;
+inline CopyRows copy_rows_for(CloneIsa isa) {
+#ifdef TCONV_CLONE_AVX512
+  if (isa == CloneIsa::kAvx512) return &copy_rows_avx512;
 #endif
   (void)isa;
   return &copy_rows;
 }
 
 template <typename T, int NR>
-PackB<T> pack_b_of(CopyIsa isa) {
+PackB<T> pack_b_of(CloneIsa isa) {
   switch (isa) {
-#ifdef TCONV_ENGINE_AVX512
-    case CopyIsa::kAvx512: return &pack_b_avx512<T, NR>;
+#ifdef TCONV_CLONE_AVX512
+    case CloneIsa::kAvx512: return &pack_b_avx512<T, NR>;
 #endif
-#ifdef TCONV_ENGINE_AVX2
-    case CopyIsa::kAvx2: return &pack_b_avx2<T, NR>;
+#ifdef TCONV_CLONE_AVX2
+    case CloneIsa::kAvx2: return &pack_b_avx2<T, NR>;
 #endif
     default: return &pack_b<T, NR>;
   }
 }
 
 template <typename T>
-PackB<T> pack_b_for(int nr, CopyIsa isa) {
+PackB<T> pack_b_for(int nr, CloneIsa isa) {
   switch (nr) {
     case 8: return pack_b_of<T, 8>(isa);
     case 16: return pack_b_of<T, 16>(isa);
@@ -480,17 +457,17 @@ inline __attribute__((always_inline)) bool stream_tile_body(const T* from, int64
   return bad;
 }
 #pragma GCC diagnostic pop
-#ifdef TCONV_ENGINE_AVX512
+#ifdef TCONV_CLONE_AVX512
 template <typename T>
-TCONV_ENGINE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
+TCONV_CLONE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
                                             int64_t ld_to, int64_t r, int64_t cols,
                                             const T* bias) {
   return stream_tile_body<Avx512Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif
-#ifdef TCONV_ENGINE_AVX2
+#ifdef TCONV_CLONE_AVX2
 template <typename T>
-TCONV_ENGINE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, int64_t ld_to,
+TCONV_CLONE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, int64_t ld_to,
                                         int64_t r, int64_t cols, const T* bias) {
   return stream_tile_body<Avx2Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
@@ -500,16 +477,16 @@ TCONV_ENGINE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, i
 // `dst` with rows of `ld` values, or null where it does not apply (below kStreamBytes, an
 // output not 64-byte aligned, a table without a clone: then finish_tile runs).
 template <typename T>
-StreamTile<T> stream_tile_for(CopyIsa isa, const T* dst, int64_t ld, int64_t bytes) {
+StreamTile<T> stream_tile_for(CloneIsa isa, const T* dst, int64_t ld, int64_t bytes) {
   if (bytes < kStreamBytes || reinterpret_cast<uintptr_t>(dst) % 64 != 0 ||
       ld * int64_t(sizeof(T)) % 64 != 0)
     return nullptr;
   switch (isa) {
-#ifdef TCONV_ENGINE_AVX512
-    case CopyIsa::kAvx512: return &stream_tile_avx512<T>;
+#ifdef TCONV_CLONE_AVX512
+    case CloneIsa::kAvx512: return &stream_tile_avx512<T>;
 #endif
-#ifdef TCONV_ENGINE_AVX2
-    case CopyIsa::kAvx2: return &stream_tile_avx2<T>;
+#ifdef TCONV_CLONE_AVX2
+    case CloneIsa::kAvx2: return &stream_tile_avx2<T>;
 #endif
     default: return nullptr;
   }
@@ -593,7 +570,7 @@ struct Engine {
 template <typename T>
 Engine<T> make_engine(const Problem<T>& pb, const Schedule& sc, bool check, T* a_packed) {
   const GemmKernels<T>& uk = active_gemm<T>();
-  const CopyIsa isa = copy_isa(active_kernels().name);
+  const CloneIsa isa = clone_isa(active_kernels().name);
   const int nr = sc.plan.nr;
   const int64_t images = pb.batch * pb.groups;
   const int64_t out_bytes = (pb.c_row ? images * pb.c_image : images * pb.M * pb.N) *

@@ -2,29 +2,18 @@
 // task's source pixels, im2col with zeros (the path for rows too short for tiles of nr).
 #include <algorithm>
 #include <climits>
-#include <string_view>
 #include <type_traits>
 
 #include "subconv/internal.hpp"
+#include "tconv/clones.hpp"
 #include "tconv/copy.hpp"
 
-// The packed input is also compiled with AVX-512 code generation (a function target
-// attribute: the rest of this file stays baseline, so it runs on any CPU) and that clone runs
-// only when the active kernel table is the real "avx512" one (so the CPU has it; never for
-// avx512-emulated).  Its float rows read at a step of 2 (every strided gather: grad_input of
-// a stride-2 layer) are de-interleaved with one masked load (two for 16 values) and one
-// permute, instead of two loads and a shuffle per 4 values.  Packing only moves values: the
-// same bits either way.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(TCONV_HAVE_AVX512)
+// The packed input has an AVX-512 clone for float (tconv/clones.hpp).  Its rows read at a
+// step of 2 (every strided gather: grad_input of a stride-2 layer) are de-interleaved with one
+// masked load (two for 16 values) and one permute, instead of two loads and a shuffle per 4
+// values.
+#ifdef TCONV_CLONE_AVX512
 #include <immintrin.h>
-#define TCONV_PACK_AVX512 1
-#define TCONV_PACK_AVX512_ATTR \
-  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")))
-// (flatten: the clone inlines every call, so the AVX-512 copies land in its own body)
-#define TCONV_PACK_AVX512_CLONE __attribute__((flatten)) TCONV_PACK_AVX512_ATTR
-#else
-#define TCONV_PACK_AVX512 0
 #endif
 
 namespace tconv::detail {
@@ -44,11 +33,11 @@ inline int64_t pack_channel_block(int64_t plane_bytes) {
   return plane_bytes % kAliasBytes == 0 ? kPackChannels : INT64_MAX / 2;
 }
 
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
 // to[u] = from[2 * u] for u < LEN <= 16, reading only from[0 .. 2 * LEN - 2]: the loads are
 // masked to those values (masked-off lanes never fault) and the evens gathered by a permute.
 template <int LEN>
-TCONV_PACK_AVX512_ATTR inline void copy_even_avx512(const float* from, float* to) {
+TCONV_TARGET_AVX512 inline void copy_even_avx512(const float* from, float* to) {
   static_assert(LEN >= 1 && LEN <= 16, "one vector of output");
   constexpr int reads = 2 * LEN - 1;  // values read
   alignas(64) int32_t index[16];  // lane u of the permute takes value 2u (constant-folded)
@@ -72,13 +61,13 @@ TCONV_PACK_AVX512_ATTR inline void copy_even_avx512(const float* from, float* to
 }
 #endif
 
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
 // A row of len <= 16 columns of which [lo, hi) read the source at a step of 1 or 2 from p (the
 // others are zero): rows of a run-time length (odd grid widths, a border on both sides) as one
 // or two masked loads, a permute for step 2, and one masked store, instead of a loop a value.
 // Lanes outside [lo, hi) are masked off: they read nothing, so the address of lane 0 (before
 // p when lo > 0) is formed as an integer.
-TCONV_PACK_AVX512_ATTR inline void copy_masked_avx512(const float* p, int64_t step, int64_t lo,
+TCONV_TARGET_AVX512 inline void copy_masked_avx512(const float* p, int64_t step, int64_t lo,
                                                       int64_t hi, int64_t len, float* d) {
   const auto lanes = [](int64_t n) {  // the first n lanes, n in [0, 16]
     return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
@@ -105,7 +94,7 @@ TCONV_PACK_AVX512_ATTR inline void copy_masked_avx512(const float* p, int64_t st
 }
 #endif
 
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
 // Whole grid planes of kPlaneGrid points packed by permutes (the AVX-512 float clone): when
 // one image's grid has exactly kPlaneGrid points and its source plane at most
 // kPlaneSourceMax values (DCGAN 512->256 grad_input: a 4x4 grid read from an 8x8 plane at
@@ -156,7 +145,7 @@ inline void plane_taps(const SubConv& s, std::vector<PlaneTap>& out) {
 
 // One grid plane (kPlaneGrid columns at dst, panel rows nr apart): channels [0, channels) of
 // the K block, channel c's plane at src_c + c * plane (plane <= kPlaneSourceMax values).
-TCONV_PACK_AVX512_ATTR inline void pack_plane_avx512(const float* src_c, int64_t plane,
+TCONV_TARGET_AVX512 inline void pack_plane_avx512(const float* src_c, int64_t plane,
                                                      int64_t channels,
                                                      const std::vector<PackTap>& taps,
                                                      const std::vector<PlaneTap>& ptaps,
@@ -187,7 +176,7 @@ TCONV_PACK_AVX512_ATTR inline void pack_plane_avx512(const float* src_c, int64_t
 }
 #endif
 
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
 // Grids that are their source planes, packed by masked loads (the AVX-512 float clone): when
 // every axis reads its source at step 1 and the grid's rows and planes are the source's
 // (J_y = S_y and J_x = S_x: the forward's phases of a layer whose output is stride x its
@@ -220,7 +209,7 @@ inline bool shifted_packing_suits(const SubConv& s, int nr, const std::vector<Se
 }
 
 // The lanes whose coordinate j + d lies inside [0, size) (an unsigned compare).
-TCONV_PACK_AVX512_ATTR inline __mmask16 lanes_inside(__m512i j, int64_t d, int64_t size) {
+TCONV_TARGET_AVX512 inline __mmask16 lanes_inside(__m512i j, int64_t d, int64_t size) {
   return _mm512_cmplt_epu32_mask(_mm512_add_epi32(j, _mm512_set1_epi32(static_cast<int32_t>(d))),
                                  _mm512_set1_epi32(static_cast<int32_t>(size)));
 }
@@ -228,7 +217,7 @@ TCONV_PACK_AVX512_ATTR inline __mmask16 lanes_inside(__m512i j, int64_t d, int64
 // Columns [0, nc) of the K block (channels from c0, taps as pack_b's PackTap list), the
 // first at grid point `first` (shifted_packing_suits).  Columns past nc in the last run are
 // zero.
-TCONV_PACK_AVX512_ATTR inline void pack_shifted_avx512(const SubConv& s, const float* src,
+TCONV_TARGET_AVX512 inline void pack_shifted_avx512(const SubConv& s, const float* src,
                                                        int64_t group, const Segment& first,
                                                        int64_t c0, int64_t channels,
                                                        int64_t nc, int nr, int64_t kc,
@@ -308,7 +297,7 @@ TCONV_PACK_AVX512_ATTR inline void pack_shifted_avx512(const SubConv& s, const f
 // kAvx512 and it has them for this case.
 template <bool kAvx512, typename T, int STEP, int LEN>
 inline __attribute__((always_inline)) void copy_row(const T* from, T* to) {
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
   if constexpr (kAvx512 && std::is_same_v<T, float> && STEP == 2 && LEN <= 16) {
     copy_even_avx512<LEN>(from, to);
     return;
@@ -403,7 +392,7 @@ inline __attribute__((always_inline)) void copy_tap_rows(const PieceTap& r, cons
     case PieceKind::kGeneral:
       break;
   }
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
   if constexpr (kAvx512 && std::is_same_v<T, float>) {
     if (len <= 16 && (step == 1 || step == 2)) {
       for (int64_t i = 0; i < n; ++i, p += plane, d += dk)
@@ -616,7 +605,7 @@ inline __attribute__((always_inline)) void pack_segment(const SubConv& s, const 
   }
 }
 
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
 // The AVX-512 whole-plane packing of segment si (from (jz, jy, jx) = 0 over kPlaneGrid
 // columns in one panel) and the grid plane's further segments: returns the index of the
 // plane's last segment, or -1 (nothing packed) where segs[si] does not start one.
@@ -661,7 +650,7 @@ inline __attribute__((always_inline)) void pack_b_body(
   const int64_t dx_lo = *std::min_element(ax.tap_offset.begin(), ax.tap_offset.end());
   const int64_t dx_hi = *std::max_element(ax.tap_offset.begin(), ax.tap_offset.end());
   const int64_t channels = kc > 0 ? rows.back().channel - c0 + 1 : 0;
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
   // whole grid planes (pack_plane_at)
   bool planes = false;
   std::vector<PlaneTap> ptaps;
@@ -675,7 +664,7 @@ inline __attribute__((always_inline)) void pack_b_body(
   }
 #endif
   for (size_t si = 0; si < segs.size(); ++si) {
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
     if constexpr (kAvx512 && std::is_same_v<T, float>) {
       const int64_t last =
           planes ? pack_plane_at(s, src, group, segs, si, c0, channels, nc, nr, kc, taps, ptaps, bp)
@@ -701,8 +690,8 @@ void pack_b_base(const SubConv& s, const T* src, int64_t group, const std::vecto
   pack_b_body<false>(s, src, group, segs, rows, nc, nr, bp, taps, grid_order);
 }
 
-#if TCONV_PACK_AVX512
-TCONV_PACK_AVX512_CLONE void pack_b_avx512(const SubConv& s, const float* src, int64_t group,
+#ifdef TCONV_CLONE_AVX512
+TCONV_CLONE_AVX512 void pack_b_avx512(const SubConv& s, const float* src, int64_t group,
                                           const std::vector<Segment>& segs, KRows rows,
                                           int64_t nc, int nr, float* bp,
                                           std::vector<PackTap>& taps, bool grid_order) {
@@ -713,10 +702,7 @@ TCONV_PACK_AVX512_CLONE void pack_b_avx512(const SubConv& s, const float* src, i
 // Whether pack_b takes the AVX-512 float clone: float data on the real "avx512" table.
 template <typename T>
 bool avx512_clone() {
-#if TCONV_PACK_AVX512
-  if constexpr (std::is_same_v<T, float>) return std::string_view(active_kernels().name) == "avx512";
-#endif
-  return false;
+  return std::is_same_v<T, float> && clone_isa(active_kernels().name) == CloneIsa::kAvx512;
 }
 
 }  // namespace
@@ -724,7 +710,7 @@ bool avx512_clone() {
 template <typename T>
 void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Segment>& segs,
             KRows rows, int64_t nc, int nr, T* bp, std::vector<PackTap>& taps, bool grid_order) {
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (avx512_clone<T>()) {
       pack_b_avx512(s, src, group, segs, rows, nc, nr, bp, taps, grid_order);
@@ -737,7 +723,7 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
 
 template <typename T>
 bool packs_shifted(const SubConv& s, int nr) {
-#if TCONV_PACK_AVX512
+#ifdef TCONV_CLONE_AVX512
   if constexpr (std::is_same_v<T, float>) return avx512_clone<T>() && shifted_grids(s, nr);
 #endif
   (void)s;
