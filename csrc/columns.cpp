@@ -111,7 +111,17 @@ Block make_block(const Geometry& g, int a, int64_t o0, int64_t o1) {
 template <typename T>
 struct BlockScratch {
   Scratch<T> z, a, b, phases;
+  std::vector<int64_t> src_z, src_y;  // tap_sources
 };
+
+// out[o * kernel[d] + k] = tap_source(o, k, g, d) for the block's outputs o along axis d: once
+// per block, not once per output row and tap (an integer division each).
+void tap_sources(const Geometry& g, int d, std::vector<int64_t>& out) {
+  out.resize(static_cast<size_t>(g.fine[d] * g.kernel[d]));
+  for (int64_t o = 0; o < g.fine[d]; ++o)
+    for (int64_t k = 0; k < g.kernel[d]; ++k)
+      out[static_cast<size_t>(o * g.kernel[d] + k)] = tap_source(o, k, g, d);
+}
 
 // The B panels of the tiles of `len` pixels from x (kcb channel rows x_plane apart): tile t's
 // panel at bp + t * kcb * nr, bp[t * kcb * nr + c * nr + u] = x[c * x_plane + t * nr + u],
@@ -174,17 +184,18 @@ void columns_gemm(const Geometry& g, const T* xs, int64_t x_plane, const T* w, i
 }
 
 // Adds to ph[j] (j < xp.extent: output j * sx + xp.dst_base of output channel f's row
-// (oz, oy)) its taps in increasing (kz, ky, kx), as contiguous runs of Z: per tap
-// xp.tap_kernel[t], Z at i = j + xp.tap_offset[t] for the j with 0 <= i < cx.
+// (oz, oy), whose z and y taps read src_z[kz] and src_y[ky], -1: none) its taps in increasing
+// (kz, ky, kx), as contiguous runs of Z: per tap xp.tap_kernel[t], Z at
+// i = j + xp.tap_offset[t] for the j with 0 <= i < cx.
 template <typename T>
-void add_phase_taps(const Geometry& g, const T* z, int64_t ld, int64_t f, int64_t oz,
-                    int64_t oy, const SubAxis& xp, T* ph) {
+void add_phase_taps(const Geometry& g, const T* z, int64_t ld, int64_t f, const int64_t* src_z,
+                    const int64_t* src_y, const SubAxis& xp, T* ph) {
   const int64_t cx = g.coarse[2];
   for (int64_t kz = 0; kz < g.kernel[0]; ++kz) {
-    const int64_t iz = tap_source(oz, kz, g, 0);
+    const int64_t iz = src_z[kz];
     if (iz < 0) continue;
     for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
-      const int64_t iy = tap_source(oy, ky, g, 1);
+      const int64_t iy = src_y[ky];
       if (iy < 0) continue;
       const T* zp = z + ((f * g.kernel[0] + kz) * g.kernel[1] + ky) * g.kernel[2] * ld +
                     (iz * g.coarse[1] + iy) * cx;
@@ -212,6 +223,8 @@ auto col2im(const Block& blk, const T* z, int64_t ld, const T* bias, T* y, int64
       output_phases(fx, g.kernel[2], sx, g.pad[2], g.dilation[2]);
   const int64_t phase_ld = ceil_div(fx, sx) + 16;
   T* phase_buf = sc.phases.get(phase_ld * std::min(sx, fx));
+  tap_sources(g, 0, sc.src_z);
+  tap_sources(g, 1, sc.src_y);
   for (int64_t f = 0; f < M; ++f) {
     T* yc = y + f * y_plane + blk.y_off;
     const T b = bias != nullptr ? bias[grp * M + f] : T(0);
@@ -221,7 +234,8 @@ auto col2im(const Block& blk, const T* z, int64_t ld, const T* bias, T* y, int64
         for (const SubAxis& xp : x_phases) {
           T* ph = sx == 1 ? row : phase_buf + xp.dst_base * phase_ld;
           std::fill(ph, ph + xp.extent, b);
-          add_phase_taps(g, z, ld, f, oz, oy, xp, ph);
+          add_phase_taps(g, z, ld, f, sc.src_z.data() + oz * g.kernel[0],
+                         sc.src_y.data() + oy * g.kernel[1], xp, ph);
         }
         if (sx == 2 && fx >= 2) {
           const T* const pair[2] = {phase_buf, phase_buf + phase_ld};
