@@ -54,10 +54,11 @@ struct Worker {
   std::vector<BandOffsets> row_parts;  // band_row_offsets' tables, one per K block
   // Direct path: per tile, which taps read inside the source for some of its points
   // (tile_taps[t * taps + tap]; empty when every tap of every tile does), and per K block the
-  // rows each tile multiplies (listed[list_at[t] .. list_at[t + 1]); list_at empty: every
-  // tile multiplies all rows).
+  // rows each tile multiplies: list_n[t] of them, listed[list_at[t] ..] unless that is all
+  // rows (a tile all of whose taps read inside lists none); list_at empty: every tile
+  // multiplies all rows.
   std::vector<char> tile_taps;
-  std::vector<int64_t> listed, list_at;
+  std::vector<int64_t> listed, list_at, list_n;
   std::vector<int64_t> listed_off;  // a tile's listed rows' B offsets (in-place band rows)
   // border-sorted packed path: the listed rows' offsets in their whole packed B panels
   // (listed_b[l] = listed[l] * nr)
@@ -271,7 +272,7 @@ void panel_taps(const SubConv& s, Worker<T>& wk, int64_t panels, int nr) {
 // How many rows of the K block (kc rows) tile t multiplies.
 template <typename T>
 int64_t listed_count(const Worker<T>& wk, size_t t, int64_t kc) {
-  return wk.list_at.empty() ? kc : wk.list_at[t + 1] - wk.list_at[t];
+  return wk.list_at.empty() ? kc : wk.list_n[t];
 }
 
 // The rows of K block `rows` that each of `units` tiles (or packed B panels) multiplies
@@ -282,15 +283,20 @@ int64_t listed_count(const Worker<T>& wk, size_t t, int64_t kc) {
 template <typename T>
 void list_rows(const SubConv& s, Worker<T>& wk, KRows rows, size_t units) {
   wk.list_at.clear();
+  wk.list_n.clear();
   if (wk.tile_taps.empty()) return;
   const auto taps = static_cast<size_t>(s.taps());
   wk.listed.clear();
-  wk.list_at.push_back(0);
   for (size_t t = 0; t < units; ++t) {
-    for (size_t k = 0; k < rows.size(); ++k)
-      if (wk.tile_taps[t * taps + static_cast<size_t>(rows[k].tap)] != 0)
-        wk.listed.push_back(static_cast<int64_t>(k));
+    const char* inside = wk.tile_taps.data() + t * taps;
     wk.list_at.push_back(static_cast<int64_t>(wk.listed.size()));
+    if (std::find(inside, inside + taps, 0) == inside + taps) {  // every row
+      wk.list_n.push_back(static_cast<int64_t>(rows.size()));
+      continue;
+    }
+    for (size_t k = 0; k < rows.size(); ++k)
+      if (inside[rows[k].tap] != 0) wk.listed.push_back(static_cast<int64_t>(k));
+    wk.list_n.push_back(static_cast<int64_t>(wk.listed.size()) - wk.list_at.back());
   }
 }
 
@@ -486,6 +492,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   wk.tiles.clear();
   wk.tile_taps.clear();
   wk.list_at.clear();
+  wk.list_n.clear();
   if (p.direct_of[static_cast<size_t>(task.sub)]) {
     row_tiles(wk.segs, p.nr, wk.tiles);
     if (!p.wide) tile_taps(s, wk);  // (no listed kernels of the wide tiles' nr)
