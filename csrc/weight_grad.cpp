@@ -433,20 +433,20 @@ void pack_b(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
 #ifdef TCONV_CLONE_AVX2
 template <typename T>
 TCONV_CLONE_AVX2 void pack_b_avx2(const Geometry& g, const T* fine,
-                                    const std::vector<BColumn>& table, int64_t group,
-                                    int64_t col0, int64_t nc, int64_t ncp,
-                                    const std::vector<KSegment>& segs, int64_t kc, int64_t kcp,
-                                    int64_t ld, T* bp) {
+                                  const std::vector<BColumn>& table, int64_t group,
+                                  int64_t col0, int64_t nc, int64_t ncp,
+                                  const std::vector<KSegment>& segs, int64_t kc, int64_t kcp,
+                                  int64_t ld, T* bp) {
   pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
 }
 #endif
 #ifdef TCONV_CLONE_AVX512
 template <typename T>
 TCONV_CLONE_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
-                                        const std::vector<BColumn>& table, int64_t group,
-                                        int64_t col0, int64_t nc, int64_t ncp,
-                                        const std::vector<KSegment>& segs, int64_t kc,
-                                        int64_t kcp, int64_t ld, T* bp) {
+                                      const std::vector<BColumn>& table, int64_t group,
+                                      int64_t col0, int64_t nc, int64_t ncp,
+                                      const std::vector<KSegment>& segs, int64_t kc,
+                                      int64_t kcp, int64_t ld, T* bp) {
   pack_b_body(g, fine, table, group, col0, nc, ncp, segs, kc, kcp, ld, bp);
 }
 #endif
@@ -520,9 +520,9 @@ inline uint32_t run_mask(int64_t x0, int64_t len, int64_t dx, int64_t fx) {
 // packing's loads waited on them).
 template <typename T>
 TCONV_CLONE_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
-                                            const std::vector<PanelRun>& runs, int64_t cols,
-                                            int nr, const std::vector<KSegment>& segs,
-                                            int64_t kc, int64_t ahead, T* panel) {
+                                          const std::vector<PanelRun>& runs, int64_t cols,
+                                          int nr, const std::vector<KSegment>& segs,
+                                          int64_t kc, int64_t ahead, T* panel) {
   if (cols < nr) std::fill(panel, panel + kc * nr, T(0));
   const int64_t fx = g.fine[2], fy = g.fine[1], fz = g.fine[0];
   const int64_t plane = fz * fy * fx;

@@ -220,14 +220,14 @@ void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
 #ifdef TCONV_CLONE_AVX2
 template <typename T, int NR>
 TCONV_CLONE_AVX2 void pack_b_avx2(const T* src, int64_t ld, int64_t kc, int64_t cols,
-                                   T* panel) {
+                                  T* panel) {
   pack_b_body<T, NR, 32>(src, ld, kc, cols, panel);
 }
 #endif
 #ifdef TCONV_CLONE_AVX512
 template <typename T, int NR>
 TCONV_CLONE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int64_t cols,
-                                       T* panel) {
+                                      T* panel) {
   pack_b_body<T, NR, 64>(src, ld, kc, cols, panel);
 }
 #endif
@@ -245,7 +245,7 @@ inline void copy_rows(const void* from, int64_t ld, int64_t bytes, int64_t count
 }
 #ifdef TCONV_CLONE_AVX512
 TCONV_CLONE_AVX512 void copy_rows_avx512(const void* from, int64_t ld, int64_t bytes,
-                                          int64_t count, void* to) {
+                                         int64_t count, void* to) {
   if (bytes > 2 * 64) return copy_rows(from, ld, bytes, count, to);  // not with mr <= 12
   // byte masks of the first and second 64 bytes of a row (at most two vectors)
   const int64_t rest = bytes - 64;
@@ -460,15 +460,15 @@ inline __attribute__((always_inline)) bool stream_tile_body(const T* from, int64
 #ifdef TCONV_CLONE_AVX512
 template <typename T>
 TCONV_CLONE_AVX512 bool stream_tile_avx512(const T* from, int64_t ld_from, T* to,
-                                            int64_t ld_to, int64_t r, int64_t cols,
-                                            const T* bias) {
+                                           int64_t ld_to, int64_t r, int64_t cols,
+                                           const T* bias) {
   return stream_tile_body<Avx512Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif
 #ifdef TCONV_CLONE_AVX2
 template <typename T>
 TCONV_CLONE_AVX2 bool stream_tile_avx2(const T* from, int64_t ld_from, T* to, int64_t ld_to,
-                                        int64_t r, int64_t cols, const T* bias) {
+                                       int64_t r, int64_t cols, const T* bias) {
   return stream_tile_body<Avx2Vec<T>>(from, ld_from, to, ld_to, r, cols, bias);
 }
 #endif

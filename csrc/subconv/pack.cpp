@@ -68,7 +68,7 @@ TCONV_TARGET_AVX512 inline void copy_even_avx512(const float* from, float* to) {
 // Lanes outside [lo, hi) are masked off: they read nothing, so the address of lane 0 (before
 // p when lo > 0) is formed as an integer.
 TCONV_TARGET_AVX512 inline void copy_masked_avx512(const float* p, int64_t step, int64_t lo,
-                                                      int64_t hi, int64_t len, float* d) {
+                                                   int64_t hi, int64_t len, float* d) {
   const auto lanes = [](int64_t n) {  // the first n lanes, n in [0, 16]
     return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
   };
@@ -146,10 +146,10 @@ inline void plane_taps(const SubConv& s, std::vector<PlaneTap>& out) {
 // One grid plane (kPlaneGrid columns at dst, panel rows nr apart): channels [0, channels) of
 // the K block, channel c's plane at src_c + c * plane (plane <= kPlaneSourceMax values).
 TCONV_TARGET_AVX512 inline void pack_plane_avx512(const float* src_c, int64_t plane,
-                                                     int64_t channels,
-                                                     const std::vector<PackTap>& taps,
-                                                     const std::vector<PlaneTap>& ptaps,
-                                                     int64_t tap_n, int nr, float* dst) {
+                                                  int64_t channels,
+                                                  const std::vector<PackTap>& taps,
+                                                  const std::vector<PlaneTap>& ptaps,
+                                                  int64_t tap_n, int nr, float* dst) {
   __mmask16 load_mask[4];
   for (int r = 0; r < 4; ++r) {
     const int64_t left = std::clamp<int64_t>(plane - 16 * r, 0, 16);
@@ -218,11 +218,11 @@ TCONV_TARGET_AVX512 inline __mmask16 lanes_inside(__m512i j, int64_t d, int64_t 
 // first at grid point `first` (shifted_packing_suits).  Columns past nc in the last run are
 // zero.
 TCONV_TARGET_AVX512 inline void pack_shifted_avx512(const SubConv& s, const float* src,
-                                                       int64_t group, const Segment& first,
-                                                       int64_t c0, int64_t channels,
-                                                       int64_t nc, int nr, int64_t kc,
-                                                       const std::vector<PackTap>& taps,
-                                                       float* bp) {
+                                                    int64_t group, const Segment& first,
+                                                    int64_t c0, int64_t channels,
+                                                    int64_t nc, int nr, int64_t kc,
+                                                    const std::vector<PackTap>& taps,
+                                                    float* bp) {
   const int64_t jx_n = s.axes[2].extent, jy_n = s.axes[1].extent, jz_n = s.axes[0].extent;
   const int64_t grid = jz_n * jy_n * jx_n;
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
@@ -692,9 +692,9 @@ void pack_b_base(const SubConv& s, const T* src, int64_t group, const std::vecto
 
 #ifdef TCONV_CLONE_AVX512
 TCONV_CLONE_AVX512 void pack_b_avx512(const SubConv& s, const float* src, int64_t group,
-                                          const std::vector<Segment>& segs, KRows rows,
-                                          int64_t nc, int nr, float* bp,
-                                          std::vector<PackTap>& taps, bool grid_order) {
+                                     const std::vector<Segment>& segs, KRows rows,
+                                     int64_t nc, int nr, float* bp,
+                                     std::vector<PackTap>& taps, bool grid_order) {
   pack_b_body<true>(s, src, group, segs, rows, nc, nr, bp, taps, grid_order);
 }
 #endif
