@@ -56,8 +56,9 @@ def names(isa: str) -> list[tuple[str, str, str, int]]:
 
 
 def cols_of(t: dict[str, Any], slot: str) -> int:
-    key = "dot_nc" if slot == "dot" else "wide_nr" if slot in WIDE else "narrow_nr" if slot in NARROW else "nr"
-    return int(t[key])
+    if slot == "dot":
+        return int(t["dot_nc"])
+    return int(t["wide_nr" if slot in WIDE else "narrow_nr" if slot in NARROW else "nr"])
 
 
 def base_of(slot: str) -> str:
