@@ -352,18 +352,14 @@ void need_fit(bool ok) {
   if (!ok) fail("_core: array sizes do not fit the micro-kernel");
 }
 
-// A gemm-kind slot's kernels, rows and columns: the main set (fn ifn ofn kfn), the wide one
-// (wfn wifn wofn, no kgemm) or the narrow one (nfn nifn nofn nkfn); `base` is the slot's name
-// without its w / n prefix.
+// A slot's tile set (tconv::TileKernels): the main set (fn ifn ofn kfn), the wide one (wfn
+// wifn wofn, no kgemm) or the narrow one (nfn nifn nofn nkfn); `base` is the slot's name
+// without its w / n prefix.  The other slots (rfn, dot, transpose) take their rows and columns
+// from the main set's, dot's from its own.
 template <typename T>
 struct SlotSet {
   std::string base;
-  int max_rows;
-  int64_t cols;
-  const tconv::GemmUkernel<T>* fn;
-  const tconv::IgemmUkernel<T>* ifn;
-  const tconv::OgemmUkernel<T>* ofn;
-  const tconv::KgemmUkernel<T>* kfn;
+  tconv::TileKernels<T> k;
 };
 
 template <typename T>
@@ -371,11 +367,16 @@ SlotSet<T> slot_set(const tconv::GemmKernels<T>& g, const std::string& slot) {
   static const char* const prefixed[] = {"wfn", "wifn", "wofn", "nfn", "nifn", "nofn", "nkfn"};
   const bool variant = std::find(std::begin(prefixed), std::end(prefixed), slot) !=
                        std::end(prefixed);
-  if (variant && slot[0] == 'w')
-    return {slot.substr(1), tconv::kWideMR, g.wide_nr, g.wfn, g.wifn, g.wofn, nullptr};
-  if (variant) return {slot.substr(1), g.mr, g.narrow_nr, g.nfn, g.nifn, g.nofn, g.nkfn};
-  return {slot, slot == "dot" ? g.dot_mr : g.mr, slot == "dot" ? g.dot_nc : g.nr,
-          g.fn, g.ifn, g.ofn, g.kfn};
+  if (variant) {
+    const auto set = slot[0] == 'w' ? tconv::TileSet::kWide : tconv::TileSet::kNarrow;
+    return {slot.substr(1), tconv::tile_kernels(g, set)};
+  }
+  tconv::TileKernels<T> k = tconv::tile_kernels(g, tconv::TileSet::kMain);
+  if (slot == "dot") {
+    k.mr = g.dot_mr;
+    k.nr = g.dot_nc;
+  }
+  return {slot, k};
 }
 
 // kgemm on its listed rows: index[0][l] = the A panel row, index[1][l] = the B offset of
@@ -384,7 +385,7 @@ template <typename T>
 void call_kgemm(const SlotSet<T>& set, int rows, int64_t kc, const In<T>& a, const In<T>& b,
                 T* cp, int64_t ldc, int accumulate, const In<int64_t>& index,
                 const tconv::Epilogue<T>* ep) {
-  const int64_t cols = set.cols;
+  const int64_t cols = set.k.nr;
   need_fit(index.ndim() == 2 && index.shape(0) == 2 && index.shape(1) == kc && b.ndim() == 1);
   for (int64_t l = 0; l < kc; ++l) {
     need_fit(index.at(0, l) >= 0 && a.shape(0) >= (index.at(0, l) + 1) * rows);
@@ -395,7 +396,7 @@ void call_kgemm(const SlotSet<T>& set, int rows, int64_t kc, const In<T>& a, con
     a_rows[static_cast<size_t>(l)] = index.at(0, l);
     b_off[static_cast<size_t>(l)] = index.at(1, l);
   }
-  set.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
+  set.k.kfn[rows](kc, a.data(), a_rows.data(), b.data(), b_off.data(), cp, ldc, accumulate, ep);
 }
 
 // igemm (fn: the ifn, wifn or nifn of the tile's rows) with B row k = row index[k] of b.
@@ -450,9 +451,9 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
   const tconv::GemmKernels<T>& g = gemm_table<T>(isa_table(isa));
   const SlotSet<T> set = slot_set(g, slot);
   const std::string& base = set.base;
-  const int64_t cols = set.cols;
+  const int64_t cols = set.k.nr;
   if (cols == 0) fail("_core: slot '" + slot + "' is empty on this ISA");
-  if (base != "transpose" && (rows < 1 || rows > set.max_rows)) fail("_core: rows out of range");
+  if (base != "transpose" && (rows < 1 || rows > set.k.mr)) fail("_core: rows out of range");
   // kc < 1 and accumulate outside {0, 1} reach no memory beyond the checked sizes: they are
   // left to the kernels' own TCONV_ASSERT, so that a test can see those checks fire.
   int nonfinite = 0;
@@ -481,15 +482,15 @@ bool run_ukernel(const std::string& isa, const std::string& slot, int rows, int6
     if (base == "rfn") {
       g.rfn[rows](kc, a.data(), a.shape(1), b.data(), cp, ldc, accumulate);
     } else {
-      set.fn[rows](kc, a.data(), b.data(), cp, ldc, accumulate, ep);
+      set.k.fn[rows](kc, a.data(), b.data(), cp, ldc, accumulate, ep);
     }
   } else if (base == "ifn") {
-    call_igemm(set.ifn[rows], cols, kc, a, b, cp, ldc, accumulate, *index, ep);
+    call_igemm(set.k.ifn[rows], cols, kc, a, b, cp, ldc, accumulate, *index, ep);
   } else if (base == "ofn") {
     need_fit(b.ndim() == 1);
     for (int64_t k = 0; k < kc; ++k)
       need_fit(index->at(k) >= 0 && index->at(k) + cols <= b.shape(0));
-    set.ofn[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate, ep);
+    set.k.ofn[rows](kc, a.data(), b.data(), index->data(), cp, ldc, accumulate, ep);
   } else if (base == "dot") {
     need_fit(kc % g.dot_kw == 0);
     need_fit(b.ndim() == 2 && b.shape(0) == cols && b.shape(1) >= kc);

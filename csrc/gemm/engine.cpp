@@ -497,7 +497,7 @@ StreamTile<T> stream_tile_for(CloneIsa isa, const T* dst, int64_t ld, int64_t by
 // there are about kGemmTasksPerThread per thread.  The cut never changes a sum.
 struct Schedule {
   GemmPlan plan;
-  bool wide = false;
+  TileSet tiles = TileSet::kMain;
   PanelCut cut{1, 1};
   std::vector<Task> tasks;
 };
@@ -507,10 +507,10 @@ Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int6
                   int64_t N, int threads) {
   Schedule sc;
   GemmPlan& p = sc.plan;
-  // At most kWideMR rows: the wide kernels (more columns per tile), as in the subconv driver.
-  sc.wide = M <= kWideMR && uk.wide_nr > 0;
-  p.mr = sc.wide ? kWideMR : uk.mr;
-  p.nr = sc.wide ? uk.wide_nr : uk.nr;
+  sc.tiles = rows_tile_set(uk, M);
+  const TileKernels<T> tk = tile_kernels(uk, sc.tiles);
+  p.mr = tk.mr;
+  p.nr = tk.nr;
   p.kc = k_block<T>();
   p.flops = 2.0 * double(images) * double(M) * double(K) * double(N);
   if (images == 0 || M == 0 || N == 0 || K == 0) return sc;
@@ -580,7 +580,7 @@ Engine<T> make_engine(const Problem<T>& pb, const Schedule& sc, bool check, T* a
                    sc.plan.mr,
                    nr,
                    sc.plan.kc,
-                   sc.wide ? uk.wfn : uk.fn,
+                   tile_kernels(uk, sc.tiles).fn,
                    pack_b_for<T>(nr, isa),
                    copy_rows_for(isa),
                    pb.c_row ? nullptr : stream_tile_for<T>(isa, pb.dst, pb.N, out_bytes),

@@ -278,8 +278,9 @@ enum class Input { kPacked, kIndirect, kBand, kBandPerBlock };
 // executor (run.cpp) only reads it; what depends on a task's own tiles is the rule task_input.
 struct SubconvPlan {
   bool empty = true;  // no pixels: nothing to compute
-  bool wide = false;    // the wide kernels (M <= kWideMR)
-  bool narrow = false;  // the narrow kernels (rows too short for nr columns: narrow_tiles)
+  // The register tiles: wide for M <= kWideMR, narrow for grid rows too short for nr columns
+  // (narrow_tiles), else the main ones.
+  TileSet tiles = TileSet::kMain;
   int mr = 0, nr = 0;
   int64_t elem = 0;     // sizeof(T)
   int64_t kc = 0;       // K block (k_block<T>(): never thread-dependent)

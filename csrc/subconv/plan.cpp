@@ -221,7 +221,7 @@ int x_phase_group(const std::vector<SubConv>& subs, const SubconvPlan& p,
 template <typename T>
 void plan_boxes(const std::vector<SubConv>& subs, SubconvPlan& p) {
   p.boxes.assign(subs.size(), {});
-  if (p.wide) return;
+  if (p.tiles == TileSet::kWide) return;
   for (size_t si = 0; si < subs.size(); ++si)
     if (p.active[si] && !p.direct_of[si] && packs_shifted<T>(subs[si], p.nr)) return;
   double all = 0, inside = 0;
@@ -264,12 +264,12 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
                           int threads, bool whole_weights) {
   SubconvPlan p;
   if (subs.empty()) return p;
-  // At most kWideMR output channels: the wide kernels (more pixels per tile).
-  p.wide = subs[0].M <= kWideMR && uk.wide_nr > 0;
-  p.mr = p.wide ? kWideMR : uk.mr;
-  p.nr = p.wide ? uk.wide_nr : uk.nr;
-  p.narrow = !p.wide && narrow_tiles(subs, p.nr, uk.narrow_nr);
-  if (p.narrow) p.nr = uk.narrow_nr;
+  p.tiles = rows_tile_set(uk, subs[0].M);
+  if (p.tiles == TileSet::kMain && narrow_tiles(subs, uk.nr, uk.narrow_nr))
+    p.tiles = TileSet::kNarrow;
+  const TileKernels<T> tk = tile_kernels(uk, p.tiles);
+  p.mr = tk.mr;
+  p.nr = tk.nr;
   p.elem = static_cast<int64_t>(sizeof(T));
   p.threads = threads;
   p.kc = k_block<T>();

@@ -30,10 +30,7 @@ struct Call {
   bool check;
   const T* a_packed;
   int64_t dst_plane;
-  const GemmUkernel<T>* fn;
-  const IgemmUkernel<T>* ifn;
-  const OgemmUkernel<T>* ofn;
-  const KgemmUkernel<T>* kfn;
+  TileKernels<T> k;  // the plan's tile set
   Cancellation* cancel;
 };
 
@@ -337,9 +334,9 @@ void band_tile_in_place(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, s
     const int64_t ldc = ldc_at(c, wk, tr, last, ti);
     const Epilogue<T>* ep = epilogue_at(c, wk, tr, last, accumulate, i0, ti);
     if (ks != nullptr) {
-      c.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, ldc, accumulate, ep);
+      c.k.kfn[r](kn, ap + i0 * kc, ks, base, wk.listed_off.data(), ct, ldc, accumulate, ep);
     } else {
-      c.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct, ldc, accumulate, ep);
+      c.k.ofn[r](kc, ap + i0 * kc, base, row_off.data(), ct, ldc, accumulate, ep);
     }
   }
 }
@@ -402,7 +399,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
       for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
         r = tile_rows(tr.mc - i0, p.mr);
         const auto ti = static_cast<int64_t>(t);
-        c.ifn[r](kc, ap + i0 * kc, ptrs + ti * kc, c_at(c, wk, tr, last, i0, ti),
+        c.k.ifn[r](kc, ap + i0 * kc, ptrs + ti * kc, c_at(c, wk, tr, last, i0, ti),
                  ldc_at(c, wk, tr, last, ti), accumulate,
                  epilogue_at(c, wk, tr, last, accumulate, i0, ti));
       }
@@ -436,10 +433,10 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
           const int64_t* b_off = tr.in.mode == Input::kPacked
                                      ? wk.listed_b.data() + wk.list_at[t]
                                      : wk.panel_off.data();
-          c.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b, b_off, ct,
+          c.k.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b, b_off, ct,
                    ldc, accumulate, ep);
         } else {
-          c.fn[r](kc, ap + i0 * kc, b, ct, ldc, accumulate, ep);
+          c.k.fn[r](kc, ap + i0 * kc, b, ct, ldc, accumulate, ep);
         }
       }
     }
@@ -495,7 +492,7 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   wk.list_n.clear();
   if (p.direct_of[static_cast<size_t>(task.sub)]) {
     row_tiles(wk.segs, p.nr, wk.tiles);
-    if (!p.wide) tile_taps(s, wk);  // (no listed kernels of the wide tiles' nr)
+    if (p.tiles != TileSet::kWide) tile_taps(s, wk);  // (the wide set has no kgemm)
   } else if (!boxes.empty()) {
     panel_taps(s, wk, ceil_div(task.nc, static_cast<int64_t>(p.nr)), p.nr);
   }
@@ -558,10 +555,7 @@ bool run_subconvs(const std::vector<SubConv>& subs, const T* src, const T* w, co
   const SubConv& s0 = subs[0];
   const Call<T> c{subs, p, src, w, bias, dst, check, a_packed,
                   s0.dst_dims[0] * s0.dst_dims[1] * s0.dst_dims[2],
-                  p.wide ? uk.wfn : p.narrow ? uk.nfn : uk.fn,
-                  p.wide ? uk.wifn : p.narrow ? uk.nifn : uk.ifn,
-                  p.wide ? uk.wofn : p.narrow ? uk.nofn : uk.ofn, p.narrow ? uk.nkfn : uk.kfn,
-                  current_cancellation()};
+                  tile_kernels(uk, p.tiles), current_cancellation()};
   const auto unit_count = static_cast<int64_t>(p.a_units.size());
   const int64_t M = s0.M;
   int nonfinite = 0;  // some stored value is Inf/NaN

@@ -141,6 +141,37 @@ struct GemmKernels {
   DotUkernel<T> dot[kMaxMR + 1] = {};
 };
 
+// A table's register-tile sets: the main one (mr x nr), the wide one (at most kWideMR rows,
+// wide_nr columns: few output channels) and the narrow one (mr x narrow_nr: grid rows too short
+// for nr columns).  Every caller chooses among them through tile_kernels.
+enum class TileSet { kMain, kWide, kNarrow };
+
+// One tile set of a table: its kernels, most rows and columns (nr 0: the table has no such
+// set).  The wide set has no kgemm (kfn null): its callers list no rows.
+template <typename T>
+struct TileKernels {
+  int mr = 0;
+  int nr = 0;
+  const GemmUkernel<T>* fn = nullptr;
+  const IgemmUkernel<T>* ifn = nullptr;
+  const OgemmUkernel<T>* ofn = nullptr;
+  const KgemmUkernel<T>* kfn = nullptr;
+};
+
+template <typename T>
+TileKernels<T> tile_kernels(const GemmKernels<T>& g, TileSet set) {
+  if (set == TileSet::kWide) return {kWideMR, g.wide_nr, g.wfn, g.wifn, g.wofn, nullptr};
+  if (set == TileSet::kNarrow) return {g.mr, g.narrow_nr, g.nfn, g.nifn, g.nofn, g.nkfn};
+  return {g.mr, g.nr, g.fn, g.ifn, g.ofn, g.kfn};
+}
+
+// The set for M output rows: the wide one for at most kWideMR rows (more columns per tile, so
+// the broadcasts and B loads stay below the FMAs) when the table has it, else the main one.
+template <typename T>
+TileSet rows_tile_set(const GemmKernels<T>& g, int64_t M) {
+  return M <= kWideMR && g.wide_nr > 0 ? TileSet::kWide : TileSet::kMain;
+}
+
 // A table slot's kernel by name: the function tconv::ukernels::<name> (in the namespace
 // tconv::ukernels::emulated for the avx512-emulated table) fills GemmKernels<dtype>::<slot>[rows]
 // (rows 0: the transpose pointer).  Names read <dtype>_<kind>_<rows>x<columns>__<isa>, see
