@@ -73,6 +73,19 @@ CASES = [
     Case("channels", (16, 16), 40, 8, (3, 3), (2, 2), (1, 1), (1, 1), batch=1),
 ]
 
+# Forward phase grids that are their source planes, a multiple of 16 points (the avx512
+# float32 packer of shifted runs, kShiftLanes = 16 columns a group): in the border boxes a
+# group holds one grid row of each of 16 / width images, so 2, 4, 8 and 16 runs of lanes;
+# batch 3 and 5 put a box's end inside a group.
+SHIFTED = [
+    Case("shift-w8", (8, 8), 24, 16, (4, 4), (2, 2), (1, 1), batch=3),
+    Case("shift-w4", (8, 4), 20, 16, (4, 4), (2, 2), (1, 1), batch=5),
+    Case("shift-w2", (8, 2), 20, 16, (4, 4), (2, 2), (1, 1), batch=3),
+    Case("shift-w1", (16, 1), 12, 16, (4, 4), (2, 2), (1, 1), batch=3),
+    Case("shift-3d", (2, 2, 4), 10, 16, (4, 4, 4), (2, 2, 2), (1, 1, 1), batch=3),
+]
+CASES += SHIFTED
+
 
 def _data(case: Case, dtype: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(abs(hash(case.name)) % 2**32)
@@ -128,7 +141,7 @@ def test_same_bits_as_explicit_zero_padding(on_isa: str, case: Case, dtype: obje
     assert y.tobytes() == np.ascontiguousarray(y0[crop]).tobytes(), case.name
 
 
-@pytest.mark.parametrize("case", CASES[:3], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES[:3] + SHIFTED[:2], ids=lambda c: c.name)
 def test_threads_bitwise(case: Case) -> None:
     x, w, g = _data(case, np.float32)
     for isa in tconv.supported_isas():
@@ -170,19 +183,34 @@ def test_rule_share_of_padding_terms(on_isa: str, length: int) -> None:
 
 
 def test_plans_say_sorted() -> None:
-    """The suite's DCGAN 256->128 grad_input is sorted wherever it takes the packed path."""
+    """The suite's DCGAN 256->128 grad_input and forward are sorted wherever they take the
+    packed path (the forward's grids are their source planes: on avx512 float32 they pack by
+    shifted runs in the sorted order too)."""
     case = Case("dcgan-256-128", (8, 8), 256, 128, (4, 4), (2, 2), (1, 1), batch=64)
     before = tconv.isa()
     try:
         for isa in tconv.supported_isas():
             tconv.set_isa(isa)
-            got = _plan_input("grad_input", case)
-            assert got in ("packed_sorted", "band"), (isa, got)
-            if tconv.plan("grad_input", (64, 256, 8, 8), (256, 128, 4, 4), stride=2,
-                          padding=1).tile[1] >= 16:
-                assert got == "packed_sorted", isa
+            for op in ("grad_input", "conv_transpose"):
+                got = _plan_input(op, case)
+                assert got in ("packed_sorted", "band"), (isa, op, got)
+                if tconv.plan(op, (64, 256, 8, 8), (256, 128, 4, 4), stride=2,
+                              padding=1).tile[1] >= 16:
+                    assert got == "packed_sorted", (isa, op)
     finally:
         tconv.set_isa(before)
+
+
+@pytest.mark.parametrize("case", SHIFTED, ids=lambda c: c.name)
+def test_shifted_grids_sorted(on_isa: str, case: Case) -> None:
+    """The shifted-run cases are packed and border-sorted on every ISA and dtype where their
+    rows are narrower than the tile (else they take the band path)."""
+    for dtype in ("float32", "float64"):
+        shape = (case.batch, case.c_in, *case.coarse)
+        wshape = (case.c_in, case.c_out, *case.kernel)
+        p = tconv.plan("conv_transpose", shape, wshape, dtype=dtype, **case.tkw())
+        want = "packed_sorted" if case.coarse[-1] < p.tile[1] else "band"
+        assert p.input == want, (case.name, dtype, p.tile)
 
 
 @pytest.mark.parametrize("width", [2, 3, 5, 7, 9, 12, 15, 16, 17])

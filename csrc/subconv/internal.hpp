@@ -119,12 +119,6 @@ template <typename T>
 void pack_a_panels(const std::vector<SubConv>& subs, const T* w, int64_t group, int64_t m0,
                    int64_t r, const std::vector<KRows>& rows, const std::vector<T*>& panels);
 
-// Whether s's packed tasks in the grid's order take the AVX-512 float packer of shifted
-// runs (masked loads of whole runs of kShiftLanes columns; pack.cpp): on this ISA and dtype,
-// reading at step 1 grids that are their source planes.
-template <typename T>
-bool packs_shifted(const SubConv& s, int nr);
-
 // B panels: column t of the tile lives in panel t / nr at bp + (t / nr) * kc * nr,
 // element (k, t) at [k * nr + t % nr]; columns [nc, round_up(nc, nr)) are zero.
 // Segments are cut at panel boundaries into pieces; per piece each tap is classified once
@@ -132,7 +126,7 @@ bool packs_shifted(const SubConv& s, int nr);
 // copied with a length and source step that are compile-time constants in the common cases.
 // PackTap: what one tap of the K block is, worked out once per block (no divisions per piece).
 // `grid_order`: segs follow the grid's own order (not border-sorted), which the AVX-512
-// float packers of whole planes and shifted runs need.
+// float packer of whole planes needs (its packer of shifted runs takes either order).
 struct PackTap {
   int64_t dz, dy, dx;  // the tap's offsets along z, y and x (src index = j * step + d)
   int64_t k, n;        // its first row in the K block and its row count (every taps-th row)

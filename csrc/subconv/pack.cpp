@@ -181,16 +181,17 @@ TCONV_TARGET_AVX512 inline void pack_plane_avx512(const float* src_c, int64_t pl
 // every axis reads its source at step 1 and the grid's rows and planes are the source's
 // (J_y = S_y and J_x = S_x: the forward's phases of a layer whose output is stride x its
 // input, DCGAN's k4 s2 p1), grid point q of an image reads source value q + offset(tap), with
-// offset = (dz * S_y + dy) * S_x + dx.  So kShiftLanes consecutive columns of a B row are one
-// unaligned load from the channel's plane, masked to the points whose tap lies inside the
-// source (masked-off lanes read nothing and are zero): no per-row pieces, no edge cases
-// (DCGAN 256->128's grids have 8-point rows).  Each run of
-// kShiftLanes columns lies in one image (its grid a multiple of kShiftLanes points, the
-// task's first point a multiple of kShiftLanes into its image) and one B panel (nr a
-// multiple).  Same values as the per-row pieces.
+// offset = (dz * S_y + dy) * S_x + dx.  So a run of B columns that are consecutive points of
+// one image is one unaligned load from the channel's plane per B row, masked to the points
+// whose tap lies inside the source (masked-off lanes read nothing and are zero): no per-row
+// pieces, no edge cases (DCGAN 256->128's grids have 8-point rows).  The columns go
+// kShiftLanes at a time (one B panel: nr a multiple): in the grid's own order such a group is
+// one run (grids of a multiple of kShiftLanes points), in the border-sorted order it can hold
+// a few (DCGAN 256->128's border boxes: one 8-point row of each image), merged by masked
+// loads.  Same values as the per-row pieces.
 constexpr int64_t kShiftLanes = 16;
 
-// Whether s's grids suit pack_shifted_avx512 (shifted_packing_suits: and a task's).
+// Whether s's grids suit pack_shifted_avx512.
 inline bool shifted_grids(const SubConv& s, int nr) {
   if (nr % kShiftLanes != 0 || s.pixels() % kShiftLanes != 0) return false;
   for (const SubAxis& a : s.axes)
@@ -201,68 +202,108 @@ inline bool shifted_grids(const SubConv& s, int nr) {
          s.src_dims[0] * s.src_dims[1] * s.src_dims[2] <= INT32_MAX / 2;
 }
 
-// Whether the task whose first grid point is segs.front() packs by pack_shifted_avx512.
-inline bool shifted_packing_suits(const SubConv& s, int nr, const std::vector<Segment>& segs) {
-  if (segs.empty() || !shifted_grids(s, nr)) return false;
-  const Segment& f = segs.front();
-  return ((f.jz * s.axes[1].extent + f.jy) * s.axes[2].extent + f.jx0) % kShiftLanes == 0;
-}
+// The lanes of a group that read consecutive source values: lane u reads the float at byte
+// address base + 4 u, plus its tap's offset and its channel's plane.
+struct ShiftRun {
+  __mmask16 lanes;
+  uintptr_t base;
+};
 
-// The lanes whose coordinate j + d lies inside [0, size) (an unsigned compare).
+// The lanes inside the source for a tap at offset d of coordinates j (an unsigned compare).
 TCONV_TARGET_AVX512 inline __mmask16 lanes_inside(__m512i j, int64_t d, int64_t size) {
   return _mm512_cmplt_epu32_mask(_mm512_add_epi32(j, _mm512_set1_epi32(static_cast<int32_t>(d))),
                                  _mm512_set1_epi32(static_cast<int32_t>(size)));
 }
 
-// Columns [0, nc) of the K block (channels from c0, taps as pack_b's PackTap list), the
-// first at grid point `first` (shifted_packing_suits).  Columns past nc in the last run are
+// The group of columns t0 .. t0 + lanes - 1: its lanes' grid coordinates (lane_z/y/x; lanes
+// past `lanes` read nothing) and its runs (returns their count), the segment cursor (si, at)
+// moved past it.  `image(n)`: the byte address of channel c0's plane of image n.
+template <typename Image>
+inline int shift_group(const SubConv& s, const std::vector<Segment>& segs, int64_t lanes,
+                       const Image& image, size_t& si, int64_t& at, int32_t* lane_z,
+                       int32_t* lane_y, int32_t* lane_x, ShiftRun* runs) {
+  const int64_t sy = s.src_dims[1], sx = s.src_dims[2];
+  int count = 0;
+  int64_t prev_n = -1, prev_q = 0;
+  for (int64_t u = 0; u < kShiftLanes; ++u) {
+    lane_z[u] = lane_y[u] = lane_x[u] = 0;
+    if (u >= lanes) continue;
+    const Segment& g = segs[si];
+    const int64_t jx = g.jx0 + at, q = (g.jz * sy + g.jy) * sx + jx;
+    lane_z[u] = static_cast<int32_t>(g.jz);
+    lane_y[u] = static_cast<int32_t>(g.jy);
+    lane_x[u] = static_cast<int32_t>(jx);
+    if (count == 0 || g.n != prev_n || q != prev_q + 1)  // lane u opens a run
+      runs[count++] = {0, image(g.n) + static_cast<uintptr_t>((q - u) * int64_t(sizeof(float)))};
+    runs[count - 1].lanes = static_cast<__mmask16>(runs[count - 1].lanes | (1u << u));
+    prev_n = g.n;
+    prev_q = q;
+    if (++at == g.len) {
+      ++si;
+      at = 0;
+    }
+  }
+  return count;
+}
+
+// B rows of one tap for channels i_lo .. i_hi - 1 of a group (mask m: its lanes inside the
+// source) from its runs, `off` bytes past their bases (the tap's offset and channel i_lo's
+// plane), one row every dk floats from d.
+TCONV_TARGET_AVX512 inline void copy_shifted_rows(const ShiftRun* runs, int count, __mmask16 m,
+                                                  uintptr_t off, uintptr_t step, int64_t rows,
+                                                  int64_t dk, float* d) {
+  if (m == 0) {
+    for (int64_t i = 0; i < rows; ++i, d += dk) _mm512_storeu_ps(d, _mm512_setzero_ps());
+    return;
+  }
+  // masked-off lanes may lie outside the source, so addresses are formed as integers (only
+  // the unmasked lanes are read)
+  if (count == 1) {
+    for (int64_t i = 0; i < rows; ++i, d += dk, off += step) {
+      const auto* at = reinterpret_cast<const float*>(runs[0].base + off);
+      _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m, at));
+    }
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i, d += dk, off += step) {
+    __m512 v = _mm512_setzero_ps();
+    for (int r = 0; r < count; ++r)
+      v = _mm512_mask_loadu_ps(v, static_cast<__mmask16>(m & runs[r].lanes),
+                               reinterpret_cast<const float*>(runs[r].base + off));
+    _mm512_storeu_ps(d, v);
+  }
+}
+
+// Columns [0, nc) of the K block (channels from c0, taps as pack_b's PackTap list), their
+// grid points the segments `segs` (shifted_grids).  Columns past nc in the last group are
 // zero.
 TCONV_TARGET_AVX512 inline void pack_shifted_avx512(const SubConv& s, const float* src,
-                                                    int64_t group, const Segment& first,
+                                                    int64_t group,
+                                                    const std::vector<Segment>& segs,
                                                     int64_t c0, int64_t channels,
                                                     int64_t nc, int nr, int64_t kc,
                                                     const std::vector<PackTap>& taps,
                                                     float* bp) {
-  const int64_t jx_n = s.axes[2].extent, jy_n = s.axes[1].extent, jz_n = s.axes[0].extent;
-  const int64_t grid = jz_n * jy_n * jx_n;
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
   const int64_t dk = s.taps() * nr;
-  const int64_t q_first = ((first.n * jz_n + first.jz) * jy_n + first.jy) * jx_n + first.jx0;
   alignas(64) int32_t lane_z[kShiftLanes], lane_y[kShiftLanes], lane_x[kShiftLanes];
-  std::vector<__mmask16> masks;  // per tap: the lanes of the current run it reads
+  ShiftRun runs[kShiftLanes];
+  std::vector<__mmask16> masks(taps.size());  // per tap: the lanes of the group it reads
   const int64_t block = pack_channel_block(plane * int64_t(sizeof(float)));
-  // the grid point of the next lane (n, q_img; jz, jy, jx), stepped without divisions
-  int64_t n = q_first / grid, q_img = q_first % grid;
-  int64_t jx = q_img % jx_n, jy = (q_img / jx_n) % jy_n, jz = q_img / (jx_n * jy_n);
+  const auto image = [&](int64_t n) {
+    return reinterpret_cast<uintptr_t>(src + (n * s.src_channels + group * s.Kc + c0) * plane);
+  };
+  const auto step = static_cast<uintptr_t>(plane * int64_t(sizeof(float)));
+  size_t si = 0;
+  int64_t at = 0;
   for (int64_t t0 = 0; t0 < nc; t0 += kShiftLanes) {
-    if (q_img == grid) {  // the previous run ended the image
-      ++n;
-      q_img = 0;
-    }
-    const int64_t run_img = q_img;
-    for (int64_t u = 0; u < kShiftLanes; ++u) {
-      lane_x[u] = static_cast<int32_t>(jx);
-      lane_y[u] = static_cast<int32_t>(jy);
-      lane_z[u] = static_cast<int32_t>(jz);
-      if (++jx == jx_n) {
-        jx = 0;
-        if (++jy == jy_n) {
-          jy = 0;
-          if (++jz == jz_n) jz = 0;
-        }
-      }
-    }
-    q_img += kShiftLanes;
+    const int64_t lanes = std::min(kShiftLanes, nc - t0);
+    const int count = shift_group(s, segs, lanes, image, si, at, lane_z, lane_y, lane_x, runs);
     const __m512i vz = _mm512_load_si512(lane_z), vy = _mm512_load_si512(lane_y),
                   vx = _mm512_load_si512(lane_x);
-    const __mmask16 in_task = nc - t0 >= kShiftLanes
-                                  ? static_cast<__mmask16>(0xffff)
-                                  : static_cast<__mmask16>((1u << (nc - t0)) - 1);
-    // channel c0's value of column t0's grid point, before the tap offset
-    const float* img = src + (n * s.src_channels + group * s.Kc + c0) * plane + run_img;
+    const auto in_task = static_cast<__mmask16>((1u << lanes) - 1);
     float* d0 = bp + (t0 / nr) * kc * nr + t0 % nr;
-    masks.resize(taps.size());
     for (size_t t = 0; t < taps.size(); ++t)
       masks[t] = static_cast<__mmask16>(in_task & lanes_inside(vz, taps[t].dz, sz) &
                                         lanes_inside(vy, taps[t].dy, sy) &
@@ -273,20 +314,10 @@ TCONV_TARGET_AVX512 inline void pack_shifted_avx512(const SubConv& s, const floa
         const int64_t i_lo = std::max<int64_t>(0, cb - tp.channel);
         const int64_t i_hi = std::min<int64_t>(tp.n, cb + block - tp.channel);
         if (i_lo >= i_hi) continue;
-        const __mmask16 m = masks[t];
-        float* d = d0 + tp.k * nr + i_lo * dk;
-        if (m == 0) {
-          for (int64_t i = i_lo; i < i_hi; ++i, d += dk) _mm512_storeu_ps(d, _mm512_setzero_ps());
-          continue;
-        }
-        // lane u reads img[plane * channel + u + offset]; masked-off lanes may lie outside
-        // the source, so the address is formed as an integer (only the unmasked lanes are read)
-        const int64_t offset = (tp.dz * sy + tp.dy) * sx + tp.dx;
-        auto at = reinterpret_cast<uintptr_t>(img + (tp.channel + i_lo) * plane) +
-                  static_cast<uintptr_t>(offset * int64_t(sizeof(float)));
-        const auto step = static_cast<uintptr_t>(plane * int64_t(sizeof(float)));
-        for (int64_t i = i_lo; i < i_hi; ++i, d += dk, at += step)
-          _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(at)));
+        const int64_t offset = (tp.dz * sy + tp.dy) * sx + tp.dx + (tp.channel + i_lo) * plane;
+        copy_shifted_rows(runs, count, masks[t],
+                          static_cast<uintptr_t>(offset * int64_t(sizeof(float))), step,
+                          i_hi - i_lo, dk, d0 + tp.k * nr + i_lo * dk);
       }
     }
   }
@@ -655,8 +686,8 @@ inline __attribute__((always_inline)) void pack_b_body(
   bool planes = false;
   std::vector<PlaneTap> ptaps;
   if constexpr (kAvx512 && std::is_same_v<T, float>) {
-    if (kc > 0 && grid_order && shifted_packing_suits(s, nr, segs)) {
-      pack_shifted_avx512(s, src, group, segs.front(), c0, channels, nc, nr, kc, taps, bp);
+    if (kc > 0 && shifted_grids(s, nr)) {
+      pack_shifted_avx512(s, src, group, segs, c0, channels, nc, nr, kc, taps, bp);
       return;
     }
     planes = grid_order && plane_packing_suits(s, nr);
@@ -721,18 +752,6 @@ void pack_b(const SubConv& s, const T* src, int64_t group, const std::vector<Seg
   pack_b_base(s, src, group, segs, rows, nc, nr, bp, taps, grid_order);
 }
 
-template <typename T>
-bool packs_shifted(const SubConv& s, int nr) {
-#ifdef TCONV_CLONE_AVX512
-  if constexpr (std::is_same_v<T, float>) return avx512_clone<T>() && shifted_grids(s, nr);
-#endif
-  (void)s;
-  (void)nr;
-  return false;
-}
-
-template bool packs_shifted<float>(const SubConv&, int);
-template bool packs_shifted<double>(const SubConv&, int);
 template void pack_a_panels<float>(const std::vector<SubConv>&, const float*, int64_t, int64_t, int64_t,
                                     const std::vector<KRows>&, const std::vector<float*>&);
 template void pack_a_panels<double>(const std::vector<SubConv>&, const double*, int64_t, int64_t, int64_t,

@@ -216,14 +216,10 @@ int x_phase_group(const std::vector<SubConv>& subs, const SubconvPlan& p,
 // The packed sub-convolutions' column orders (p.boxes): border-sorted when at least
 // 1 / kSortBorderDiv of their terms read padding, by the widest borders of any of them (the
 // phases of an x-phase group keep identical tasks), else the grid's own.  Not for the wide
-// tiles (they have no listed kernels), nor where the grid's order packs by shifted runs
-// (packs_shifted: DCGAN 256->128's forward was 4 % slower sorted).
-template <typename T>
+// tiles (they have no listed kernels).
 void plan_boxes(const std::vector<SubConv>& subs, SubconvPlan& p) {
   p.boxes.assign(subs.size(), {});
   if (p.tiles == TileSet::kWide) return;
-  for (size_t si = 0; si < subs.size(); ++si)
-    if (p.active[si] && !p.direct_of[si] && packs_shifted<T>(subs[si], p.nr)) return;
   double all = 0, inside = 0;
   std::array<int64_t, kMaxDims> lo{}, hi{};
   for (size_t si = 0; si < subs.size(); ++si) {
@@ -306,7 +302,7 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
   plan_rounds(per_slab, p);
   p.hull = offset_hull(subs);
   p.xs = x_phase_group(subs, p, per_slab[0]);
-  plan_boxes<T>(subs, p);
+  plan_boxes(subs, p);
   p.stream = p.xs > 0 && dst_size * p.elem >= kStreamBytes;
   // The direct path's source band is filled once per task for all channels, except when it
   // would outgrow L2 and no other phase shares it (not hull-shaped, or a single phase): then
