@@ -186,9 +186,9 @@ TCONV_TARGET_AVX512 inline void pack_plane_avx512(const float* src_c, int64_t pl
 // whose tap lies inside the source (masked-off lanes read nothing and are zero): no per-row
 // pieces, no edge cases (DCGAN 256->128's grids have 8-point rows).  The columns go
 // kShiftLanes at a time (one B panel: nr a multiple): in the grid's own order such a group is
-// one run (grids of a multiple of kShiftLanes points), in the border-sorted order it can hold
-// a few (DCGAN 256->128's border boxes: one 8-point row of each image), merged by masked
-// loads.  Same values as the per-row pieces.
+// one run (grids of a multiple of kShiftLanes points, tasks starting on a group), in the
+// border-sorted order it can hold a few (DCGAN 256->128's border boxes: one 8-point row of
+// each image), merged by masked loads.  Same values as the per-row pieces.
 constexpr int64_t kShiftLanes = 16;
 
 // Whether s's grids suit pack_shifted_avx512.

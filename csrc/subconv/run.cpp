@@ -400,8 +400,8 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
         r = tile_rows(tr.mc - i0, p.mr);
         const auto ti = static_cast<int64_t>(t);
         c.k.ifn[r](kc, ap + i0 * kc, ptrs + ti * kc, c_at(c, wk, tr, last, i0, ti),
-                 ldc_at(c, wk, tr, last, ti), accumulate,
-                 epilogue_at(c, wk, tr, last, accumulate, i0, ti));
+                   ldc_at(c, wk, tr, last, ti), accumulate,
+                   epilogue_at(c, wk, tr, last, accumulate, i0, ti));
       }
     return true;
   }
@@ -434,7 +434,7 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
                                      ? wk.listed_b.data() + wk.list_at[t]
                                      : wk.panel_off.data();
           c.k.kfn[r](kn, ap + i0 * kc, wk.listed.data() + wk.list_at[t], b, b_off, ct,
-                   ldc, accumulate, ep);
+                     ldc, accumulate, ep);
         } else {
           c.k.fn[r](kc, ap + i0 * kc, b, ct, ldc, accumulate, ep);
         }
