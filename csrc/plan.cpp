@@ -147,6 +147,7 @@ Plan plan_gemm_call(const Geometry& g, bool transposed, const char* kernel, int 
   const GemmPlan gp = phases ? plan_phase_gemm<T>(g, transposed, threads)
                              : plan_gemm<T>(g, transposed, threads);
   if (phases) p.input = "phases";
+  if (gp.pipelined) p.input += p.input.empty() ? "pipelined" : "+pipelined";
   p.mr = gp.mr;
   p.nr = gp.nr;
   p.kc = gp.kc;

@@ -723,6 +723,14 @@ TABLE: list[Row] = [
         "with the 64-byte alignment it needs and without; the hex values are the float32 / "
         "float64 exponent masks of the Inf/NaN test, kWidth the clones' values per vector "
         "(Avx512Vec, Avx2Vec)"),
+    Row("gemm engine: a B operand of >= kPipelineL2s (24) L2 caches is packed a slice of rows "
+        "at a time between the micro-kernel calls of the block before (PackAhead), each slice "
+        "prefetched one call ahead", "gemm/engine.cpp: kPipelineL2s, prefetch_b_rows", (), (),
+        literals=("24", "3"), names=("kPipelineL2s",),
+        why="same values either way; straddled (two values and one value below, at, above, 2x) "
+        "in the plans of the 1x1 and phase GEMMs' forward and gather, both dtypes, and run "
+        "pipelined and not (bitwise equal on every ISA and 1 / 2 / 3 threads, and the oracle) "
+        "by tests/test_gemm_pipeline.py; 3 is the prefetch's locality hint (into L1)"),
     Row("outputs of >= kStreamBytes (4 MiB) are stored non-temporally (the engine's tiles; the "
         "sub-convolutions' and the phase GEMM's interleaved x phases: their whole 64-byte lines)",
         "tconv/plan.hpp / copy.hpp: kStreamBytes, interleave", (), (),

@@ -21,12 +21,19 @@
 // epilogue (bias, test) then copies out.  With several K blocks the partial sums of the task's
 // C block wait in a contiguous buffer (rows x nc) and each tile is copied out after its last
 // block, while it is in L1.
-// Workspace per thread: the B block (kc x round_up(nc, nr) <= 512 KiB + one nr column), one
-// mr x nr tile, and with K > kc the partial sums (the task's rows x round_up(nc, nr)); per
-// call: the packed weights (exactly W's size).
+// Packing B from memory.  A B operand of kPipelineL2s L2 caches or more does not stay in the
+// L3 between calls; packing a block of it all at once then waits on memory while the cores
+// idle.  Such a call gives each thread consecutive tasks and packs its next B block (the
+// task's next K block, else the next task's first) into a second buffer a few rows at a time
+// between the micro-kernel calls of the current one, prefetching the rows of the next slice
+// (PackAhead).  The packed blocks are the same, so are the sums.
+// Workspace per thread: the B block (kc x round_up(nc, nr) <= 512 KiB + one nr column; two
+// when pipelined), one mr x nr tile, and with K > kc the partial sums (the task's rows x
+// round_up(nc, nr)); per call: the packed weights (exactly W's size).
 #include "gemm/engine.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -36,6 +43,7 @@
 #include <immintrin.h>
 #endif
 
+#include "tconv/assert.hpp"
 #include "tconv/cancel.hpp"
 #include "tconv/clones.hpp"
 #include "tconv/copy.hpp"
@@ -58,6 +66,10 @@ constexpr int64_t kPackAhead = 4;
 // Depth (values of k) of the weights packed into every A panel before the next: see
 // pack_a_block().
 constexpr int64_t kAPackDepth = 16;
+// A call whose B operand is at least this many L2s is read from memory, not from the L3,
+// and packs each B block while the kernels run on the one before (PackAhead); smaller
+// ones, which the L3 keeps between calls, pack faster in one go (docs/perf-log.md).
+constexpr int64_t kPipelineL2s = 24;
 // Tasks per thread the schedule aims at (fewer than the subconv driver's kTasksPerThread):
 // the tasks are equal, so more of them balance nothing and only shrink the B blocks, which
 // cost 2-3 % at 2 threads on the 1x1 layers of the bench (docs/perf-log.md, 2026-12-03).
@@ -187,13 +199,14 @@ inline __attribute__((always_inline)) void copy_chunks(const void* from, void* t
         *reinterpret_cast<const Chunk*>(static_cast<const char*>(from) + o);
 }
 
-// The panels of B for columns [0, cols) of kc rows of ld apart: panel p (nr columns) at
-// panel + p * kc * NR holds b[k * NR + j] = src[k * ld + p * NR + j], zero past cols.
+// The panels of B for columns [0, cols) of kc rows of ld apart, panels `step` values apart:
+// panel p (nr columns) at panel + p * step holds b[k * NR + j] = src[k * ld + p * NR + j],
+// zero past cols.  (A block's panels are kc_block * NR apart: its rows can be packed a few
+// at a time, rows from k0 on at panel + k0 * NR.)
 template <typename T, int NR, int CHUNK>
 inline __attribute__((always_inline)) void pack_b_body(const T* src, int64_t ld, int64_t kc,
-                                                       int64_t cols, T* panel) {
+                                                       int64_t cols, int64_t step, T* panel) {
   const int64_t full = cols / NR, tail = cols - full * NR;
-  const int64_t step = NR * kc;
   constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
   for (int64_t k = 0; k < kc; ++k) {
     const T* row = src + k * ld;
@@ -211,24 +224,24 @@ inline __attribute__((always_inline)) void pack_b_body(const T* src, int64_t ld,
 }
 
 template <typename T>
-using PackB = void (*)(const T*, int64_t, int64_t, int64_t, T*);
+using PackB = void (*)(const T*, int64_t, int64_t, int64_t, int64_t, T*);
 
 template <typename T, int NR>
-void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, T* panel) {
-  pack_b_body<T, NR, 16>(src, ld, kc, cols, panel);
+void pack_b(const T* src, int64_t ld, int64_t kc, int64_t cols, int64_t step, T* panel) {
+  pack_b_body<T, NR, 16>(src, ld, kc, cols, step, panel);
 }
 #ifdef TCONV_CLONE_AVX2
 template <typename T, int NR>
 TCONV_CLONE_AVX2 void pack_b_avx2(const T* src, int64_t ld, int64_t kc, int64_t cols,
-                                  T* panel) {
-  pack_b_body<T, NR, 32>(src, ld, kc, cols, panel);
+                                  int64_t step, T* panel) {
+  pack_b_body<T, NR, 32>(src, ld, kc, cols, step, panel);
 }
 #endif
 #ifdef TCONV_CLONE_AVX512
 template <typename T, int NR>
 TCONV_CLONE_AVX512 void pack_b_avx512(const T* src, int64_t ld, int64_t kc, int64_t cols,
-                                      T* panel) {
-  pack_b_body<T, NR, 64>(src, ld, kc, cols, panel);
+                                      int64_t step, T* panel) {
+  pack_b_body<T, NR, 64>(src, ld, kc, cols, step, panel);
 }
 #endif
 
@@ -305,8 +318,8 @@ void pack_run(const T* src, int64_t step, int64_t len, T* out, int64_t nr) {
 
 template <typename T>
 void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, const int64_t* runs,
-                   int64_t step, int64_t kc, int64_t cols, int nr, T* panel) {
-  const int64_t pstep = nr * kc, padded = round_up(cols, nr);
+                   int64_t step, int64_t kc, int64_t cols, int nr, int64_t pstep, T* panel) {
+  const int64_t padded = round_up(cols, nr);
   for (int64_t k = 0; k < kc;) {
     const bool group = (step == 2 || step == 4) && k + step <= kc &&
                        rows[k + step - 1] == rows[k] + step - 1;
@@ -504,7 +517,7 @@ struct Schedule {
 
 template <typename T>
 Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int64_t M, int64_t K,
-                  int64_t N, int threads) {
+                  int64_t N, int threads, int64_t b_bytes) {
   Schedule sc;
   GemmPlan& p = sc.plan;
   sc.tiles = rows_tile_set(uk, M);
@@ -539,7 +552,9 @@ Schedule schedule(const GemmKernels<T>& uk, int64_t images, int64_t groups, int6
   p.mc = std::min(M, sc.cut.start(std::min(sc.cut.count, panels_per_task)));
   // packed A (all groups' weights) + per thread: B block, then partial sums or one tile
   const int64_t ncp = round_up(p.nc, nr);
-  const int64_t per_thread = p.kc * ncp + (K > p.kc ? p.mc * ncp : int64_t(p.mr) * nr);
+  p.pipelined = b_bytes >= kPipelineL2s * l2_cache_bytes();
+  const int64_t per_thread = (p.pipelined ? 2 : 1) * p.kc * ncp +
+                             (K > p.kc ? p.mc * ncp : int64_t(p.mr) * nr);
   p.workspace_bytes = (groups * K * M + (p.parallel ? threads : 1) * per_thread) *
                       int64_t(sizeof(T));
   return sc;
@@ -555,12 +570,13 @@ struct Engine {
   const Problem<T>& pb;
   const PanelCut& cut;
   int mr, nr;
-  int64_t kc_max;
+  int64_t kc_max, ncp_max;  // the K block; a B block's columns, rounded up to nr
   const GemmUkernel<T>* fn;  // by rows: the table's fn or (wide) wfn
   PackB<T> pack;
   CopyRows copy_a;
   StreamTile<T> stream;  // null: finish_tile (or the phase GEMM's maps)
   bool stream_mapped;    // finish_tile_mapped streams its interleaved runs
+  bool pipeline;         // each thread packs its next B block while the kernels run (PackAhead)
   bool check;
   Cancellation* cancel;
   T* a_packed;  // K block k0 of group g at (g * K + k0) * M, panel p (r rows from row i) at
@@ -580,11 +596,13 @@ Engine<T> make_engine(const Problem<T>& pb, const Schedule& sc, bool check, T* a
                    sc.plan.mr,
                    nr,
                    sc.plan.kc,
+                   round_up(sc.plan.nc, nr),
                    tile_kernels(uk, sc.tiles).fn,
                    pack_b_for<T>(nr, isa),
                    copy_rows_for(isa),
                    pb.c_row ? nullptr : stream_tile_for<T>(isa, pb.dst, pb.N, out_bytes),
                    pb.c_row != nullptr && out_bytes >= kStreamBytes,
+                   sc.plan.pipelined,
                    check,
                    current_cancellation(),
                    a_packed};
@@ -637,26 +655,126 @@ Bad<T> finish_out(const Engine<T>& e, const T* ct, int64_t ldc, T* c, T* out, in
                  : finish_tile<false>(ct, ldc, out, pb.N, r, cols, bi);
 }
 
-// A thread's scratch for its tasks: the packed B block, the partial sums, one tile.
+// Packs rows [r0, r1) of K block k0 (kc rows) of task t's B into the block's panels at bp.
+template <typename T>
+void pack_b_rows(const Engine<T>& e, const Task& t, int64_t k0, int64_t kc, int64_t r0,
+                 int64_t r1, T* bp) {
+  const Problem<T>& pb = e.pb;
+  const int64_t image = t.n * pb.groups + t.g, step = kc * e.nr;
+  T* to = bp + r0 * e.nr;
+  if (pb.b_row)
+    pack_b_mapped(pb.src + image * pb.b_image, pb.b_row + k0 + r0, pb.b_col + t.j0,
+                  pb.b_run + t.j0, pb.b_step, r1 - r0, t.cols, e.nr, step, to);
+  else
+    e.pack(pb.src + (image * pb.K + k0 + r0) * pb.N + t.j0, pb.N, r1 - r0, t.cols, step, to);
+}
+
+// Fetches into the cache the source lines of rows [r0, r1) of K block k0 of task t's B.
+// Always inlined: GCC deems a function that only prefetches free of side effects and drops
+// the calls to it.
+template <typename T>
+inline __attribute__((always_inline)) void prefetch_b_rows(const Engine<T>& e, const Task& t,
+                                                           int64_t k0, int64_t r0, int64_t r1) {
+  const Problem<T>& pb = e.pb;
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t image = t.n * pb.groups + t.g;
+  for (int64_t k = k0 + r0; k < k0 + r1; ++k) {
+    if (pb.b_row) {
+      if (k > 0 && pb.b_row[k] == pb.b_row[k - 1] + 1) continue;  // the row before's lines
+      const T* row = pb.src + image * pb.b_image + pb.b_row[k];
+      // a run of columns `b_step` apart spans one range of the source row
+      for (int64_t j = t.j0; j < t.j0 + t.cols;) {
+        const int64_t len = std::min(t.j0 + t.cols - j, pb.b_run[j]);
+        const T* first = row + pb.b_col[j];
+        const T* end = row + pb.b_col[j + len - 1] + 1;
+        for (const T* q = first; q < end; q += kLine) __builtin_prefetch(q, 0, 3);
+        __builtin_prefetch(end - 1, 0, 3);
+        j += len;
+      }
+    } else {
+      const T* row = pb.src + (image * pb.K + k) * pb.N + t.j0;
+      for (int64_t q = 0; q < t.cols; q += kLine) __builtin_prefetch(row + q, 0, 3);
+      __builtin_prefetch(row + t.cols - 1, 0, 3);
+    }
+  }
+}
+
+// The B block a thread packs next, a slice of rows between two micro-kernel calls of the
+// block before it, so that reading B from memory overlaps the arithmetic instead of
+// stalling it: each call first packs the slice prefetched at the call before, then
+// prefetches the next (the pack reads the cache; a few rows are in flight at a time, few
+// enough that rows a multiple of 4 KiB apart do not evict each other).
+template <typename T>
+struct PackAhead {
+  const Task* task = nullptr;  // the block's task and K block, or none
+  int64_t k0 = 0, kc = 0;
+  T* bp = nullptr;              // where it is packed (the thread's other B buffer)
+  int64_t done = 0, slice = 0;  // rows packed so far; rows per call
+
+  void start(const Engine<T>& e, const Task* t, int64_t k, T* to, int64_t calls) {
+    task = t;
+    k0 = k;
+    kc = t ? std::min(e.kc_max, e.pb.K - k) : 0;
+    bp = to;
+    done = 0;
+    slice = t ? ceil_div(kc, std::max<int64_t>(calls, 1)) : 0;
+    if (t) prefetch_b_rows(e, *t, k0, 0, std::min(slice, kc));
+  }
+  // Between two micro-kernel calls: packs the prefetched slice, prefetches the next.
+  void step(const Engine<T>& e) {
+    if (task == nullptr || done >= kc) return;
+    const int64_t r1 = std::min(kc, done + slice);
+    pack_b_rows(e, *task, k0, kc, done, r1, bp);
+    done = r1;
+    if (done < kc) prefetch_b_rows(e, *task, k0, done, std::min(kc, done + slice));
+  }
+};
+
+// A thread's scratch for its tasks: two B blocks (the one the kernels read, the one packed
+// ahead), the partial sums, one tile; and which block the second holds.
 template <typename T>
 struct TaskScratch {
-  Scratch<T> b, part, tile;
+  Scratch<T> b[2], part, tile;
+  int current = 0;              // b[current]: the block the kernels read
+  const Task* ready = nullptr;  // b[current] already holds K block ready_k0 of this task
+  int64_t ready_k0 = 0;
+
+  // K block k0 (kc rows) of task t, packed in b[current] (now, unless it was packed ahead);
+  // `ahead` starts on the block after it in the other buffer when the engine pipelines.
+  T* block(const Engine<T>& e, const Task& t, const Task* next, int64_t k0, int64_t kc,
+           int64_t calls, PackAhead<T>& ahead) {
+    T* bp = b[current].get(e.kc_max * e.ncp_max);
+    if (!(ready == &t && ready_k0 == k0)) pack_b_rows(e, t, k0, kc, 0, kc, bp);
+    if (e.pipeline) {
+      const bool last = k0 + kc >= e.pb.K;
+      ahead.start(e, last ? next : &t, last ? 0 : k0 + kc,
+                  b[1 - current].get(e.kc_max * e.ncp_max), calls);
+    }
+    return bp;
+  }
+  // After the block: the kernels read the one packed ahead next, if any.
+  void advance(const PackAhead<T>& ahead) {
+    TCONV_ASSERT(ahead.done == ahead.kc);  // `calls` steps of `slice` rows cover the block
+    ready = ahead.task;
+    ready_k0 = ahead.k0;
+    if (ahead.task != nullptr) current = 1 - current;
+  }
 };
 
 // One task: its C block (rows of panels [p0, p1), columns [j0, j0 + cols) of one image),
-// K block by K block.  Returns the Inf/NaN bits of what it stored (with e.check).
+// K block by K block; while the kernels run on one block, the next is packed (the task's
+// next K block, else the first of `next`, the thread's next task, if any).  Returns the
+// Inf/NaN bits of what it stored (with e.check).
 template <typename T>
-Bad<T> run_task(const Engine<T>& e, const Task& t, TaskScratch<T>& s) {
+Bad<T> run_task(const Engine<T>& e, const Task& t, const Task* next, TaskScratch<T>& s) {
   const Problem<T>& pb = e.pb;
   const int64_t M = pb.M, K = pb.K, N = pb.N;
   const int nr = e.nr;
   const int64_t ncp = round_up(t.cols, nr);
   const int64_t image = t.n * pb.groups + t.g;
-  const T* b_src = pb.src + (pb.b_row ? image * pb.b_image : image * K * N + t.j0);
   const int64_t m0 = e.cut.start(t.p0), rows = e.cut.start(t.p1) - m0;
   T* c = pb.dst + (pb.c_row ? image * pb.c_image : (image * M + m0) * N + t.j0);
   const T* bias = pb.bias ? pb.bias + t.g * M + m0 : nullptr;
-  T* bp = s.b.get(e.kc_max * ncp);
   // Where the micro-kernel's sums go (see the top of the file): with several K blocks the
   // partial sums of the task's block wait in `part` (ld ncp); with one, a tile that needs
   // an epilogue or is a partial column panel goes through `tile` (ld nr, in L1), others
@@ -664,17 +782,15 @@ Bad<T> run_task(const Engine<T>& e, const Task& t, TaskScratch<T>& s) {
   const bool blocked = K > e.kc_max, finish = bias != nullptr || e.check || pb.c_row;
   T* part = blocked ? s.part.get(rows * ncp) : nullptr;
   T* tile = blocked ? nullptr : s.tile.get(int64_t(e.mr) * nr);
+  const int64_t calls = (t.p1 - t.p0) * (ncp / nr);
   Bad<T> bad = 0;
   for (int64_t k0 = 0; k0 < K; k0 += e.kc_max) {
     if (k0 > 0 && stop(e.cancel)) break;
     const int64_t kc = std::min(e.kc_max, K - k0);
     const int accumulate = k0 > 0 ? 1 : 0;
     const bool last = k0 + kc >= K;
-    if (pb.b_row)
-      pack_b_mapped(b_src, pb.b_row + k0, pb.b_col + t.j0, pb.b_run + t.j0, pb.b_step, kc,
-                    t.cols, nr, bp);
-    else
-      e.pack(b_src + k0 * N, N, kc, t.cols, bp);
+    PackAhead<T> ahead;
+    const T* bp = s.block(e, t, next, k0, kc, calls, ahead);
     const T* a_block = e.a_packed + (t.g * K + k0) * M;
     for (int64_t p = t.p0; p < t.p1; ++p) {
       const int64_t i = e.cut.start(p) - m0, r = e.cut.rows(p);
@@ -690,8 +806,32 @@ Bad<T> run_task(const Engine<T>& e, const Task& t, TaskScratch<T>& s) {
         kernel(kc, ap, bp + q * kc * nr, ct, ldc, accumulate, nullptr);
         if (last && !direct)
           bad |= finish_out(e, ct, ldc, c, out, m0 + i, t.j0 + q * nr, r, cols, bi);
+        ahead.step(e);
       }
     }
+    s.advance(ahead);
+  }
+  return bad;
+}
+
+// The calling thread's share of the tasks (inside the parallel region): consecutive ones when
+// the engine pipelines, so that each knows its next, else one at a time as threads come free.
+// Returns the Inf/NaN bits of what they stored.
+template <typename T>
+Bad<T> run_tasks(const Engine<T>& e, const std::vector<Task>& tasks) {
+  TaskScratch<T> scratch;
+  Bad<T> bad = 0;
+  const auto count = static_cast<int64_t>(tasks.size());
+  const auto task = [&](int64_t ti) { return &tasks[static_cast<size_t>(ti)]; };
+  if (e.pipeline) {
+    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t lo = count * me / threads, hi = count * (me + 1) / threads;
+    for (int64_t ti = lo; ti < hi && !stop(e.cancel); ++ti)
+      bad |= run_task(e, *task(ti), ti + 1 < hi ? task(ti + 1) : nullptr, scratch);
+  } else {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ti = 0; ti < count; ++ti)
+      if (!stop(e.cancel)) bad |= run_task(e, *task(ti), nullptr, scratch);
   }
   return bad;
 }
@@ -715,12 +855,12 @@ bool run(const Problem<T>& pb, bool check) {
   const int64_t images = pb.batch * pb.groups;
   if (images == 0 || pb.M == 0 || pb.N == 0) return true;
   if (pb.K == 0) return fill_bias(pb, check);
-  const Schedule sc = schedule<T>(active_gemm<T>(), images, pb.groups, pb.M, pb.K, pb.N,
-                                  omp_get_max_threads());
+  const Schedule sc = schedule<T>(
+      active_gemm<T>(), images, pb.groups, pb.M, pb.K, pb.N, omp_get_max_threads(),
+      images * (pb.b_row ? pb.b_image : pb.K * pb.N) * int64_t(sizeof(T)));
   Scratch<T> a_store;  // the packed A (Engine::a_packed)
   const Engine<T> e = make_engine(pb, sc, check, a_store.get(pb.groups * pb.K * pb.M));
   const int64_t k_blocks = ceil_div(pb.K, e.kc_max);
-  const auto task_count = static_cast<int64_t>(sc.tasks.size());
   int nonfinite = 0;
 #pragma omp parallel if (sc.plan.parallel) reduction(| : nonfinite)
   {
@@ -728,11 +868,7 @@ bool run(const Problem<T>& pb, bool check) {
     for (int64_t u = 0; u < pb.groups * k_blocks; ++u)
       pack_a_block(e, u / k_blocks, (u % k_blocks) * e.kc_max);
     // implicit barrier: the tasks read every packed block
-    TaskScratch<T> scratch;
-    Bad<T> bad = 0;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t ti = 0; ti < task_count; ++ti)
-      if (!stop(e.cancel)) bad |= run_task(e, sc.tasks[static_cast<size_t>(ti)], scratch);
+    const Bad<T> bad = run_tasks(e, sc.tasks);
     if (e.stream != nullptr || e.stream_mapped) stream_fence();  // streamed stores before the join
     nonfinite |= bad != 0;
   }
@@ -745,8 +881,9 @@ template <typename T>
 GemmPlan plan_gemm(const Geometry& g, bool transposed, int threads) {
   const int64_t M = transposed ? g.fine_per_group() : g.coarse_per_group();
   const int64_t K = transposed ? g.coarse_per_group() : g.fine_per_group();
-  return schedule<T>(active_gemm<T>(), g.batch * g.groups, g.groups, M, K, g.coarse_pixels(),
-                     threads)
+  const int64_t images = g.batch * g.groups;
+  return schedule<T>(active_gemm<T>(), images, g.groups, M, K, g.coarse_pixels(), threads,
+                     images * K * g.coarse_pixels() * int64_t(sizeof(T)))
       .plan;
 }
 
@@ -849,8 +986,11 @@ template <typename T>
 GemmPlan plan_phase_gemm(const Geometry& g, bool transposed, int threads) {
   const int64_t M = transposed ? g.fine_per_group() * g.taps() : g.coarse_per_group();
   const int64_t K = transposed ? g.coarse_per_group() : g.fine_per_group() * g.taps();
-  GemmPlan p = schedule<T>(active_gemm<T>(), g.batch * g.groups, g.groups, M, K,
-                           g.coarse_pixels(), threads)
+  const int64_t images = g.batch * g.groups;
+  // B: the coarse input (transposed), else the fine image the phases map
+  const int64_t b_image = transposed ? K * g.coarse_pixels() : g.fine_per_group() * g.fine_pixels();
+  GemmPlan p = schedule<T>(active_gemm<T>(), images, g.groups, M, K, g.coarse_pixels(), threads,
+                           images * b_image * int64_t(sizeof(T)))
                    .plan;
   // the index maps (rows of the mapped side, coarse pixels) and the scatter's bias per row
   p.workspace_bytes += (g.fine_per_group() * g.taps() + 2 * g.coarse_pixels()) *

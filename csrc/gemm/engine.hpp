@@ -35,6 +35,7 @@ struct GemmPlan {
   int mr = 0, nr = 0;
   int64_t kc = 0, mc = 0, nc = 0, tasks = 0;
   bool parallel = false;
+  bool pipelined = false;  // each thread packs its next B block while the kernels run
   double flops = 0;
   int64_t workspace_bytes = 0;
 };
