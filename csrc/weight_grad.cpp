@@ -711,14 +711,108 @@ struct WgCall {
   PackPanel<T> pack_panel;  // null: pack, then (outer form) the table's transpose
 };
 
+// The outer form's next column block of B, packed from `fine` (pack_b): its source lines --
+// the fine rows its channels read through the K block's segments -- are fetched into the
+// cache a share at a time between the tiles of the current block, so that packing it reads
+// the cache instead of waiting on memory (U-Net k2s2's fine image, 64 MiB, comes from
+// memory).  The dot form, whose few tiles would fetch them in large bursts, and the direct
+// panel packing (pack_panel_for, which prefetches for itself) do not.
+template <typename T>
+struct BlockLines {
+  struct Range {
+    const T* first;
+    int64_t values;
+  };
+  std::vector<Range> ranges;
+  size_t range = 0;
+  int64_t at = 0;  // values of ranges[range] fetched
+
+  // The fine planes of channels [f0, f1] of `group` from the first to the last value the
+  // K block's segments read through any tap (a superset where taps span several rows).
+  void plan(const Geometry& g, const T* fine, int64_t group, int64_t f0, int64_t f1,
+            const std::vector<KSegment>& segs) {
+    ranges.clear();
+    range = 0;
+    at = 0;
+    const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
+    for (const KSegment& sg : segs) {
+      const int64_t z0 = std::clamp<int64_t>(sg.iz * g.stride[0] - g.pad[0], 0, fz - 1);
+      const int64_t z1 = std::clamp<int64_t>(
+          sg.iz * g.stride[0] - g.pad[0] + (g.kernel[0] - 1) * g.dilation[0], 0, fz - 1);
+      const int64_t y0 = std::clamp<int64_t>(sg.iy * g.stride[1] - g.pad[1], 0, fy - 1);
+      const int64_t y1 = std::clamp<int64_t>((sg.iy + sg.rows - 1) * g.stride[1] - g.pad[1] +
+                                                 (g.kernel[1] - 1) * g.dilation[1],
+                                             0, fy - 1);
+      const int64_t lo = (z0 * fy + y0) * fx, hi = (z1 * fy + y1 + 1) * fx;
+      for (int64_t f = f0; f <= f1; ++f)
+        ranges.push_back({fine + (sg.n * g.fine_channels + group * g.fine_per_group() + f) *
+                                     g.fine_pixels() + lo,
+                          hi - lo});
+    }
+  }
+  // plan() for B's columns [c0, c1) (none if empty); returns the lines to fetch before each
+  // of `tiles` tiles.
+  int64_t start(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
+                int64_t group, int64_t c0, int64_t c1, const std::vector<KSegment>& segs,
+                int64_t tiles) {
+    ranges.clear();
+    range = 0;
+    if (c1 <= c0) return 0;
+    plan(g, fine, group, table[size_t(c0)].f, table[size_t(c1 - 1)].f, segs);
+    int64_t lines = 0;
+    for (const Range& r : ranges) lines += ceil_div(r.values * int64_t(sizeof(T)), 64) + 1;
+    return ceil_div(lines, std::max<int64_t>(1, tiles));
+  }
+  // Always inlined: GCC deems a function that only prefetches free of side effects.
+  inline __attribute__((always_inline)) void step(int64_t lines) {
+    constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+    for (; lines > 0 && range < ranges.size(); --lines) {
+      const Range& r = ranges[range];
+      __builtin_prefetch(r.first + at, 0, 3);
+      at += kLine;
+      if (at >= r.values) {
+        ++range;
+        at = 0;
+      }
+    }
+  }
+};
+
 // A thread's buffers for those tasks.
 template <typename T>
 struct WgScratch {
   Scratch<T> a_buf, b_buf, panel_buf;
   std::vector<KSegment> segs;  // the current K block's
   std::vector<PanelRun> runs;
+  BlockLines<T> next;  // the outer form's next column block's source lines
   T edge[kMaxMR * kMaxNR];  // one tile that would run past the column range
 };
+
+// Column block c0 of the task's range for the K block of s.segs: the outer form's panel
+// (packed directly where the table has pack_panel, else packed as B's column rows and
+// transposed), or the dot form's B rows, returned (ld apart).
+template <typename T>
+const T* pack_column_block(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask& task,
+                           int64_t c0, int64_t kc, int64_t kcp, int64_t ld, T* panel) {
+  const Geometry& g = call.g;
+  const int nr = call.p.nr;
+  const int64_t nc = call.p.nc, cols = std::min(nc, task.col1 - c0);
+  if (call.p.outer && call.pack_panel) {
+    panel_runs(g, call.table, task.group, c0, cols, 64 / int64_t(sizeof(T)), s.runs);
+    // the next block's rows (same rows, later channels) prefetched into L2 meanwhile
+    const int64_t next =
+        c0 + nc < task.col1
+            ? (call.table[size_t(c0 + nc)].f - call.table[size_t(c0)].f) * g.fine_pixels()
+            : 0;
+    call.pack_panel(g, call.fine, s.runs, cols, nr, s.segs, kc, next, panel);
+    return nullptr;
+  }
+  const int64_t ncp = round_up(cols, nr);
+  T* bp = s.b_buf.get(ncp * ld);
+  call.pack(g, call.fine, call.table, task.group, c0, cols, ncp, s.segs, kc, kcp, ld, bp);
+  if (call.p.outer) call.uk.transpose(bp, ld, kc, panel);
+  return bp;
+}
 
 // One K block of a task (A rows at ap, lda apart; B's K segments s.segs) times every column
 // block of the task's range, into out (dW rows N apart); the outer form transposes each B
@@ -735,22 +829,13 @@ void column_blocks(const WgCall<T>& call, WgScratch<T>& s, const WeightGradTask&
   T* panel = outer ? s.panel_buf.get(kc * nr) : nullptr;
   for (int64_t c0 = task.col0; c0 < task.col1; c0 += nc) {
     const int64_t cols = std::min(nc, task.col1 - c0);
-    const int64_t ncp = round_up(cols, nr);
-    T* bp = nullptr;
-    if (outer && call.pack_panel) {
-      panel_runs(g, call.table, task.group, c0, cols, 64 / int64_t(sizeof(T)), s.runs);
-      // the next block's rows (same rows, later channels) prefetched into L2 meanwhile
-      const int64_t next =
-          c0 + nc < task.col1
-              ? (call.table[size_t(c0 + nc)].f - call.table[size_t(c0)].f) * g.fine_pixels()
-              : 0;
-      call.pack_panel(g, call.fine, s.runs, cols, nr, s.segs, kc, next, panel);
-    } else {
-      bp = s.b_buf.get(ncp * ld);
-      call.pack(g, call.fine, call.table, task.group, c0, cols, ncp, s.segs, kc, kcp, ld, bp);
-      if (outer) uk.transpose(bp, ld, kc, panel);
-    }
+    const T* bp = pack_column_block(call, s, task, c0, kc, kcp, ld, panel);
+    const bool ahead = outer && !call.pack_panel && c0 + nc < task.col1;
+    const int64_t quota = s.next.start(g, call.fine, call.table, task.group, c0 + nc,
+                                       ahead ? std::min(task.col1, c0 + 2 * nc) : c0 + nc,
+                                       s.segs, ceil_div(rows, mr));
     for (int64_t i0 = 0, r = 0; i0 < rows; i0 += r) {
+      s.next.step(quota);
       r = outer ? tile_rows(rows - i0, mr) : dot_rows(rows - i0, mr);
       const T* a = ap + i0 * lda;
       // tile (i0, j0) into c (row stride ldc), overwriting or adding its block sum

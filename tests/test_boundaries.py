@@ -853,6 +853,11 @@ TABLE: list[Row] = [
     Row("channels-last transposes in pieces of kPieceK = 256 points (+ one cache line)",
         "weight_grad.cpp: kPieceK", (256,), ("cl_piece",), names=("kPieceK",),
         dtypes=("float32", "float64")),
+    Row("grad_weight outer form: the next column block's source lines (kLine values each) "
+        "prefetched between the tiles of the current one", "weight_grad.cpp: BlockLines", (),
+        (), names=("kLine",), why="same values either way (prefetches only); column ranges "
+        "of several blocks, 1-D to 3-D, strided, padded and dilated, on every ISA: "
+        "test_isa.test_grad_weight_outer_form_every_isa"),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------
