@@ -310,36 +310,86 @@ PackB<T> pack_b_for(int nr, CloneIsa isa) {
 // of `step` rows (2 or 4) whose bases are consecutive (the phases of that axis) are read as
 // one contiguous segment and split, a vectorisable de-interleave.
 template <int S, typename T>
-void pack_run(const T* src, int64_t step, int64_t len, T* out, int64_t nr) {
+inline __attribute__((always_inline)) void pack_run(const T* __restrict src, int64_t step,
+                                                    int64_t len, T* __restrict out, int64_t nr) {
   const int64_t sstep = S > 1 ? S : step;
   for (int64_t u = 0; u < len; ++u)
     for (int s = 0; s < S; ++s) out[s * nr + u] = src[u * sstep + s];
 }
 
 template <typename T>
-void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, const int64_t* runs,
-                   int64_t step, int64_t kc, int64_t cols, int nr, int64_t pstep, T* panel) {
+inline __attribute__((always_inline)) void pack_b_mapped_body(
+    const T* src, const int64_t* rows, const int64_t* cols_at, const int64_t* runs, int64_t step,
+    int64_t kc, int64_t cols, int nr, int64_t pstep, T* panel) {
   const int64_t padded = round_up(cols, nr);
   for (int64_t k = 0; k < kc;) {
     const bool group = (step == 2 || step == 4) && k + step <= kc &&
                        rows[k + step - 1] == rows[k] + step - 1;
     const int64_t g = group ? step : 1;
     const T* row = src + rows[k];
-    for (int64_t u = 0; u < cols;) {
-      const int64_t len = std::min({cols - u, runs[u], nr - u % nr});
-      T* out = panel + (u / nr) * pstep + k * nr + u % nr;
+    T* out = panel + k * nr;  // column u's: panel u / nr, offset u % nr (o)
+    for (int64_t u = 0, o = 0; u < cols;) {
+      const int64_t len = std::min({cols - u, runs[u], nr - o});
       if (g == 2)
-        pack_run<2>(row + cols_at[u], step, len, out, nr);
+        pack_run<2>(row + cols_at[u], step, len, out + o, nr);
       else if (g == 4)
-        pack_run<4>(row + cols_at[u], step, len, out, nr);
+        pack_run<4>(row + cols_at[u], step, len, out + o, nr);
       else
-        pack_run<1>(row + cols_at[u], step, len, out, nr);
+        pack_run<1>(row + cols_at[u], step, len, out + o, nr);
       u += len;
+      o += len;
+      if (o == nr) {
+        o = 0;
+        out += pstep;
+      }
     }
     for (int64_t s = 0; s < g; ++s)  // zero the last panel past cols
       for (int64_t u = cols; u < padded; ++u)
         panel[(u / nr) * pstep + (k + s) * nr + u % nr] = T(0);
     k += g;
+  }
+}
+
+// pack_b_mapped_body has AVX2 and AVX-512 clones (tconv/clones.hpp), whose de-interleaves
+// (pack_run) the compiler vectorises with that ISA's permutes; same values.
+template <typename T>
+using PackBMapped = void (*)(const T*, const int64_t*, const int64_t*, const int64_t*, int64_t,
+                             int64_t, int64_t, int, int64_t, T*);
+
+template <typename T>
+void pack_b_mapped(const T* src, const int64_t* rows, const int64_t* cols_at, const int64_t* runs,
+                   int64_t step, int64_t kc, int64_t cols, int nr, int64_t pstep, T* panel) {
+  pack_b_mapped_body(src, rows, cols_at, runs, step, kc, cols, nr, pstep, panel);
+}
+#ifdef TCONV_CLONE_AVX2
+template <typename T>
+TCONV_CLONE_AVX2 void pack_b_mapped_avx2(const T* src, const int64_t* rows,
+                                         const int64_t* cols_at, const int64_t* runs,
+                                         int64_t step, int64_t kc, int64_t cols, int nr,
+                                         int64_t pstep, T* panel) {
+  pack_b_mapped_body(src, rows, cols_at, runs, step, kc, cols, nr, pstep, panel);
+}
+#endif
+#ifdef TCONV_CLONE_AVX512
+template <typename T>
+TCONV_CLONE_AVX512 void pack_b_mapped_avx512(const T* src, const int64_t* rows,
+                                             const int64_t* cols_at, const int64_t* runs,
+                                             int64_t step, int64_t kc, int64_t cols, int nr,
+                                             int64_t pstep, T* panel) {
+  pack_b_mapped_body(src, rows, cols_at, runs, step, kc, cols, nr, pstep, panel);
+}
+#endif
+
+template <typename T>
+PackBMapped<T> pack_b_mapped_for(CloneIsa isa) {
+  switch (isa) {
+#ifdef TCONV_CLONE_AVX512
+    case CloneIsa::kAvx512: return &pack_b_mapped_avx512<T>;
+#endif
+#ifdef TCONV_CLONE_AVX2
+    case CloneIsa::kAvx2: return &pack_b_mapped_avx2<T>;
+#endif
+    default: return &pack_b_mapped<T>;
   }
 }
 
@@ -573,6 +623,7 @@ struct Engine {
   int64_t kc_max, ncp_max;  // the K block; a B block's columns, rounded up to nr
   const GemmUkernel<T>* fn;  // by rows: the table's fn or (wide) wfn
   PackB<T> pack;
+  PackBMapped<T> pack_mapped;  // the mapped B's (Problem::b_row)
   CopyRows copy_a;
   StreamTile<T> stream;  // null: finish_tile (or the phase GEMM's maps)
   bool stream_mapped;    // finish_tile_mapped streams its interleaved runs
@@ -599,6 +650,7 @@ Engine<T> make_engine(const Problem<T>& pb, const Schedule& sc, bool check, T* a
                    round_up(sc.plan.nc, nr),
                    tile_kernels(uk, sc.tiles).fn,
                    pack_b_for<T>(nr, isa),
+                   pack_b_mapped_for<T>(isa),
                    copy_rows_for(isa),
                    pb.c_row ? nullptr : stream_tile_for<T>(isa, pb.dst, pb.N, out_bytes),
                    pb.c_row != nullptr && out_bytes >= kStreamBytes,
@@ -663,7 +715,7 @@ void pack_b_rows(const Engine<T>& e, const Task& t, int64_t k0, int64_t kc, int6
   const int64_t image = t.n * pb.groups + t.g, step = kc * e.nr;
   T* to = bp + r0 * e.nr;
   if (pb.b_row)
-    pack_b_mapped(pb.src + image * pb.b_image, pb.b_row + k0 + r0, pb.b_col + t.j0,
+    e.pack_mapped(pb.src + image * pb.b_image, pb.b_row + k0 + r0, pb.b_col + t.j0,
                   pb.b_run + t.j0, pb.b_step, r1 - r0, t.cols, e.nr, step, to);
   else
     e.pack(pb.src + (image * pb.K + k0 + r0) * pb.N + t.j0, pb.N, r1 - r0, t.cols, step, to);
