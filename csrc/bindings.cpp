@@ -597,6 +597,12 @@ PYBIND11_MODULE(_core, m) {
         "Set every byte of the kept scratch blocks to `byte` (tests only).");
   m.def("_scratch_cycle", &scratch_cycle, py::arg("first"), py::arg("second"),
         "Take and give back scratch blocks of the given sizes (tests only; see bindings.cpp).");
+  m.def("narrow_tiles_enabled", &tconv::narrow_tiles_enabled,
+        "Whether sub-convolutions with rows too short for the full register tile take the "
+        "narrow one (TCONV_NARROW_TILES, else the CPU: AMD family 19h).");
+  m.def("_set_narrow_tiles", &tconv::set_narrow_tiles, py::arg("mode"),
+        "Force the narrow tiles on (1) or off (0), or back to the process's default (-1) "
+        "(tests only).");
   m.def("l2_cache_bytes", &tconv::l2_cache_bytes,
         "One core's L2 cache in bytes as the planner sizes its blocks (TCONV_L2_BYTES or the "
         "OS's figure, clamped); read once per process.");

@@ -2,10 +2,15 @@
 // operator's executor computes with the same functions, plus the workspace it will allocate.
 #include <algorithm>
 #include <array>
+#include <atomic>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <iterator>
 #include <cstdlib>
 #include <omp.h>
 #include <stdexcept>
+#include <string>
 #include <unistd.h>
 
 #include "gemm/engine.hpp"
@@ -41,6 +46,45 @@ int64_t read_l2_cache_bytes() {
 int64_t l2_cache_bytes() {
   static const int64_t bytes = read_l2_cache_bytes();
   return bytes;
+}
+
+namespace {
+
+// AMD family 19h (Zen 3 and Zen 4; of those, only Zen 4 has AVX-512, the one table with
+// narrow tiles).
+bool amd_family_19h() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
+  if (!amd || !__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const unsigned base = (a >> 8) & 0xf, extended = (a >> 20) & 0xff;
+  return base == 0xf && base + extended == 0x19;
+#else
+  return false;
+#endif
+}
+
+bool default_narrow_tiles() {
+  if (const char* env = std::getenv("TCONV_NARROW_TILES")) {
+    if (std::string(env) == "0") return false;
+    if (std::string(env) == "1") return true;
+  }
+  return amd_family_19h();
+}
+
+std::atomic<int> narrow_tiles_mode{-1};  // set_narrow_tiles: -1 default, 0 off, 1 on
+
+}  // namespace
+
+bool narrow_tiles_enabled() {
+  static const bool by_default = default_narrow_tiles();
+  const int mode = narrow_tiles_mode.load(std::memory_order_relaxed);
+  return mode < 0 ? by_default : mode == 1;
+}
+
+void set_narrow_tiles(int mode) {
+  narrow_tiles_mode.store(mode < 0 ? -1 : mode > 0 ? 1 : 0, std::memory_order_relaxed);
 }
 
 namespace {

@@ -35,7 +35,7 @@ import pytest
 import tconv
 from _structural import grad_weight as grad_weight_oracle
 from conftest import assert_matches_oracle, gemm_block_columns
-from tconv import reference
+from tconv import _core, reference
 
 ISAS = tconv.supported_isas()
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
@@ -593,6 +593,14 @@ TABLE: list[Row] = [
         (5, 8, 10, 16, 20), ("narrow_width",), dtypes=("float32", "float64"),
         why="both edges of the narrow range of each dtype (5-8 f64, 10-16 f32) and the full "
             "tile's (20 f32)"),
+    Row("narrow tiles by default on AMD family 19h only (CPUID leaf 0 vendor \"AuthenticAMD\", "
+        "leaf 1 family: base 0xf plus the extended field, bits 20-27, = 0x19)",
+        "plan.cpp: amd_family_19h", (), (),
+        literals=("0x19", "0x444d4163", "0x68747541", "0x69746e65", "0xf", "0xff", "20", "8"),
+        why="a CPU property, not a size; both settings of every narrow width run on any CPU "
+            "(test_narrow_tiles: forced on, forced off with the same bits, the default "
+            "against /proc/cpuinfo and TCONV_NARROW_TILES; test_boundary runs the narrow_width "
+            "family with them on as well)"),
     Row("dot tile (grad_weight) rows 4 (avx512: 6), columns 3/4",
         "ukernels/*.cpp: dot entries, n 3|4", (3, 4, 6), ("out_channels", "outer_N"),
         literals=("3", "4"), dtypes=("float32", "float64")),
@@ -1092,6 +1100,12 @@ def _sweep_params() -> list[Any]:
 @pytest.mark.parametrize("geo,dtype,rows", _sweep_params())
 def test_boundary(geo, dtype, rows):
     _check_all(geo, np.dtype(dtype))
+    if any(r.startswith("narrow tile columns") for r in rows):  # off by default on most CPUs
+        try:
+            _core._set_narrow_tiles(1)
+            _check_all(geo, np.dtype(dtype))
+        finally:
+            _core._set_narrow_tiles(-1)
 
 
 # ---- regressions ---------------------------------------------------------------------------

@@ -10,11 +10,18 @@ place from the task's band, instead of packing B.  The tile's width never change
 * the result has the bits of the same problem widened with zeros until its rows fill the full
   tile (the zero columns add exact zero terms to the points kept, in the same order), then
   cropped; a forward and a gather, 1-D and 2-D, on each such ISA (the emulated one included);
-* the result matches the float64 oracle and is the same for 1, 2 and 3 threads.
+* the result matches the float64 oracle and is the same for 1, 2 and 3 threads;
+* with them off (the default except on AMD family 19h, tconv/plan.hpp) the same calls plan the
+  full tile and give the same bits; TCONV_NARROW_TILES=0 / 1 sets the default.
+
+The tests above run with the narrow tiles forced on (_core._set_narrow_tiles).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,15 @@ from conftest import assert_matches_oracle
 from tconv import _core, reference
 
 DTYPES = {"float32": "f32", "float64": "f64"}
+
+
+@pytest.fixture(autouse=True)
+def _narrow_tiles_on():
+    """The narrow tiles on, whatever this CPU's default (tconv/plan.hpp: they are the default
+    on AMD family 19h only)."""
+    _core._set_narrow_tiles(1)
+    yield
+    _core._set_narrow_tiles(-1)
 FILL = 0.6  # kDirectMinFill
 
 
@@ -151,3 +167,59 @@ def test_oracle_and_threads(isa: str, dtype: str, width: int) -> None:
                               15 * taps, f"grad_input w={width} {dims}-D on {isa}")
         assert_bitwise_across_threads(
             isa, lambda x=x, w=w, g=g, kw=kw: _forward_and_gather(x, w, g, kw))
+
+
+@pytest.mark.parametrize("isa,dtype,width", _params())
+def test_off_takes_the_full_tile_with_the_same_bits(isa: str, dtype: str, width: int) -> None:
+    """With the narrow tiles off (the default except on AMD family 19h) every width plans the full
+    tile, and the forward and gather have the bits the narrow tiles give."""
+    mr, nr, _ = _tiles(isa, dtype)
+    before = tconv.isa()
+    try:
+        tconv.set_isa(isa)
+        for dims in (1, 2):
+            x, w, g, kw = _problem(width, dims, dtype)
+            narrow = _forward_and_gather(x, w, g, kw)
+            _core._set_narrow_tiles(0)
+            assert _plan_tile("conv_transpose", x, w, kw) == (mr, nr), dims
+            assert _plan_tile("grad_input", x, w, kw) == (mr, nr), dims
+            full = _forward_and_gather(x, w, g, kw)
+            _core._set_narrow_tiles(1)
+            for a, b in zip(narrow, full, strict=True):
+                assert a.tobytes() == b.tobytes(), (dims, width)
+    finally:
+        tconv.set_isa(before)
+
+
+def _amd_family_19h() -> bool:
+    """AMD family 19h, from /proc/cpuinfo (what tconv reads with CPUID)."""
+    try:
+        info = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    fields = dict(line.split(":", 1) for line in info.split("\n\n")[0].splitlines()
+                  if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+
+
+_DEFAULT_PROBE = "from tconv import _core; print(_core.narrow_tiles_enabled())"
+
+
+@pytest.mark.parametrize("env,want", [(None, None), ("0", False), ("1", True), ("2", None),
+                                      ("", None)])
+def test_default_follows_the_cpu_and_the_environment(env: str | None,
+                                                     want: bool | None) -> None:
+    """TCONV_NARROW_TILES=0 / 1 sets the default; unset or any other value leaves the CPU's
+    answer (on for AMD family 19h only); _set_narrow_tiles(-1) returns to it."""
+    environ = {k: v for k, v in os.environ.items() if k != "TCONV_NARROW_TILES"}
+    if env is not None:
+        environ["TCONV_NARROW_TILES"] = env
+    proc = subprocess.run([sys.executable, "-c", _DEFAULT_PROBE], capture_output=True,
+                          text=True, env=environ, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    expected = _amd_family_19h() if want is None else want
+    assert proc.stdout.split() == [str(expected)], (env, proc.stdout)
+    _core._set_narrow_tiles(-1)
+    assert _core.narrow_tiles_enabled() == (os.environ.get("TCONV_NARROW_TILES") == "1" or (
+        os.environ.get("TCONV_NARROW_TILES") != "0" and _amd_family_19h()))

@@ -57,7 +57,7 @@ bool fills_tiles(int64_t width, int nr) {
 // whose B was packed, each source value copied once per tap).  Their rows then take the
 // direct path and are read in place.  The tile's width never changes a sum.
 bool narrow_tiles(const std::vector<SubConv>& subs, int nr, int narrow_nr) {
-  if (narrow_nr == 0) return false;
+  if (narrow_nr == 0 || !narrow_tiles_enabled()) return false;
   bool any = false;
   for (const SubConv& s : subs) {
     if (s.batch * s.pixels() == 0 || s.M == 0) continue;

@@ -33,6 +33,16 @@ constexpr int64_t kL2DefaultBytes = int64_t(1) << 20;
 constexpr int64_t kL2MinBytes = int64_t(256) << 10;
 constexpr int64_t kL2MaxBytes = int64_t(4) << 20;
 int64_t l2_cache_bytes();
+// Whether sub-convolutions whose grid rows are too short for the full register tile take the
+// narrow one (subconv/plan.cpp: narrow_tiles).  They pay where 512-bit operations run on
+// 256-bit units (AMD family 19h, Zen 4: DCGAN 128->64 forward 1.07x); on a CPU with full
+// 512-bit units (Zen 5, family 1Ah) packing the rows for the full tile was faster (DCGAN
+// 128->64 forward 1.13x, grad_input 1.15x), and that is the default everywhere but on family
+// 19h.  TCONV_NARROW_TILES=0 or 1, read once per process, overrides the CPU's answer, and so
+// does set_narrow_tiles(0 or 1) (tests; -1 returns to the process's default).  The tile's
+// width never changes a sum.
+bool narrow_tiles_enabled();
+void set_narrow_tiles(int mode);
 // The sub-convolutions' direct (row-tile) path needs rows filling at least this fraction of
 // their tiles of nr points; shorter rows take the packed path.
 constexpr double kDirectMinFill = 0.6;
