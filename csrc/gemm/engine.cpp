@@ -201,8 +201,8 @@ inline __attribute__((always_inline)) void copy_chunks(const void* from, void* t
 
 // The panels of B for columns [0, cols) of kc rows of ld apart, panels `step` values apart:
 // panel p (nr columns) at panel + p * step holds b[k * NR + j] = src[k * ld + p * NR + j],
-// zero past cols.  (A block's panels are kc_block * NR apart: its rows can be packed a few
-// at a time, rows from k0 on at panel + k0 * NR.)
+// zero past cols.  With step = NR x the block's rows, a block can be packed a few rows at a
+// time (PackAhead): its rows from r0 on go to panel + r0 * NR.
 template <typename T, int NR, int CHUNK>
 inline __attribute__((always_inline)) void pack_b_body(const T* src, int64_t ld, int64_t kc,
                                                        int64_t cols, int64_t step, T* panel) {
@@ -620,7 +620,7 @@ struct Engine {
   const Problem<T>& pb;
   const PanelCut& cut;
   int mr, nr;
-  int64_t kc_max, ncp_max;  // the K block; a B block's columns, rounded up to nr
+  int64_t kc_max, ncp_max;   // the K block; a B block's columns, rounded up to nr
   const GemmUkernel<T>* fn;  // by rows: the table's fn or (wide) wfn
   PackB<T> pack;
   PackBMapped<T> pack_mapped;  // the mapped B's (Problem::b_row)
