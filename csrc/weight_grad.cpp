@@ -755,9 +755,11 @@ struct BlockLines {
   int64_t start(const Geometry& g, const T* fine, const std::vector<BColumn>& table,
                 int64_t group, int64_t c0, int64_t c1, const std::vector<KSegment>& segs,
                 int64_t tiles) {
-    ranges.clear();
-    range = 0;
-    if (c1 <= c0) return 0;
+    if (c1 <= c0) {
+      ranges.clear();
+      range = 0;
+      return 0;
+    }
     plan(g, fine, group, table[size_t(c0)].f, table[size_t(c1 - 1)].f, segs);
     int64_t lines = 0;
     for (const Range& r : ranges) lines += ceil_div(r.values * int64_t(sizeof(T)), 64) + 1;

@@ -46,7 +46,8 @@ class Plan:
     when many small images run with the batch as the innermost axis (docs/kernels.md,
     workspace: a copy of the input and of the output); ``phases`` for the kernel =
     stride GEMM; ``pipelined`` (after ``phases+`` there) when the GEMM engine packs each next
-    block of a B operand too large for the L3 while the kernels run; for ``winograd*``, the 2-D transforms the phases run (e.g. ``F(2x2 3x3)``,
+    block of a B operand too large for the L3 while the kernels run; for ``winograd*``, the
+    2-D transforms the phases run (e.g. ``F(2x2 3x3)``,
     ``+``-joined; the gathers: one, ``r`` the most taps per phase).  ``tile``: the register tile (mr, nr).  ``blocks``: kc (K block), mc and nc
     (rows and columns of the largest task; winograd: output channels per slab and tiles per
     task), slabs (subconv: output-channel slabs; columns: output blocks per image;
