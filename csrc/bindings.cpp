@@ -24,6 +24,7 @@
 #include "tconv/plan.hpp"
 #include "tconv/resize.hpp"
 #include "tconv/ukernels.hpp"
+#include "tconv/weight_grad.hpp"
 #include "tconv/winograd.hpp"
 #include "tconv/winograd_gather.hpp"
 #include "tconv/workspace.hpp"
@@ -603,6 +604,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_narrow_tiles", &tconv::set_narrow_tiles, py::arg("mode"),
         "Force the narrow tiles on (1) or off (0), or back to the process's default (-1) "
         "(tests only).");
+  m.def("_set_phase_view", &tconv::set_phase_view, py::arg("mode"),
+        "grad_weight's channels-last form on the phase view of x: by its rule (-1), never (0), "
+        "or wherever the view can run (1) (tests only).");
   m.def("l2_cache_bytes", &tconv::l2_cache_bytes,
         "One core's L2 cache in bytes as the planner sizes its blocks (TCONV_L2_BYTES or the "
         "OS's figure, clamped); read once per process.");

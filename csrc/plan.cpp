@@ -332,9 +332,10 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
   }
   const GemmKernels<T>& uk = active_gemm<T>();
   const WeightGradPlan wp = plan_weight_grad_blocks<T>(g, uk, threads);
-  Plan p = base_plan<T>("weight_grad", wp.channels_last ? "channels_last"
-                                       : wp.outer        ? "outer_product"
-                                                         : "dot");
+  Plan p = base_plan<T>("weight_grad", wp.phase           ? "phase_channels"
+                                       : wp.channels_last ? "channels_last"
+                                       : wp.outer         ? "outer_product"
+                                                          : "dot");
   p.mr = wp.mr;
   p.nr = wp.nr;
   p.kc = wp.kc;
@@ -351,8 +352,8 @@ Plan plan_weight_grad(const Geometry& g, int threads) {
     // per thread: A's panels and the band (weight_grad.cpp); the result in the (tap, row,
     // channel) order, once per chunk; the table of B's columns
     p.workspace_bytes =
-        p.threads * channels_last_thread_values<T>(g, wp) * int64_t(sizeof(T)) + wp.chunks * dw +
-        wp.table_bytes;
+        p.threads * channels_last_thread_values<T>(g, wp) * int64_t(sizeof(T)) +
+        wp.chunks * wp.out_values * int64_t(sizeof(T)) + wp.table_bytes;
     return p;
   }
   // per thread: packed A (mc rows) and B (nc rows) of kc + 64 B, the outer form's panel; a

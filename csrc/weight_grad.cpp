@@ -46,6 +46,15 @@
 //    started from +0), so the same bits where the outer form would run (M <= 256).  The
 //    result goes to out[tap][row][channel] (one per chunk) and is rearranged into dW at the
 //    end, the chunks added there.
+//  * channels-last on the phase view of x (phase_geometry, phase_form): where x has a stride
+//    sx > 1, fine x = bx * sx + r - pad_x of channel f is channel f * sx + r of a view with
+//    stride 1, no padding and kernel_x / sx taps, so each lane block holds nr / sx channels'
+//    sx phases and every fine value is copied once per K block (phase_band: sx-value pieces,
+//    the next row's source prefetched meanwhile) where the dot form gathered it once per tap
+//    with a stride of sx.  The channels-last form runs on the view (lanes past the view's
+//    channels are zeros) and the rearrangement maps tap qx, lane f * sx + r back to tap qx *
+//    sx + r of channel f.  Its terms and K blocks are the outer form's, so the same bits where
+//    that one would run.
 //
 // Determinism: the reduction is cut into `chunks` pieces (1 or 2) chosen from the problem
 // sizes only, each summed in K blocks in increasing order (each block's sum added to the
@@ -55,6 +64,7 @@
 // taps); a task packs its A block once per K block and sweeps its column range in blocks of nc
 // (how columns are split never changes a sum).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -615,6 +625,52 @@ bool channels_last_form(const Geometry& g, int nr) {
          g.taps() >= kClReuse * g.stride[0] * g.stride[1] * g.stride[2];
 }
 
+// The phase view of x (PhaseView): fine x = bx * sx + r - pad_x of channel f is channel
+// f * sx + r of the view at x = bx, so that the view's x has stride 1, no padding and
+// ceil(kernel_x / sx) taps: tap kx = qx * sx + r of the problem is tap qx of the view on its
+// channels r.  The view's points outside the fine row read zeros, and its taps qx * sx + r >=
+// kernel_x give sums that are dropped.
+inline Geometry phase_geometry(const Geometry& g) {
+  Geometry v = g;
+  v.fine_channels = g.fine_channels * g.stride[2];
+  v.kernel[2] = ceil_div(g.kernel[2], g.stride[2]);
+  v.fine[2] = g.coarse[2] + v.kernel[2] - 1;
+  v.stride[2] = 1;
+  v.pad[2] = 0;
+  return v;
+}
+
+// The channels-last form on the phase view, where it does not take the problem itself and
+// the view can run (x strided, nr a multiple of the stride, undilated; the channels-last
+// form's dtypes): when the stride divides kernel x (no dropped sums), the view's taps >=
+// kClReuse x the product of its strides, M >= kPhaseMinRows, and the view's channels per
+// group fill at least kPhaseFill / 4 of their nr blocks (the rest of the last block is
+// computed on zeros).  fcn-8s k16 s8 (21 rows, 168 of 192 lanes) 1.4x over the dot form;
+// against the outer form k3 s2 (a quarter of the sums dropped) 0.85x, with 2 taps a lane (k4
+// s2 1-D, k16 s8 1-D, k2 s2) 0.93-1.02x, and DCGAN 64->3 (6 of 32 lanes) 0.2x the dot form
+// (docs/perf-log.md).  set_phase_view(0 / 1) turns it
+// off, or on wherever the view can run (tests).  Returns the x stride (0: not taken).
+constexpr int64_t kPhaseMinRows = 16;
+constexpr int64_t kPhaseFill = 3;
+
+std::atomic<int> phase_view_mode{-1};  // set_phase_view: -1 the rule, 0 off, 1 on
+
+template <typename T>
+int64_t phase_form(const Geometry& g, int nr) {
+  const int64_t sx = g.stride[2];
+  const int mode = phase_view_mode.load(std::memory_order_relaxed);
+  if (sx < 2 || nr % sx != 0 || g.dilation[2] != 1 || mode == 0 ||
+      (sizeof(T) != sizeof(float) && nr < 16) || channels_last_form<T>(g, nr))
+    return 0;
+  if (mode == 1) return sx;
+  const Geometry v = phase_geometry(g);
+  const int64_t lanes = v.fine_per_group();
+  const bool fits = g.kernel[2] % sx == 0 && g.coarse_per_group() >= kPhaseMinRows &&
+                    4 * lanes >= kPhaseFill * round_up(lanes, int64_t(nr)) &&
+                    v.taps() >= kClReuse * v.stride[0] * v.stride[1];
+  return fits ? sx : 0;
+}
+
 // Fewest GEMM tiles (nr columns; channels-last: nr fine channels x every tap) of a task's
 // column range: every task packs (channels-last: transposes) its rows of A for itself, so
 // ranges of one tile packed A once per tile (DCGAN 128->64, 64 fine channels: four tasks on
@@ -629,13 +685,19 @@ constexpr int kMaxNR = 32;                  // widest tile of either form (AVX-5
 
 }  // namespace
 
+void set_phase_view(int mode) {
+  phase_view_mode.store(mode < 0 ? -1 : mode > 0 ? 1 : 0, std::memory_order_relaxed);
+}
+
 template <typename T>
 WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& uk, int threads) {
   WeightGradPlan p;
   const int64_t M = g.coarse_per_group();
   const int64_t N = g.fine_per_group() * g.taps();
   const int64_t K = g.batch * g.coarse_pixels();
-  p.channels_last = channels_last_form<T>(g, uk.nr);
+  p.phase = phase_form<T>(g, uk.nr);
+  const Geometry v = p.phase ? phase_geometry(g) : g;  // the channels-last form's geometry
+  p.channels_last = p.phase || channels_last_form<T>(g, uk.nr);
   p.outer = p.channels_last || outer_form<T>(M, N, uk.nr);
   p.mr = p.outer ? uk.mr : uk.dot_mr;
   p.nr = p.outer ? uk.nr : uk.dot_nc;
@@ -659,8 +721,10 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
   // to give every thread a task, of at least kMinTaskTiles tiles: each task packs its rows of
   // A for itself, so two tasks a thread packed every A block twice (docs/perf-log.md,
   // 2026-12-05 14:50).
-  const int64_t tiles = p.channels_last ? g.fine_per_group() / nr : ceil_div(N, int64_t(nr));
-  const int64_t width = p.channels_last ? g.fine_per_group() : N;
+  const int64_t tiles = ceil_div(p.channels_last ? v.fine_per_group() : N, int64_t(nr));
+  const int64_t width = p.channels_last ? tiles * nr : N;
+  p.width = p.channels_last ? width : 0;
+  p.out_values = p.channels_last ? g.groups * v.taps() * M * width : 0;
   const int64_t splits = std::max<int64_t>(
       1, std::min(tiles / kMinTaskTiles, ceil_div(threads, p.chunks * g.groups * m_blocks)));
   for (int64_t ch = 0; ch < p.chunks; ++ch)
@@ -670,7 +734,7 @@ WeightGradPlan plan_weight_grad_blocks(const Geometry& g, const GemmKernels<T>& 
           p.tasks.push_back({grp, m0, std::min(width, tiles * sp / splits * nr),
                              std::min(width, tiles * (sp + 1) / splits * nr), ch});
   p.flops = 2.0 * double(g.coarse_channels) * double(N) * double(K);
-  p.table_bytes = (p.channels_last ? g.taps() : N) * int64_t(sizeof(BColumn));
+  p.table_bytes = (p.channels_last ? v.taps() : N) * int64_t(sizeof(BColumn));
   p.parallel = threads > 1 && p.tasks.size() > 1 && p.flops > kParallelFlops;
   return p;
 }
@@ -679,19 +743,22 @@ template <typename T>
 int64_t channels_last_thread_values(const Geometry& g, const WeightGradPlan& p) {
   // the largest band of the call's K blocks (tconv.plan only: the run sizes each block's)
   const int64_t K = g.batch * g.coarse_pixels();
+  const Geometry v = p.phase ? phase_geometry(g) : g;
   int64_t band = 0;
   std::vector<KSegment> segs;
   std::vector<BandImage> imgs;
   for (int64_t ch = 0; ch < p.chunks; ++ch) {
     const int64_t end = std::min(K, (ch + 1) * p.chunk_len);
     for (int64_t k0 = ch * p.chunk_len; k0 < end; k0 += p.kc) {
-      k_segments(g, k0, std::min(p.kc, end - k0), segs);
-      band = std::max(band, band_images(g, segs, imgs));
+      k_segments(v, k0, std::min(p.kc, end - k0), segs);
+      band = std::max(band, band_images(v, segs, imgs));
     }
   }
-  // A's panels, their transposes, transpose_rows' buffer and the band of the widest task
-  int64_t widest = 0;
-  for (const WeightGradTask& t : p.tasks) widest = std::max(widest, t.col1 - t.col0);
+  // A's panels, their transposes, transpose_rows' buffer and the bands of the widest task
+  // (the phase view: of one nr block at a time)
+  int64_t widest = p.nr;
+  for (const WeightGradTask& t : p.tasks)
+    if (!p.phase) widest = std::max(widest, t.col1 - t.col0);
   return p.mc * p.kc + round_up(p.mc, int64_t(p.nr)) * p.kc +
          int64_t(p.nr) * (kPieceK + 64 / int64_t(sizeof(T))) + std::max<int64_t>(band, 1) * widest;
 }
@@ -709,6 +776,7 @@ struct WgCall {
   const std::vector<BColumn>& table;
   PackB<T> pack;
   PackPanel<T> pack_panel;  // null: pack, then (outer form) the table's transpose
+  const Geometry* real;     // channels-last on the phase view: the problem's (g is the view)
 };
 
 // The outer form's next column block of B, packed from `fine` (pack_b): its source lines --
@@ -976,12 +1044,11 @@ void pack_a_panels(const Geometry& g, const GemmKernels<T>& uk, const T* coarse,
 }
 
 // The terms of tap c (a column of the table) in K block segs that read inside `fine`, in
-// increasing kk: a_rows[l] = kk - k0, b_off[l] = the band row of the fine pixel it reads x nr.
+// increasing kk, appended: a_rows[l] = kk - k0, b_off[l] = the band row of the fine pixel it
+// reads x nr.
 inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSegment>& segs,
                       const std::vector<BandImage>& imgs, int nr, std::vector<int64_t>& a_rows,
                       std::vector<int64_t>& b_off) {
-  a_rows.clear();
-  b_off.clear();
   for (const KSegment& s : segs) {
     // grid rows [qa, qb) read fine rows; `at`: the fine index row qa's x = 0 reads in image
     // s.n's channel 0, so a pixel index of the image
@@ -1013,20 +1080,80 @@ inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSe
   }
 }
 
-// out[tap][row][f] of every group (taps x M x F apiece) into dW[group * M + row][f * taps +
-// tap], plus `second` (the same layout) when the reduction ran in two chunks.
+// out[tap][row][channel] of every group (taps x M x width apiece, in the geometry the form
+// ran on: the problem's, or its phase view of x stride sx > 1) into dW[group * M + row][f *
+// taps + tap], plus `second` (the same layout) when the reduction ran in two chunks.  On the
+// view, tap (kz, ky, kx) of channel f is tap (kz, ky, kx / sx) of channel f * sx + kx % sx.
 template <typename T>
-void rearrange(const Geometry& g, const T* out, const T* second, T* dw, bool parallel) {
+void rearrange(const Geometry& g, int64_t sx, int64_t width, const T* out, const T* second,
+               T* dw, bool parallel) {
   const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
+  const int64_t kx = g.kernel[2], view_kx = ceil_div(kx, sx), step = M * width;
+  const int64_t per_group = taps / kx * view_kx * step;
+  std::vector<int64_t> off(static_cast<size_t>(kx));  // tap x's offset in its (kz, ky) row
+  for (int64_t x = 0; x < kx; ++x) off[size_t(x)] = x / sx * step + x % sx;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t e = 0; e < g.groups * M; ++e) {
-    const int64_t at = (e / M) * taps * M * F + (e % M) * F;
-    T* row = dw + e * F * taps;
+    T* to = dw + e * F * taps;  // dW's row, its taps in order
     for (int64_t f = 0; f < F; ++f)
-      for (int64_t k = 0; k < taps; ++k) {
-        const int64_t from = at + k * M * F + f;
-        row[f * taps + k] = second ? out[from] + second[from] : out[from];
+      for (int64_t zy = 0; zy < taps / kx; ++zy) {
+        const int64_t at = (e / M) * per_group + (e % M) * width + zy * view_kx * step + f * sx;
+        for (int64_t x = 0; x < kx; ++x) {
+          const int64_t from = at + off[size_t(x)];
+          *to++ = second ? out[from] + second[from] : out[from];
+        }
       }
+  }
+}
+
+// The band rows of image im of the phase view (phase_geometry; `v`, of problem g) for its
+// channels [c0, c0 + have), c0 a multiple of sx, as lanes l < nr (zeros from `have` on):
+// bb[(im.base + u - im.lo) * nr + l] = fine[n][(c0 + l) / sx][row][bx * sx + (c0 + l) % sx -
+// pad_x] for the view's pixel u = row * v.fine[2] + bx, 0 outside the fine row.
+template <typename T, int SX>
+void phase_band(const Geometry& g, const Geometry& v, const T* fine, const BandImage& im,
+                int64_t c0, int64_t have, int nr, T* bb) {
+  const int64_t sx = SX > 0 ? SX : g.stride[2], fx = g.fine[2], vx = v.fine[2];
+  for (int64_t u = im.lo; u < im.hi;) {
+    const int64_t row = u / vx, bx0 = u % vx, len = std::min(vx - bx0, im.hi - u);
+    for (int64_t l = 0; l < nr; l += sx) {
+      T* d = bb + (im.base + u - im.lo) * nr + l;
+      if (l >= have) {
+        for (int64_t b = 0; b < len; ++b) std::fill(d + b * nr, d + b * nr + sx, T(0));
+        continue;
+      }
+      const T* src = fine + (im.n * g.fine_channels + (c0 + l) / sx) * g.fine_pixels() +
+                     row * fx - g.pad[2];
+      if (u + len < im.hi) {  // the next row's source into the cache meanwhile
+        const T* next = src + g.pad[2] + fx;
+        for (int64_t at = 0; at < fx; at += 64 / int64_t(sizeof(T)))
+          __builtin_prefetch(next + at, 0, 3);
+      }
+      for (int64_t b = 0, x = bx0 * sx; b < len; ++b, x += sx) {  // x: the point's + pad_x
+        if (x >= g.pad[2] && x + sx <= fx + g.pad[2]) {
+          if constexpr (SX > 0) {
+            std::memcpy(d + b * nr, src + x, SX * sizeof(T));  // one vector move
+          } else {
+            std::copy(src + x, src + x + sx, d + b * nr);
+          }
+        } else {
+          for (int64_t r = 0; r < sx; ++r)
+            d[b * nr + r] = x + r >= g.pad[2] && x + r < fx + g.pad[2] ? src[x + r] : T(0);
+        }
+      }
+    }
+    u += len;
+  }
+}
+
+template <typename T>
+void phase_band_any(const Geometry& g, const Geometry& v, const T* fine, const BandImage& im,
+                    int64_t c0, int64_t have, int nr, T* bb) {
+  switch (g.stride[2]) {
+    case 2: return phase_band<T, 2>(g, v, fine, im, c0, have, nr, bb);
+    case 4: return phase_band<T, 4>(g, v, fine, im, c0, have, nr, bb);
+    case 8: return phase_band<T, 8>(g, v, fine, im, c0, have, nr, bb);
+    default: return phase_band<T, 0>(g, v, fine, im, c0, have, nr, bb);
   }
 }
 
@@ -1036,47 +1163,89 @@ struct ClScratch {
   Scratch<T> a, at, tmp, band;
   std::vector<KSegment> segs;
   std::vector<BandImage> imgs;
-  std::vector<int64_t> a_rows, b_off;
+  std::vector<int64_t> a_rows, b_off;  // every tap's terms, tap k's from terms[k]
+  std::vector<size_t> terms;
   std::vector<int64_t> cuts;  // the task's row tiles: [cuts[j], cuts[j + 1])
 };
 
+// Lists taps [k0, k1)'s terms in the current K block (s.segs, s.imgs): tap k's from
+// s.terms[k - k0] to s.terms[k - k0 + 1] of s.a_rows and s.b_off.
+template <typename T>
+void cl_terms(const WgCall<T>& call, ClScratch<T>& s, int64_t k0, int64_t k1) {
+  s.a_rows.clear();
+  s.b_off.clear();
+  s.terms.assign(1, 0);
+  for (int64_t k = k0; k < k1; ++k) {
+    tap_terms(call.g, call.table[static_cast<size_t>(k)], s.segs, s.imgs, call.p.nr, s.a_rows,
+              s.b_off);
+    s.terms.push_back(s.a_rows.size());
+  }
+}
+
+// The band of the task's block b of nr fine channels into bb: transposed from `fine`, or on
+// the phase view (call.real) copied in x phases.
+template <typename T>
+void cl_fill(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task, int64_t b,
+             T* tmp, T* bb) {
+  const Geometry& g = call.g;
+  const int64_t nr = call.p.nr, F = g.fine_per_group(), plane = g.fine_pixels();
+  const int64_t channel = task.group * F + task.col0 + b * nr;
+  for (const BandImage& im : s.imgs) {
+    if (call.real) {
+      phase_band_any(*call.real, g, call.fine, im, channel,
+                     std::min(nr, F - task.col0 - b * nr), int(nr), bb);
+      continue;
+    }
+    transpose_rows(call.uk, call.fine + (im.n * g.fine_channels + channel) * plane + im.lo,
+                   plane, nr, im.hi - im.lo, tmp, bb + im.base * nr);
+  }
+}
+
 // K block [k0, k0 + kc) of a channels-last task into o (out[tap][row][channel] of its chunk
-// and group): A packed into the row tiles' panels, the band of the fine pixels the block
-// reads transposed into rows of nr channels, then per tap kgemm over the listed terms.
+// and group): A packed into the row tiles' panels, then per block of nr fine channels the
+// band of the fine pixels the block reads as rows of nr channels and per tap kgemm over the
+// terms listed.  The phase view fills one block's band at a time (kept in L2: its bands are
+// larger) and lists every tap's terms once; otherwise every block's band comes first and the
+// taps' terms are listed one tap at a time.
 template <typename T>
 void cl_block(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task, int64_t k0,
               int64_t kc, int accumulate, T* o) {
   const Geometry& g = call.g;
-  const GemmKernels<T>& uk = call.uk;
   const int nr = call.p.nr;
-  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
-  const int64_t fine_plane = g.fine_pixels(), rows = s.cuts.back() - task.m0;
-  const int64_t blocks = (task.col1 - task.col0) / nr;
+  const int64_t M = g.coarse_per_group(), taps = g.taps(), W = call.p.width;
+  const int64_t rows = s.cuts.back() - task.m0, blocks = (task.col1 - task.col0) / nr;
   k_segments(g, k0, kc, s.segs);
   T* ap = s.a.get(rows * kc);
   T* tmp = s.tmp.get(nr * (kPieceK + 64 / int64_t(sizeof(T))));
-  pack_a_panels(g, uk, call.coarse, task.group, s.cuts, k0, kc,
+  pack_a_panels(g, call.uk, call.coarse, task.group, s.cuts, k0, kc,
                 s.at.get(round_up(rows, int64_t(nr)) * kc), tmp, ap);
-  const int64_t band = band_images(g, s.segs, s.imgs);
-  T* bb = s.band.get(std::max<int64_t>(band, 1) * nr * blocks);
-  for (int64_t b = 0; b < blocks; ++b)
-    for (const BandImage& im : s.imgs) {
-      const int64_t channel = task.group * F + task.col0 + b * nr;
-      transpose_rows(uk, call.fine + (im.n * g.fine_channels + channel) * fine_plane + im.lo,
-                     fine_plane, int64_t(nr), im.hi - im.lo, tmp,
-                     bb + (b * band + im.base) * nr);
+  const int64_t stride = std::max<int64_t>(band_images(g, s.segs, s.imgs), 1) * nr;
+  // tap k (its terms from s.terms[i]) of block b (band bb) for every row tile
+  const auto sweep = [&](int64_t b, int64_t k, size_t i, const T* bb) {
+    const size_t t0 = s.terms[i];
+    const auto kn = static_cast<int64_t>(s.terms[i + 1] - t0);
+    for (size_t j = 0; j + 1 < s.cuts.size(); ++j) {
+      const int64_t c0 = s.cuts[j];
+      call.uk.kfn[s.cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, s.a_rows.data() + t0, bb,
+                                      s.b_off.data() + t0,
+                                      o + (k * M + c0) * W + task.col0 + b * nr, W, accumulate,
+                                      nullptr);
     }
+  };
+  if (call.real) {
+    T* bb = s.band.get(stride);
+    cl_terms(call, s, 0, taps);
+    for (int64_t b = 0; b < blocks; ++b) {
+      cl_fill(call, s, task, b, tmp, bb);
+      for (int64_t k = 0; k < taps; ++k) sweep(b, k, size_t(k), bb);
+    }
+    return;
+  }
+  T* bb = s.band.get(stride * blocks);
+  for (int64_t b = 0; b < blocks; ++b) cl_fill(call, s, task, b, tmp, bb + b * stride);
   for (int64_t k = 0; k < taps; ++k) {
-    tap_terms(g, call.table[static_cast<size_t>(k)], s.segs, s.imgs, nr, s.a_rows, s.b_off);
-    const auto kn = static_cast<int64_t>(s.a_rows.size());
-    for (int64_t b = 0; b < blocks; ++b)
-      for (size_t j = 0; j + 1 < s.cuts.size(); ++j) {
-        const int64_t c0 = s.cuts[j];
-        uk.kfn[s.cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, s.a_rows.data(),
-                                   bb + b * band * nr, s.b_off.data(),
-                                   o + (k * M + c0) * F + task.col0 + b * nr, F, accumulate,
-                                   nullptr);
-      }
+    cl_terms(call, s, k, k + 1);
+    for (int64_t b = 0; b < blocks; ++b) sweep(b, k, 0, bb + b * stride);
   }
 }
 
@@ -1087,7 +1256,7 @@ void run_cl_task(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& t
                  Cancellation* cancel) {
   const Geometry& g = call.g;
   const WeightGradPlan& p = call.p;
-  const int64_t M = g.coarse_per_group(), F = g.fine_per_group(), taps = g.taps();
+  const int64_t M = g.coarse_per_group(), W = p.width, taps = g.taps();
   const int64_t K = g.batch * g.coarse_pixels();
   const int64_t rows = std::min(p.mc, M - task.m0);
   s.cuts.clear();
@@ -1099,7 +1268,7 @@ void run_cl_task(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& t
   const auto zero = [&] {
     for (int64_t k = 0; k < taps; ++k)
       for (int64_t r = k * M + task.m0; r < k * M + task.m0 + rows; ++r)
-        std::fill(o + r * F + task.col0, o + r * F + task.col1, T(0));
+        std::fill(o + r * W + task.col0, o + r * W + task.col1, T(0));
   };
   const auto block = [&](int64_t k0, int64_t kc, int accumulate) {
     cl_block(call, s, task, k0, kc, accumulate, o);
@@ -1109,14 +1278,15 @@ void run_cl_task(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& t
 
 template <typename T>
 void weight_grad_channels_last(const Geometry& g, const WeightGradPlan& p,
-                               const GemmKernels<T>& uk, const std::vector<BColumn>& table,
-                               const T* coarse, const T* fine, T* dw) {
-  const int64_t per_group = g.taps() * g.coarse_per_group() * g.fine_per_group();
+                               const GemmKernels<T>& uk, const T* coarse, const T* fine, T* dw) {
+  const Geometry v = p.phase ? phase_geometry(g) : g;
+  const std::vector<BColumn> table = b_columns(v, v.taps());
+  const int64_t per_group = p.out_values / g.groups;
   Scratch<T> out_buf;
   T* out = out_buf.get(p.chunks * g.groups * per_group);
   const auto task_count = static_cast<int64_t>(p.tasks.size());
   Cancellation* const cancel = current_cancellation();
-  const WgCall<T> call{g, p, uk, coarse, fine, table, nullptr, nullptr};
+  const WgCall<T> call{v, p, uk, coarse, fine, table, nullptr, nullptr, p.phase ? &g : nullptr};
 #pragma omp parallel if (p.parallel)
   {
     ClScratch<T> scratch;
@@ -1129,7 +1299,8 @@ void weight_grad_channels_last(const Geometry& g, const WeightGradPlan& p,
     }
   }
   if (stop(cancel)) return;  // cancelled: some of `out` was never written
-  rearrange(g, out, p.chunks > 1 ? out + g.groups * per_group : nullptr, dw, p.parallel);
+  rearrange(g, std::max<int64_t>(p.phase, 1), p.width, out,
+            p.chunks > 1 ? out + g.groups * per_group : nullptr, dw, p.parallel);
 }
 
 template <typename T>
@@ -1151,7 +1322,7 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
   }
   const WeightGradPlan p = plan_weight_grad_blocks<T>(g, uk, omp_get_max_threads());
   if (p.channels_last) {
-    weight_grad_channels_last(g, p, uk, b_columns(g, g.taps()), coarse, fine, dw);
+    weight_grad_channels_last(g, p, uk, coarse, fine, dw);
     return;
   }
   const int64_t chunks = p.chunks;
@@ -1168,7 +1339,8 @@ void weight_grad_fast(const Geometry& g, const T* coarse, const T* fine, T* dw) 
                        pack_b_for<T>(clone_isa(active_kernels().name)),
                        g.kernel[2] >= kPanelMinTaps && g.dilation[2] == 1
                            ? pack_panel_for<T>(clone_isa(active_kernels().name))
-                           : nullptr};
+                           : nullptr,
+                       nullptr};
 
 #pragma omp parallel if (p.parallel)
   {

@@ -278,6 +278,23 @@ def fam_cl(v: int, what: str) -> list[Geo]:
                 batch=2, ops=("grad_weight",))]
 
 
+def fam_view(v: int, what: str) -> list[Geo]:
+    """grad_weight's channels-last form on the phase view of x (weight_grad.cpp: phase_form)
+    with, for ``what``:
+    * "rows": v rows (coarse channels) of fcn-8s's kernel (k16 s8 p4), 3 fine channels (24
+      lanes);
+    * "fill": v fine channels of 2-D kernel (6, 8), strides (2, 4) (4v lanes; the view's 12 taps
+      = 3 x 2x2 ... 6 x 2), 16 rows: the lanes fill 3/4 of their nr blocks at v = 3 (nr 16)
+      and 6 (nr 32)."""
+    if what == "rows":
+        return [Geo((3, 4), c_in=v, c_out=3, kernel=(16, 16), stride=(8, 8),
+                    padding=((4, 4), (4, 4)), dilation=(1, 1), output_padding=(0, 0),
+                    ops=("grad_weight",))]
+    return [Geo((3, 5), c_in=16, c_out=v, kernel=(6, 8), stride=(2, 4),
+                padding=((1, 1), (2, 2)), dilation=(1, 1), output_padding=(0, 0),
+                ops=("grad_weight",))]
+
+
 def fam_stride(v: int) -> list[Geo]:
     """Stride v along x (forward x phases, gather source step, grad_weight's de-interleave),
     kernel v + 1 and 2v."""
@@ -529,6 +546,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "panel_taps": fam_panel_taps,
     "cl_reuse": lambda v: fam_cl(v, "reuse"), "cl_channels": lambda v: fam_cl(v, "channels"),
     "cl_piece": lambda v: fam_cl(v, "piece"),
+    "view_rows": lambda v: fam_view(v, "rows"), "view_fill": lambda v: fam_view(v, "fill"),
     "col_M": lambda v: fam_columns(v, "M"), "col_rows": lambda v: fam_columns(v, "rows"),
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
     "col_P": lambda v: fam_columns(v, "P"), "col_group": lambda v: fam_columns(v, "group"),
@@ -858,6 +876,12 @@ TABLE: list[Row] = [
         "channels at 2 and 4 nr blocks (one range, then two on 2 threads)",
         "weight_grad.cpp: kMinTaskTiles", tuple(sorted({f * n for n in TILE_NR for f in (2, 4)})),
         ("cl_channels",), names=("kMinTaskTiles",), dtypes=("float32", "float64")),
+    Row("channels-last form on the phase view of x: M >= kPhaseMinRows (16)",
+        "weight_grad.cpp: kPhaseMinRows", (16,), ("view_rows",), names=("kPhaseMinRows",),
+        dtypes=("float32", "float64")),
+    Row("channels-last form on the phase view of x: its lanes fill >= kPhaseFill / 4 (3/4) of "
+        "their nr blocks", "weight_grad.cpp: kPhaseFill", (3, 6), ("view_fill",),
+        names=("kPhaseFill",), dtypes=("float32", "float64")),
     Row("channels-last transposes in pieces of kPieceK = 256 points (+ one cache line)",
         "weight_grad.cpp: kPieceK", (256,), ("cl_piece",), names=("kPieceK",),
         dtypes=("float32", "float64")),
