@@ -84,6 +84,7 @@
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
+#include "tconv/prefetch.hpp"
 #include "tconv/weight_grad.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -787,21 +788,13 @@ struct WgCall {
 // panel packing (pack_panel_for, which prefetches for itself) do not.
 template <typename T>
 struct BlockLines {
-  struct Range {
-    const T* first;
-    int64_t values;
-  };
-  std::vector<Range> ranges;
-  size_t range = 0;
-  int64_t at = 0;  // values of ranges[range] fetched
+  LineQueue lines;
 
   // The fine planes of channels [f0, f1] of `group` from the first to the last value the
   // K block's segments read through any tap (a superset where taps span several rows).
   void plan(const Geometry& g, const T* fine, int64_t group, int64_t f0, int64_t f1,
             const std::vector<KSegment>& segs) {
-    ranges.clear();
-    range = 0;
-    at = 0;
+    lines.clear();
     const int64_t fz = g.fine[0], fy = g.fine[1], fx = g.fine[2];
     for (const KSegment& sg : segs) {
       const int64_t z0 = std::clamp<int64_t>(sg.iz * g.stride[0] - g.pad[0], 0, fz - 1);
@@ -813,9 +806,9 @@ struct BlockLines {
                                              0, fy - 1);
       const int64_t lo = (z0 * fy + y0) * fx, hi = (z1 * fy + y1 + 1) * fx;
       for (int64_t f = f0; f <= f1; ++f)
-        ranges.push_back({fine + (sg.n * g.fine_channels + group * g.fine_per_group() + f) *
-                                     g.fine_pixels() + lo,
-                          hi - lo});
+        lines.add(fine + (sg.n * g.fine_channels + group * g.fine_per_group() + f) *
+                             g.fine_pixels() + lo,
+                  (hi - lo) * int64_t(sizeof(T)));
     }
   }
   // plan() for B's columns [c0, c1) (none if empty); returns the lines to fetch before each
@@ -824,28 +817,14 @@ struct BlockLines {
                 int64_t group, int64_t c0, int64_t c1, const std::vector<KSegment>& segs,
                 int64_t tiles) {
     if (c1 <= c0) {
-      ranges.clear();
-      range = 0;
+      lines.clear();
       return 0;
     }
     plan(g, fine, group, table[size_t(c0)].f, table[size_t(c1 - 1)].f, segs);
-    int64_t lines = 0;
-    for (const Range& r : ranges) lines += ceil_div(r.values * int64_t(sizeof(T)), 64) + 1;
-    return ceil_div(lines, std::max<int64_t>(1, tiles));
+    return ceil_div(lines.lines(), std::max<int64_t>(1, tiles));
   }
   // Always inlined: GCC deems a function that only prefetches free of side effects.
-  inline __attribute__((always_inline)) void step(int64_t lines) {
-    constexpr int64_t kLine = 64 / int64_t(sizeof(T));
-    for (; lines > 0 && range < ranges.size(); --lines) {
-      const Range& r = ranges[range];
-      __builtin_prefetch(r.first + at, 0, 3);
-      at += kLine;
-      if (at >= r.values) {
-        ++range;
-        at = 0;
-      }
-    }
-  }
+  inline __attribute__((always_inline)) void step(int64_t n) { lines.step(n); }
 };
 
 // A thread's buffers for those tasks.

@@ -885,11 +885,16 @@ TABLE: list[Row] = [
     Row("channels-last transposes in pieces of kPieceK = 256 points (+ one cache line)",
         "weight_grad.cpp: kPieceK", (256,), ("cl_piece",), names=("kPieceK",),
         dtypes=("float32", "float64")),
-    Row("grad_weight outer form: the next column block's source lines (kLine values each) "
-        "prefetched between the tiles of the current one", "weight_grad.cpp: BlockLines", (),
-        (), names=("kLine",), why="same values either way (prefetches only); column ranges "
-        "of several blocks, 1-D to 3-D, strided, padded and dilated, on every ISA: "
+    Row("grad_weight outer form: the next column block's source lines prefetched between the "
+        "tiles of the current one", "weight_grad.cpp: BlockLines", (), (),
+        why="same values either way (prefetches only); column ranges of several blocks, 1-D "
+        "to 3-D, strided, padded and dilated, on every ISA: "
         "test_isa.test_grad_weight_outer_form_every_isa"),
+    Row("LineQueue: source lines of kLine = 64 bytes prefetched (locality hint 3: every "
+        "level)", "tconv/prefetch.hpp: kLine", (), (), literals=("64", "3"), names=("kLine",),
+        why="prefetches only: the same values with or without them; the grad_weight outer "
+        "form's next column block (test_isa.test_grad_weight_outer_form_every_isa) and the "
+        "band-per-block gathers' next channels (test_band_prefetch.py)"),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------

@@ -261,4 +261,4 @@ def test_plan_reports_the_depthwise_grad_weight():
                                                                64 * 2)
         assert p.flops == 2.0 * 8 * 64 * 128 * 128 * 16
         assert tconv.plan("grad_weight", (8, 64, 128, 128), (64, 2, 4, 4),
-                          **kw).algorithm in ("dot", "outer_product", "channels_last")
+                          **kw).algorithm in ("dot", "outer_product", "channels_last", "phase_channels")

@@ -219,6 +219,26 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
   }
 }
 
+template <typename T>
+void band_source_lines(const SubConv& s, const T* src, int64_t group, const Segment& first,
+                       const Band& b, int64_t c_begin, int64_t c_end, LineQueue& q) {
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t step = s.axes[2].src_step;
+  const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * sz * sy * sx;
+  const int64_t x_lo = std::clamp<int64_t>(b.x0 * step, 0, sx);
+  const int64_t x_hi = std::clamp<int64_t>((b.x0 + b.width) * step, x_lo, sx);
+  const int64_t y_lo = std::clamp<int64_t>(b.y0, 0, sy);
+  const int64_t y_hi = std::clamp<int64_t>(b.y0 + b.rows, y_lo, sy);
+  for (int64_t c = c_begin; c < c_end; ++c)
+    for (int64_t tz = 0; tz < b.tz_n; ++tz) {
+      const int64_t z = first.jz * s.axes[0].src_step + b.z_offset[static_cast<size_t>(tz)];
+      if (z < 0 || z >= sz) continue;
+      for (int64_t y = y_lo; y < y_hi; ++y)
+        q.add(src_n + (c * sz + z) * sy * sx + y * sx + x_lo,
+              (x_hi - x_lo) * int64_t(sizeof(T)));
+    }
+}
+
 void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,
                       int64_t c_begin, BandOffsets& out) {
   // band holds channels from c_begin on (see fill_band)
@@ -247,6 +267,10 @@ int64_t tile_shift(const SubConv& s, const Band& b, const Segment& first_tile, c
          first_tile.jx0;
 }
 
+template void band_source_lines<float>(const SubConv&, const float*, int64_t, const Segment&,
+                                       const Band&, int64_t, int64_t, LineQueue&);
+template void band_source_lines<double>(const SubConv&, const double*, int64_t, const Segment&,
+                                        const Band&, int64_t, int64_t, LineQueue&);
 template void fill_band<float>(const SubConv&, const float*, int64_t, const Segment&, const Band&,
                                 int64_t, int64_t, float*);
 template void fill_band<double>(const SubConv&, const double*, int64_t, const Segment&, const Band&,

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tconv/nonfinite.hpp"
+#include "tconv/prefetch.hpp"
 #include "tconv/subconv.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
@@ -214,6 +215,11 @@ OffsetHull offset_hull(const std::vector<SubConv>& subs);
 // (Into b, whose vectors keep their capacity from task to task.)
 void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull,
                 Band& b);
+
+// The source lines fill_band reads for the band's channels [c_begin, c_end), into q.
+template <typename T>
+void band_source_lines(const SubConv& s, const T* src, int64_t group, const Segment& first,
+                       const Band& b, int64_t c_begin, int64_t c_end, LineQueue& q);
 
 // Fills the band's channels [c_begin, c_end) (channel c at band + (c - c_begin) * b.size()).
 template <typename T>

@@ -49,6 +49,7 @@ struct Worker {
   std::vector<T*> unit_panel;
   std::vector<TapRead> tap_reads;
   std::vector<BandOffsets> row_parts;  // band_row_offsets' tables, one per K block
+  LineQueue ahead;  // kBandPerBlock: the next K block's source lines (direct_block)
   // Direct path: per tile, which taps read inside the source for some of its points
   // (tile_taps[t * taps + tap]; empty when every tap of every tile does), and per K block the
   // rows each tile multiplies: list_n[t] of them, listed[list_at[t] ..] unless that is all
@@ -314,6 +315,21 @@ const T* block_band(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows
   return data;
 }
 
+// kBandPerBlock read in place: queues the source lines of the channels after the K block's
+// (as many as it has) into wk.ahead and returns the share of them to prefetch before each
+// tile, so that the next block's fill reads the cache while these tiles run (fcn-8s's 88 MB
+// grad_output comes from memory); 0 otherwise.
+template <typename T>
+int64_t next_block_lines(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows,
+                         bool in_place) {
+  wk.ahead.clear();
+  if (tr.in.mode != Input::kBandPerBlock || !in_place) return 0;
+  const int64_t c_begin = rows.front().channel, c_end = rows.back().channel + 1;
+  band_source_lines(tr.s, c.src, tr.task.group, wk.tiles.front(), tr.in.band, c_end,
+                    std::min(tr.s.Kc, 2 * c_end - c_begin), wk.ahead);
+  return ceil_div(wk.ahead.lines(), std::max<int64_t>(1, int64_t(wk.tiles.size())));
+}
+
 // Tile t of the K block (kc rows at row offsets row_off from base in the band) times every
 // A panel, B read in place: ogemm over all rows, or kgemm over the tile's listed ones.
 template <typename T>
@@ -380,9 +396,11 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     if (wk.row_parts.size() <= k_block) wk.row_parts.resize(k_block + 1);
     band_row_offsets(tr.s, tiles.front(), rows, band, c_begin, wk.row_parts[k_block]);
     const std::vector<int64_t>& row_off = wk.row_parts[k_block].row_off;
+    const int64_t quota = next_block_lines(c, wk, tr, rows, in_place);
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
       if (in_place) {  // one offset table for every tile (or the tile's listed rows')
+        wk.ahead.step(quota);
         band_tile_in_place(c, wk, tr, t, kc, base, row_off, ap, accumulate, last);
         continue;
       }
