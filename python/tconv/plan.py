@@ -38,8 +38,9 @@ class Plan:
     ``winograd`` or ``winograd4`` (Winograd F(2x2, r) or F(4x4, r) tiles: the forward's on
     each output phase, the gathers' (conv, grad_input) on the output with the kernel phases
     summed in the transform domain; when ``algorithm=`` asked for it and the geometry suits
-    it: docs/winograd.md), ``channels_last``, ``outer_product`` or ``dot`` (grad_weight's
-    three forms).
+    it: docs/winograd.md), ``channels_last``, ``phase_channels`` (channels-last on a view of x
+    whose channels are its stride's phases), ``outer_product`` or ``dot`` (grad_weight's
+    forms).
     ``input``: for ``subconv``, how its tasks read the source (``packed``, ``packed_sorted``
     -- packed, its columns border-sorted so that panels skip the taps that read padding --,
     ``indirect``, ``band``, ``band_per_block``; ``+``-joined when tasks differ), after ``batch_inner+``
