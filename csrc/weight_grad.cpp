@@ -626,7 +626,7 @@ bool channels_last_form(const Geometry& g, int nr) {
          g.taps() >= kClReuse * g.stride[0] * g.stride[1] * g.stride[2];
 }
 
-// The phase view of x (PhaseView): fine x = bx * sx + r - pad_x of channel f is channel
+// The phase view of x: fine x = bx * sx + r - pad_x of channel f is channel
 // f * sx + r of the view at x = bx, so that the view's x has stride 1, no padding and
 // ceil(kernel_x / sx) taps: tap kx = qx * sx + r of the problem is tap qx of the view on its
 // channels r.  The view's points outside the fine row read zeros, and its taps qx * sx + r >=
@@ -649,8 +649,8 @@ inline Geometry phase_geometry(const Geometry& g) {
 // computed on zeros).  fcn-8s k16 s8 (21 rows, 168 of 192 lanes) 1.4x over the dot form;
 // against the outer form k3 s2 (a quarter of the sums dropped) 0.85x, with 2 taps a lane (k4
 // s2 1-D, k16 s8 1-D, k2 s2) 0.93-1.02x, and DCGAN 64->3 (6 of 32 lanes) 0.2x the dot form
-// (docs/perf-log.md).  set_phase_view(0 / 1) turns it
-// off, or on wherever the view can run (tests).  Returns the x stride (0: not taken).
+// (docs/perf-log.md).  set_phase_view(0 / 1) turns it off, or on wherever the view can run
+// (tests).  Returns the x stride (0: not taken).
 constexpr int64_t kPhaseMinRows = 16;
 constexpr int64_t kPhaseFill = 3;
 
@@ -756,10 +756,10 @@ int64_t channels_last_thread_values(const Geometry& g, const WeightGradPlan& p) 
     }
   }
   // A's panels, their transposes, transpose_rows' buffer and the bands of the widest task
-  // (the phase view: of one nr block at a time)
+  // (the phase view fills one nr block's band at a time)
   int64_t widest = p.nr;
-  for (const WeightGradTask& t : p.tasks)
-    if (!p.phase) widest = std::max(widest, t.col1 - t.col0);
+  if (!p.phase)
+    for (const WeightGradTask& t : p.tasks) widest = std::max(widest, t.col1 - t.col0);
   return p.mc * p.kc + round_up(p.mc, int64_t(p.nr)) * p.kc +
          int64_t(p.nr) * (kPieceK + 64 / int64_t(sizeof(T))) + std::max<int64_t>(band, 1) * widest;
 }
@@ -1102,14 +1102,13 @@ void phase_band(const Geometry& g, const Geometry& v, const T* fine, const BandI
         continue;
       }
       const T* src = fine + (im.n * g.fine_channels + (c0 + l) / sx) * g.fine_pixels() +
-                     row * fx - g.pad[2];
+                     row * fx;  // the fine row
       if (u + len < im.hi) {  // the next row's source into the cache meanwhile
-        const T* next = src + g.pad[2] + fx;
         for (int64_t at = 0; at < fx; at += 64 / int64_t(sizeof(T)))
-          __builtin_prefetch(next + at, 0, 3);
+          __builtin_prefetch(src + fx + at, 0, 3);
       }
-      for (int64_t b = 0, x = bx0 * sx; b < len; ++b, x += sx) {  // x: the point's + pad_x
-        if (x >= g.pad[2] && x + sx <= fx + g.pad[2]) {
+      for (int64_t b = 0, x = bx0 * sx - g.pad[2]; b < len; ++b, x += sx) {  // x: fine x
+        if (x >= 0 && x + sx <= fx) {
           if constexpr (SX > 0) {
             std::memcpy(d + b * nr, src + x, SX * sizeof(T));  // one vector move
           } else {
@@ -1117,7 +1116,7 @@ void phase_band(const Geometry& g, const Geometry& v, const T* fine, const BandI
           }
         } else {
           for (int64_t r = 0; r < sx; ++r)
-            d[b * nr + r] = x + r >= g.pad[2] && x + r < fx + g.pad[2] ? src[x + r] : T(0);
+            d[b * nr + r] = x + r >= 0 && x + r < fx ? src[x + r] : T(0);
         }
       }
     }

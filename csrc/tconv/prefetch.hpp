@@ -2,7 +2,6 @@
 // are queued, then each step(n) prefetches the next n 64-byte lines of them, in order.
 #pragma once
 
-
 #include <cstdint>
 #include <vector>
 
