@@ -201,15 +201,20 @@ def test_forced_view_off_and_on_only_where_it_runs() -> None:
 
 def test_workspace_counts_the_view_result() -> None:
     """The result in the view's (tap, row, lane) order, once per chunk: taps' x M x lanes
-    rounded to nr blocks, more than dW itself when the last block is partial."""
+    rounded up to whole nr blocks.  fcn-8s's shape with 24 and 25 fine channels (192 and 200
+    lanes) differ only there: by one nr block of lanes, 32 taps' x 21 rows x nr values a
+    chunk (dW itself grows by 256 taps x 21 rows)."""
     case = CASES[0]
     try:
         _set(1)
-        plan = _plan(case)
+        with tconv.threads(2):
+            plans = [_plan(replace(case, fpg=f)) for f in (24, 25)]
     finally:
         _set(-1)
-    assert plan.algorithm == "phase_channels", plan
-    nr = plan.tile[1]
-    view = 16 * 2 * 21 * (-(-21 * 8 // nr) * nr) * 4
-    assert view > 21 * 21 * 256 * 4
-    assert plan.workspace_bytes >= plan.blocks["slabs"] * view
+    assert all(p.algorithm == "phase_channels" for p in plans), plans
+    nr = plans[0].tile[1]
+    grown = -(-25 * 8 // nr) * nr - -(-24 * 8 // nr) * nr   # lanes the padding adds
+    assert grown > 0
+    assert plans[0].threads == plans[1].threads and plans[0].blocks == plans[1].blocks
+    assert (plans[1].workspace_bytes - plans[0].workspace_bytes
+            == plans[0].blocks["slabs"] * 16 * 2 * 21 * grown * 4), plans
