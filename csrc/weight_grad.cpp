@@ -1103,10 +1103,8 @@ void phase_band(const Geometry& g, const Geometry& v, const T* fine, const BandI
       }
       const T* src = fine + (im.n * g.fine_channels + (c0 + l) / sx) * g.fine_pixels() +
                      row * fx;  // the fine row
-      if (u + len < im.hi) {  // the next row's source into the cache meanwhile
-        for (int64_t at = 0; at < fx; at += 64 / int64_t(sizeof(T)))
-          __builtin_prefetch(src + fx + at, 0, 3);
-      }
+      // the next row's source into the cache meanwhile
+      if (u + len < im.hi) prefetch_bytes(src + fx, fx * int64_t(sizeof(T)));
       for (int64_t b = 0, x = bx0 * sx - g.pad[2]; b < len; ++b, x += sx) {  // x: fine x
         if (x >= 0 && x + sx <= fx) {
           if constexpr (SX > 0) {

@@ -890,11 +890,13 @@ TABLE: list[Row] = [
         why="same values either way (prefetches only); column ranges of several blocks, 1-D "
         "to 3-D, strided, padded and dilated, on every ISA: "
         "test_isa.test_grad_weight_outer_form_every_isa"),
-    Row("LineQueue: source lines of kLine = 64 bytes prefetched (locality hint 3: every "
-        "level)", "tconv/prefetch.hpp: kLine", (), (), literals=("64", "3"), names=("kLine",),
+    Row("prefetch_bytes / LineQueue: every kCacheLine = 64-byte line of a range prefetched "
+        "(locality hint 3: every level)", "tconv/prefetch.hpp: kCacheLine", (), (),
+        literals=("64", "3"), names=("kCacheLine",),
         why="prefetches only: the same values with or without them; the grad_weight outer "
-        "form's next column block (test_isa.test_grad_weight_outer_form_every_isa) and the "
-        "band-per-block gathers' next channels (test_band_prefetch.py)"),
+        "form's next column block (test_isa.test_grad_weight_outer_form_every_isa), the "
+        "band-per-block gathers' next channels (test_band_prefetch.py), the bands' next "
+        "channels, the phase view's next rows and the GEMM engine's next B slice"),
     Row("B rows one cache line longer", "weight_grad.cpp: kcp + 64 / size", (), (),
         literals=("64",), why="inert: leading dimension padding"),
     # -- csrc/gemm/engine.cpp (1x1 stride-1 forward and gather) -------------------------------

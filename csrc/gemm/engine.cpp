@@ -49,6 +49,7 @@
 #include "tconv/copy.hpp"
 #include "tconv/nonfinite.hpp"
 #include "tconv/plan.hpp"
+#include "tconv/prefetch.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/workspace.hpp"
 
@@ -728,7 +729,6 @@ template <typename T>
 inline __attribute__((always_inline)) void prefetch_b_rows(const Engine<T>& e, const Task& t,
                                                            int64_t k0, int64_t r0, int64_t r1) {
   const Problem<T>& pb = e.pb;
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
   const int64_t image = t.n * pb.groups + t.g;
   for (int64_t k = k0 + r0; k < k0 + r1; ++k) {
     if (pb.b_row) {
@@ -737,16 +737,12 @@ inline __attribute__((always_inline)) void prefetch_b_rows(const Engine<T>& e, c
       // a run of columns `b_step` apart spans one range of the source row
       for (int64_t j = t.j0; j < t.j0 + t.cols;) {
         const int64_t len = std::min(t.j0 + t.cols - j, pb.b_run[j]);
-        const T* first = row + pb.b_col[j];
-        const T* end = row + pb.b_col[j + len - 1] + 1;
-        for (const T* q = first; q < end; q += kLine) __builtin_prefetch(q, 0, 3);
-        __builtin_prefetch(end - 1, 0, 3);
+        prefetch_bytes(row + pb.b_col[j],
+                       (pb.b_col[j + len - 1] + 1 - pb.b_col[j]) * int64_t(sizeof(T)));
         j += len;
       }
     } else {
-      const T* row = pb.src + (image * pb.K + k) * pb.N + t.j0;
-      for (int64_t q = 0; q < t.cols; q += kLine) __builtin_prefetch(row + q, 0, 3);
-      __builtin_prefetch(row + t.cols - 1, 0, 3);
+      prefetch_bytes(pb.src + (image * pb.K + k) * pb.N + t.j0, t.cols * int64_t(sizeof(T)));
     }
   }
 }

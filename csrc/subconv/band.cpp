@@ -171,39 +171,50 @@ void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, con
   row_layout(b, s.src_dims[2], s.axes[2].src_step, b.layout);
 }
 
+// Calls fn(row, bytes) for each piece of a source row that the band's channels [c_begin,
+// c_end) read: the rows of its z planes inside the source, their x range (every phase)
+// clamped to the row.  Always inlined (as a prefetching fn must be: GCC drops calls to a
+// function that only prefetches).
+template <typename T, class Fn>
+inline __attribute__((always_inline)) void for_each_source_row(
+    const SubConv& s, const T* src, int64_t group, const Segment& first, const Band& b,
+    int64_t c_begin, int64_t c_end, Fn&& fn) {
+  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
+  const int64_t step = s.axes[2].src_step;
+  const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * sz * sy * sx;
+  const int64_t x_lo = std::clamp<int64_t>(b.x0 * step, 0, sx);
+  const int64_t x_hi = std::clamp<int64_t>((b.x0 + b.width) * step, x_lo, sx);
+  const int64_t y_lo = std::clamp<int64_t>(b.y0, 0, sy);
+  const int64_t y_hi = std::clamp<int64_t>(b.y0 + b.rows, y_lo, sy);
+  if (x_hi == x_lo) return;
+  for (int64_t c = c_begin; c < c_end; ++c)
+    for (int64_t tz = 0; tz < b.tz_n; ++tz) {
+      const int64_t z = first.jz * s.axes[0].src_step + b.z_offset[static_cast<size_t>(tz)];
+      if (z < 0 || z >= sz) continue;
+      for (int64_t y = y_lo; y < y_hi; ++y)
+        fn(src_n + (c * sz + z) * sy * sx + y * sx + x_lo, (x_hi - x_lo) * int64_t(sizeof(T)));
+    }
+}
+
 template <typename T>
 void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& first,
                const Band& b, int64_t c_begin, int64_t c_end, T* band) {
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
   const SubAxis& az = s.axes[0];
-  const int64_t step = s.axes[2].src_step;
   const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * plane;
   const RowLayout& layout = b.layout;
   const int64_t row_size = b.phases() * b.width;
   // The source lines of channel c + kBandPrefetch are prefetched while channel c is copied:
   // each channel's rows are a separate region (a plane apart) that the hardware prefetcher
   // only picks up once the copy reaches it, and large sources come from DRAM (DCGAN 64->3:
-  // 17 MB of input, its band fill was a fifth of the forward's time).  Source x range the
-  // band reads (every phase), clamped to the row:
-  const int64_t x_lo = std::clamp<int64_t>(b.x0 * step, 0, sx);
-  const int64_t x_hi = std::clamp<int64_t>((b.x0 + b.width) * step, x_lo, sx);
-  const int64_t y_lo = std::clamp<int64_t>(b.y0, 0, sy);
-  const int64_t y_hi = std::clamp<int64_t>(b.y0 + b.rows, y_lo, sy);
+  // 17 MB of input, its band fill was a fifth of the forward's time).
   for (int64_t c = c_begin; c < c_end; ++c) {
-    if (c + kBandPrefetch < c_end && x_hi > x_lo) {
-      for (int64_t tz = 0; tz < b.tz_n; ++tz) {
-        const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
-        if (z < 0 || z >= sz) continue;
-        for (int64_t y = y_lo; y < y_hi; ++y) {
-          const T* row = src_n + ((c + kBandPrefetch) * sz + z) * sy * sx + y * sx;
-          const char* q = reinterpret_cast<const char*>(row + x_lo);
-          const char* e = reinterpret_cast<const char*>(row + x_hi);
-          for (; q < e; q += 64) __builtin_prefetch(q);
-          __builtin_prefetch(e - 1);
-        }
-      }
-    }
+    if (c + kBandPrefetch < c_end)
+      for_each_source_row(s, src, group, first, b, c + kBandPrefetch, c + kBandPrefetch + 1,
+                          [](const T* row, int64_t bytes) __attribute__((always_inline)) {
+                            prefetch_bytes(row, bytes);
+                          });
     for (int64_t tz = 0; tz < b.tz_n; ++tz) {
       const int64_t z = first.jz * az.src_step + b.z_offset[static_cast<size_t>(tz)];
       for (int64_t r = 0; r < b.rows; ++r) {
@@ -222,21 +233,8 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
 template <typename T>
 void band_source_lines(const SubConv& s, const T* src, int64_t group, const Segment& first,
                        const Band& b, int64_t c_begin, int64_t c_end, LineQueue& q) {
-  const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
-  const int64_t step = s.axes[2].src_step;
-  const T* src_n = src + (first.n * s.src_channels + group * s.Kc) * sz * sy * sx;
-  const int64_t x_lo = std::clamp<int64_t>(b.x0 * step, 0, sx);
-  const int64_t x_hi = std::clamp<int64_t>((b.x0 + b.width) * step, x_lo, sx);
-  const int64_t y_lo = std::clamp<int64_t>(b.y0, 0, sy);
-  const int64_t y_hi = std::clamp<int64_t>(b.y0 + b.rows, y_lo, sy);
-  for (int64_t c = c_begin; c < c_end; ++c)
-    for (int64_t tz = 0; tz < b.tz_n; ++tz) {
-      const int64_t z = first.jz * s.axes[0].src_step + b.z_offset[static_cast<size_t>(tz)];
-      if (z < 0 || z >= sz) continue;
-      for (int64_t y = y_lo; y < y_hi; ++y)
-        q.add(src_n + (c * sz + z) * sy * sx + y * sx + x_lo,
-              (x_hi - x_lo) * int64_t(sizeof(T)));
-    }
+  for_each_source_row(s, src, group, first, b, c_begin, c_end,
+                      [&q](const T* row, int64_t bytes) { q.add(row, bytes); });
 }
 
 void band_row_offsets(const SubConv& s, const Segment& first_tile, KRows rows, const Band& b,

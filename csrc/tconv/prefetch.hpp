@@ -1,11 +1,34 @@
-// Source lines fetched into the cache a share at a time while other work runs: byte ranges
-// are queued, then each step(n) prefetches the next n 64-byte lines of them, in order.
+// Source lines fetched into the cache: at once (prefetch_bytes), or a share at a time while
+// other work runs (LineQueue: byte ranges are queued, then each step(n) prefetches the next n
+// 64-byte lines of them, in order).  Prefetches only: no value depends on them.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 namespace tconv {
+
+constexpr int64_t kCacheLine = 64;  // bytes of a cache line
+
+// The cache line holding byte p (an address, which may lie before p's array: it is only
+// prefetched), and the lines from it to the end of [p, p + bytes).
+inline const char* line_of(const void* p) {
+  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) &
+                                       ~uintptr_t(kCacheLine - 1));
+}
+inline int64_t lines_of(const void* p, int64_t bytes) {
+  const auto into = int64_t(reinterpret_cast<uintptr_t>(p) & uintptr_t(kCacheLine - 1));
+  return (into + bytes + kCacheLine - 1) / kCacheLine;
+}
+
+// Prefetches (into every level) each line of [first, first + bytes).  Always inlined: GCC
+// deems a function that only prefetches free of side effects and drops the calls.
+inline __attribute__((always_inline)) void prefetch_bytes(const void* first, int64_t bytes) {
+  if (bytes <= 0) return;
+  const char* line = line_of(first);
+  for (int64_t n = lines_of(first, bytes); n > 0; --n, line += kCacheLine)
+    __builtin_prefetch(line, 0, 3);
+}
 
 class LineQueue {
  public:
@@ -15,21 +38,21 @@ class LineQueue {
     at_ = 0;
     lines_ = 0;
   }
+  // Every line of [first, first + bytes) (none if bytes <= 0).
   void add(const void* first, int64_t bytes) {
     if (bytes <= 0) return;
-    ranges_.push_back({static_cast<const char*>(first), bytes});
-    lines_ += (bytes + kLine - 1) / kLine + 1;  // + 1: a range need not start on a line
+    const int64_t n = lines_of(first, bytes);
+    ranges_.push_back({line_of(first), n});
+    lines_ += n;
   }
-  // The lines queued (an upper bound: what step() would take to fetch them all).
+  // The lines queued: what step() takes to fetch them all.
   int64_t lines() const { return lines_; }
-  // Always inlined: GCC deems a function that only prefetches free of side effects and drops
-  // the calls.
+  // Always inlined (see prefetch_bytes).
   inline __attribute__((always_inline)) void step(int64_t n) {
     for (; n > 0 && range_ < ranges_.size(); --n) {
       const Range& r = ranges_[range_];
-      __builtin_prefetch(r.first + at_, 0, 3);
-      at_ += kLine;
-      if (at_ >= r.bytes) {
+      __builtin_prefetch(r.first + at_ * kCacheLine, 0, 3);
+      if (++at_ == r.lines) {
         ++range_;
         at_ = 0;
       }
@@ -37,10 +60,9 @@ class LineQueue {
   }
 
  private:
-  static constexpr int64_t kLine = 64;
   struct Range {
-    const char* first;
-    int64_t bytes;
+    const char* first;  // its first line
+    int64_t lines;
   };
   std::vector<Range> ranges_;
   size_t range_ = 0;
