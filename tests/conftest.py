@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import tconv
+from _isas import isa_params
 
 
 def gemm_block_columns() -> int:
@@ -12,6 +15,16 @@ def gemm_block_columns() -> int:
     b_block_bytes(), an eighth of the L2 the planner reads, kBBlockL2Share) over kc x sizeof =
     1 KiB, the same for float32 (kc 256) and float64 (kc 128)."""
     return tconv._core.l2_cache_bytes() // 8 // 1024
+
+
+@pytest.fixture(params=isa_params())
+def on_isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each ISA path this CPU runs (tests/_isas.py), active for the test and restored after;
+    a module may parametrize it itself (indirect=True) or define its own."""
+    before = tconv.isa()
+    tconv.set_isa(request.param)
+    yield request.param
+    tconv.set_isa(before)
 
 
 # Outputs of at least this many bytes (kStreamBytes, csrc/tconv/plan.hpp) are written with

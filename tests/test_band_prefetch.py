@@ -12,18 +12,14 @@ channels after it), groups and several images; and the same bits on 1, 2 and 3 t
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import tconv
-from _isas import assert_bitwise_across_threads, isa_params
+from _isas import assert_bitwise_across_threads
 from conftest import assert_matches_oracle
 from tconv import reference
-
-ISAS = isa_params()
-
 
 @dataclass(frozen=True)
 class Gather:
@@ -75,14 +71,6 @@ def _oracle(case: Gather, dtype: type) -> tuple[np.ndarray, np.ndarray]:
     g, w = _data(case, dtype)
     return (reference.conv_structural(g, w, None, **case.kw()),
             reference.conv_structural(np.abs(g), np.abs(w), None, **case.kw()))
-
-
-@pytest.fixture(params=ISAS)
-def on_isa(request: pytest.FixtureRequest) -> Iterator[str]:
-    before = tconv.isa()
-    tconv.set_isa(request.param)
-    yield request.param
-    tconv.set_isa(before)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

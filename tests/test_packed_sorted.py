@@ -24,12 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import tconv
-from _isas import assert_bitwise_across_threads, isa_params
+from _isas import assert_bitwise_across_threads
 from conftest import assert_matches_oracle
 from tconv import reference
-
-ISAS = isa_params()
-
 
 @dataclass(frozen=True)
 class Case:
@@ -94,14 +91,6 @@ def _data(case: Case, dtype: object) -> tuple[np.ndarray, np.ndarray, np.ndarray
     fine = tconv.output_shape(x.shape, w.shape, **case.tkw())
     g = rng.standard_normal(fine).astype(dtype)
     return x, w, g
-
-
-@pytest.fixture(params=ISAS)
-def on_isa(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    before = tconv.isa()
-    tconv.set_isa(request.param)
-    yield request.param
-    tconv.set_isa(before)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

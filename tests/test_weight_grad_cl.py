@@ -72,13 +72,6 @@ def _dtypes(isa: str) -> list[str]:
     return ["float32"] + (["float64"] if wg.nr("float64") >= 16 else [])
 
 
-@pytest.fixture
-def on_isa(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    before = tconv.isa()
-    tconv.set_isa(request.param)
-    yield request.param
-    tconv.set_isa(before)
-
 
 @pytest.mark.parametrize("on_isa", ISAS, indirect=True)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
