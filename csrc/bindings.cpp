@@ -538,6 +538,11 @@ py::dict ukernel_tiles(const tconv::GemmKernels<T>& g) {
 
 template <typename T>
 void bind_ukernel(py::module_& m) {
+  m.def(
+      "_all_finite", [](const In<T>& a) { return tconv::all_finite(a.data(), a.size()); },
+      py::arg("a").noconvert(),
+      "Whether every value of `a` is finite, by the operand scan the Inf/NaN handling runs "
+      "(tests only).");
   m.def("_run_ukernel", &run_ukernel<T>, py::arg("isa"), py::arg("slot"), py::arg("rows"),
         py::arg("kc"), py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("c").noconvert(), py::arg("accumulate"), py::arg("index").noconvert() = py::none(),

@@ -212,3 +212,39 @@ def test_a_finite_overflow_is_kept_whichever_side_is_scanned(isa):
         assert np.array_equal(padded[:, :, p:-p, p:-p].view(np.uint32), small.view(np.uint32))
         overflowed += int(np.isinf(small).sum())
     assert overflowed > 0  # the draws do overflow
+
+
+
+# The operand scan (all_finite, csrc/direct.cpp) splits more than 2^18 values over the
+# threads; each share is scanned by the active ISA's clone (a vector body, then a scalar tail).
+_SCAN_SPLIT = 1 << 18
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_operand_scan_finds_one_special_anywhere(isa, threads, dtype):
+    """One NaN, +Inf or -Inf at each thread share's first and last values, inside a vector
+    body and in a scalar tail, of arrays below, at and past the split: the scan reports it; the
+    same arrays all finite (with the largest finite values and subnormals) pass."""
+    from tconv import _core
+
+    rng = np.random.default_rng(37)
+    saved = tconv.get_num_threads()
+    try:
+        tconv.set_num_threads(threads)
+        for size in (1, 17, _SCAN_SPLIT - 1, _SCAN_SPLIT, _SCAN_SPLIT + 1, 3 * _SCAN_SPLIT + 37):
+            a = rng.standard_normal(size).astype(dtype)
+            a[::7] = np.finfo(dtype).max
+            a[3::11] = -np.finfo(dtype).tiny / 2
+            assert _core._all_finite(a), f"{isa} {size} finite"
+            parts = threads if size > _SCAN_SPLIT else 1
+            cuts = [size * t // parts for t in range(parts + 1)]
+            spots = {0, size - 1, size // 2}
+            for lo, hi in zip(cuts[:-1], cuts[1:]):
+                spots |= {lo, lo + 1, lo + 16, hi - 1, hi - 2, hi - 9, hi - 17}
+            for i, special in enumerate(sorted(s for s in spots if 0 <= s < size)):
+                b = a.copy()
+                b[special] = SPECIALS[i % 3]
+                assert not _core._all_finite(b), f"{isa} {size} {b[special]} at {special}"
+    finally:
+        tconv.set_num_threads(saved)
