@@ -352,6 +352,17 @@ def fam_band(v: int) -> list[Geo]:
                 ops=("grad_input", "conv"))]
 
 
+def fam_task_span(v: int) -> list[Geo]:
+    """v channels on the reduction side of a stride-1 k3 forward and gather (K = 3v) with 5 on
+    the other: rows of 194 points (one task's chunk, or two, around K = kc) and of 760 (one
+    chunk at the 4 x kMaxRowChunk cap, or two) -- task_columns."""
+    return [geo for width in (194, 760) for geo in (
+        _1d(width, c_in=v, c_out=5, kernel=(3,), padding=((1, 1),),
+            ops=("forward", "resize_conv")),
+        _1d(width, c_in=5, c_out=v, kernel=(3,), padding=((1, 1),),
+            ops=("grad_input", "conv")))]
+
+
 def fam_band_channels(v: int) -> list[Geo]:
     """v input channels of a gather (the band's channel count: prefetch distance, per-K-block
     bands) with 200-point rows."""
@@ -551,7 +562,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
     "col_P": lambda v: fam_columns(v, "P"), "col_group": lambda v: fam_columns(v, "group"),
     "band": fam_band,
-    "band_channels": fam_band_channels, "groups": fam_groups, "flops": fam_flops,
+    "task_span": fam_task_span, "band_channels": fam_band_channels, "groups": fam_groups, "flops": fam_flops,
     "elements": fam_elements, "checked": fam_checked, "gemm_pixels": fam_gemm_pixels,
     "gemm_rows": fam_gemm_rows, "gemm_depth": fam_gemm_depth,
     "phase_rows": fam_phase_rows, "phase_depth": fam_phase_depth,
@@ -680,6 +691,11 @@ TABLE: list[Row] = [
         "subconv/plan.cpp: kMaxRowChunk / round_up(width, nr), min(n_total, kMaxRowChunk)",
         (96, 64, 48),
         ("width",), literals=("192",)),
+    Row("kMaxChunkGrowth: a task's columns grow below K = kc, up to 4 x kMaxRowChunk (f32)",
+        "subconv/plan.cpp: task_columns, kMaxChunkGrowth = 4", (85, 22), ("task_span",),
+        names=("kMaxChunkGrowth",)),
+    Row("kMaxChunkGrowth: the same for float64 (kc = 128)", "subconv/plan.cpp: task_columns",
+        (43, 11), ("task_span",), dtypes=("float64",)),
     Row("kMaxInPlaceRows: A panels read B rows from the band", "subconv/run.cpp: kMaxInPlaceRows",
         (144,), ("out_channels",), literals=("144",), names=("kMaxInPlaceRows",)),
     Row("kMaxBandBytes: largest band (2 MiB = 524288 f32)", "subconv/plan.cpp: kMaxBandBytes",
@@ -1126,6 +1142,22 @@ def _sweep_params() -> list[Any]:
     return [pytest.param(geo, dt, rows, marks=[pytest.mark.slow] if slow[(geo, dt)] else [],
                          id=f"{dt}-{'x'.join(map(str, geo.coarse))}-{i}")
             for i, ((geo, dt), rows) in enumerate(seen.items())]
+
+
+@pytest.mark.parametrize("dtype,c", [("float32", 85), ("float32", 22), ("float64", 43),
+                                     ("float64", 11)])
+def test_task_span_family_straddles_task_columns(dtype, c):
+    """The rows of task_columns sweep channels around where a task's chunk changes: on each
+    side of c the family's row (194 points above K = kc, 760 at the cap) is cut differently,
+    in the forward and in the gather alike."""
+    width = 194 if c > 30 else 760
+    cuts = []
+    for v in (c - 1, c, c + 1):
+        fwd = tconv.plan("conv_transpose", (1, v, width), (v, 5, 3), padding=1, dtype=dtype)
+        gat = tconv.plan("grad_input", (1, 5, width), (5, v, 3), padding=1, dtype=dtype)
+        assert fwd.blocks["nc"] == gat.blocks["nc"], (v, fwd, gat)
+        cuts.append(gat.blocks["nc"])
+    assert cuts[0] == width and cuts[1] == cuts[2] < width, cuts
 
 
 @pytest.mark.parametrize("geo,dtype,rows", _sweep_params())

@@ -12,8 +12,12 @@ namespace {
 
 // Longest run of one grid row that a direct-path task takes (longer rows are cut into chunks,
 // so that the accumulator tile and the source band stay in L2); also the packed path's pixel
-// block and the columns a direct-path task aims at (whole rows).
+// block and the columns a direct-path task aims at (whole rows); task_columns may raise all
+// three for a small K.
 constexpr int64_t kMaxRowChunk = 192;
+// A task's columns grow past kMaxRowChunk up to this many times it when its sub-convolution
+// is small (task_columns).
+constexpr int64_t kMaxChunkGrowth = 4;
 // Largest direct-path source band (bigger bands fall back to per-row border copies).
 constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 // Largest band of all channels filled at once when no other phase shares it (bigger: filled
@@ -82,9 +86,24 @@ void totals(const std::vector<SubConv>& subs, SubconvPlan& p, int64_t& total_pix
   }
 }
 
-// The tasks of sub-convolution si, slab by slab (per_slab[sl][si]); sets mc_of, direct_of.
+// The columns a task aims at: kMaxRowChunk, or up to kMaxChunkGrowth times that while every
+// task's B (K x columns, K = channels x taps of its sub-convolution) and output tile (a
+// slab's rows x columns) stay within kc x kMaxRowChunk values, the budget of a full K block:
+// where K and the rows are few, a task then has as much arithmetic to spread its fixed costs
+// (segments, band, tap lists) over (DCGAN 64->3 grad_input: K = 48, 64 rows; FCN-8s
+// forward: K = 84).  One figure for all sub-convolutions of a call (the x-phase groups'
+// tasks cover the same grid blocks).  Pixel blocks never change a sum.
+int64_t task_columns(const std::vector<SubConv>& subs, const SubconvPlan& p) {
+  int64_t span = std::max<int64_t>(1, p.ms);
+  for (const SubConv& s : subs) span = std::max(span, s.Kc * s.taps());
+  return std::clamp(p.kc * kMaxRowChunk / span, kMaxRowChunk, kMaxChunkGrowth * kMaxRowChunk);
+}
+
+// The tasks of sub-convolution si, slab by slab (per_slab[sl][si]), of about `chunk` columns
+// (task_columns); sets mc_of, direct_of.
 void plan_tasks(const std::vector<SubConv>& subs, size_t si, int64_t total_pixels,
-                SubconvPlan& p, std::vector<std::vector<std::vector<Task>>>& per_slab) {
+                int64_t chunk, SubconvPlan& p,
+                std::vector<std::vector<std::vector<Task>>>& per_slab) {
   const SubConv& s = subs[si];
   const int64_t n_total = s.batch * s.pixels();
   if (n_total == 0 || s.M == 0) return;
@@ -97,17 +116,17 @@ void plan_tasks(const std::vector<SubConv>& subs, size_t si, int64_t total_pixel
   const bool direct = fills_tiles(width, nr);
   int64_t cols = width;  // direct path: columns of one row per task (< width: row chunks)
   int64_t nc, pixel_tasks;
-  if (direct) {  // whole rows of the grid, about kMaxRowChunk columns; long rows cut into chunks
-    int64_t rows_per_task = std::max<int64_t>(1, kMaxRowChunk / round_up(width, nr));
+  if (direct) {  // whole rows of the grid, about `chunk` columns; long rows cut into chunks
+    int64_t rows_per_task = std::max<int64_t>(1, chunk / round_up(width, nr));
     while (rows_per_task > 1 &&
            double(s.groups * ceil_div(n_total, rows_per_task * width)) < want)
       --rows_per_task;
-    if (width > kMaxRowChunk) cols = round_up(ceil_div(width, ceil_div(width, kMaxRowChunk)), nr);
+    if (width > chunk) cols = round_up(ceil_div(width, ceil_div(width, chunk)), nr);
     nc = rows_per_task * cols;
     pixel_tasks = s.batch * s.axes[0].extent * ceil_div(s.axes[1].extent, rows_per_task) *
                   ceil_div(width, cols);
   } else {
-    nc = round_up(std::min<int64_t>(n_total, kMaxRowChunk), nr);
+    nc = round_up(std::min<int64_t>(n_total, chunk), nr);
     while (nc > nr && double(s.groups * ceil_div(n_total, nc)) < want) nc -= nr;
     nc = balanced_columns(n_total, s.groups, nc, nr, p.threads);
     pixel_tasks = ceil_div(n_total, nc);
@@ -297,7 +316,9 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
   p.active.assign(subs.size(), 0);
   std::vector<std::vector<std::vector<Task>>> per_slab(
       static_cast<size_t>(p.slabs), std::vector<std::vector<Task>>(subs.size()));
-  for (size_t si = 0; si < subs.size(); ++si) plan_tasks(subs, si, total_pixels, p, per_slab);
+  const int64_t chunk = task_columns(subs, p);
+  for (size_t si = 0; si < subs.size(); ++si)
+    plan_tasks(subs, si, total_pixels, chunk, p, per_slab);
   plan_a_units(subs, p);
   plan_rounds(per_slab, p);
   p.hull = offset_hull(subs);
