@@ -208,11 +208,10 @@ template <typename T, int NR, int CHUNK>
 inline __attribute__((always_inline)) void pack_b_body(const T* src, int64_t ld, int64_t kc,
                                                        int64_t cols, int64_t step, T* panel) {
   const int64_t full = cols / NR, tail = cols - full * NR;
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
   for (int64_t k = 0; k < kc; ++k) {
     const T* row = src + k * ld;
     if (k + kPackAhead < kc)
-      for (int64_t q = 0; q < cols; q += kLine) __builtin_prefetch(row + kPackAhead * ld + q);
+      prefetch_bytes(row + kPackAhead * ld, cols * int64_t(sizeof(T)));
     T* out = panel + k * NR;
     for (int64_t p = 0; p < full; ++p)
       copy_chunks<NR * int(sizeof(T)), CHUNK>(row + p * NR, out + p * step);

@@ -543,8 +543,10 @@ namespace {
 // padded left-border copies of a stride-2 gather) waited for it (3-D U-Net grad_input: most
 // of the packing time).  Hints only: the same values are packed.
 template <typename T>
-void prefetch_segment(const SubConv& s, const T* src, int64_t group, int64_t c0,
-                      int64_t channels, const Segment& seg, int64_t dx_lo, int64_t dx_hi) {
+inline __attribute__((always_inline)) void prefetch_segment(const SubConv& s, const T* src,
+                                                            int64_t group, int64_t c0,
+                                                            int64_t channels, const Segment& seg,
+                                                            int64_t dx_lo, int64_t dx_hi) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   const int64_t sz = s.src_dims[0], sy = s.src_dims[1], sx = s.src_dims[2];
   const int64_t plane = sz * sy * sx;
@@ -552,7 +554,6 @@ void prefetch_segment(const SubConv& s, const T* src, int64_t group, int64_t c0,
   const int64_t x_last =
       std::min<int64_t>(sx - 1, (seg.jx0 + seg.len - 1) * ax.src_step + dx_hi);
   if (x_first > x_last) return;
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
   const T* base = src + (seg.n * s.src_channels + group * s.Kc + c0) * plane;
   for (const int64_t dz : az.tap_offset) {
     const int64_t z = seg.jz * az.src_step + dz;
@@ -561,10 +562,8 @@ void prefetch_segment(const SubConv& s, const T* src, int64_t group, int64_t c0,
       const int64_t y = seg.jy * ay.src_step + dy;
       if (y < 0 || y >= sy) continue;
       const T* row = base + (z * sy + y) * sx;
-      for (int64_t c = 0; c < channels; ++c, row += plane) {
-        for (int64_t x = x_first; x <= x_last; x += kLine) __builtin_prefetch(row + x);
-        __builtin_prefetch(row + x_last);
-      }
+      for (int64_t c = 0; c < channels; ++c, row += plane)
+        prefetch_bytes(row + x_first, (x_last - x_first + 1) * int64_t(sizeof(T)));
     }
   }
 }
@@ -654,8 +653,7 @@ inline int64_t pack_plane_at(const SubConv& s, const float* src, int64_t group,
   if (next < segs.size())  // the next plane's source lines, while this one is packed
     for (int64_t c = 0; c < channels; ++c) {
       const float* p = src + (segs[next].n * s.src_channels + group * s.Kc + c0 + c) * plane;
-      for (int64_t o = 0; o < plane; o += 16) __builtin_prefetch(p + o);
-      __builtin_prefetch(p + plane - 1);
+      prefetch_bytes(p, plane * int64_t(sizeof(float)));
     }
   pack_plane_avx512(src + (seg.n * s.src_channels + group * s.Kc + c0) * plane, plane,
                     channels, taps, ptaps, s.taps(), nr,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tconv/geometry.hpp"
+#include "tconv/prefetch.hpp"
 #include "tconv/ukernels.hpp"
 #include "tconv/winograd.hpp"
 #include "tconv/workspace.hpp"
