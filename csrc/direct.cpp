@@ -25,8 +25,8 @@
 #include "tconv/clones.hpp"
 #include "tconv/kernels.hpp"
 #include "tconv/nonfinite.hpp"
-#include "tconv/ukernels.hpp"
 #include "tconv/subconv.hpp"
+#include "tconv/ukernels.hpp"
 
 namespace tconv {
 

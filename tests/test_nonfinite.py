@@ -214,7 +214,6 @@ def test_a_finite_overflow_is_kept_whichever_side_is_scanned(isa):
     assert overflowed > 0  # the draws do overflow
 
 
-
 # The operand scan (all_finite, csrc/direct.cpp) splits more than 2^18 values over the
 # threads; each share is scanned by the active ISA's clone (a vector body, then a scalar tail).
 _SCAN_SPLIT = 1 << 18
