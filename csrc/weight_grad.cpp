@@ -69,6 +69,7 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -503,17 +504,31 @@ using PackPanel = void (*)(const Geometry&, const T*, const std::vector<PanelRun
                            const std::vector<KSegment>&, int64_t, int64_t, T*);
 
 #ifdef TCONV_CLONE_AVX512
-TCONV_CLONE_AVX512 inline __m512 masked_load(uint32_t m, const float* p) {
-  return _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
-}
-TCONV_CLONE_AVX512 inline __m512d masked_load(uint32_t m, const double* p) {
-  return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
-}
-TCONV_CLONE_AVX512 inline void masked_store(float* p, uint32_t m, __m512 v) {
-  _mm512_mask_storeu_ps(p, static_cast<__mmask16>(m), v);
-}
-TCONV_CLONE_AVX512 inline void masked_store(double* p, uint32_t m, __m512d v) {
-  _mm512_mask_storeu_pd(p, static_cast<__mmask8>(m), v);
+// Lanes `store` of dst = lanes `load` of src (the others zero), on a vector of kBytes: the
+// narrowest that holds a run's lanes.  A 512-bit masked move of a k4 run's 4 floats cost
+// more than a 128-bit one (HiFi-GAN k4s2 grad_weight; docs/perf-log.md 2026-12-06 07:12).
+template <int kBytes, typename T>
+TCONV_CLONE_AVX512 inline __attribute__((always_inline)) void masked_move(T* dst,
+                                                                           uint32_t store,
+                                                                           const T* src,
+                                                                           uint32_t load) {
+  if constexpr (std::is_same_v<T, float>) {
+    if constexpr (kBytes == 16) {
+      _mm_mask_storeu_ps(dst, __mmask8(store), _mm_maskz_loadu_ps(__mmask8(load), src));
+    } else if constexpr (kBytes == 32) {
+      _mm256_mask_storeu_ps(dst, __mmask8(store), _mm256_maskz_loadu_ps(__mmask8(load), src));
+    } else {
+      _mm512_mask_storeu_ps(dst, __mmask16(store), _mm512_maskz_loadu_ps(__mmask16(load), src));
+    }
+  } else {
+    if constexpr (kBytes == 16) {
+      _mm_mask_storeu_pd(dst, __mmask8(store), _mm_maskz_loadu_pd(__mmask8(load), src));
+    } else if constexpr (kBytes == 32) {
+      _mm256_mask_storeu_pd(dst, __mmask8(store), _mm256_maskz_loadu_pd(__mmask8(load), src));
+    } else {
+      _mm512_mask_storeu_pd(dst, __mmask8(store), _mm512_maskz_loadu_pd(__mmask8(load), src));
+    }
+  }
 }
 
 // Lanes [0, len) of a run whose first tap reads fine x = x0, less those outside [0, fx).
@@ -523,6 +538,32 @@ inline uint32_t run_mask(int64_t x0, int64_t len, int64_t dx, int64_t fx) {
     if (x0 + u * dx >= 0 && x0 + u * dx < fx) m |= uint32_t(1) << u;
   return m;
 }
+
+// One fine row's points [ix0, end) of run u into dst (point ix at dst + ix * nr; frow null:
+// the row lies in padding); points [lo, hi) read all their taps inside the row.
+template <int kBytes, typename T>
+TCONV_CLONE_AVX512 void pack_run_row(const PanelRun& u, const T* frow, int64_t ix0,
+                                     int64_t end, int64_t lo, int64_t hi, int64_t sx,
+                                     int64_t xoff, int64_t dx, int64_t fx, int nr, T* dst) {
+  const uint32_t full = (uint32_t(1) << u.len) - 1;
+  if (frow == nullptr) {
+    for (int64_t ix = ix0; ix < end; ++ix) masked_move<kBytes>(dst + ix * nr, full, dst, 0);
+    return;
+  }
+  for (int64_t ix = ix0; ix < end; ++ix) {
+    const int64_t x0 = ix * sx + xoff;
+    const uint32_t m = ix >= lo && ix < hi ? full : run_mask(x0, u.len, dx, fx);
+    // x0 may lie before the row (padding) and the masked-off lanes past it: the address is
+    // formed as an integer, as a pointer outside `fine` is undefined
+    const auto at =
+        reinterpret_cast<uintptr_t>(frow) + static_cast<uintptr_t>(x0 * int64_t(sizeof(T)));
+    masked_move<kBytes>(dst + ix * nr, full, reinterpret_cast<const T*>(at), m);
+  }
+}
+
+template <typename T>
+using PackRunRow = void (*)(const PanelRun&, const T*, int64_t, int64_t, int64_t, int64_t,
+                            int64_t, int64_t, int64_t, int64_t, int, T*);
 
 // Columns [cols, nr) of the panel are zero (the last block of B's columns).  `ahead`: the
 // offset of the task's next column block's channels (0: none); their copies of the rows read
@@ -538,15 +579,16 @@ TCONV_CLONE_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
   const int64_t fx = g.fine[2], fy = g.fine[1], fz = g.fine[0];
   const int64_t plane = fz * fy * fx;
   const int64_t sx = g.stride[2], dx = g.dilation[2];
-  const auto zero = masked_load(0, fine);
   for (const PanelRun& u : runs) {
-    const uint32_t full = (uint32_t(1) << u.len) - 1;
+    const int64_t bytes = u.len * int64_t(sizeof(T));
+    const PackRunRow<T> move = bytes <= 16   ? &pack_run_row<16, T>
+                               : bytes <= 32 ? &pack_run_row<32, T>
+                                             : &pack_run_row<64, T>;
     const int64_t xoff = u.kx0 * dx - g.pad[2];  // point ix's first tap reads x = ix*sx + xoff
     const int64_t span = (u.len - 1) * dx;       // and its last one x + span
     for (const KSegment& s : segs) {
       const int64_t oz = s.iz * g.stride[0] - g.pad[0] + u.kz * g.dilation[0];
       const int64_t end = s.ix0 + s.len;
-      // points [lo, hi) of the segment's rows read all their taps inside the row
       const int64_t lo = std::clamp(ceil_div(std::max<int64_t>(-xoff, 0), sx), s.ix0, end);
       const int64_t hi = fx - 1 - span - xoff < 0
                              ? lo
@@ -555,7 +597,7 @@ TCONV_CLONE_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
         T* dst = panel + (s.r0 + q * s.len - s.ix0) * nr + u.j;  // point ix at dst + ix * nr
         const int64_t oy = (s.iy + q) * g.stride[1] - g.pad[1] + u.ky * g.dilation[1];
         if (oz < 0 || oz >= fz || oy < 0 || oy >= fy) {
-          for (int64_t ix = s.ix0; ix < end; ++ix) masked_store(dst + ix * nr, full, zero);
+          move(u, nullptr, s.ix0, end, lo, hi, sx, xoff, dx, fx, nr, dst);
           continue;
         }
         // the fine row (lanes outside it are masked off: never read)
@@ -565,15 +607,7 @@ TCONV_CLONE_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
           for (int64_t x = std::max<int64_t>(s.ix0 * sx + xoff, 0); x < x1; x += 64 / int64_t(sizeof(T)))
             _mm_prefetch(reinterpret_cast<const char*>(frow + ahead + x), _MM_HINT_T1);
         }
-        for (int64_t ix = s.ix0; ix < end; ++ix) {
-          const int64_t x0 = ix * sx + xoff;
-          const uint32_t m = ix >= lo && ix < hi ? full : run_mask(x0, u.len, dx, fx);
-          // x0 may lie before the row (padding) and the masked-off lanes past it: the
-          // address is formed as an integer, as a pointer outside `fine` is undefined
-          const auto at = reinterpret_cast<uintptr_t>(frow) +
-                          static_cast<uintptr_t>(x0 * int64_t(sizeof(T)));
-          masked_store(dst + ix * nr, full, masked_load(m, reinterpret_cast<const T*>(at)));
-        }
+        move(u, frow, s.ix0, end, lo, hi, sx, xoff, dx, fx, nr, dst);
       }
     }
   }

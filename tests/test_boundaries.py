@@ -880,9 +880,11 @@ TABLE: list[Row] = [
         "weight_grad.cpp: copy_run, copy_pieces, pack_group", (4, 8, 16, 32),
         ("wg_pixels", "stride"), literals=("4", "8", "16", "32")),
     Row("panel packed from `fine` for kernel x >= kPanelMinTaps (avx512), runs of <= one "
-        "vector of taps (64 bytes: 16 f32 / 8 f64)",
-        "weight_grad.cpp: kPanelMinTaps, 64 / sizeof", (4, 8, 16), ("panel_taps",),
-        names=("kPanelMinTaps",), dtypes=("float32", "float64")),
+        "vector of taps (64 bytes: 16 f32 / 8 f64), each moved on the narrowest 16 / 32 / "
+        "64-byte vector holding it (runs of 4 / 8 / 16 f32 taps and one past each)",
+        "weight_grad.cpp: kPanelMinTaps, 64 / sizeof, masked_move<kBytes>", (4, 8, 16),
+        ("panel_taps",), literals=("16", "32"), names=("kPanelMinTaps",),
+        dtypes=("float32", "float64")),
     Row("channels-last form: taps >= kClReuse (3) x the strides' product",
         "weight_grad.cpp: kClReuse", (3,), ("cl_reuse",), literals=("3",), names=("kClReuse",),
         dtypes=("float32", "float64")),
