@@ -317,8 +317,9 @@ const T* block_band(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows
 
 // kBandPerBlock read in place: queues the source lines of the channels after the K block's
 // (as many as it has) into wk.ahead and returns the share of them to prefetch before each
-// tile, so that the next block's fill reads the cache while these tiles run (fcn-8s's 88 MB
-// grad_output comes from memory); 0 otherwise.
+// register tile of each tile, so that the next block's fill reads the cache while these tiles
+// run (fcn-8s's 88 MB grad_output comes from memory); 0 otherwise.  Shares per register tile,
+// not per tile: a tile's whole share at once stalled on the full miss queue.
 template <typename T>
 int64_t next_block_lines(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows rows,
                          bool in_place) {
@@ -327,15 +328,17 @@ int64_t next_block_lines(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, 
   const int64_t c_begin = rows.front().channel, c_end = rows.back().channel + 1;
   band_source_lines(tr.s, c.src, tr.task.group, wk.tiles.front(), tr.in.band, c_end,
                     std::min(tr.s.Kc, 2 * c_end - c_begin), wk.ahead);
-  return ceil_div(wk.ahead.lines(), std::max<int64_t>(1, int64_t(wk.tiles.size())));
+  const int64_t steps = int64_t(wk.tiles.size()) * ceil_div(tr.mc, int64_t(c.p.mr));
+  return ceil_div(wk.ahead.lines(), std::max<int64_t>(1, steps));
 }
 
 // Tile t of the K block (kc rows at row offsets row_off from base in the band) times every
-// A panel, B read in place: ogemm over all rows, or kgemm over the tile's listed ones.
+// A panel, B read in place: ogemm over all rows, or kgemm over the tile's listed ones; `quota`
+// lines of wk.ahead prefetched before each register tile.
 template <typename T>
 void band_tile_in_place(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, size_t t,
                         int64_t kc, const T* base, const std::vector<int64_t>& row_off,
-                        const T* ap, int accumulate, bool last) {
+                        const T* ap, int accumulate, bool last, int64_t quota) {
   const int64_t kn = listed_count(wk, t, kc);
   const int64_t* ks = kn < kc ? wk.listed.data() + wk.list_at[t] : nullptr;
   if (ks != nullptr) {
@@ -346,6 +349,7 @@ void band_tile_in_place(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, s
   const auto ti = static_cast<int64_t>(t);
   for (int64_t i0 = 0, r = 0; i0 < tr.mc; i0 += r) {
     r = tile_rows(tr.mc - i0, c.p.mr);
+    wk.ahead.step(quota);
     T* ct = c_at(c, wk, tr, last, i0, ti);
     const int64_t ldc = ldc_at(c, wk, tr, last, ti);
     const Epilogue<T>* ep = epilogue_at(c, wk, tr, last, accumulate, i0, ti);
@@ -400,8 +404,7 @@ bool direct_block(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows r
     for (size_t t = 0; t < tiles.size(); ++t) {
       const T* base = band_data + tile_shift(tr.s, band, tiles.front(), tiles[t]);
       if (in_place) {  // one offset table for every tile (or the tile's listed rows')
-        wk.ahead.step(quota);
-        band_tile_in_place(c, wk, tr, t, kc, base, row_off, ap, accumulate, last);
+        band_tile_in_place(c, wk, tr, t, kc, base, row_off, ap, accumulate, last, quota);
         continue;
       }
       const T** tile_ptrs = ptrs + static_cast<int64_t>(t) * kc;
