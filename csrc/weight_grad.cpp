@@ -468,7 +468,8 @@ TCONV_CLONE_AVX512 void pack_b_avx512(const Geometry& g, const T* fine,
 // the table's transpose, so the same bits.  A run is up to `lanes` consecutive panel columns
 // of one channel and (kz, ky) whose kx taps read consecutive fine x (dilation 1; else runs of
 // one column): each point of a run is one masked vector load (lanes outside `fine`'s row
-// masked off, so they read as 0) and one masked store.  For DCGAN's k4 s2 this reads each fine
+// masked off, so they read as 0) and one masked store, on the narrowest of 16-, 32- and
+// 64-byte vectors that holds the run (masked_move).  For DCGAN's k4 s2 this reads each fine
 // value where pack_b de-interleaved each row once per tap pair and ky, and saves the
 // transpose.
 struct PanelRun {
