@@ -604,9 +604,9 @@ TCONV_CLONE_AVX512 void pack_panel_avx512(const Geometry& g, const T* fine,
         // the fine row (lanes outside it are masked off: never read)
         const T* frow = fine + (s.n * g.fine_channels + u.channel) * plane + (oz * fy + oy) * fx;
         if (ahead != 0) {  // the x this segment row reads, not the whole (1-D: long) row
+          const int64_t x0 = std::max<int64_t>(s.ix0 * sx + xoff, 0);
           const int64_t x1 = std::min(fx, (end - 1) * sx + xoff + span + 1);
-          for (int64_t x = std::max<int64_t>(s.ix0 * sx + xoff, 0); x < x1; x += 64 / int64_t(sizeof(T)))
-            _mm_prefetch(reinterpret_cast<const char*>(frow + ahead + x), _MM_HINT_T1);
+          prefetch_bytes<false, 2>(frow + ahead + x0, (x1 - x0) * int64_t(sizeof(T)));
         }
         move(u, frow, s.ix0, end, lo, hi, sx, xoff, dx, fx, nr, dst);
       }

@@ -21,15 +21,15 @@ inline int64_t lines_of(const void* p, int64_t bytes) {
   return (into + bytes + kCacheLine - 1) / kCacheLine;
 }
 
-// Prefetches (into every level; kWrite: for writing) each line of [first, first + bytes).
-// Always inlined: GCC deems a function that only prefetches free of side effects and drops
-// the calls.
-template <bool kWrite = false>
+// Prefetches each line of [first, first + bytes): into every level (kLocality 3, prefetcht0)
+// or from L2 on (2, prefetcht1); kWrite: for writing.  Always inlined: GCC deems a function
+// that only prefetches free of side effects and drops the calls.
+template <bool kWrite = false, int kLocality = 3>
 inline __attribute__((always_inline)) void prefetch_bytes(const void* first, int64_t bytes) {
   if (bytes <= 0) return;
   const char* line = line_of(first);
   for (int64_t n = lines_of(first, bytes); n > 0; --n, line += kCacheLine)
-    __builtin_prefetch(line, kWrite ? 1 : 0, 3);
+    __builtin_prefetch(line, kWrite ? 1 : 0, kLocality);
 }
 
 class LineQueue {
