@@ -186,14 +186,18 @@ def test_sigint_interrupts_long_call(name):
     assert seconds > 0.4, f"{name} took {seconds:.2f} s: too short to interrupt meaningfully"
     latencies = []
     for delay in (0.2, 0.25 * seconds, 0.2):
-        latency = interrupt_latency(call, delay)
-        assert latency is not None, f"{name}: SIGINT at {delay:.2f} s did not interrupt the call"
-        latencies.append(latency)
-        if out is not None:
-            assert np.isnan(out).all(), f"{name}: out= holds a partial result after the interrupt"
-    # One slow answer may come from a load spike on a shared machine; two may not.
-    assert sorted(latencies)[1] < LATENCY, f"{name}: latencies {latencies}"
-    assert max(latencies) < 2.5 * LATENCY, f"{name}: latencies {latencies}"
+        # A slow answer is asked again at the same delay, twice at most: a stretch of the call
+        # that never polls answers slowly every time the signal lands in it, while a load spike
+        # on a shared machine passes (seen in CI: 0.59 s once, among answers under 0.06 s).
+        tries = []
+        while len(tries) < 3 and (not tries or tries[-1] >= LATENCY):
+            latency = interrupt_latency(call, delay)
+            assert latency is not None, f"{name}: SIGINT at {delay:.2f} s did not interrupt the call"
+            tries.append(latency)
+            if out is not None:
+                assert np.isnan(out).all(), f"{name}: out= holds a partial result after the interrupt"
+        latencies.append(min(tries))
+    assert max(latencies) < LATENCY, f"{name}: latencies {latencies}"
     again = call()
     assert again.tobytes() == clean.tobytes(), f"{name}: result changed after an interrupt"
 
