@@ -1058,11 +1058,12 @@ void pack_a_panels(const Geometry& g, const GemmKernels<T>& uk, const T* coarse,
 }
 
 // The terms of tap c (a column of the table) in K block segs that read inside `fine`, in
-// increasing kk, appended: a_rows[l] = kk - k0, b_off[l] = the band row of the fine pixel it
-// reads x nr.
-inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSegment>& segs,
-                      const std::vector<BandImage>& imgs, int nr, std::vector<int64_t>& a_rows,
-                      std::vector<int64_t>& b_off) {
+// increasing kk, written from a_rows and b_off on (at most the block's length; returns how
+// many): a_rows[l] = kk - k0, b_off[l] = the band row of the fine pixel it reads x nr.
+inline int64_t tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSegment>& segs,
+                         const std::vector<BandImage>& imgs, int nr, int64_t* a_rows,
+                         int64_t* b_off) {
+  int64_t* const start = a_rows;
   for (const KSegment& s : segs) {
     // grid rows [qa, qb) read fine rows; `at`: the fine index row qa's x = 0 reads in image
     // s.n's channel 0, so a pixel index of the image
@@ -1083,15 +1084,16 @@ inline void tap_terms(const Geometry& g, const BColumn& c, const std::vector<KSe
     TCONV_ASSERT(after != imgs.begin());
     const BandImage& im = *(after - 1);
     TCONV_ASSERT(im.n == s.n && im.z == oz && im.lo <= first && first < im.hi);
+    const int64_t step = g.stride[2] * nr;
     for (int64_t q = qa; q < qb; ++q) {
       // band row of x = 0 of this fine row
       const int64_t row = im.base - im.lo + x0 + (q - qa) * g.stride[1] * g.fine[2];
-      for (int64_t ix = lo; ix < hi; ++ix) {
-        a_rows.push_back(s.r0 + q * s.len + ix - s.ix0);
-        b_off.push_back((row + ix * g.stride[2]) * nr);
-      }
+      const int64_t a0 = s.r0 + q * s.len - s.ix0, b0 = (row + lo * g.stride[2]) * nr;
+      for (int64_t ix = lo; ix < hi; ++ix) *a_rows++ = a0 + ix;  // (separate loops vectorise)
+      for (int64_t j = 0; j < hi - lo; ++j) *b_off++ = b0 + j * step;
     }
   }
+  return a_rows - start;
 }
 
 // out[tap][row][channel] of every group (taps x M x width apiece, in the geometry the form
@@ -1174,7 +1176,8 @@ struct ClScratch {
   Scratch<T> a, at, tmp, band;
   std::vector<KSegment> segs;
   std::vector<BandImage> imgs;
-  std::vector<int64_t> a_rows, b_off;  // every tap's terms, tap k's from terms[k]
+  Scratch<int64_t> rows_buf, off_buf;  // every tap's terms, tap k's from terms[k] of
+  int64_t *a_rows = nullptr, *b_off = nullptr;  // these (in rows_buf and off_buf)
   std::vector<size_t> terms;
   std::vector<int64_t> cuts;  // the task's row tiles: [cuts[j], cuts[j + 1])
 };
@@ -1183,13 +1186,17 @@ struct ClScratch {
 // s.terms[k - k0] to s.terms[k - k0 + 1] of s.a_rows and s.b_off.
 template <typename T>
 void cl_terms(const WgCall<T>& call, ClScratch<T>& s, int64_t k0, int64_t k1) {
-  s.a_rows.clear();
-  s.b_off.clear();
+  int64_t kc = 0;  // the block's length: no tap has more terms
+  for (const KSegment& seg : s.segs) kc += seg.rows * seg.len;
+  s.a_rows = s.rows_buf.get((k1 - k0) * kc);
+  s.b_off = s.off_buf.get((k1 - k0) * kc);
   s.terms.assign(1, 0);
   for (int64_t k = k0; k < k1; ++k) {
-    tap_terms(call.g, call.table[static_cast<size_t>(k)], s.segs, s.imgs, call.p.nr, s.a_rows,
-              s.b_off);
-    s.terms.push_back(s.a_rows.size());
+    const size_t at = s.terms.back();
+    const int64_t n = tap_terms(call.g, call.table[static_cast<size_t>(k)], s.segs, s.imgs,
+                                call.p.nr, s.a_rows + at, s.b_off + at);
+    TCONV_ASSERT(n <= kc);
+    s.terms.push_back(at + size_t(n));
   }
 }
 
@@ -1237,8 +1244,8 @@ void cl_block(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task
     const auto kn = static_cast<int64_t>(s.terms[i + 1] - t0);
     for (size_t j = 0; j + 1 < s.cuts.size(); ++j) {
       const int64_t c0 = s.cuts[j];
-      call.uk.kfn[s.cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, s.a_rows.data() + t0, bb,
-                                      s.b_off.data() + t0,
+      call.uk.kfn[s.cuts[j + 1] - c0](kn, ap + (c0 - task.m0) * kc, s.a_rows + t0, bb,
+                                      s.b_off + t0,
                                       o + (k * M + c0) * W + task.col0 + b * nr, W, accumulate,
                                       nullptr);
     }
