@@ -354,3 +354,74 @@ def test_onnx_model_is_built_once_per_workload(monkeypatch):
     assert _peers.onnx_model_bytes(work) is first and len(built) == 1
     other = work.converted(np.dtype(np.float64))  # other dtype: its own model
     assert _peers.onnx_model_bytes(other) != first and len(built) == 2
+
+
+def _nonfinite_workload(dtype: str = "float64") -> bench.Workload:
+    """The quick NaN-input case (x's NaN lands on a corner pixel, whose taps padding crops)
+    with an Inf added in w and a NaN in grad_output, so each pass reads a non-finite operand."""
+    from tconv.bench_cases import NONFINITE_CASES
+
+    work = bench.Workload(NONFINITE_CASES[0].quick(), np.dtype(dtype))
+    work.w.flat[3] = np.inf
+    work.g.flat[work.g.size // 3] = np.nan
+    return work
+
+
+@pytest.mark.parametrize("pass_", ["fwd", "grad_input", "grad_weight"])
+def test_definition_nonfinite_is_the_structural_oracles(pass_):
+    from _structural import grad_weight
+
+    from tconv import reference
+
+    work = _nonfinite_workload()
+    c = work.case
+    p = c.params()
+    if pass_ == "fwd":
+        want = reference.conv_transpose_structural(work.x, work.w, None, p["stride"], p["padding"],
+                                                   p["output_padding"], c.groups, p["dilation"])
+    elif pass_ == "grad_input":
+        want = reference.conv_structural(work.g, work.w, None, p["stride"], p["padding"],
+                                         p["dilation"], c.groups)
+    else:
+        want = grad_weight(work.g, work.x, work.w.shape, p["stride"], p["padding"], p["dilation"],
+                           c.groups)
+    got = bench.definition_nonfinite(work, pass_)
+    assert got is not None and got.shape == want.shape
+    assert np.array_equal(got, ~np.isfinite(want))
+    assert 0 < got.sum() < got.size  # the check can tell places apart
+
+
+def test_definition_nonfinite_is_none_for_finite_operands():
+    work = bench.Workload(CASES[0].quick(), np.dtype(np.float32))
+    assert bench.definition_nonfinite(work, "grad_weight") is None
+
+
+def test_peer_check_tells_a_peer_off_the_definition_from_a_failure():
+    work = _nonfinite_workload()
+    ours = work.tconv("grad_weight")()
+    want = bench.definition_nonfinite(work, "grad_weight")
+    assert want is not None and np.array_equal(~np.isfinite(ours), want)
+    finite_spot = tuple(np.argwhere(~want)[0])
+
+    def check(a, b):
+        return bench._peer_check(work, "grad_weight", a, b, bench.relative_error(a, b))
+
+    assert check(ours, ours.copy()) == "ok"
+    spread = ours.copy()
+    spread[finite_spot] = np.nan  # NaN where no term has a non-finite factor
+    assert check(ours, spread) == bench.OFF_DEFINITION
+    assert check(spread, ours) == "FAIL"  # tconv's own NaN off the definition
+    spread.flat[np.flatnonzero(np.isfinite(spread))[0]] += 1.0  # and a wrong finite value
+    assert check(ours, spread) == "FAIL"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_bench_torch_nan_through_padding_is_no_failure(capsys):
+    # torch's float64 grad_weight multiplies x's NaN by the zeros of the padding its taps crop
+    argv = ["bench", "--quick", "--cases", "nan-input", "--dtype", "float64", "--passes",
+            "grad_weight", "--peers", "torch", "--repeat", "1", "--min-time", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out
+    if "ok*" in out:
+        assert "ok*: torch nan-input-k4s2 grad_weight float64 puts NaN/Inf" in out
