@@ -18,9 +18,9 @@ ONNX Runtime and OpenVINO run the forward of a one-node ``ConvTranspose`` model.
 result is compared with tconv's; a mismatch marks the row ``FAIL`` and makes the command exit
 with status 1, unless the two differ only in where they put NaN/Inf and tconv's places are the
 definition's (the outputs with a term holding a non-finite factor): the row is then marked
-``ok*`` and a note names the peer (torch's float64 kernels multiply a NaN by the zeros
-of cropped padding).  ``tconv/<peer>`` is the peer's time over tconv's (above 1: tconv is faster) and
-``tconv/best`` the same for the fastest peer of the row.
+``ok*`` and a note names the peer (torch's float64 kernels multiply a NaN by the zeros of
+cropped padding).  ``tconv/<peer>`` is the peer's time over tconv's (above 1: tconv is faster)
+and ``tconv/best`` the same for the fastest peer of the row.
 
 A depthwise case (one input and one output channel per group) is also judged against the
 memory roofline: the bytes a pass moves (its two activations and the weight) over the time of
@@ -644,19 +644,19 @@ def _thunks(work: Workload, finite: Workload | None, pass_: str, peers: list[str
 
 
 def _peer_check(work: Workload, pass_: str, ours: Any, theirs: Any, err: float) -> str:
-    """"ok" within the tolerance; "off definition" when tconv and the peer differ only in where
-    they put NaN/Inf and tconv's places are the definition's (:func:`definition_nonfinite`;
-    seen: torch's float64 kernels multiply a NaN by the zeros of cropped padding); else
-    "FAIL"."""
+    """The peer's check: "ok" within the tolerance; :data:`OFF_DEFINITION` when tconv and the
+    peer differ only in where they put NaN/Inf and tconv's places are the definition's
+    (:func:`definition_nonfinite`; seen: torch's float64 kernels multiply a NaN by the zeros
+    of cropped padding) while the peer's are not; else "FAIL"."""
     tolerance = MISMATCH_TOLERANCE[work.dtype.name]
     if err <= tolerance:
         return "ok"
     if finite_error(ours, theirs) <= tolerance:
         want = definition_nonfinite(work, pass_)
         if want is not None:
-            ours_nf = ~np.isfinite(as_numpy(ours))
-            if np.array_equal(ours_nf, want) and not np.array_equal(~np.isfinite(as_numpy(theirs)),
-                                                                   want):
+            ours_right = np.array_equal(~np.isfinite(as_numpy(ours)), want)
+            theirs_right = np.array_equal(~np.isfinite(as_numpy(theirs)), want)
+            if ours_right and not theirs_right:
                 return OFF_DEFINITION
     return "FAIL"
 
