@@ -1182,12 +1182,11 @@ struct ClScratch {
   std::vector<int64_t> cuts;  // the task's row tiles: [cuts[j], cuts[j + 1])
 };
 
-// Lists taps [k0, k1)'s terms in the current K block (s.segs, s.imgs): tap k's from
-// s.terms[k - k0] to s.terms[k - k0 + 1] of s.a_rows and s.b_off.
+// Lists taps [k0, k1)'s terms in the current K block (s.segs, s.imgs; kc long, so no tap has
+// more than kc terms): tap k's from s.terms[k - k0] to s.terms[k - k0 + 1] of s.a_rows and
+// s.b_off.
 template <typename T>
-void cl_terms(const WgCall<T>& call, ClScratch<T>& s, int64_t k0, int64_t k1) {
-  int64_t kc = 0;  // the block's length: no tap has more terms
-  for (const KSegment& seg : s.segs) kc += seg.rows * seg.len;
+void cl_terms(const WgCall<T>& call, ClScratch<T>& s, int64_t kc, int64_t k0, int64_t k1) {
   s.a_rows = s.rows_buf.get((k1 - k0) * kc);
   s.b_off = s.off_buf.get((k1 - k0) * kc);
   s.terms.assign(1, 0);
@@ -1252,7 +1251,7 @@ void cl_block(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task
   };
   if (call.real) {
     T* bb = s.band.get(stride);
-    cl_terms(call, s, 0, taps);
+    cl_terms(call, s, kc, 0, taps);
     for (int64_t b = 0; b < blocks; ++b) {
       cl_fill(call, s, task, b, tmp, bb);
       for (int64_t k = 0; k < taps; ++k) sweep(b, k, size_t(k), bb);
@@ -1262,7 +1261,7 @@ void cl_block(const WgCall<T>& call, ClScratch<T>& s, const WeightGradTask& task
   T* bb = s.band.get(stride * blocks);
   for (int64_t b = 0; b < blocks; ++b) cl_fill(call, s, task, b, tmp, bb + b * stride);
   for (int64_t k = 0; k < taps; ++k) {
-    cl_terms(call, s, k, k + 1);
+    cl_terms(call, s, kc, k, k + 1);
     for (int64_t b = 0; b < blocks; ++b) sweep(b, k, 0, bb + b * stride);
   }
 }
