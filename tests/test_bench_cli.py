@@ -404,12 +404,13 @@ def test_peer_check_tells_a_peer_off_the_definition_from_a_failure():
     finite_spot = tuple(np.argwhere(~want)[0])
 
     def check(a, b):
-        return bench._peer_check(work, "grad_weight", a, b, bench.relative_error(a, b))
+        return bench._peer_check(work, "grad_weight", a, b)[0]
 
     assert check(ours, ours.copy()) == "ok"
     spread = ours.copy()
     spread[finite_spot] = np.nan  # NaN where no term has a non-finite factor
     assert check(ours, spread) == bench.OFF_DEFINITION
+    assert bench._peer_check(work, "grad_weight", ours, spread)[1] == 0.0  # finite entries
     assert check(spread, ours) == "FAIL"  # tconv's own NaN off the definition
     spread.flat[np.flatnonzero(np.isfinite(spread))[0]] += 1.0  # and a wrong finite value
     assert check(ours, spread) == "FAIL"

@@ -142,11 +142,16 @@ class Workload:
     def converted(self, dtype: np.dtype[Any], absolute: bool = False) -> Workload:
         """The same inputs (exactly, if ``dtype`` is wider) in ``dtype``; ``|.|`` of them if
         ``absolute`` (an oracle run on those gives the error-bound scale ``sum |products|``)."""
+        fix = np.abs if absolute else (lambda a: a)
+        return self._with(dtype, *(fix(a).astype(dtype) for a in (self.x, self.w, self.g)))
+
+    def _with(self, dtype: np.dtype[Any], x: np.ndarray[Any, Any], w: np.ndarray[Any, Any],
+              g: np.ndarray[Any, Any]) -> Workload:
+        """This case with other operands (already of ``dtype``)."""
         other = Workload.__new__(Workload)
         other.case, other.dtype, other.seed = self.case, np.dtype(dtype), self.seed
         other.onnx_model = None
-        fix = np.abs if absolute else (lambda a: a)
-        other.x, other.w, other.g = (fix(a).astype(dtype) for a in (self.x, self.w, self.g))
+        other.x, other.w, other.g = x, w, g
         return other
 
     def reduction_length(self, pass_: str) -> int:
@@ -272,13 +277,9 @@ def definition_nonfinite(work: Workload, pass_: str) -> np.ndarray[Any, Any] | N
     for i in reads:
         if np.isfinite(operands[i]).all():
             continue  # a zero count
-        other = Workload.__new__(Workload)
-        other.case, other.dtype, other.seed = work.case, np.dtype(np.float64), work.seed
-        other.onnx_model = None
-        other.x, other.w, other.g = (
-            (~np.isfinite(a) if j == i else np.ones(a.shape, bool)).astype(np.float64)
-            for j, a in enumerate(operands))
-        part = np.asarray(other.tconv(pass_)())
+        masks = ((~np.isfinite(a) if j == i else np.ones(a.shape, bool)).astype(np.float64)
+                 for j, a in enumerate(operands))
+        part = np.asarray(work._with(np.dtype(np.float64), *masks).tconv(pass_)())
         count = part if count is None else count + part
     return None if count is None else count > 0
 
@@ -643,22 +644,25 @@ def _thunks(work: Workload, finite: Workload | None, pass_: str, peers: list[str
     return fns
 
 
-def _peer_check(work: Workload, pass_: str, ours: Any, theirs: Any, err: float) -> str:
-    """The peer's check: "ok" within the tolerance; :data:`OFF_DEFINITION` when tconv and the
-    peer differ only in where they put NaN/Inf and tconv's places are the definition's
-    (:func:`definition_nonfinite`; seen: torch's float64 kernels multiply a NaN by the zeros
-    of cropped padding) while the peer's are not; else "FAIL"."""
+def _peer_check(work: Workload, pass_: str, ours: Any, theirs: Any) -> tuple[str, float]:
+    """The peer's check and the error it reports (:func:`relative_error`): "ok" within the
+    tolerance; :data:`OFF_DEFINITION`, with the error over the entries finite in both, when
+    tconv and the peer differ only in where they put NaN/Inf and tconv's places are the
+    definition's (:func:`definition_nonfinite`; seen: torch's float64 kernels multiply a NaN
+    by the zeros of cropped padding) while the peer's are not; else "FAIL"."""
     tolerance = MISMATCH_TOLERANCE[work.dtype.name]
+    err = relative_error(ours, theirs)
     if err <= tolerance:
-        return "ok"
-    if finite_error(ours, theirs) <= tolerance:
+        return "ok", err
+    finite = finite_error(ours, theirs)
+    if finite <= tolerance:
         want = definition_nonfinite(work, pass_)
         if want is not None:
             ours_right = np.array_equal(~np.isfinite(as_numpy(ours)), want)
             theirs_right = np.array_equal(~np.isfinite(as_numpy(theirs)), want)
             if ours_right and not theirs_right:
-                return OFF_DEFINITION
-    return "FAIL"
+                return OFF_DEFINITION, finite
+    return "FAIL", err
 
 
 def _row(work: Workload, pass_: str, peak: Peak, samples: dict[str, list[float]],
@@ -683,10 +687,7 @@ def _row(work: Workload, pass_: str, peak: Peak, samples: dict[str, list[float]]
         row.peak_percent = 100.0 * row.tconv_gflops / peak_dtype
     for name in (n for n in samples if n in PEERS):
         seconds = statistics.median(samples[name])
-        err = relative_error(results["tconv"], results[name])
-        check = _peer_check(work, pass_, results["tconv"], results[name], err)
-        if check == OFF_DEFINITION:  # the error where both are finite
-            err = finite_error(results["tconv"], results[name])
+        check, err = _peer_check(work, pass_, results["tconv"], results[name])
         row.peers[name] = PeerTiming(
             seconds=seconds, gflops=case.flops / seconds / 1e9,
             ratio=seconds / t_tconv, max_rel_error=err, check=check, samples=samples[name])
