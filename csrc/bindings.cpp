@@ -609,6 +609,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_narrow_tiles", &tconv::set_narrow_tiles, py::arg("mode"),
         "Force the narrow tiles on (1) or off (0), or back to the process's default (-1) "
         "(tests only).");
+  m.def("_set_pitched_band", &tconv::set_pitched_band, py::arg("mode"),
+        "Sub-convolutions' pitched band: by its rule (-1), never (0), or wherever it can run "
+        "(1) (tests only).");
   m.def("_set_phase_view", &tconv::set_phase_view, py::arg("mode"),
         "grad_weight's channels-last form on the phase view of x: by its rule (-1), never (0), "
         "or wherever the view can run (1) (tests only).");

@@ -11,6 +11,7 @@
 #include <omp.h>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 
 #include "gemm/engine.hpp"
@@ -89,6 +90,18 @@ void set_narrow_tiles(int mode) {
 
 namespace {
 
+std::atomic<int> pitched_band_setting{-1};  // set_pitched_band: -1 the rule, 0 off, 1 on
+
+}  // namespace
+
+int pitched_band_mode() { return pitched_band_setting.load(std::memory_order_relaxed); }
+
+void set_pitched_band(int mode) {
+  pitched_band_setting.store(mode < 0 ? -1 : mode > 0 ? 1 : 0, std::memory_order_relaxed);
+}
+
+namespace {
+
 template <typename T>
 const char* dtype_name() {
   return sizeof(T) == sizeof(float) ? "float32" : "float64";
@@ -122,10 +135,11 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
   const int64_t elem = sp.elem;
   // the Input modes' names, and the packed path border-sorted (p.boxes)
   static const char* const input_names[] = {"packed", "indirect", "band", "band_per_block",
-                                            "packed_sorted"};
+                                            "packed_sorted", "pitched_band",
+                                            "pitched_band_per_block"};
   std::array<bool, std::size(input_names)> seen{};
   int64_t thread_bytes = 0;
-  std::vector<Segment> segs, tiles;
+  std::vector<Segment> segs, tiles, store;
   TaskInput in;
   for (const Task& task : sp.tasks) {
     const SubConv& s = subs[static_cast<size_t>(task.sub)];
@@ -134,12 +148,15 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
     const int64_t mc =
         block_rows(slab_m0 + slab_rows - task.m0, sp.mc_of[static_cast<size_t>(task.sub)], sp.mr);
     row_segments(s, sp.boxes[static_cast<size_t>(task.sub)], task.q0, task.nc, segs);
-    tiles.clear();
-    if (sp.direct_of[static_cast<size_t>(task.sub)]) row_tiles(segs, sp.nr, tiles);
-    task_input(sp, s, task, tiles, in);
+    task_tiles(sp, s, task, segs, tiles, store, in);
     const bool sorted =
         in.mode == Input::kPacked && !sp.boxes[static_cast<size_t>(task.sub)].empty();
-    seen[sorted ? seen.size() - 1 : static_cast<size_t>(in.mode)] = true;
+    const std::string_view name =
+        in.pitched ? (in.mode == Input::kBandPerBlock ? "pitched_band_per_block" : "pitched_band")
+        : sorted   ? "packed_sorted"
+                   : input_names[static_cast<size_t>(in.mode)];
+    seen[static_cast<size_t>(std::find(std::begin(input_names), std::end(input_names), name) -
+                             std::begin(input_names))] = true;
     const auto n_tiles = static_cast<int64_t>(tiles.size());
     const int64_t ncp = in.mode != Input::kPacked ? n_tiles * sp.nr : round_up(task.nc, sp.nr);
     const int64_t band_channels =
@@ -147,8 +164,8 @@ Plan summarise_subconvs(const std::vector<SubConv>& subs, const detail::SubconvP
         : in.mode == Input::kBandPerBlock ? std::min(s.Kc, sp.kc / s.taps() + 2)
                                           : 0;
     // accumulator tiles (xs of them in an x-phase group), B (+ border rows), band, pointers
-    const int64_t bytes = (std::max(1, sp.xs) * mc * ncp + 2 * sp.kc * ncp +
-                           band_channels * in.band.size()) * elem +
+    const int64_t band_values = band_channels > 0 ? in.band.values(band_channels) : 0;
+    const int64_t bytes = (std::max(1, sp.xs) * mc * ncp + 2 * sp.kc * ncp + band_values) * elem +
                           sp.kc * n_tiles * int64_t(sizeof(T*));
     thread_bytes = std::max(thread_bytes, bytes);
     p.mc = std::max(p.mc, mc);

@@ -352,6 +352,19 @@ def fam_band(v: int) -> list[Geo]:
                 ops=("grad_input", "conv"))]
 
 
+def fam_pitch(v: int, what: str) -> list[Geo]:
+    """3-D k3 s2 p1 op1 forwards whose 16-point phase rows take a pitched band (pitch 17).
+    "M": v output channels on 16 x 16 planes (a plane's pitched tasks discard 32 of 288 tile
+    columns on avx512 float32: pitched while 32 v < kPitchPackRows x 256); "rows": v rows of
+    a plane with K = 256 (task_columns' chunk 192, so kPitchMaxChunks x 192 = 384 points: up to
+    24 rows a task)."""
+    k3 = {"kernel": (3, 3, 3), "stride": (2, 2, 2), "padding": ((1, 1),) * 3,
+          "dilation": (1, 1, 1), "output_padding": (1, 1, 1), "ops": ("forward",)}
+    if what == "M":
+        return [Geo((2, 16, 16), c_in=2, c_out=v, **k3)]
+    return [Geo((1, v, 16), c_in=32, c_out=8, **k3)]
+
+
 def fam_task_span(v: int) -> list[Geo]:
     """v channels on the reduction side of a stride-1 k3 forward and gather (K = 3v) with 5 on
     the other: rows of 194 points (one task's chunk, or two, around K = kc) and of 760 (one
@@ -562,6 +575,7 @@ FAMILIES: dict[str, Callable[[int], list[Geo]]] = {
     "col_rows3": lambda v: fam_columns(v, "rows3"), "col_Kc": lambda v: fam_columns(v, "Kc"),
     "col_P": lambda v: fam_columns(v, "P"), "col_group": lambda v: fam_columns(v, "group"),
     "band": fam_band,
+    "pitch_M": lambda v: fam_pitch(v, "M"), "pitch_rows": lambda v: fam_pitch(v, "rows"),
     "task_span": fam_task_span, "band_channels": fam_band_channels, "groups": fam_groups,
     "flops": fam_flops,
     "elements": fam_elements, "checked": fam_checked, "gemm_pixels": fam_gemm_pixels,
@@ -697,6 +711,14 @@ TABLE: list[Row] = [
         names=("kMaxChunkGrowth",)),
     Row("kMaxChunkGrowth: the same for float64 (kc = 128)", "subconv/plan.cpp: task_columns",
         (43, 11), ("task_span",), dtypes=("float64",)),
+    Row("kPitchPackRows: pitched band while M x discarded columns < 6 x points",
+        "subconv/plan.cpp: pitched_rule, kPitchPackRows = 6", (48,), ("pitch_M",),
+        literals=("6",), names=("kPitchPackRows",)),
+    Row("whole_band's key: 9 fields of the band's shape", "subconv/run.cpp: std::array<int64_t, 9>",
+        (), (), literals=("9",), why="inert: a key's length, never which code runs"),
+    Row("kPitchMaxChunks: a pitched task's rows up to 2 x task_columns' chunk of points",
+        "subconv/plan.cpp: pitched_rows, kPitchMaxChunks = 2", (24,), ("pitch_rows",),
+        names=("kPitchMaxChunks",)),
     Row("kMaxInPlaceRows: A panels read B rows from the band", "subconv/run.cpp: kMaxInPlaceRows",
         (144,), ("out_channels",), literals=("144",), names=("kMaxInPlaceRows",)),
     Row("kMaxBandBytes: largest band (2 MiB = 524288 f32)", "subconv/plan.cpp: kMaxBandBytes",

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "subconv/internal.hpp"
+#include "tconv/assert.hpp"
 #include "tconv/copy.hpp"
 
 namespace tconv::detail {
@@ -25,6 +26,7 @@ OffsetHull offset_hull(const std::vector<SubConv>& subs) {
         h.hi[a] = std::max(h.hi[a], o);
       }
     }
+  for (int a = 0; a < kMaxDims; ++a) h.valid = h.valid && h.lo[a] <= h.hi[a];  // some tap
   return h;
 }
 
@@ -32,17 +34,19 @@ namespace {
 
 // band_shape without the row layout.
 void band_extent(const SubConv& s, const std::vector<Segment>& tiles, int nr,
-                 const OffsetHull& hull, Band& b) {
+                 const OffsetHull& hull, Band& b, bool pitched) {
   const SubAxis &az = s.axes[0], &ay = s.axes[1], &ax = s.axes[2];
   b.z_offset.clear();
   b.tz_plane.clear();
   b.phase.clear();
   b.tap_plane.clear();
   b.tap_shift.clear();
-  int64_t first = tiles.front().jx0, last = first;
+  // the points read run from the first tile's start to the end of the one reaching furthest
+  // (a row tile reads nr points whatever its length; a pitched band holds its rows exactly)
+  int64_t first = tiles.front().jx0, end = first;
   for (const Segment& t : tiles) {
     first = std::min(first, t.jx0);
-    last = std::max(last, t.jx0);
+    end = std::max(end, t.jx0 + (pitched ? t.len : nr));
   }
   if (hull.valid) {  // step 1 everywhere: one x phase, z planes and rows cover the hull
     b.tz_n = hull.hi[0] - hull.lo[0] + 1;
@@ -56,9 +60,14 @@ void band_extent(const SubConv& s, const std::vector<Segment>& tiles, int nr,
       b.tap_shift.push_back(o);
     }
     b.x0 = first + hull.lo[2];
-    b.width = last + hull.hi[2] + nr - b.x0;
+    b.width = end + hull.hi[2] - b.x0;
+    // a pitched tile's columns run at most nr - 1 past the last row's end, and its x taps
+    // less than a row further
+    b.tail = pitched ? nr + b.width : 0;
     return;
   }
+  TCONV_ASSERT(!pitched);
+  b.tail = 0;
   const auto [oy_min, oy_max] = std::minmax_element(ay.tap_offset.begin(), ay.tap_offset.end());
   b.tz_n = static_cast<int64_t>(az.tap_offset.size());
   b.z_offset.assign(az.tap_offset.begin(), az.tap_offset.end());
@@ -78,7 +87,7 @@ void band_extent(const SubConv& s, const std::vector<Segment>& tiles, int nr,
     q_max = t == 0 ? q : std::max(q_max, q);
   }
   b.x0 = first + q_min;
-  b.width = last + q_max + nr - b.x0;
+  b.width = end + q_max - b.x0;
 }
 
 // Channels ahead whose source lines fill_band prefetches.
@@ -166,9 +175,27 @@ void fill_row(const Band& b, const RowLayout& l, const T* in, T* out_row) {
 }  // namespace
 
 void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull,
-                Band& b) {
-  band_extent(s, tiles, nr, hull, b);
+                Band& b, bool pitched) {
+  band_extent(s, tiles, nr, hull, b, pitched);
   row_layout(b, s.src_dims[2], s.axes[2].src_step, b.layout);
+}
+
+void pitched_tiles(const std::vector<Segment>& segs, int64_t pitch, int nr,
+                   std::vector<Segment>& tiles, std::vector<Segment>& store) {
+  tiles.clear();
+  store.clear();
+  const Segment& f = segs.front();
+  int64_t x_first = f.jx0;
+  for (const Segment& seg : segs) x_first = std::min(x_first, seg.jx0);
+  int64_t end = 0;
+  for (const Segment& seg : segs) {
+    TCONV_ASSERT(seg.n == f.n && seg.jz == f.jz && seg.jy >= f.jy &&
+                 seg.jx0 - x_first + seg.len <= pitch);
+    const int64_t t0 = (seg.jy - f.jy) * pitch + seg.jx0 - x_first;
+    store.push_back({seg.n, seg.jz, seg.jy, seg.jx0, seg.len, t0});
+    end = std::max(end, t0 + seg.len);
+  }
+  for (int64_t t0 = 0; t0 < end; t0 += nr) tiles.push_back({f.n, f.jz, f.jy, x_first + t0, nr, t0});
 }
 
 // Calls fn(row, bytes) for each piece of a source row that the band's channels [c_begin,
@@ -228,6 +255,7 @@ void fill_band(const SubConv& s, const T* src, int64_t group, const Segment& fir
       }
     }
   }
+  std::fill(band + b.values(c_end - c_begin) - b.tail, band + b.values(c_end - c_begin), T(0));
 }
 
 template <typename T>

@@ -196,14 +196,20 @@ struct Band {
   std::vector<int64_t> tap_plane;    // plane index of each x tap
   std::vector<int64_t> tap_shift;    // q of each x tap
   RowLayout layout;                  // of every in-source row (band_shape)
+  // Pitched tiles (pitched_tiles) read up to this many values past the last channel's plane
+  // (their columns past a grid row's end; fill_band zeroes them); 0 for row tiles.
+  int64_t tail = 0;
   int64_t phases() const { return static_cast<int64_t>(phase.size()); }
   int64_t size() const { return tz_n * rows * phases() * width; }  // per channel
+  // the values of a band of `channels` channels, its tail included
+  int64_t values(int64_t channels) const { return channels * size() + tail; }
 };
 
 // Per axis, the smallest and largest tap offset over every sub-convolution of a call whose
 // sources are read with step 1 on every axis (the forward's phases).  A band shaped from these
 // instead of one phase's own taps serves every phase of the same grid block, so the phases of
-// a round share one band (filled once instead of once per phase).
+// a round share one band (filled once instead of once per phase).  valid: every source step
+// 1, the same grid on every axis, and some tap.
 struct OffsetHull {
   bool valid = false;
   std::array<int64_t, kMaxDims> lo{}, hi{};
@@ -212,9 +218,22 @@ struct OffsetHull {
 OffsetHull offset_hull(const std::vector<SubConv>& subs);
 
 // The band of a task's tiles (hull.valid: shaped from the hull, shared by every phase).
-// (Into b, whose vectors keep their capacity from task to task.)
+// (Into b, whose vectors keep their capacity from task to task.)  pitched: `tiles` are the
+// task's grid segments (whole rows), which the band holds exactly, each row at a pitch of
+// b.width (pitched_tiles); needs hull.valid.
 void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, const OffsetHull& hull,
-                Band& b);
+                Band& b, bool pitched = false);
+
+// Pitched tiles (SubconvPlan::pitched): a task's grid rows (segs, one (n, jz) plane, from its
+// first row on) laid end to end at the band's pitch (its width), so that a tile of nr
+// consecutive band values spans rows.  Point (jy, jx) is column (jy - jy_first) * pitch + jx - jx_first of the
+// task, and tile i owns columns [i * nr, i * nr + nr): tiles[i] = {n, jz, jy_first, jx_first +
+// i * nr, nr, i * nr}, so that tile_shift and band_row_offsets read it as a row tile far along
+// the first row.  A column at jx - jx_first >= the row's length reads the next row's start (or
+// the band's tail): computed and discarded.  `store`: the segments with their columns
+// (t0) in that numbering, for store_tile.
+void pitched_tiles(const std::vector<Segment>& segs, int64_t pitch, int nr,
+                   std::vector<Segment>& tiles, std::vector<Segment>& store);
 
 // The source lines fill_band reads for the band's channels [c_begin, c_end), into q.
 template <typename T>
@@ -313,6 +332,11 @@ struct SubconvPlan {
   bool stream = false;
   OffsetHull hull;
   bool band_shared = false;  // the phases share one hull-shaped band
+  // Every direct sub-convolution's grid rows are too short for row tiles (fills_tiles) and its
+  // tasks read a hull-shaped band through pitched tiles (pitched_tiles) instead of packing B:
+  // all of them (its phases without taps too), or, when the band outgrows kMaxBandBytes,
+  // none (row tiles).
+  bool pitched = false;
   // per sub-convolution: the packed path's column order (border_boxes; empty: the grid's)
   std::vector<std::vector<GridBox>> boxes;
 };
@@ -326,12 +350,23 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
 struct TaskInput {
   Input mode = Input::kPacked;
   Band band;  // kBand, kBandPerBlock
+  bool pitched = false;  // pitched tiles (pitched_tiles) and, if it has taps, a pitched band
 };
 
 // The input of task `task` of sub-convolution s, from the plan and the task's row_tiles
 // (ignored unless direct_of[task.sub]), into `in` (a worker's: its band's vectors keep their
-// capacity from task to task).
+// capacity from task to task).  pitched (p.pitched): `tiles` are the task's segments and the
+// band is pitched, when it fits (in.pitched; shaped for a phase without taps too, so that
+// every phase of a call decides alike); else in.mode is kPacked and the caller asks again
+// with the row tiles.
 void task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
-                const std::vector<Segment>& tiles, TaskInput& in);
+                const std::vector<Segment>& tiles, TaskInput& in, bool pitched = false);
+
+// A task's tiles and input, as the executor runs them: the direct path's pitched tiles
+// (p.pitched, when the band fits; `store`: their segments for store_tile) or row tiles
+// (row_tiles), none for the packed path; then task_input.  segs: the task's row_segments.
+void task_tiles(const SubconvPlan& p, const SubConv& s, const Task& task,
+                const std::vector<Segment>& segs, std::vector<Segment>& tiles,
+                std::vector<Segment>& store, TaskInput& in);
 
 }  // namespace tconv::detail

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "subconv/internal.hpp"
+#include "tconv/assert.hpp"
 #include "tconv/plan.hpp"
 
 namespace tconv::detail {
@@ -24,6 +25,14 @@ constexpr int64_t kMaxBandBytes = int64_t(2) << 20;
 // per K block: 1-D HiFi-GAN grad_input: 256 channels x 8 phases x 146 points would be
 // 1.2 MB, read back from L3 by every tile).
 constexpr int64_t kBandL2Bytes = int64_t(256) << 10;
+
+// What packing B costs per column, in rows of the GEMM's multiply-adds (pitched_rule): the
+// 3-D U-Net forward (32 rows, 1/9 of the pitched columns discarded) ran 1.11x faster pitched,
+// DCGAN 128->64 (64 rows, the same share) as fast, DCGAN 256->128 (128 rows, a third) 0.7x.
+constexpr int64_t kPitchPackRows = 6;
+// A pitched task's most points, in task_columns' chunks (pitched_rows: more rows a task leave
+// fewer partial tiles).
+constexpr int64_t kPitchMaxChunks = 2;
 
 // Least share of the packed sub-convolutions' terms that read padding (1 / kSortBorderDiv)
 // for their columns to be border-sorted (border_boxes, along z and y): the panels of border
@@ -72,6 +81,55 @@ bool narrow_tiles(const std::vector<SubConv>& subs, int nr, int narrow_nr) {
   return any;
 }
 
+// Grid rows per pitched task: of 1 .. `rows` (the plane's; at most max_points points a task
+// past one row), the count whose tasks, cutting a plane's rows in order, leave the fewest
+// tile columns in all (`cols`: a task of r rows spans (r - 1) * pitch + width columns,
+// rounded up to whole tiles); the largest on a tie.
+int64_t pitched_rows(int64_t width, int64_t pitch, int64_t rows, int nr, int64_t max_points,
+                     int64_t& cols) {
+  const auto span = [&](int64_t r) { return r == 0 ? 0 : round_up((r - 1) * pitch + width, nr); };
+  int64_t best = 1;
+  cols = INT64_MAX;
+  for (int64_t r = 1; r <= rows && (r == 1 || r * width <= max_points); ++r) {
+    const int64_t c = rows / r * span(r) + span(rows % r);
+    if (c <= cols) {
+      best = r;
+      cols = c;
+    }
+  }
+  return best;
+}
+
+// The x pitch of a pitched band: a grid row and the hull's extra x taps.
+int64_t band_pitch(const SubConv& s, const SubconvPlan& p) {
+  return s.axes[2].extent + p.hull.hi[2] - p.hull.lo[2];
+}
+
+// Whether the call's direct sub-convolutions read pitched tiles (SubconvPlan::pitched): the
+// forward's phases (a hull-shaped band: every source step 1, the same grid) with the main
+// tiles, whose grid rows are too short to fill them (fills_tiles: they take the packed path,
+// which copies each source value once per tap, a cost of about kPitchPackRows rows of
+// multiply-adds per column), when the tile columns a plane's pitched tasks compute and
+// discard (pitched_rows), times the M rows that multiply each, cost less than that packing
+// of the grid points.  set_pitched_band(1) takes them wherever they can run (tests).  The
+// tile's columns never change a sum.
+bool pitched_rule(const std::vector<SubConv>& subs, const SubconvPlan& p, int64_t chunk) {
+  const int mode = pitched_band_mode();
+  if (mode == 0 || p.tiles != TileSet::kMain || !p.hull.valid) return false;
+  bool any = false;
+  for (const SubConv& s : subs) {
+    if (s.batch * s.pixels() == 0 || s.M == 0) continue;
+    const int64_t width = s.axes[2].extent, rows = s.axes[1].extent;
+    if (fills_tiles(width, p.nr)) return false;
+    int64_t cols = 0;
+    pitched_rows(width, band_pitch(s, p), rows, p.nr, kPitchMaxChunks * chunk, cols);
+    const int64_t points = rows * width;
+    if (mode < 0 && s.M * (cols - points) >= kPitchPackRows * points) return false;
+    any = true;
+  }
+  return any;
+}
+
 // Flops, and pixel totals, of the sub-convolutions (pixels: summed over groups).
 void totals(const std::vector<SubConv>& subs, SubconvPlan& p, int64_t& total_pixels,
             int64_t& k_sum) {
@@ -113,11 +171,15 @@ void plan_tasks(const std::vector<SubConv>& subs, size_t si, int64_t total_pixel
   const double want = kTasksPerThread * p.threads * share;
   const int64_t width = s.axes[2].extent;
   // strided sources (gather) take the direct path only through a de-interleaved band
-  const bool direct = fills_tiles(width, nr);
+  const bool direct = fills_tiles(width, nr) || p.pitched;
   int64_t cols = width;  // direct path: columns of one row per task (< width: row chunks)
   int64_t nc, pixel_tasks;
   if (direct) {  // whole rows of the grid, about `chunk` columns; long rows cut into chunks
-    int64_t rows_per_task = std::max<int64_t>(1, chunk / round_up(width, nr));
+    int64_t pitched_cols = 0;
+    int64_t rows_per_task =
+        p.pitched ? pitched_rows(width, band_pitch(s, p), s.axes[1].extent, nr,
+                                 kPitchMaxChunks * chunk, pitched_cols)
+                  : std::max<int64_t>(1, chunk / round_up(width, nr));
     while (rows_per_task > 1 &&
            double(s.groups * ceil_div(n_total, rows_per_task * width)) < want)
       --rows_per_task;
@@ -317,11 +379,12 @@ SubconvPlan plan_subconvs(const std::vector<SubConv>& subs, const GemmKernels<T>
   std::vector<std::vector<std::vector<Task>>> per_slab(
       static_cast<size_t>(p.slabs), std::vector<std::vector<Task>>(subs.size()));
   const int64_t chunk = task_columns(subs, p);
+  p.hull = offset_hull(subs);
+  p.pitched = pitched_rule(subs, p, chunk);
   for (size_t si = 0; si < subs.size(); ++si)
     plan_tasks(subs, si, total_pixels, chunk, p, per_slab);
   plan_a_units(subs, p);
   plan_rounds(per_slab, p);
-  p.hull = offset_hull(subs);
   p.xs = x_phase_group(subs, p, per_slab[0]);
   plan_boxes(subs, p);
   p.stream = p.xs > 0 && dst_size * p.elem >= kStreamBytes;
@@ -348,21 +411,46 @@ template SubconvPlan plan_subconvs<double>(const std::vector<SubConv>&,
                                            const GemmKernels<double>&, int, bool);
 
 void task_input(const SubconvPlan& p, const SubConv& s, const Task& task,
-                const std::vector<Segment>& tiles, TaskInput& in) {
+                const std::vector<Segment>& tiles, TaskInput& in, bool pitched) {
   in.mode = Input::kPacked;
+  in.pitched = false;
   if (!p.direct_of[static_cast<size_t>(task.sub)]) return;
   const int64_t k_total = s.Kc * s.taps();
-  if (!tiles.empty() && k_total > 0) {
-    band_shape(s, tiles, p.nr, p.hull, in.band);
+  if (!tiles.empty() && (k_total > 0 || pitched)) {
+    band_shape(s, tiles, p.nr, p.hull, in.band, pitched);
     const bool per_block = !p.band_shared && s.Kc * in.band.size() * p.elem > kBandL2Bytes;
     const int64_t band_channels = per_block ? std::min(s.Kc, p.kc / s.taps() + 2) : s.Kc;
-    if (band_channels * in.band.size() * p.elem <= kMaxBandBytes) {
+    if (in.band.values(band_channels) * p.elem <= kMaxBandBytes) {
       in.mode = per_block ? Input::kBandPerBlock : Input::kBand;
+      in.pitched = pitched;
       return;
     }
   }
+  if (pitched) return;  // the caller asks again with row tiles
   // no band: row pointers into the source, which needs unit steps along x
   in.mode = s.axes[2].src_step != 1 ? Input::kPacked : Input::kIndirect;
+}
+
+void task_tiles(const SubconvPlan& p, const SubConv& s, const Task& task,
+                const std::vector<Segment>& segs, std::vector<Segment>& tiles,
+                std::vector<Segment>& store, TaskInput& in) {
+  tiles.clear();
+  store.clear();
+  const bool direct = p.direct_of[static_cast<size_t>(task.sub)] != 0;
+  if (direct && p.pitched) {
+    // every phase of a call lays its tiles out alike (an x-phase group stores its phases'
+    // accumulators through one phase's segments), those without taps too (zeros, read from
+    // nowhere); the band's fit is the same for every phase (one hull-shaped band)
+    task_input(p, s, task, segs, in, true);
+    if (in.pitched) {
+      TCONV_ASSERT(in.band.width == band_pitch(s, p));
+      if (s.Kc * s.taps() == 0) in.mode = Input::kIndirect;  // zeros, read from nowhere
+      pitched_tiles(segs, in.band.width, p.nr, tiles, store);
+      return;
+    }
+  }
+  if (direct) row_tiles(segs, p.nr, tiles);
+  task_input(p, s, task, tiles, in);
 }
 
 }  // namespace tconv::detail

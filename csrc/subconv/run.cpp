@@ -41,10 +41,11 @@ struct Worker {
   std::array<Scratch<T>, kMaxXPhases - 1> c_wait;  // tiles of x phases 0 .. xs - 2
   // The key of the whole-call band that band_buf holds (band_key_valid: it holds one).
   // Every other write into band_buf (a per-K-block fill) clears band_key_valid.
-  std::array<int64_t, 8> band_key{};
+  std::array<int64_t, 9> band_key{};
   bool band_key_valid = false;
   Scratch<const T*> ptr_buf;
   std::vector<Segment> segs, tiles;
+  std::vector<Segment> pitch_store;  // pitched tiles: the segments store_tile writes
   std::vector<KRows> unit_rows;
   std::vector<T*> unit_panel;
   std::vector<TapRead> tap_reads;
@@ -121,9 +122,10 @@ template <typename T>
 const T* whole_band(const Call<T>& c, Worker<T>& wk, const Task& task, const SubConv& s,
                     const Band& band) {
   // A hull-shaped band depends only on the grid block: reuse this thread's last one.
-  const std::array<int64_t, 8> key{task.group, wk.tiles.front().n, wk.tiles.front().jz,
-                                   band.y0, band.rows, band.x0, band.width, band.tz_n};
-  T* data = wk.band_buf.get(s.Kc * band.size());
+  const std::array<int64_t, 9> key{task.group, wk.tiles.front().n, wk.tiles.front().jz,
+                                   band.y0,    band.rows,           band.x0,
+                                   band.width, band.tz_n,           band.tail};
+  T* data = wk.band_buf.get(band.values(s.Kc));
   if (!c.p.hull.valid || !wk.band_key_valid || key != wk.band_key) {
     fill_band(s, c.src, task.group, wk.tiles.front(), band, 0, s.Kc, data);
     wk.band_key = key;
@@ -144,14 +146,26 @@ void for_each_panel_piece(const std::vector<Segment>& segs, int64_t nr, Fn&& fn)
     }
 }
 
+// stores_in_kernels for row tiles: all of them whole (nr points), each at its place in dst.
+template <typename T>
+bool row_tiles_in_dst(const Call<T>& c, Worker<T>& wk, const SubConv& s, const Task& task) {
+  for (const Segment& t : wk.tiles)
+    if (t.len != c.p.nr) return false;
+  wk.tile_dst.resize(wk.tiles.size());
+  for (size_t t = 0; t < wk.tiles.size(); ++t)
+    wk.tile_dst[t] = segment_dst(s, c.dst, task.group, task.m0, wk.tiles[t]);
+  return true;
+}
+
 // Whole tiles of unit-stride destination rows: the micro-kernels of the last K block write
 // straight into dst (rows dst_plane apart), so the output lines are taken while the task
 // multiplies instead of all at the store (DCGAN 64->3 grad_input writes 16.7 MB).  That
 // kernel adds the earlier blocks' sums (kept in the accumulator), the bias and the Inf/NaN
 // test to the values it stores (epilogue_at).  Same sums in the same order, the bias added
 // to the sum as store_tile adds it: the same bits as through store_tile.
-// The direct path's tiles are whole when each has nr points (all of them, or none go
-// straight to dst); a packed path's panel (columns t * nr .. t * nr + nr - 1 of its
+// The direct path's row tiles are whole when each has nr points (all of them, or none go
+// straight to dst; pitched tiles never: their columns are not consecutive places of dst);
+// a packed path's panel (columns t * nr .. t * nr + nr - 1 of its
 // segments) when its nr columns are consecutive places of dst (a gather's panels inside one
 // image: its grid rows follow each other in dst), each panel on its own: the others (a last
 // panel of fewer columns, or one that spans two images or two border-sorted boxes) go
@@ -165,14 +179,7 @@ bool stores_in_kernels(const Call<T>& c, Worker<T>& wk, const SubConv& s, const 
   // plane of fewer than nr places (one channel, tiles running on into the next image) too
   if (c.p.xs != 0 || s.Kc * s.taps() == 0 || s.axes[2].dst_step != 1 || c.dst_plane < nr)
     return false;
-  if (in.mode != Input::kPacked) {
-    for (const Segment& t : wk.tiles)
-      if (t.len != nr) return false;
-    wk.tile_dst.resize(wk.tiles.size());
-    for (size_t t = 0; t < wk.tiles.size(); ++t)
-      wk.tile_dst[t] = segment_dst(s, c.dst, task.group, task.m0, wk.tiles[t]);
-    return true;
-  }
+  if (in.mode != Input::kPacked) return !in.pitched && row_tiles_in_dst(c, wk, s, task);
   const int64_t panels = ceil_div(task.nc, nr);
   wk.tile_dst.assign(static_cast<size_t>(panels), nullptr);
   wk.panel_broken.assign(static_cast<size_t>(panels), 0);
@@ -253,14 +260,16 @@ void tile_taps(const SubConv& s, Worker<T>& wk) {
     wk.tile_taps.clear();
 }
 
-// Border-sorted packed path (p.boxes): which taps read inside the source for some column of
-// each B panel (columns t * nr .. t * nr + nr - 1 of the task's segments; the zero columns
-// past nc read nothing) into wk.tile_taps, left empty when every panel needs every tap.
+// Border-sorted packed path (p.boxes; segs: the task's segments) and pitched tiles (segs:
+// pitch_store): which taps read inside the source for some column of each B panel or tile
+// (columns t * nr .. t * nr + nr - 1 of segs; columns no segment has read nothing) into
+// wk.tile_taps, left empty when every panel needs every tap.
 template <typename T>
-void panel_taps(const SubConv& s, Worker<T>& wk, int64_t panels, int nr) {
+void panel_taps(const SubConv& s, Worker<T>& wk, const std::vector<Segment>& segs,
+                int64_t panels, int nr) {
   const int64_t taps = s.taps();
   wk.tile_taps.assign(static_cast<size_t>(panels * taps), 0);
-  for_each_panel_piece(wk.segs, nr, [&](const Segment& piece) {
+  for_each_panel_piece(segs, nr, [&](const Segment& piece) {
     mark_taps_inside(s, piece, wk.tile_taps.data() + piece.t0 / nr * taps);
   });
   if (std::find(wk.tile_taps.begin(), wk.tile_taps.end(), 0) == wk.tile_taps.end())
@@ -307,7 +316,7 @@ const T* block_band(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, KRows
   if (tr.in.mode != Input::kBandPerBlock) return tr.band_data;
   c_begin = rows.front().channel;
   const int64_t c_end = rows.back().channel + 1;
-  T* data = wk.band_buf.get((c_end - c_begin) * tr.in.band.size());
+  T* data = wk.band_buf.get(tr.in.band.values(c_end - c_begin));
   // band_buf no longer holds the band of band_key: a later task with that key must fill
   // it again (it read this K block's channels of another grid block)
   wk.band_key_valid = false;
@@ -467,7 +476,9 @@ void block_gemm(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr, int64_t k
 // Stores the task's tile (or, for an x-phase group, waits for or stores the group's tiles).
 template <typename T>
 void store_task(const Call<T>& c, Worker<T>& wk, const TaskRun<T>& tr) {
-  const std::vector<Segment>* store_segs = tr.in.mode != Input::kPacked ? &wk.tiles : &wk.segs;
+  const std::vector<Segment>* store_segs = tr.in.pitched                  ? &wk.pitch_store
+                                           : tr.in.mode != Input::kPacked ? &wk.tiles
+                                                                          : &wk.segs;
   if (tr.to_dst) {  // the panels that are not in dst: their pieces
     if (tr.in.mode != Input::kPacked) return;
     wk.acc_pieces.clear();
@@ -507,18 +518,18 @@ void run_task(const Call<T>& c, Worker<T>& wk, int64_t ti, int64_t slab_m0, int6
   const int64_t k_total = s.Kc * s.taps();
   const std::vector<GridBox>& boxes = p.boxes[static_cast<size_t>(task.sub)];
   row_segments(s, boxes, task.q0, task.nc, wk.segs);
-  wk.tiles.clear();
+  task_tiles(p, s, task, wk.segs, wk.tiles, wk.pitch_store, wk.input);
+  const TaskInput& in = wk.input;
   wk.tile_taps.clear();
   wk.list_at.clear();
   wk.list_n.clear();
-  if (p.direct_of[static_cast<size_t>(task.sub)]) {
-    row_tiles(wk.segs, p.nr, wk.tiles);
+  if (in.pitched) {
+    panel_taps(s, wk, wk.pitch_store, static_cast<int64_t>(wk.tiles.size()), p.nr);
+  } else if (p.direct_of[static_cast<size_t>(task.sub)]) {
     if (p.tiles != TileSet::kWide) tile_taps(s, wk);  // (the wide set has no kgemm)
   } else if (!boxes.empty()) {
-    panel_taps(s, wk, ceil_div(task.nc, static_cast<int64_t>(p.nr)), p.nr);
+    panel_taps(s, wk, wk.segs, ceil_div(task.nc, static_cast<int64_t>(p.nr)), p.nr);
   }
-  task_input(p, s, task, wk.tiles, wk.input);
-  const TaskInput& in = wk.input;
   const bool direct = in.mode != Input::kPacked;
   const T* band_data = in.mode == Input::kBand ? whole_band(c, wk, task, s, in.band) : nullptr;
   const int64_t ncp =

@@ -21,11 +21,14 @@
 //     is no larger than the output plus mr - 1 output channels' worth of W (slabs are whole
 //     panels of mr = 6 rows; one slab = all of W when W is no larger than the output);
 //   * per thread, scratch that does not grow with the batch or the image size: packed B
-//     kc x nc and the accumulator tile M x nc (nc <= 192 + nr, kc = 1024 bytes / sizeof(T);
+//     kc x nc and the accumulator tile M x nc (nc <= 4 x 192 + nr; a pitched task's tiles
+//     span its up to 2 x 4 x 192 grid points at the pitch of a row plus the kernel's extra
+//     x taps; kc = 1024 bytes / sizeof(T);
 //     xs such tiles for a forward with an x stride xs of 2, 4 or 8, whose x phases are stored
 //     together),
 //     a pointer table kc x tiles, and the direct path's zero-padded source band
-//     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo)) only when <= 2 MiB;
+//     (C_in/groups x taps_z x (rows + halo) x (<= 192 + halo), a pitched one of the task's
+//     rows + halo x (row + halo) and nr + a row's values past it) only when <= 2 MiB;
 //   * a 1x1, stride-1, unpadded forward or gather (gemm/engine.cpp, a plain GEMM per image
 //     and group): the weights packed once, exactly W's size, shared by the threads; per
 //     thread one packed B block kc x round_up(nc, nr) (kc = k_block<T>(), nc <= 512 pixels:

@@ -43,6 +43,11 @@ int64_t l2_cache_bytes();
 // width never changes a sum.
 bool narrow_tiles_enabled();
 void set_narrow_tiles(int mode);
+// Whether the forward's sub-convolutions whose grid rows are too short for the register tile
+// read a pitched band (subconv/plan.cpp: pitched_rule): -1 by the rule (the default), 0
+// never, 1 wherever it can run; set_pitched_band (tests).  Its tiles never change a sum.
+int pitched_band_mode();
+void set_pitched_band(int mode);
 // The sub-convolutions' direct (row-tile) path needs rows filling at least this fraction of
 // their tiles of nr points; shorter rows take the packed path.
 constexpr double kDirectMinFill = 0.6;
