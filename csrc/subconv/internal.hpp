@@ -226,12 +226,12 @@ void band_shape(const SubConv& s, const std::vector<Segment>& tiles, int nr, con
 
 // Pitched tiles (SubconvPlan::pitched): a task's grid rows (segs, one (n, jz) plane, from its
 // first row on) laid end to end at the band's pitch (its width), so that a tile of nr
-// consecutive band values spans rows.  Point (jy, jx) is column (jy - jy_first) * pitch + jx - jx_first of the
-// task, and tile i owns columns [i * nr, i * nr + nr): tiles[i] = {n, jz, jy_first, jx_first +
-// i * nr, nr, i * nr}, so that tile_shift and band_row_offsets read it as a row tile far along
-// the first row.  A column at jx - jx_first >= the row's length reads the next row's start (or
-// the band's tail): computed and discarded.  `store`: the segments with their columns
-// (t0) in that numbering, for store_tile.
+// consecutive band values spans rows.  Point (jy, jx) is column (jy - jy_first) * pitch +
+// jx - jx_first of the task, and tile i owns columns [i * nr, i * nr + nr): tiles[i] = {n,
+// jz, jy_first, jx_first + i * nr, nr, i * nr}, so that tile_shift and band_row_offsets read
+// it as a row tile far along the first row.  A column at jx - jx_first >= the row's length
+// reads the next row's start (or the band's tail): computed and discarded.  `store`: the
+// segments with their columns (t0) in that numbering, for store_tile.
 void pitched_tiles(const std::vector<Segment>& segs, int64_t pitch, int nr,
                    std::vector<Segment>& tiles, std::vector<Segment>& store);
 

@@ -44,8 +44,9 @@ class Plan:
     ``input``: for ``subconv``, how its tasks read the source (``packed``, ``packed_sorted``
     -- packed, its columns border-sorted so that panels skip the taps that read padding --,
     ``indirect``, ``band``, ``band_per_block``, ``pitched_band`` and ``pitched_band_per_block``
-    -- a band whose short rows a tile spans, docs/kernels.md --; ``+``-joined when tasks differ), after ``batch_inner+``
-    when many small images run with the batch as the innermost axis (docs/kernels.md,
+    -- a band whose short rows a tile spans, docs/kernels.md --; ``+``-joined when tasks
+    differ), after ``batch_inner+`` when many small images run with the batch as the
+    innermost axis (docs/kernels.md,
     workspace: a copy of the input and of the output); ``phases`` for the kernel =
     stride GEMM; ``pipelined`` (after ``phases+`` there) when the GEMM engine packs each next
     block of a B operand too large for the L3 while the kernels run; for ``winograd*``, the
