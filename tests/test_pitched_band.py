@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import tconv
 from _isas import assert_bitwise_across_threads, isa_params
+from _winograd_checks import load_tool
 from conftest import assert_matches_oracle
 from tconv import _core, reference
 
@@ -84,29 +85,22 @@ SHAPES = [((5, 7), 14, 15, 1), ((9, 1), 6, 13, 1), ((3, 16), 20, 24, 1), ((6, 19
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("coarse,c_in,c_out,groups", SHAPES)
-def test_same_bits_as_packed(isa: str, dtype: str, coarse: tuple[int, ...], c_in: int,
+def test_same_bits_as_packed(on_isa: str, dtype: str, coarse: tuple[int, ...], c_in: int,
                              c_out: int, groups: int) -> None:
     x, w, b, kw = _problem(coarse, c_in, c_out, dtype, groups=groups, seed=len(coarse) + c_in)
-    before = tconv.isa()
-    try:
-        tconv.set_isa(isa)
-        nr = _nr(isa, dtype)
-        if coarse[-1] >= FILL * (-(-coarse[-1] // nr) * nr):  # rows fill this ISA's row tiles
-            _core._set_pitched_band(1)
-            assert "pitched" not in _input(x, w, kw)
-            return
-        for bias in (b, None):
-            on, off = _both(x, w, bias, kw)
-            assert on.tobytes() == off.tobytes(), (coarse, bias is None)
-    finally:
-        tconv.set_isa(before)
-    y = on
+    nr = _nr(on_isa, dtype)
+    if coarse[-1] >= FILL * (-(-coarse[-1] // nr) * nr):  # rows fill this ISA's row tiles
+        _core._set_pitched_band(1)
+        assert "pitched" not in _input(x, w, kw)
+        return
+    for bias in (b, None):
+        on, off = _both(x, w, bias, kw)
+        assert on.tobytes() == off.tobytes(), (coarse, bias is None)
     taps = 3 ** len(coarse)
-    assert_matches_oracle(y, reference.conv_transpose_structural(x, w, None, **kw),
+    assert_matches_oracle(on, reference.conv_transpose_structural(x, w, None, **kw),
                           reference.conv_transpose_structural(np.abs(x), np.abs(w), None, **kw),
-                          c_in // groups * taps, f"{coarse} on {isa}")
+                          c_in // groups * taps, f"{coarse} on {on_isa}")
 
 
 # (x shape, w shape, stride, padding, output_padding, groups): x strides of 8 and 4 whose
@@ -119,9 +113,8 @@ NO_TAP_PHASES = [((3, 22, 8, 1), (22, 8, 5, 4), (1, 8), (1, 0), (0, 4), 2),
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("case", NO_TAP_PHASES, ids=lambda c: "x".join(map(str, c[0])))
-def test_phases_without_taps(isa: str, dtype: str, case: tuple[Any, ...]) -> None:
+def test_phases_without_taps(on_isa: str, dtype: str, case: tuple[Any, ...]) -> None:
     xs, ws, stride, padding, output_padding, groups = case
     rng = np.random.default_rng(11)
     x = rng.standard_normal(xs).astype(dtype)
@@ -129,18 +122,13 @@ def test_phases_without_taps(isa: str, dtype: str, case: tuple[Any, ...]) -> Non
     b = rng.standard_normal(ws[1] * groups).astype(dtype)
     kw = {"stride": stride, "padding": padding, "output_padding": output_padding,
           "groups": groups}
-    before = tconv.isa()
-    try:
-        tconv.set_isa(isa)
-        on, off = _both(x, w, b, kw)
-    finally:
-        tconv.set_isa(before)
+    on, off = _both(x, w, b, kw)
     assert on.tobytes() == off.tobytes()
     taps = int(np.prod(ws[2:]))
     assert_matches_oracle(on, reference.conv_transpose_structural(x, w, b, **kw),
                           reference.conv_transpose_structural(np.abs(x), np.abs(w), np.abs(b),
                                                               **kw),
-                          ws[0] // groups * taps + 1, f"{case} on {isa}")
+                          ws[0] // groups * taps + 1, f"{case} on {on_isa}")
 
 
 @pytest.mark.parametrize("isa", isa_params())
@@ -151,27 +139,21 @@ def test_threads(isa: str) -> None:
     assert_bitwise_across_threads(isa, lambda: [tconv.conv_transpose(x, w, b, **kw)])
 
 
-@pytest.mark.parametrize("isa", isa_params())
-def test_inf_and_nan_where_the_discarded_columns_read(isa: str) -> None:
+def test_inf_and_nan_where_the_discarded_columns_read(on_isa: str) -> None:
     """A NaN or Inf at a row's first or last point is read by the discarded columns of the row
     before (or after) it; in w, by every column.  Each lands where the packed path puts it."""
     x0, w0, b, kw = _problem((5, 4), 12, 16, "float32", seed=5)  # rows short for every ISA
-    before = tconv.isa()
-    try:
-        tconv.set_isa(isa)
-        for where in [(0, 3, 2, 0), (1, 7, 4, 3), (0, 0, 0, 0), (1, 11, 4, 3), (0, 5, 2, 3)]:
-            for bad in (np.nan, np.inf, -np.inf):
-                x = x0.copy()
-                x[where] = bad
-                on, off = _both(x, w0, b, kw)
-                assert on.tobytes() == off.tobytes(), (where, bad)
-                assert np.isnan(on).any() or np.isinf(on).any()
-        w = w0.copy()
-        w[3, 5, 1, 2] = np.inf  # a tap of the x phase 1
-        on, off = _both(x0, w, b, kw)
-        assert on.tobytes() == off.tobytes()
-    finally:
-        tconv.set_isa(before)
+    for where in [(0, 3, 2, 0), (1, 7, 4, 3), (0, 0, 0, 0), (1, 11, 4, 3), (0, 5, 2, 3)]:
+        for bad in (np.nan, np.inf, -np.inf):
+            x = x0.copy()
+            x[where] = bad
+            on, off = _both(x, w0, b, kw)
+            assert on.tobytes() == off.tobytes(), (where, bad)
+            assert np.isnan(on).any() or np.isinf(on).any()
+    w = w0.copy()
+    w[3, 5, 1, 2] = np.inf  # a tap of the x phase 1
+    on, off = _both(x0, w, b, kw)
+    assert on.tobytes() == off.tobytes()
 
 
 def test_band_too_large_takes_row_tiles_with_the_same_bits() -> None:
@@ -239,44 +221,19 @@ def test_rule(width: int, m: int) -> None:
         tconv.set_isa(before)
 
 
-def _random_forward(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                      dict[str, Any]]:
-    """A small random forward: 1-3-D, strides 1-8, kernels 1-5, dilation, padding, groups."""
-    nd = int(rng.integers(1, 4))
-    groups = int(rng.choice([1, 1, 2, 3]))
-    c_in = groups * int(rng.integers(1, 9))
-    c_out = groups * int(rng.integers(2, 9))
-    k = [int(v) for v in rng.integers(1, 6, nd)]
-    s = [int(rng.choice([1, 2, 3, 4, 8])) for _ in range(nd)]
-    d = [int(rng.choice([1, 1, 2])) for _ in range(nd)]
-    p = [int(rng.integers(0, dd * (kk - 1) // 2 + 1)) for kk, dd in zip(k, d, strict=True)]
-    op = [int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d, strict=True)]
-    spatial = [int(v) for v in rng.integers(1, {1: 20, 2: 10, 3: 6}[nd] + 1, nd)]
-    dtype = np.float32 if rng.random() < 0.7 else np.float64
-    x = rng.standard_normal((int(rng.integers(1, 4)), c_in, *spatial)).astype(dtype)
-    w = rng.standard_normal((c_in, c_out // groups, *k)).astype(dtype)
-    b = rng.standard_normal(c_out).astype(dtype)
-    return x, w, b, {"stride": s, "padding": p, "output_padding": op, "groups": groups,
-                     "dilation": d}
-
-
-@pytest.mark.parametrize("isa", isa_params())
-def test_random_forwards_same_bits(isa: str) -> None:
-    """300 random forwards with the pitched band forced on wherever it can run and off: the same
-    bits (and at least 15 of them pitched on every ISA, so that the sweep means something)."""
+def test_random_forwards_same_bits(on_isa: str) -> None:
+    """400 random forwards (tools/result_hash.py's draws) with the pitched band forced on
+    wherever it can run and off: the same bits (and at least 15 of them pitched on every ISA, so
+    that the sweep means something)."""
+    random_forward = load_tool("result_hash").random_forward
     rng = np.random.default_rng(2026)
     pitched = 0
-    before = tconv.isa()
-    try:
-        tconv.set_isa(isa)
-        for i in range(300):
-            x, w, b, kw = _random_forward(rng)
-            _core._set_pitched_band(1)
-            pitched += "pitched" in _input(x, w, kw)
-            on = tconv.conv_transpose(x, w, b, **kw)
-            _core._set_pitched_band(0)
-            off = tconv.conv_transpose(x, w, b, **kw)
-            assert on.tobytes() == off.tobytes(), (i, x.shape, w.shape, kw)
-    finally:
-        tconv.set_isa(before)
+    for i in range(400):
+        x, w, b, kw = random_forward(rng)
+        _core._set_pitched_band(1)
+        pitched += "pitched" in _input(x, w, kw)
+        on = tconv.conv_transpose(x, w, b, **kw)
+        _core._set_pitched_band(0)
+        off = tconv.conv_transpose(x, w, b, **kw)
+        assert on.tobytes() == off.tobytes(), (i, x.shape, w.shape, kw)
     assert pitched >= 15, pitched

@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -40,34 +41,42 @@ def bench_results(quick: bool) -> Iterator[tuple[str, np.ndarray]]:
                 yield f"{case.name}/{pass_}/{np.dtype(dtype).name}", work.tconv(pass_)()
 
 
+def random_forward(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                     dict[str, Any]]:
+    """A random forward problem (1-3-D, strides 1-8, kernels 1-5, dilation, padding, groups,
+    either dtype): x, w, bias and the keyword geometry; the draws random_results digests."""
+    nd = int(rng.integers(1, 4))
+    groups = int(rng.choice([1, 1, 2, 3]))
+    c_in = groups * int(rng.integers(1, 9 if nd == 3 else 17))
+    c_out = groups * int(rng.integers(1, 9 if nd == 3 else 17))
+    k = [int(v) for v in rng.integers(1, 6, nd)]
+    s = [int(rng.choice([1, 2, 3, 4, 8])) for _ in range(nd)]
+    d = [int(rng.choice([1, 1, 2])) for _ in range(nd)]
+    p = [int(rng.integers(0, dd * (kk - 1) // 2 + 1)) for kk, dd in zip(k, d)]
+    op = [int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d)]
+    size = {1: 40, 2: 12, 3: 6}[nd]
+    spatial = [int(v) for v in rng.integers(1, size + 1, nd)]
+    dtype = np.float32 if rng.random() < 0.7 else np.float64
+    x = rng.standard_normal((int(rng.integers(1, 4)), c_in, *spatial)).astype(dtype)
+    w = rng.standard_normal((c_in, c_out // groups, *k)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return x, w, b, dict(stride=s, padding=p, output_padding=op, groups=groups, dilation=d)
+
+
 def random_results(count: int, seed: int) -> Iterator[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     for index in range(count):
-        nd = int(rng.integers(1, 4))
-        groups = int(rng.choice([1, 1, 2, 3]))
-        c_in = groups * int(rng.integers(1, 9 if nd == 3 else 17))
-        c_out = groups * int(rng.integers(1, 9 if nd == 3 else 17))
-        k = [int(v) for v in rng.integers(1, 6, nd)]
-        s = [int(rng.choice([1, 2, 3, 4, 8])) for _ in range(nd)]
-        d = [int(rng.choice([1, 1, 2])) for _ in range(nd)]
-        p = [int(rng.integers(0, dd * (kk - 1) // 2 + 1)) for kk, dd in zip(k, d)]
-        op = [int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d)]
-        size = {1: 40, 2: 12, 3: 6}[nd]
-        spatial = [int(v) for v in rng.integers(1, size + 1, nd)]
-        dtype = np.float32 if rng.random() < 0.7 else np.float64
-        x = rng.standard_normal((int(rng.integers(1, 4)), c_in, *spatial)).astype(dtype)
-        w = rng.standard_normal((c_in, c_out // groups, *k)).astype(dtype)
-        b = rng.standard_normal(c_out).astype(dtype)
-        geometry = dict(stride=s, padding=p, output_padding=op, groups=groups, dilation=d)
+        x, w, b, geometry = random_forward(rng)
         y = tconv.conv_transpose(x, w, b, **geometry)
-        g = rng.standard_normal(y.shape).astype(dtype)
+        g = rng.standard_normal(y.shape).astype(x.dtype)
         grads = tconv.conv_transpose_backward(g, x, w, **geometry)
         name = f"random{index}"
         yield f"{name}/fwd", y
         for label, grad in zip(("grad_input", "grad_weight", "grad_bias"), grads):
             assert grad is not None
             yield f"{name}/{label}", grad
-        yield f"{name}/conv", tconv.conv(y, w, stride=s, padding=p, dilation=d, groups=groups)
+        conv = {key: geometry[key] for key in ("stride", "padding", "dilation", "groups")}
+        yield f"{name}/conv", tconv.conv(y, w, **conv)
 
 
 def digest(results: Iterator[tuple[str, np.ndarray]], verbose: bool) -> str:
